@@ -1,0 +1,52 @@
+# intent-router: `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON_VERSION := 3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+DATA ?= data/train.jsonl
+TEST ?= data/test.jsonl
+TEXT_COLUMN ?= text
+INTENT_COLUMN ?= intent
+export LITELLM_LOCAL_MODEL_COST_MAP := True
+export PYTHONHASHSEED := 0
+
+.DEFAULT_GOAL := help
+
+help: ## List the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	uv pip sync --quiet --python $(PY) --require-hashes requirements.lock
+	uv pip install --quiet --python $(PY) --no-deps -e .
+	@touch $@
+
+venv: $(VENV)/.installed ## Create the virtual environment from the lock file
+
+lock: ## Re-resolve requirements.lock from pyproject.toml (exact pins with hashes)
+	uv pip compile pyproject.toml --extra train --extra test --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
+
+split: venv ## Rebuild data/train.jsonl and data/test.jsonl from data/authored/
+	$(PY) -m training.dataset
+
+data-check: venv ## Print dataset statistics; fail when a floor is missed
+	$(PY) -m training.data_check
+
+train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow
+	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
+
+test: venv ## Run the test suite
+	$(PY) -m pytest -q
+
+bench: venv ## Run the benchmarks (tests/bench), print a table and write JSON results
+	$(PY) -m tests.bench.run
+
+mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
+
+clean: ## Remove caches (keeps the venv and the MLflow store)
+	rm -rf .pytest_cache .hypothesis tests/bench/results
+
+.PHONY: help venv lock split data-check train test bench mlflow-ui clean

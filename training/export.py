@@ -1,0 +1,264 @@
+"""Export a fitted TF-IDF + classifier pipeline to one ONNX graph, text in, probabilities out.
+
+skl2onnx converts the text front end (StringNormalizer, Tokenizer, TfIdfVectorizer). What
+follows is shaped for speed, because ONNX Runtime pays a few microseconds per node and the
+dense [N, V] vector is touched once per node:
+
+* idf weights go into the TfIdfVectorizer node itself (mode TFIDF, or IDF for binary tf);
+* for a multinomial LogisticRegression the L2 norm is applied to the K scores, not to the V
+  features: (z / |z|) . W = (z . W) / |z|. Three passes over V in all.
+
+Other classifiers (and ``sublinear_tf``) take a generic path: TF-IDF written as ONNX arithmetic
+(skl2onnx's own differs from scikit-learn for sublinear tf), then skl2onnx's classifier
+converter. The graph needs only the C/POSIX locale: the token pattern is ASCII and
+lowercasing runs in the "C" locale.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from skl2onnx import to_onnx
+from skl2onnx.common.data_types import FloatTensorType, StringTensorType
+
+from intent_router.model_contract import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
+
+#: Token pattern shared by training and the exported graph: ASCII word characters, 2 or more.
+#: Python's ``re`` and ONNX Runtime's RE2 agree on it exactly (unlike ``\b\w\w+\b``).
+TOKEN_PATTERN = r"[a-zA-Z0-9_]{2,}"
+ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
+IR_VERSION = 8
+_WEIGHTED = "weighted_ngrams"
+_FEATURES = "tfidf_features"
+
+
+def export_pipeline(pipeline: Pipeline, path: Path | None = None) -> onnx.ModelProto:
+    """Convert ``pipeline`` (TfidfVectorizer then a classifier) and optionally save it."""
+    vectorizer, classifier = _split_pipeline(pipeline)
+    fold_idf = vectorizer.use_idf and not vectorizer.sublinear_tf
+    front = _ngram_graph(vectorizer, fold_idf=fold_idf)
+    if fold_idf and _is_multinomial_lr(classifier) and vectorizer.norm in ("l2", None):
+        parts = [front, _fast_lr_graph(vectorizer, classifier)]
+    else:
+        parts = [
+            front,
+            _weighting_graph(vectorizer, idf_done=fold_idf),
+            _classifier_graph(classifier, n_features=len(vectorizer.vocabulary_)),
+        ]
+    model = _chain(parts, n_labels=len(classifier.classes_))
+    onnx.checker.check_model(model)
+    if path is not None:
+        Path(path).write_bytes(model.SerializeToString())
+    return model
+
+
+def _split_pipeline(pipeline: Pipeline) -> tuple[TfidfVectorizer, Any]:
+    if len(pipeline.steps) != 2 or not isinstance(pipeline.steps[0][1], TfidfVectorizer):
+        raise TypeError("expected Pipeline([('tfidf', TfidfVectorizer), ('clf', classifier)])")
+    vectorizer = pipeline.steps[0][1]
+    if vectorizer.analyzer != "word" or vectorizer.token_pattern != TOKEN_PATTERN:
+        raise ValueError(f"the vectorizer must use analyzer='word' and {TOKEN_PATTERN!r}")
+    if vectorizer.norm not in ("l2", None):
+        raise ValueError("only norm='l2' or None is exported")
+    return vectorizer, pipeline.steps[1][1]
+
+
+def _is_multinomial_lr(classifier: Any) -> bool:
+    return isinstance(classifier, LogisticRegression) and len(classifier.classes_) > 2
+
+
+def _ngram_graph(vectorizer: TfidfVectorizer, fold_idf: bool) -> onnx.ModelProto:
+    """Text [N, 1] -> n-gram counts [N, V] (times idf when ``fold_idf``), via skl2onnx."""
+    # The converter sizes the n-gram table from ngram_range: use the orders really present,
+    # or ONNX Runtime rejects the graph when pruning removed every n-gram of the top order.
+    orders = {term.count(" ") + 1 for term in vectorizer.vocabulary_}
+    counter = CountVectorizer(
+        vocabulary=vectorizer.vocabulary_,
+        token_pattern=vectorizer.token_pattern,
+        ngram_range=(min(orders), max(orders)),
+        lowercase=vectorizer.lowercase,
+        binary=False,
+        dtype=np.float32,
+    ).fit([""])
+    model = to_onnx(
+        counter,
+        initial_types=[(INPUT_NAME, StringTensorType([None, 1]))],
+        final_types=[(_WEIGHTED, FloatTensorType([None, len(vectorizer.vocabulary_)]))],
+        options={id(counter): {"locale": "C", "tokenexp": TOKEN_PATTERN}},
+        target_opset=ONNX_OPSET,
+    )
+    node = next(n for n in model.graph.node if n.op_type == "TfIdfVectorizer")
+    attrs = {a.name: a for a in node.attribute}
+    if vectorizer.binary:
+        _set_attribute(node, "mode", "IDF")
+    if fold_idf:
+        # weights are read by output coordinate: the idf of each vocabulary column.
+        positions = list(attrs["ngram_indexes"].ints)
+        idf = vectorizer.idf_.astype(np.float32)
+        _set_attribute(node, "weights", [float(idf[i]) for i in positions])
+        _set_attribute(node, "mode", "IDF" if vectorizer.binary else "TFIDF")
+    return model
+
+
+def _set_attribute(node: onnx.NodeProto, name: str, value: Any) -> None:
+    for index, attr in enumerate(node.attribute):
+        if attr.name == name:
+            del node.attribute[index]
+            break
+    node.attribute.append(helper.make_attribute(name, value))
+
+
+def _fast_lr_graph(vectorizer: TfidfVectorizer, classifier: LogisticRegression) -> onnx.ModelProto:
+    """Weighted n-grams z [N, V] -> softmax((z . W) / |z| + b) and its arg-max label.
+
+    With binary tf, z_j is idf_j or 0, so |z|^2 = z . idf: one MatMul against [W | idf]
+    yields the scores and the squared norm together.
+    """
+    n_features = len(vectorizer.vocabulary_)
+    labels = [str(c) for c in classifier.classes_]
+    coef = classifier.coef_.T.astype(np.float32)
+    one_pass = vectorizer.norm == "l2" and vectorizer.binary
+    if one_pass:
+        coef = np.hstack([coef, vectorizer.idf_.astype(np.float32).reshape(-1, 1)])
+    inits = [
+        numpy_helper.from_array(coef, "coef"),
+        numpy_helper.from_array(classifier.intercept_.astype(np.float32), "intercept"),
+        numpy_helper.from_array(np.array([1e-30], dtype=np.float32), "tiny"),
+        helper.make_tensor("label_names", TensorProto.STRING, [len(labels)], labels),
+    ]
+    nodes = [helper.make_node("MatMul", [_WEIGHTED, "coef"], ["products"])]
+    scores = "products"
+    if one_pass:
+        sizes = np.array([len(labels), 1], dtype=np.int64)
+        inits.append(numpy_helper.from_array(sizes, "split_sizes"))
+        nodes += [
+            helper.make_node("Split", ["products", "split_sizes"], ["raw_scores", "sum_squares"], axis=1),
+            helper.make_node("Sqrt", ["sum_squares"], ["norm"]),
+        ]
+        scores = "raw_scores"
+    elif vectorizer.norm == "l2":
+        nodes.append(helper.make_node("ReduceL2", [_WEIGHTED], ["norm"], axes=[1], keepdims=1))
+    if vectorizer.norm == "l2":
+        nodes += [
+            helper.make_node("Max", ["norm", "tiny"], ["safe_norm"]),
+            helper.make_node("Div", [scores, "safe_norm"], ["scaled_scores"]),
+        ]
+        scores = "scaled_scores"
+    nodes += [
+        helper.make_node("Add", [scores, "intercept"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], [PROBABILITIES_OUTPUT], axis=1),
+        helper.make_node("ArgMax", ["logits"], ["label_index"], axis=1, keepdims=0),
+        helper.make_node("Gather", ["label_names", "label_index"], [LABEL_OUTPUT], axis=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "linear_softmax",
+        [helper.make_tensor_value_info(_WEIGHTED, TensorProto.FLOAT, [None, n_features])],
+        _output_infos(len(labels)),
+        initializer=inits,
+    )
+    return _model(graph)
+
+
+def _weighting_graph(vectorizer: TfidfVectorizer, idf_done: bool) -> onnx.ModelProto:
+    """Counts -> scikit-learn's TF-IDF features: 1 + log(tf) if sublinear, idf, L2 norm."""
+    n_features = len(vectorizer.vocabulary_)
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    current = _WEIGHTED
+    if vectorizer.sublinear_tf and not vectorizer.binary:
+        inits.append(numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one"))
+        # 1 + log(c) for c >= 1 and 0 for c == 0, without a -inf: log(max(c, 1)) + min(c, 1).
+        nodes += [
+            helper.make_node("Max", [current, "one"], ["tf_at_least_one"]),
+            helper.make_node("Log", ["tf_at_least_one"], ["log_tf"]),
+            helper.make_node("Min", [current, "one"], ["tf_present"]),
+            helper.make_node("Add", ["log_tf", "tf_present"], ["sublinear_tf"]),
+        ]
+        current = "sublinear_tf"
+    if vectorizer.use_idf and not idf_done:
+        idf = vectorizer.idf_.astype(np.float32).reshape(1, -1)
+        inits.append(numpy_helper.from_array(idf, "idf"))
+        nodes.append(helper.make_node("Mul", [current, "idf"], ["tfidf"]))
+        current = "tfidf"
+    if vectorizer.norm == "l2":
+        inits.append(numpy_helper.from_array(np.array([1e-30], dtype=np.float32), "tiny"))
+        nodes += [
+            helper.make_node("ReduceL2", [current], ["norm"], axes=[1], keepdims=1),
+            helper.make_node("Max", ["norm", "tiny"], ["safe_norm"]),
+            helper.make_node("Div", [current, "safe_norm"], [_FEATURES]),
+        ]
+    else:
+        nodes.append(helper.make_node("Identity", [current], [_FEATURES]))
+    graph = helper.make_graph(
+        nodes,
+        "tfidf_weighting",
+        [helper.make_tensor_value_info(_WEIGHTED, TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info(_FEATURES, TensorProto.FLOAT, [None, n_features])],
+        initializer=inits,
+    )
+    return _model(graph)
+
+
+def _classifier_graph(classifier: Any, n_features: int) -> onnx.ModelProto:
+    """Features [N, V] -> label [N] and probabilities [N, K], through skl2onnx."""
+    model = to_onnx(
+        classifier,
+        initial_types=[(_FEATURES, FloatTensorType([None, n_features]))],
+        options={id(classifier): {"zipmap": False}},
+        target_opset=ONNX_OPSET,
+    )
+    outputs = [o.name for o in model.graph.output]
+    if outputs != [LABEL_OUTPUT, PROBABILITIES_OUTPUT]:
+        raise ValueError(f"classifier graph outputs {outputs}, expected label/probabilities")
+    return model
+
+
+def _output_infos(n_labels: int) -> list[onnx.ValueInfoProto]:
+    return [
+        helper.make_tensor_value_info(LABEL_OUTPUT, TensorProto.STRING, [None]),
+        helper.make_tensor_value_info(PROBABILITIES_OUTPUT, TensorProto.FLOAT, [None, n_labels]),
+    ]
+
+
+def _model(graph: onnx.GraphProto, opsets: dict[str, int] | None = None) -> onnx.ModelProto:
+    return helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted((opsets or ONNX_OPSET).items())],
+        ir_version=IR_VERSION,
+        producer_name="intent-router",
+    )
+
+
+def _chain(parts: list[onnx.ModelProto], n_labels: int) -> onnx.ModelProto:
+    """Join models in sequence: each one's first output feeds the next one's input."""
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = []
+    opsets: dict[str, int] = {}
+    upstream = INPUT_NAME
+    for index, part in enumerate(parts):
+        graph = onnx.compose.add_prefix(part, f"s{index}_").graph
+        nodes.append(helper.make_node("Identity", [upstream], [graph.input[0].name]))
+        nodes.extend(graph.node)
+        inits.extend(graph.initializer)
+        for opset in part.opset_import:
+            opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        upstream = graph.output[0].name
+    last = len(parts) - 1
+    for name in (LABEL_OUTPUT, PROBABILITIES_OUTPUT):
+        nodes.append(helper.make_node("Identity", [f"s{last}_{name}"], [name]))
+    graph = helper.make_graph(
+        nodes,
+        "intent_classifier",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.STRING, [None, 1])],
+        _output_infos(n_labels),
+        initializer=inits,
+    )
+    return _model(graph, opsets)

@@ -1,0 +1,83 @@
+"""Log a training run to MLflow and register the model; the only training module importing mlflow."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REGISTERED_MODEL = "intent-classifier"
+EXPERIMENT = "intent-training"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else a SQLite store in the repo root (gitignored)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+
+@dataclass(frozen=True)
+class Registration:
+    """Which version was registered, the alias it got, and why."""
+
+    version: str
+    alias: str
+    reason: str
+    run_id: str
+
+
+def log_training_run(
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    artifacts: list[Path],
+    onnx_path: Path,
+    test_macro_f1: float,
+    candidate_table: list[dict[str, Any]],
+    tags: dict[str, str],
+) -> Registration:
+    """Log one run, register its ONNX model, and give the version champion or challenger."""
+    import mlflow
+    import onnx
+    from mlflow import MlflowClient
+
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(tags=tags) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(metrics)
+        for path in artifacts:
+            mlflow.log_artifact(str(path))
+        mlflow.log_table({k: [row[k] for row in candidate_table] for k in candidate_table[0]},
+                         "candidates.json")
+        info = mlflow.onnx.log_model(
+            onnx.load(str(onnx_path)),
+            name="intent_onnx",
+            registered_model_name=REGISTERED_MODEL,
+            save_as_external_data=False,
+        )
+        version = str(info.registered_model_version)
+        alias, reason = _assign_alias(MlflowClient(), version, test_macro_f1)
+        return Registration(version=version, alias=alias, reason=reason, run_id=run.info.run_id)
+
+
+def _assign_alias(client: Any, version: str, macro_f1: float) -> tuple[str, str]:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        champion = client.get_model_version_by_alias(REGISTERED_MODEL, "champion")
+    except MlflowException:
+        champion = None
+    if champion is None:
+        client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
+        return "champion", "no champion existed yet"
+    champion_f1 = client.get_run(champion.run_id).data.metrics.get("test_macro_f1", float("-inf"))
+    if macro_f1 >= champion_f1:
+        client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
+        return "champion", (
+            f"test macro-F1 {macro_f1:.4f} >= champion v{champion.version}'s {champion_f1:.4f}"
+        )
+    client.set_registered_model_alias(REGISTERED_MODEL, "challenger", version)
+    return "challenger", (
+        f"test macro-F1 {macro_f1:.4f} < champion v{champion.version}'s {champion_f1:.4f}"
+    )

@@ -1,0 +1,129 @@
+"""The runtime intent classifier: models/intent.onnx + models/intent.json -> Prediction.
+
+One ONNX Runtime session per classifier; ``InferenceSession.run`` is thread-safe, so one
+instance serves many concurrent requests. Prompts longer than the metadata's truncation
+policy keep only their head and tail, which bounds the work on huge inputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+
+from intent_router.exceptions import ModelContractError, ModelError
+from intent_router.model_contract import (
+    INPUT_NAME,
+    LABEL_OUTPUT,
+    PROBABILITIES_OUTPUT,
+    ModelMetadata,
+    load_metadata,
+)
+from intent_router.types import Prediction
+
+DEFAULT_MODELS_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "models"
+_PROBES: Final[tuple[str, ...]] = (
+    "",
+    "write a python function that parses a csv file",
+    "why does this throw a NullPointerException",
+    "is this login form vulnerable to sql injection",
+)
+
+
+class IntentClassifier:
+    """Predict the intent of prompts with the exported ONNX model."""
+
+    def __init__(self, model_path: Path, metadata_path: Path, threads: int = 1) -> None:
+        self.metadata: ModelMetadata = load_metadata(metadata_path)
+        self._labels = list(self.metadata.labels)
+        self._session = _open_session(model_path, threads)
+        self._check_contract()
+
+    @classmethod
+    def from_dir(cls, models_dir: Path = DEFAULT_MODELS_DIR, threads: int = 1) -> IntentClassifier:
+        """Load ``intent.onnx`` and ``intent.json`` from ``models_dir``."""
+        return cls(Path(models_dir) / "intent.onnx", Path(models_dir) / "intent.json", threads)
+
+    @property
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self._labels)
+
+    @property
+    def version(self) -> str:
+        return self.metadata.model_version
+
+    @property
+    def threshold(self) -> float:
+        return self.metadata.confidence_threshold
+
+    def predict(self, text: str) -> Prediction:
+        """Classify one prompt."""
+        return self.predict_batch([text])[0]
+
+    def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
+        """Classify several prompts in one ONNX call."""
+        if not texts:
+            return []
+        prepared = [self._prepare(t) for t in texts]
+        batch = np.array([p for p, _ in prepared], dtype=object).reshape(-1, 1)
+        probabilities = self._session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: batch})[0]
+        return [
+            self._prediction(row, truncated)
+            for row, (_, truncated) in zip(probabilities, prepared, strict=True)
+        ]
+
+    def _prepare(self, text: str) -> tuple[str, bool]:
+        if not isinstance(text, str):
+            raise TypeError(f"prompt must be str, not {type(text).__name__}")
+        bounded = self.metadata.truncation.apply(text)
+        # Lone surrogates cannot cross into ONNX Runtime (UTF-8); replace them.
+        safe = bounded.encode("utf-8", "replace").decode("utf-8")
+        return safe, len(bounded) != len(text)
+
+    def _prediction(self, row: np.ndarray, truncated: bool) -> Prediction:
+        best = int(row.argmax())
+        return Prediction(
+            intent=self._labels[best],
+            confidence=float(row[best]),
+            probabilities={label: float(p) for label, p in zip(self._labels, row, strict=True)},
+            truncated=truncated,
+        )
+
+    def _check_contract(self) -> None:
+        inputs = self._session.get_inputs()
+        outputs = [o.name for o in self._session.get_outputs()]
+        if len(inputs) != 1 or inputs[0].name != INPUT_NAME or inputs[0].type != "tensor(string)":
+            raise ModelContractError(f"the graph must take one string tensor {INPUT_NAME!r}")
+        if outputs != [LABEL_OUTPUT, PROBABILITIES_OUTPUT]:
+            raise ModelContractError(f"graph outputs {outputs}, expected label, probabilities")
+        batch = np.array(_PROBES, dtype=object).reshape(-1, 1)
+        labels, probabilities = self._session.run(None, {INPUT_NAME: batch})
+        if probabilities.shape != (len(_PROBES), len(self._labels)):
+            raise ModelContractError(
+                f"probabilities have shape {probabilities.shape}, metadata names "
+                f"{len(self._labels)} labels"
+            )
+        for label, row in zip(labels, probabilities):
+            if self._labels[int(row.argmax())] != str(label):
+                raise ModelContractError(
+                    "the metadata's label order differs from the graph's probability columns"
+                )
+
+
+def _open_session(model_path: Path, threads: int):  # type: ignore[no-untyped-def]
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(
+            str(model_path), sess_options=options, providers=["CPUExecutionProvider"]
+        )
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"cannot load ONNX model {model_path}: {exc}") from exc

@@ -13,7 +13,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
-from training.export import TOKEN_PATTERN
+from training.export import WORD_PATTERN, WORD_PUNCT_PATTERN
 
 #: Candidates whose CV macro-F1 is within this of the best count as tied; the cheapest wins.
 TIE_TOLERANCE = 0.005
@@ -40,7 +40,7 @@ class Candidate:
 
 def _tfidf(**overrides: Any) -> TfidfVectorizer:
     params: dict[str, Any] = dict(
-        token_pattern=TOKEN_PATTERN,
+        token_pattern=WORD_PUNCT_PATTERN,
         lowercase=True,
         ngram_range=(1, 2),
         binary=True,
@@ -60,37 +60,39 @@ def default_candidates() -> list[Candidate]:
     vocabulary size; the others need extra dense passes over the vocabulary."""
     return [
         Candidate(
-            "lr_word1_binary",
-            "word unigrams, binary tf-idf, LogisticRegression",
-            lambda seed: Pipeline([("tfidf", _tfidf(ngram_range=(1, 1))), ("clf", _lr(seed))]),
-            runtime_cost=1,
+            "lr_word12_baseline",
+            "word 1-2 grams (min_df=2), binary tf-idf, LogisticRegression",
+            lambda seed: Pipeline(
+                [("tfidf", _tfidf(token_pattern=WORD_PATTERN)), ("clf", _lr(seed))]
+            ),
+            runtime_cost=4,
         ),
         Candidate(
-            "lr_word12_binary_6k",
-            "word 1-2 grams pruned to the 6,000 most frequent, binary tf-idf, LogisticRegression",
-            lambda seed: Pipeline([("tfidf", _tfidf(max_features=6000)), ("clf", _lr(seed))]),
+            "lr_wordpunct12_8k",
+            "word+punctuation 1-2 grams pruned to the 8,000 most frequent, binary tf-idf, LR",
+            lambda seed: Pipeline([("tfidf", _tfidf(max_features=8000)), ("clf", _lr(seed))]),
             runtime_cost=2,
         ),
         Candidate(
-            "lr_word12_binary_full",
-            "word 1-2 grams (min_df=2), binary tf-idf, LogisticRegression",
+            "lr_wordpunct12_full",
+            "word+punctuation 1-2 grams (min_df=2), binary tf-idf, LogisticRegression",
             lambda seed: Pipeline([("tfidf", _tfidf()), ("clf", _lr(seed))]),
             runtime_cost=4,
         ),
         Candidate(
-            "lr_word12_sublinear_full",
-            "word 1-2 grams (min_df=2), sublinear tf-idf, LogisticRegression",
+            "lr_wordpunct12_sublinear",
+            "word+punctuation 1-2 grams (min_df=2), sublinear tf-idf, LogisticRegression",
             lambda seed: Pipeline(
                 [("tfidf", _tfidf(binary=False, sublinear_tf=True)), ("clf", _lr(seed))]
             ),
             runtime_cost=6,
         ),
         Candidate(
-            "svm_calibrated_word12_6k",
-            "word 1-2 grams pruned to 6,000, binary tf-idf, sigmoid-calibrated LinearSVC",
+            "svm_calibrated_wordpunct12_8k",
+            "word+punctuation 1-2 grams pruned to 8,000, binary tf-idf, sigmoid-calibrated LinearSVC",
             lambda seed: Pipeline(
                 [
-                    ("tfidf", _tfidf(max_features=6000)),
+                    ("tfidf", _tfidf(max_features=8000)),
                     (
                         "clf",
                         CalibratedClassifierCV(LinearSVC(C=0.5, random_state=seed), cv=3),

@@ -30,9 +30,14 @@ from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
 from intent_router.model_contract import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
 
-#: Token pattern shared by training and the exported graph: ASCII word characters, 2 or more.
-#: Python's ``re`` and ONNX Runtime's RE2 agree on it exactly (unlike ``\b\w\w+\b``).
-TOKEN_PATTERN = r"[a-zA-Z0-9_]{2,}"
+#: Token patterns that Python's ``re`` and ONNX Runtime's RE2 match identically (unlike
+#: scikit-learn's default ``\b\w\w+\b``, whose \w and \b are Unicode in Python, ASCII in RE2).
+#: Words of 2+ ASCII word characters ...
+WORD_PATTERN = r"[a-zA-Z0-9_]{2,}"
+#: ... or those plus single punctuation marks, which tell questions, code and paths apart.
+WORD_PUNCT_PATTERN = r"[a-zA-Z0-9_]{2,}|[?!`{}()\[\];:=<>/\\#@$%&*+|~'\".,-]"
+TOKEN_PATTERNS = (WORD_PATTERN, WORD_PUNCT_PATTERN)
+TOKEN_PATTERN = WORD_PUNCT_PATTERN
 ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 IR_VERSION = 8
 _WEIGHTED = "weighted_ngrams"
@@ -43,13 +48,13 @@ def export_pipeline(pipeline: Pipeline, path: Path | None = None) -> onnx.ModelP
     """Convert ``pipeline`` (TfidfVectorizer then a classifier) and optionally save it."""
     vectorizer, classifier = _split_pipeline(pipeline)
     fold_idf = vectorizer.use_idf and not vectorizer.sublinear_tf
-    front = _ngram_graph(vectorizer, fold_idf=fold_idf)
+    front, padding = _ngram_graph(vectorizer, fold_idf=fold_idf)
     if fold_idf and _is_multinomial_lr(classifier) and vectorizer.norm in ("l2", None):
-        parts = [front, _fast_lr_graph(vectorizer, classifier)]
+        parts = [front, _fast_lr_graph(vectorizer, classifier, padding)]
     else:
         parts = [
             front,
-            _weighting_graph(vectorizer, idf_done=fold_idf),
+            _weighting_graph(vectorizer, idf_done=fold_idf, padding=padding),
             _classifier_graph(classifier, n_features=len(vectorizer.vocabulary_)),
         ]
     model = _chain(parts, n_labels=len(classifier.classes_))
@@ -63,8 +68,8 @@ def _split_pipeline(pipeline: Pipeline) -> tuple[TfidfVectorizer, Any]:
     if len(pipeline.steps) != 2 or not isinstance(pipeline.steps[0][1], TfidfVectorizer):
         raise TypeError("expected Pipeline([('tfidf', TfidfVectorizer), ('clf', classifier)])")
     vectorizer = pipeline.steps[0][1]
-    if vectorizer.analyzer != "word" or vectorizer.token_pattern != TOKEN_PATTERN:
-        raise ValueError(f"the vectorizer must use analyzer='word' and {TOKEN_PATTERN!r}")
+    if vectorizer.analyzer != "word" or vectorizer.token_pattern not in TOKEN_PATTERNS:
+        raise ValueError(f"the vectorizer must use analyzer='word' and one of {TOKEN_PATTERNS}")
     if vectorizer.norm not in ("l2", None):
         raise ValueError("only norm='l2' or None is exported")
     return vectorizer, pipeline.steps[1][1]
@@ -74,13 +79,24 @@ def _is_multinomial_lr(classifier: Any) -> bool:
     return isinstance(classifier, LogisticRegression) and len(classifier.classes_) > 2
 
 
-def _ngram_graph(vectorizer: TfidfVectorizer, fold_idf: bool) -> onnx.ModelProto:
-    """Text [N, 1] -> n-gram counts [N, V] (times idf when ``fold_idf``), via skl2onnx."""
+def _ngram_graph(vectorizer: TfidfVectorizer, fold_idf: bool) -> tuple[onnx.ModelProto, int]:
+    """Text [N, 1] -> n-gram counts [N, V + P] (times idf when ``fold_idf``), via skl2onnx.
+
+    A pruned vocabulary may keep "euo pipefail" and drop "pipefail"; skl2onnx then takes the
+    n-gram for one token containing a space, which never matches. Our tokens never contain a
+    space, so every word of every n-gram is put in the vocabulary: the missing ones as P
+    padding columns of weight 0 that the next stage ignores. Returns the graph and P.
+    """
     # The converter sizes the n-gram table from ngram_range: use the orders really present,
     # or ONNX Runtime rejects the graph when pruning removed every n-gram of the top order.
-    orders = {term.count(" ") + 1 for term in vectorizer.vocabulary_}
+    vocabulary = dict(vectorizer.vocabulary_)
+    orders = {term.count(" ") + 1 for term in vocabulary}
+    words = {w for term in vocabulary for w in term.split(" ")}
+    for word in sorted(words - set(vocabulary)):
+        vocabulary[word] = len(vocabulary)
+    padding = len(vocabulary) - len(vectorizer.vocabulary_)
     counter = CountVectorizer(
-        vocabulary=vectorizer.vocabulary_,
+        vocabulary=vocabulary,
         token_pattern=vectorizer.token_pattern,
         ngram_range=(min(orders), max(orders)),
         lowercase=vectorizer.lowercase,
@@ -90,8 +106,8 @@ def _ngram_graph(vectorizer: TfidfVectorizer, fold_idf: bool) -> onnx.ModelProto
     model = to_onnx(
         counter,
         initial_types=[(INPUT_NAME, StringTensorType([None, 1]))],
-        final_types=[(_WEIGHTED, FloatTensorType([None, len(vectorizer.vocabulary_)]))],
-        options={id(counter): {"locale": "C", "tokenexp": TOKEN_PATTERN}},
+        final_types=[(_WEIGHTED, FloatTensorType([None, len(vocabulary)]))],
+        options={id(counter): {"locale": "C", "tokenexp": vectorizer.token_pattern}},
         target_opset=ONNX_OPSET,
     )
     node = next(n for n in model.graph.node if n.op_type == "TfIdfVectorizer")
@@ -101,10 +117,10 @@ def _ngram_graph(vectorizer: TfidfVectorizer, fold_idf: bool) -> onnx.ModelProto
     if fold_idf:
         # weights are read by output coordinate: the idf of each vocabulary column.
         positions = list(attrs["ngram_indexes"].ints)
-        idf = vectorizer.idf_.astype(np.float32)
+        idf = np.concatenate([vectorizer.idf_, np.zeros(padding)]).astype(np.float32)
         _set_attribute(node, "weights", [float(idf[i]) for i in positions])
         _set_attribute(node, "mode", "IDF" if vectorizer.binary else "TFIDF")
-    return model
+    return model, padding
 
 
 def _set_attribute(node: onnx.NodeProto, name: str, value: Any) -> None:
@@ -115,18 +131,21 @@ def _set_attribute(node: onnx.NodeProto, name: str, value: Any) -> None:
     node.attribute.append(helper.make_attribute(name, value))
 
 
-def _fast_lr_graph(vectorizer: TfidfVectorizer, classifier: LogisticRegression) -> onnx.ModelProto:
+def _fast_lr_graph(
+    vectorizer: TfidfVectorizer, classifier: LogisticRegression, padding: int
+) -> onnx.ModelProto:
     """Weighted n-grams z [N, V] -> softmax((z . W) / |z| + b) and its arg-max label.
 
     With binary tf, z_j is idf_j or 0, so |z|^2 = z . idf: one MatMul against [W | idf]
     yields the scores and the squared norm together.
     """
-    n_features = len(vectorizer.vocabulary_)
+    n_features = len(vectorizer.vocabulary_) + padding
     labels = [str(c) for c in classifier.classes_]
     coef = classifier.coef_.T.astype(np.float32)
     one_pass = vectorizer.norm == "l2" and vectorizer.binary
     if one_pass:
         coef = np.hstack([coef, vectorizer.idf_.astype(np.float32).reshape(-1, 1)])
+    coef = np.vstack([coef, np.zeros((padding, coef.shape[1]), dtype=np.float32)])
     inits = [
         numpy_helper.from_array(coef, "coef"),
         numpy_helper.from_array(classifier.intercept_.astype(np.float32), "intercept"),
@@ -167,12 +186,24 @@ def _fast_lr_graph(vectorizer: TfidfVectorizer, classifier: LogisticRegression) 
     return _model(graph)
 
 
-def _weighting_graph(vectorizer: TfidfVectorizer, idf_done: bool) -> onnx.ModelProto:
+def _weighting_graph(
+    vectorizer: TfidfVectorizer, idf_done: bool, padding: int
+) -> onnx.ModelProto:
     """Counts -> scikit-learn's TF-IDF features: 1 + log(tf) if sublinear, idf, L2 norm."""
     n_features = len(vectorizer.vocabulary_)
     nodes: list[onnx.NodeProto] = []
     inits: list[onnx.TensorProto] = []
     current = _WEIGHTED
+    if padding:
+        inits += [
+            numpy_helper.from_array(np.array([0], dtype=np.int64), "slice_start"),
+            numpy_helper.from_array(np.array([n_features], dtype=np.int64), "slice_end"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "slice_axis"),
+        ]
+        nodes.append(
+            helper.make_node("Slice", [current, "slice_start", "slice_end", "slice_axis"], ["unpadded"])
+        )
+        current = "unpadded"
     if vectorizer.sublinear_tf and not vectorizer.binary:
         inits.append(numpy_helper.from_array(np.array([1.0], dtype=np.float32), "one"))
         # 1 + log(c) for c >= 1 and 0 for c == 0, without a -inf: log(max(c, 1)) + min(c, 1).
@@ -200,7 +231,7 @@ def _weighting_graph(vectorizer: TfidfVectorizer, idf_done: bool) -> onnx.ModelP
     graph = helper.make_graph(
         nodes,
         "tfidf_weighting",
-        [helper.make_tensor_value_info(_WEIGHTED, TensorProto.FLOAT, [None, n_features])],
+        [helper.make_tensor_value_info(_WEIGHTED, TensorProto.FLOAT, [None, n_features + padding])],
         [helper.make_tensor_value_info(_FEATURES, TensorProto.FLOAT, [None, n_features])],
         initializer=inits,
     )

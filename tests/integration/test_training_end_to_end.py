@@ -27,7 +27,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.chdir(root)
-    candidates = [c for c in default_candidates() if c.name in ("lr_word1_binary", "lr_word12_binary_full", "svm_calibrated_word12_6k")]
+    candidates = [c for c in default_candidates() if c.name in ("lr_word12_baseline", "lr_wordpunct12_8k", "svm_calibrated_wordpunct12_8k")]
     result = train(
         FIXTURES / "small_train.jsonl",
         FIXTURES / "small_test.jsonl",

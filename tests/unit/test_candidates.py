@@ -21,5 +21,5 @@ def test_a_cheaper_candidate_wins_a_tie() -> None:
 
 def test_default_candidates_include_the_required_baseline() -> None:
     names = [c.name for c in default_candidates()]
-    assert "lr_word1_binary" in names and any("svm" in n for n in names)
+    assert "lr_word12_baseline" in names and any("svm" in n for n in names)
     assert len(set(names)) == len(names)

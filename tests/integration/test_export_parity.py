@@ -1,0 +1,76 @@
+"""Export parity for every graph shape the exporter emits, on pruned vocabularies too."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import Pipeline
+from sklearn.svm import LinearSVC
+
+from tests.conftest import FIXTURES
+from training.candidates import _tfidf
+from training.export import WORD_PATTERN, export_pipeline
+from training.parity import STRESS_CORPUS, check_parity
+
+ROWS = [json.loads(line) for line in (FIXTURES / "small_train.jsonl").read_text().splitlines()]
+TEXTS = [r["text"] for r in ROWS]
+INTENTS = [r["intent"] for r in ROWS]
+PROBES = TEXTS[:60] + list(STRESS_CORPUS) + ["set -euo pipefail", "euo pipefail euo"]
+
+
+@pytest.mark.parametrize(
+    "vectorizer_options",
+    [
+        {},  # binary, full vocabulary: the fast one-MatMul path
+        {"max_features": 150},  # pruned: n-grams whose words were pruned away
+        {"binary": False},  # counts with idf folded in, ReduceL2 path
+        {"binary": False, "sublinear_tf": True},  # generic arithmetic path
+        {"token_pattern": WORD_PATTERN, "ngram_range": (1, 3)},
+    ],
+)
+def test_logistic_regression_exports_with_parity(vectorizer_options: dict, tmp_path) -> None:
+    pipeline = Pipeline(
+        [("tfidf", _tfidf(**vectorizer_options)), ("clf", LogisticRegression(C=10, max_iter=2000))]
+    ).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    export_pipeline(pipeline, path)
+    report = check_parity(pipeline, path, PROBES)
+    assert report.passed, report
+
+
+def test_calibrated_svm_exports_with_parity(tmp_path) -> None:
+    pipeline = Pipeline(
+        [("tfidf", _tfidf(max_features=300)), ("clf", CalibratedClassifierCV(LinearSVC(), cv=3))]
+    ).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    export_pipeline(pipeline, path)
+    assert check_parity(pipeline, path, PROBES).passed
+
+
+def test_unsupported_token_pattern_is_refused() -> None:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    pipeline = Pipeline(
+        [("tfidf", TfidfVectorizer()), ("clf", LogisticRegression(max_iter=500))]
+    ).fit(TEXTS, INTENTS)
+    with pytest.raises(ValueError, match="analyzer='word'"):
+        export_pipeline(pipeline)
+
+
+def test_batch_rows_do_not_leak_into_each_other(tmp_path) -> None:
+    pipeline = Pipeline([("tfidf", _tfidf()), ("clf", LogisticRegression(max_iter=2000))]).fit(
+        TEXTS, INTENTS
+    )
+    path = tmp_path / "m.onnx"
+    export_pipeline(pipeline, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    texts = ["a", "x " * 500, TEXTS[0], ""]
+    batch = session.run(None, {"text": np.array(texts, dtype=object).reshape(-1, 1)})[1]
+    for text, row in zip(texts, batch):
+        single = session.run(None, {"text": np.array([[text]], dtype=object)})[1][0]
+        np.testing.assert_allclose(row, single, atol=1e-6)

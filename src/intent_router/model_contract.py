@@ -20,8 +20,8 @@ LABEL_OUTPUT: Final[str] = "label"
 PROBABILITIES_OUTPUT: Final[str] = "probabilities"
 
 #: Prompts longer than HEAD + TAIL characters keep only their head and tail (see truncate_prompt).
-DEFAULT_HEAD_CHARS: Final[int] = 3000
-DEFAULT_TAIL_CHARS: Final[int] = 2000
+DEFAULT_HEAD_CHARS: Final[int] = 1500
+DEFAULT_TAIL_CHARS: Final[int] = 1000
 
 
 @dataclass(frozen=True)

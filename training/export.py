@@ -37,7 +37,6 @@ WORD_PATTERN = r"[a-zA-Z0-9_]{2,}"
 #: ... or those plus single punctuation marks, which tell questions, code and paths apart.
 WORD_PUNCT_PATTERN = r"[a-zA-Z0-9_]{2,}|[?!`{}()\[\];:=<>/\\#@$%&*+|~'\".,-]"
 TOKEN_PATTERNS = (WORD_PATTERN, WORD_PUNCT_PATTERN)
-TOKEN_PATTERN = WORD_PUNCT_PATTERN
 ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 IR_VERSION = 8
 _WEIGHTED = "weighted_ngrams"

@@ -1,0 +1,218 @@
+"""The router's config file: schema, loading and validation. No I/O at import.
+
+Every error is a ConfigError that names the offending field, e.g.
+``deployments.gpt-4o.timeout_s: must be a positive number``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from intent_router.exceptions import ConfigError
+from intent_router.labels import INTENTS
+
+DEFAULT_CONFIG: Final[Path] = Path(__file__).resolve().parent / "defaults" / "router.yaml"
+TIERS: Final[tuple[str, ...]] = ("primary", "fallback_1", "fallback_2", "local")
+RETRYABLE_CONDITIONS: Final[frozenset[str]] = frozenset({"429", "529", "5xx", "timeout", "oom"})
+_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """One model behind one provider, named the way litellm names models."""
+
+    name: str
+    model: str
+    tier: str
+    api_base: str | None
+    api_key_env: str | None
+    timeout_s: float
+    context_window: int
+    input_cost_per_mtok: float
+    output_cost_per_mtok: float
+    retry_on: frozenset[str]
+
+    @property
+    def provider(self) -> str:
+        return self.model.split("/", 1)[0]
+
+
+@dataclass(frozen=True)
+class RouterConfig:
+    """The whole validated configuration."""
+
+    deployments: dict[str, Deployment]
+    policy: dict[str, tuple[str, ...]]
+    confidence_threshold: float | None
+    request_deadline_s: float
+    llm_classifier: str
+    llm_classifier_timeout_s: float
+    cooldown_failures: int
+    cooldown_s: float
+
+
+def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
+    """Read and validate a YAML config file."""
+    try:
+        raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError("config", f"{path} is not valid YAML: {exc}") from exc
+    return parse_config(raw)
+
+
+def parse_config(raw: Any) -> RouterConfig:
+    """Validate an already parsed config mapping."""
+    root = _mapping(raw, "config")
+    _no_unknown(root, "config", {"router", "deployments", "policy"})
+    router = _mapping(root.get("router", {}), "router")
+    _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier", "cooldown"})
+    deployments_raw = _mapping(root.get("deployments"), "deployments")
+    if not deployments_raw:
+        raise ConfigError("deployments", "at least one deployment is required")
+    prices = _cost_map()
+    deployments = {
+        str(name): _deployment(str(name), spec, prices) for name, spec in deployments_raw.items()
+    }
+    policy = _policy(root.get("policy"), deployments)
+    escalation = _mapping(router.get("llm_classifier", {}), "router.llm_classifier")
+    _no_unknown(escalation, "router.llm_classifier", {"deployment", "timeout_s"})
+    classifier = str(escalation.get("deployment", next(iter(deployments))))
+    if classifier not in deployments:
+        raise ConfigError("router.llm_classifier.deployment", f"unknown deployment {classifier!r}")
+    cooldown = _mapping(router.get("cooldown", {}), "router.cooldown")
+    _no_unknown(cooldown, "router.cooldown", {"failures", "seconds"})
+    threshold = router.get("confidence_threshold")
+    return RouterConfig(
+        deployments=deployments,
+        policy=policy,
+        confidence_threshold=None if threshold is None else _fraction(threshold, "router.confidence_threshold"),
+        request_deadline_s=_positive(router.get("request_deadline_s", 60), "router.request_deadline_s"),
+        llm_classifier=classifier,
+        llm_classifier_timeout_s=_positive(escalation.get("timeout_s", 2.0), "router.llm_classifier.timeout_s"),
+        cooldown_failures=int(_positive(cooldown.get("failures", 3), "router.cooldown.failures")),
+        cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
+    )
+
+
+_DEPLOYMENT_FIELDS = {
+    "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
+    "input_cost_per_mtok", "output_cost_per_mtok", "retry_on",
+}
+
+
+def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
+    where = f"deployments.{name}"
+    spec = _mapping(spec, where)
+    _no_unknown(spec, where, _DEPLOYMENT_FIELDS)
+    model = spec.get("model")
+    if not isinstance(model, str) or "/" not in model:
+        raise ConfigError(f"{where}.model", "must be a litellm model id like 'openai/gpt-4o'")
+    tier = spec.get("tier")
+    if tier not in TIERS:
+        raise ConfigError(f"{where}.tier", f"must be one of {list(TIERS)}")
+    key_env = spec.get("api_key_env")
+    if key_env is not None and (not isinstance(key_env, str) or not _ENV_NAME.match(key_env)):
+        raise ConfigError(f"{where}.api_key_env", "must name an environment variable, not hold a key")
+    known = _price_entry(model, prices)
+    retry = {str(c).lower() for c in spec.get("retry_on", ["429", "5xx", "timeout"])}
+    if not retry <= RETRYABLE_CONDITIONS:
+        raise ConfigError(f"{where}.retry_on", f"unknown conditions {sorted(retry - RETRYABLE_CONDITIONS)}")
+    return Deployment(
+        name=name,
+        model=model,
+        tier=tier,
+        api_base=_optional_str(spec.get("api_base"), f"{where}.api_base"),
+        api_key_env=key_env,
+        timeout_s=_positive(spec.get("timeout_s", 60), f"{where}.timeout_s"),
+        context_window=int(_positive(spec.get("context_window", known.get("max_input_tokens") or 128_000), f"{where}.context_window")),
+        input_cost_per_mtok=_price(spec, "input", known, where),
+        output_cost_per_mtok=_price(spec, "output", known, where),
+        retry_on=frozenset(retry),
+    )
+
+
+def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -> float:
+    field = f"{side}_cost_per_mtok"
+    if field in spec:
+        value = spec[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+            raise ConfigError(f"{where}.{field}", "must be a number >= 0")
+        return float(value)
+    per_token = known.get(f"{side}_cost_per_token")
+    if per_token is None:
+        raise ConfigError(f"{where}.{field}", "not in litellm's cost map: set it in the config")
+    return float(per_token) * 1_000_000
+
+
+def _policy(raw: Any, deployments: dict[str, Deployment]) -> dict[str, tuple[str, ...]]:
+    policy = _mapping(raw, "policy")
+    _no_unknown(policy, "policy", set(INTENTS))
+    chains: dict[str, tuple[str, ...]] = {}
+    for intent in INTENTS:
+        chain = policy.get(intent)
+        if not isinstance(chain, list) or not chain:
+            raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names")
+        for index, name in enumerate(chain):
+            if name not in deployments:
+                raise ConfigError(f"policy.{intent}[{index}]", f"unknown deployment {name!r}")
+        if len(set(chain)) != len(chain):
+            raise ConfigError(f"policy.{intent}", "names a deployment twice")
+        chains[intent] = tuple(chain)
+    return chains
+
+
+def _cost_map() -> dict[str, Any]:
+    """litellm's bundled cost map, read as a file: importing litellm is slow and may fetch."""
+    spec = find_spec("litellm")
+    if spec is None or not spec.submodule_search_locations:
+        return {}
+    path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    except (OSError, ValueError):
+        return {}
+
+
+def _price_entry(model: str, prices: dict[str, Any]) -> dict[str, Any]:
+    bare = model.split("/", 1)[1]
+    entry = prices.get(model) or prices.get(bare) or {}
+    return entry if isinstance(entry, dict) else {}
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise ConfigError(where, "must be a mapping")
+    return value
+
+
+def _no_unknown(mapping: dict[str, Any], where: str, allowed: set[str]) -> None:
+    unknown = sorted(str(k) for k in mapping if k not in allowed)
+    if unknown:
+        raise ConfigError(f"{where}.{unknown[0]}", f"unknown field (allowed: {sorted(allowed)})")
+
+
+def _positive(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e12:
+        raise ConfigError(where, "must be a positive number")
+    return float(value)
+
+
+def _fraction(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+        raise ConfigError(where, "must be a number in [0, 1]")
+    return float(value)
+
+
+def _optional_str(value: Any, where: str) -> str | None:
+    if value is not None and not isinstance(value, str):
+        raise ConfigError(where, "must be a string or null")
+    return value

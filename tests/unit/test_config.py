@@ -1,0 +1,105 @@
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given
+from hypothesis import strategies as st
+
+from intent_router.config import DEFAULT_CONFIG, load_config, parse_config
+from intent_router.exceptions import ConfigError
+from intent_router.labels import INTENTS
+
+RAW: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
+
+
+def _with(path: str, value: Any) -> dict[str, Any]:
+    raw = copy.deepcopy(RAW)
+    node = raw
+    *parents, leaf = path.split("/")
+    for key in parents:
+        node = node[key]
+    node[leaf] = value
+    return raw
+
+
+def test_the_default_config_mirrors_the_tier_table() -> None:
+    config = load_config()
+    tiers = {d.tier: d for d in config.deployments.values()}
+    assert tiers["primary"].model == "cloudflare/@cf/moonshotai/kimi-k2.6"
+    assert tiers["primary"].input_cost_per_mtok == 0.50
+    assert tiers["fallback_1"].input_cost_per_mtok == 3.0  # from litellm's local cost map
+    assert tiers["fallback_2"].input_cost_per_mtok == 2.5
+    assert tiers["local"].input_cost_per_mtok == 0.0
+    assert "529" in tiers["fallback_1"].retry_on
+    assert set(config.policy) == set(INTENTS)
+    assert config.policy["architecture_review"][0] == "claude-sonnet-4"
+    assert config.confidence_threshold is None
+
+
+@pytest.mark.parametrize(
+    "path, value, field",
+    [
+        ("deployments/gpt-4o/timeout_s", -1, "deployments.gpt-4o.timeout_s"),
+        ("deployments/gpt-4o/timeout_s", "fast", "deployments.gpt-4o.timeout_s"),
+        ("deployments/gpt-4o/tier", "premium", "deployments.gpt-4o.tier"),
+        ("deployments/gpt-4o/model", "gpt-4o", "deployments.gpt-4o.model"),
+        ("deployments/gpt-4o/api_key_env", "sk-live-123", "deployments.gpt-4o.api_key_env"),
+        ("deployments/gpt-4o/retry_on", ["418"], "deployments.gpt-4o.retry_on"),
+        ("deployments/gpt-4o/input_cost_per_mtok", -2, "deployments.gpt-4o.input_cost_per_mtok"),
+        ("deployments/gpt-4o/colour", "red", "deployments.gpt-4o.colour"),
+        ("policy/debugging", [], "policy.debugging"),
+        ("policy/debugging", ["gpt-4o", "nope"], "policy.debugging[1]"),
+        ("policy/chit_chat", ["gpt-4o"], "policy.chit_chat"),
+        ("router/confidence_threshold", 1.5, "router.confidence_threshold"),
+        ("router/llm_classifier/deployment", "ghost", "router.llm_classifier.deployment"),
+        ("router/request_deadline_s", 0, "router.request_deadline_s"),
+    ],
+)
+def test_a_bad_field_is_named(path: str, value: Any, field: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with(path, value))
+    assert info.value.field == field
+    assert str(info.value).startswith(field)
+
+
+def test_a_model_missing_from_the_cost_map_needs_prices() -> None:
+    raw = _with("deployments/gpt-4o/model", "openai/no-such-model-xyz")
+    with pytest.raises(ConfigError, match="deployments.gpt-4o.input_cost_per_mtok"):
+        parse_config(raw)
+
+
+def test_unreadable_and_invalid_files_fail_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("deployments: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)
+
+
+@given(st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    max_leaves=12,
+))
+def test_any_yaml_value_either_parses_or_raises_config_error(raw: Any) -> None:
+    try:
+        parse_config(raw)
+    except ConfigError:
+        pass
+
+
+@given(st.sampled_from(sorted(INTENTS)), st.sampled_from(["timeout_s", "context_window"]),
+       st.one_of(st.integers(max_value=0), st.text(max_size=5), st.booleans()))
+def test_invalid_numbers_anywhere_name_their_field(intent: str, field: str, value: Any) -> None:
+    name = RAW["policy"][intent][0]
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with(f"deployments/{name}/{field}", value))
+    assert info.value.field == f"deployments.{name}.{field}"
+
+
+def test_infinite_numbers_are_refused() -> None:
+    with pytest.raises(ConfigError, match="context_window"):
+        parse_config(_with("deployments/gpt-4o/context_window", float("inf")))

@@ -1,0 +1,56 @@
+"""Which deployments are cooling down, after Retry-After or repeated failures."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+
+class CooldownTracker:
+    """Per-deployment cooldowns; thread-safe; the clock is injectable for tests.
+
+    A Retry-After puts the deployment in cooldown for that long; ``failures_to_trip``
+    consecutive retryable failures put it in cooldown for ``cooldown_s``. A success resets
+    the failure count.
+    """
+
+    def __init__(
+        self,
+        failures_to_trip: int,
+        cooldown_s: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._failures_to_trip = failures_to_trip
+        self._cooldown_s = cooldown_s
+        self._clock = clock
+        self._until: dict[str, float] = {}
+        self._failures: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def available(self, deployment: str) -> bool:
+        """True unless ``deployment`` is cooling down now."""
+        with self._lock:
+            return self._clock() >= self._until.get(deployment, float("-inf"))
+
+    def remaining_s(self, deployment: str) -> float:
+        with self._lock:
+            return max(0.0, self._until.get(deployment, 0.0) - self._clock())
+
+    def record_success(self, deployment: str) -> None:
+        with self._lock:
+            self._failures.pop(deployment, None)
+
+    def record_failure(self, deployment: str, retry_after_s: float | None = None) -> None:
+        """Count a retryable failure, honouring Retry-After when the provider sent one."""
+        with self._lock:
+            now = self._clock()
+            count = self._failures.get(deployment, 0) + 1
+            self._failures[deployment] = count
+            until = self._until.get(deployment, float("-inf"))
+            if retry_after_s is not None and retry_after_s > 0:
+                until = max(until, now + retry_after_s)
+            if count >= self._failures_to_trip:
+                until = max(until, now + self._cooldown_s)
+                self._failures[deployment] = 0
+            self._until[deployment] = until

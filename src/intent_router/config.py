@@ -38,6 +38,7 @@ class Deployment:
     input_cost_per_mtok: float
     output_cost_per_mtok: float
     retry_on: frozenset[str]
+    fallbacks: tuple[str, ...] = ()
 
     @property
     def provider(self) -> str:
@@ -83,6 +84,13 @@ def parse_config(raw: Any) -> RouterConfig:
         str(name): _deployment(str(name), spec, prices) for name, spec in deployments_raw.items()
     }
     policy = _policy(root.get("policy"), deployments)
+    for deployment in deployments.values():
+        for index, name in enumerate(deployment.fallbacks):
+            if name not in deployments or name == deployment.name:
+                raise ConfigError(
+                    f"deployments.{deployment.name}.fallbacks[{index}]",
+                    f"unknown or self-referencing deployment {name!r}",
+                )
     escalation = _mapping(router.get("llm_classifier", {}), "router.llm_classifier")
     _no_unknown(escalation, "router.llm_classifier", {"deployment", "timeout_s"})
     classifier = str(escalation.get("deployment", next(iter(deployments))))
@@ -105,7 +113,7 @@ def parse_config(raw: Any) -> RouterConfig:
 
 _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
-    "input_cost_per_mtok", "output_cost_per_mtok", "retry_on",
+    "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks",
 }
 
 
@@ -137,6 +145,7 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         input_cost_per_mtok=_price(spec, "input", known, where),
         output_cost_per_mtok=_price(spec, "output", known, where),
         retry_on=frozenset(retry),
+        fallbacks=tuple(str(f) for f in _list(spec.get("fallbacks", []), f"{where}.fallbacks")),
     )
 
 
@@ -186,6 +195,12 @@ def _price_entry(model: str, prices: dict[str, Any]) -> dict[str, Any]:
     bare = model.split("/", 1)[1]
     entry = prices.get(model) or prices.get(bare) or {}
     return entry if isinstance(entry, dict) else {}
+
+
+def _list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        raise ConfigError(where, "must be a list")
+    return value
 
 
 def _mapping(value: Any, where: str) -> dict[str, Any]:

@@ -103,3 +103,9 @@ def test_invalid_numbers_anywhere_name_their_field(intent: str, field: str, valu
 def test_infinite_numbers_are_refused() -> None:
     with pytest.raises(ConfigError, match="context_window"):
         parse_config(_with("deployments/gpt-4o/context_window", float("inf")))
+
+
+def test_fallbacks_must_name_other_known_deployments() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config(_with("deployments/gpt-4o/fallbacks", ["gpt-4o"]))
+    assert info.value.field == "deployments.gpt-4o.fallbacks[0]"

@@ -1,0 +1,69 @@
+"""Pure policy: an intent (or a requested deployment) -> the ordered chain of deployments."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from intent_router.config import RouterConfig
+from intent_router.exceptions import InvalidRequestError
+
+#: Model names that ask the router to choose by intent.
+AUTO_MODELS = frozenset({"auto", "intent-router"})
+
+
+class NoLocalDeploymentError(InvalidRequestError):
+    """A sensitive request, but no local-tier deployment is configured: fail closed."""
+
+
+@dataclass(frozen=True)
+class ChainChoice:
+    """The deployments to try in order, and why."""
+
+    chain: tuple[str, ...]
+    reason: str
+
+
+def choose_chain(
+    config: RouterConfig, intent: str, requested_model: str = "auto", sensitive: bool = False
+) -> ChainChoice:
+    """The chain for a request.
+
+    ``auto`` follows the intent policy; a concrete deployment (by name or litellm model id)
+    goes first, then its configured fallbacks. A sensitive request keeps local-tier
+    deployments only, and fails closed when there is none.
+    """
+    if requested_model in AUTO_MODELS:
+        chain = config.policy[intent]
+        reason = f"policy for {intent}"
+    else:
+        first = _deployment_named(config, requested_model)
+        chain = _with_fallbacks(config, first)
+        reason = f"requested {first}"
+    if sensitive:
+        chain = tuple(n for n in chain if config.deployments[n].tier == "local") or tuple(
+            n for n, d in config.deployments.items() if d.tier == "local"
+        )
+        if not chain:
+            raise NoLocalDeploymentError("sensitive request and no local-tier deployment")
+        reason += ", sensitive: local tier only"
+    return ChainChoice(chain, reason)
+
+
+def _deployment_named(config: RouterConfig, requested: str) -> str:
+    if requested in config.deployments:
+        return requested
+    for name, deployment in config.deployments.items():
+        if deployment.model == requested:
+            return name
+    raise InvalidRequestError(f"unknown model {requested!r}; use 'auto' or a listed deployment")
+
+
+def _with_fallbacks(config: RouterConfig, first: str) -> tuple[str, ...]:
+    chain = [first]
+    frontier = [first]
+    while frontier:
+        for name in config.deployments[frontier.pop(0)].fallbacks:
+            if name not in chain:
+                chain.append(name)
+                frontier.append(name)
+    return tuple(chain)

@@ -1,0 +1,273 @@
+"""A fake model-provider fleet: real HTTP servers on loopback with scripted faults.
+
+Each FakeProvider speaks OpenAI's chat-completions API (``/v1/chat/completions``, streaming
+too) and Anthropic's messages API (``/v1/messages``). Tests script what the next requests
+get: a status with a body and Retry-After, a hang, a connection reset, a malformed body,
+empty choices, or a stream broken after some chunks. Unscripted requests succeed.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A normal answer (the default)."""
+
+    text: str = "ok from fake"
+
+
+@dataclass(frozen=True)
+class Status:
+    """An HTTP error with a JSON (or raw) body and an optional Retry-After header."""
+
+    code: int
+    message: str = "scripted failure"
+    retry_after: float | None = None
+    raw_body: str | None = None
+
+
+@dataclass(frozen=True)
+class Hang:
+    """Accept the request, then send nothing for ``seconds``."""
+
+    seconds: float = 30.0
+
+
+@dataclass(frozen=True)
+class Reset:
+    """Close the connection with a TCP RST before answering."""
+
+
+@dataclass(frozen=True)
+class Malformed:
+    """A 200 whose body is not JSON."""
+
+
+@dataclass(frozen=True)
+class EmptyChoices:
+    """A 200 whose ``choices`` list is empty."""
+
+
+@dataclass(frozen=True)
+class BrokenStream:
+    """Stream ``chunks_before_break`` chunks, then drop the connection without [DONE]."""
+
+    chunks_before_break: int = 2
+
+
+Fault = Reply | Status | Hang | Reset | Malformed | EmptyChoices | BrokenStream
+
+
+@dataclass
+class SeenRequest:
+    path: str
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class _State:
+    script: deque[Fault] = field(default_factory=deque)
+    seen: list[SeenRequest] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class FakeProvider:
+    """One fake provider on 127.0.0.1 with an ephemeral port; use as a context manager."""
+
+    def __init__(self, name: str = "fake") -> None:
+        self.name = name
+        self._state = _State()
+        handler = type("Handler", (_Handler,), {"state": self._state, "provider": name})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeProvider:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    @property
+    def url(self) -> str:
+        host, port = self._server.server_address[:2]
+        return f"http://{host}:{port}"
+
+    def script(self, *faults: Fault) -> None:
+        """Queue what the next requests get, in order."""
+        with self._state.lock:
+            self._state.script.extend(faults)
+
+    @property
+    def requests(self) -> list[SeenRequest]:
+        with self._state.lock:
+            return list(self._state.seen)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    state: _State
+    provider: str
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:  # keep test output quiet
+        pass
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/").endswith("/models"):
+            self._json(200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
+        else:
+            self._json(404, {"error": {"message": "not found", "type": "not_found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length)
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = None
+        with self.state.lock:
+            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body))
+            fault = self.state.script.popleft() if self.state.script else Reply()
+        anthropic = self.path.rstrip("/").endswith("/messages")
+        if not self.path.rstrip("/").endswith(("/chat/completions", "/messages")):
+            self._json(404, {"error": {"message": "not found", "type": "not_found"}})
+            return
+        self._answer(fault, body if isinstance(body, dict) else {}, anthropic)
+
+    def _answer(self, fault: Fault, body: dict[str, Any], anthropic: bool) -> None:
+        if isinstance(fault, Hang):
+            time.sleep(fault.seconds)
+            self.close_connection = True
+            return
+        if isinstance(fault, Reset):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+            return
+        if isinstance(fault, Status):
+            self._status(fault, anthropic)
+        elif isinstance(fault, Malformed):
+            self._raw(200, b'{"id": "broken", "choices": [', "application/json")
+        elif isinstance(fault, EmptyChoices):
+            self._json(200, {"id": "empty", "object": "chat.completion", "choices": [], "model": body.get("model")})
+        elif body.get("stream"):
+            self._stream(body, fault, anthropic)
+        else:
+            text = fault.text if isinstance(fault, Reply) else "ok from fake"
+            self._json(200, _anthropic_message(body, text) if anthropic else _openai_completion(body, text))
+
+    def _status(self, fault: Status, anthropic: bool) -> None:
+        headers = {}
+        if fault.retry_after is not None:
+            headers["Retry-After"] = f"{fault.retry_after:g}"
+        if fault.raw_body is not None:
+            self._raw(fault.code, fault.raw_body.encode(), "text/plain", headers)
+            return
+        kind = "overloaded_error" if fault.code == 529 else "api_error"
+        payload = (
+            {"type": "error", "error": {"type": kind, "message": fault.message}}
+            if anthropic
+            else {"error": {"message": fault.message, "type": kind, "code": str(fault.code)}}
+        )
+        self._json(fault.code, payload, headers)
+
+    def _stream(self, body: dict[str, Any], fault: Fault, anthropic: bool) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        words = ["ok", " from", " fake", " stream"]
+        limit = fault.chunks_before_break if isinstance(fault, BrokenStream) else len(words)
+        events = _anthropic_events(body, words) if anthropic else _openai_chunks(body, words)
+        for index, event in enumerate(events):
+            if index >= limit + (1 if anthropic else 0) and isinstance(fault, BrokenStream):
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            self.wfile.write(event.encode())
+            self.wfile.flush()
+        if not anthropic:
+            self.wfile.write(b"data: [DONE]\n\n")
+        self.close_connection = True
+
+    def _json(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        self._raw(code, json.dumps(payload).encode(), "application/json", headers)
+
+    def _raw(self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        self.wfile.write(data)
+
+
+def _usage(body: dict[str, Any], text: str) -> tuple[int, int]:
+    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []) if isinstance(m, dict))
+    return max(prompt, 1), len(text.split())
+
+
+def _openai_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+    prompt_tokens, completion_tokens = _usage(body, text)
+    return {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                  "total_tokens": prompt_tokens + completion_tokens},
+    }
+
+
+def _openai_chunks(body: dict[str, Any], words: list[str]) -> list[str]:
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body.get("model", "fake-model")}
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": w} if i == 0 else {"content": w},
+                              "finish_reason": None}]}
+        for i, w in enumerate(words)
+    ]
+    chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return [f"data: {json.dumps(c)}\n\n" for c in chunks]
+
+
+def _anthropic_message(body: dict[str, Any], text: str) -> dict[str, Any]:
+    prompt_tokens, completion_tokens = _usage(body, text)
+    return {
+        "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
+        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+    }
+
+
+def _anthropic_events(body: dict[str, Any], words: list[str]) -> list[str]:
+    def event(kind: str, data: dict[str, Any]) -> str:
+        return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
+
+    message = _anthropic_message(body, "")
+    message["content"] = []
+    events = [event("message_start", {"message": message}),
+              event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]
+    events += [event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}}) for w in words]
+    events += [event("content_block_stop", {"index": 0}),
+               event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                                       "usage": {"output_tokens": len(words)}}),
+               event("message_stop", {})]
+    return events

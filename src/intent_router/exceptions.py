@@ -5,9 +5,10 @@
     ├── ModelError                  the ONNX model or its metadata cannot be used
     │   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
     ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
-    └── ProviderError               a provider call failed
-        ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
-        └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
+    ├── ProviderError               a provider call failed (status, kind, Retry-After)
+    │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
+    │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
+    └── AllProvidersFailed          every deployment of the chain failed (HTTP 502/503)
 """
 
 from __future__ import annotations
@@ -39,7 +40,23 @@ class InvalidRequestError(RouterError):
 
 
 class ProviderError(RouterError):
-    """A call to a model provider failed."""
+    """A call to a model provider failed.
+
+    ``status`` is the HTTP status when there was one; ``kind`` one of "http", "timeout",
+    "connection", "malformed"; ``retry_after_s`` the provider's Retry-After, if sent.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        status: int | None = None,
+        kind: str = "http",
+        retry_after_s: float | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.kind = kind
+        self.retry_after_s = retry_after_s
 
 
 class RetryableProviderError(ProviderError):
@@ -48,3 +65,12 @@ class RetryableProviderError(ProviderError):
 
 class FatalProviderError(ProviderError):
     """A provider failure that is returned to the caller as it is."""
+
+
+class AllProvidersFailed(RouterError):
+    """Every deployment of the chain failed or was unavailable; ``attempts`` tells each."""
+
+    def __init__(self, attempts: tuple[object, ...], deadline_exceeded: bool = False) -> None:
+        self.attempts = attempts
+        self.deadline_exceeded = deadline_exceeded
+        super().__init__(f"all {len(attempts)} attempts failed")

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from intent_router.config import Deployment
+from intent_router.exceptions import ProviderError
 
 
 class FailureKind(Enum):
@@ -63,3 +64,13 @@ def verdict(failure: Failure, deployment: Deployment) -> Verdict:
     if failure.kind.value in deployment.retry_on:
         return Verdict.NEXT_DEPLOYMENT
     return Verdict.RETURN_TO_CALLER
+
+
+def failure_from_error(error: ProviderError) -> Failure:
+    """Classify a provider error raised by a provider client."""
+    if error.kind == "timeout":
+        return Failure(FailureKind.TIMEOUT)
+    if error.status is not None:
+        return failure_from_status(error.status, str(error), error.retry_after_s)
+    # Connection resets and malformed bodies behave like a server error.
+    return Failure(FailureKind.SERVER_ERROR, None, error.retry_after_s)

@@ -1,0 +1,113 @@
+"""Walk a chain of deployments under one deadline: retry rules, cooldowns, context windows."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from intent_router.config import Deployment
+from intent_router.exceptions import AllProvidersFailed, FatalProviderError, ProviderError
+from intent_router.routing.cooldown import CooldownTracker
+from intent_router.routing.retry_rules import (
+    Failure,
+    FailureKind,
+    Verdict,
+    failure_from_error,
+    verdict,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """What happened at one deployment of the chain."""
+
+    deployment: str
+    outcome: str  # "ok", "failed", "skipped_cooldown", "skipped_context", "skipped_deadline"
+    error: str | None = None
+    status: int | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class ChainResult(Generic[T]):
+    value: T
+    deployment: str
+    attempts: tuple[Attempt, ...]
+
+
+Call = Callable[[Deployment, float], Awaitable[T]]
+
+
+async def walk_chain(
+    chain: Sequence[str],
+    deployments: Mapping[str, Deployment],
+    call: Call[T],
+    cooldowns: CooldownTracker,
+    deadline_s: float,
+    prompt_tokens: int = 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> ChainResult[T]:
+    """Try ``call`` on each deployment in turn until one answers.
+
+    Raises FatalProviderError for errors that go back to the caller as they are, and
+    AllProvidersFailed (with every attempt) when the chain or the deadline runs out.
+    """
+    start = clock()
+    attempts: list[Attempt] = []
+    min_context = prompt_tokens
+    for name in chain:
+        deployment = deployments[name]
+        remaining = deadline_s - (clock() - start)
+        skip = _skip_reason(deployment, cooldowns, min_context, remaining)
+        if skip:
+            attempts.append(Attempt(name, skip))
+            continue
+        began = clock()
+        try:
+            value = await asyncio.wait_for(call(deployment, min(deployment.timeout_s, remaining)),
+                                           timeout=min(deployment.timeout_s, remaining))
+        except (ProviderError, asyncio.TimeoutError) as exc:
+            failure = _failure(exc)
+            latency = (clock() - began) * 1000
+            attempts.append(Attempt(name, "failed", _describe(exc, failure), failure.status, latency))
+            decision = verdict(failure, deployment)
+            if decision is Verdict.RETURN_TO_CALLER:
+                raise FatalProviderError(str(exc), status=failure.status) from exc
+            if decision is Verdict.NEXT_WITH_LARGER_CONTEXT:
+                min_context = max(min_context, deployment.context_window + 1)
+            else:
+                cooldowns.record_failure(name, failure.retry_after_s)
+            continue
+        cooldowns.record_success(name)
+        attempts.append(Attempt(name, "ok", latency_ms=(clock() - began) * 1000))
+        return ChainResult(value, name, tuple(attempts))
+    raise AllProvidersFailed(tuple(attempts), deadline_exceeded=clock() - start >= deadline_s)
+
+
+def _skip_reason(
+    deployment: Deployment, cooldowns: CooldownTracker, min_context: int, remaining: float
+) -> str | None:
+    if remaining <= 0:
+        return "skipped_deadline"
+    if not cooldowns.available(deployment.name):
+        return "skipped_cooldown"
+    if deployment.context_window < min_context:
+        return "skipped_context"
+    return None
+
+
+def _failure(exc: Exception) -> Failure:
+    if isinstance(exc, ProviderError):
+        return failure_from_error(exc)
+    return Failure(FailureKind.TIMEOUT)
+
+
+def _describe(exc: Exception, failure: Failure) -> str:
+    if isinstance(exc, asyncio.TimeoutError):
+        return "timeout"
+    return f"{failure.kind.value}: {exc}"[:300]

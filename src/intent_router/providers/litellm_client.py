@@ -1,0 +1,79 @@
+"""Deployments that are not OpenAI-compatible (Anthropic, Bedrock, ...) go through litellm.
+
+The only module importing litellm. litellm's exceptions are mapped once, in
+``map_litellm_error``, to our ProviderError with the HTTP status, the kind and Retry-After.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from intent_router.config import Deployment
+from intent_router.exceptions import ProviderError
+from intent_router.providers.openai_compat import api_key
+
+os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
+
+import litellm  # noqa: E402
+
+litellm.suppress_debug_info = True
+litellm.telemetry = False
+
+
+def map_litellm_error(exc: Exception) -> ProviderError:
+    """Turn any litellm exception into a ProviderError that the retry rules understand."""
+    if isinstance(exc, litellm.exceptions.Timeout):
+        return ProviderError("upstream timed out", kind="timeout")
+    if isinstance(exc, litellm.exceptions.APIConnectionError):
+        return ProviderError(f"connection error: {_short(exc)}", kind="connection")
+    if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
+        return ProviderError(f"context window exceeded: {_short(exc)}", status=400)
+    status = _status(exc)
+    return ProviderError(f"HTTP {status}: {_short(exc)}", status=status, retry_after_s=_retry_after(exc))
+
+
+def _status(exc: Exception) -> int:
+    """The upstream's own status: litellm reports Anthropic's 529 as a 500."""
+    response = getattr(exc, "response", None)
+    candidates = [getattr(response, "status_code", None), getattr(exc, "status_code", None)]
+    status = next((s for s in candidates if isinstance(s, int) and 100 <= s <= 599), 500)
+    if status == 500 and "overloaded_error" in str(exc):
+        return 529
+    return status
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "message", exc))[:300]
+
+
+def _retry_after(exc: Exception) -> float | None:
+    headers = getattr(exc, "headers", None) or {}
+    response = getattr(exc, "response", None)
+    if not headers and response is not None:
+        headers = getattr(response, "headers", {}) or {}
+    try:
+        value = headers.get("retry-after") or headers.get("Retry-After")
+        return float(value) if value is not None else None
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+class LitellmClient:
+    """Chat completions through ``litellm.acompletion`` for any provider it knows."""
+
+    async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+        try:
+            response = await litellm.acompletion(
+                model=deployment.model,
+                api_base=deployment.api_base,
+                api_key=api_key(deployment),
+                timeout=timeout_s,
+                num_retries=0,
+                **{k: v for k, v in request.items() if k not in ("model", "stream")},
+            )
+        except ProviderError:
+            raise
+        except Exception as exc:  # every litellm error is mapped, once, here
+            raise map_litellm_error(exc) from exc
+        return dict(response.model_dump())

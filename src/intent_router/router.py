@@ -1,0 +1,112 @@
+"""The routing facade: prompt -> intent (local model, LLM escalation below the threshold) ->
+chain of deployments with an estimated cost. The service calls this; it knows no HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from intent_router.classifier import IntentClassifier
+from intent_router.config import Deployment, RouterConfig
+from intent_router.costs import cost_usd, estimate_tokens
+from intent_router.exceptions import ProviderError
+from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
+from intent_router.routing.policy import choose_chain
+
+#: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
+Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
+
+#: Output tokens assumed per intent when estimating a request's cost before it runs.
+OUTPUT_TOKEN_ESTIMATE: dict[str, int] = {
+    "code_generation": 800,
+    "architecture_review": 900,
+    "refactoring": 800,
+    "debugging": 600,
+    "documentation": 700,
+    "security_audit": 800,
+    "general": 300,
+}
+
+
+@dataclass(frozen=True)
+class RouteDecision:
+    """Everything /v1/route answers."""
+
+    intent: str
+    confidence: float
+    probabilities: dict[str, float]
+    source: str  # "model", "llm", or "default" (escalation failed: local prediction kept)
+    chain: tuple[str, ...]
+    estimated_cost_usd: float
+    escalation_cost_usd: float
+    threshold: float
+    model_version: str
+    escalation_error: str | None = None
+
+
+class Router:
+    """Classify, escalate when unsure, and choose the chain."""
+
+    def __init__(self, config: RouterConfig, classifier: IntentClassifier, complete: Complete) -> None:
+        self.config = config
+        self.classifier = classifier
+        self._complete = complete
+        self._cache = EscalationCache()
+        self.threshold = (
+            config.confidence_threshold
+            if config.confidence_threshold is not None
+            else classifier.threshold
+        )
+
+    async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False) -> RouteDecision:
+        prediction = self.classifier.predict(prompt)
+        intent, source, spent, error = prediction.intent, "model", 0.0, None
+        if requested_model == "auto" and prediction.confidence < self.threshold and not sensitive:
+            intent, source, spent, error = await self._escalate(prompt, prediction.intent)
+        choice = choose_chain(self.config, intent, requested_model, sensitive)
+        first = self.config.deployments[choice.chain[0]]
+        estimate = cost_usd(first, estimate_tokens(prompt), OUTPUT_TOKEN_ESTIMATE[intent])
+        return RouteDecision(
+            intent=intent,
+            confidence=prediction.confidence,
+            probabilities=prediction.probabilities,
+            source=source,
+            chain=choice.chain,
+            estimated_cost_usd=estimate + spent,
+            escalation_cost_usd=spent,
+            threshold=self.threshold,
+            model_version=self.classifier.version,
+            escalation_error=error,
+        )
+
+    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
+        cached = self._cache.get(prompt)
+        if cached is not None:
+            return cached, "llm", 0.0, None
+        deployment = self.config.deployments[self.config.llm_classifier]
+        request = {"messages": build_messages(prompt), "temperature": 0, "max_tokens": 20}
+        timeout = self.config.llm_classifier_timeout_s
+        try:
+            response = await asyncio.wait_for(self._complete(deployment, request, timeout), timeout)
+        except (ProviderError, asyncio.TimeoutError) as exc:
+            return local_intent, "default", 0.0, f"llm classifier failed: {type(exc).__name__}"
+        spent = _usage_cost(deployment, response)
+        label = parse_label(_answer_text(response))
+        if label is None:
+            return local_intent, "default", spent, "llm classifier answer was not one label"
+        self._cache.put(prompt, label)
+        return label, "llm", spent, None
+
+
+def _answer_text(response: dict[str, Any]) -> str | None:
+    try:
+        return str(response["choices"][0]["message"]["content"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def _usage_cost(deployment: Deployment, response: dict[str, Any]) -> float:
+    usage = response.get("usage") or {}
+    return cost_usd(deployment, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))

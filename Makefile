@@ -8,6 +8,9 @@ DATA ?= data/train.jsonl
 TEST ?= data/test.jsonl
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
+WORKERS ?= 1
+HOST ?= 127.0.0.1
+PORT ?= 8000
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export PYTHONHASHSEED := 0
 
@@ -37,6 +40,9 @@ data-check: venv ## Print dataset statistics; fail when a floor is missed
 train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
+serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N for N workers; INTENT_ROUTER_CONFIG=path)
+	$(VENV)/bin/uvicorn --factory intent_router.service.app:create_app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
@@ -49,4 +55,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train serve test bench mlflow-ui clean

@@ -1,0 +1,88 @@
+"""create_app(): the Litestar application. Lifespan builds the router and the provider pools."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from litestar import Litestar, get, post
+from litestar.datastructures import State
+
+from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
+from intent_router.config import DEFAULT_CONFIG, load_config
+from intent_router.exceptions import InvalidRequestError
+from intent_router.providers.openai_compat import OpenAICompatClient
+from intent_router.router import Router
+from intent_router.service.errors import EXCEPTION_HANDLERS
+from intent_router.service.schemas import (
+    ModelCard,
+    ModelList,
+    RouteRequest,
+    RouteResponse,
+    last_user_text,
+)
+
+MAX_BODY_BYTES = 1024 * 1024
+
+
+@get("/healthz", sync_to_thread=False)
+def healthz() -> dict[str, str]:
+    """Alive."""
+    return {"status": "ok"}
+
+
+@get("/readyz", sync_to_thread=False)
+def readyz(state: State) -> dict[str, str]:
+    """Model loaded and config valid (both are checked at start)."""
+    return {"status": "ready", "model_version": state.router.classifier.version}
+
+
+@get("/v1/models", sync_to_thread=False)
+def list_models(state: State) -> ModelList:
+    """``auto`` plus every configured deployment."""
+    names = ["auto", *state.router.config.deployments]
+    return ModelList(data=[ModelCard(id=n) for n in names])
+
+
+@post("/v1/route", status_code=200)
+async def route(data: RouteRequest, state: State) -> RouteResponse:
+    """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
+    if data.prompt is not None:
+        prompt = data.prompt
+    elif data.messages:
+        prompt = last_user_text(data.messages)
+    else:
+        raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
+    sensitive = bool(data.metadata and data.metadata.sensitive)
+    decision = await state.router.route(prompt, data.model, sensitive)
+    return RouteResponse(
+        intent=decision.intent, confidence=decision.confidence,
+        probabilities=decision.probabilities, source=decision.source, chain=list(decision.chain),
+        estimated_cost_usd=decision.estimated_cost_usd,
+        escalation_cost_usd=decision.escalation_cost_usd, threshold=decision.threshold,
+        model_version=decision.model_version, escalation_error=decision.escalation_error,
+    )
+
+
+def create_app(config_path: Path | None = None, models_dir: Path | None = None) -> Litestar:
+    """Build the app; a bad config or model fails here, before serving."""
+    config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
+    classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
+    client = OpenAICompatClient()
+
+    @asynccontextmanager
+    async def providers(app: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return Litestar(
+        route_handlers=[healthz, readyz, list_models, route],
+        state=State({"router": Router(config, classifier, client.complete)}),
+        lifespan=[providers],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        request_max_body_size=MAX_BODY_BYTES,
+    )

@@ -1,0 +1,56 @@
+"""Our exceptions and Litestar's, mapped once to HTTP responses in OpenAI's error format."""
+
+from __future__ import annotations
+
+from litestar import MediaType, Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+
+from intent_router.exceptions import (
+    AllProvidersFailed,
+    FatalProviderError,
+    InvalidRequestError,
+    RouterError,
+)
+from intent_router.service.schemas import ErrorBody, ErrorDetail
+
+
+def error_response(status: int, message: str, kind: str, code: str | None = None) -> Response[ErrorBody]:
+    return Response(ErrorBody(ErrorDetail(message=message, type=kind, code=code)),
+                    status_code=status, media_type=MediaType.JSON)
+
+
+def router_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+    if isinstance(exc, InvalidRequestError):
+        return error_response(400, str(exc), "invalid_request_error")
+    if isinstance(exc, FatalProviderError):
+        status = exc.status if exc.status and 400 <= exc.status < 600 else 502
+        return error_response(status, str(exc), "provider_error")
+    if isinstance(exc, AllProvidersFailed):
+        return error_response(503, str(exc), "all_providers_failed")
+    return error_response(500, "internal error", "server_error")
+
+
+def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+    assert isinstance(exc, HTTPException)
+    if isinstance(exc, ValidationException):
+        detail = "; ".join(str(e.get("message", e)) for e in (exc.extra or []) if isinstance(e, dict))
+        return error_response(400, f"invalid request body: {detail or exc.detail}", "invalid_request_error")
+    kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
+    return error_response(exc.status_code, str(exc.detail), kind)
+
+
+def undecodable_body_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+    return error_response(400, "request body is not valid UTF-8", "invalid_request_error")
+
+
+def unexpected_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+    # Never echo the exception: it may carry request data or secrets.
+    return error_response(500, "internal error", "server_error")
+
+
+EXCEPTION_HANDLERS = {
+    RouterError: router_error_handler,
+    HTTPException: http_error_handler,
+    UnicodeDecodeError: undecodable_body_handler,
+    Exception: unexpected_error_handler,
+}

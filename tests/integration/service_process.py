@@ -1,0 +1,54 @@
+"""Start the real service in a child process on a free loopback port."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def running_service(config: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Yield the base URL of a uvicorn process serving create_app(); stop it afterwards."""
+    port = free_port()
+    child_env = {**os.environ, **(env or {})}
+    if config is not None:
+        child_env["INTENT_ROUTER_CONFIG"] = str(config)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "intent_router.service.app:create_app",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"service exited: {process.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            try:
+                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        else:
+            raise RuntimeError("service did not become healthy in 30 s")
+        yield url
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()

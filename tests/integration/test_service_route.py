@@ -1,0 +1,69 @@
+"""/v1/route and the probes, through the real service process over a socket."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from intent_router.labels import INTENTS
+from tests.integration.service_process import running_service
+
+
+@pytest.fixture(scope="module")
+def service() -> str:
+    with running_service(env={"INTENT_ROUTER_CONFIG": ""}) as url:
+        yield url
+
+
+def test_probes_and_models(service: str) -> None:
+    assert httpx.get(f"{service}/healthz").json() == {"status": "ok"}
+    assert httpx.get(f"{service}/readyz").json()["status"] == "ready"
+    ids = [m["id"] for m in httpx.get(f"{service}/v1/models").json()["data"]]
+    assert ids[0] == "auto" and "claude-sonnet-4" in ids
+
+
+def test_route_answers_intent_chain_and_cost(service: str) -> None:
+    body = {"messages": [{"role": "system", "content": "you are helpful"},
+                         {"role": "user", "content": "rename getUser to fetchUser everywhere"}]}
+    answer = httpx.post(f"{service}/v1/route", json=body).json()
+    assert answer["intent"] == "refactoring" and answer["source"] == "model"
+    assert answer["chain"][0] == "kimi-k2.6" and answer["estimated_cost_usd"] > 0
+    assert set(answer["probabilities"]) == set(INTENTS)
+    assert answer["model_version"] and 0 < answer["threshold"] < 1
+
+
+def test_sensitive_metadata_routes_local_only(service: str) -> None:
+    answer = httpx.post(f"{service}/v1/route",
+                        json={"prompt": "fix auth", "metadata": {"sensitive": True}}).json()
+    assert answer["chain"] == ["qwen-32b-local"]
+
+
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        (b"{not json", "malformed"),
+        (b'{"prompt": "\xff\xfe"}', "UTF-8"),
+        (b'{"prompt": 5}', "invalid request body"),
+        (b'{"messages": "hello"}', "invalid request body"),
+        (b"{}", "'messages'"),
+        (b'{"prompt": "hi", "model": "gpt-9"}', "unknown model"),
+    ],
+)
+def test_bad_requests_get_a_clear_400_in_openai_format(service: str, content: bytes, fragment: str) -> None:
+    response = httpx.post(f"{service}/v1/route", content=content,
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error" and fragment in error["message"]
+
+
+def test_oversize_bodies_get_413(service: str) -> None:
+    response = httpx.post(f"{service}/v1/route", content=b"x" * (1024 * 1024 + 10),
+                          headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "error" in response.json()
+
+
+def test_a_million_character_prompt_is_classified(service: str) -> None:
+    answer = httpx.post(f"{service}/v1/route", json={"prompt": "fix this crash " + "a" * 900_000},
+                        timeout=10)
+    assert answer.status_code == 200 and answer.json()["intent"] in INTENTS

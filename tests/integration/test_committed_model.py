@@ -8,7 +8,6 @@ import subprocess
 import sys
 import threading
 
-import numpy as np
 import pytest
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier

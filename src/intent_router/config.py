@@ -39,6 +39,7 @@ class Deployment:
     output_cost_per_mtok: float
     retry_on: frozenset[str]
     fallbacks: tuple[str, ...] = ()
+    api_style: str = "litellm"  # "openai": the pooled-httpx fast path; "litellm": litellm
 
     @property
     def provider(self) -> str:
@@ -113,7 +114,7 @@ def parse_config(raw: Any) -> RouterConfig:
 
 _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
-    "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks",
+    "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
 }
 
 
@@ -146,7 +147,17 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         output_cost_per_mtok=_price(spec, "output", known, where),
         retry_on=frozenset(retry),
         fallbacks=tuple(str(f) for f in _list(spec.get("fallbacks", []), f"{where}.fallbacks")),
+        api_style=_api_style(spec.get("api_style"), model, f"{where}.api_style"),
     )
+
+
+def _api_style(value: Any, model: str, where: str) -> str:
+    """Default: the fast path for OpenAI itself, litellm for everything else."""
+    if value is None:
+        return "openai" if model.startswith("openai/") else "litellm"
+    if value not in ("openai", "litellm"):
+        raise ConfigError(where, "must be 'openai' or 'litellm'")
+    return str(value)
 
 
 def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -> float:

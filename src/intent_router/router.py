@@ -12,8 +12,10 @@ from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
 from intent_router.costs import cost_usd, estimate_tokens
 from intent_router.exceptions import ProviderError
+from intent_router.fallback import ChainResult, walk_chain
+from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
-from intent_router.routing.policy import choose_chain
+from intent_router.routing.policy import AUTO_MODELS, choose_chain
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
@@ -46,14 +48,25 @@ class RouteDecision:
     escalation_error: str | None = None
 
 
+@dataclass(frozen=True)
+class ChatOutcome:
+    """A chat completion that some deployment of the chain answered."""
+
+    response: dict[str, Any]
+    intent: str | None  # None when the caller named a deployment (no classification)
+    result: ChainResult[dict[str, Any]]
+    cost_usd: float
+
+
 class Router:
-    """Classify, escalate when unsure, and choose the chain."""
+    """Classify, escalate when unsure, choose the chain, and walk it for chat requests."""
 
     def __init__(self, config: RouterConfig, classifier: IntentClassifier, complete: Complete) -> None:
         self.config = config
         self.classifier = classifier
         self._complete = complete
         self._cache = EscalationCache()
+        self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s)
         self.threshold = (
             config.confidence_threshold
             if config.confidence_threshold is not None
@@ -80,6 +93,25 @@ class Router:
             model_version=self.classifier.version,
             escalation_error=error,
         )
+
+    async def chat(
+        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
+    ) -> ChatOutcome:
+        """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
+        intent: str | None = None
+        escalation_cost = 0.0
+        if model in AUTO_MODELS:
+            decision = await self.route(prompt, model, sensitive)
+            intent, chain, escalation_cost = decision.intent, decision.chain, decision.escalation_cost_usd
+        else:
+            chain = choose_chain(self.config, "general", model, sensitive).chain
+        result = await walk_chain(
+            chain, self.config.deployments,
+            lambda deployment, timeout: self._complete(deployment, request, timeout),
+            self.cooldowns, self.config.request_deadline_s, prompt_tokens=estimate_tokens(prompt),
+        )
+        cost = _usage_cost(self.config.deployments[result.deployment], result.value) + escalation_cost
+        return ChatOutcome(result.value, intent, result, cost)
 
     async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
         cached = self._cache.get(prompt)

@@ -7,16 +7,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from litestar import Litestar, get, post
+from litestar import Litestar, Response, get, post
 from litestar.datastructures import State
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
 from intent_router.exceptions import InvalidRequestError
-from intent_router.providers.openai_compat import OpenAICompatClient
+from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import Router
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.schemas import (
+    ChatRequest,
     ModelCard,
     ModelList,
     RouteRequest,
@@ -66,22 +67,42 @@ async def route(data: RouteRequest, state: State) -> RouteResponse:
     )
 
 
+@post("/v1/chat/completions", status_code=200)
+async def chat_completions(data: ChatRequest, state: State) -> Response[dict]:
+    """OpenAI-compatible chat completions, routed by intent with fallbacks (non-streaming)."""
+    if data.stream:
+        raise InvalidRequestError("stream=true is not supported by this version yet")
+    if not data.messages:
+        raise InvalidRequestError("'messages' must not be empty")
+    sensitive = bool(data.metadata and data.metadata.sensitive)
+    outcome = await state.router.chat(
+        data.upstream_body(), last_user_text(data.messages), data.model, sensitive
+    )
+    headers = {
+        "x-intent-router-intent": outcome.intent or "-",
+        "x-intent-router-deployment": outcome.result.deployment,
+        "x-intent-router-attempts": str(len(outcome.result.attempts)),
+        "x-intent-router-cost-usd": f"{outcome.cost_usd:.8f}",
+    }
+    return Response(outcome.response, headers=headers)
+
+
 def create_app(config_path: Path | None = None, models_dir: Path | None = None) -> Litestar:
     """Build the app; a bad config or model fails here, before serving."""
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
-    client = OpenAICompatClient()
+    clients = ProviderClients()
 
     @asynccontextmanager
     async def providers(app: Litestar) -> AsyncIterator[None]:
         try:
             yield
         finally:
-            await client.aclose()
+            await clients.aclose()
 
     return Litestar(
-        route_handlers=[healthz, readyz, list_models, route],
-        state=State({"router": Router(config, classifier, client.complete)}),
+        route_handlers=[healthz, readyz, list_models, route, chat_completions],
+        state=State({"router": Router(config, classifier, clients.complete)}),
         lifespan=[providers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,

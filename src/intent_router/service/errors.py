@@ -11,11 +11,13 @@ from intent_router.exceptions import (
     InvalidRequestError,
     RouterError,
 )
-from intent_router.service.schemas import ErrorBody, ErrorDetail
+from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 
 
-def error_response(status: int, message: str, kind: str, code: str | None = None) -> Response[ErrorBody]:
-    return Response(ErrorBody(ErrorDetail(message=message, type=kind, code=code)),
+def error_response(
+    status: int, message: str, kind: str, attempts: list[AttemptInfo] | None = None
+) -> Response[ErrorBody]:
+    return Response(ErrorBody(ErrorDetail(message=message, type=kind, attempts=attempts)),
                     status_code=status, media_type=MediaType.JSON)
 
 
@@ -26,7 +28,14 @@ def router_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
         return error_response(status, str(exc), "provider_error")
     if isinstance(exc, AllProvidersFailed):
-        return error_response(503, str(exc), "all_providers_failed")
+        attempts = [
+            AttemptInfo(a.deployment, a.outcome, a.error, a.status)  # type: ignore[attr-defined]
+            for a in exc.attempts
+        ]
+        message = "every deployment failed: " + "; ".join(
+            f"{a.deployment}: {a.error or a.outcome}" for a in attempts
+        )
+        return error_response(503, message, "all_providers_failed", attempts)
     return error_response(500, "internal error", "server_error")
 
 

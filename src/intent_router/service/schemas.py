@@ -32,6 +32,30 @@ class RouteRequest(msgspec.Struct, forbid_unknown_fields=False):
     metadata: RouteMetadata | None = None
 
 
+class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """The OpenAI chat-completions request fields the router passes on."""
+
+    messages: list[Message]
+    model: str = "auto"
+    stream: bool = False
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: str | list[str] | None = None
+    n: int | None = None
+    user: str | None = None
+    metadata: RouteMetadata | None = None
+
+    def upstream_body(self) -> dict[str, Any]:
+        """What goes to the provider: messages and the set sampling fields."""
+        body: dict[str, Any] = {"messages": msgspec.to_builtins(self.messages)}
+        for name in ("temperature", "top_p", "max_tokens", "stop", "n", "user"):
+            value = getattr(self, name)
+            if value is not None:
+                body[name] = value
+        return body
+
+
 class RouteResponse(msgspec.Struct):
     intent: str
     confidence: float
@@ -56,11 +80,19 @@ class ModelList(msgspec.Struct):
     object: str = "list"
 
 
+class AttemptInfo(msgspec.Struct):
+    deployment: str
+    outcome: str
+    error: str | None = None
+    status: int | None = None
+
+
 class ErrorDetail(msgspec.Struct):
     message: str
     type: str
     code: str | None = None
     param: str | None = None
+    attempts: list[AttemptInfo] | None = None
 
 
 class ErrorBody(msgspec.Struct):

@@ -1,0 +1,108 @@
+"""/v1/chat/completions through the real service process and the fake fleet."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import openai
+import pytest
+import yaml
+
+from intent_router.config import DEFAULT_CONFIG
+from tests.fakes.provider_fleet import FakeProvider, Status
+from tests.integration.service_process import running_service
+
+KEYS = {"CLOUDFLARE_API_KEY": "cf-secret-123", "ANTHROPIC_API_KEY": "sk-ant-secret-456",
+        "OPENAI_API_KEY": "sk-openai-secret-789"}
+ARCHITECTURE = "should we split our monolith into microservices or keep a modular monolith?"
+
+
+@pytest.fixture(scope="module")
+def fleet_and_service(tmp_path_factory: pytest.TempPathFactory):
+    with FakeProvider("kimi") as kimi, FakeProvider("claude") as claude, FakeProvider("gpt") as gpt:
+        raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+        deployments = raw["deployments"]
+        deployments["kimi-k2.6"].update(api_base=f"{kimi.url}/v1", api_style="openai", timeout_s=2)
+        deployments["gpt-4o"].update(api_base=f"{gpt.url}/v1", timeout_s=2)
+        deployments["claude-sonnet-4"].update(api_base=claude.url, timeout_s=2)
+        raw["router"]["confidence_threshold"] = 0.0  # no escalation: these tests are about chains
+        raw["router"]["request_deadline_s"] = 5
+        path = tmp_path_factory.mktemp("cfg") / "router.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        with running_service(path, env=KEYS) as url:
+            yield {"url": url, "kimi": kimi, "claude": claude, "gpt": gpt}
+
+
+def _client(url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{url}/v1", api_key="client-key", max_retries=0)
+
+
+def test_the_openai_sdk_gets_a_routed_answer(fleet_and_service) -> None:
+    f = fleet_and_service
+    raw = _client(f["url"]).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": "rename getUser to fetchUser everywhere"}])
+    reply = raw.parse()
+    assert reply.choices[0].message.content == "ok from fake"
+    assert raw.headers["x-intent-router-intent"] == "refactoring"
+    assert raw.headers["x-intent-router-deployment"] == "kimi-k2.6"
+    assert float(raw.headers["x-intent-router-cost-usd"]) > 0
+    assert f["kimi"].requests[-1].body["model"] == "@cf/moonshotai/kimi-k2.6"
+    assert f["kimi"].requests[-1].headers["Authorization"] == "Bearer cf-secret-123"
+
+
+def test_529_from_anthropic_falls_back_to_openai(fleet_and_service) -> None:
+    f = fleet_and_service
+    f["claude"].script(Status(529, "Overloaded"))
+    raw = _client(f["url"]).chat.completions.with_raw_response.create(
+        model="auto", messages=[{"role": "user", "content": ARCHITECTURE}])
+    assert raw.headers["x-intent-router-intent"] == "architecture_review"
+    assert raw.headers["x-intent-router-deployment"] == "gpt-4o"
+    assert raw.headers["x-intent-router-attempts"] == "2"
+
+
+def test_a_concrete_deployment_skips_classification(fleet_and_service) -> None:
+    f = fleet_and_service
+    raw = _client(f["url"]).chat.completions.with_raw_response.create(
+        model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+    assert raw.headers["x-intent-router-intent"] == "-"
+    assert raw.headers["x-intent-router-deployment"] == "gpt-4o"
+
+
+def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -> None:
+    f = fleet_and_service
+    f["claude"].script(Status(503, "down"))
+    f["gpt"].script(Status(500, "boom"))
+    f["kimi"].script(Status(502, "bad gateway"))
+    response = httpx.post(f"{f['url']}/v1/chat/completions", timeout=10,
+                          json={"model": "auto", "messages": [{"role": "user", "content": ARCHITECTURE}]})
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert [a["deployment"] for a in error["attempts"]] == ["claude-sonnet-4", "gpt-4o", "kimi-k2.6"]
+    assert all(a["outcome"] == "failed" for a in error["attempts"])
+    for secret in KEYS.values():
+        assert secret not in response.text
+
+
+def test_bad_chat_requests_get_400(fleet_and_service) -> None:
+    url = fleet_and_service["url"]
+    for body in ({"model": "auto"}, {"model": "auto", "messages": []},
+                 {"model": "auto", "messages": [{"role": "user"}], "stream": True},
+                 {"model": "nope", "messages": [{"role": "user", "content": "x"}]}):
+        response = httpx.post(f"{url}/v1/chat/completions", json=body)
+        assert response.status_code == 400, body
+        assert response.json()["error"]["type"] == "invalid_request_error"
+
+
+def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
+    with FakeProvider("gpt") as gpt:
+        raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+        raw["deployments"]["gpt-4o"].update(api_base=f"{gpt.url}/v1")
+        path = tmp_path / "router.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        with running_service(path) as url:
+            response = httpx.post(f"{url}/v1/chat/completions",
+                                  json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
+    assert response.status_code == 401
+    assert "$OPENAI_API_KEY" in response.json()["error"]["message"]
+    assert gpt.requests == []

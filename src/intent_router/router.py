@@ -4,7 +4,7 @@ chain of deployments with an estimated cost. The service calls this; it knows no
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +19,8 @@ from intent_router.routing.policy import AUTO_MODELS, choose_chain
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
+#: Streaming call: (deployment, request, timeout in s) -> SSE lines.
+OpenStream = Callable[[Deployment, dict[str, Any], float], AsyncIterator[bytes]]
 
 #: Output tokens assumed per intent when estimating a request's cost before it runs.
 OUTPUT_TOKEN_ESTIMATE: dict[str, int] = {
@@ -61,10 +63,17 @@ class ChatOutcome:
 class Router:
     """Classify, escalate when unsure, choose the chain, and walk it for chat requests."""
 
-    def __init__(self, config: RouterConfig, classifier: IntentClassifier, complete: Complete) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        classifier: IntentClassifier,
+        complete: Complete,
+        open_stream: OpenStream | None = None,
+    ) -> None:
         self.config = config
         self.classifier = classifier
         self._complete = complete
+        self._open_stream = open_stream
         self._cache = EscalationCache()
         self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s)
         self.threshold = (
@@ -112,6 +121,33 @@ class Router:
         )
         cost = _usage_cost(self.config.deployments[result.deployment], result.value) + escalation_cost
         return ChatOutcome(result.value, intent, result, cost)
+
+    async def chat_stream(
+        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
+    ) -> tuple[str | None, ChainResult[tuple[bytes, AsyncIterator[bytes]]]]:
+        """Open a stream along the chain. Falling back is allowed until the first line arrives:
+        the result holds that line and the rest of the stream of the deployment that sent it."""
+        if self._open_stream is None:
+            raise RuntimeError("this Router was built without a streaming client")
+        open_stream = self._open_stream
+        intent, chain = await self._chain_for(prompt, model, sensitive)
+
+        async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
+            lines = open_stream(deployment, {**request, "stream": True}, timeout)
+            try:
+                return await lines.__anext__(), lines
+            except StopAsyncIteration as exc:
+                raise ProviderError("upstream stream was empty", kind="malformed") from exc
+
+        result = await walk_chain(chain, self.config.deployments, first_line, self.cooldowns,
+                                  self.config.request_deadline_s, estimate_tokens(prompt))
+        return intent, result
+
+    async def _chain_for(self, prompt: str, model: str, sensitive: bool) -> tuple[str | None, tuple[str, ...]]:
+        if model in AUTO_MODELS:
+            decision = await self.route(prompt, model, sensitive)
+            return decision.intent, decision.chain
+        return None, choose_chain(self.config, "general", model, sensitive).chain
 
     async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
         cached = self._cache.get(prompt)

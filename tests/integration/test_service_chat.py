@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
-from tests.fakes.provider_fleet import FakeProvider, Status
+from tests.fakes.provider_fleet import BrokenStream, FakeProvider, Status
 from tests.integration.service_process import running_service
 
 KEYS = {"CLOUDFLARE_API_KEY": "cf-secret-123", "ANTHROPIC_API_KEY": "sk-ant-secret-456",
@@ -87,7 +87,6 @@ def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -
 def test_bad_chat_requests_get_400(fleet_and_service) -> None:
     url = fleet_and_service["url"]
     for body in ({"model": "auto"}, {"model": "auto", "messages": []},
-                 {"model": "auto", "messages": [{"role": "user"}], "stream": True},
                  {"model": "nope", "messages": [{"role": "user", "content": "x"}]}):
         response = httpx.post(f"{url}/v1/chat/completions", json=body)
         assert response.status_code == 400, body
@@ -106,3 +105,34 @@ def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
     assert response.status_code == 401
     assert "$OPENAI_API_KEY" in response.json()["error"]["message"]
     assert gpt.requests == []
+
+
+def test_streaming_through_the_openai_sdk(fleet_and_service) -> None:
+    f = fleet_and_service
+    raw = _client(f["url"]).chat.completions.with_raw_response.create(
+        model="auto", stream=True, messages=[{"role": "user", "content": "rename getUser to fetchUser"}])
+    assert raw.headers["x-intent-router-deployment"] == "kimi-k2.6"
+    text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
+    assert text == "ok from fake stream"
+
+
+def test_a_stream_failing_before_its_first_chunk_falls_back(fleet_and_service) -> None:
+    f = fleet_and_service
+    f["claude"].script(Status(529, "Overloaded"))
+    with httpx.stream("POST", f"{f['url']}/v1/chat/completions", timeout=10,
+                      json={"model": "auto", "stream": True,
+                            "messages": [{"role": "user", "content": ARCHITECTURE}]}) as response:
+        body = response.read().decode()
+        assert response.headers["x-intent-router-deployment"] == "gpt-4o"
+    assert body.rstrip().endswith("data: [DONE]") and "ok" in body
+
+
+def test_a_stream_broken_after_its_first_chunk_ends_with_an_error_event(fleet_and_service) -> None:
+    f = fleet_and_service
+    f["kimi"].script(BrokenStream(chunks_before_break=2))
+    with httpx.stream("POST", f"{f['url']}/v1/chat/completions", timeout=10,
+                      json={"model": "auto", "stream": True,
+                            "messages": [{"role": "user", "content": "rename getUser to fetchUser"}]}) as response:
+        lines = [line for line in response.iter_lines() if line]
+    assert len([line for line in lines if '"delta"' in line]) == 2
+    assert "\"error\"" in lines[-1] and "data: [DONE]" not in lines

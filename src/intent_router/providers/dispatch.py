@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from intent_router.config import Deployment
@@ -19,6 +20,11 @@ class ProviderClients:
         if deployment.api_style == "openai":
             return await self.openai.complete(deployment, request, timeout_s)
         return await self._litellm_client().complete(deployment, request, timeout_s)
+
+    def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+        if deployment.api_style == "openai":
+            return self.openai.stream(deployment, request, timeout_s)
+        return self._litellm_client().stream(deployment, request, timeout_s)
 
     def _litellm_client(self) -> Any:
         if self._litellm is None:  # importing litellm costs seconds: only when first needed

@@ -6,7 +6,9 @@ The only module importing litellm. litellm's exceptions are mapped once, in
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import AsyncIterator
 from typing import Any
 
 from intent_router.config import Deployment
@@ -77,3 +79,23 @@ class LitellmClient:
         except Exception as exc:  # every litellm error is mapped, once, here
             raise map_litellm_error(exc) from exc
         return dict(response.model_dump())
+
+    async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+        """Yield OpenAI-style SSE lines (``data: {...}``, then ``data: [DONE]``)."""
+        try:
+            response = await litellm.acompletion(
+                model=deployment.model,
+                api_base=deployment.api_base,
+                api_key=api_key(deployment),
+                timeout=timeout_s,
+                num_retries=0,
+                stream=True,
+                **{k: v for k, v in request.items() if k not in ("model", "stream")},
+            )
+            async for chunk in response:
+                yield b"data: " + json.dumps(chunk.model_dump(exclude_none=True)).encode()
+        except ProviderError:
+            raise
+        except Exception as exc:
+            raise map_litellm_error(exc) from exc
+        yield b"data: [DONE]"

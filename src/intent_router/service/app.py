@@ -7,12 +7,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import json
+
 from litestar import Litestar, Response, get, post
+from litestar.response import Stream
 from litestar.datastructures import State
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
-from intent_router.exceptions import InvalidRequestError
+from intent_router.exceptions import InvalidRequestError, ProviderError
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import Router
 from intent_router.service.errors import EXCEPTION_HANDLERS
@@ -68,13 +71,13 @@ async def route(data: RouteRequest, state: State) -> RouteResponse:
 
 
 @post("/v1/chat/completions", status_code=200)
-async def chat_completions(data: ChatRequest, state: State) -> Response[dict]:
-    """OpenAI-compatible chat completions, routed by intent with fallbacks (non-streaming)."""
-    if data.stream:
-        raise InvalidRequestError("stream=true is not supported by this version yet")
+async def chat_completions(data: ChatRequest, state: State) -> Response[dict] | Stream:
+    """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
     if not data.messages:
         raise InvalidRequestError("'messages' must not be empty")
     sensitive = bool(data.metadata and data.metadata.sensitive)
+    if data.stream:
+        return await _stream_chat(data, state, sensitive)
     outcome = await state.router.chat(
         data.upstream_body(), last_user_text(data.messages), data.model, sensitive
     )
@@ -85,6 +88,40 @@ async def chat_completions(data: ChatRequest, state: State) -> Response[dict]:
         "x-intent-router-cost-usd": f"{outcome.cost_usd:.8f}",
     }
     return Response(outcome.response, headers=headers)
+
+
+async def _stream_chat(data: ChatRequest, state: State, sensitive: bool) -> Stream:
+    intent, result = await state.router.chat_stream(
+        data.upstream_body(), last_user_text(data.messages), data.model, sensitive
+    )
+    first, rest = result.value
+
+    async def events() -> AsyncIterator[bytes]:
+        last = first
+        yield first + b"\n\n"
+        try:
+            async for line in rest:
+                last = line
+                yield line + b"\n\n"
+        except ProviderError as exc:
+            # After the first chunk there is no falling back: end with an error event.
+            yield _error_event(f"upstream stream failed: {exc}")
+            return
+        if last.strip() != b"data: [DONE]":
+            yield _error_event("upstream stream ended before [DONE]")
+
+    headers = {
+        "x-intent-router-intent": intent or "-",
+        "x-intent-router-deployment": result.deployment,
+        "x-intent-router-attempts": str(len(result.attempts)),
+        "cache-control": "no-cache",
+    }
+    return Stream(events(), media_type="text/event-stream", headers=headers)
+
+
+def _error_event(message: str) -> bytes:
+    error = {"error": {"message": message, "type": "provider_error"}}
+    return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
 def create_app(config_path: Path | None = None, models_dir: Path | None = None) -> Litestar:
@@ -102,7 +139,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
 
     return Litestar(
         route_handlers=[healthz, readyz, list_models, route, chat_completions],
-        state=State({"router": Router(config, classifier, clients.complete)}),
+        state=State({"router": Router(config, classifier, clients.complete, clients.stream)}),
         lifespan=[providers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import json
+import time
 
 from litestar import Litestar, Response, get, post
 from litestar.response import Stream
@@ -19,6 +20,7 @@ from intent_router.exceptions import InvalidRequestError, ProviderError
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import Router
 from intent_router.service.errors import EXCEPTION_HANDLERS
+from intent_router.service.metrics import RouterMetrics
 from intent_router.service.schemas import (
     ChatRequest,
     ModelCard,
@@ -50,6 +52,12 @@ def list_models(state: State) -> ModelList:
     return ModelList(data=[ModelCard(id=n) for n in names])
 
 
+@get("/metrics", sync_to_thread=False, media_type="text/plain; version=0.0.4")
+def metrics(state: State) -> bytes:
+    """Prometheus exposition of this process's metrics."""
+    return state.metrics.render()
+
+
 @post("/v1/route", status_code=200)
 async def route(data: RouteRequest, state: State) -> RouteResponse:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
@@ -60,7 +68,10 @@ async def route(data: RouteRequest, state: State) -> RouteResponse:
     else:
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
     sensitive = bool(data.metadata and data.metadata.sensitive)
+    started = time.perf_counter()
     decision = await state.router.route(prompt, data.model, sensitive)
+    state.metrics.latency.labels("route").observe(time.perf_counter() - started)
+    state.metrics.record_route("route", decision.intent, decision.source)
     return RouteResponse(
         intent=decision.intent, confidence=decision.confidence,
         probabilities=decision.probabilities, source=decision.source, chain=list(decision.chain),
@@ -78,9 +89,14 @@ async def chat_completions(data: ChatRequest, state: State) -> Response[dict] | 
     sensitive = bool(data.metadata and data.metadata.sensitive)
     if data.stream:
         return await _stream_chat(data, state, sensitive)
+    started = time.perf_counter()
     outcome = await state.router.chat(
         data.upstream_body(), last_user_text(data.messages), data.model, sensitive
     )
+    state.metrics.latency.labels("chat").observe(time.perf_counter() - started)
+    state.metrics.record_route("chat", outcome.intent, "model" if outcome.intent else "requested")
+    state.metrics.record_attempts(outcome.result.attempts)
+    state.metrics.cost.labels(outcome.result.deployment).inc(outcome.cost_usd)
     headers = {
         "x-intent-router-intent": outcome.intent or "-",
         "x-intent-router-deployment": outcome.result.deployment,
@@ -95,6 +111,8 @@ async def _stream_chat(data: ChatRequest, state: State, sensitive: bool) -> Stre
         data.upstream_body(), last_user_text(data.messages), data.model, sensitive
     )
     first, rest = result.value
+    state.metrics.record_route("chat_stream", intent, "model" if intent else "requested")
+    state.metrics.record_attempts(result.attempts)
 
     async def events() -> AsyncIterator[bytes]:
         last = first
@@ -138,8 +156,11 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             await clients.aclose()
 
     return Litestar(
-        route_handlers=[healthz, readyz, list_models, route, chat_completions],
-        state=State({"router": Router(config, classifier, clients.complete, clients.stream)}),
+        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions],
+        state=State({
+            "router": Router(config, classifier, clients.complete, clients.stream),
+            "metrics": RouterMetrics(),
+        }),
         lifespan=[providers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,

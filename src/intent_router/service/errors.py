@@ -21,13 +21,14 @@ def error_response(
                     status_code=status, media_type=MediaType.JSON)
 
 
-def router_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
     if isinstance(exc, InvalidRequestError):
         return error_response(400, str(exc), "invalid_request_error")
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
         return error_response(status, str(exc), "provider_error")
     if isinstance(exc, AllProvidersFailed):
+        request.app.state.metrics.record_attempts(exc.attempts)
         attempts = [
             AttemptInfo(a.deployment, a.outcome, a.error, a.status)  # type: ignore[attr-defined]
             for a in exc.attempts

@@ -1,0 +1,49 @@
+"""Prometheus metrics of one service process (its own registry, so apps never share state)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+
+from intent_router.fallback import Attempt
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
+
+
+class RouterMetrics:
+    """Requests, latency, escalations, fallbacks, provider errors and cost."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter("intent_router_requests_total", "Requests by endpoint, intent and decision source",
+                                ["endpoint", "intent", "source"], registry=self.registry)
+        self.latency = Histogram("intent_router_request_seconds", "Request latency by endpoint",
+                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.escalations = Counter("intent_router_escalations_total",
+                                   "LLM-classifier escalations by outcome (llm or default)",
+                                   ["outcome"], registry=self.registry)
+        self.fallbacks = Counter("intent_router_fallbacks_total",
+                                 "Chat requests answered by a deployment other than the chain's first",
+                                 registry=self.registry)
+        self.provider_errors = Counter("intent_router_provider_errors_total",
+                                       "Failed or skipped attempts by deployment and outcome",
+                                       ["deployment", "outcome", "status"], registry=self.registry)
+        self.cost = Counter("intent_router_cost_usd_total", "Spend by answering deployment",
+                            ["deployment"], registry=self.registry)
+
+    def record_route(self, endpoint: str, intent: str | None, source: str) -> None:
+        self.requests.labels(endpoint, intent or "-", source).inc()
+        if source in ("llm", "default") and intent is not None:
+            self.escalations.labels(source).inc()
+
+    def record_attempts(self, attempts: Iterable[Attempt]) -> None:
+        attempts = list(attempts)
+        for attempt in attempts:
+            if attempt.outcome != "ok":
+                self.provider_errors.labels(attempt.deployment, attempt.outcome, str(attempt.status or "-")).inc()
+        if attempts and attempts[-1].outcome == "ok" and len(attempts) > 1:
+            self.fallbacks.inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

@@ -43,6 +43,9 @@ train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to 
 serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N for N workers; INTENT_ROUTER_CONFIG=path)
 	$(VENV)/bin/uvicorn --factory intent_router.service.app:create_app --host $(HOST) --port $(PORT) --workers $(WORKERS)
 
+demo: venv ## Fake provider fleet + the service + a few requests, printing how each was routed
+	$(PY) -m tests.fakes.run_demo
+
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
@@ -55,4 +58,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train serve test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train serve demo test bench mlflow-ui clean

@@ -61,19 +61,26 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
+async def _acompletion(
+    deployment: Deployment, request: dict[str, Any], timeout_s: float, stream: bool
+) -> Any:
+    return await litellm.acompletion(
+        model=deployment.model,
+        api_base=deployment.api_base,
+        api_key=api_key(deployment),
+        timeout=timeout_s,
+        num_retries=0,
+        stream=stream,
+        **{k: v for k, v in request.items() if k not in ("model", "stream")},
+    )
+
+
 class LitellmClient:
     """Chat completions through ``litellm.acompletion`` for any provider it knows."""
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         try:
-            response = await litellm.acompletion(
-                model=deployment.model,
-                api_base=deployment.api_base,
-                api_key=api_key(deployment),
-                timeout=timeout_s,
-                num_retries=0,
-                **{k: v for k, v in request.items() if k not in ("model", "stream")},
-            )
+            response = await _acompletion(deployment, request, timeout_s, stream=False)
         except ProviderError:
             raise
         except Exception as exc:  # every litellm error is mapped, once, here
@@ -83,15 +90,7 @@ class LitellmClient:
     async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
         """Yield OpenAI-style SSE lines (``data: {...}``, then ``data: [DONE]``)."""
         try:
-            response = await litellm.acompletion(
-                model=deployment.model,
-                api_base=deployment.api_base,
-                api_key=api_key(deployment),
-                timeout=timeout_s,
-                num_retries=0,
-                stream=True,
-                **{k: v for k, v in request.items() if k not in ("model", "stream")},
-            )
+            response = await _acompletion(deployment, request, timeout_s, stream=True)
             async for chunk in response:
                 yield b"data: " + json.dumps(chunk.model_dump(exclude_none=True)).encode()
         except ProviderError:

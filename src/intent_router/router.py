@@ -85,7 +85,7 @@ class Router:
     async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False) -> RouteDecision:
         prediction = self.classifier.predict(prompt)
         intent, source, spent, error = prediction.intent, "model", 0.0, None
-        if requested_model == "auto" and prediction.confidence < self.threshold and not sensitive:
+        if requested_model in AUTO_MODELS and prediction.confidence < self.threshold and not sensitive:
             intent, source, spent, error = await self._escalate(prompt, prediction.intent)
         choice = choose_chain(self.config, intent, requested_model, sensitive)
         first = self.config.deployments[choice.chain[0]]
@@ -107,13 +107,7 @@ class Router:
         self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
-        intent: str | None = None
-        escalation_cost = 0.0
-        if model in AUTO_MODELS:
-            decision = await self.route(prompt, model, sensitive)
-            intent, chain, escalation_cost = decision.intent, decision.chain, decision.escalation_cost_usd
-        else:
-            chain = choose_chain(self.config, "general", model, sensitive).chain
+        intent, chain, escalation_cost = await self._chain_for(prompt, model, sensitive)
         result = await walk_chain(
             chain, self.config.deployments,
             lambda deployment, timeout: self._complete(deployment, request, timeout),
@@ -130,7 +124,7 @@ class Router:
         if self._open_stream is None:
             raise RuntimeError("this Router was built without a streaming client")
         open_stream = self._open_stream
-        intent, chain = await self._chain_for(prompt, model, sensitive)
+        intent, chain, _ = await self._chain_for(prompt, model, sensitive)
 
         async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
             lines = open_stream(deployment, {**request, "stream": True}, timeout)
@@ -143,11 +137,14 @@ class Router:
                                   self.config.request_deadline_s, estimate_tokens(prompt))
         return intent, result
 
-    async def _chain_for(self, prompt: str, model: str, sensitive: bool) -> tuple[str | None, tuple[str, ...]]:
+    async def _chain_for(
+        self, prompt: str, model: str, sensitive: bool
+    ) -> tuple[str | None, tuple[str, ...], float]:
+        """Intent (None when a deployment was named), chain, and the escalation's cost."""
         if model in AUTO_MODELS:
             decision = await self.route(prompt, model, sensitive)
-            return decision.intent, decision.chain
-        return None, choose_chain(self.config, "general", model, sensitive).chain
+            return decision.intent, decision.chain, decision.escalation_cost_usd
+        return None, choose_chain(self.config, "general", model, sensitive).chain, 0.0
 
     async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
         cached = self._cache.get(prompt)

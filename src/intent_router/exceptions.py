@@ -5,6 +5,7 @@
     ├── ModelError                  the ONNX model or its metadata cannot be used
     │   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
     ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
+    │   └── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
     ├── ProviderError               a provider call failed (status, kind, Retry-After)
     │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
     │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
@@ -37,6 +38,10 @@ class ModelContractError(ModelError):
 
 class InvalidRequestError(RouterError):
     """The request cannot be routed as sent."""
+
+
+class UnknownModelError(InvalidRequestError):
+    """The request names a model that is neither ``auto`` nor a configured deployment."""
 
 
 class ProviderError(RouterError):

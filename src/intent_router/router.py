@@ -55,9 +55,29 @@ class ChatOutcome:
     """A chat completion that some deployment of the chain answered."""
 
     response: dict[str, Any]
-    intent: str | None  # None when the caller named a deployment (no classification)
+    decision: RouteDecision | None  # None when the caller named a deployment (no classification)
     result: ChainResult[dict[str, Any]]
-    cost_usd: float
+    cost_usd: float  # the answer's usage at the deployment's prices, plus any escalation
+
+    @property
+    def intent(self) -> str | None:
+        return self.decision.intent if self.decision else None
+
+
+@dataclass(frozen=True)
+class StreamOutcome:
+    """An opened stream: its first SSE line arrived, so the chain walk is over."""
+
+    decision: RouteDecision | None
+    result: ChainResult[tuple[bytes, AsyncIterator[bytes]]]
+
+    @property
+    def intent(self) -> str | None:
+        return self.decision.intent if self.decision else None
+
+    @property
+    def escalation_cost_usd(self) -> float:
+        return self.decision.escalation_cost_usd if self.decision else 0.0
 
 
 class Router:
@@ -107,24 +127,26 @@ class Router:
         self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
-        intent, chain, escalation_cost = await self._chain_for(prompt, model, sensitive)
+        decision, chain = await self._chain_for(prompt, model, sensitive)
         result = await walk_chain(
             chain, self.config.deployments,
             lambda deployment, timeout: self._complete(deployment, request, timeout),
             self.cooldowns, self.config.request_deadline_s, prompt_tokens=estimate_tokens(prompt),
         )
-        cost = _usage_cost(self.config.deployments[result.deployment], result.value) + escalation_cost
-        return ChatOutcome(result.value, intent, result, cost)
+        cost = _usage_cost(self.config.deployments[result.deployment], result.value)
+        if decision is not None:
+            cost += decision.escalation_cost_usd
+        return ChatOutcome(result.value, decision, result, cost)
 
     async def chat_stream(
         self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
-    ) -> tuple[str | None, ChainResult[tuple[bytes, AsyncIterator[bytes]]]]:
+    ) -> StreamOutcome:
         """Open a stream along the chain. Falling back is allowed until the first line arrives:
         the result holds that line and the rest of the stream of the deployment that sent it."""
         if self._open_stream is None:
             raise RuntimeError("this Router was built without a streaming client")
         open_stream = self._open_stream
-        intent, chain, _ = await self._chain_for(prompt, model, sensitive)
+        decision, chain = await self._chain_for(prompt, model, sensitive)
 
         async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
             lines = open_stream(deployment, {**request, "stream": True}, timeout)
@@ -135,16 +157,16 @@ class Router:
 
         result = await walk_chain(chain, self.config.deployments, first_line, self.cooldowns,
                                   self.config.request_deadline_s, estimate_tokens(prompt))
-        return intent, result
+        return StreamOutcome(decision, result)
 
     async def _chain_for(
         self, prompt: str, model: str, sensitive: bool
-    ) -> tuple[str | None, tuple[str, ...], float]:
-        """Intent (None when a deployment was named), chain, and the escalation's cost."""
+    ) -> tuple[RouteDecision | None, tuple[str, ...]]:
+        """The routing decision (None when a deployment was named) and the chain."""
         if model in AUTO_MODELS:
             decision = await self.route(prompt, model, sensitive)
-            return decision.intent, decision.chain, decision.escalation_cost_usd
-        return None, choose_chain(self.config, "general", model, sensitive).chain, 0.0
+            return decision, decision.chain
+        return None, choose_chain(self.config, "general", model, sensitive).chain
 
     async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
         cached = self._cache.get(prompt)
@@ -172,6 +194,12 @@ def _answer_text(response: dict[str, Any]) -> str | None:
         return None
 
 
-def _usage_cost(deployment: Deployment, response: dict[str, Any]) -> float:
-    usage = response.get("usage") or {}
+def usage_cost(deployment: Deployment, usage: dict[str, Any] | None) -> float:
+    """USD for an OpenAI ``usage`` object at the deployment's prices."""
+    usage = usage or {}
     return cost_usd(deployment, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+
+
+def _usage_cost(deployment: Deployment, response: dict[str, Any]) -> float:
+    usage = response.get("usage")
+    return usage_cost(deployment, usage if isinstance(usage, dict) else None)

@@ -84,13 +84,40 @@ def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -
         assert secret not in response.text
 
 
-def test_bad_chat_requests_get_400(fleet_and_service) -> None:
-    url = fleet_and_service["url"]
-    for body in ({"model": "auto"}, {"model": "auto", "messages": []},
-                 {"model": "nope", "messages": [{"role": "user", "content": "x"}]}):
-        response = httpx.post(f"{url}/v1/chat/completions", json=body)
-        assert response.status_code == 400, body
-        assert response.json()["error"]["type"] == "invalid_request_error"
+@pytest.mark.parametrize(("body", "status", "param"), [
+    ({"model": "auto"}, 400, None),
+    ({"model": "auto", "messages": []}, 400, "messages"),
+    ({"messages": [{"role": 3, "content": "x"}]}, 400, "messages[0].role"),
+    ({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, 400, "temperature"),
+    ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404, None),
+])
+def test_bad_chat_requests_get_a_clear_4xx(fleet_and_service, body, status, param) -> None:
+    response = httpx.post(f"{fleet_and_service['url']}/v1/chat/completions", json=body)
+    assert response.status_code == status, body
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert error["param"] == param
+    if status == 404:
+        assert error["code"] == "model_not_found" and "'nope'" in error["message"]
+
+
+def test_tools_and_tool_calls_reach_the_provider_as_sent(fleet_and_service) -> None:
+    f = fleet_and_service
+    tools = [{"type": "function", "function": {"name": "read_file", "parameters": {
+        "type": "object", "properties": {"path": {"type": "string"}}}}}]
+    messages = [
+        {"role": "user", "content": "write a function that parses ISO dates"},
+        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
+         "function": {"name": "read_file", "arguments": "{\"path\": \"a.py\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "def parse(): ..."},
+    ]
+    response = httpx.post(f"{f['url']}/v1/chat/completions", json={
+        "model": "auto", "messages": messages, "tools": tools, "tool_choice": "auto",
+        "metadata": {"repo": "acme/api"}, "seed": 7})
+    assert response.status_code == 200
+    sent = f["kimi"].requests[-1].body
+    assert sent["messages"] == messages and sent["tools"] == tools and sent["seed"] == 7
+    assert "metadata" not in sent and sent["model"] == "@cf/moonshotai/kimi-k2.6"
 
 
 def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:

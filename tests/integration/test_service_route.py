@@ -39,20 +39,23 @@ def test_sensitive_metadata_routes_local_only(service: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "content, fragment",
+    "content, fragment, status",
     [
-        (b"{not json", "malformed"),
-        (b'{"prompt": "\xff\xfe"}', "UTF-8"),
-        (b'{"prompt": 5}', "invalid request body"),
-        (b'{"messages": "hello"}', "invalid request body"),
-        (b"{}", "'messages'"),
-        (b'{"prompt": "hi", "model": "gpt-9"}', "unknown model"),
+        (b"{not json", "malformed", 400),
+        (b'{"prompt": "\xff\xfe"}', "UTF-8", 400),
+        (b'{"prompt": 5}', "invalid request body", 400),
+        (b'{"messages": "hello"}', "invalid request body", 400),
+        (b'{"messages": []}', "length >= 1", 400),
+        (b"{}", "'messages'", 400),
+        (b'{"prompt": "hi", "model": "gpt-9"}', "unknown model", 404),
     ],
 )
-def test_bad_requests_get_a_clear_400_in_openai_format(service: str, content: bytes, fragment: str) -> None:
+def test_bad_requests_get_a_clear_4xx_in_openai_format(
+    service: str, content: bytes, fragment: str, status: int
+) -> None:
     response = httpx.post(f"{service}/v1/route", content=content,
                           headers={"content-type": "application/json"})
-    assert response.status_code == 400
+    assert response.status_code == status
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and fragment in error["message"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from intent_router.config import RouterConfig
-from intent_router.exceptions import InvalidRequestError
+from intent_router.exceptions import InvalidRequestError, UnknownModelError
 
 #: Model names that ask the router to choose by intent.
 AUTO_MODELS = frozenset({"auto", "intent-router"})
@@ -55,7 +55,7 @@ def _deployment_named(config: RouterConfig, requested: str) -> str:
     for name, deployment in config.deployments.items():
         if deployment.model == requested:
             return name
-    raise InvalidRequestError(f"unknown model {requested!r}; use 'auto' or a listed deployment")
+    raise UnknownModelError(f"unknown model {requested!r}; use 'auto' or a listed deployment")
 
 
 def _with_fallbacks(config: RouterConfig, first: str) -> tuple[str, ...]:

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-import json
-import time
-
-from litestar import Litestar, Response, get, post
+from litestar import Litestar, Request, Response, get, post
 from litestar.response import Stream
 from litestar.datastructures import State
 
@@ -18,16 +17,19 @@ from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
 from intent_router.exceptions import InvalidRequestError, ProviderError
 from intent_router.providers.dispatch import ProviderClients
-from intent_router.router import Router
+from intent_router.router import Router, StreamOutcome, usage_cost
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
+from intent_router.service.openapi import BODY_ERRORS, CHAT_ERRORS, ChatOperation, RouteOperation
 from intent_router.service.schemas import (
+    ChatCompletion,
     ChatRequest,
     ModelCard,
     ModelList,
     RouteRequest,
     RouteResponse,
     last_user_text,
+    upstream_body,
 )
 
 MAX_BODY_BYTES = 1024 * 1024
@@ -58,7 +60,7 @@ def metrics(state: State) -> bytes:
     return state.metrics.render()
 
 
-@post("/v1/route", status_code=200)
+@post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation)
 async def route(data: RouteRequest, state: State) -> RouteResponse:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     if data.prompt is not None:
@@ -81,20 +83,17 @@ async def route(data: RouteRequest, state: State) -> RouteResponse:
     )
 
 
-@post("/v1/chat/completions", status_code=200)
-async def chat_completions(data: ChatRequest, state: State) -> Response[dict] | Stream:
+@post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation)
+async def chat_completions(data: ChatRequest, request: Request, state: State) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
-    if not data.messages:
-        raise InvalidRequestError("'messages' must not be empty")
     sensitive = bool(data.metadata and data.metadata.sensitive)
+    body = upstream_body(await request.json())
     if data.stream:
-        return await _stream_chat(data, state, sensitive)
+        return await _stream_chat(data, body, state, sensitive)  # type: ignore[return-value]
     started = time.perf_counter()
-    outcome = await state.router.chat(
-        data.upstream_body(), last_user_text(data.messages), data.model, sensitive
-    )
+    outcome = await state.router.chat(body, last_user_text(data.messages), data.model, sensitive)
     state.metrics.latency.labels("chat").observe(time.perf_counter() - started)
-    state.metrics.record_route("chat", outcome.intent, "model" if outcome.intent else "requested")
+    state.metrics.record_route("chat", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(outcome.result.attempts)
     state.metrics.cost.labels(outcome.result.deployment).inc(outcome.cost_usd)
     headers = {
@@ -103,38 +102,62 @@ async def chat_completions(data: ChatRequest, state: State) -> Response[dict] | 
         "x-intent-router-attempts": str(len(outcome.result.attempts)),
         "x-intent-router-cost-usd": f"{outcome.cost_usd:.8f}",
     }
-    return Response(outcome.response, headers=headers)
+    return Response(outcome.response, headers=headers)  # type: ignore[arg-type]
 
 
-async def _stream_chat(data: ChatRequest, state: State, sensitive: bool) -> Stream:
-    intent, result = await state.router.chat_stream(
-        data.upstream_body(), last_user_text(data.messages), data.model, sensitive
+def _source(decision: object) -> str:
+    return getattr(decision, "source", "requested")
+
+
+async def _stream_chat(data: ChatRequest, body: dict, state: State, sensitive: bool) -> Stream:
+    outcome: StreamOutcome = await state.router.chat_stream(
+        body, last_user_text(data.messages), data.model, sensitive
     )
+    result = outcome.result
     first, rest = result.value
-    state.metrics.record_route("chat_stream", intent, "model" if intent else "requested")
+    state.metrics.record_route("chat_stream", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(result.attempts)
+    deployment = state.router.config.deployments[result.deployment]
+    metrics = state.metrics
 
     async def events() -> AsyncIterator[bytes]:
-        last = first
-        yield first + b"\n\n"
+        last, cost = first, outcome.escalation_cost_usd
         try:
-            async for line in rest:
-                last = line
-                yield line + b"\n\n"
-        except ProviderError as exc:
-            # After the first chunk there is no falling back: end with an error event.
-            yield _error_event(f"upstream stream failed: {exc}")
-            return
-        if last.strip() != b"data: [DONE]":
-            yield _error_event("upstream stream ended before [DONE]")
+            yield first + b"\n\n"
+            cost += _line_cost(deployment, first)
+            try:
+                async for line in rest:
+                    last = line
+                    cost += _line_cost(deployment, line)
+                    yield line + b"\n\n"
+            except ProviderError as exc:
+                # After the first chunk there is no falling back: end with an error event.
+                yield _error_event(f"upstream stream failed: {exc}")
+                return
+            if last.strip() != b"data: [DONE]":
+                yield _error_event("upstream stream ended before [DONE]")
+        finally:
+            metrics.cost.labels(result.deployment).inc(cost)
 
     headers = {
-        "x-intent-router-intent": intent or "-",
+        "x-intent-router-intent": outcome.intent or "-",
         "x-intent-router-deployment": result.deployment,
         "x-intent-router-attempts": str(len(result.attempts)),
         "cache-control": "no-cache",
     }
     return Stream(events(), media_type="text/event-stream", headers=headers)
+
+
+def _line_cost(deployment: object, line: bytes) -> float:
+    """The cost of a stream's usage chunk (sent when the client asked for
+    ``stream_options.include_usage``); 0 for any other line."""
+    if b'"usage"' not in line or not line.startswith(b"data: {"):
+        return 0.0
+    try:
+        usage = json.loads(line[6:]).get("usage")
+    except ValueError:
+        return 0.0
+    return usage_cost(deployment, usage) if isinstance(usage, dict) else 0.0  # type: ignore[arg-type]
 
 
 def _error_event(message: str) -> bytes:

@@ -10,18 +10,23 @@ from intent_router.exceptions import (
     FatalProviderError,
     InvalidRequestError,
     RouterError,
+    UnknownModelError,
 )
 from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 
 
 def error_response(
-    status: int, message: str, kind: str, attempts: list[AttemptInfo] | None = None
+    status: int, message: str, kind: str, attempts: list[AttemptInfo] | None = None,
+    code: str | None = None, param: str | None = None,
 ) -> Response[ErrorBody]:
-    return Response(ErrorBody(ErrorDetail(message=message, type=kind, attempts=attempts)),
+    detail = ErrorDetail(message=message, type=kind, code=code, param=param, attempts=attempts)
+    return Response(ErrorBody(detail),
                     status_code=status, media_type=MediaType.JSON)
 
 
 def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
+    if isinstance(exc, UnknownModelError):  # OpenAI answers an unknown model this way
+        return error_response(404, str(exc), "invalid_request_error", code="model_not_found")
     if isinstance(exc, InvalidRequestError):
         return error_response(400, str(exc), "invalid_request_error")
     if isinstance(exc, FatalProviderError):
@@ -43,10 +48,20 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
 def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ValidationException):
-        detail = "; ".join(str(e.get("message", e)) for e in (exc.extra or []) if isinstance(e, dict))
-        return error_response(400, f"invalid request body: {detail or exc.detail}", "invalid_request_error")
+        problems = [e for e in (exc.extra or []) if isinstance(e, dict)]
+        detail = "; ".join(_problem(e) for e in problems)
+        param = next((str(e["key"]) for e in problems if e.get("key") not in (None, "", "data")), None)
+        return error_response(400, f"invalid request body: {detail or exc.detail}",
+                              "invalid_request_error", param=param)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     return error_response(exc.status_code, str(exc.detail), kind)
+
+
+def _problem(problem: dict) -> str:
+    key, message = problem.get("key"), str(problem.get("message", problem))
+    if not key or key == "data" or str(key) in message:  # "data" is the whole body
+        return message
+    return f"{key}: {message}"
 
 
 def undecodable_body_handler(_: Request, exc: Exception) -> Response[ErrorBody]:

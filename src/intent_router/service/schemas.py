@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
+
+#: A non-empty message list.
+Messages = Annotated[list["Message"], msgspec.Meta(min_length=1)]
 
 
 class ContentPart(msgspec.Struct, forbid_unknown_fields=False):
@@ -26,16 +29,18 @@ class RouteMetadata(msgspec.Struct, forbid_unknown_fields=False):
 class RouteRequest(msgspec.Struct, forbid_unknown_fields=False):
     """Either OpenAI-style ``messages`` or a bare ``prompt``."""
 
-    messages: list[Message] | None = None
+    messages: Messages | None = None
     prompt: str | None = None
     model: str = "auto"
     metadata: RouteMetadata | None = None
 
 
 class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
-    """The OpenAI chat-completions request fields the router passes on."""
+    """An OpenAI chat-completions request. The fields below are validated; the body is passed
+    on to the provider as it came (tools, tool_calls, response_format, ... included), without
+    ``model`` (set per deployment) and ``metadata`` (the router's own: repo, user, sensitive)."""
 
-    messages: list[Message]
+    messages: Messages
     model: str = "auto"
     stream: bool = False
     temperature: float | None = None
@@ -44,16 +49,20 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
     stop: str | list[str] | None = None
     n: int | None = None
     user: str | None = None
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: str | dict[str, Any] | None = None
+    response_format: dict[str, Any] | None = None
+    stream_options: dict[str, Any] | None = None
     metadata: RouteMetadata | None = None
 
-    def upstream_body(self) -> dict[str, Any]:
-        """What goes to the provider: messages and the set sampling fields."""
-        body: dict[str, Any] = {"messages": msgspec.to_builtins(self.messages)}
-        for name in ("temperature", "top_p", "max_tokens", "stop", "n", "user"):
-            value = getattr(self, name)
-            if value is not None:
-                body[name] = value
-        return body
+
+#: Request fields the router consumes and never sends upstream.
+ROUTER_ONLY_FIELDS = frozenset({"model", "metadata", "stream"})
+
+
+def upstream_body(raw: dict[str, Any]) -> dict[str, Any]:
+    """The provider's request: the client's body without the router's own fields."""
+    return {k: v for k, v in raw.items() if k not in ROUTER_ONLY_FIELDS}
 
 
 class RouteResponse(msgspec.Struct):
@@ -115,3 +124,31 @@ def _text(content: Any) -> str:
     if isinstance(content, list):
         return "\n".join(p.text for p in content if isinstance(p, ContentPart) and p.text)
     return ""
+
+
+class ChatMessage(msgspec.Struct, forbid_unknown_fields=False):
+    role: str
+    content: str | None = None
+
+
+class ChatChoice(msgspec.Struct, forbid_unknown_fields=False):
+    index: int
+    message: ChatMessage
+    finish_reason: str | None = None
+
+
+class Usage(msgspec.Struct, forbid_unknown_fields=False):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ChatCompletion(msgspec.Struct, forbid_unknown_fields=False):
+    """The upstream's OpenAI chat completion, passed on as it came (documented here)."""
+
+    id: str
+    object: str
+    created: int
+    model: str
+    choices: list[ChatChoice]
+    usage: Usage | None = None

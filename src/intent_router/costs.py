@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import math
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final
 
 from intent_router.config import Deployment
 
@@ -21,3 +22,16 @@ def cost_usd(deployment: Deployment, input_tokens: int, output_tokens: int) -> f
     return (
         input_tokens * deployment.input_cost_per_mtok + output_tokens * deployment.output_cost_per_mtok
     ) / 1_000_000
+
+
+def estimate_messages_tokens(messages: Iterable[Any]) -> int:
+    """A token estimate for a whole OpenAI conversation: every message's text parts."""
+    total = 0
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str):
+            total += estimate_tokens(content)
+        elif isinstance(content, list):
+            total += sum(estimate_tokens(str(part.get("text") or "")) for part in content
+                         if isinstance(part, dict))
+    return total

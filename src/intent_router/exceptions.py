@@ -7,6 +7,7 @@
     ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
     │   └── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
     ├── ProviderError               a provider call failed (status, kind, Retry-After)
+    │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
     │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
     │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
     └── AllProvidersFailed          every deployment of the chain failed (HTTP 502/503)
@@ -62,6 +63,14 @@ class ProviderError(RouterError):
         self.status = status
         self.kind = kind
         self.retry_after_s = retry_after_s
+
+
+class MissingKeyError(ProviderError):
+    """The environment variable holding a deployment's key is not set: the chain skips it."""
+
+    def __init__(self, deployment: str, variable: str) -> None:
+        super().__init__(f"deployment {deployment!r} needs its key in ${variable}", kind="no_key")
+        self.variable = variable
 
 
 class RetryableProviderError(ProviderError):

@@ -9,7 +9,12 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from intent_router.config import Deployment
-from intent_router.exceptions import AllProvidersFailed, FatalProviderError, ProviderError
+from intent_router.exceptions import (
+    AllProvidersFailed,
+    FatalProviderError,
+    MissingKeyError,
+    ProviderError,
+)
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.retry_rules import (
     Failure,
@@ -27,7 +32,8 @@ class Attempt:
     """What happened at one deployment of the chain."""
 
     deployment: str
-    outcome: str  # "ok", "failed", "skipped_cooldown", "skipped_context", "skipped_deadline"
+    outcome: str  # "ok", "failed", "skipped_cooldown", "skipped_context", "skipped_deadline",
+    #               "skipped_no_key"
     error: str | None = None
     status: int | None = None
     latency_ms: float = 0.0
@@ -71,6 +77,9 @@ async def walk_chain(
         try:
             value = await asyncio.wait_for(call(deployment, min(deployment.timeout_s, remaining)),
                                            timeout=min(deployment.timeout_s, remaining))
+        except MissingKeyError as exc:  # not the provider's fault: no cooldown, next one
+            attempts.append(Attempt(name, "skipped_no_key", str(exc)))
+            continue
         except (ProviderError, asyncio.TimeoutError) as exc:
             failure = _failure(exc)
             latency = (clock() - began) * 1000

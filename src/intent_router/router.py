@@ -10,7 +10,7 @@ from typing import Any
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
-from intent_router.costs import cost_usd, estimate_tokens
+from intent_router.costs import cost_usd, estimate_messages_tokens, estimate_tokens
 from intent_router.exceptions import ProviderError
 from intent_router.fallback import ChainResult, walk_chain
 from intent_router.routing.cooldown import CooldownTracker
@@ -131,7 +131,8 @@ class Router:
         result = await walk_chain(
             chain, self.config.deployments,
             lambda deployment, timeout: self._complete(deployment, request, timeout),
-            self.cooldowns, self.config.request_deadline_s, prompt_tokens=estimate_tokens(prompt),
+            self.cooldowns, self.config.request_deadline_s,
+            prompt_tokens=_request_tokens(request, prompt),
         )
         cost = _usage_cost(self.config.deployments[result.deployment], result.value)
         if decision is not None:
@@ -156,7 +157,7 @@ class Router:
                 raise ProviderError("upstream stream was empty", kind="malformed") from exc
 
         result = await walk_chain(chain, self.config.deployments, first_line, self.cooldowns,
-                                  self.config.request_deadline_s, estimate_tokens(prompt))
+                                  self.config.request_deadline_s, _request_tokens(request, prompt))
         return StreamOutcome(decision, result)
 
     async def _chain_for(
@@ -185,6 +186,13 @@ class Router:
             return local_intent, "default", spent, "llm classifier answer was not one label"
         self._cache.put(prompt, label)
         return label, "llm", spent, None
+
+
+def _request_tokens(request: dict[str, Any], prompt: str) -> int:
+    """The context a request needs: its whole conversation, at least the classified prompt."""
+    messages = request.get("messages")
+    whole = estimate_messages_tokens(messages) if isinstance(messages, list) else 0
+    return max(whole, estimate_tokens(prompt))
 
 
 def _answer_text(response: dict[str, Any]) -> str | None:

@@ -21,8 +21,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_service(config: Path | None = None, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Yield the base URL of a uvicorn process serving create_app(); stop it afterwards."""
+def running_service(
+    config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False
+) -> Iterator[str]:
+    """Yield the base URL of a uvicorn process serving create_app(); stop it afterwards.
+
+    Waits for /healthz, or with ``ready`` for /readyz (litellm loaded: tests that call a
+    litellm deployment need it, or their first call would wait seconds for the import)."""
     port = free_port()
     child_env = {**os.environ, **(env or {})}
     if config is not None:
@@ -34,17 +39,19 @@ def running_service(config: Path | None = None, env: dict[str, str] | None = Non
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        probe = f"{url}/readyz" if ready else f"{url}/healthz"
+        deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise RuntimeError(f"service exited: {process.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
             try:
-                if httpx.get(f"{url}/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(probe, timeout=0.5).status_code == 200:
                     break
             except httpx.HTTPError:
-                time.sleep(0.1)
+                pass
+            time.sleep(0.1)
         else:
-            raise RuntimeError("service did not become healthy in 30 s")
+            raise RuntimeError(f"{probe} did not answer 200 in 60 s")
         yield url
     finally:
         process.terminate()

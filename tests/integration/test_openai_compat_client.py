@@ -7,7 +7,7 @@ from dataclasses import replace
 import pytest
 
 from intent_router.config import load_config
-from intent_router.exceptions import AllProvidersFailed, FatalProviderError, ProviderError
+from intent_router.exceptions import AllProvidersFailed, MissingKeyError, ProviderError
 from intent_router.fallback import walk_chain
 from intent_router.providers.openai_compat import OpenAICompatClient
 from intent_router.routing.cooldown import CooldownTracker
@@ -45,7 +45,7 @@ async def test_completion_uses_the_key_and_upstream_model(client, fleet) -> None
 
 async def test_a_missing_key_names_the_variable(client, fleet, monkeypatch) -> None:
     monkeypatch.delenv("OPENAI_API_KEY")
-    with pytest.raises(FatalProviderError, match=r"\$OPENAI_API_KEY"):
+    with pytest.raises(MissingKeyError, match=r"\$OPENAI_API_KEY"):
         await client.complete(_at(fleet[0]), REQUEST, timeout_s=2)
 
 

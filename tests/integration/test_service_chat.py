@@ -30,7 +30,7 @@ def fleet_and_service(tmp_path_factory: pytest.TempPathFactory):
         raw["router"]["request_deadline_s"] = 5
         path = tmp_path_factory.mktemp("cfg") / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
-        with running_service(path, env=KEYS) as url:
+        with running_service(path, env=KEYS, ready=True) as url:
             yield {"url": url, "kimi": kimi, "claude": claude, "gpt": gpt}
 
 
@@ -54,11 +54,13 @@ def test_the_openai_sdk_gets_a_routed_answer(fleet_and_service) -> None:
 def test_529_from_anthropic_falls_back_to_openai(fleet_and_service) -> None:
     f = fleet_and_service
     f["claude"].script(Status(529, "Overloaded"))
+    seen = len(f["claude"].requests)
     raw = _client(f["url"]).chat.completions.with_raw_response.create(
         model="auto", messages=[{"role": "user", "content": ARCHITECTURE}])
     assert raw.headers["x-intent-router-intent"] == "architecture_review"
     assert raw.headers["x-intent-router-deployment"] == "gpt-4o"
     assert raw.headers["x-intent-router-attempts"] == "2"
+    assert len(f["claude"].requests) == seen + 1  # Anthropic really answered the 529
 
 
 def test_a_concrete_deployment_skips_classification(fleet_and_service) -> None:
@@ -78,8 +80,10 @@ def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -
                           json={"model": "auto", "messages": [{"role": "user", "content": ARCHITECTURE}]})
     assert response.status_code == 503
     error = response.json()["error"]
-    assert [a["deployment"] for a in error["attempts"]] == ["claude-sonnet-4", "gpt-4o", "kimi-k2.6"]
-    assert all(a["outcome"] == "failed" for a in error["attempts"])
+    assert [(a["deployment"], a["outcome"]) for a in error["attempts"]] == [
+        ("claude-sonnet-4", "failed"), ("gpt-4o", "failed"), ("kimi-k2.6", "failed"),
+        ("kimi-k2.6-together", "skipped_no_key")]  # no $TOGETHER_API_KEY in this service
+    assert "$TOGETHER_API_KEY" in error["message"]
     for secret in KEYS.values():
         assert secret not in response.text
 
@@ -129,8 +133,10 @@ def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
         with running_service(path) as url:
             response = httpx.post(f"{url}/v1/chat/completions",
                                   json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
-    assert response.status_code == 401
-    assert "$OPENAI_API_KEY" in response.json()["error"]["message"]
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert "$OPENAI_API_KEY" in error["message"] and "$ANTHROPIC_API_KEY" in error["message"]
+    assert {a["outcome"] for a in error["attempts"]} == {"skipped_no_key"}
     assert gpt.requests == []
 
 

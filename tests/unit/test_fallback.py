@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 
 from intent_router.config import Deployment, load_config
-from intent_router.exceptions import AllProvidersFailed, FatalProviderError, ProviderError
+from intent_router.exceptions import AllProvidersFailed, FatalProviderError, MissingKeyError, ProviderError
 from intent_router.fallback import walk_chain
 from intent_router.routing.cooldown import CooldownTracker
 
@@ -99,3 +99,13 @@ async def test_connection_resets_are_retryable() -> None:
     provider = ScriptedProvider({"claude-sonnet-4": [ProviderError("reset", kind="connection")]})
     result = await walk_chain(CHAIN, DEPLOYMENTS, provider, _tracker(), deadline_s=5)
     assert result.deployment == "gpt-4o"
+
+
+async def test_a_deployment_without_its_key_is_skipped_without_a_cooldown() -> None:
+    tracker = CooldownTracker(failures_to_trip=1, cooldown_s=30)
+    provider = ScriptedProvider({"claude-sonnet-4": [MissingKeyError("claude-sonnet-4", "ANTHROPIC_API_KEY")]})
+    result = await walk_chain(CHAIN, DEPLOYMENTS, provider, tracker, deadline_s=5)
+    assert result.deployment == "gpt-4o"
+    assert result.attempts[0].outcome == "skipped_no_key"
+    assert "$ANTHROPIC_API_KEY" in (result.attempts[0].error or "")
+    assert tracker.available("claude-sonnet-4")

@@ -24,7 +24,14 @@ CONFIG = load_config()
 )
 def test_auto_follows_the_default_intent_policy(intent: str, first: str) -> None:
     choice = choose_chain(CONFIG, intent)
-    assert choice.chain[0] == first and len(choice.chain) == 3
+    cloud = {n for n, d in CONFIG.deployments.items() if d.tier != "local"}
+    assert choice.chain[0] == first and set(choice.chain) == cloud
+
+
+def test_a_policy_chain_continues_along_its_fallbacks() -> None:
+    # architecture_review lists three; kimi-k2.6's fallback (Together) is appended.
+    assert choose_chain(CONFIG, "architecture_review").chain == (
+        "claude-sonnet-4", "gpt-4o", "kimi-k2.6", "kimi-k2.6-together")
 
 
 def test_a_concrete_deployment_keeps_its_fallback_chain() -> None:
@@ -62,5 +69,6 @@ def test_sensitive_without_a_local_tier_fails_closed() -> None:
 
 
 def test_fallback_cycles_terminate() -> None:
-    # kimi -> claude -> gpt -> claude: each appears once.
-    assert choose_chain(CONFIG, "general", "kimi-k2.6").chain == ("kimi-k2.6", "claude-sonnet-4", "gpt-4o")
+    # kimi -> together, claude -> claude, gpt -> claude: each appears once.
+    assert choose_chain(CONFIG, "general", "kimi-k2.6").chain == (
+        "kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4", "gpt-4o")

@@ -38,8 +38,16 @@ def test_context_window_errors_look_for_a_larger_window() -> None:
     assert verdict(failure, OPENAI) is Verdict.NEXT_WITH_LARGER_CONTEXT
 
 
-def test_ollama_out_of_memory_is_retryable_but_a_plain_500_is_not() -> None:
-    assert verdict(failure_from_status(500, "CUDA out of memory"), OLLAMA) is Verdict.NEXT_DEPLOYMENT
+@pytest.mark.parametrize("message", [
+    "CUDA out of memory",
+    "model requires more system memory (21.5 GiB) than is available (15.2 GiB)",
+    "llama runner process has terminated: cudaMalloc failed: out of memory",
+])
+def test_ollama_out_of_memory_is_retryable(message: str) -> None:
+    assert verdict(failure_from_status(500, message), OLLAMA) is Verdict.NEXT_DEPLOYMENT
+
+
+def test_a_plain_500_from_ollama_is_not_retryable() -> None:
     assert verdict(failure_from_status(500, "boom"), OLLAMA) is Verdict.RETURN_TO_CALLER
     assert verdict(Failure(FailureKind.TIMEOUT), OLLAMA) is Verdict.NEXT_DEPLOYMENT
 

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from intent_router.config import Deployment
-from intent_router.exceptions import FatalProviderError, ProviderError
+from intent_router.exceptions import FatalProviderError, MissingKeyError, ProviderError
 
 
 def upstream_model(deployment: Deployment) -> str:
@@ -28,9 +28,7 @@ def api_key(deployment: Deployment, environ: Mapping[str, str] = os.environ) -> 
         return None
     key = environ.get(deployment.api_key_env)
     if not key:
-        raise FatalProviderError(
-            f"deployment {deployment.name!r} needs its key in ${deployment.api_key_env}", status=401
-        )
+        raise MissingKeyError(deployment.name, deployment.api_key_env)
     return key
 
 

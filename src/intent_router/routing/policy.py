@@ -29,15 +29,15 @@ def choose_chain(
     """The chain for a request.
 
     ``auto`` follows the intent policy; a concrete deployment (by name or litellm model id)
-    goes first, then its configured fallbacks. A sensitive request keeps local-tier
-    deployments only, and fails closed when there is none.
+    goes first. Either way the chain continues along its deployments' configured fallbacks.
+    A sensitive request keeps local-tier deployments only, and fails closed when there is none.
     """
     if requested_model in AUTO_MODELS:
-        chain = config.policy[intent]
+        chain = _with_fallbacks(config, config.policy[intent])
         reason = f"policy for {intent}"
     else:
         first = _deployment_named(config, requested_model)
-        chain = _with_fallbacks(config, first)
+        chain = _with_fallbacks(config, (first,))
         reason = f"requested {first}"
     if sensitive:
         chain = tuple(n for n in chain if config.deployments[n].tier == "local") or tuple(
@@ -58,9 +58,10 @@ def _deployment_named(config: RouterConfig, requested: str) -> str:
     raise UnknownModelError(f"unknown model {requested!r}; use 'auto' or a listed deployment")
 
 
-def _with_fallbacks(config: RouterConfig, first: str) -> tuple[str, ...]:
-    chain = [first]
-    frontier = [first]
+def _with_fallbacks(config: RouterConfig, preferred: tuple[str, ...]) -> tuple[str, ...]:
+    """``preferred``, then (breadth first) every fallback not in it yet."""
+    chain = list(preferred)
+    frontier = list(preferred)
     while frontier:
         for name in config.deployments[frontier.pop(0)].fallbacks:
             if name not in chain:

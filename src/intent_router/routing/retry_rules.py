@@ -44,11 +44,17 @@ def failure_from_status(status: int, body_text: str = "", retry_after_s: float |
     if status == 529:
         return Failure(FailureKind.OVERLOADED, status, retry_after_s)
     if status >= 500:
-        kind = FailureKind.OUT_OF_MEMORY if "out of memory" in text else FailureKind.SERVER_ERROR
+        kind = FailureKind.OUT_OF_MEMORY if _mentions_memory(text) else FailureKind.SERVER_ERROR
         return Failure(kind, status, retry_after_s)
     if status in (400, 413) and _mentions_context_window(text):
         return Failure(FailureKind.CONTEXT_WINDOW, status)
     return Failure(FailureKind.CLIENT_ERROR, status)
+
+
+def _mentions_memory(text: str) -> bool:
+    """Ollama: "model requires more system memory (...) than is available", CUDA OOM, ..."""
+    markers = ("out of memory", "requires more system memory", "insufficient memory", "cudamalloc failed")
+    return any(marker in text for marker in markers)
 
 
 def _mentions_context_window(text: str) -> bool:

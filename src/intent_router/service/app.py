@@ -20,7 +20,13 @@ from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import Router, StreamOutcome, usage_cost
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
-from intent_router.service.openapi import BODY_ERRORS, CHAT_ERRORS, ChatOperation, RouteOperation
+from intent_router.service.openapi import (
+    BODY_ERRORS,
+    CHAT_ERRORS,
+    READYZ_WARMING,
+    ChatOperation,
+    RouteOperation,
+)
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -41,10 +47,14 @@ def healthz() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@get("/readyz", sync_to_thread=False)
-def readyz(state: State) -> dict[str, str]:
-    """Model loaded and config valid (both are checked at start)."""
-    return {"status": "ready", "model_version": state.router.classifier.version}
+@get("/readyz", sync_to_thread=False, responses={503: READYZ_WARMING})
+def readyz(state: State) -> Response[dict[str, str]]:
+    """Model loaded and config valid (both checked at start), and litellm loaded when a
+    deployment needs it (it loads in the background for a few seconds after start)."""
+    version = state.router.classifier.version
+    if state.needs_litellm and not state.clients.warm:
+        return Response({"status": "warming", "model_version": version}, status_code=503)
+    return Response({"status": "ready", "model_version": version})
 
 
 @get("/v1/models", sync_to_thread=False)
@@ -171,8 +181,12 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
     clients = ProviderClients()
 
+    needs_litellm = any(d.api_style == "litellm" for d in config.deployments.values())
+
     @asynccontextmanager
     async def providers(app: Litestar) -> AsyncIterator[None]:
+        if needs_litellm:
+            clients.warm_up()
         try:
             yield
         finally:
@@ -183,6 +197,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
         state=State({
             "router": Router(config, classifier, clients.complete, clients.stream),
             "metrics": RouterMetrics(),
+            "clients": clients,
+            "needs_litellm": needs_litellm,
         }),
         lifespan=[providers],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -16,6 +16,10 @@ def _error(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
+#: /readyz while litellm is still loading.
+READYZ_WARMING = ResponseSpec(data_container=dict[str, str], generate_examples=False,
+                              description="Not ready yet: litellm is loading ({'status': 'warming'})")
+
 #: Errors any endpoint with a JSON body and a ``model`` field can answer.
 BODY_ERRORS: dict[int | str, ResponseSpec] = {
     400: _error("Invalid JSON, UTF-8, field types or values (OpenAI error format)"),

@@ -40,8 +40,8 @@ data-check: venv ## Print dataset statistics; fail when a floor is missed
 train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
-serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N for N workers; INTENT_ROUTER_CONFIG=path)
-	$(VENV)/bin/uvicorn --factory intent_router.service.app:create_app --host $(HOST) --port $(PORT) --workers $(WORKERS)
+serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N, PORT=p, CONFIG=path/to/router.yaml)
+	$(PY) -m intent_router.service --host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(CONFIG),--config "$(CONFIG)")
 
 demo: venv ## Fake provider fleet + the service + a few requests, printing how each was routed
 	$(PY) -m tests.fakes.run_demo

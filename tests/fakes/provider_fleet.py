@@ -245,6 +245,11 @@ def _openai_chunks(body: dict[str, Any], words: list[str]) -> list[str]:
         for i, w in enumerate(words)
     ]
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if (body.get("stream_options") or {}).get("include_usage"):
+        prompt_tokens, completion_tokens = _usage(body, "".join(words))
+        chunks.append({**base, "choices": [], "usage": {
+            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens}})
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
 

@@ -21,19 +21,22 @@ PROMPTS = [
     ("add docstrings to every public function in utils.py", None),
     ("thanks, that worked!", None),
 ]
-DEMO_KEYS = {"CLOUDFLARE_API_KEY": "demo-cf", "ANTHROPIC_API_KEY": "demo-ant", "OPENAI_API_KEY": "demo-oai"}
+DEMO_KEYS = {"CLOUDFLARE_API_KEY": "demo-cf", "TOGETHER_API_KEY": "demo-tg",
+             "ANTHROPIC_API_KEY": "demo-ant", "OPENAI_API_KEY": "demo-oai"}
 
 
 def main() -> None:
     with FakeProvider("kimi") as kimi, FakeProvider("claude") as claude, FakeProvider("gpt") as gpt, \
-            tempfile.TemporaryDirectory() as tmp:
+            FakeProvider("together") as together, tempfile.TemporaryDirectory() as tmp:
         raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
         raw["deployments"]["kimi-k2.6"].update(api_base=f"{kimi.url}/v1", api_style="openai")
+        raw["deployments"]["kimi-k2.6-together"].update(api_base=f"{together.url}/v1")
         raw["deployments"]["gpt-4o"].update(api_base=f"{gpt.url}/v1")
         raw["deployments"]["claude-sonnet-4"].update(api_base=claude.url)
         config = Path(tmp) / "demo.yaml"
         config.write_text(yaml.safe_dump(raw))
-        with running_service(config, env=DEMO_KEYS) as url:
+        print("starting the service (litellm, which serves Anthropic here, loads for a few seconds)")
+        with running_service(config, env=DEMO_KEYS, ready=True) as url:
             print(f"service {url}; fake fleet: kimi {kimi.url}, claude {claude.url}, gpt {gpt.url}\n")
             print(f"{'intent':<20}{'conf':>6}  {'answered by':<16}{'attempts':>8}  {'cost $':>10}  prompt")
             for prompt, fault in PROMPTS:

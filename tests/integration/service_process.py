@@ -22,9 +22,11 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False
+    config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False,
+    workers: int = 1,
 ) -> Iterator[str]:
-    """Yield the base URL of a uvicorn process serving create_app(); stop it afterwards.
+    """Yield the base URL of the service (``python -m intent_router.service``, what
+    ``make serve`` runs) on a free loopback port; stop it afterwards.
 
     Waits for /healthz, or with ``ready`` for /readyz (litellm loaded: tests that call a
     litellm deployment need it, or their first call would wait seconds for the import)."""
@@ -33,8 +35,8 @@ def running_service(
     if config is not None:
         child_env["INTENT_ROUTER_CONFIG"] = str(config)
     process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "intent_router.service.app:create_app",
-         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        [sys.executable, "-m", "intent_router.service", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", str(workers), "--log-level", "warning"],
         env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"

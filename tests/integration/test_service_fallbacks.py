@@ -238,3 +238,45 @@ def test_chat_metrics_count_escalations_with_their_source(tmp_path: Path) -> Non
         metrics = httpx.get(f"{s.url}/metrics").text
         assert 'intent_router_requests_total{endpoint="chat",intent="debugging",source="llm"} 1.0' in metrics
         assert 'intent_router_escalations_total{outcome="llm"} 1.0' in metrics
+
+
+def _stream(s: Setup, model: str, **extra: Any) -> tuple[httpx.Response, list[str]]:
+    body = {"model": model, "stream": True, "messages": [{"role": "user", "content": "hello"}], **extra}
+    with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
+        lines = [line for line in response.iter_lines() if line]
+    return response, lines
+
+
+def _content(lines: list[str]) -> str:
+    import json
+
+    text = ""
+    for line in lines:
+        if line.startswith("data: {"):
+            for choice in json.loads(line[6:]).get("choices") or []:
+                text += (choice.get("delta") or {}).get("content") or ""
+    return text
+
+
+def test_streaming_through_litellm_and_a_529_before_the_first_chunk(tmp_path: Path) -> None:
+    with fleet_service(tmp_path, ready=True) as s:
+        response, lines = _stream(s, "claude-sonnet-4")
+        assert response.headers["x-intent-router-deployment"] == "claude-sonnet-4"
+        assert _content(lines) == "ok from fake stream" and lines[-1] == "data: [DONE]"
+        assert s.fakes["claude"].requests[-1].body["stream"] is True
+        s.fakes["claude"].script(Status(529, "Overloaded"))
+        response, lines = _stream(s, "claude-sonnet-4")
+        assert response.headers["x-intent-router-deployment"] == "gpt-4o"
+        assert _content(lines) == "ok from fake stream" and lines[-1] == "data: [DONE]"
+
+
+def test_a_streams_usage_chunk_is_counted_as_cost(tmp_path: Path) -> None:
+    with fleet_service(tmp_path) as s:
+        _, lines = _stream(s, "kimi-k2.6", stream_options={"include_usage": True})
+        assert any('"usage"' in line for line in lines)
+        metrics = httpx.get(f"{s.url}/metrics").text
+        assert _metric_value(metrics, 'intent_router_cost_usd_total{deployment="kimi-k2.6"}') > 0
+
+
+def _metric_value(text: str, prefix: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))

@@ -42,9 +42,9 @@ MAX_BODY_BYTES = 1024 * 1024
 
 
 @get("/healthz", sync_to_thread=False)
-def healthz() -> dict[str, str]:
-    """Alive."""
-    return {"status": "ok"}
+def healthz() -> dict[str, str | int]:
+    """Alive; ``worker`` is the answering process's id (several with ``--workers N``)."""
+    return {"status": "ok", "worker": os.getpid()}
 
 
 @get("/readyz", sync_to_thread=False, responses={503: READYZ_WARMING})

@@ -1,10 +1,13 @@
-"""Prometheus metrics of one service process (its own registry, so apps never share state)."""
+"""Prometheus metrics: one registry per app, aggregated across workers when the service runs
+several (``PROMETHEUS_MULTIPROC_DIR`` set: prometheus_client's multiprocess mode)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 
 from intent_router.fallback import Attempt
 
@@ -46,4 +49,9 @@ class RouterMetrics:
             self.fallbacks.inc()
 
     def render(self) -> bytes:
+        """This process's metrics, or every worker's summed when running multiprocess."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            merged = CollectorRegistry()
+            MultiProcessCollector(merged)
+            return generate_latest(merged)
         return generate_latest(self.registry)

@@ -1,0 +1,50 @@
+"""`make serve WORKERS=N` (python -m intent_router.service): several workers, one service."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import yaml
+
+from intent_router.config import DEFAULT_CONFIG
+from tests.integration.service_process import running_service
+
+ROUTE_LINE = 'intent_router_requests_total{endpoint="route",intent="refactoring",source="model"}'
+
+
+def _metric(text: str, line_start: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
+
+
+def test_two_workers_serve_and_report_metrics_for_the_whole_service() -> None:
+    with running_service(workers=2) as url:
+        workers: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(workers) < 2 and time.monotonic() < deadline:
+            with httpx.Client() as fresh:  # a new connection each time: the kernel spreads them
+                workers.add(fresh.get(f"{url}/healthz").json()["worker"])
+        assert len(workers) == 2
+        for _ in range(30):
+            with httpx.Client() as fresh:
+                answer = fresh.post(f"{url}/v1/route", json={"prompt": "rename getUser to fetchUser everywhere"})
+                assert answer.json()["intent"] == "refactoring"
+        counts = set()
+        for _ in range(8):  # whichever worker answers, it reports both workers' requests
+            with httpx.Client() as fresh:
+                counts.add(_metric(fresh.get(f"{url}/metrics").text, ROUTE_LINE))
+        assert counts == {30.0}
+
+
+def test_a_bad_config_stops_the_service_before_it_starts(tmp_path: Path) -> None:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["deployments"]["gpt-4o"]["timeout_s"] = "fast"
+    path = tmp_path / "router.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    done = subprocess.run([sys.executable, "-m", "intent_router.service", "--config", str(path),
+                           "--port", "1", "--workers", "2"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "deployments.gpt-4o.timeout_s: must be a positive number" in done.stderr

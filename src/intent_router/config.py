@@ -21,6 +21,11 @@ from intent_router.labels import INTENTS
 DEFAULT_CONFIG: Final[Path] = Path(__file__).resolve().parent / "defaults" / "router.yaml"
 TIERS: Final[tuple[str, ...]] = ("primary", "fallback_1", "fallback_2", "local")
 RETRYABLE_CONDITIONS: Final[frozenset[str]] = frozenset({"429", "529", "5xx", "timeout", "oom"})
+#: Where the fast path goes when an OpenAI-compatible deployment sets no api_base.
+OPENAI_API_BASES: Final[dict[str, str]] = {
+    "openai": "https://api.openai.com/v1",
+    "together_ai": "https://api.together.xyz/v1",
+}
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -135,11 +140,17 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
     retry = {str(c).lower() for c in spec.get("retry_on", ["429", "5xx", "timeout"])}
     if not retry <= RETRYABLE_CONDITIONS:
         raise ConfigError(f"{where}.retry_on", f"unknown conditions {sorted(retry - RETRYABLE_CONDITIONS)}")
+    api_style = _api_style(spec.get("api_style"), model, f"{where}.api_style")
+    api_base = _optional_str(spec.get("api_base"), f"{where}.api_base")
+    if api_style == "openai" and api_base is None:
+        api_base = OPENAI_API_BASES.get(model.split("/", 1)[0])
+        if api_base is None:
+            raise ConfigError(f"{where}.api_base", "is required when api_style is 'openai'")
     return Deployment(
         name=name,
         model=model,
         tier=tier,
-        api_base=_optional_str(spec.get("api_base"), f"{where}.api_base"),
+        api_base=api_base,
         api_key_env=key_env,
         timeout_s=_positive(spec.get("timeout_s", 60), f"{where}.timeout_s"),
         context_window=int(_positive(spec.get("context_window", known.get("max_input_tokens") or 128_000), f"{where}.context_window")),
@@ -147,7 +158,7 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         output_cost_per_mtok=_price(spec, "output", known, where),
         retry_on=frozenset(retry),
         fallbacks=tuple(str(f) for f in _list(spec.get("fallbacks", []), f"{where}.fallbacks")),
-        api_style=_api_style(spec.get("api_style"), model, f"{where}.api_style"),
+        api_style=api_style,
     )
 
 

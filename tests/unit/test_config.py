@@ -57,6 +57,7 @@ def test_the_default_config_mirrors_the_tier_table() -> None:
         ("router/confidence_threshold", 1.5, "router.confidence_threshold"),
         ("router/llm_classifier/deployment", "ghost", "router.llm_classifier.deployment"),
         ("router/request_deadline_s", 0, "router.request_deadline_s"),
+        ("deployments/claude-sonnet-4/api_style", "openai", "deployments.claude-sonnet-4.api_base"),
     ],
 )
 def test_a_bad_field_is_named(path: str, value: Any, field: str) -> None:
@@ -64,6 +65,12 @@ def test_a_bad_field_is_named(path: str, value: Any, field: str) -> None:
         parse_config(_with(path, value))
     assert info.value.field == field
     assert str(info.value).startswith(field)
+
+
+def test_openai_compatible_deployments_get_their_provider_default_api_base() -> None:
+    deployments = load_config().deployments
+    assert deployments["gpt-4o"].api_base == "https://api.openai.com/v1"
+    assert deployments["kimi-k2.6-together"].api_base == "https://api.together.xyz/v1"
 
 
 def test_a_model_missing_from_the_cost_map_needs_prices() -> None:

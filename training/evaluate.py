@@ -9,8 +9,14 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, f1_score
 
-DEFAULT_TARGET_ACCURACY = 0.97
-THRESHOLD_GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 .. 0.95
+# The threshold rule is a contract shared with routing evaluation.
+from intent_router.thresholds import (  # noqa: F401  (re-exported for training)
+    DEFAULT_TARGET_ACCURACY,
+    THRESHOLD_GRID,
+    CoveragePoint,
+    recommend_threshold,
+    risk_coverage,
+)
 
 
 @dataclass(frozen=True)
@@ -79,45 +85,6 @@ def expected_calibration_error(
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
     return float(ece)
-
-
-@dataclass(frozen=True)
-class CoveragePoint:
-    """At one threshold: the share decided locally and the accuracy on that share."""
-
-    threshold: float
-    coverage: float
-    accuracy: float
-
-
-def risk_coverage(
-    y_true: Sequence[str],
-    probabilities: np.ndarray,
-    labels: Sequence[str],
-    thresholds: Sequence[float] = THRESHOLD_GRID,
-) -> list[CoveragePoint]:
-    """Coverage and selective accuracy of "decide locally when confidence >= t"."""
-    labels = list(labels)
-    confidence = probabilities.max(axis=1)
-    correct = np.array([labels[i] == t for i, t in zip(probabilities.argmax(axis=1), y_true)])
-    points = []
-    for threshold in thresholds:
-        kept = confidence >= threshold
-        accuracy = float(correct[kept].mean()) if kept.any() else 1.0
-        points.append(CoveragePoint(float(threshold), float(kept.mean()), accuracy))
-    return points
-
-
-def recommend_threshold(
-    points: Sequence[CoveragePoint], target_accuracy: float = DEFAULT_TARGET_ACCURACY
-) -> float:
-    """The lowest threshold whose locally decided share meets ``target_accuracy``.
-
-    When none does, the highest threshold of the grid (escalate the most)."""
-    for point in sorted(points, key=lambda p: p.threshold):
-        if point.accuracy >= target_accuracy and point.coverage > 0:
-            return point.threshold
-    return max(p.threshold for p in points)
 
 
 def classification_report_text(

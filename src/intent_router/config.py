@@ -26,6 +26,16 @@ OPENAI_API_BASES: Final[dict[str, str]] = {
     "openai": "https://api.openai.com/v1",
     "together_ai": "https://api.together.xyz/v1",
 }
+#: Output tokens assumed per intent when estimating a request's cost before it runs.
+DEFAULT_OUTPUT_TOKENS: Final[dict[str, int]] = {
+    "code_generation": 800,
+    "architecture_review": 900,
+    "refactoring": 800,
+    "debugging": 600,
+    "documentation": 700,
+    "security_audit": 800,
+    "general": 300,
+}
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -63,6 +73,7 @@ class RouterConfig:
     llm_classifier_timeout_s: float
     cooldown_failures: int
     cooldown_s: float
+    output_tokens: dict[str, int]
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
@@ -81,7 +92,8 @@ def parse_config(raw: Any) -> RouterConfig:
     root = _mapping(raw, "config")
     _no_unknown(root, "config", {"router", "deployments", "policy"})
     router = _mapping(root.get("router", {}), "router")
-    _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier", "cooldown"})
+    _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
+                                   "cooldown", "output_tokens"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
         raise ConfigError("deployments", "at least one deployment is required")
@@ -114,7 +126,18 @@ def parse_config(raw: Any) -> RouterConfig:
         llm_classifier_timeout_s=_positive(escalation.get("timeout_s", 2.0), "router.llm_classifier.timeout_s"),
         cooldown_failures=int(_positive(cooldown.get("failures", 3), "router.cooldown.failures")),
         cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
+        output_tokens=_output_tokens(router.get("output_tokens", {})),
     )
+
+
+def _output_tokens(raw: Any) -> dict[str, int]:
+    """Per-intent output-token estimates; unset intents keep the defaults."""
+    given = _mapping(raw, "router.output_tokens")
+    _no_unknown(given, "router.output_tokens", set(INTENTS))
+    tokens = dict(DEFAULT_OUTPUT_TOKENS)
+    for intent, value in given.items():
+        tokens[str(intent)] = int(_positive(value, f"router.output_tokens.{intent}"))
+    return tokens
 
 
 _DEPLOYMENT_FIELDS = {

@@ -22,18 +22,6 @@ Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any
 #: Streaming call: (deployment, request, timeout in s) -> SSE lines.
 OpenStream = Callable[[Deployment, dict[str, Any], float], AsyncIterator[bytes]]
 
-#: Output tokens assumed per intent when estimating a request's cost before it runs.
-OUTPUT_TOKEN_ESTIMATE: dict[str, int] = {
-    "code_generation": 800,
-    "architecture_review": 900,
-    "refactoring": 800,
-    "debugging": 600,
-    "documentation": 700,
-    "security_audit": 800,
-    "general": 300,
-}
-
-
 @dataclass(frozen=True)
 class RouteDecision:
     """Everything /v1/route answers."""
@@ -109,7 +97,7 @@ class Router:
             intent, source, spent, error = await self._escalate(prompt, prediction.intent)
         choice = choose_chain(self.config, intent, requested_model, sensitive)
         first = self.config.deployments[choice.chain[0]]
-        estimate = cost_usd(first, estimate_tokens(prompt), OUTPUT_TOKEN_ESTIMATE[intent])
+        estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[intent])
         return RouteDecision(
             intent=intent,
             confidence=prediction.confidence,

@@ -58,6 +58,8 @@ def test_the_default_config_mirrors_the_tier_table() -> None:
         ("router/llm_classifier/deployment", "ghost", "router.llm_classifier.deployment"),
         ("router/request_deadline_s", 0, "router.request_deadline_s"),
         ("deployments/claude-sonnet-4/api_style", "openai", "deployments.claude-sonnet-4.api_base"),
+        ("router/output_tokens/debugging", 0, "router.output_tokens.debugging"),
+        ("router/output_tokens/poetry", 10, "router.output_tokens.poetry"),
     ],
 )
 def test_a_bad_field_is_named(path: str, value: Any, field: str) -> None:

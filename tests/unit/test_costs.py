@@ -17,3 +17,11 @@ def test_token_estimate_is_about_four_characters_per_token() -> None:
     assert estimate_tokens("") == 0
     assert estimate_tokens("a") == 1
     assert estimate_tokens("x" * 4000) == 1000
+
+
+def test_tokens_are_counted_offline_with_the_bundled_cl100k_encoding() -> None:
+    from intent_router.tokens import count_tokens
+
+    assert count_tokens("rename getUser to fetchUser everywhere") == 6
+    assert count_tokens("") == 0
+    assert count_tokens("<|endoftext|>") > 1  # special tokens are plain text here

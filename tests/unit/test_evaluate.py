@@ -1,13 +1,8 @@
 import numpy as np
 import pytest
 
-from training.evaluate import (
-    CoveragePoint,
-    evaluate,
-    expected_calibration_error,
-    recommend_threshold,
-    risk_coverage,
-)
+from intent_router.thresholds import CoveragePoint, recommend_threshold, risk_coverage
+from training.evaluate import evaluate, expected_calibration_error
 
 LABELS = ["a", "b"]
 

@@ -62,6 +62,26 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class StorageConfig:
+    """Where the decision log lives. ``$INTENT_ROUTER_DATABASE_URL`` overrides the URL (it may
+    carry a password, so production sets it in the environment)."""
+
+    database_url: str = "sqlite:///intent-router.db"
+    store_prompts: bool = False  # full prompt text in the decision log; a SHA-256 otherwise
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow serving summaries and sampled traces, built off the request path."""
+
+    enabled: bool = True
+    mlflow_tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
+    flush_interval_s: float = 30.0
+    trace_sample_rate: float = 0.01
+    premium_deployment: str | None = None  # what "always premium" means; None: first fallback_1
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     """The whole validated configuration."""
 
@@ -74,6 +94,16 @@ class RouterConfig:
     cooldown_failures: int
     cooldown_s: float
     output_tokens: dict[str, int]
+    storage: StorageConfig = StorageConfig()
+    tracking: TrackingConfig = TrackingConfig()
+
+    @property
+    def premium_deployment(self) -> str:
+        """The deployment that "always premium" sends everything to."""
+        if self.tracking.premium_deployment is not None:
+            return self.tracking.premium_deployment
+        return next((n for n, d in self.deployments.items() if d.tier == "fallback_1"),
+                    next(iter(self.deployments)))
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
@@ -90,7 +120,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
 def parse_config(raw: Any) -> RouterConfig:
     """Validate an already parsed config mapping."""
     root = _mapping(raw, "config")
-    _no_unknown(root, "config", {"router", "deployments", "policy"})
+    _no_unknown(root, "config", {"router", "deployments", "policy", "storage", "tracking"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
                                    "cooldown", "output_tokens"})
@@ -127,7 +157,43 @@ def parse_config(raw: Any) -> RouterConfig:
         cooldown_failures=int(_positive(cooldown.get("failures", 3), "router.cooldown.failures")),
         cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
         output_tokens=_output_tokens(router.get("output_tokens", {})),
+        storage=_storage(root.get("storage", {})),
+        tracking=_tracking(root.get("tracking", {}), deployments),
     )
+
+
+def _storage(raw: Any) -> StorageConfig:
+    storage = _mapping(raw, "storage")
+    _no_unknown(storage, "storage", {"database_url", "store_prompts"})
+    url = storage.get("database_url", StorageConfig.database_url)
+    if not isinstance(url, str) or "://" not in url:
+        raise ConfigError("storage.database_url", "must be a SQLAlchemy URL like sqlite:///intent-router.db")
+    if re.search(r"://[^/@]*:[^/@]*@", url):
+        raise ConfigError("storage.database_url", "holds a password: set $INTENT_ROUTER_DATABASE_URL instead")
+    return StorageConfig(database_url=url,
+                         store_prompts=_bool(storage.get("store_prompts", False), "storage.store_prompts"))
+
+
+def _tracking(raw: Any, deployments: dict[str, Deployment]) -> TrackingConfig:
+    tracking = _mapping(raw, "tracking")
+    _no_unknown(tracking, "tracking", {"enabled", "mlflow_tracking_uri", "flush_interval_s",
+                                       "trace_sample_rate", "premium_deployment"})
+    premium = tracking.get("premium_deployment")
+    if premium is not None and premium not in deployments:
+        raise ConfigError("tracking.premium_deployment", f"unknown deployment {premium!r}")
+    return TrackingConfig(
+        enabled=_bool(tracking.get("enabled", True), "tracking.enabled"),
+        mlflow_tracking_uri=_optional_str(tracking.get("mlflow_tracking_uri"), "tracking.mlflow_tracking_uri"),
+        flush_interval_s=_positive(tracking.get("flush_interval_s", 30.0), "tracking.flush_interval_s"),
+        trace_sample_rate=_fraction(tracking.get("trace_sample_rate", 0.01), "tracking.trace_sample_rate"),
+        premium_deployment=premium,
+    )
+
+
+def _bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        raise ConfigError(where, "must be true or false")
+    return value
 
 
 def _output_tokens(raw: Any) -> dict[str, int]:

@@ -4,6 +4,7 @@ chain of deployments with an estimated cost. The service calls this; it knows no
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -36,6 +37,17 @@ class RouteDecision:
     threshold: float
     model_version: str
     escalation_error: str | None = None
+    local_intent: str | None = None  # the local model's own prediction
+    classify_ms: float = 0.0
+    escalate_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a chat request will do before any provider is called."""
+
+    decision: RouteDecision | None  # None when the caller named a deployment
+    chain: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -91,10 +103,13 @@ class Router:
         )
 
     async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False) -> RouteDecision:
+        started = time.perf_counter()
         prediction = self.classifier.predict(prompt)
+        classified = time.perf_counter()
         intent, source, spent, error = prediction.intent, "model", 0.0, None
         if requested_model in AUTO_MODELS and prediction.confidence < self.threshold and not sensitive:
             intent, source, spent, error = await self._escalate(prompt, prediction.intent)
+        escalated = time.perf_counter()
         choice = choose_chain(self.config, intent, requested_model, sensitive)
         first = self.config.deployments[choice.chain[0]]
         estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[intent])
@@ -109,13 +124,25 @@ class Router:
             threshold=self.threshold,
             model_version=self.classifier.version,
             escalation_error=error,
+            local_intent=prediction.intent,
+            classify_ms=(classified - started) * 1000,
+            escalate_ms=(escalated - classified) * 1000,
         )
 
+    async def plan(self, prompt: str, model: str = "auto", sensitive: bool = False) -> Plan:
+        """Classify (for ``auto``) and choose the chain; calls no provider but the LLM classifier."""
+        if model in AUTO_MODELS:
+            decision = await self.route(prompt, model, sensitive)
+            return Plan(decision, decision.chain)
+        return Plan(None, choose_chain(self.config, "general", model, sensitive).chain)
+
     async def chat(
-        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
+        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,
+        plan: Plan | None = None,
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
-        decision, chain = await self._chain_for(prompt, model, sensitive)
+        plan = plan or await self.plan(prompt, model, sensitive)
+        decision, chain = plan.decision, plan.chain
         result = await walk_chain(
             chain, self.config.deployments,
             lambda deployment, timeout: self._complete(deployment, request, timeout),
@@ -128,14 +155,16 @@ class Router:
         return ChatOutcome(result.value, decision, result, cost)
 
     async def chat_stream(
-        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False
+        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,
+        plan: Plan | None = None,
     ) -> StreamOutcome:
         """Open a stream along the chain. Falling back is allowed until the first line arrives:
         the result holds that line and the rest of the stream of the deployment that sent it."""
         if self._open_stream is None:
             raise RuntimeError("this Router was built without a streaming client")
         open_stream = self._open_stream
-        decision, chain = await self._chain_for(prompt, model, sensitive)
+        plan = plan or await self.plan(prompt, model, sensitive)
+        decision, chain = plan.decision, plan.chain
 
         async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
             lines = open_stream(deployment, {**request, "stream": True}, timeout)
@@ -147,15 +176,6 @@ class Router:
         result = await walk_chain(chain, self.config.deployments, first_line, self.cooldowns,
                                   self.config.request_deadline_s, _request_tokens(request, prompt))
         return StreamOutcome(decision, result)
-
-    async def _chain_for(
-        self, prompt: str, model: str, sensitive: bool
-    ) -> tuple[RouteDecision | None, tuple[str, ...]]:
-        """The routing decision (None when a deployment was named) and the chain."""
-        if model in AUTO_MODELS:
-            decision = await self.route(prompt, model, sensitive)
-            return decision, decision.chain
-        return None, choose_chain(self.config, "general", model, sensitive).chain
 
     async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
         cached = self._cache.get(prompt)

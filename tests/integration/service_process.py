@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,7 +32,14 @@ def running_service(
     Waits for /healthz, or with ``ready`` for /readyz (litellm loaded: tests that call a
     litellm deployment need it, or their first call would wait seconds for the import)."""
     port = free_port()
-    child_env = {**os.environ, **(env or {})}
+    scratch = tempfile.mkdtemp(prefix="intent-router-test-")
+    child_env = {
+        **os.environ,
+        # Never the repo's own stores: the decision log and MLflow go to a scratch directory.
+        "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{scratch}/decisions.db",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
+        **(env or {}),
+    }
     if config is not None:
         child_env["INTENT_ROUTER_CONFIG"] = str(config)
     process = subprocess.Popen(

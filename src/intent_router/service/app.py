@@ -8,18 +8,21 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from litestar import Litestar, Request, Response, get, post
 from litestar.response import Stream
 from litestar.datastructures import State
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
-from intent_router.config import DEFAULT_CONFIG, load_config
-from intent_router.exceptions import InvalidRequestError, ProviderError
+from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
+from intent_router.decisions import DecisionStore, DecisionWriter
+from intent_router.exceptions import InvalidRequestError, ProviderError, RouterError
 from intent_router.providers.dispatch import ProviderClients
-from intent_router.router import Router, StreamOutcome, usage_cost
+from intent_router.router import Plan, Router, StreamOutcome, usage_cost
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
+from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
 from intent_router.service.openapi import (
     BODY_ERRORS,
     CHAT_ERRORS,
@@ -32,6 +35,7 @@ from intent_router.service.schemas import (
     ChatRequest,
     ModelCard,
     ModelList,
+    RouteMetadata,
     RouteRequest,
     RouteResponse,
     last_user_text,
@@ -70,8 +74,18 @@ def metrics(state: State) -> bytes:
     return state.metrics.render()
 
 
+def _context(endpoint: str, prompt: str, request: Request, metadata: RouteMetadata | None,
+             user_field: str | None = None) -> RequestContext:
+    """Who the request is for: X-Repo / X-User headers, else metadata, else OpenAI's ``user``."""
+    repo = request.headers.get("x-repo") or (metadata.repo if metadata else None)
+    user = request.headers.get("x-user") or (metadata.user if metadata else None) or user_field
+    ctx = RequestContext(endpoint, prompt, clean_id(repo), clean_id(user))
+    request.state.request_id = ctx.request_id
+    return ctx
+
+
 @post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation)
-async def route(data: RouteRequest, state: State) -> RouteResponse:
+async def route(data: RouteRequest, request: Request, state: State) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     if data.prompt is not None:
         prompt = data.prompt
@@ -80,17 +94,20 @@ async def route(data: RouteRequest, state: State) -> RouteResponse:
     else:
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
     sensitive = bool(data.metadata and data.metadata.sensitive)
-    started = time.perf_counter()
+    ctx = _context("route", prompt, request, data.metadata)
     decision = await state.router.route(prompt, data.model, sensitive)
-    state.metrics.latency.labels("route").observe(time.perf_counter() - started)
+    state.metrics.latency.labels("route").observe(ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
-    return RouteResponse(
+    state.recorder.route(ctx, decision)
+    body = RouteResponse(
         intent=decision.intent, confidence=decision.confidence,
         probabilities=decision.probabilities, source=decision.source, chain=list(decision.chain),
         estimated_cost_usd=decision.estimated_cost_usd,
         escalation_cost_usd=decision.escalation_cost_usd, threshold=decision.threshold,
         model_version=decision.model_version, escalation_error=decision.escalation_error,
+        request_id=ctx.request_id,
     )
+    return Response(body, headers={"x-request-id": ctx.request_id})
 
 
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation)
@@ -98,15 +115,24 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
     sensitive = bool(data.metadata and data.metadata.sensitive)
     body = upstream_body(await request.json())
-    if data.stream:
-        return await _stream_chat(data, body, state, sensitive)  # type: ignore[return-value]
-    started = time.perf_counter()
-    outcome = await state.router.chat(body, last_user_text(data.messages), data.model, sensitive)
-    state.metrics.latency.labels("chat").observe(time.perf_counter() - started)
+    prompt = last_user_text(data.messages)
+    ctx = _context("chat_stream" if data.stream else "chat", prompt, request, data.metadata, data.user)
+    plan: Plan | None = None
+    try:
+        plan = await state.router.plan(prompt, data.model, sensitive)
+        if data.stream:
+            return await _stream_chat(ctx, plan, body, state)  # type: ignore[return-value]
+        outcome = await state.router.chat(body, prompt, data.model, sensitive, plan=plan)
+    except RouterError as exc:
+        state.recorder.failed(ctx, plan, exc)
+        raise
+    state.metrics.latency.labels("chat").observe(ctx.elapsed_ms() / 1000)
     state.metrics.record_route("chat", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(outcome.result.attempts)
     state.metrics.cost.labels(outcome.result.deployment).inc(outcome.cost_usd)
+    state.recorder.chat(ctx, plan, outcome)
     headers = {
+        "x-request-id": ctx.request_id,
         "x-intent-router-intent": outcome.intent or "-",
         "x-intent-router-deployment": outcome.result.deployment,
         "x-intent-router-attempts": str(len(outcome.result.attempts)),
@@ -119,37 +145,42 @@ def _source(decision: object) -> str:
     return getattr(decision, "source", "requested")
 
 
-async def _stream_chat(data: ChatRequest, body: dict, state: State, sensitive: bool) -> Stream:
-    outcome: StreamOutcome = await state.router.chat_stream(
-        body, last_user_text(data.messages), data.model, sensitive
-    )
+async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State) -> Stream:
+    outcome: StreamOutcome = await state.router.chat_stream(body, ctx.prompt, plan=plan)
     result = outcome.result
     first, rest = result.value
     state.metrics.record_route("chat_stream", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(result.attempts)
     deployment = state.router.config.deployments[result.deployment]
-    metrics = state.metrics
+    metrics, recorder = state.metrics, state.recorder
 
     async def events() -> AsyncIterator[bytes]:
-        last, cost = first, outcome.escalation_cost_usd
+        last, cost, usage, error = first, outcome.escalation_cost_usd, None, None
         try:
             yield first + b"\n\n"
-            cost += _line_cost(deployment, first)
+            usage = _line_usage(first) or usage
             try:
                 async for line in rest:
                     last = line
-                    cost += _line_cost(deployment, line)
+                    usage = _line_usage(line) or usage
                     yield line + b"\n\n"
             except ProviderError as exc:
                 # After the first chunk there is no falling back: end with an error event.
-                yield _error_event(f"upstream stream failed: {exc}")
+                error = f"upstream stream failed: {exc}"
+                yield _error_event(error)
                 return
             if last.strip() != b"data: [DONE]":
-                yield _error_event("upstream stream ended before [DONE]")
+                error = "upstream stream ended before [DONE]"
+                yield _error_event(error)
         finally:
+            cost += usage_cost(deployment, usage) if usage else 0.0
             metrics.cost.labels(result.deployment).inc(cost)
+            metrics.latency.labels("chat_stream").observe(ctx.elapsed_ms() / 1000)
+            recorder.stream(ctx, plan, result.deployment, result.attempts, usage, cost,
+                            error or (None if last.strip() == b"data: [DONE]" else "client went away"))
 
     headers = {
+        "x-request-id": ctx.request_id,
         "x-intent-router-intent": outcome.intent or "-",
         "x-intent-router-deployment": result.deployment,
         "x-intent-router-attempts": str(len(result.attempts)),
@@ -158,16 +189,16 @@ async def _stream_chat(data: ChatRequest, body: dict, state: State, sensitive: b
     return Stream(events(), media_type="text/event-stream", headers=headers)
 
 
-def _line_cost(deployment: object, line: bytes) -> float:
-    """The cost of a stream's usage chunk (sent when the client asked for
-    ``stream_options.include_usage``); 0 for any other line."""
+def _line_usage(line: bytes) -> dict[str, Any] | None:
+    """The ``usage`` of a stream's usage chunk (sent when the client asked for
+    ``stream_options.include_usage``); None for any other line."""
     if b'"usage"' not in line or not line.startswith(b"data: {"):
-        return 0.0
+        return None
     try:
         usage = json.loads(line[6:]).get("usage")
     except ValueError:
-        return 0.0
-    return usage_cost(deployment, usage) if isinstance(usage, dict) else 0.0  # type: ignore[arg-type]
+        return None
+    return usage if isinstance(usage, dict) else None
 
 
 def _error_event(message: str) -> bytes:
@@ -175,22 +206,31 @@ def _error_event(message: str) -> bytes:
     return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
+def database_url(config: RouterConfig) -> str:
+    """``$INTENT_ROUTER_DATABASE_URL`` (it may hold a password) or the config's URL."""
+    return os.environ.get("INTENT_ROUTER_DATABASE_URL") or config.storage.database_url
+
+
 def create_app(config_path: Path | None = None, models_dir: Path | None = None) -> Litestar:
     """Build the app; a bad config or model fails here, before serving."""
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
     clients = ProviderClients()
-
+    store = DecisionStore(database_url(config))
+    writer = DecisionWriter(store)
+    recorder = DecisionRecorder(config, classifier.version, writer)
     needs_litellm = any(d.api_style == "litellm" for d in config.deployments.values())
 
     @asynccontextmanager
-    async def providers(app: Litestar) -> AsyncIterator[None]:
+    async def resources(app: Litestar) -> AsyncIterator[None]:
         if needs_litellm:
             clients.warm_up()
         try:
             yield
         finally:
             await clients.aclose()
+            writer.close()  # drain the decision log
+            store.dispose()
 
     return Litestar(
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions],
@@ -199,8 +239,11 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "metrics": RouterMetrics(),
             "clients": clients,
             "needs_litellm": needs_litellm,
+            "recorder": recorder,
+            "decisions": store,
+            "decision_writer": writer,
         }),
-        lifespan=[providers],
+        lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         request_max_body_size=MAX_BODY_BYTES,
     )

@@ -17,21 +17,23 @@ from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 
 def error_response(
     status: int, message: str, kind: str, attempts: list[AttemptInfo] | None = None,
-    code: str | None = None, param: str | None = None,
+    code: str | None = None, param: str | None = None, request_id: str | None = None,
 ) -> Response[ErrorBody]:
     detail = ErrorDetail(message=message, type=kind, code=code, param=param, attempts=attempts)
-    return Response(ErrorBody(detail),
+    headers = {"x-request-id": request_id} if request_id else None
+    return Response(ErrorBody(detail), headers=headers,
                     status_code=status, media_type=MediaType.JSON)
 
 
 def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
+    rid = request.state.get("request_id")
     if isinstance(exc, UnknownModelError):  # OpenAI answers an unknown model this way
-        return error_response(404, str(exc), "invalid_request_error", code="model_not_found")
+        return error_response(404, str(exc), "invalid_request_error", code="model_not_found", request_id=rid)
     if isinstance(exc, InvalidRequestError):
-        return error_response(400, str(exc), "invalid_request_error")
+        return error_response(400, str(exc), "invalid_request_error", request_id=rid)
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
-        return error_response(status, str(exc), "provider_error")
+        return error_response(status, str(exc), "provider_error", request_id=rid)
     if isinstance(exc, AllProvidersFailed):
         request.app.state.metrics.record_attempts(exc.attempts)
         attempts = [
@@ -41,8 +43,8 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
         message = "every deployment failed: " + "; ".join(
             f"{a.deployment}: {a.error or a.outcome}" for a in attempts
         )
-        return error_response(503, message, "all_providers_failed", attempts)
-    return error_response(500, "internal error", "server_error")
+        return error_response(503, message, "all_providers_failed", attempts, request_id=rid)
+    return error_response(500, "internal error", "server_error", request_id=rid)
 
 
 def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:

@@ -76,6 +76,7 @@ class RouteResponse(msgspec.Struct):
     threshold: float
     model_version: str
     escalation_error: str | None = None
+    request_id: str | None = None  # for POST /v1/feedback
 
 
 class ModelCard(msgspec.Struct):

@@ -1,0 +1,65 @@
+"""What one routing decision leaves behind, and the feedback that may follow it."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+
+def prompt_digest(text: str) -> str:
+    """The prompt's SHA-256, what the log keeps unless full text is configured."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One deployment of the chain: outcome, status, error and how long it took."""
+
+    deployment: str
+    outcome: str
+    status: int | None = None
+    error: str | None = None
+    latency_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One request: how it was routed, who answered, at what cost, and how long it took."""
+
+    request_id: str
+    created_at: float  # Unix time
+    endpoint: str  # "route", "chat" or "chat_stream"
+    status: str  # "ok" or "failed"
+    intent: str | None
+    confidence: float | None
+    source: str  # "model", "llm", "default" or "requested" (a deployment was named)
+    chain: tuple[str, ...]
+    model_version: str
+    prompt_sha256: str
+    prompt_text: str | None = None
+    deployment: str | None = None
+    attempts: tuple[AttemptRecord, ...] = ()
+    error: str | None = None
+    llm_label: str | None = None
+    escalation_error: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    premium_cost_usd: float = 0.0  # what always-premium would have cost for the same tokens
+    latency_ms: float = 0.0
+    classify_ms: float = 0.0
+    escalate_ms: float = 0.0
+    repo: str | None = None
+    user: str | None = None
+    traced: bool = False  # sampled for an MLflow trace
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Feedback:
+    """A user's correction or rating of one decision."""
+
+    request_id: str
+    correct_intent: str | None = None
+    rating: int | None = None  # 1 (bad) .. 5 (good)
+    comment: str | None = None

@@ -1,0 +1,226 @@
+"""SQLAlchemy Core tables of the decision log, and the queries the service, MLflow tracking
+and `make harvest` need. Works on SQLite (the embedded default) and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    update,
+)
+
+from intent_router.decisions.records import AttemptRecord, Decision, Feedback
+
+metadata = MetaData()
+
+decisions = Table(
+    "decisions", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False, unique=True),
+    Column("created_at", Float, nullable=False, index=True),
+    Column("endpoint", String(32), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("intent", String(64)),
+    Column("confidence", Float),
+    Column("source", String(16), nullable=False),
+    Column("chain", JSON, nullable=False),
+    Column("deployment", String(128)),
+    Column("attempts", JSON, nullable=False),
+    Column("error", Text),
+    Column("llm_label", String(64)),
+    Column("escalation_error", Text),
+    Column("prompt_tokens", Integer, nullable=False),
+    Column("completion_tokens", Integer, nullable=False),
+    Column("cost_usd", Float, nullable=False),
+    Column("premium_cost_usd", Float, nullable=False),
+    Column("latency_ms", Float, nullable=False),
+    Column("classify_ms", Float, nullable=False),
+    Column("escalate_ms", Float, nullable=False),
+    Column("model_version", String(64), nullable=False),
+    Column("repo", String(256)),
+    Column("user", String(256)),
+    Column("prompt_sha256", String(64), nullable=False),
+    Column("prompt_text", Text),
+    Column("probabilities", JSON, nullable=False),
+    Column("traced", Boolean, nullable=False),
+    Column("trace_id", String(64)),
+)
+
+feedback = Table(
+    "feedback", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("request_id", String(128), nullable=False, index=True),
+    Column("created_at", Float, nullable=False),
+    Column("correct_intent", String(64)),
+    Column("rating", Integer),
+    Column("comment", Text),
+)
+
+tracking_state = Table(
+    "tracking_state", metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+class DecisionStore:
+    """The decision log's database. Thread-safe (one engine, a connection per call)."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = create_engine(url, pool_pre_ping=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        """Create the tables if needed; done on first use, so a database that is down at
+        start delays the log (the writer retries), never the service."""
+        if not self._schema_ready:
+            metadata.create_all(self.engine)
+            self._schema_ready = True
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+    def insert_many(self, rows: Sequence[Decision]) -> None:
+        """Write decisions in one transaction (all or none)."""
+        self.ensure_schema()
+        if rows:
+            with self.engine.begin() as connection:
+                connection.execute(insert(decisions), [_to_row(d) for d in rows])
+
+    def get(self, request_id: str) -> dict[str, Any] | None:
+        self.ensure_schema()
+        with self.engine.connect() as connection:
+            row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).mappings().first()
+        return dict(row) if row else None
+
+    def count(self) -> int:
+        self.ensure_schema()
+        with self.engine.connect() as connection:
+            return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
+
+    def after(self, last_id: int, limit: int = 10_000) -> list[dict[str, Any]]:
+        """Decisions with an id above ``last_id``, oldest first."""
+        self.ensure_schema()
+        query = select(decisions).where(decisions.c.id > last_id).order_by(decisions.c.id).limit(limit)
+        with self.engine.connect() as connection:
+            return [dict(r) for r in connection.execute(query).mappings()]
+
+    def set_trace_id(self, request_id: str, trace_id: str) -> None:
+        self.ensure_schema()
+        with self.engine.begin() as connection:
+            connection.execute(update(decisions).where(decisions.c.request_id == request_id)
+                               .values(trace_id=trace_id))
+
+    def add_feedback(self, item: Feedback) -> None:
+        self.ensure_schema()
+        with self.engine.begin() as connection:
+            connection.execute(insert(feedback).values(**asdict(item), created_at=time.time()))
+
+    def feedback_for(self, request_id: str) -> list[dict[str, Any]]:
+        self.ensure_schema()
+        query = select(feedback).where(feedback.c.request_id == request_id).order_by(feedback.c.id)
+        with self.engine.connect() as connection:
+            return [dict(r) for r in connection.execute(query).mappings()]
+
+    def harvestable(self) -> Iterator[dict[str, Any]]:
+        """Decisions the LLM classifier labeled, and decisions a user corrected (latest
+        correction wins), as {request_id, intent, how, prompt_text, prompt_sha256}."""
+        self.ensure_schema()
+        latest = (select(feedback.c.request_id, func.max(feedback.c.id).label("fid"))
+                  .where(feedback.c.correct_intent.is_not(None)).group_by(feedback.c.request_id).subquery())
+        corrected = (select(decisions.c.request_id, decisions.c.prompt_text, decisions.c.prompt_sha256,
+                            feedback.c.correct_intent)
+                     .join(latest, latest.c.request_id == decisions.c.request_id)
+                     .join(feedback, feedback.c.id == latest.c.fid))
+        escalated = (select(decisions.c.request_id, decisions.c.prompt_text, decisions.c.prompt_sha256,
+                            decisions.c.llm_label)
+                     .where(decisions.c.source == "llm", decisions.c.llm_label.is_not(None))
+                     .order_by(decisions.c.id))
+        with self.engine.connect() as connection:
+            seen: set[str] = set()
+            for row in connection.execute(corrected).mappings():
+                seen.add(row["request_id"])
+                yield {"request_id": row["request_id"], "intent": row["correct_intent"], "how": "feedback",
+                       "prompt_text": row["prompt_text"], "prompt_sha256": row["prompt_sha256"]}
+            for row in connection.execute(escalated).mappings():
+                if row["request_id"] not in seen:
+                    yield {"request_id": row["request_id"], "intent": row["llm_label"], "how": "llm",
+                           "prompt_text": row["prompt_text"], "prompt_sha256": row["prompt_sha256"]}
+
+    def get_state(self, key: str) -> str | None:
+        self.ensure_schema()
+        with self.engine.connect() as connection:
+            value = connection.execute(select(tracking_state.c.value).where(tracking_state.c.key == key)).scalar()
+        return None if value is None else str(value)
+
+    def set_state(self, key: str, value: str) -> None:
+        self.ensure_schema()
+        with self.engine.begin() as connection:
+            changed = connection.execute(update(tracking_state).where(tracking_state.c.key == key)
+                                         .values(value=value)).rowcount
+            if not changed:
+                connection.execute(insert(tracking_state).values(key=key, value=value))
+
+    def take_lease(self, name: str, owner: str, ttl_s: float) -> bool:
+        """Hold ``name`` for ``ttl_s`` unless someone else holds it: one flusher at a time,
+        across workers and instances sharing the database."""
+        self.ensure_schema()
+        now = time.time()
+        key = f"lease:{name}"
+        with self.engine.begin() as connection:
+            current = connection.execute(select(tracking_state.c.value).where(tracking_state.c.key == key)
+                                         .with_for_update()).scalar()
+            if current is not None:
+                holder, _, until = str(current).rpartition("|")
+                if holder != owner and float(until) > now:
+                    return False
+                connection.execute(update(tracking_state).where(tracking_state.c.key == key)
+                                   .values(value=f"{owner}|{now + ttl_s}"))
+            else:
+                connection.execute(insert(tracking_state).values(key=key, value=f"{owner}|{now + ttl_s}"))
+        return True
+
+
+def _to_row(decision: Decision) -> dict[str, Any]:
+    row = asdict(decision)
+    row["chain"] = list(decision.chain)
+    row["attempts"] = [asdict(a) for a in decision.attempts]
+    return row
+
+
+def attempts_of(row: dict[str, Any]) -> list[AttemptRecord]:
+    """The attempts of a stored decision row."""
+    raw = row.get("attempts") or []
+    if isinstance(raw, str):
+        raw = json.loads(raw)
+    return [AttemptRecord(**a) for a in raw]

@@ -1,0 +1,112 @@
+"""Write decisions off the request path: the handler enqueues, a thread writes in batches.
+
+A failed write is retried (with backoff) and its rows kept, never dropped; ``close()`` drains
+the queue. A crash loses at most the rows of the last batch window (``interval_s``).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from intent_router.decisions.records import Decision
+from intent_router.decisions.store import DecisionStore
+
+log = logging.getLogger("intent_router.decisions")
+
+
+class DecisionWriter:
+    """A background writer for one DecisionStore."""
+
+    def __init__(self, store: DecisionStore, batch_size: int = 500, interval_s: float = 0.2) -> None:
+        self.store = store
+        self._queue: queue.SimpleQueue[Decision] = queue.SimpleQueue()
+        self._batch_size = batch_size
+        self._interval_s = interval_s
+        self._pending: list[Decision] = []
+        self._stop = threading.Event()
+        self._idle = threading.Condition()
+        self._written = 0
+        self._submitted = 0
+        self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, decision: Decision) -> None:
+        """Enqueue; never blocks, never raises."""
+        with self._idle:
+            self._submitted += 1
+        self._queue.put(decision)
+
+    @property
+    def backlog(self) -> int:
+        with self._idle:
+            return self._submitted - self._written
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until everything submitted so far is written (True) or the timeout passes."""
+        deadline = time.monotonic() + timeout_s
+        with self._idle:
+            target = self._submitted
+            while self._written < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._idle.wait(remaining)
+        return True
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.flush(timeout_s)
+        self._stop.set()
+        self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        backoff = self._interval_s
+        while not self._stop.is_set() or self._pending:
+            self._collect()
+            if not self._pending:
+                continue
+            try:
+                self._write(self._pending)
+            except Exception as exc:  # the database is down or locked: keep the rows, retry
+                log.warning("decision log write failed (%s rows kept, retrying): %s",
+                            len(self._pending), type(exc).__name__)
+                if self._stop.wait(backoff):
+                    if backoff > 5:  # shutting down and the database stays down
+                        return
+                backoff = min(backoff * 2, 10.0)
+                continue
+            backoff = self._interval_s
+            with self._idle:
+                self._written += len(self._pending)
+                self._idle.notify_all()
+            self._pending = []
+
+    def _collect(self) -> None:
+        deadline = time.monotonic() + self._interval_s
+        while len(self._pending) < self._batch_size:
+            timeout = deadline - time.monotonic()
+            if timeout <= 0:
+                break
+            try:
+                self._pending.append(self._queue.get(timeout=timeout))
+            except queue.Empty:
+                break
+
+    def _write(self, rows: list[Decision]) -> None:
+        try:
+            self.store.insert_many(rows)
+        except (OperationalError, InterfaceError):
+            raise  # unreachable or locked: retry the whole batch later
+        except DBAPIError:
+            # One bad row must not block the others: write them one by one, report the bad.
+            for row in rows:
+                try:
+                    self.store.insert_many([row])
+                except (OperationalError, InterfaceError):
+                    raise
+                except DBAPIError as exc:
+                    log.error("decision %s could not be written: %s", row.request_id, type(exc).__name__)

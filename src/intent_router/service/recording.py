@@ -1,0 +1,136 @@
+"""Turn each request's routing into a Decision for the decision log (written off the request
+path by a DecisionWriter). Knows the service's request context; the core knows nothing of it."""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from intent_router.config import RouterConfig
+from intent_router.costs import cost_usd, estimate_tokens
+from intent_router.decisions import AttemptRecord, Decision, DecisionWriter, prompt_digest
+from intent_router.exceptions import AllProvidersFailed, RouterError
+from intent_router.fallback import Attempt
+from intent_router.router import ChatOutcome, Plan, RouteDecision
+
+MAX_ID_CHARS = 256
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+def clean_id(value: str | None) -> str | None:
+    """A repo or user id as stored: printable, at most 256 characters, None when empty."""
+    if value is None:
+        return None
+    cleaned = "".join(ch for ch in str(value) if ch.isprintable())[:MAX_ID_CHARS].strip()
+    return cleaned or None
+
+
+@dataclass
+class RequestContext:
+    """Who asked what, when; filled in by the handler."""
+
+    endpoint: str
+    prompt: str
+    repo: str | None = None
+    user: str | None = None
+    request_id: str = field(default_factory=new_request_id)
+    created_at: float = field(default_factory=time.time)
+    started: float = field(default_factory=time.perf_counter)
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+
+class DecisionRecorder:
+    """Builds decisions and hands them to the writer; never raises into a request."""
+
+    def __init__(self, config: RouterConfig, model_version: str, writer: DecisionWriter | None,
+                 sample: Callable[[], float] = random.random) -> None:
+        self.config = config
+        self.model_version = model_version
+        self.writer = writer
+        self._sample = sample
+
+    def route(self, ctx: RequestContext, decision: RouteDecision) -> None:
+        tokens = estimate_tokens(ctx.prompt)
+        output = self.config.output_tokens[decision.intent]
+        self._submit(ctx, decision, status="ok", deployment=None, attempts=(),
+                     prompt_tokens=tokens, completion_tokens=output,
+                     cost=decision.estimated_cost_usd)
+
+    def chat(self, ctx: RequestContext, plan: Plan, outcome: ChatOutcome) -> None:
+        usage = outcome.response.get("usage") if isinstance(outcome.response, dict) else None
+        prompt_tokens, completion_tokens = _tokens(usage, ctx.prompt)
+        self._submit(ctx, plan.decision, status="ok", deployment=outcome.result.deployment,
+                     attempts=outcome.result.attempts, prompt_tokens=prompt_tokens,
+                     completion_tokens=completion_tokens, cost=outcome.cost_usd, chain=plan.chain)
+
+    def stream(self, ctx: RequestContext, plan: Plan, deployment: str, attempts: Iterable[Attempt],
+               usage: dict[str, Any] | None, cost: float, error: str | None) -> None:
+        prompt_tokens, completion_tokens = _tokens(usage, ctx.prompt)
+        self._submit(ctx, plan.decision, status="failed" if error else "ok", deployment=deployment,
+                     attempts=attempts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+                     cost=cost, chain=plan.chain, error=error)
+
+    def failed(self, ctx: RequestContext, plan: Plan | None, exc: RouterError) -> None:
+        attempts = exc.attempts if isinstance(exc, AllProvidersFailed) else ()
+        spent = plan.decision.escalation_cost_usd if plan and plan.decision else 0.0
+        self._submit(ctx, plan.decision if plan else None, status="failed", deployment=None,
+                     attempts=attempts, prompt_tokens=0, completion_tokens=0, cost=spent,
+                     chain=plan.chain if plan else (), error=f"{type(exc).__name__}: {exc}"[:500])
+
+    def _submit(self, ctx: RequestContext, decision: RouteDecision | None, *, status: str,
+                deployment: str | None, attempts: Iterable[Any], prompt_tokens: int,
+                completion_tokens: int, cost: float, chain: tuple[str, ...] | None = None,
+                error: str | None = None) -> None:
+        if self.writer is None:
+            return
+        premium = self.config.deployments[self.config.premium_deployment]
+        record = Decision(
+            request_id=ctx.request_id,
+            created_at=ctx.created_at,
+            endpoint=ctx.endpoint,
+            status=status,
+            intent=decision.intent if decision else None,
+            confidence=decision.confidence if decision else None,
+            source=decision.source if decision else "requested",
+            chain=tuple(chain if chain is not None else (decision.chain if decision else ())),
+            model_version=self.model_version,
+            prompt_sha256=prompt_digest(ctx.prompt),
+            prompt_text=ctx.prompt if self.config.storage.store_prompts else None,
+            deployment=deployment,
+            attempts=tuple(_attempt(a) for a in attempts),
+            error=error,
+            llm_label=decision.intent if decision and decision.source == "llm" else None,
+            escalation_error=decision.escalation_error if decision else None,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost_usd=cost,
+            premium_cost_usd=cost_usd(premium, prompt_tokens, completion_tokens),
+            latency_ms=ctx.elapsed_ms(),
+            classify_ms=decision.classify_ms if decision else 0.0,
+            escalate_ms=decision.escalate_ms if decision else 0.0,
+            repo=ctx.repo,
+            user=ctx.user,
+            traced=self._sample() < self.config.tracking.trace_sample_rate,
+            probabilities=dict(decision.probabilities) if decision else {},
+        )
+        self.writer.submit(record)
+
+
+def _attempt(attempt: Any) -> AttemptRecord:
+    return AttemptRecord(attempt.deployment, attempt.outcome, attempt.status, attempt.error,
+                         round(float(attempt.latency_ms), 3))
+
+
+def _tokens(usage: Any, prompt: str) -> tuple[int, int]:
+    if isinstance(usage, dict):
+        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return estimate_tokens(prompt), 0

@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 DATA ?= data/train.jsonl
 TEST ?= data/test.jsonl
+EVAL ?= $(TEST)
+EVAL_ARGS ?=
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
@@ -40,6 +42,9 @@ data-check: venv ## Print dataset statistics; fail when a floor is missed
 train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
+eval: venv ## Replay a labeled set (EVAL=path.jsonl, default the test split) through routing; log to MLflow (routing-eval)
+	$(PY) -m intent_router.evaluation --data "$(EVAL)" $(EVAL_ARGS)
+
 serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N, PORT=p, CONFIG=path/to/router.yaml)
 	$(PY) -m intent_router.service --host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(CONFIG),--config "$(CONFIG)")
 
@@ -58,4 +63,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train serve demo test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval serve demo test bench mlflow-ui clean

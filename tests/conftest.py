@@ -43,3 +43,31 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # artifacts land under tmp_path/mlruns
     return uri
+
+
+POSTGRES_URL = os.environ.get("INTENT_ROUTER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture
+def postgres_url() -> str:
+    """A fresh schema in the local PostgreSQL (database ``test``), dropped afterwards."""
+    import uuid
+
+    import sqlalchemy
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    engine = sqlalchemy.create_engine(POSTGRES_URL)
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'CREATE SCHEMA "{schema}"'))
+    yield f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+    with engine.begin() as connection:
+        connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Each test using this runs on SQLite (the embedded default) and on the real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'decisions.db'}"
+    return str(request.getfixturevalue("postgres_url"))

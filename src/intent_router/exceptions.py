@@ -5,7 +5,8 @@
     ├── ModelError                  the ONNX model or its metadata cannot be used
     │   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
     ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
-    │   └── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
+    │   ├── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
+    │   └── UnknownRequestError     feedback for an unknown request id (HTTP 404)
     ├── ProviderError               a provider call failed (status, kind, Retry-After)
     │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
     │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
@@ -43,6 +44,10 @@ class InvalidRequestError(RouterError):
 
 class UnknownModelError(InvalidRequestError):
     """The request names a model that is neither ``auto`` nor a configured deployment."""
+
+
+class UnknownRequestError(InvalidRequestError):
+    """Feedback for a request id the decision log does not know (HTTP 404)."""
 
 
 class ProviderError(RouterError):

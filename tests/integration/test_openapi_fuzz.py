@@ -36,7 +36,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory):
 
 
 OPERATIONS = ["GET /healthz", "GET /readyz", "GET /v1/models", "GET /metrics",
-              "POST /v1/route", "POST /v1/chat/completions"]
+              "POST /v1/route", "POST /v1/chat/completions", "POST /v1/feedback"]
 
 
 @pytest.fixture(scope="module")

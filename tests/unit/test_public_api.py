@@ -25,3 +25,12 @@ def test_the_runtime_package_never_imports_training() -> None:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
                 assert not any(n.startswith("training") for n in names), path
+
+
+def test_the_feedback_schema_names_exactly_the_seven_intents() -> None:
+    import typing
+
+    from intent_router.labels import INTENTS
+    from intent_router.service.schemas import IntentName
+
+    assert set(typing.get_args(IntentName)) == set(INTENTS)

@@ -16,8 +16,13 @@ from litestar.datastructures import State
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
-from intent_router.decisions import DecisionStore, DecisionWriter
-from intent_router.exceptions import InvalidRequestError, ProviderError, RouterError
+from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
+from intent_router.exceptions import (
+    InvalidRequestError,
+    ProviderError,
+    RouterError,
+    UnknownRequestError,
+)
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import Plan, Router, StreamOutcome, usage_cost
 from intent_router.service.errors import EXCEPTION_HANDLERS
@@ -26,13 +31,17 @@ from intent_router.service.recording import DecisionRecorder, RequestContext, cl
 from intent_router.service.openapi import (
     BODY_ERRORS,
     CHAT_ERRORS,
+    FEEDBACK_ERRORS,
     READYZ_WARMING,
     ChatOperation,
+    FeedbackOperation,
     RouteOperation,
 )
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
+    FeedbackRequest,
+    FeedbackResponse,
     ModelCard,
     ModelList,
     RouteMetadata,
@@ -141,6 +150,22 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     return Response(outcome.response, headers=headers)  # type: ignore[arg-type]
 
 
+@post("/v1/feedback", status_code=200, sync_to_thread=True, responses=FEEDBACK_ERRORS,
+      operation_class=FeedbackOperation)
+def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
+    """Correct a decision's intent and/or rate it; attached to its MLflow trace when traced."""
+    if data.correct_intent is None and data.rating is None:
+        raise InvalidRequestError("send 'correct_intent' and/or 'rating'")
+    store: DecisionStore = state.decisions
+    row = store.get(data.request_id)
+    if row is None and state.decision_writer.flush(timeout_s=2.0):  # maybe still queued
+        row = store.get(data.request_id)
+    if row is None:
+        raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
+    store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, data.comment))
+    return FeedbackResponse(data.request_id, stored=True, trace="pending" if row["traced"] else "untraced")
+
+
 def _source(decision: object) -> str:
     return getattr(decision, "source", "requested")
 
@@ -233,7 +258,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             store.dispose()
 
     return Litestar(
-        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions],
+        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback],
         state=State({
             "router": Router(config, classifier, clients.complete, clients.stream),
             "metrics": RouterMetrics(),

@@ -11,6 +11,7 @@ from intent_router.exceptions import (
     InvalidRequestError,
     RouterError,
     UnknownModelError,
+    UnknownRequestError,
 )
 from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 
@@ -29,6 +30,8 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
     rid = request.state.get("request_id")
     if isinstance(exc, UnknownModelError):  # OpenAI answers an unknown model this way
         return error_response(404, str(exc), "invalid_request_error", code="model_not_found", request_id=rid)
+    if isinstance(exc, UnknownRequestError):
+        return error_response(404, str(exc), "invalid_request_error", code="request_not_found", request_id=rid)
     if isinstance(exc, InvalidRequestError):
         return error_response(400, str(exc), "invalid_request_error", request_id=rid)
     if isinstance(exc, FatalProviderError):

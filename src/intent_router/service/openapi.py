@@ -27,6 +27,13 @@ BODY_ERRORS: dict[int | str, ResponseSpec] = {
     413: _error("Body larger than the limit (1 MiB)"),
 }
 
+#: Errors of POST /v1/feedback.
+FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
+    400: BODY_ERRORS[400],
+    404: _error("No decision with that request_id (code request_not_found)"),
+    413: BODY_ERRORS[413],
+}
+
 #: Errors of a chat completion: the upstream's own client errors are passed on as they are.
 CHAT_ERRORS: dict[int | str, ResponseSpec] = {
     **BODY_ERRORS,
@@ -44,22 +51,38 @@ class ChatOperation(Operation):
         ok = (self.responses or {}).get("200")
         content = getattr(ok, "content", None)
         if content is not None:
-            content["text/event-stream"] = OpenAPIMediaType(
-                schema=Schema(type=OpenAPIType.STRING,
-                              description="OpenAI chat.completion.chunk events, ending in data: [DONE]")
-            )
+            # Each event's data: a chat.completion.chunk (or, after a failure past the first
+            # chunk, an {"error": ...} object), and finally the string [DONE].
+            content["text/event-stream"] = OpenAPIMediaType(schema=Schema(
+                description="OpenAI chat.completion.chunk events, ending in data: [DONE]",
+                any_of=[Schema(type=OpenAPIType.OBJECT), Schema(type=OpenAPIType.STRING, const="[DONE]")],
+            ))
 
 
-@dataclass
-class RouteOperation(Operation):
-    """/v1/route needs ``messages`` (at least one) or ``prompt``: say so in the body schema."""
+def requiring_one_of(alternatives: dict[str, Schema]) -> type[Operation]:
+    """An Operation class whose JSON body schema also says "at least one of these fields,
+    not null" (msgspec structs cannot say it themselves)."""
 
-    def __post_init__(self) -> None:
-        body = self.request_body
-        media = body.content.get("application/json") if body is not None and not isinstance(body, Reference) else None
-        if media is None or media.schema is None:
-            return
-        media.schema = Schema(all_of=[media.schema, Schema(any_of=[
-            Schema(required=["prompt"], properties={"prompt": Schema(type=OpenAPIType.STRING)}),
-            Schema(required=["messages"], properties={"messages": Schema(type=OpenAPIType.ARRAY)}),
-        ])])
+    @dataclass
+    class OneOfRequiredOperation(Operation):
+        def __post_init__(self) -> None:
+            body = self.request_body
+            if body is None or isinstance(body, Reference):
+                return
+            media = body.content.get("application/json")
+            if media is None or media.schema is None:
+                return
+            media.schema = Schema(all_of=[media.schema, Schema(any_of=[
+                Schema(required=[name], properties={name: schema}) for name, schema in alternatives.items()
+            ])])
+
+    return OneOfRequiredOperation
+
+
+#: /v1/route needs ``prompt`` or ``messages``.
+RouteOperation = requiring_one_of({"prompt": Schema(type=OpenAPIType.STRING),
+                                   "messages": Schema(type=OpenAPIType.ARRAY)})
+
+#: /v1/feedback needs ``correct_intent`` or ``rating``.
+FeedbackOperation = requiring_one_of({"correct_intent": Schema(type=OpenAPIType.STRING),
+                                      "rating": Schema(type=OpenAPIType.INTEGER)})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -153,3 +153,22 @@ class ChatCompletion(msgspec.Struct, forbid_unknown_fields=False):
     model: str
     choices: list[ChatChoice]
     usage: Usage | None = None
+
+
+IntentName = Literal["code_generation", "architecture_review", "refactoring", "debugging",
+                     "documentation", "security_audit", "general"]
+
+
+class FeedbackRequest(msgspec.Struct, forbid_unknown_fields=False):
+    """A correction (``correct_intent``) and/or a rating of one routed request."""
+
+    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    correct_intent: IntentName | None = None
+    rating: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
+    comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None
+
+
+class FeedbackResponse(msgspec.Struct):
+    request_id: str
+    stored: bool
+    trace: str  # "pending" (attached with the next MLflow flush) or "untraced"

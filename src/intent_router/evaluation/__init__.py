@@ -1,0 +1,7 @@
+"""Routing evaluation: replay a labeled set through the real routing decision, log it to MLflow.
+
+``data`` reads the labeled JSONL; ``replay`` turns predictions into per-prompt routing outcomes
+and costs (pure); ``summary`` aggregates them (pure); ``pipeline`` runs the classifier over a
+file; ``report`` and ``plots`` log one MLflow run; ``model_threshold`` writes a recommended
+threshold back to models/intent.json. ``python -m intent_router.evaluation`` is the CLI.
+"""

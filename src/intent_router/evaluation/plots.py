@@ -1,0 +1,75 @@
+"""Figures logged with a routing evaluation (matplotlib, Agg backend, imported lazily)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from intent_router.evaluation.summary import TradeoffPoint
+from intent_router.thresholds import CoveragePoint
+
+
+def plot_quality_vs_cost(
+    points: Sequence[TradeoffPoint], threshold: float, title: str, path: Path
+) -> Path:
+    """Cost per 1,000 requests against quality: the routed policy at each grid threshold (intent
+    accuracy, and the share served at the intended tier or better) and the fixed policies."""
+    plt = _pyplot()
+    routed = [p for p in points if p.policy == "routed"]
+    fig, ax = plt.subplots(figsize=(8, 6))
+    costs = [p.cost_per_1k_usd for p in routed]
+    ax.plot(costs, [p.accuracy for p in routed], "o-", label="routed: intent accuracy")
+    ax.plot(costs, [p.served_as_intended for p in routed], "s--", alpha=0.7,
+            label="routed: served at intended tier or better")
+    for p in (routed[0], routed[-1]):  # the grid's ends; every label overlaps when costs are close
+        ax.annotate(f"t={p.threshold:.2f}", (p.cost_per_1k_usd, p.accuracy or 0.0), fontsize=7,
+                    textcoords="offset points", xytext=(3, 4))
+    chosen = min(routed, key=lambda p: abs((p.threshold or 0.0) - threshold))
+    ax.plot([chosen.cost_per_1k_usd], [chosen.accuracy], "r*", markersize=14,
+            label=f"routed at threshold {threshold:.2f}")
+    for p, marker in zip([p for p in points if p.policy != "routed"], ("D", "^")):
+        ax.plot([p.cost_per_1k_usd], [p.served_as_intended], marker, markersize=10,
+                label=f"{p.policy} (served at intended tier or better)")
+    ax.set_xlabel("cost per 1,000 requests (USD)")
+    ax.set_ylabel("share of prompts")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    return _save(plt, fig, path)
+
+
+def plot_risk_coverage(
+    points: Sequence[CoveragePoint], threshold: float, recommended: float, path: Path
+) -> Path:
+    """Coverage (decided locally) and the local accuracy on that share, per threshold."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 5))
+    grid = [p.threshold for p in points]
+    ax.plot(grid, [p.coverage for p in points], "o-", label="coverage (decided locally)")
+    ax.plot(grid, [p.accuracy for p in points], "s-", label="local accuracy on covered share")
+    ax.axvline(threshold, color="grey", linestyle="--", label=f"threshold in use {threshold:.2f}")
+    ax.axvline(recommended, color="red", linestyle=":", label=f"recommended {recommended:.2f}")
+    ax.set_xlabel("confidence threshold")
+    ax.set_ylabel("share")
+    ax.set_ylim(0, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower left")
+    ax.set_title("Risk-coverage of the local classifier")
+    return _save(plt, fig, path)
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(plt: Any, fig: Any, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path

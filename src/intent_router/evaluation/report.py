@@ -1,0 +1,95 @@
+"""Log one routing evaluation as an MLflow run in experiment ``routing-eval``; the only module
+of this package importing mlflow (lazily)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+from intent_router.decisions.records import prompt_digest
+from intent_router.evaluation.pipeline import RoutingEvaluation
+from intent_router.evaluation.plots import plot_quality_vs_cost, plot_risk_coverage
+from intent_router.evaluation.replay import PromptOutcome
+from intent_router.evaluation.summary import tradeoff_curve
+
+EXPERIMENT: Final[str] = "routing-eval"
+PER_PROMPT_TABLE: Final[str] = "per_prompt.json"
+REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[3]
+
+
+def tracking_uri() -> str:
+    """MLFLOW_TRACKING_URI, else a SQLite store in the repo root (as training uses)."""
+    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
+
+
+def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
+    """Log params, metrics, the risk-coverage curve, figures and the per-prompt table; return
+    the run id."""
+    import mlflow
+
+    summary, settings = evaluation.summary, evaluation.settings
+    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    run_name = f"{evaluation.data_path.name} {settings.escalation} t={settings.threshold:.2f}"
+    with mlflow.start_run(run_name=run_name) as run:
+        mlflow.log_params(_params(evaluation, redact))
+        mlflow.log_metrics(summary.metrics())
+        for point in summary.risk_coverage:
+            mlflow.log_metrics(
+                {"rc_coverage": point.coverage, "rc_local_accuracy": point.accuracy},
+                step=int(round(point.threshold * 100)),
+            )
+        with tempfile.TemporaryDirectory() as tmp:
+            for figure in _figures(evaluation, Path(tmp)):
+                mlflow.log_artifact(str(figure))
+        mlflow.log_table(per_prompt_table(evaluation.outcomes, redact), PER_PROMPT_TABLE)
+        return str(run.info.run_id)
+
+
+def per_prompt_table(outcomes: Sequence[PromptOutcome], redact: bool = False) -> dict[str, list[Any]]:
+    """One column per field; with ``redact`` the text is replaced by ``sha256:<hex>``."""
+    return {
+        "text": [f"sha256:{prompt_digest(o.text)}" if redact else o.text for o in outcomes],
+        "true_intent": [o.true_intent for o in outcomes],
+        "predicted_intent": [o.predicted_intent for o in outcomes],
+        "final_intent": [o.final_intent for o in outcomes],
+        "confidence": [o.confidence for o in outcomes],
+        "escalated": [o.escalated for o in outcomes],
+        "chain": [" > ".join(o.chain) for o in outcomes],
+        "deployment": [o.deployment for o in outcomes],
+        "cost_usd": [o.cost_usd for o in outcomes],
+        "correct": [o.correct for o in outcomes],
+    }
+
+
+def _params(evaluation: RoutingEvaluation, redact: bool) -> dict[str, Any]:
+    settings = evaluation.settings
+    return {
+        "data": str(evaluation.data_path),
+        "data_sha256": evaluation.data_sha256,
+        "rows": evaluation.summary.rows,
+        "config": str(evaluation.config_path),
+        "model_version": evaluation.model_version,
+        "threshold": settings.threshold,
+        "escalation": settings.escalation,
+        "premium_deployment": settings.premium,
+        "primary_deployment": settings.primary,
+        "llm_classifier": settings.config.llm_classifier,
+        "target_accuracy": evaluation.target_accuracy,
+        "redact": redact,
+    }
+
+
+def _figures(evaluation: RoutingEvaluation, folder: Path) -> list[Path]:
+    summary, settings = evaluation.summary, evaluation.settings
+    curve = tradeoff_curve(evaluation.examples, evaluation.predictions, evaluation.tokens, settings)
+    title = (f"Quality vs cost, {summary.rows} prompts, escalation {settings.escalation}, "
+             f"model {evaluation.model_version}")
+    return [
+        plot_quality_vs_cost(curve, settings.threshold, title, folder / "quality_vs_cost.png"),
+        plot_risk_coverage(summary.risk_coverage, settings.threshold,
+                           summary.recommended_threshold, folder / "risk_coverage.png"),
+    ]

@@ -1,0 +1,91 @@
+"""The decision log through the real service: one row per request, whatever happened."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import httpx
+
+from intent_router.decisions import DecisionStore, prompt_digest
+from intent_router.decisions.store import attempts_of
+from tests.fakes.provider_fleet import Status
+from tests.integration.fleet_service import KEYS, fleet_service
+
+PROMPT = "rename getUser to fetchUser everywhere"
+
+
+def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[dict]:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        rows = store.after(0)
+        if len(rows) >= expected:
+            return rows
+        time.sleep(0.05)
+    return store.after(0)
+
+
+def test_every_request_leaves_exactly_one_decision(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}) as s:
+        routed = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}})
+        ok = s.chat("auto", PROMPT, user="ana")
+        for name in ("kimi", "together", "claude", "gpt"):
+            s.fakes[name].script(Status(503, "down"))
+        failed = s.chat("kimi-k2.6", PROMPT)
+        with httpx.stream("POST", f"{s.url}/v1/chat/completions", headers={"X-Repo": "acme/web"},
+                          json={"model": "auto", "stream": True, "stream_options": {"include_usage": True},
+                                "messages": [{"role": "user", "content": PROMPT}]}) as streamed:
+            list(streamed.iter_lines())
+        store = DecisionStore(url)
+        rows = {r["request_id"]: r for r in _rows(store, 4)}
+    assert len(rows) == 4
+    route_row = rows[routed.headers["x-request-id"]]
+    assert route_row["endpoint"] == "route" and route_row["intent"] == "refactoring"
+    assert route_row["repo"] == "acme/api" and route_row["source"] == "model"
+    assert route_row["prompt_sha256"] == prompt_digest(PROMPT) and route_row["prompt_text"] is None
+
+    ok_row = rows[ok.headers["x-request-id"]]
+    assert (ok_row["status"], ok_row["deployment"], ok_row["user"]) == ("ok", "kimi-k2.6", "ana")
+    assert ok_row["cost_usd"] == float(ok.headers["x-intent-router-cost-usd"]) > 0
+    assert ok_row["premium_cost_usd"] > ok_row["cost_usd"]  # Claude's prices, same tokens
+    assert ok_row["prompt_tokens"] > 0 and ok_row["completion_tokens"] > 0
+
+    failed_row = rows[failed.headers["x-request-id"]]
+    assert failed.status_code == 503 and failed_row["status"] == "failed"
+    assert [a.outcome for a in attempts_of(failed_row)] == ["failed"] * 4
+    assert failed_row["source"] == "requested" and "AllProvidersFailed" in failed_row["error"]
+
+    stream_row = rows[streamed.headers["x-request-id"]]
+    assert stream_row["endpoint"] == "chat_stream" and stream_row["status"] == "ok"
+    assert stream_row["repo"] == "acme/web" and stream_row["cost_usd"] > 0
+    raw = (tmp_path / "decisions.db").read_bytes()
+    assert all(key.encode() not in raw for key in KEYS.values())
+    assert PROMPT.encode() not in raw  # hashed by default
+
+
+def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url},
+                       extra={"storage": {"store_prompts": True}}) as s:
+        rid = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT}).headers["x-request-id"]
+        row = {r["request_id"]: r for r in _rows(DecisionStore(url), 1)}[rid]
+    assert row["prompt_text"] == PROMPT
+
+
+def test_feedback_is_stored_with_its_decision(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}) as s:
+        rid = s.chat("auto", PROMPT).headers["x-request-id"]
+        # At once: the decision may still be queued for the writer; feedback waits for it.
+        answer = httpx.post(f"{s.url}/v1/feedback",
+                            json={"request_id": rid, "correct_intent": "code_generation", "rating": 2})
+        assert answer.status_code == 200 and answer.json()["stored"] is True
+        unknown = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "nope", "rating": 3})
+        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "request_not_found"
+        empty = httpx.post(f"{s.url}/v1/feedback", json={"request_id": rid})
+        assert empty.status_code == 400
+        hostile = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "x' OR '1'='1", "rating": 3})
+        assert hostile.status_code == 400 and hostile.json()["error"]["param"] == "request_id"
+    stored = DecisionStore(url).feedback_for(rid)
+    assert [(f["correct_intent"], f["rating"]) for f in stored] == [("code_generation", 2)]

@@ -37,6 +37,7 @@ def log_training_run(
     tags: dict[str, str],
 ) -> Registration:
     """Log one run, register its ONNX model, and give the version champion or challenger."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never phone home
     import mlflow
     import onnx
     from mlflow import MlflowClient

@@ -89,3 +89,42 @@ def test_feedback_is_stored_with_its_decision(tmp_path: Path) -> None:
         assert hostile.status_code == 400 and hostile.json()["error"]["param"] == "request_id"
     stored = DecisionStore(url).feedback_for(rid)
     assert [(f["correct_intent"], f["rating"]) for f in stored] == [("code_generation", 2)]
+
+
+def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: Path) -> None:
+    from mlflow import MlflowClient
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracking = {"flush_interval_s": 0.5, "trace_sample_rate": 1.0}
+    with fleet_service(tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking}) as s:
+        ids = [s.chat("auto", PROMPT).headers["x-request-id"] for _ in range(3)]
+        httpx.post(f"{s.url}/v1/feedback", json={"request_id": ids[0], "correct_intent": "code_generation"})
+        client = MlflowClient(uri)
+        deadline = time.monotonic() + 60
+        traces: list = []
+        while time.monotonic() < deadline:
+            experiment = client.get_experiment_by_name("routing-serving")
+            if experiment is not None:
+                traces = client.search_traces([experiment.experiment_id])
+                if len(traces) == 3 and any(t.info.assessments for t in traces):
+                    break
+            time.sleep(0.5)
+    by_request = {t.info.tags["request_id"]: t for t in traces}
+    assert set(by_request) == set(ids)
+    assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == ["code_generation"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert sum(m.value for m in client.get_metric_history(run.info.run_id, "chat_requests")) == 3
+
+
+def test_an_unreachable_tracking_server_leaves_requests_fast_and_loses_no_decision(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'decisions.db'}"
+    tracking = {"flush_interval_s": 0.2, "trace_sample_rate": 1.0, "mlflow_tracking_uri": "http://127.0.0.1:9"}
+    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}, extra={"tracking": tracking}) as s:
+        slowest = 0.0
+        for _ in range(40):
+            started = time.monotonic()
+            assert s.chat("auto", PROMPT).status_code == 200
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 2.0  # no request waited on MLflow's timeouts
+        rows = _rows(DecisionStore(url), 40)
+    assert len(rows) == 40 and all(r["status"] == "ok" for r in rows)

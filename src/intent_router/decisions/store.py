@@ -152,6 +152,15 @@ class DecisionStore:
         with self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(query).mappings()]
 
+    def feedback_after(self, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
+        """Feedback with an id above ``last_id``, with its decision's trace fields."""
+        self.ensure_schema()
+        query = (select(feedback, decisions.c.traced, decisions.c.trace_id)
+                 .join(decisions, decisions.c.request_id == feedback.c.request_id)
+                 .where(feedback.c.id > last_id).order_by(feedback.c.id).limit(limit))
+        with self.engine.connect() as connection:
+            return [dict(r) for r in connection.execute(query).mappings()]
+
     def harvestable(self) -> Iterator[dict[str, Any]]:
         """Decisions the LLM classifier labeled, and decisions a user corrected (latest
         correction wins), as {request_id, intent, how, prompt_text, prompt_sha256}."""

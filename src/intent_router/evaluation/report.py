@@ -28,6 +28,7 @@ def tracking_uri() -> str:
 def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
     """Log params, metrics, the risk-coverage curve, figures and the per-prompt table; return
     the run id."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never phone home
     import mlflow
 
     summary, settings = evaluation.summary, evaluation.settings

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -28,6 +27,7 @@ from intent_router.router import Plan, Router, StreamOutcome, usage_cost
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
+from intent_router.tracking import ServingTracker
 from intent_router.service.openapi import (
     BODY_ERRORS,
     CHAT_ERRORS,
@@ -244,17 +244,23 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     store = DecisionStore(database_url(config))
     writer = DecisionWriter(store)
     recorder = DecisionRecorder(config, classifier.version, writer)
+    tracker = (ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s)
+               if config.tracking.enabled else None)
     needs_litellm = any(d.api_style == "litellm" for d in config.deployments.values())
 
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
         if needs_litellm:
             clients.warm_up()
+        if tracker is not None:
+            tracker.start()
         try:
             yield
         finally:
             await clients.aclose()
             writer.close()  # drain the decision log
+            if tracker is not None:
+                tracker.stop(timeout_s=10)
             store.dispose()
 
     return Litestar(

@@ -8,6 +8,8 @@ DATA ?= data/train.jsonl
 TEST ?= data/test.jsonl
 EVAL ?= $(TEST)
 EVAL_ARGS ?=
+HARVEST_OUT ?= data/harvested.jsonl
+HARVEST_BASE ?=
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
@@ -46,6 +48,9 @@ train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to 
 eval: venv ## Replay a labeled set (EVAL=path.jsonl, default the test split) through routing; log to MLflow (routing-eval)
 	$(PY) -m intent_router.evaluation --data "$(EVAL)" $(EVAL_ARGS)
 
+harvest: venv ## Export LLM-labeled and user-corrected decisions as JSONL for make train (HARVEST_OUT, HARVEST_BASE)
+	$(PY) -m intent_router.decisions.harvest --out "$(HARVEST_OUT)" $(if $(HARVEST_BASE),--base "$(HARVEST_BASE)") $(if $(CONFIG),--config "$(CONFIG)")
+
 serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N, PORT=p, CONFIG=path/to/router.yaml)
 	$(PY) -m intent_router.service --host $(HOST) --port $(PORT) --workers $(WORKERS) $(if $(CONFIG),--config "$(CONFIG)")
 
@@ -64,4 +69,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval serve demo test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval harvest serve demo test bench mlflow-ui clean

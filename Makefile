@@ -10,6 +10,7 @@ EVAL ?= $(TEST)
 EVAL_ARGS ?=
 HARVEST_OUT ?= data/harvested.jsonl
 HARVEST_BASE ?=
+BENCH ?=
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
@@ -60,8 +61,8 @@ demo: venv ## Fake provider fleet + the service + a few requests, printing how e
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
-bench: venv ## Run the benchmarks (tests/bench), print a table and write JSON results
-	$(PY) -m tests.bench.run
+bench: venv ## Run the benchmarks (tests/bench; BENCH=classifier|tracking for one), print tables, write JSON
+	$(PY) -m tests.bench.run $(BENCH)
 
 mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
 	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"

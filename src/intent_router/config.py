@@ -68,6 +68,7 @@ class StorageConfig:
 
     database_url: str = "sqlite:///intent-router.db"
     store_prompts: bool = False  # full prompt text in the decision log; a SHA-256 otherwise
+    decision_log: bool = True  # False: no decision log, hence no MLflow serving run or feedback
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class TrackingConfig:
     mlflow_tracking_uri: str | None = None  # None: $MLFLOW_TRACKING_URI or sqlite:///mlflow.db
     flush_interval_s: float = 30.0
     trace_sample_rate: float = 0.01
+    max_traces_per_minute: int = 60  # a cap on trace-writing work, whatever the traffic
     premium_deployment: str | None = None  # what "always premium" means; None: first fallback_1
 
 
@@ -164,20 +166,22 @@ def parse_config(raw: Any) -> RouterConfig:
 
 def _storage(raw: Any) -> StorageConfig:
     storage = _mapping(raw, "storage")
-    _no_unknown(storage, "storage", {"database_url", "store_prompts"})
+    _no_unknown(storage, "storage", {"database_url", "store_prompts", "decision_log"})
     url = storage.get("database_url", StorageConfig.database_url)
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError("storage.database_url", "must be a SQLAlchemy URL like sqlite:///intent-router.db")
     if re.search(r"://[^/@]*:[^/@]*@", url):
         raise ConfigError("storage.database_url", "holds a password: set $INTENT_ROUTER_DATABASE_URL instead")
     return StorageConfig(database_url=url,
-                         store_prompts=_bool(storage.get("store_prompts", False), "storage.store_prompts"))
+                         store_prompts=_bool(storage.get("store_prompts", False), "storage.store_prompts"),
+                         decision_log=_bool(storage.get("decision_log", True), "storage.decision_log"))
 
 
 def _tracking(raw: Any, deployments: dict[str, Deployment]) -> TrackingConfig:
     tracking = _mapping(raw, "tracking")
     _no_unknown(tracking, "tracking", {"enabled", "mlflow_tracking_uri", "flush_interval_s",
-                                       "trace_sample_rate", "premium_deployment"})
+                                       "trace_sample_rate", "max_traces_per_minute",
+                                       "premium_deployment"})
     premium = tracking.get("premium_deployment")
     if premium is not None and premium not in deployments:
         raise ConfigError("tracking.premium_deployment", f"unknown deployment {premium!r}")
@@ -186,6 +190,8 @@ def _tracking(raw: Any, deployments: dict[str, Deployment]) -> TrackingConfig:
         mlflow_tracking_uri=_optional_str(tracking.get("mlflow_tracking_uri"), "tracking.mlflow_tracking_uri"),
         flush_interval_s=_positive(tracking.get("flush_interval_s", 30.0), "tracking.flush_interval_s"),
         trace_sample_rate=_fraction(tracking.get("trace_sample_rate", 0.01), "tracking.trace_sample_rate"),
+        max_traces_per_minute=int(_positive(tracking.get("max_traces_per_minute", 60),
+                                            "tracking.max_traces_per_minute")),
         premium_deployment=premium,
     )
 

@@ -7,21 +7,29 @@ import platform
 from datetime import datetime, timezone
 from pathlib import Path
 
-from tests.bench import classifier_bench
+import sys
+
+from tests.bench import classifier_bench, tracking_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-def main() -> None:
+BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench}
+
+
+def main(names: list[str]) -> None:
+    """Run the named benchmarks (all when none is named): ``make bench BENCH=tracking``."""
     RESULTS.mkdir(exist_ok=True)
-    results = classifier_bench.run()
-    results["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
-    results["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    print(classifier_bench.table(results))
-    path = RESULTS / "classifier.json"
-    path.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {path}")
+    for name in names or list(BENCHMARKS):
+        bench = BENCHMARKS[name]
+        results = bench.run()
+        results["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
+        results["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        print(bench.table(results))
+        path = RESULTS / f"{name}.json"
+        path.write_text(json.dumps(results, indent=2))
+        print(f"wrote {path}\n")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

@@ -90,3 +90,14 @@ def test_only_the_lease_holder_flushes(store: DecisionStore, mlflow_uri: str) ->
     second = ServingTracker(store, mlflow_uri, interval_s=3600, owner="worker-2")
     assert first.flush_once()
     assert not second.flush_once()
+
+
+def test_trace_writing_is_capped_per_minute(store: DecisionStore, mlflow_uri: str) -> None:
+    store.insert_many([_decision(i, traced=True) for i in range(5)])
+    tracker = ServingTracker(store, mlflow_uri, interval_s=3600, owner="test", max_traces_per_minute=2)
+    assert tracker.flush_once()
+    trace_ids = [store.get(f"r{i}")["trace_id"] for i in range(5)]
+    assert sum(1 for t in trace_ids if t != "-") == 2 and trace_ids.count("-") == 3
+    store.add_feedback(Feedback("r4", rating=1))  # untraced after all: stored, not attached
+    assert tracker.flush_once()
+    assert _run_metrics(MlflowClient(mlflow_uri))["requests"] == 5

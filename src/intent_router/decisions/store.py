@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from typing import Any
 
 from sqlalchemy import (
@@ -128,10 +128,20 @@ class DecisionStore:
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
 
-    def after(self, last_id: int, limit: int = 10_000) -> list[dict[str, Any]]:
-        """Decisions with an id above ``last_id``, oldest first."""
+    def after(self, last_id: int, limit: int = 10_000,
+              columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+        """Decisions with an id above ``last_id``, oldest first (only ``columns`` if given)."""
         self.ensure_schema()
-        query = select(decisions).where(decisions.c.id > last_id).order_by(decisions.c.id).limit(limit)
+        selected = [decisions.c[name] for name in columns] if columns else [decisions]
+        query = select(*selected).where(decisions.c.id > last_id).order_by(decisions.c.id).limit(limit)
+        with self.engine.connect() as connection:
+            return [dict(r) for r in connection.execute(query).mappings()]
+
+    def untraced_samples(self, first_id: int, last_id: int) -> list[dict[str, Any]]:
+        """Sampled decisions in [first_id, last_id] whose trace is not written yet."""
+        self.ensure_schema()
+        query = (select(decisions).where(decisions.c.id.between(first_id, last_id), decisions.c.traced,
+                                         decisions.c.trace_id.is_(None)).order_by(decisions.c.id))
         with self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(query).mappings()]
 
@@ -220,10 +230,15 @@ class DecisionStore:
         return True
 
 
+_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
+
+
 def _to_row(decision: Decision) -> dict[str, Any]:
-    row = asdict(decision)
+    # Shallow, by hand: dataclasses.asdict deep-copies and costs several times more.
+    row = {name: getattr(decision, name) for name in _DECISION_FIELDS}
     row["chain"] = list(decision.chain)
-    row["attempts"] = [asdict(a) for a in decision.attempts]
+    row["attempts"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in decision.attempts]
     return row
 
 

@@ -156,7 +156,9 @@ def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     """Correct a decision's intent and/or rate it; attached to its MLflow trace when traced."""
     if data.correct_intent is None and data.rating is None:
         raise InvalidRequestError("send 'correct_intent' and/or 'rating'")
-    store: DecisionStore = state.decisions
+    store: DecisionStore | None = state.decisions
+    if store is None:
+        raise UnknownRequestError("the decision log is off (storage.decision_log: false)")
     row = store.get(data.request_id)
     if row is None and state.decision_writer.flush(timeout_s=2.0):  # maybe still queued
         row = store.get(data.request_id)
@@ -241,11 +243,12 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
     clients = ProviderClients()
-    store = DecisionStore(database_url(config))
-    writer = DecisionWriter(store)
+    store = DecisionStore(database_url(config)) if config.storage.decision_log else None
+    writer = DecisionWriter(store) if store is not None else None
     recorder = DecisionRecorder(config, classifier.version, writer)
-    tracker = (ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s)
-               if config.tracking.enabled else None)
+    tracker = (ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
+                              max_traces_per_minute=config.tracking.max_traces_per_minute)
+               if config.tracking.enabled and store is not None else None)
     needs_litellm = any(d.api_style == "litellm" for d in config.deployments.values())
 
     @asynccontextmanager
@@ -258,10 +261,12 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             yield
         finally:
             await clients.aclose()
-            writer.close()  # drain the decision log
+            if writer is not None:
+                writer.close()  # drain the decision log
             if tracker is not None:
                 tracker.stop(timeout_s=10)
-            store.dispose()
+            if store is not None:
+                store.dispose()
 
     return Litestar(
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback],

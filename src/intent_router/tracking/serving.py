@@ -18,7 +18,7 @@ import time
 from typing import Any
 
 from intent_router.decisions.store import DecisionStore
-from intent_router.tracking.summary import summarize
+from intent_router.tracking.summary import SUMMARY_COLUMNS, summarize
 from intent_router.tracking.traces import write_trace
 
 SERVING_EXPERIMENT = "routing-serving"
@@ -28,6 +28,7 @@ _RUN_ID = "mlflow.serving_run_id"
 _STEP = "mlflow.step"
 _DECISIONS_SEEN = "mlflow.decision_watermark"
 _FEEDBACK_SEEN = "mlflow.feedback_watermark"
+SKIPPED = "-"  # the trace_id of a sampled decision past the trace budget
 
 
 def default_tracking_uri() -> str:
@@ -38,8 +39,10 @@ class ServingTracker:
     """Flushes decision-log summaries, traces and feedback to MLflow, off the request path."""
 
     def __init__(self, store: DecisionStore, tracking_uri: str | None = None, interval_s: float = 30.0,
-                 owner: str | None = None, batch: int = 5000) -> None:
+                 owner: str | None = None, batch: int = 5000, max_traces_per_minute: int = 60) -> None:
         self.store = store
+        self.max_traces_per_minute = max_traces_per_minute
+        self._trace_times: list[float] = []
         self.tracking_uri = tracking_uri or default_tracking_uri()
         self.interval_s = interval_s
         self.owner = owner or f"{socket.gethostname()}:{os.getpid()}"
@@ -113,7 +116,7 @@ class ServingTracker:
     def _flush_decisions(self) -> bool:
         """Flush one batch; True when there may be more."""
         seen = int(self.store.get_state(_DECISIONS_SEEN) or 0)
-        rows = self.store.after(seen, limit=self.batch)
+        rows = self.store.after(seen, limit=self.batch, columns=SUMMARY_COLUMNS)
         if not rows:
             return False
         from mlflow.entities import Metric
@@ -124,12 +127,21 @@ class ServingTracker:
         now_ms = int(time.time() * 1000)
         metrics = [Metric(key, value, now_ms, step) for key, value in summarize(rows).items()]
         client.log_batch(run_id, metrics=metrics)
-        for row in rows:
-            if row["traced"] and not row.get("trace_id"):
-                self.store.set_trace_id(row["request_id"], write_trace(client, experiment_id, row))
+        for row in self.store.untraced_samples(rows[0]["id"], rows[-1]["id"]):
+            trace_id = write_trace(client, experiment_id, row) if self._trace_budget() else SKIPPED
+            self.store.set_trace_id(row["request_id"], trace_id)
         self.store.set_state(_STEP, str(step))
         self.store.set_state(_DECISIONS_SEEN, str(rows[-1]["id"]))
         return len(rows) == self.batch
+
+    def _trace_budget(self) -> bool:
+        """True while fewer than ``max_traces_per_minute`` traces were written in the last minute."""
+        now = time.monotonic()
+        self._trace_times = [t for t in self._trace_times if now - t < 60]
+        if len(self._trace_times) >= self.max_traces_per_minute:
+            return False
+        self._trace_times.append(now)
+        return True
 
     def _flush_feedback(self) -> None:
         seen = int(self.store.get_state(_FEEDBACK_SEEN) or 0)
@@ -137,7 +149,7 @@ class ServingTracker:
         for item in items:
             if item["traced"] and not item.get("trace_id"):
                 break  # its trace is not written yet: attach with a later flush
-            if item.get("trace_id"):
+            if item.get("trace_id") and item["trace_id"] != SKIPPED:
                 self._attach(item)
             seen = int(item["id"])
         self.store.set_state(_FEEDBACK_SEEN, str(seen))

@@ -10,6 +10,10 @@ import numpy as np
 
 from intent_router.labels import INTENTS
 
+#: The decision-log columns a summary reads.
+SUMMARY_COLUMNS = ("id", "endpoint", "status", "intent", "source", "chain", "deployment",
+                   "cost_usd", "premium_cost_usd", "latency_ms")
+
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     """Requests, spend, savings, fallback and escalation shares, latency percentiles and

@@ -28,6 +28,8 @@ from sqlalchemy import (
     update,
 )
 
+from sqlalchemy.exc import DBAPIError
+
 from intent_router.decisions.records import AttemptRecord, Decision, Feedback
 
 metadata = MetaData()
@@ -104,7 +106,11 @@ class DecisionStore:
         """Create the tables if needed; done on first use, so a database that is down at
         start delays the log (the writer retries), never the service."""
         if not self._schema_ready:
-            metadata.create_all(self.engine)
+            try:
+                metadata.create_all(self.engine)
+            except DBAPIError:
+                # Another process created the tables between our check and our CREATE: check again.
+                metadata.create_all(self.engine)
             self._schema_ready = True
 
     def dispose(self) -> None:

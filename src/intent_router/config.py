@@ -84,6 +84,14 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class SensitiveConfig:
+    """Secret detection: requests carrying a secret go to the local tier only."""
+
+    detect_secrets: bool = True
+    patterns: tuple[tuple[str, str], ...] = ()  # extra (name, regex) rules
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     """The whole validated configuration."""
 
@@ -98,6 +106,7 @@ class RouterConfig:
     output_tokens: dict[str, int]
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
+    sensitive: SensitiveConfig = SensitiveConfig()
 
     @property
     def premium_deployment(self) -> str:
@@ -122,7 +131,7 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
 def parse_config(raw: Any) -> RouterConfig:
     """Validate an already parsed config mapping."""
     root = _mapping(raw, "config")
-    _no_unknown(root, "config", {"router", "deployments", "policy", "storage", "tracking"})
+    _no_unknown(root, "config", {"router", "deployments", "policy", "storage", "tracking", "sensitive"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
                                    "cooldown", "output_tokens"})
@@ -161,7 +170,26 @@ def parse_config(raw: Any) -> RouterConfig:
         output_tokens=_output_tokens(router.get("output_tokens", {})),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
+        sensitive=_sensitive(root.get("sensitive", {})),
     )
+
+
+def _sensitive(raw: Any) -> SensitiveConfig:
+    sensitive = _mapping(raw, "sensitive")
+    _no_unknown(sensitive, "sensitive", {"detect_secrets", "patterns"})
+    patterns = _mapping(sensitive.get("patterns", {}), "sensitive.patterns")
+    rules = []
+    for name, pattern in patterns.items():
+        where = f"sensitive.patterns.{name}"
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError(where, "must be a non-empty regular expression")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ConfigError(where, f"is not a valid regular expression: {exc}") from exc
+        rules.append((str(name), pattern))
+    return SensitiveConfig(detect_secrets=_bool(sensitive.get("detect_secrets", True), "sensitive.detect_secrets"),
+                           patterns=tuple(rules))
 
 
 def _storage(raw: Any) -> StorageConfig:

@@ -11,7 +11,8 @@
     │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
     │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
     │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
-    └── AllProvidersFailed          every deployment of the chain failed (HTTP 502/503)
+    └── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
+        └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
 """
 
 from __future__ import annotations
@@ -93,3 +94,12 @@ class AllProvidersFailed(RouterError):
         self.attempts = attempts
         self.deadline_exceeded = deadline_exceeded
         super().__init__(f"all {len(attempts)} attempts failed")
+
+
+class LocalOnlyFailed(AllProvidersFailed):
+    """A sensitive request (a secret in it, or a sensitive repo or user) that only the local
+    tier may answer, and the local tier failed: it fails closed, never reaching a cloud."""
+
+    def __init__(self, attempts: tuple[object, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
+        super().__init__(attempts, deadline_exceeded)
+        self.reasons = reasons

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +17,7 @@ from intent_router.fallback import ChainResult, walk_chain
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
 from intent_router.routing.policy import AUTO_MODELS, choose_chain
+from intent_router.routing.secrets import SecretDetector
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
@@ -96,11 +97,20 @@ class Router:
         self._open_stream = open_stream
         self._cache = EscalationCache()
         self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s)
+        self.secrets = (SecretDetector(dict(config.sensitive.patterns))
+                        if config.sensitive.detect_secrets else None)
         self.threshold = (
             config.confidence_threshold
             if config.confidence_threshold is not None
             else classifier.threshold
         )
+
+    def secret_kinds(self, texts: Iterable[str]) -> list[str]:
+        """The kinds of secret in any of ``texts`` (none when detection is off)."""
+        return self.secrets.kinds(texts) if self.secrets is not None else []
+
+    def redact(self, text: str) -> str:
+        return self.secrets.redact(text) if self.secrets is not None else text
 
     async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False) -> RouteDecision:
         started = time.perf_counter()

@@ -17,7 +17,9 @@ from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
 from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
 from intent_router.exceptions import (
+    AllProvidersFailed,
     InvalidRequestError,
+    LocalOnlyFailed,
     ProviderError,
     RouterError,
     UnknownRequestError,
@@ -48,6 +50,7 @@ from intent_router.service.schemas import (
     RouteRequest,
     RouteResponse,
     last_user_text,
+    strings_in,
     upstream_body,
 )
 
@@ -83,14 +86,24 @@ def metrics(state: State) -> bytes:
     return state.metrics.render()
 
 
-def _context(endpoint: str, prompt: str, request: Request, metadata: RouteMetadata | None,
-             user_field: str | None = None) -> RequestContext:
-    """Who the request is for: X-Repo / X-User headers, else metadata, else OpenAI's ``user``."""
+async def _context(endpoint: str, prompt: str, request: Request, state: State,
+                   metadata: RouteMetadata | None, user_field: str | None = None) -> RequestContext:
+    """Who the request is for (X-Repo / X-User headers, else metadata, else OpenAI's ``user``)
+    and which secrets it carries (every string of the body is scanned)."""
     repo = request.headers.get("x-repo") or (metadata.repo if metadata else None)
     user = request.headers.get("x-user") or (metadata.user if metadata else None) or user_field
-    ctx = RequestContext(endpoint, prompt, clean_id(repo), clean_id(user))
+    kinds = state.router.secret_kinds(strings_in(await request.json()))
+    ctx = RequestContext(endpoint, prompt, clean_id(repo), clean_id(user), tuple(kinds))
     request.state.request_id = ctx.request_id
     return ctx
+
+
+def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[str, ...]:
+    """Why a request may only go to the local tier (empty: it may go anywhere)."""
+    reasons = [f"contains a secret: {kind}" for kind in ctx.secret_kinds]
+    if metadata is not None and metadata.sensitive:
+        reasons.insert(0, "marked sensitive")
+    return tuple(reasons)
 
 
 @post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation)
@@ -102,9 +115,9 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         prompt = last_user_text(data.messages)
     else:
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
-    sensitive = bool(data.metadata and data.metadata.sensitive)
-    ctx = _context("route", prompt, request, data.metadata)
-    decision = await state.router.route(prompt, data.model, sensitive)
+    ctx = await _context("route", prompt, request, state, data.metadata)
+    sensitive = _sensitivity(ctx, data.metadata)
+    decision = await state.router.route(prompt, data.model, bool(sensitive))
     state.metrics.latency.labels("route").observe(ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
     state.recorder.route(ctx, decision)
@@ -114,7 +127,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         estimated_cost_usd=decision.estimated_cost_usd,
         escalation_cost_usd=decision.escalation_cost_usd, threshold=decision.threshold,
         model_version=decision.model_version, escalation_error=decision.escalation_error,
-        request_id=ctx.request_id,
+        request_id=ctx.request_id, sensitive=bool(sensitive), secrets_found=list(ctx.secret_kinds),
     )
     return Response(body, headers={"x-request-id": ctx.request_id})
 
@@ -122,16 +135,22 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation)
 async def chat_completions(data: ChatRequest, request: Request, state: State) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
-    sensitive = bool(data.metadata and data.metadata.sensitive)
     body = upstream_body(await request.json())
     prompt = last_user_text(data.messages)
-    ctx = _context("chat_stream" if data.stream else "chat", prompt, request, data.metadata, data.user)
+    ctx = await _context("chat_stream" if data.stream else "chat", prompt, request, state,
+                         data.metadata, data.user)
+    sensitive = _sensitivity(ctx, data.metadata)
     plan: Plan | None = None
     try:
-        plan = await state.router.plan(prompt, data.model, sensitive)
+        plan = await state.router.plan(prompt, data.model, bool(sensitive))
         if data.stream:
             return await _stream_chat(ctx, plan, body, state)  # type: ignore[return-value]
-        outcome = await state.router.chat(body, prompt, data.model, sensitive, plan=plan)
+        outcome = await state.router.chat(body, prompt, data.model, bool(sensitive), plan=plan)
+    except AllProvidersFailed as exc:
+        if sensitive:  # fail closed, and say why
+            exc = LocalOnlyFailed(exc.attempts, sensitive, exc.deadline_exceeded)
+        state.recorder.failed(ctx, plan, exc)
+        raise exc from None
     except RouterError as exc:
         state.recorder.failed(ctx, plan, exc)
         raise
@@ -245,7 +264,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     clients = ProviderClients()
     store = DecisionStore(database_url(config)) if config.storage.decision_log else None
     writer = DecisionWriter(store) if store is not None else None
-    recorder = DecisionRecorder(config, classifier.version, writer)
+    router = Router(config, classifier, clients.complete, clients.stream)
+    recorder = DecisionRecorder(config, classifier.version, writer, redact=router.redact)
     tracker = (ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
                               max_traces_per_minute=config.tracking.max_traces_per_minute)
                if config.tracking.enabled and store is not None else None)
@@ -271,7 +291,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     return Litestar(
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback],
         state=State({
-            "router": Router(config, classifier, clients.complete, clients.stream),
+            "router": router,
             "metrics": RouterMetrics(),
             "clients": clients,
             "needs_litellm": needs_litellm,

@@ -7,6 +7,7 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from intent_router.exceptions import (
     AllProvidersFailed,
+    LocalOnlyFailed,
     FatalProviderError,
     InvalidRequestError,
     RouterError,
@@ -46,6 +47,9 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
         message = "every deployment failed: " + "; ".join(
             f"{a.deployment}: {a.error or a.outcome}" for a in attempts
         )
+        if isinstance(exc, LocalOnlyFailed):
+            message = (f"sensitive request ({', '.join(exc.reasons)}): only the local tier may answer it, "
+                       f"and it was not sent to any cloud provider; {message}")
         return error_response(503, message, "all_providers_failed", attempts, request_id=rid)
     return error_response(500, "internal error", "server_error", request_id=rid)
 

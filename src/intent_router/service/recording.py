@@ -40,6 +40,7 @@ class RequestContext:
     prompt: str
     repo: str | None = None
     user: str | None = None
+    secret_kinds: tuple[str, ...] = ()
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -52,8 +53,10 @@ class DecisionRecorder:
     """Builds decisions and hands them to the writer; never raises into a request."""
 
     def __init__(self, config: RouterConfig, model_version: str, writer: DecisionWriter | None,
-                 sample: Callable[[], float] = random.random) -> None:
+                 sample: Callable[[], float] = random.random,
+                 redact: Callable[[str], str] = lambda text: text) -> None:
         self.config = config
+        self._redact = redact
         self.model_version = model_version
         self.writer = writer
         self._sample = sample
@@ -93,6 +96,8 @@ class DecisionRecorder:
         if self.writer is None:
             return
         premium = self.config.deployments[self.config.premium_deployment]
+        # A prompt with a secret is stored and hashed redacted: the log never holds the secret.
+        prompt = self._redact(ctx.prompt) if ctx.secret_kinds else ctx.prompt
         record = Decision(
             request_id=ctx.request_id,
             created_at=ctx.created_at,
@@ -103,8 +108,8 @@ class DecisionRecorder:
             source=decision.source if decision else "requested",
             chain=tuple(chain if chain is not None else (decision.chain if decision else ())),
             model_version=self.model_version,
-            prompt_sha256=prompt_digest(ctx.prompt),
-            prompt_text=ctx.prompt if self.config.storage.store_prompts else None,
+            prompt_sha256=prompt_digest(prompt),
+            prompt_text=prompt if self.config.storage.store_prompts else None,
             deployment=deployment,
             attempts=tuple(_attempt(a) for a in attempts),
             error=error,

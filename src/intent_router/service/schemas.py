@@ -77,6 +77,8 @@ class RouteResponse(msgspec.Struct):
     model_version: str
     escalation_error: str | None = None
     request_id: str | None = None  # for POST /v1/feedback
+    sensitive: bool = False  # local tier only: metadata.sensitive or a secret in the request
+    secrets_found: list[str] = msgspec.field(default_factory=list)  # kinds, never the secrets
 
 
 class ModelCard(msgspec.Struct):
@@ -109,6 +111,22 @@ class ErrorBody(msgspec.Struct):
     """OpenAI's error format."""
 
     error: ErrorDetail
+
+
+def strings_in(value: Any) -> list[str]:
+    """Every string in a parsed JSON body (values and keys), for the secret detector."""
+    found: list[str] = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.append(item)
+        elif isinstance(item, dict):
+            found.extend(str(k) for k in item)
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return found
 
 
 def last_user_text(messages: list[Message]) -> str:

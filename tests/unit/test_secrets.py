@@ -43,7 +43,7 @@ NOT_SECRETS = [
 def test_secrets_are_found_and_redacted(kind: str, text: str) -> None:
     assert kind in {f.kind for f in DETECTOR.find(text)}
     redacted = DETECTOR.redact(text)
-    assert f"[REDACTED:" in redacted
+    assert "[REDACTED:" in redacted
     assert not DETECTOR.find(redacted) or kind not in {f.kind for f in DETECTOR.find(redacted)}
 
 

@@ -16,23 +16,17 @@ from sqlalchemy import (
     Engine,
     Float,
     Integer,
-    MetaData,
     String,
     Table,
     Text,
-    create_engine,
-    event,
     func,
     insert,
     select,
     update,
 )
 
-from sqlalchemy.exc import DBAPIError
-
+from intent_router.db import make_engine, metadata
 from intent_router.decisions.records import AttemptRecord, Decision, Feedback
-
-metadata = MetaData()
 
 decisions = Table(
     "decisions", metadata,
@@ -84,33 +78,21 @@ tracking_state = Table(
 )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.close()
-
-
 class DecisionStore:
     """The decision log's database. Thread-safe (one engine, a connection per call)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: Engine = create_engine(url, pool_pre_ping=True)
-        if self.engine.dialect.name == "sqlite":
-            event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.engine: Engine = make_engine(url)
         self._schema_ready = False
 
     def ensure_schema(self) -> None:
-        """Create the tables if needed; done on first use, so a database that is down at
+        """Migrate the database to head (Alembic) on first use, so a database that is down at
         start delays the log (the writer retries), never the service."""
         if not self._schema_ready:
-            try:
-                metadata.create_all(self.engine)
-            except DBAPIError:
-                # Another process created the tables between our check and our CREATE: check again.
-                metadata.create_all(self.engine)
+            from intent_router.migrations import upgrade
+
+            upgrade(self.engine)
             self._schema_ready = True
 
     def dispose(self) -> None:

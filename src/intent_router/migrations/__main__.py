@@ -1,0 +1,5 @@
+import sys
+
+from intent_router.migrations import main
+
+sys.exit(main(sys.argv[1:]))

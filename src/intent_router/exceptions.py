@@ -6,7 +6,8 @@
     │   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
     ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
     │   ├── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
-    │   └── UnknownRequestError     feedback for an unknown request id (HTTP 404)
+    │   ├── UnknownRequestError     feedback for an unknown request id (HTTP 404)
+    │   └── ForbiddenDeploymentError  an override forbids what the request needs (HTTP 403)
     ├── ProviderError               a provider call failed (status, kind, Retry-After)
     │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
     │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
@@ -45,6 +46,10 @@ class InvalidRequestError(RouterError):
 
 class UnknownModelError(InvalidRequestError):
     """The request names a model that is neither ``auto`` nor a configured deployment."""
+
+
+class ForbiddenDeploymentError(InvalidRequestError):
+    """A team override forbids the requested deployment, or every deployment of the chain (HTTP 403)."""
 
 
 class UnknownRequestError(InvalidRequestError):

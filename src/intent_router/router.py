@@ -16,6 +16,7 @@ from intent_router.exceptions import ProviderError
 from intent_router.fallback import ChainResult, walk_chain
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
+from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain
 from intent_router.routing.secrets import SecretDetector
 
@@ -39,6 +40,7 @@ class RouteDecision:
     model_version: str
     escalation_error: str | None = None
     local_intent: str | None = None  # the local model's own prediction
+    override_applied: tuple[str, ...] = ()  # e.g. ("user:ana", "org:acme")
     classify_ms: float = 0.0
     escalate_ms: float = 0.0
 
@@ -112,15 +114,17 @@ class Router:
     def redact(self, text: str) -> str:
         return self.secrets.redact(text) if self.secrets is not None else text
 
-    async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False) -> RouteDecision:
+    async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False,
+                    override: EffectiveOverride = NO_OVERRIDE) -> RouteDecision:
         started = time.perf_counter()
         prediction = self.classifier.predict(prompt)
         classified = time.perf_counter()
         intent, source, spent, error = prediction.intent, "model", 0.0, None
+        sensitive = sensitive or override.sensitive
         if requested_model in AUTO_MODELS and prediction.confidence < self.threshold and not sensitive:
             intent, source, spent, error = await self._escalate(prompt, prediction.intent)
         escalated = time.perf_counter()
-        choice = choose_chain(self.config, intent, requested_model, sensitive)
+        choice = choose_chain(self.config, intent, requested_model, sensitive, override)
         first = self.config.deployments[choice.chain[0]]
         estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[intent])
         return RouteDecision(
@@ -135,16 +139,18 @@ class Router:
             model_version=self.classifier.version,
             escalation_error=error,
             local_intent=prediction.intent,
+            override_applied=override.applied,
             classify_ms=(classified - started) * 1000,
             escalate_ms=(escalated - classified) * 1000,
         )
 
-    async def plan(self, prompt: str, model: str = "auto", sensitive: bool = False) -> Plan:
+    async def plan(self, prompt: str, model: str = "auto", sensitive: bool = False,
+                   override: EffectiveOverride = NO_OVERRIDE) -> Plan:
         """Classify (for ``auto``) and choose the chain; calls no provider but the LLM classifier."""
         if model in AUTO_MODELS:
-            decision = await self.route(prompt, model, sensitive)
+            decision = await self.route(prompt, model, sensitive, override)
             return Plan(decision, decision.chain)
-        return Plan(None, choose_chain(self.config, "general", model, sensitive).chain)
+        return Plan(None, choose_chain(self.config, "general", model, sensitive, override).chain)
 
     async def chat(
         self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,

@@ -3,17 +3,21 @@
 Each FakeProvider speaks OpenAI's chat-completions API (``/v1/chat/completions``, streaming
 too) and Anthropic's messages API (``/v1/messages``). Tests script what the next requests
 get: a status with a body and Retry-After, a hang, a connection reset, a malformed body,
-empty choices, or a stream broken after some chunks. Unscripted requests succeed.
+empty choices, or a stream broken after some chunks. Unscripted requests succeed, unless
+``chaos`` is on: then each gets a fault drawn at random (seeded) with a given probability.
+Every request is recorded with its arrival time and the fault it got.
 """
 
 from __future__ import annotations
 
 import json
+import random
 import socket
 import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -73,6 +77,23 @@ class SeenRequest:
     path: str
     headers: dict[str, str]
     body: Any
+    arrived: float = 0.0
+    """``time.monotonic()`` when the request line was read (one clock for all processes)."""
+    fault: Fault = field(default_factory=Reply)
+    """What the request was answered with (scripted, drawn by ``chaos``, or Reply)."""
+
+
+@dataclass
+class _Chaos:
+    faults: tuple[Fault, ...]
+    weights: tuple[float, ...]
+    probability: float
+    rng: random.Random
+
+    def draw(self) -> Fault:
+        if self.rng.random() >= self.probability:
+            return Reply()
+        return self.rng.choices(self.faults, self.weights)[0]
 
 
 @dataclass
@@ -80,6 +101,13 @@ class _State:
     script: deque[Fault] = field(default_factory=deque)
     seen: list[SeenRequest] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    chaos: _Chaos | None = None
+
+    def next_fault(self) -> Fault:
+        """The next scripted fault, else a chaos draw, else Reply (call with the lock held)."""
+        if self.script:
+            return self.script.popleft()
+        return self.chaos.draw() if self.chaos is not None else Reply()
 
 
 class FakeProvider:
@@ -111,6 +139,23 @@ class FakeProvider:
         with self._state.lock:
             self._state.script.extend(faults)
 
+    def chaos(self, faults: Sequence[tuple[Fault, float]], probability: float, seed: int = 0) -> None:
+        """From now on, when the script is empty, answer each request with a fault with
+        ``probability`` (picked among ``faults`` by weight), else normally.
+
+        One seeded generator, drawn under the lock in arrival order: the n-th unscripted
+        request gets the same fault on every run with the same seed."""
+        if not faults or not 0 <= probability <= 1:
+            raise ValueError("chaos needs faults with weights and a probability in [0, 1]")
+        with self._state.lock:
+            self._state.chaos = _Chaos(tuple(f for f, _ in faults), tuple(w for _, w in faults),
+                                       probability, random.Random(seed))
+
+    def calm(self) -> None:
+        """Stop ``chaos``: unscripted requests succeed again."""
+        with self._state.lock:
+            self._state.chaos = None
+
     @property
     def requests(self) -> list[SeenRequest]:
         with self._state.lock:
@@ -132,6 +177,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})
 
     def do_POST(self) -> None:
+        arrived = time.monotonic()
         length = int(self.headers.get("Content-Length") or 0)
         raw = self.rfile.read(length)
         try:
@@ -139,8 +185,8 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         with self.state.lock:
-            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body))
-            fault = self.state.script.popleft() if self.state.script else Reply()
+            fault = self.state.next_fault()
+            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body, arrived, fault))
         anthropic = self.path.rstrip("/").endswith("/messages")
         if not self.path.rstrip("/").endswith(("/chat/completions", "/messages")):
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})

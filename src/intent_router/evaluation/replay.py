@@ -9,8 +9,8 @@ from typing import Final
 
 from intent_router.config import Deployment, RouterConfig
 from intent_router.costs import cost_usd
-from intent_router.exceptions import ConfigError
 from intent_router.evaluation.data import LabeledPrompt
+from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS
 from intent_router.routing.escalation import build_messages
 from intent_router.routing.policy import choose_chain

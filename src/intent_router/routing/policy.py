@@ -5,7 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from intent_router.config import RouterConfig
-from intent_router.exceptions import InvalidRequestError, UnknownModelError
+from intent_router.exceptions import (
+    ForbiddenDeploymentError,
+    InvalidRequestError,
+    UnknownModelError,
+)
+from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 
 #: Model names that ask the router to choose by intent.
 AUTO_MODELS = frozenset({"auto", "intent-router"})
@@ -24,24 +29,41 @@ class ChainChoice:
 
 
 def choose_chain(
-    config: RouterConfig, intent: str, requested_model: str = "auto", sensitive: bool = False
+    config: RouterConfig, intent: str, requested_model: str = "auto", sensitive: bool = False,
+    override: EffectiveOverride = NO_OVERRIDE,
 ) -> ChainChoice:
     """The chain for a request.
 
-    ``auto`` follows the intent policy; a concrete deployment (by name or litellm model id)
-    goes first. Either way the chain continues along its deployments' configured fallbacks.
-    A sensitive request keeps local-tier deployments only, and fails closed when there is none.
+    ``auto`` follows the override's pin or its chain for the intent, else the config's intent
+    policy; a concrete deployment (by name or litellm model id) goes first. Either way the
+    chain continues along its deployments' configured fallbacks. Deployments and providers the
+    override forbids are dropped (naming a forbidden one is refused). A sensitive request (or a
+    sensitive subject) keeps local-tier deployments only, and fails closed when there is none.
     """
     if requested_model in AUTO_MODELS:
-        chain = _with_fallbacks(config, config.policy[intent])
-        reason = f"policy for {intent}"
+        if override.pin is not None:
+            preferred, reason = (override.pin,), f"pinned to {override.pin}"
+        elif intent in override.policy:
+            preferred, reason = override.policy[intent], f"override policy for {intent}"
+        else:
+            preferred, reason = config.policy[intent], f"policy for {intent}"
+        chain = _with_fallbacks(config, preferred)
     else:
         first = _deployment_named(config, requested_model)
+        if override.forbids(first, config.deployments[first].provider):
+            raise ForbiddenDeploymentError(f"{first!r} is forbidden for {', '.join(override.applied)}")
         chain = _with_fallbacks(config, (first,))
         reason = f"requested {first}"
-    if sensitive:
+    if override.applied:
+        chain = tuple(n for n in chain if not override.forbids(n, config.deployments[n].provider))
+        reason += f" ({', '.join(override.applied)})"
+        if not chain:
+            raise ForbiddenDeploymentError(f"every deployment of the chain is forbidden for "
+                                           f"{', '.join(override.applied)}")
+    if sensitive or override.sensitive:
         chain = tuple(n for n in chain if config.deployments[n].tier == "local") or tuple(
-            n for n, d in config.deployments.items() if d.tier == "local"
+            n for n, d in config.deployments.items()
+            if d.tier == "local" and not override.forbids(n, d.provider)
         )
         if not chain:
             raise NoLocalDeploymentError("sensitive request and no local-tier deployment")

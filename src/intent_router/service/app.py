@@ -9,9 +9,10 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 from litestar import Litestar, Request, Response, get, post
-from litestar.response import Stream
 from litestar.datastructures import State
+from litestar.response import Stream
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
@@ -24,12 +25,13 @@ from intent_router.exceptions import (
     RouterError,
     UnknownRequestError,
 )
+from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import Plan, Router, StreamOutcome, usage_cost
+from intent_router.routing.overrides import resolve
+from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
-from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
-from intent_router.tracking import ServingTracker
 from intent_router.service.openapi import (
     BODY_ERRORS,
     CHAT_ERRORS,
@@ -39,6 +41,7 @@ from intent_router.service.openapi import (
     FeedbackOperation,
     RouteOperation,
 )
+from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -53,6 +56,7 @@ from intent_router.service.schemas import (
     strings_in,
     upstream_body,
 )
+from intent_router.tracking import ServingTracker
 
 MAX_BODY_BYTES = 1024 * 1024
 
@@ -90,17 +94,32 @@ async def _context(endpoint: str, prompt: str, request: Request, state: State,
                    metadata: RouteMetadata | None, user_field: str | None = None) -> RequestContext:
     """Who the request is for (X-Repo / X-User headers, else metadata, else OpenAI's ``user``)
     and which secrets it carries (every string of the body is scanned)."""
-    repo = request.headers.get("x-repo") or (metadata.repo if metadata else None)
-    user = request.headers.get("x-user") or (metadata.user if metadata else None) or user_field
+    org = clean_id(_utf8_header(request, "x-org") or (metadata.org if metadata else None))
+    repo = clean_id(_utf8_header(request, "x-repo") or (metadata.repo if metadata else None))
+    user = clean_id(_utf8_header(request, "x-user") or (metadata.user if metadata else None) or user_field)
     kinds = state.router.secret_kinds(strings_in(await request.json()))
-    ctx = RequestContext(endpoint, prompt, clean_id(repo), clean_id(user), tuple(kinds))
+    override = resolve(state.override_cache.table, org, repo, user)
+    ctx = RequestContext(endpoint, prompt, repo, user, tuple(kinds), override=override)
     request.state.request_id = ctx.request_id
     return ctx
+
+
+def _utf8_header(request: Request, name: str) -> str | None:
+    """A header as UTF-8 text (ASGI servers hand headers over as latin-1)."""
+    value = request.headers.get(name)
+    if value is None:
+        return None
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except (UnicodeEncodeError, UnicodeDecodeError):
+        return value
 
 
 def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[str, ...]:
     """Why a request may only go to the local tier (empty: it may go anywhere)."""
     reasons = [f"contains a secret: {kind}" for kind in ctx.secret_kinds]
+    if ctx.override.sensitive:
+        reasons.insert(0, f"sensitive subject ({', '.join(ctx.override.applied)})")
     if metadata is not None and metadata.sensitive:
         reasons.insert(0, "marked sensitive")
     return tuple(reasons)
@@ -117,7 +136,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
     ctx = await _context("route", prompt, request, state, data.metadata)
     sensitive = _sensitivity(ctx, data.metadata)
-    decision = await state.router.route(prompt, data.model, bool(sensitive))
+    decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override)
     state.metrics.latency.labels("route").observe(ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
     state.recorder.route(ctx, decision)
@@ -128,6 +147,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         escalation_cost_usd=decision.escalation_cost_usd, threshold=decision.threshold,
         model_version=decision.model_version, escalation_error=decision.escalation_error,
         request_id=ctx.request_id, sensitive=bool(sensitive), secrets_found=list(ctx.secret_kinds),
+        override=list(decision.override_applied),
     )
     return Response(body, headers={"x-request-id": ctx.request_id})
 
@@ -142,7 +162,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     sensitive = _sensitivity(ctx, data.metadata)
     plan: Plan | None = None
     try:
-        plan = await state.router.plan(prompt, data.model, bool(sensitive))
+        plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override)
         if data.stream:
             return await _stream_chat(ctx, plan, body, state)  # type: ignore[return-value]
         outcome = await state.router.chat(body, prompt, data.model, bool(sensitive), plan=plan)
@@ -262,6 +282,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
     clients = ProviderClients()
+    override_store = OverrideStore(database_url(config))
+    override_cache = OverrideCache(override_store)
     store = DecisionStore(database_url(config)) if config.storage.decision_log else None
     writer = DecisionWriter(store) if store is not None else None
     router = Router(config, classifier, clients.complete, clients.stream)
@@ -277,6 +299,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             clients.warm_up()
         if tracker is not None:
             tracker.start()
+        await anyio.to_thread.run_sync(override_cache.start)  # first load, then polls
         try:
             yield
         finally:
@@ -287,9 +310,12 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
                 tracker.stop(timeout_s=10)
             if store is not None:
                 store.dispose()
+            override_cache.stop()
+            override_store.dispose()
 
     return Litestar(
-        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback],
+        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,
+                        *ADMIN_HANDLERS],
         state=State({
             "router": router,
             "metrics": RouterMetrics(),
@@ -298,6 +324,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "recorder": recorder,
             "decisions": store,
             "decision_writer": writer,
+            "override_store": override_store,
+            "override_cache": override_cache,
         }),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

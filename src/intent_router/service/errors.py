@@ -7,9 +7,10 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from intent_router.exceptions import (
     AllProvidersFailed,
-    LocalOnlyFailed,
     FatalProviderError,
+    ForbiddenDeploymentError,
     InvalidRequestError,
+    LocalOnlyFailed,
     RouterError,
     UnknownModelError,
     UnknownRequestError,
@@ -31,6 +32,8 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
     rid = request.state.get("request_id")
     if isinstance(exc, UnknownModelError):  # OpenAI answers an unknown model this way
         return error_response(404, str(exc), "invalid_request_error", code="model_not_found", request_id=rid)
+    if isinstance(exc, ForbiddenDeploymentError):
+        return error_response(403, str(exc), "permission_error", code="deployment_forbidden", request_id=rid)
     if isinstance(exc, UnknownRequestError):
         return error_response(404, str(exc), "invalid_request_error", code="request_not_found", request_id=rid)
     if isinstance(exc, InvalidRequestError):

@@ -25,6 +25,7 @@ BODY_ERRORS: dict[int | str, ResponseSpec] = {
     400: _error("Invalid JSON, UTF-8, field types or values (OpenAI error format)"),
     404: _error("The model is neither 'auto' nor a configured deployment (code model_not_found)"),
     413: _error("Body larger than the limit (1 MiB)"),
+    403: _error("A team override forbids the requested deployment or the whole chain"),
 }
 
 #: Errors of POST /v1/feedback.
@@ -32,6 +33,13 @@ FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
     400: BODY_ERRORS[400],
     404: _error("No decision with that request_id (code request_not_found)"),
     413: BODY_ERRORS[413],
+}
+
+#: Errors of the admin API.
+ADMIN_ERRORS: dict[int | str, ResponseSpec] = {
+    400: BODY_ERRORS[400],
+    401: _error("Missing or wrong admin key"),
+    404: _error("No such override, or the admin API is off ($INTENT_ROUTER_ADMIN_KEY is not set)"),
 }
 
 #: Errors of a chat completion: the upstream's own client errors are passed on as they are.

@@ -16,6 +16,7 @@ from intent_router.decisions import AttemptRecord, Decision, DecisionWriter, pro
 from intent_router.exceptions import AllProvidersFailed, RouterError
 from intent_router.fallback import Attempt
 from intent_router.router import ChatOutcome, Plan, RouteDecision
+from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 
 MAX_ID_CHARS = 256
 
@@ -41,6 +42,7 @@ class RequestContext:
     repo: str | None = None
     user: str | None = None
     secret_kinds: tuple[str, ...] = ()
+    override: EffectiveOverride = NO_OVERRIDE
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)

@@ -21,6 +21,7 @@ class Message(msgspec.Struct, forbid_unknown_fields=False):
 
 
 class RouteMetadata(msgspec.Struct, forbid_unknown_fields=False):
+    org: str | None = None
     repo: str | None = None
     user: str | None = None
     sensitive: bool = False
@@ -77,7 +78,8 @@ class RouteResponse(msgspec.Struct):
     model_version: str
     escalation_error: str | None = None
     request_id: str | None = None  # for POST /v1/feedback
-    sensitive: bool = False  # local tier only: metadata.sensitive or a secret in the request
+    sensitive: bool = False  # local tier only: metadata.sensitive, a sensitive subject or a secret
+    override: list[str] = msgspec.field(default_factory=list)  # overrides applied, most specific first
     secrets_found: list[str] = msgspec.field(default_factory=list)  # kinds, never the secrets
 
 
@@ -190,3 +192,22 @@ class FeedbackResponse(msgspec.Struct):
     request_id: str
     stored: bool
     trace: str  # "pending" (attached with the next MLflow flush) or "untraced"
+
+
+class OverrideBody(msgspec.Struct, forbid_unknown_fields=False):
+    """A team override (PUT /admin/overrides)."""
+
+    scope: Literal["org", "repo", "user"]
+    subject: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    policy: dict[str, list[str]] | None = None
+    pin: str | None = None
+    forbid_deployments: list[str] | None = None
+    forbid_providers: list[str] | None = None
+    sensitive: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in msgspec.structs.asdict(self).items() if v is not None}
+
+
+class OverrideList(msgspec.Struct):
+    data: list[dict[str, Any]]

@@ -1,0 +1,101 @@
+"""Team overrides through the admin API of two service processes sharing one database
+(SQLite and the real PostgreSQL): precedence, propagation within a second, auth, hostile ids."""
+
+from __future__ import annotations
+
+import time
+from contextlib import ExitStack
+
+import httpx
+import pytest
+
+from tests.integration.service_process import running_service
+
+ADMIN = {"Authorization": "Bearer admin-secret-1"}
+DEBUG_PROMPT = "TypeError: Cannot read properties of undefined (reading 'map') in my React list"
+
+
+def _route(url: str, prompt: str = DEBUG_PROMPT, **headers: str) -> dict:
+    encoded = {k: v.encode() for k, v in headers.items()}  # UTF-8 on the wire
+    return httpx.post(f"{url}/v1/route", json={"prompt": prompt}, headers=encoded).json()
+
+
+@pytest.fixture
+def two_services(database_url: str):
+    env = {"INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_ADMIN_KEY": "admin-secret-1"}
+    with ExitStack() as stack:
+        yield [stack.enter_context(running_service(env=env)) for _ in range(2)]
+
+
+def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(two_services) -> None:
+    a, b = two_services
+    assert _route(b, **{"X-Repo": "acme/api"})["chain"][0] == "claude-sonnet-4"  # the config's policy
+    puts = [
+        {"scope": "org", "subject": "acme", "pin": "kimi-k2.6", "forbid_providers": ["openai"]},
+        {"scope": "repo", "subject": "acme/api", "policy": {"debugging": ["gpt-4o", "claude-sonnet-4"]}},
+        {"scope": "user", "subject": "ana", "pin": "claude-sonnet-4"},
+    ]
+    for body in puts:
+        answer = httpx.put(f"{a}/admin/overrides", json=body, headers=ADMIN)
+        assert answer.status_code == 200, answer.text
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0 and not _route(b, **{"X-Org": "acme"})["override"]:
+        time.sleep(0.05)
+    assert time.monotonic() - started < 1.0  # worker b saw the change within a second
+
+    org_only = _route(b, **{"X-Org": "acme"})
+    assert org_only["override"] == ["org:acme"] and org_only["chain"][0] == "kimi-k2.6"
+    assert "gpt-4o" not in org_only["chain"]  # forbidden at the org level
+    # The user's pin is the most specific preference; the org's ban still holds.
+    everyone = _route(b, **{"X-Org": "acme", "X-Repo": "acme/api", "X-User": "ana"})
+    assert everyone["override"] == ["user:ana", "repo:acme/api", "org:acme"]
+    assert everyone["chain"][0] == "claude-sonnet-4" and "gpt-4o" not in everyone["chain"]
+    # Without the user: the repo's policy for debugging, minus the org's ban... and the org pin
+    # is less specific than the repo's policy only for preferences it does not set: pin wins.
+    repo = _route(b, **{"X-Org": "acme", "X-Repo": "acme/api"})
+    assert repo["chain"][0] == "kimi-k2.6" and "gpt-4o" not in repo["chain"]
+    forbidden = httpx.post(f"{b}/v1/chat/completions", headers={"X-Org": "acme"},
+                           json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "deployment_forbidden"
+
+    httpx.put(f"{a}/admin/overrides", headers=ADMIN,
+              json={"scope": "repo", "subject": "acme/secret-sauce", "sensitive": True})
+    deleted = httpx.delete(f"{a}/admin/overrides", params={"scope": "org", "subject": "acme"}, headers=ADMIN)
+    assert deleted.json() == {"deleted": True}
+    time.sleep(1.0)
+    assert _route(b, **{"X-Org": "acme"})["override"] == []
+    sensitive = _route(b, **{"X-Repo": "acme/secret-sauce"})
+    assert sensitive["chain"] == ["qwen-32b-local"] and sensitive["sensitive"] is True
+    listed = httpx.get(f"{b}/admin/overrides", headers=ADMIN).json()["data"]
+    assert {(o["scope"], o["subject"]) for o in listed} == {("repo", "acme/api"), ("user", "ana"),
+                                                          ("repo", "acme/secret-sauce")}
+
+
+def test_the_admin_api_needs_its_key_and_survives_hostile_ids(two_services) -> None:
+    a, _ = two_services
+    body = {"scope": "repo", "subject": "x"}
+    assert httpx.put(f"{a}/admin/overrides", json=body).status_code == 401
+    assert httpx.put(f"{a}/admin/overrides", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert httpx.get(f"{a}/admin/overrides", headers={"Authorization": "admin-secret-1"}).status_code == 401
+    hostile = ["'; DROP TABLE overrides; --", "ünïcødé/репо/リポジトリ", "r" * 256, "a%20b?c=d&e"]
+    for subject in hostile:
+        answer = httpx.put(f"{a}/admin/overrides", headers=ADMIN,
+                           json={"scope": "repo", "subject": subject, "pin": "gpt-4o"})
+        assert answer.status_code == 200, subject
+    too_long = httpx.put(f"{a}/admin/overrides", headers=ADMIN, json={"scope": "repo", "subject": "r" * 257})
+    assert too_long.status_code == 400
+    unknown = httpx.put(f"{a}/admin/overrides", headers=ADMIN, json={"scope": "repo", "subject": "x", "pin": "gpt-9"})
+    assert unknown.status_code == 400 and "pin" in unknown.json()["error"]["message"]
+    listed = {o["subject"] for o in httpx.get(f"{a}/admin/overrides", headers=ADMIN).json()["data"]}
+    assert set(hostile) <= listed
+    routed = _route(a, "add docs", **{"X-Repo": "ünïcødé/репо/リポジトリ"})  # a UTF-8 header matches
+    assert routed["override"] == ["repo:ünïcødé/репо/リポジトリ"] and routed["chain"][0] == "gpt-4o"
+    assert httpx.delete(f"{a}/admin/overrides", params={"scope": "repo", "subject": "nope"},
+                        headers=ADMIN).status_code == 404
+
+
+def test_without_an_admin_key_the_admin_api_is_off(tmp_path) -> None:
+    env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}"}
+    with running_service(env=env) as url:
+        answer = httpx.get(f"{url}/admin/overrides", headers={"Authorization": "Bearer anything"})
+    assert answer.status_code == 404 and "INTENT_ROUTER_ADMIN_KEY" in answer.json()["error"]["message"]

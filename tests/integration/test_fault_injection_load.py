@@ -12,26 +12,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import re
-import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import yaml
 
-from intent_router.config import DEFAULT_CONFIG
 from intent_router.decisions import DecisionStore
 from intent_router.decisions.records import AttemptRecord
 from intent_router.decisions.store import attempts_of
 from tests.fakes.provider_fleet import FakeProvider, Hang, Reply, SeenRequest, Status
-from tests.integration.fleet_service import CLOUD, FAKES, KEYS, fleet_service
-from tests.integration.service_process import running_service
+from tests.integration.fleet_service import CLOUD, FAKES, fleet_service
 
 CHAIN = ["kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4", "gpt-4o"]  # model "kimi-k2.6"
 DEPLOYMENT_OF = {fake: deployment for deployment, fake in FAKES.items()}

@@ -110,6 +110,12 @@ class _State:
         return self.chaos.draw() if self.chaos is not None else Reply()
 
 
+class _Server(ThreadingHTTPServer):
+    # socketserver's default backlog is 5: a burst of connections from a pooled client
+    # under load overflows it, and the dropped SYNs come back only after a 1 s retransmit.
+    request_queue_size = 128
+
+
 class FakeProvider:
     """One fake provider on 127.0.0.1 with an ephemeral port; use as a context manager."""
 
@@ -117,7 +123,7 @@ class FakeProvider:
         self.name = name
         self._state = _State()
         handler = type("Handler", (_Handler,), {"state": self._state, "provider": name})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -42,10 +42,14 @@ def running_service(
     }
     if config is not None:
         child_env["INTENT_ROUTER_CONFIG"] = str(config)
+    log_path = Path(scratch) / "service.log"
+    log_file = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "intent_router.service", "--host", "127.0.0.1", "--port", str(port),
          "--workers", str(workers), "--log-level", "warning"],
-        env=child_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
+        # would block the service's logging threads.
+        env=child_env, stdout=log_file, stderr=subprocess.STDOUT,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -53,7 +57,7 @@ def running_service(
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             if process.poll() is not None:
-                raise RuntimeError(f"service exited: {process.stdout.read().decode()[-2000:]}")  # type: ignore[union-attr]
+                raise RuntimeError(f"service exited: {log_path.read_text(errors='replace')[-2000:]}")
             try:
                 if httpx.get(probe, timeout=0.5).status_code == 200:
                     break
@@ -69,3 +73,4 @@ def running_service(
             process.wait(timeout=10)
         except subprocess.TimeoutExpired:
             process.kill()
+        log_file.close()

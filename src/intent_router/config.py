@@ -7,6 +7,7 @@ Every error is a ConfigError that names the offending field, e.g.
 from __future__ import annotations
 
 import json
+import os
 import re
 from dataclasses import dataclass
 from importlib.util import find_spec
@@ -69,6 +70,10 @@ class StorageConfig:
     database_url: str = "sqlite:///intent-router.db"
     store_prompts: bool = False  # full prompt text in the decision log; a SHA-256 otherwise
     decision_log: bool = True  # False: no decision log, hence no MLflow serving run or feedback
+
+    def resolved_url(self) -> str:
+        """``$INTENT_ROUTER_DATABASE_URL`` (it may hold a password) or the configured URL."""
+        return os.environ.get("INTENT_ROUTER_DATABASE_URL") or self.database_url
 
 
 @dataclass(frozen=True)

@@ -77,8 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"harvest: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
-    url = os.environ.get("INTENT_ROUTER_DATABASE_URL") or config.storage.database_url
-    store = DecisionStore(url)
+    store = DecisionStore(config.storage.resolved_url())
     try:
         report = harvest(store, args.out, args.base)
     except (OSError, ValueError) as exc:

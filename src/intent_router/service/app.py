@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from litestar.response import Stream
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
-from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
+from intent_router.config import DEFAULT_CONFIG, load_config
 from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
 from intent_router.exceptions import (
     AllProvidersFailed,
@@ -272,19 +272,14 @@ def _error_event(message: str) -> bytes:
     return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
-def database_url(config: RouterConfig) -> str:
-    """``$INTENT_ROUTER_DATABASE_URL`` (it may hold a password) or the config's URL."""
-    return os.environ.get("INTENT_ROUTER_DATABASE_URL") or config.storage.database_url
-
-
 def create_app(config_path: Path | None = None, models_dir: Path | None = None) -> Litestar:
     """Build the app; a bad config or model fails here, before serving."""
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
     clients = ProviderClients()
-    override_store = OverrideStore(database_url(config))
+    override_store = OverrideStore(config.storage.resolved_url())
     override_cache = OverrideCache(override_store)
-    store = DecisionStore(database_url(config)) if config.storage.decision_log else None
+    store = DecisionStore(config.storage.resolved_url()) if config.storage.decision_log else None
     writer = DecisionWriter(store) if store is not None else None
     router = Router(config, classifier, clients.complete, clients.stream)
     recorder = DecisionRecorder(config, classifier.version, writer, redact=router.redact)

@@ -11,6 +11,8 @@ EVAL_ARGS ?=
 HARVEST_OUT ?= data/harvested.jsonl
 HARVEST_BASE ?=
 BENCH ?=
+LITELLM_PROXY_VENV := tests/bench/.litellm-proxy-venv
+LITELLM_PROXY_VERSION := 1.106.12
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
@@ -61,7 +63,15 @@ demo: venv ## Fake provider fleet + the service + a few requests, printing how e
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
-bench: venv ## Run the benchmarks (tests/bench; BENCH=classifier|tracking for one), print tables, write JSON
+# LiteLLM's proxy for the proxy bench, in its own venv (never the project's lock or venv).
+$(LITELLM_PROXY_VENV)/.installed:
+	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
+	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(LITELLM_PROXY_VENV)
+	uv pip install --quiet --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
+	@touch $@
+
+bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(LITELLM_PROXY_VENV)/.installed),$(LITELLM_PROXY_VENV)/.installed) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|startup for one), print tables, write JSON
+	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(PY) -m tests.bench.run $(BENCH)
 
 mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store

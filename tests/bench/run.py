@@ -9,12 +9,13 @@ from pathlib import Path
 
 import sys
 
-from tests.bench import classifier_bench, tracking_bench
+from tests.bench import classifier_bench, proxy_bench, route_bench, startup_bench, tracking_bench
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench}
+BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench, "route": route_bench,
+              "proxy": proxy_bench, "startup": startup_bench}
 
 
 def main(names: list[str]) -> None:

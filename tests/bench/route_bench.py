@@ -1,0 +1,152 @@
+"""/v1/route under wrk: the service (one worker, the default config but for a confidence
+threshold of 0, so no request escalates to the LLM classifier; decision log and MLflow
+tracking on, as shipped) against a bare Litestar app with one POST endpoint answering a
+constant JSON (tests/bench/bare_app.py), both started by the same ``uvicorn.run`` call at
+the same log level. Rounds alternate bare and route so that the machine's drift hits both
+alike; figures are medians over rounds and the comparison is their ratio."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from intent_router.config import DEFAULT_CONFIG
+from tests.bench import procs
+from tests.bench.wrk import WrkResult, run_wrk, write_script
+from tests.integration.service_process import free_port
+from training.dataset import TEST_FILE, read_jsonl
+
+ROUNDS = 5
+SECONDS = 5.0
+CONNECTIONS = 8
+PROMPTS = 64
+LOG_LEVEL = "info"  # what `make serve` runs: uvicorn's access log is on
+TARGET_RATIO = 0.8
+SYSTEM = (
+    "You are a coding agent working in the user's repository. You can read and edit files, run "
+    "shell commands and tests. Keep changes minimal and consistent with the existing style; "
+    "explain what you changed and why. Never commit secrets. When a command fails, read the "
+    "error before retrying. Prefer small, reviewable diffs; run the relevant tests after each "
+    "change and report their result. Ask before deleting files or rewriting history."
+)
+
+
+def prompts() -> list[str]:
+    """``PROMPTS`` test-split prompts spread evenly over the length distribution."""
+    texts = sorted((r["text"] for r in read_jsonl(TEST_FILE)), key=len)
+    step = len(texts) / PROMPTS
+    return [texts[int(i * step + step / 2)] for i in range(PROMPTS)]
+
+
+def bodies(texts: list[str]) -> list[dict[str, Any]]:
+    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}]}
+            for t in texts]
+
+
+def service_config(directory: Path, **router: Any) -> Path:
+    """The default config with ``router`` fields changed, written to ``directory``."""
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["router"].update(router)
+    path = directory / "router.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def service_env(directory: Path) -> dict[str, str]:
+    """The decision log and MLflow store in ``directory``, never the repo's own."""
+    return {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{directory / 'decisions.db'}",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}"}
+
+
+def run() -> dict[str, Any]:
+    texts = prompts()
+    samples: dict[str, list[WrkResult]] = {"bare": [], "route": []}
+    with ExitStack() as stack:
+        scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-route-")))
+        script = write_script(bodies(texts), directory=scratch)
+        ports = {"bare": free_port(), "route": free_port()}
+        bare = stack.enter_context(procs.spawn(
+            procs.python_module("tests.bench.bare_app", "--port", str(ports["bare"]),
+                                "--log-level", LOG_LEVEL), scratch / "bare.log"))
+        config = service_config(scratch, confidence_threshold=0.0)
+        service = stack.enter_context(procs.spawn(
+            procs.python_module("intent_router.service", "--host", "127.0.0.1", "--port",
+                                str(ports["route"]), "--workers", "1", "--config", str(config),
+                                "--log-level", LOG_LEVEL),
+            scratch / "service.log", env=service_env(scratch)))
+        urls = {name: f"http://127.0.0.1:{port}/v1/route" for name, port in ports.items()}
+        probe = bodies(texts[:1])[0]
+        procs.wait_until(bare, procs.http_ok(urls["bare"], probe), "bare app")
+        # /readyz: litellm (the default config's Cloudflare and Anthropic paths) has loaded in
+        # its background thread, so its import does not fall inside a round.
+        procs.wait_until(service, procs.http_ok(f"http://127.0.0.1:{ports['route']}/readyz"), "service")
+        for url in urls.values():  # warm up
+            run_wrk(url, script, 2.0, CONNECTIONS)
+        for _ in range(ROUNDS):
+            for name, url in urls.items():
+                samples[name].append(run_wrk(url, script, SECONDS, CONNECTIONS))
+        # Every routed request must be a local decision (no escalation was measured).
+        sources = _sources(urls["route"], bodies(texts))
+    return _summary(samples, texts, sources)
+
+
+def _sources(url: str, request_bodies: list[dict[str, Any]]) -> dict[str, int]:
+    import httpx
+
+    counts: dict[str, int] = {}
+    for body in request_bodies:
+        source = httpx.post(url, json=body, timeout=5).json()["source"]
+        counts[source] = counts.get(source, 0) + 1
+    return counts
+
+
+def _summary(samples: dict[str, list[WrkResult]], texts: list[str], sources: dict[str, int]) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "rounds": ROUNDS, "seconds_per_sample": SECONDS, "connections": CONNECTIONS,
+        "wrk_threads": 1, "uvicorn_log_level": LOG_LEVEL, "target_ratio": TARGET_RATIO,
+        "prompts": {"count": len(texts), "median_chars": statistics.median(len(t) for t in texts),
+                    "max_chars": max(len(t) for t in texts), "system_prompt_chars": len(SYSTEM)},
+        "route_sources": sources,
+        "measured": "service: default config, confidence_threshold 0 (no LLM escalation), "
+                    "decision log + MLflow tracking on (defaults), secret scan on; "
+                    "bare: Litestar POST returning a constant JSON",
+    }
+    for name, rows in samples.items():
+        results[name] = {
+            "rps_median": statistics.median(r.rps for r in rows),
+            "p50_ms": statistics.median(r.p50_ms for r in rows),
+            "p90_ms": statistics.median(r.p90_ms for r in rows),
+            "p99_ms": statistics.median(r.p99_ms for r in rows),
+            "rps_samples": [r.rps for r in rows],
+        }
+    ratio = results["route"]["rps_median"] / results["bare"]["rps_median"]
+    results["ratio_route_to_bare"] = ratio
+    results["target_met"] = ratio >= TARGET_RATIO
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    p = results["prompts"]
+    lines = [
+        f"/v1/route vs bare Litestar ({results['rounds']} alternating rounds of "
+        f"{results['seconds_per_sample']:.0f} s, wrk 1 thread x {results['connections']} connections, "
+        f"1 uvicorn worker, log level {results['uvicorn_log_level']}; medians)",
+        f"  {p['count']} test-split prompts (median {p['median_chars']:.0f} chars, max "
+        f"{p['max_chars']}) after a {p['system_prompt_chars']}-char system message",
+        f"  {results['measured']}; decision sources: {json.dumps(results['route_sources'])}",
+        f"{'app':<8}{'req/s':>9}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}",
+    ]
+    for name in ("bare", "route"):
+        row = results[name]
+        lines.append(f"{name:<8}{row['rps_median']:>9.0f}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}"
+                     f"{row['p99_ms']:>9.2f}")
+    verdict = "PASS" if results["target_met"] else "MISS"
+    lines.append(f"route/bare throughput ratio {results['ratio_route_to_bare']:.3f} "
+                 f"(target >= {results['target_ratio']}): {verdict}")
+    return "\n".join(lines)

@@ -1,0 +1,118 @@
+"""Cold start and resident memory of one service worker.
+
+Cold start: from spawning ``python -m intent_router.service --workers 1`` to its first 200 on
+``POST /v1/route`` (polled every 20 ms), and to ``/readyz`` (litellm loaded in the
+background, when a deployment needs it). Memory: VmRSS of the worker process (with
+``--workers 1`` uvicorn serves from the process it was started in; the bench checks for
+children and reports each) after warm-up (ready, 50 requests) and after load (wrk on
+/v1/route, then a tracker flush, so MLflow is imported as in steady state). Two configs,
+alternated run by run: the default one (its Cloudflare and Anthropic deployments go through
+litellm) and the same deployments all on ``api_style: openai`` (litellm never imported)."""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+from intent_router.config import DEFAULT_CONFIG
+from tests.bench import procs
+from tests.bench.route_bench import bodies, prompts, service_env
+from tests.bench.wrk import run_wrk, write_script
+from tests.integration.service_process import free_port
+
+RUNS = 4
+LOAD_SECONDS = 3.0
+FLUSH_INTERVAL_S = 1.0  # so the first MLflow flush (and mlflow's import) happens during the run
+TARGET_COLD_START_S = 3.0
+TARGET_RSS_MB = 250.0
+VARIANTS = ("default config", "openai-style only")
+
+
+def _config(directory: Path, variant: str) -> Path:
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["router"]["confidence_threshold"] = 0.0
+    raw["tracking"]["flush_interval_s"] = FLUSH_INTERVAL_S
+    if variant == "openai-style only":
+        for spec in raw["deployments"].values():
+            spec.update(api_base=spec.get("api_base") or "http://127.0.0.1:9/v1", api_style="openai")
+    path = directory / "router.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def _worker_pids(pid: int) -> list[int]:
+    """The processes that serve: uvicorn's children when it forked workers, else itself."""
+    return procs.children(pid) or [pid]
+
+
+def _one_run(scratch: Path, variant: str, script: Path, body: dict[str, Any]) -> dict[str, Any]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    config = _config(scratch, variant)
+    argv = procs.python_module("intent_router.service", "--host", "127.0.0.1", "--port", str(port),
+                               "--workers", "1", "--config", str(config), "--log-level", "warning")
+    with procs.spawn(argv, scratch / "service.log", env=service_env(scratch)) as child:
+        first_route = procs.wait_until(child, procs.http_ok(f"{base}/v1/route", body), variant,
+                                       every_s=0.02)
+        ready = procs.wait_until(child, procs.http_ok(f"{base}/readyz"), variant, every_s=0.02)
+        for _ in range(50):
+            httpx.post(f"{base}/v1/route", json=body, timeout=5).raise_for_status()
+        workers = _worker_pids(child.pid)
+        warm = [procs.rss_mb(p) for p in workers]
+        run_wrk(f"{base}/v1/route", script, LOAD_SECONDS, 8)
+        time.sleep(FLUSH_INTERVAL_S * 3)  # the tracker flushes what the load logged
+        mlflow_flushed = (scratch / "mlflow.db").exists()
+        loaded = [procs.rss_mb(p) for p in workers]
+        return {"first_route_s": first_route, "ready_s": ready, "workers": len(workers),
+                "rss_warm_mb": max(warm), "rss_after_load_mb": max(loaded), "mlflow_flushed": mlflow_flushed}
+
+
+def run() -> dict[str, Any]:
+    runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
+    with ExitStack() as stack:
+        scratch_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-startup-")))
+        texts = prompts()
+        script = write_script(bodies(texts), directory=scratch_root)
+        body = bodies(texts[:1])[0]
+        for index in range(RUNS):
+            for variant in VARIANTS:
+                scratch = scratch_root / f"{index}-{VARIANTS.index(variant)}"
+                scratch.mkdir()
+                runs[variant].append(_one_run(scratch, variant, script, body))
+    results: dict[str, Any] = {"runs": RUNS, "load_seconds": LOAD_SECONDS,
+                               "flush_interval_s": FLUSH_INTERVAL_S, "variants": {}}
+    for variant, rows in runs.items():
+        summary = {key: statistics.median(r[key] for r in rows)
+                   for key in ("first_route_s", "ready_s", "rss_warm_mb", "rss_after_load_mb")}
+        summary["workers"] = max(r["workers"] for r in rows)
+        summary["mlflow_flushed"] = all(r["mlflow_flushed"] for r in rows)
+        summary["samples"] = rows
+        summary["cold_start_target_met"] = summary["first_route_s"] <= TARGET_COLD_START_S
+        summary["rss_target_met"] = summary["rss_after_load_mb"] <= TARGET_RSS_MB
+        results["variants"][variant] = summary
+    return results
+
+
+def table(results: dict[str, Any]) -> str:
+    lines = [
+        f"Cold start and memory, --workers 1 (median of {results['runs']} runs per config, alternated; "
+        f"load: wrk /v1/route {results['load_seconds']:.0f} s at 8 connections, then an MLflow flush)",
+        f"{'config':<20}{'procs':>6}{'1st route s':>12}{'/readyz s':>10}{'RSS warm MB':>12}"
+        f"{'RSS load MB':>12}{'cold<=3s':>9}{'RSS<=250':>9}",
+    ]
+    for variant, row in results["variants"].items():
+        lines.append(
+            f"{variant:<20}{row['workers']:>6}{row['first_route_s']:>12.2f}{row['ready_s']:>10.2f}"
+            f"{row['rss_warm_mb']:>12.0f}{row['rss_after_load_mb']:>12.0f}"
+            f"{'PASS' if row['cold_start_target_met'] else 'MISS':>9}"
+            f"{'PASS' if row['rss_target_met'] else 'MISS':>9}")
+    lines.append("  procs: serving processes (uvicorn forks none with --workers 1: the RSS is the "
+                 "process started); RSS = VmRSS, MB = 10^6 bytes")
+    return "\n".join(lines)

@@ -97,6 +97,21 @@ class SensitiveConfig:
 
 
 @dataclass(frozen=True)
+class GovernanceConfig:
+    """Client keys, budgets and rate limits. ``$INTENT_ROUTER_REDIS_URL`` overrides the Redis URL
+    (it may carry a password, so production sets it in the environment)."""
+
+    client_keys: bool = False  # True: every /v1 request needs a client key (401 otherwise)
+    redis_url: str | None = None  # shared counters; None: in-process (one worker, one instance)
+    over_budget: str = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
+    downgrade_tier: str = "primary"
+
+    def resolved_redis_url(self) -> str | None:
+        """``$INTENT_ROUTER_REDIS_URL`` (it may hold a password) or the configured URL."""
+        return os.environ.get("INTENT_ROUTER_REDIS_URL") or self.redis_url
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     """The whole validated configuration."""
 
@@ -112,6 +127,7 @@ class RouterConfig:
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()
+    governance: GovernanceConfig = GovernanceConfig()
 
     @property
     def premium_deployment(self) -> str:
@@ -128,7 +144,9 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
         raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from exc
-    except yaml.YAMLError as exc:
+    except UnicodeDecodeError as exc:
+        raise ConfigError("config", f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+    except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError("config", f"{path} is not valid YAML: {exc}") from exc
     return parse_config(raw)
 
@@ -136,7 +154,8 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
 def parse_config(raw: Any) -> RouterConfig:
     """Validate an already parsed config mapping."""
     root = _mapping(raw, "config")
-    _no_unknown(root, "config", {"router", "deployments", "policy", "storage", "tracking", "sensitive"})
+    _no_unknown(root, "config", {"router", "deployments", "policy", "storage", "tracking", "sensitive",
+                                 "governance"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
                                    "cooldown", "output_tokens"})
@@ -170,13 +189,39 @@ def parse_config(raw: Any) -> RouterConfig:
         request_deadline_s=_positive(router.get("request_deadline_s", 60), "router.request_deadline_s"),
         llm_classifier=classifier,
         llm_classifier_timeout_s=_positive(escalation.get("timeout_s", 2.0), "router.llm_classifier.timeout_s"),
-        cooldown_failures=int(_positive(cooldown.get("failures", 3), "router.cooldown.failures")),
+        cooldown_failures=_count(cooldown.get("failures", 3), "router.cooldown.failures"),
         cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
         output_tokens=_output_tokens(router.get("output_tokens", {})),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),
+        governance=_governance(root.get("governance", {}), deployments),
     )
+
+
+def _governance(raw: Any, deployments: dict[str, Deployment]) -> GovernanceConfig:
+    governance = _mapping(raw, "governance")
+    _no_unknown(governance, "governance", {"client_keys", "redis_url", "over_budget", "downgrade_tier"})
+    url = _optional_str(governance.get("redis_url"), "governance.redis_url")
+    if url is not None:
+        if not url.startswith(("redis://", "rediss://", "unix://")):
+            raise ConfigError("governance.redis_url", "must be a redis://, rediss:// or unix:// URL")
+        if _has_password(url):
+            raise ConfigError("governance.redis_url", "holds a password: set $INTENT_ROUTER_REDIS_URL instead")
+    over_budget = governance.get("over_budget", "downgrade")
+    if over_budget not in ("downgrade", "refuse"):
+        raise ConfigError("governance.over_budget", "must be 'downgrade' or 'refuse'")
+    tier = governance.get("downgrade_tier", "primary")
+    if tier not in TIERS:
+        raise ConfigError("governance.downgrade_tier", f"must be one of {list(TIERS)}")
+    if over_budget == "downgrade" and not any(d.tier == tier for d in deployments.values()):
+        raise ConfigError("governance.downgrade_tier", f"no deployment has tier {tier!r}")
+    return GovernanceConfig(client_keys=_bool(governance.get("client_keys", False), "governance.client_keys"),
+                            redis_url=url, over_budget=over_budget, downgrade_tier=tier)
+
+
+def _has_password(url: str) -> bool:
+    return re.search(r"://[^/@]*:[^/@]*@", url) is not None
 
 
 def _sensitive(raw: Any) -> SensitiveConfig:
@@ -190,7 +235,7 @@ def _sensitive(raw: Any) -> SensitiveConfig:
             raise ConfigError(where, "must be a non-empty regular expression")
         try:
             re.compile(pattern)
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:
             raise ConfigError(where, f"is not a valid regular expression: {exc}") from exc
         rules.append((str(name), pattern))
     return SensitiveConfig(detect_secrets=_bool(sensitive.get("detect_secrets", True), "sensitive.detect_secrets"),
@@ -203,7 +248,7 @@ def _storage(raw: Any) -> StorageConfig:
     url = storage.get("database_url", StorageConfig.database_url)
     if not isinstance(url, str) or "://" not in url:
         raise ConfigError("storage.database_url", "must be a SQLAlchemy URL like sqlite:///intent-router.db")
-    if re.search(r"://[^/@]*:[^/@]*@", url):
+    if _has_password(url):
         raise ConfigError("storage.database_url", "holds a password: set $INTENT_ROUTER_DATABASE_URL instead")
     return StorageConfig(database_url=url,
                          store_prompts=_bool(storage.get("store_prompts", False), "storage.store_prompts"),
@@ -216,15 +261,14 @@ def _tracking(raw: Any, deployments: dict[str, Deployment]) -> TrackingConfig:
                                        "trace_sample_rate", "max_traces_per_minute",
                                        "premium_deployment"})
     premium = tracking.get("premium_deployment")
-    if premium is not None and premium not in deployments:
+    if premium is not None and (not isinstance(premium, str) or premium not in deployments):
         raise ConfigError("tracking.premium_deployment", f"unknown deployment {premium!r}")
     return TrackingConfig(
         enabled=_bool(tracking.get("enabled", True), "tracking.enabled"),
         mlflow_tracking_uri=_optional_str(tracking.get("mlflow_tracking_uri"), "tracking.mlflow_tracking_uri"),
         flush_interval_s=_positive(tracking.get("flush_interval_s", 30.0), "tracking.flush_interval_s"),
         trace_sample_rate=_fraction(tracking.get("trace_sample_rate", 0.01), "tracking.trace_sample_rate"),
-        max_traces_per_minute=int(_positive(tracking.get("max_traces_per_minute", 60),
-                                            "tracking.max_traces_per_minute")),
+        max_traces_per_minute=_count(tracking.get("max_traces_per_minute", 60), "tracking.max_traces_per_minute"),
         premium_deployment=premium,
     )
 
@@ -241,7 +285,7 @@ def _output_tokens(raw: Any) -> dict[str, int]:
     _no_unknown(given, "router.output_tokens", set(INTENTS))
     tokens = dict(DEFAULT_OUTPUT_TOKENS)
     for intent, value in given.items():
-        tokens[str(intent)] = int(_positive(value, f"router.output_tokens.{intent}"))
+        tokens[str(intent)] = _count(value, f"router.output_tokens.{intent}")
     return tokens
 
 
@@ -265,7 +309,7 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
     if key_env is not None and (not isinstance(key_env, str) or not _ENV_NAME.match(key_env)):
         raise ConfigError(f"{where}.api_key_env", "must name an environment variable, not hold a key")
     known = _price_entry(model, prices)
-    retry = {str(c).lower() for c in spec.get("retry_on", ["429", "5xx", "timeout"])}
+    retry = {str(c).lower() for c in _list(spec.get("retry_on", ["429", "5xx", "timeout"]), f"{where}.retry_on")}
     if not retry <= RETRYABLE_CONDITIONS:
         raise ConfigError(f"{where}.retry_on", f"unknown conditions {sorted(retry - RETRYABLE_CONDITIONS)}")
     api_style = _api_style(spec.get("api_style"), model, f"{where}.api_style")
@@ -281,7 +325,7 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         api_base=api_base,
         api_key_env=key_env,
         timeout_s=_positive(spec.get("timeout_s", 60), f"{where}.timeout_s"),
-        context_window=int(_positive(spec.get("context_window", known.get("max_input_tokens") or 128_000), f"{where}.context_window")),
+        context_window=_count(spec.get("context_window", known.get("max_input_tokens") or 128_000), f"{where}.context_window"),
         input_cost_per_mtok=_price(spec, "input", known, where),
         output_cost_per_mtok=_price(spec, "output", known, where),
         retry_on=frozenset(retry),
@@ -303,7 +347,7 @@ def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -
     field = f"{side}_cost_per_mtok"
     if field in spec:
         value = spec[field]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
             raise ConfigError(f"{where}.{field}", "must be a number >= 0")
         return float(value)
     per_token = known.get(f"{side}_cost_per_token")
@@ -321,7 +365,7 @@ def _policy(raw: Any, deployments: dict[str, Deployment]) -> dict[str, tuple[str
         if not isinstance(chain, list) or not chain:
             raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names")
         for index, name in enumerate(chain):
-            if name not in deployments:
+            if not isinstance(name, str) or name not in deployments:
                 raise ConfigError(f"policy.{intent}[{index}]", f"unknown deployment {name!r}")
         if len(set(chain)) != len(chain):
             raise ConfigError(f"policy.{intent}", "names a deployment twice")
@@ -369,6 +413,14 @@ def _positive(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e12:
         raise ConfigError(where, "must be a positive number")
     return float(value)
+
+
+def _count(value: Any, where: str) -> int:
+    """A positive whole number (3 or 3.0, not 0.5: int() would make that 0)."""
+    number = _positive(value, where)
+    if number != int(number):
+        raise ConfigError(where, "must be a positive whole number")
+    return int(number)
 
 
 def _fraction(value: Any, where: str) -> float:

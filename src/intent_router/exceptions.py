@@ -4,6 +4,9 @@
     ├── ConfigError                 the config file is missing or invalid (names the field)
     ├── ModelError                  the ONNX model or its metadata cannot be used
     │   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
+    ├── AuthenticationError         no valid client key while client keys are on (HTTP 401)
+    ├── RateLimitedError            a client key is over its RPM or TPM (HTTP 429, Retry-After)
+    │   └── BudgetExceededError     ... or over its budget and may not downgrade (HTTP 429)
     ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
     │   ├── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
     │   ├── UnknownRequestError     feedback for an unknown request id (HTTP 404)
@@ -12,8 +15,9 @@
     │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
     │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
     │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
-    └── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
-        └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
+    ├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
+    │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
+    └── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
 """
 
 from __future__ import annotations
@@ -38,6 +42,28 @@ class ModelError(RouterError):
 
 class ModelContractError(ModelError):
     """The ONNX graph and its metadata do not honour the model contract."""
+
+
+class AuthenticationError(RouterError):
+    """Client keys are on and the request carries no valid, unrevoked key (HTTP 401)."""
+
+
+class RateLimitedError(RouterError):
+    """A client key is over one of its limits; retrying after ``retry_after_s`` may succeed
+    (HTTP 429 with Retry-After). ``code`` is OpenAI's error code for it."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, retry_after_s: float) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class BudgetExceededError(RateLimitedError):
+    """A client key's day or month budget cannot cover the request, and it may not be
+    downgraded; ``retry_after_s`` is when the budget's period ends (HTTP 429)."""
+
+    code = "budget_exceeded"
 
 
 class InvalidRequestError(RouterError):
@@ -108,3 +134,8 @@ class LocalOnlyFailed(AllProvidersFailed):
     def __init__(self, attempts: tuple[object, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
         super().__init__(attempts, deadline_exceeded)
         self.reasons = reasons
+
+
+class CountersUnavailable(RouterError, RuntimeError):
+    """The shared counters (Redis) cannot be reached or did not answer in time: limits cannot be
+    enforced, so the request is refused (HTTP 503) rather than let through unmetered."""

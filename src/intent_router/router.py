@@ -17,7 +17,7 @@ from intent_router.fallback import ChainResult, walk_chain
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
-from intent_router.routing.policy import AUTO_MODELS, choose_chain
+from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
@@ -193,6 +193,27 @@ class Router:
                                   self.config.request_deadline_s, _request_tokens(request, prompt))
         return StreamOutcome(decision, result)
 
+    def request_tokens(self, request: dict[str, Any], prompt: str) -> int:
+        """The tokens a chat request sends (its whole conversation, estimated)."""
+        return _request_tokens(request, prompt)
+
+    def estimate_cost(self, chain: Iterable[str], request: dict[str, Any], prompt: str,
+                      intent: str | None) -> float:
+        """What a chat request may cost at most along ``chain``: its whole conversation in, and
+        its ``max_tokens`` (else the intent's assumed answer length) out, at the dearest
+        deployment of the chain (a fallback may answer). Budgets hold this until the answer's
+        real usage is known."""
+        tokens_in = _request_tokens(request, prompt)
+        tokens_out = _max_tokens(request) or self.config.output_tokens[intent or "general"]
+        return max((cost_usd(self.config.deployments[n], tokens_in, tokens_out) for n in chain), default=0.0)
+
+    def downgraded(self, plan: Plan, sensitive: bool = False,
+                   override: EffectiveOverride = NO_OVERRIDE) -> Plan | None:
+        """The plan on the config's downgrade tier (``governance.downgrade_tier``); None when
+        that tier has no allowed deployment."""
+        chain = downgrade_chain(self.config, self.config.governance.downgrade_tier, sensitive, override)
+        return Plan(plan.decision, chain) if chain else None
+
     async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
         cached = self._cache.get(prompt)
         if cached is not None:
@@ -217,6 +238,15 @@ def _request_tokens(request: dict[str, Any], prompt: str) -> int:
     messages = request.get("messages")
     whole = estimate_messages_tokens(messages) if isinstance(messages, list) else 0
     return max(whole, estimate_tokens(prompt))
+
+
+def _max_tokens(request: dict[str, Any]) -> int | None:
+    """The answer length the client capped, if it did (``max_completion_tokens`` or ``max_tokens``)."""
+    for field in ("max_completion_tokens", "max_tokens"):
+        value = request.get(field)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 def _answer_text(response: dict[str, Any]) -> str | None:

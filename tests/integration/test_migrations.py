@@ -11,6 +11,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
 import intent_router.decisions.store  # noqa: F401  (declares its tables)
+import intent_router.governance.client_keys  # noqa: F401
 import intent_router.governance.override_store  # noqa: F401
 from intent_router.db import make_engine, metadata
 from intent_router.migrations import upgrade
@@ -22,7 +23,7 @@ def test_head_matches_the_declared_tables(database_url: str) -> None:
     upgrade(engine)  # idempotent
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-    assert {"decisions", "feedback", "tracking_state", "overrides", "settings_version", "alembic_version"} <= set(
+    assert {"decisions", "feedback", "tracking_state", "overrides", "settings_version", "client_keys", "alembic_version"} <= set(
         inspect(engine).get_table_names())
     engine.dispose()
 

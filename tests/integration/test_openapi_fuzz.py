@@ -38,7 +38,9 @@ def service_url(tmp_path_factory: pytest.TempPathFactory):
 
 OPERATIONS = ["GET /healthz", "GET /readyz", "GET /v1/models", "GET /metrics",
               "POST /v1/route", "POST /v1/chat/completions", "POST /v1/feedback",
-              "GET /admin/overrides", "PUT /admin/overrides", "DELETE /admin/overrides"]
+              "GET /admin/overrides", "PUT /admin/overrides", "DELETE /admin/overrides",
+              "POST /admin/keys", "GET /admin/keys", "GET /admin/keys/{key_id}",
+              "DELETE /admin/keys/{key_id}", "GET /admin/spend"]
 
 
 @pytest.fixture(scope="module")

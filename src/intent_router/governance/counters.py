@@ -36,7 +36,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from intent_router.exceptions import RouterError
+from intent_router.exceptions import CountersUnavailable
 
 __all__ = [
     "Counters",
@@ -47,6 +47,7 @@ __all__ = [
     "RedisCounters",
     "Reservation",
     "make_counters",
+    "period_end",
     "period_key",
     "to_micros",
 ]
@@ -59,10 +60,6 @@ PERIOD_GRACE_S = 3600
 """How long budget keys outlive their period (a late commit still lands in its period)."""
 
 _T = TypeVar("_T")
-
-
-class CountersUnavailable(RouterError, RuntimeError):
-    """The shared counters (Redis) cannot be reached or did not answer in time."""
 
 
 @dataclass(frozen=True)
@@ -144,7 +141,8 @@ def period_key(period: Period, now: float) -> str:
     raise ValueError(f"period must be 'day' or 'month', got {period!r}")
 
 
-def _period_end(period: Period, now: float) -> float:
+def period_end(period: Period, now: float) -> float:
+    """When the UTC day or month containing ``now`` ends (seconds since the epoch)."""
     moment = datetime.fromtimestamp(now, timezone.utc)
     start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
@@ -154,7 +152,7 @@ def _period_end(period: Period, now: float) -> float:
 
 
 def _key_ttl_s(period: Period, now: float) -> int:
-    return math.ceil(_period_end(period, now) - now) + PERIOD_GRACE_S
+    return math.ceil(period_end(period, now) - now) + PERIOD_GRACE_S
 
 
 def _window(now: float) -> tuple[int, float]:

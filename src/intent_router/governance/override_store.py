@@ -1,15 +1,12 @@
 """Team overrides in SQL (SQLite or PostgreSQL) and the cache every worker routes from.
 
-Writes bump a version row in the same transaction; each worker's OverrideCache polls that
-one row (every ``refresh_s``, 0.5 s by default) and reloads the whole, small table when it
-changed, so a change reaches every worker within a second and no request waits on the
-database: requests read the cache's current snapshot.
+Writes bump the ``overrides`` version row in the same transaction; each worker's OverrideCache
+(a PolledSnapshot) reloads the table within a second of a change, and no request waits on the
+database.
 """
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 from typing import Any
 
@@ -29,9 +26,8 @@ from sqlalchemy import (
 )
 
 from intent_router.db import make_engine, metadata
+from intent_router.governance.snapshot import PolledSnapshot, bump_version, read_version
 from intent_router.routing.overrides import Override, OverrideTable
-
-log = logging.getLogger("intent_router.governance")
 
 overrides = Table(
     "overrides", metadata,
@@ -45,12 +41,6 @@ overrides = Table(
     Column("sensitive", Boolean, nullable=False),
     Column("updated_at", Float, nullable=False),
     UniqueConstraint("scope", "subject", name="uq_overrides_scope_subject"),
-)
-
-settings_version = Table(
-    "settings_version", metadata,
-    Column("name", String(32), primary_key=True),
-    Column("version", Integer, nullable=False),
 )
 
 
@@ -83,9 +73,7 @@ class OverrideStore:
     def version(self) -> int:
         self._ready()
         with self.engine.connect() as connection:
-            value = connection.execute(select(settings_version.c.version)
-                                       .where(settings_version.c.name == "overrides")).scalar()
-        return int(value or 0)
+            return read_version(connection, "overrides")
 
     def all(self) -> dict[tuple[str, str], Override]:
         self._ready()
@@ -104,7 +92,7 @@ class OverrideStore:
             if not connection.execute(update(overrides).where(where).values(**values)).rowcount:
                 connection.execute(insert(overrides).values(scope=override.scope, subject=override.subject,
                                                             **values))
-            self._bump(connection)
+            bump_version(connection, "overrides")
 
     def delete(self, scope: str, subject: str) -> bool:
         self._ready()
@@ -112,54 +100,17 @@ class OverrideStore:
             removed = connection.execute(delete(overrides).where(
                 (overrides.c.scope == scope) & (overrides.c.subject == subject))).rowcount
             if removed:
-                self._bump(connection)
+                bump_version(connection, "overrides")
         return bool(removed)
 
-    @staticmethod
-    def _bump(connection: Any) -> None:
-        changed = connection.execute(update(settings_version).where(settings_version.c.name == "overrides")
-                                     .values(version=settings_version.c.version + 1)).rowcount
-        if not changed:
-            connection.execute(insert(settings_version).values(name="overrides", version=1))
 
-
-class OverrideCache:
+class OverrideCache(PolledSnapshot[OverrideTable]):
     """The overrides as of the last poll; ``table`` never touches the database."""
 
     def __init__(self, store: OverrideStore, refresh_s: float = 0.5) -> None:
+        super().__init__("overrides", store.version, store.all, {}, refresh_s)
         self.store = store
-        self.refresh_s = refresh_s
-        self._table: OverrideTable = {}
-        self._version = -1
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def table(self) -> OverrideTable:
-        return self._table
-
-    def refresh(self) -> bool:
-        """Reload if the version moved; False when the database could not be read."""
-        try:
-            version = self.store.version()
-            if version != self._version:
-                self._table = self.store.all()
-                self._version = version
-            return True
-        except Exception as exc:  # keep routing with the last snapshot
-            log.warning("override refresh failed, keeping the last snapshot: %s", type(exc).__name__)
-            return False
-
-    def start(self) -> None:
-        self.refresh()
-        self._thread = threading.Thread(target=self._run, name="override-cache", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(2)
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.refresh_s):
-            self.refresh()
+        return self.current

@@ -57,7 +57,7 @@ def choose_chain(
     if override.applied:
         chain = tuple(n for n in chain if not override.forbids(n, config.deployments[n].provider))
         reason += f" ({', '.join(override.applied)})"
-        if not chain:
+        if not chain and not (sensitive or override.sensitive):  # sensitive: any allowed local below
             raise ForbiddenDeploymentError(f"every deployment of the chain is forbidden for "
                                            f"{', '.join(override.applied)}")
     if sensitive or override.sensitive:
@@ -90,3 +90,16 @@ def _with_fallbacks(config: RouterConfig, preferred: tuple[str, ...]) -> tuple[s
                 chain.append(name)
                 frontier.append(name)
     return tuple(chain)
+
+
+def downgrade_chain(
+    config: RouterConfig, tier: str, sensitive: bool = False, override: EffectiveOverride = NO_OVERRIDE,
+) -> tuple[str, ...]:
+    """The cheaper chain a request over its budget is downgraded to: the deployments of
+    ``tier`` in config order, minus what the override forbids (local-tier ones only for a
+    sensitive request). Empty when nothing is left."""
+    local_only = sensitive or override.sensitive
+    return tuple(
+        name for name, d in config.deployments.items()
+        if d.tier == ("local" if local_only else tier) and not override.forbids(name, d.provider)
+    )

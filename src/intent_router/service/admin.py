@@ -1,25 +1,27 @@
-"""The admin API: team overrides. Every call needs ``Authorization: Bearer $INTENT_ROUTER_ADMIN_KEY``;
+"""The admin API: team overrides and client keys. Every call needs ``Authorization: Bearer $INTENT_ROUTER_ADMIN_KEY``;
 without that variable the admin API is off (404)."""
 
 from __future__ import annotations
 
 import hmac
 import os
-from typing import Annotated
+from typing import Annotated, Any
 
 import anyio
 
-from litestar import delete, get, put
+from litestar import delete, get, post, put
 from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.params import Parameter
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
-from intent_router.exceptions import UnknownRequestError
+from intent_router.exceptions import InvalidRequestError, UnknownRequestError
+from intent_router.governance.client_keys import KeyLimits
 from intent_router.routing.overrides import parse_override
 from intent_router.service.openapi import ADMIN_ERRORS
-from intent_router.service.schemas import OverrideBody, OverrideList
+from intent_router.service.recording import clean_id
+from intent_router.service.schemas import ClientKeyCreate, ClientKeyList, OverrideBody, OverrideList
 
 ADMIN_KEY_ENV = "INTENT_ROUTER_ADMIN_KEY"
 
@@ -65,5 +67,60 @@ def delete_override(
     return {"deleted": True}
 
 
-ADMIN_HANDLERS = [list_overrides, put_override, delete_override]
+@post("/admin/keys", guards=[admin_guard], status_code=201, responses=ADMIN_ERRORS,
+      operation_id="createClientKey")
+async def create_key(data: ClientKeyCreate, state: State) -> dict[str, Any]:
+    """A new client key for a team. ``key`` is in this answer only: it is stored hashed."""
+    team = clean_id(data.team)
+    if team is None:
+        raise InvalidRequestError("team: must hold a printable character")
+    limits = KeyLimits(data.budget_day_usd, data.budget_month_usd, data.rpm, data.tpm, data.over_budget)
+    key, record = await anyio.to_thread.run_sync(state.key_store.create, team, clean_id(data.name) or "", limits)
+    return {"key": key, **record.as_json()}
+
+
+@get("/admin/keys", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="listClientKeys")
+async def list_keys(
+    state: State, team: Annotated[str | None, Parameter(query="team", max_length=256)] = None,
+) -> ClientKeyList:
+    """Every client key (revoked ones too; never the keys themselves), or one team's."""
+    keys = await anyio.to_thread.run_sync(state.key_store.list, team)
+    return ClientKeyList(data=[k.as_json() for k in keys])
+
+
+@get("/admin/keys/{key_id:str}", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="getClientKey")
+async def get_key(key_id: Annotated[str, Parameter(max_length=64)], state: State) -> dict[str, Any]:
+    """One client key and what it has spent this UTC day and month."""
+    record = await anyio.to_thread.run_sync(state.key_store.get, key_id)
+    if record is None:
+        raise UnknownRequestError(f"no client key {key_id!r}")
+    return {**record.as_json(), "spend": await state.limits.spend(record.id)}
+
+
+@delete("/admin/keys/{key_id:str}", guards=[admin_guard], status_code=200, responses=ADMIN_ERRORS,
+        operation_id="revokeClientKey")
+async def revoke_key(key_id: Annotated[str, Parameter(max_length=64)], state: State) -> dict[str, bool]:
+    """Revoke a client key: every worker refuses it within a second."""
+    if not await anyio.to_thread.run_sync(state.key_store.revoke, key_id):
+        raise UnknownRequestError(f"no active client key {key_id!r}")
+    state.key_cache.refresh()
+    return {"revoked": True}
+
+
+@get("/admin/spend", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="teamSpend")
+async def team_spend(
+    state: State, team: Annotated[str, Parameter(query="team", min_length=1, max_length=256)],
+) -> dict[str, Any]:
+    """What a team's keys (revoked ones included) have spent this UTC day and month."""
+    keys = await anyio.to_thread.run_sync(state.key_store.list, team)
+    if not keys:
+        raise UnknownRequestError(f"team {team!r} has no client keys")
+    rows = [{"id": k.id, "prefix": k.prefix, "name": k.name, "active": k.active,
+             **await state.limits.spend(k.id)} for k in keys]
+    return {"team": team, "day_usd": round(sum(r["day_usd"] for r in rows), 6),
+            "month_usd": round(sum(r["month_usd"] for r in rows), 6), "keys": rows}
+
+
+ADMIN_HANDLERS = [list_overrides, put_override, delete_override, create_key, list_keys, get_key,
+                  revoke_key, team_spend]
 __all__ = ["ADMIN_HANDLERS", "ADMIN_KEY_ENV"]

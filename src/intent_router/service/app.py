@@ -25,14 +25,19 @@ from intent_router.exceptions import (
     RouterError,
     UnknownRequestError,
 )
+from intent_router.governance.client_keys import ClientKey, ClientKeyCache, ClientKeyStore
+from intent_router.governance.counters import make_counters
+from intent_router.governance.limits import BudgetHold, Limits
 from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients
-from intent_router.router import Plan, Router, StreamOutcome, usage_cost
+from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
 from intent_router.service.admin import ADMIN_HANDLERS
+from intent_router.service.client_auth import client_key_guard
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.openapi import (
+    AUTH_ERRORS,
     BODY_ERRORS,
     CHAT_ERRORS,
     FEEDBACK_ERRORS,
@@ -77,7 +82,7 @@ def readyz(state: State) -> Response[dict[str, str]]:
     return Response({"status": "ready", "model_version": version})
 
 
-@get("/v1/models", sync_to_thread=False)
+@get("/v1/models", sync_to_thread=False, guards=[client_key_guard], responses=AUTH_ERRORS)
 def list_models(state: State) -> ModelList:
     """``auto`` plus every configured deployment."""
     names = ["auto", *state.router.config.deployments]
@@ -94,7 +99,9 @@ async def _context(endpoint: str, prompt: str, request: Request, state: State,
                    metadata: RouteMetadata | None, user_field: str | None = None) -> RequestContext:
     """Who the request is for (X-Repo / X-User headers, else metadata, else OpenAI's ``user``)
     and which secrets it carries (every string of the body is scanned)."""
-    org = clean_id(_utf8_header(request, "x-org") or (metadata.org if metadata else None))
+    key: ClientKey | None = request.state.get("client_key")
+    # With client keys on, the key's team is the organisation: a client cannot claim another's.
+    org = key.team if key is not None else clean_id(_utf8_header(request, "x-org") or (metadata.org if metadata else None))
     repo = clean_id(_utf8_header(request, "x-repo") or (metadata.repo if metadata else None))
     user = clean_id(_utf8_header(request, "x-user") or (metadata.user if metadata else None) or user_field)
     kinds = state.router.secret_kinds(strings_in(await request.json()))
@@ -125,7 +132,8 @@ def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[s
     return tuple(reasons)
 
 
-@post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation)
+@post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation,
+      guards=[client_key_guard])
 async def route(data: RouteRequest, request: Request, state: State) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     if data.prompt is not None:
@@ -135,6 +143,9 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
     else:
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
     ctx = await _context("route", prompt, request, state, data.metadata)
+    key: ClientKey | None = request.state.client_key
+    if key is not None:
+        await state.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = _sensitivity(ctx, data.metadata)
     decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override)
     state.metrics.latency.labels("route").observe(ctx.elapsed_ms() / 1000)
@@ -152,7 +163,8 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
     return Response(body, headers={"x-request-id": ctx.request_id})
 
 
-@post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation)
+@post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
+      guards=[client_key_guard])
 async def chat_completions(data: ChatRequest, request: Request, state: State) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
     body = upstream_body(await request.json())
@@ -160,11 +172,21 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     ctx = await _context("chat_stream" if data.stream else "chat", prompt, request, state,
                          data.metadata, data.user)
     sensitive = _sensitivity(ctx, data.metadata)
+    key: ClientKey | None = request.state.client_key
     plan: Plan | None = None
+    hold: BudgetHold | None = None
+    outcome: ChatOutcome | None = None
+    downgraded = False
     try:
+        if key is not None:
+            await state.limits.admit(key, state.router.request_tokens(body, prompt))
         plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override)
+        if key is not None:
+            plan, hold, downgraded = await _hold_budget(key, plan, body, prompt, bool(sensitive), ctx, state)
         if data.stream:
-            return await _stream_chat(ctx, plan, body, state)  # type: ignore[return-value]
+            stream = await _stream_chat(ctx, plan, body, state, hold, downgraded)
+            hold = None  # the stream settles it when it ends
+            return stream  # type: ignore[return-value]
         outcome = await state.router.chat(body, prompt, data.model, bool(sensitive), plan=plan)
     except AllProvidersFailed as exc:
         if sensitive:  # fail closed, and say why
@@ -174,6 +196,10 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     except RouterError as exc:
         state.recorder.failed(ctx, plan, exc)
         raise
+    finally:
+        if hold is not None:  # the answer's real cost, or only the LLM classifier's if none came
+            spent = outcome.cost_usd if outcome is not None else _escalation_cost(plan)
+            await state.limits.settle(hold, spent)
     state.metrics.latency.labels("chat").observe(ctx.elapsed_ms() / 1000)
     state.metrics.record_route("chat", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(outcome.result.attempts)
@@ -186,11 +212,37 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
         "x-intent-router-attempts": str(len(outcome.result.attempts)),
         "x-intent-router-cost-usd": f"{outcome.cost_usd:.8f}",
     }
+    if downgraded:
+        headers["x-intent-router-budget"] = "downgraded"
     return Response(outcome.response, headers=headers)  # type: ignore[arg-type]
 
 
+async def _hold_budget(key: ClientKey, plan: Plan, body: dict, prompt: str, sensitive: bool,
+                       ctx: RequestContext, state: State) -> tuple[Plan, BudgetHold, bool]:
+    """Hold the request's estimate against the key's budgets. When they cannot cover it, the
+    key's (else the config's) over_budget applies: downgrade to the cheaper tier if that fits,
+    else refuse with 429 budget_exceeded."""
+    router, limits = state.router, state.limits
+    intent = plan.decision.intent if plan.decision else None
+    estimate = router.estimate_cost(plan.chain, body, prompt, intent)
+    held = await limits.hold(key, estimate)
+    if isinstance(held, BudgetHold):
+        return plan, held, False
+    if (key.over_budget or router.config.governance.over_budget) == "downgrade":
+        cheaper = router.downgraded(plan, sensitive, ctx.override)
+        if cheaper is not None and cheaper.chain != plan.chain:
+            cheaper_estimate = router.estimate_cost(cheaper.chain, body, prompt, intent)
+            if cheaper_estimate < estimate:
+                held_cheaper = await limits.hold(key, cheaper_estimate)
+                if isinstance(held_cheaper, BudgetHold):
+                    state.metrics.governance.labels("downgraded").inc()
+                    return cheaper, held_cheaper, True
+                held = held_cheaper
+    raise held
+
+
 @post("/v1/feedback", status_code=200, sync_to_thread=True, responses=FEEDBACK_ERRORS,
-      operation_class=FeedbackOperation)
+      operation_class=FeedbackOperation, guards=[client_key_guard])
 def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     """Correct a decision's intent and/or rate it; attached to its MLflow trace when traced."""
     if data.correct_intent is None and data.rating is None:
@@ -207,18 +259,24 @@ def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     return FeedbackResponse(data.request_id, stored=True, trace="pending" if row["traced"] else "untraced")
 
 
+def _escalation_cost(plan: Plan | None) -> float:
+    return plan.decision.escalation_cost_usd if plan is not None and plan.decision else 0.0
+
+
 def _source(decision: object) -> str:
     return getattr(decision, "source", "requested")
 
 
-async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State) -> Stream:
+async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State,
+                       hold: BudgetHold | None, downgraded: bool) -> Stream:
+    # If opening fails, the caller settles the hold; once the stream is returned, it does.
     outcome: StreamOutcome = await state.router.chat_stream(body, ctx.prompt, plan=plan)
     result = outcome.result
     first, rest = result.value
     state.metrics.record_route("chat_stream", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(result.attempts)
     deployment = state.router.config.deployments[result.deployment]
-    metrics, recorder = state.metrics, state.recorder
+    metrics, recorder, limits = state.metrics, state.recorder, state.limits
 
     async def events() -> AsyncIterator[bytes]:
         last, cost, usage, error = first, outcome.escalation_cost_usd, None, None
@@ -240,6 +298,9 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 yield _error_event(error)
         finally:
             cost += usage_cost(deployment, usage) if usage else 0.0
+            if hold is not None:
+                # Without a usage chunk the held estimate is charged: it bounds the real cost.
+                await limits.settle(hold, cost if usage else max(cost, hold.estimate_usd))
             metrics.cost.labels(result.deployment).inc(cost)
             metrics.latency.labels("chat_stream").observe(ctx.elapsed_ms() / 1000)
             recorder.stream(ctx, plan, result.deployment, result.attempts, usage, cost,
@@ -252,6 +313,8 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
         "x-intent-router-attempts": str(len(result.attempts)),
         "cache-control": "no-cache",
     }
+    if downgraded:
+        headers["x-intent-router-budget"] = "downgraded"
     return Stream(events(), media_type="text/event-stream", headers=headers)
 
 
@@ -279,6 +342,9 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     clients = ProviderClients()
     override_store = OverrideStore(config.storage.resolved_url())
     override_cache = OverrideCache(override_store)
+    key_store = ClientKeyStore(config.storage.resolved_url())
+    key_cache = ClientKeyCache(key_store)
+    counters = make_counters(config.governance.resolved_redis_url())
     store = DecisionStore(config.storage.resolved_url()) if config.storage.decision_log else None
     writer = DecisionWriter(store) if store is not None else None
     router = Router(config, classifier, clients.complete, clients.stream)
@@ -295,6 +361,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
         if tracker is not None:
             tracker.start()
         await anyio.to_thread.run_sync(override_cache.start)  # first load, then polls
+        if config.governance.client_keys:
+            await anyio.to_thread.run_sync(key_cache.start)
         try:
             yield
         finally:
@@ -307,6 +375,9 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
                 store.dispose()
             override_cache.stop()
             override_store.dispose()
+            key_cache.stop()
+            key_store.dispose()
+            await counters.aclose()
 
     return Litestar(
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,
@@ -321,6 +392,9 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "decision_writer": writer,
             "override_store": override_store,
             "override_cache": override_cache,
+            "key_store": key_store,
+            "key_cache": key_cache,
+            "limits": Limits(counters),
         }),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

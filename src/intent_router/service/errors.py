@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
+
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
 from intent_router.exceptions import (
     AllProvidersFailed,
+    AuthenticationError,
+    CountersUnavailable,
+    RateLimitedError,
     FatalProviderError,
     ForbiddenDeploymentError,
     InvalidRequestError,
@@ -21,15 +26,31 @@ from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 def error_response(
     status: int, message: str, kind: str, attempts: list[AttemptInfo] | None = None,
     code: str | None = None, param: str | None = None, request_id: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> Response[ErrorBody]:
     detail = ErrorDetail(message=message, type=kind, code=code, param=param, attempts=attempts)
-    headers = {"x-request-id": request_id} if request_id else None
-    return Response(ErrorBody(detail), headers=headers,
+    headers = dict(headers or {})
+    if request_id:
+        headers["x-request-id"] = request_id
+    return Response(ErrorBody(detail), headers=headers or None,
                     status_code=status, media_type=MediaType.JSON)
 
 
 def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
     rid = request.state.get("request_id")
+    if isinstance(exc, AuthenticationError):
+        request.app.state.metrics.governance.labels("unauthenticated").inc()
+        return error_response(401, str(exc), "invalid_request_error", code="invalid_api_key",
+                              request_id=rid, headers={"www-authenticate": "Bearer"})
+    if isinstance(exc, RateLimitedError):
+        request.app.state.metrics.governance.labels(exc.code).inc()
+        retry_after = str(max(1, math.ceil(exc.retry_after_s)))
+        return error_response(429, str(exc), "rate_limit_error", code=exc.code, request_id=rid,
+                              headers={"retry-after": retry_after})
+    if isinstance(exc, CountersUnavailable):
+        return error_response(503, "rate limits and budgets cannot be checked right now (the shared "
+                              "counters did not answer); the request was not sent", "server_error",
+                              code="counters_unavailable", request_id=rid, headers={"retry-after": "1"})
     if isinstance(exc, UnknownModelError):  # OpenAI answers an unknown model this way
         return error_response(404, str(exc), "invalid_request_error", code="model_not_found", request_id=rid)
     if isinstance(exc, ForbiddenDeploymentError):

@@ -34,6 +34,9 @@ class RouterMetrics:
                                        ["deployment", "outcome", "status"], registry=self.registry)
         self.cost = Counter("intent_router_cost_usd_total", "Spend by answering deployment",
                             ["deployment"], registry=self.registry)
+        self.governance = Counter("intent_router_governance_total",
+                                  "Client-key events: unauthenticated, rate_limit_exceeded, "
+                                  "budget_exceeded, downgraded", ["event"], registry=self.registry)
 
     def record_route(self, endpoint: str, intent: str | None, source: str) -> None:
         self.requests.labels(endpoint, intent or "-", source).inc()

@@ -20,12 +20,22 @@ def _error(description: str) -> ResponseSpec:
 READYZ_WARMING = ResponseSpec(data_container=dict[str, str], generate_examples=False,
                               description="Not ready yet: litellm is loading ({'status': 'warming'})")
 
+#: A missing, unknown or revoked client key, when client keys are on.
+AUTH_ERRORS: dict[int | str, ResponseSpec] = {
+    401: _error("Client keys are on and the request has no valid key (code invalid_api_key)"),
+}
+
 #: Errors any endpoint with a JSON body and a ``model`` field can answer.
 BODY_ERRORS: dict[int | str, ResponseSpec] = {
     400: _error("Invalid JSON, UTF-8, field types or values (OpenAI error format)"),
     404: _error("The model is neither 'auto' nor a configured deployment (code model_not_found)"),
     413: _error("Body larger than the limit (1 MiB)"),
     403: _error("A team override forbids the requested deployment or the whole chain"),
+    **AUTH_ERRORS,
+    429: _error("The client key is over its requests or tokens per minute (code rate_limit_exceeded) "
+                "or its budget (code budget_exceeded); Retry-After says when to retry"),
+    503: _error("The shared counters (Redis) did not answer: limits cannot be checked (code "
+                "counters_unavailable)"),
 }
 
 #: Errors of POST /v1/feedback.
@@ -33,13 +43,15 @@ FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
     400: BODY_ERRORS[400],
     404: _error("No decision with that request_id (code request_not_found)"),
     413: BODY_ERRORS[413],
+    **AUTH_ERRORS,
 }
 
 #: Errors of the admin API.
 ADMIN_ERRORS: dict[int | str, ResponseSpec] = {
     400: BODY_ERRORS[400],
     401: _error("Missing or wrong admin key"),
-    404: _error("No such override, or the admin API is off ($INTENT_ROUTER_ADMIN_KEY is not set)"),
+    404: _error("No such override, client key or team, or the admin API is off "
+                "($INTENT_ROUTER_ADMIN_KEY is not set)"),
 }
 
 #: Errors of a chat completion: the upstream's own client errors are passed on as they are.
@@ -47,7 +59,8 @@ CHAT_ERRORS: dict[int | str, ResponseSpec] = {
     **BODY_ERRORS,
     "4XX": _error("A provider's client error (401, 403, 404, 422, ...) passed on as it came"),
     502: _error("A provider's non-retryable server error"),
-    503: _error("Every deployment of the chain failed; error.attempts lists each attempt"),
+    503: _error("Every deployment of the chain failed (error.attempts lists each attempt), or the "
+                "shared counters did not answer (code counters_unavailable)"),
 }
 
 

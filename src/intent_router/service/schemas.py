@@ -211,3 +211,19 @@ class OverrideBody(msgspec.Struct, forbid_unknown_fields=False):
 
 class OverrideList(msgspec.Struct):
     data: list[dict[str, Any]]
+
+
+class ClientKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new client key (POST /admin/keys); limits left out are unlimited."""
+
+    team: Annotated[str, msgspec.Meta(min_length=1, max_length=256)]
+    name: Annotated[str, msgspec.Meta(max_length=256)] = ""
+    budget_day_usd: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    budget_month_usd: Annotated[float, msgspec.Meta(ge=0, le=1e9)] | None = None
+    rpm: Annotated[int, msgspec.Meta(ge=1, le=10**9)] | None = None
+    tpm: Annotated[int, msgspec.Meta(ge=1, le=10**9)] | None = None
+    over_budget: Literal["downgrade", "refuse"] | None = None
+
+
+class ClientKeyList(msgspec.Struct):
+    data: list[dict[str, Any]]

@@ -1,0 +1,39 @@
+"""Client keys on the /v1 endpoints: who is asking, checked against every worker's key snapshot.
+
+With ``governance.client_keys: false`` (the embedded default) requests need no key and any
+Authorization header is ignored (OpenAI clients always send one). With it on, a request must
+carry an active client key, as ``Authorization: Bearer ir-...`` or ``x-api-key: ir-...``.
+"""
+
+from __future__ import annotations
+
+from litestar.connection import ASGIConnection
+from litestar.handlers.base import BaseRouteHandler
+
+from intent_router.exceptions import AuthenticationError
+from intent_router.governance.client_keys import ClientKey
+
+
+def presented_key(connection: ASGIConnection) -> str | None:
+    """The key a request presents: a Bearer token, else ``x-api-key``; None when neither."""
+    authorization = connection.headers.get("authorization", "")
+    if authorization[:7].lower() == "bearer " and authorization[7:].strip():
+        return authorization[7:].strip()
+    return connection.headers.get("x-api-key") or None
+
+
+def client_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Sets ``connection.state.client_key`` (None when keys are off) or raises a 401."""
+    state = connection.app.state
+    key: ClientKey | None = None
+    if state.router.config.governance.client_keys:
+        given = presented_key(connection)
+        if given is None:
+            raise AuthenticationError("a client key is required: Authorization: Bearer <client key>")
+        key = state.key_cache.lookup(given)
+        if key is None:
+            raise AuthenticationError("the client key is not valid or has been revoked")
+    connection.state.client_key = key
+
+
+__all__ = ["client_key_guard", "presented_key"]

@@ -93,19 +93,21 @@ def parse_override(raw: Mapping[str, Any], config: RouterConfig) -> Override:
     if unknown:
         raise InvalidRequestError(f"{sorted(unknown)[0]}: unknown field")
     known = set(config.deployments)
-    policy_raw = raw.get("policy") or {}
+    policy_raw = raw.get("policy")
+    policy_raw = {} if policy_raw is None else policy_raw
     if not isinstance(policy_raw, dict):
         raise InvalidRequestError("policy: must map intents to lists of deployments")
     policy: dict[str, tuple[str, ...]] = {}
     for intent, chain in policy_raw.items():
         if intent not in INTENTS:
             raise InvalidRequestError(f"policy.{intent}: unknown intent")
-        if not isinstance(chain, list) or not chain or any(name not in known for name in chain) \
+        if not isinstance(chain, list) or not chain \
+                or any(not isinstance(name, str) or name not in known for name in chain) \
                 or len(set(chain)) != len(chain):
             raise InvalidRequestError(f"policy.{intent}: a non-empty list of distinct configured deployments")
         policy[intent] = tuple(chain)
     pin = raw.get("pin")
-    if pin is not None and pin not in known:
+    if pin is not None and (not isinstance(pin, str) or pin not in known):
         raise InvalidRequestError(f"pin: unknown deployment {pin!r}")
     forbid_deployments = _names(raw.get("forbid_deployments"), "forbid_deployments", known)
     providers = {d.provider for d in config.deployments.values()}

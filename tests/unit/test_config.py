@@ -120,3 +120,46 @@ def test_fallbacks_must_name_other_known_deployments() -> None:
     with pytest.raises(ConfigError) as info:
         parse_config(_with("deployments/gpt-4o/fallbacks", ["gpt-4o"]))
     assert info.value.field == "deployments.gpt-4o.fallbacks[0]"
+
+
+@pytest.mark.parametrize(("section", "value", "field"), [
+    ({"over_budget": "shrug"}, None, "governance.over_budget"),
+    ({"downgrade_tier": "cheap"}, None, "governance.downgrade_tier"),
+    ({"redis_url": "http://cache:6379"}, None, "governance.redis_url"),
+    ({"redis_url": "redis://user:hunter2@cache:6379/0"}, None, "governance.redis_url"),
+    ({"client_keys": "yes"}, None, "governance.client_keys"),
+    ({"budgets": {}}, None, "governance.budgets"),
+])
+def test_a_bad_governance_field_is_named(section: dict, value: Any, field: str) -> None:
+    with pytest.raises(ConfigError) as bad:
+        parse_config(_with("governance", {**RAW["governance"], **section}))
+    assert bad.value.field == field
+    assert "hunter2" not in str(bad.value)  # a password in the file is refused, never echoed
+
+
+def test_downgrading_needs_a_deployment_on_the_downgrade_tier() -> None:
+    raw = _with("governance", {**RAW["governance"], "downgrade_tier": "fallback_2"})
+    raw["deployments"]["gpt-4o"]["tier"] = "fallback_1"
+    with pytest.raises(ConfigError, match="no deployment has tier 'fallback_2'"):
+        parse_config(raw)
+    raw["governance"]["over_budget"] = "refuse"  # refusing needs no tier to go to
+    assert parse_config(raw).governance.over_budget == "refuse"
+
+
+def test_the_redis_url_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    config = parse_config(_with("governance", {"redis_url": "redis://127.0.0.1:6379/0"}))
+    assert config.governance.resolved_redis_url() == "redis://127.0.0.1:6379/0"
+    monkeypatch.setenv("INTENT_ROUTER_REDIS_URL", "redis://:secret@cache:6379/1")
+    assert config.governance.resolved_redis_url() == "redis://:secret@cache:6379/1"
+    assert not load_config().governance.client_keys  # the embedded default: no keys
+
+
+def test_the_production_profile_is_the_default_with_keys_redis_and_postgresql() -> None:
+    production_path = DEFAULT_CONFIG.with_name("production.yaml")
+    production = yaml.safe_load(production_path.read_text())
+    # Everything but governance and storage stays in step with the bundled config.
+    assert {k: v for k, v in production.items() if k not in ("governance", "storage")} == \
+        {k: v for k, v in RAW.items() if k not in ("governance", "storage")}
+    config = load_config(production_path)
+    assert config.governance.client_keys and config.governance.redis_url == "redis://127.0.0.1:6379/0"
+    assert config.storage.database_url.startswith("postgresql+psycopg://")

@@ -76,6 +76,7 @@ async def create_key(data: ClientKeyCreate, state: State) -> dict[str, Any]:
         raise InvalidRequestError("team: must hold a printable character")
     limits = KeyLimits(data.budget_day_usd, data.budget_month_usd, data.rpm, data.tpm, data.over_budget)
     key, record = await anyio.to_thread.run_sync(state.key_store.create, team, clean_id(data.name) or "", limits)
+    await anyio.to_thread.run_sync(state.key_cache.refresh)  # this worker at once; the others within 1 s
     return {"key": key, **record.as_json()}
 
 
@@ -103,7 +104,7 @@ async def revoke_key(key_id: Annotated[str, Parameter(max_length=64)], state: St
     """Revoke a client key: every worker refuses it within a second."""
     if not await anyio.to_thread.run_sync(state.key_store.revoke, key_id):
         raise UnknownRequestError(f"no active client key {key_id!r}")
-    state.key_cache.refresh()
+    await anyio.to_thread.run_sync(state.key_cache.refresh)
     return {"revoked": True}
 
 

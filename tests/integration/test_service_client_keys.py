@@ -1,0 +1,237 @@
+"""Client keys, rate limits and budgets through two real service processes that share the real
+PostgreSQL (keys) and Redis (counters), over the fake fleet."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy
+
+from tests.conftest import fresh_postgres_schema
+from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
+from tests.integration.service_process import running_service
+
+ADMIN = {"Authorization": "Bearer admin-keys-test"}
+REDIS_URL = "redis://127.0.0.1:6379/0"
+# Prices chosen so each test's arithmetic is easy: gpt-4o is dear, the primary tier is cheap.
+PRICES = {
+    "kimi-k2.6": {"input_cost_per_mtok": 0.1, "output_cost_per_mtok": 0.1, "fallbacks": []},
+    "kimi-k2.6-together": {"input_cost_per_mtok": 0.1, "output_cost_per_mtok": 0.1, "fallbacks": []},
+    "gpt-4o": {"input_cost_per_mtok": 1000, "output_cost_per_mtok": 3000, "fallbacks": []},
+}
+PROMPT = "write a python function"  # 23 characters: estimated at 6 tokens; 4 words to the fake
+# One gpt-4o request with max_tokens 3: held at (6 x 1000 + 3 x 3000) / 1e6 = $0.015 and
+# charged (4 x 1000 + 3 x 3000) / 1e6 = $0.013 (the fake answers "ok from fake": 3 words).
+ESTIMATE_USD, ACTUAL_USD = 0.015, 0.013
+
+
+class Services:
+    def __init__(self, urls: list[str], database_url: str) -> None:
+        self.urls = urls
+        self.database_url = database_url
+
+    def new_key(self, team: str = "acme", **limits: Any) -> tuple[str, dict]:
+        answer = httpx.post(f"{self.urls[0]}/admin/keys", json={"team": team, "name": "ci", **limits},
+                            headers=ADMIN)
+        assert answer.status_code == 201, answer.text
+        created = answer.json()
+        return created.pop("key"), created
+
+
+def _chat(url: str, key: str | None, model: str = "gpt-4o", text: str = PROMPT, **extra: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {key}"} if key else {}
+    body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
+    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+
+
+def _route(url: str, key: str | None, **headers: str) -> httpx.Response:
+    if key:
+        headers["Authorization"] = f"Bearer {key}"
+    return httpx.post(f"{url}/v1/route", json={"prompt": PROMPT}, headers=headers, timeout=30)
+
+
+def _away_from_a_minute_boundary(margin_s: float = 8.0) -> None:
+    """Rate windows are UTC minutes: start a burst where it cannot straddle two of them."""
+    left = 60 - time.time() % 60
+    if left < margin_s:
+        time.sleep(left + 0.05)
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    with ExitStack() as stack:
+        database_url = stack.enter_context(fresh_postgres_schema())
+        fakes = stack.enter_context(fake_fleet())
+        config = fleet_config(tmp_path_factory.mktemp("keys"), fakes, deployments=PRICES,
+                              extra={"governance": {"client_keys": True}})
+        env = {**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_REDIS_URL": REDIS_URL,
+               "INTENT_ROUTER_ADMIN_KEY": "admin-keys-test"}
+        urls = [stack.enter_context(running_service(config, env=env)) for _ in range(2)]
+        yield Services(urls, database_url)
+
+
+def test_requests_without_a_valid_key_get_401_in_openai_format(services: Services) -> None:
+    a, b = services.urls
+    for answer in (_chat(a, None), _chat(a, "ir-not-a-key"), _route(b, None),
+                   httpx.get(f"{b}/v1/models"),
+                   httpx.post(f"{a}/v1/chat/completions", headers={"Authorization": "Basic abc"},
+                              json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]})):
+        assert answer.status_code == 401, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"
+        assert answer.headers["www-authenticate"] == "Bearer"
+    # Health, readiness and metrics stay open to the load balancer and Prometheus.
+    assert httpx.get(f"{a}/healthz").status_code == 200 and httpx.get(f"{a}/metrics").status_code == 200
+    assert 'intent_router_governance_total{event="unauthenticated"}' in httpx.get(f"{a}/metrics").text
+
+
+def test_a_key_works_on_every_worker_until_it_is_revoked(services: Services) -> None:
+    a, b = services.urls
+    key, created = services.new_key()
+    assert key.startswith("ir-") and created["prefix"] == key[:10] and created["revoked_at"] is None
+    started = time.monotonic()
+    while _route(b, key).status_code == 401 and time.monotonic() - started < 1.5:
+        time.sleep(0.05)  # b learns of the key from its next poll (every 0.5 s)
+    assert _route(b, key).status_code == 200
+    answer = httpx.post(f"{a}/v1/route", json={"prompt": PROMPT}, headers={"x-api-key": key})
+    assert answer.status_code == 200  # Anthropic-style header too
+
+    assert httpx.delete(f"{a}/admin/keys/{created['id']}", headers=ADMIN).json() == {"revoked": True}
+    started = time.monotonic()
+    while _route(b, key).status_code == 200 and time.monotonic() - started < 1.5:
+        time.sleep(0.05)
+    assert _route(b, key).status_code == 401 and _route(a, key).status_code == 401
+    assert httpx.delete(f"{a}/admin/keys/{created['id']}", headers=ADMIN).status_code == 404
+    listed = httpx.get(f"{a}/admin/keys", params={"team": "acme"}, headers=ADMIN).json()["data"]
+    assert any(k["id"] == created["id"] and k["revoked_at"] for k in listed)
+
+
+def test_keys_are_stored_hashed_and_never_listed(services: Services) -> None:
+    key, created = services.new_key(team="vault")
+    listed = httpx.get(f"{services.urls[1]}/admin/keys", headers=ADMIN).text
+    assert key not in listed and created["id"] in listed
+    engine = sqlalchemy.create_engine(services.database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(sqlalchemy.text("SELECT * FROM client_keys")).all()
+    engine.dispose()
+    stored = repr(rows)
+    assert created["id"] in stored and key not in stored and key[10:] not in stored
+
+
+def test_admin_key_endpoints_need_the_admin_key(services: Services) -> None:
+    a = services.urls[0]
+    for call in (lambda h: httpx.post(f"{a}/admin/keys", json={"team": "x"}, headers=h),
+                 lambda h: httpx.get(f"{a}/admin/keys", headers=h),
+                 lambda h: httpx.get(f"{a}/admin/spend", params={"team": "x"}, headers=h)):
+        assert call({}).status_code == 401
+        assert call({"Authorization": "Bearer wrong"}).status_code == 401
+    key, _ = services.new_key()
+    assert httpx.get(f"{a}/admin/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+    bad = httpx.post(f"{a}/admin/keys", json={"team": "x", "rpm": 0}, headers=ADMIN)
+    assert bad.status_code == 400 and bad.json()["error"]["param"] == "rpm"
+
+
+def test_rpm_is_shared_by_both_services_and_answers_429_with_retry_after(services: Services) -> None:
+    a, b = services.urls
+    key, _ = services.new_key(rpm=5)
+    time.sleep(0.6)  # both services have polled the new key
+    _away_from_a_minute_boundary()
+    answers = [_route((a, b)[i % 2], key) for i in range(8)]
+    assert [r.status_code for r in answers] == [200] * 5 + [429] * 3
+    refused = answers[-1]
+    assert refused.json()["error"]["code"] == "rate_limit_exceeded"
+    assert 1 <= int(refused.headers["retry-after"]) <= 60
+
+
+def test_tpm_counts_the_conversation(services: Services) -> None:
+    a, b = services.urls
+    key, _ = services.new_key(tpm=100)
+    time.sleep(0.6)
+    _away_from_a_minute_boundary()
+    too_big = _chat(a, key, text="word " * 200)  # about 250 tokens: never fits a 100-token minute
+    assert too_big.status_code == 429 and "more than client key" in too_big.json()["error"]["message"]
+    assert _chat(b, key, text="x" * 200, max_tokens=3).status_code == 200  # 50 tokens
+    assert _chat(a, key, text="x" * 200, max_tokens=3).status_code == 200  # 100
+    third = _chat(b, key, text="x" * 200, max_tokens=3)
+    assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limit_exceeded"
+
+
+def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(services: Services) -> None:
+    a, b = services.urls
+    budget = 10 * ESTIMATE_USD  # room for 10 holds at once; 11 real answers at most
+    key, created = services.new_key(team="exact", budget_day_usd=budget, over_budget="refuse")
+    time.sleep(0.6)
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: _chat((a, b)[i % 2], key, max_tokens=3), range(40)))
+    ok = [r for r in answers if r.status_code == 200]
+    refused = [r for r in answers if r.status_code != 200]
+    assert all(r.status_code == 429 and r.json()["error"]["code"] == "budget_exceeded" for r in refused)
+    assert all(0 < int(r.headers["retry-after"]) <= 86_400 for r in refused)
+    # Every request that could fit got in (holds are $0.015), and none beyond the budget did.
+    assert 10 <= len(ok) <= 11
+    charged = sum(float(r.headers["x-intent-router-cost-usd"]) for r in ok)
+    assert charged == pytest.approx(len(ok) * ACTUAL_USD, abs=1e-9)
+    spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+    assert spend["day_usd"] == pytest.approx(charged, abs=1e-9) and spend["day_usd"] <= budget
+    assert spend["month_usd"] == spend["day_usd"]
+    team = httpx.get(f"{a}/admin/spend", params={"team": "exact"}, headers=ADMIN).json()
+    assert team["day_usd"] == pytest.approx(charged, abs=1e-9) and len(team["keys"]) == 1
+
+
+def test_over_budget_downgrades_to_the_primary_tier_and_says_so(services: Services) -> None:
+    a, _ = services.urls
+    key, _ = services.new_key(team="thrifty", budget_day_usd=0.001)  # the config's default: downgrade
+    time.sleep(0.6)
+    answer = _chat(a, key, max_tokens=3)  # gpt-4o would hold $0.015
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-intent-router-budget"] == "downgraded"
+    assert answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+    within = _chat(a, key, model="kimi-k2.6", max_tokens=3)
+    assert within.status_code == 200 and "x-intent-router-budget" not in within.headers
+    assert 'event="downgraded"' in httpx.get(f"{a}/metrics").text
+
+
+def test_over_budget_refuses_when_the_key_says_so(services: Services) -> None:
+    a, _ = services.urls
+    key, _ = services.new_key(team="strict", budget_day_usd=0.001, over_budget="refuse")
+    time.sleep(0.6)
+    answer = _chat(a, key, max_tokens=3)
+    assert answer.status_code == 429 and answer.json()["error"]["code"] == "budget_exceeded"
+    assert "day budget ($0.001)" in answer.json()["error"]["message"]
+    assert 0 < int(answer.headers["retry-after"]) <= 86_400
+
+
+def test_the_keys_team_is_its_organisation_whatever_the_headers_claim(services: Services) -> None:
+    a, b = services.urls
+    put = httpx.put(f"{a}/admin/overrides", json={"scope": "org", "subject": "pinned-team",
+                                                 "pin": "kimi-k2.6-together"}, headers=ADMIN)
+    assert put.status_code == 200
+    key, _ = services.new_key(team="pinned-team")
+    time.sleep(0.6)
+    routed = _route(b, key, **{"X-Org": "someone-else"}).json()
+    assert routed["override"] == ["org:pinned-team"] and routed["chain"][0] == "kimi-k2.6-together"
+
+
+def test_streams_are_charged_when_they_end(services: Services) -> None:
+    a, b = services.urls
+    key, created = services.new_key(team="streams")
+    time.sleep(0.6)
+    with_usage = _chat(a, key, max_tokens=3, stream=True, stream_options={"include_usage": True})
+    assert with_usage.status_code == 200 and with_usage.text.rstrip().endswith("data: [DONE]")
+    usage = next(json.loads(line[6:])["usage"] for line in with_usage.text.splitlines()
+                 if line.startswith("data: {") and '"usage"' in line)
+    streamed = (usage["prompt_tokens"] * 1000 + usage["completion_tokens"] * 3000) / 1e6
+    spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+    assert spend["day_usd"] == pytest.approx(streamed, abs=1e-9)  # the usage chunk's real cost
+    without_usage = _chat(b, key, max_tokens=3, stream=True)
+    assert without_usage.status_code == 200
+    spend = httpx.get(f"{a}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+    # No usage reported: the held estimate is charged, an upper bound of the real cost.
+    assert spend["day_usd"] == pytest.approx(streamed + ESTIMATE_USD, abs=1e-9)

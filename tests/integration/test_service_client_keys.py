@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +17,7 @@ import sqlalchemy
 
 from tests.conftest import fresh_postgres_schema
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
-from tests.integration.service_process import running_service
+from tests.integration.service_process import free_port, running_service
 
 ADMIN = {"Authorization": "Bearer admin-keys-test"}
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -235,3 +236,38 @@ def test_streams_are_charged_when_they_end(services: Services) -> None:
     spend = httpx.get(f"{a}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
     # No usage reported: the held estimate is charged, an upper bound of the real cost.
     assert spend["day_usd"] == pytest.approx(streamed + ESTIMATE_USD, abs=1e-9)
+
+
+@pytest.mark.parametrize("team", ["acme'; DROP TABLE client_keys; --", "équipe/données 🚀", "t" * 256,
+                                  "100%_of_\\teams"])
+def test_hostile_team_names_are_stored_and_read_back_as_given(services: Services, team: str) -> None:
+    a, b = services.urls
+    key, created = services.new_key(team=team)
+    assert created["team"] == team
+    listed = httpx.get(f"{b}/admin/keys", params={"team": team}, headers=ADMIN).json()["data"]
+    assert [k["id"] for k in listed] == [created["id"]]  # no LIKE wildcards, no injection
+    spend = httpx.get(f"{a}/admin/spend", params={"team": team}, headers=ADMIN).json()
+    assert spend["team"] == team and spend["day_usd"] == 0
+
+
+def test_overlong_or_empty_teams_are_refused(services: Services) -> None:
+    a = services.urls[0]
+    for team in ("t" * 257, "", "\x00\x01"):
+        answer = httpx.post(f"{a}/admin/keys", json={"team": team}, headers=ADMIN)
+        assert answer.status_code == 400, (team, answer.text)
+
+
+def test_unreachable_redis_refuses_with_503_instead_of_letting_requests_through(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        config = fleet_config(tmp_path, fakes, deployments=PRICES, extra={"governance": {"client_keys": True}})
+        env = {**KEYS, "INTENT_ROUTER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
+               "INTENT_ROUTER_ADMIN_KEY": "admin-keys-test"}
+        url = stack.enter_context(running_service(config, env=env))
+        created = httpx.post(f"{url}/admin/keys", json={"team": "acme", "rpm": 10}, headers=ADMIN).json()
+        started = time.monotonic()
+        answer = _chat(url, created["key"], max_tokens=3)
+        assert time.monotonic() - started < 5  # bounded by the counters' timeouts, never a hang
+        assert answer.status_code == 503 and answer.json()["error"]["code"] == "counters_unavailable"
+        assert answer.headers["retry-after"] == "1"
+        assert not fakes["gpt"].requests  # nothing was sent unmetered

@@ -38,10 +38,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        load_config(args.config)
+        config = load_config(args.config)
     except ConfigError as exc:
         print(f"intent-router: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
+    if args.workers > 1 and config.governance.client_keys and not config.governance.resolved_redis_url():
+        print(f"intent-router: warning: {args.workers} workers count rate limits and budgets each on "
+              "their own; set governance.redis_url or $INTENT_ROUTER_REDIS_URL to share them",
+              file=sys.stderr)
     os.environ["INTENT_ROUTER_CONFIG"] = str(args.config.resolve())
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="intent-router-metrics-")

@@ -27,11 +27,13 @@ export PYTHONHASHSEED := 0
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+# Bytecode compiled ahead: no start compiles sources (nor every start, under $$PYTHONDONTWRITEBYTECODE).
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip sync --quiet --python $(PY) --require-hashes requirements.lock
+	uv pip sync --quiet --python $(PY) --require-hashes --compile-bytecode requirements.lock
 	uv pip install --quiet --python $(PY) --no-deps -e .
+	$(PY) -m compileall -q src
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment from the lock file
@@ -67,7 +69,7 @@ test: venv ## Run the test suite
 $(LITELLM_PROXY_VENV)/.installed:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
 	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(LITELLM_PROXY_VENV)
-	uv pip install --quiet --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
+	uv pip install --quiet --compile-bytecode --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
 	@touch $@
 
 bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(LITELLM_PROXY_VENV)/.installed),$(LITELLM_PROXY_VENV)/.installed) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|startup for one), print tables, write JSON

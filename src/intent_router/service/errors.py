@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 from litestar import MediaType, Request, Response
 from litestar.exceptions import HTTPException, ValidationException
@@ -82,12 +83,22 @@ def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
     assert isinstance(exc, HTTPException)
     if isinstance(exc, ValidationException):
         problems = [e for e in (exc.extra or []) if isinstance(e, dict)]
+        body_key = _body_key(exc)
+        if body_key is not None and len(problems) == 1 and problems[0].get("source") == "body":
+            problems = [{**problems[0], "key": body_key}]
         detail = "; ".join(_problem(e) for e in problems)
         param = next((str(e["key"]) for e in problems if e.get("key") not in (None, "", "data")), None)
         return error_response(400, f"invalid request body: {detail or exc.detail}",
                               "invalid_request_error", param=param)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     return error_response(exc.status_code, str(exc.detail), kind)
+
+
+def _body_key(exc: ValidationException) -> str | None:
+    """The body field that failed, from msgspec's own error: Litestar's ``key`` drops every
+    "data." inside the path (``metadata.repo`` becomes ``metarepo``)."""
+    match = re.search(r" - at `\$\.data\.?(.+)`$", str(exc.__cause__ or ""))
+    return match.group(1) if match else None
 
 
 def _problem(problem: dict) -> str:
@@ -101,6 +112,11 @@ def undecodable_body_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
     return error_response(400, "request body is not valid UTF-8", "invalid_request_error")
 
 
+def too_deep_body_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+    # msgspec raises RecursionError for JSON nested deeper than the interpreter's limit (~1,000)
+    return error_response(400, "request body is nested too deeply", "invalid_request_error")
+
+
 def unexpected_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
     # Never echo the exception: it may carry request data or secrets.
     return error_response(500, "internal error", "server_error")
@@ -110,5 +126,6 @@ EXCEPTION_HANDLERS = {
     RouterError: router_error_handler,
     HTTPException: http_error_handler,
     UnicodeDecodeError: undecodable_body_handler,
+    RecursionError: too_deep_body_handler,
     Exception: unexpected_error_handler,
 }

@@ -39,7 +39,8 @@ def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(tw
         answer = httpx.put(f"{a}/admin/overrides", json=body, headers=ADMIN)
         assert answer.status_code == 200, answer.text
     started = time.monotonic()
-    while time.monotonic() - started < 1.5 and not _route(b, **{"X-Org": "acme"})["override"]:
+    # Wait for the last put (the user's) to be visible on b: the three puts are three versions.
+    while time.monotonic() - started < 1.5 and not _route(b, **{"X-User": "ana"})["override"]:
         time.sleep(0.05)
     # Polled every 0.5 s: within a second on a quiet machine; margin for a loaded CI runner.
     assert time.monotonic() - started < 1.5

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from intent_router.exceptions import (
     BudgetExceededError,
@@ -21,6 +22,8 @@ from intent_router.exceptions import (
 )
 from intent_router.governance.client_keys import ClientKey
 from intent_router.governance.counters import Counters, Period, Reservation, period_end
+from intent_router.router import Plan, Router
+from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 
 log = logging.getLogger("intent_router.governance")
 
@@ -99,6 +102,30 @@ class Limits:
         """What the key has spent (settled) this UTC day and month, in USD."""
         scope = budget_scope(key_id)
         return {f"{period}_usd": await self.counters.spent(scope, period) for period in PERIODS}
+
+
+async def hold_budget(limits: Limits, router: Router, key: ClientKey, plan: Plan, request: dict[str, Any],
+                      prompt: str, sensitive: bool = False, override: EffectiveOverride = NO_OVERRIDE,
+                      ) -> tuple[Plan, BudgetHold, bool]:
+    """Hold a chat request's estimate against the key's budgets: (the plan to run, its hold,
+    whether it was downgraded). When the budgets cannot cover it, the key's (else the config's)
+    ``over_budget`` applies: ``downgrade`` re-plans on the config's downgrade tier if that is
+    cheaper and fits; otherwise BudgetExceededError is raised (HTTP 429)."""
+    intent = plan.decision.intent if plan.decision else None
+    estimate = router.estimate_cost(plan.chain, request, prompt, intent)
+    held = await limits.hold(key, estimate)
+    if isinstance(held, BudgetHold):
+        return plan, held, False
+    if (key.over_budget or router.config.governance.over_budget) == "downgrade":
+        cheaper = router.downgraded(plan, sensitive, override)
+        if cheaper is not None and cheaper.chain != plan.chain:
+            cheaper_estimate = router.estimate_cost(cheaper.chain, request, prompt, intent)
+            if cheaper_estimate < estimate:
+                held_cheaper = await limits.hold(key, cheaper_estimate)
+                if isinstance(held_cheaper, BudgetHold):
+                    return cheaper, held_cheaper, True
+                held = held_cheaper
+    raise held
 
 
 def _budget(key: ClientKey, period: Period) -> float | None:

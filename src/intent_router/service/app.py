@@ -27,7 +27,7 @@ from intent_router.exceptions import (
 )
 from intent_router.governance.client_keys import ClientKey, ClientKeyCache, ClientKeyStore
 from intent_router.governance.counters import make_counters
-from intent_router.governance.limits import BudgetHold, Limits
+from intent_router.governance.limits import BudgetHold, Limits, hold_budget
 from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
@@ -182,7 +182,10 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
             await state.limits.admit(key, state.router.request_tokens(body, prompt))
         plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override)
         if key is not None:
-            plan, hold, downgraded = await _hold_budget(key, plan, body, prompt, bool(sensitive), ctx, state)
+            plan, hold, downgraded = await hold_budget(state.limits, state.router, key, plan, body, prompt,
+                                                       bool(sensitive), ctx.override)
+            if downgraded:
+                state.metrics.governance.labels("downgraded").inc()
         if data.stream:
             stream = await _stream_chat(ctx, plan, body, state, hold, downgraded)
             hold = None  # the stream settles it when it ends
@@ -217,30 +220,6 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     return Response(outcome.response, headers=headers)  # type: ignore[arg-type]
 
 
-async def _hold_budget(key: ClientKey, plan: Plan, body: dict, prompt: str, sensitive: bool,
-                       ctx: RequestContext, state: State) -> tuple[Plan, BudgetHold, bool]:
-    """Hold the request's estimate against the key's budgets. When they cannot cover it, the
-    key's (else the config's) over_budget applies: downgrade to the cheaper tier if that fits,
-    else refuse with 429 budget_exceeded."""
-    router, limits = state.router, state.limits
-    intent = plan.decision.intent if plan.decision else None
-    estimate = router.estimate_cost(plan.chain, body, prompt, intent)
-    held = await limits.hold(key, estimate)
-    if isinstance(held, BudgetHold):
-        return plan, held, False
-    if (key.over_budget or router.config.governance.over_budget) == "downgrade":
-        cheaper = router.downgraded(plan, sensitive, ctx.override)
-        if cheaper is not None and cheaper.chain != plan.chain:
-            cheaper_estimate = router.estimate_cost(cheaper.chain, body, prompt, intent)
-            if cheaper_estimate < estimate:
-                held_cheaper = await limits.hold(key, cheaper_estimate)
-                if isinstance(held_cheaper, BudgetHold):
-                    state.metrics.governance.labels("downgraded").inc()
-                    return cheaper, held_cheaper, True
-                held = held_cheaper
-    raise held
-
-
 @post("/v1/feedback", status_code=200, sync_to_thread=True, responses=FEEDBACK_ERRORS,
       operation_class=FeedbackOperation, guards=[client_key_guard])
 def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
@@ -255,7 +234,8 @@ def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
         row = store.get(data.request_id)
     if row is None:
         raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
-    store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, data.comment))
+    comment = state.router.redact(data.comment) if data.comment else data.comment  # like prompts
+    store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, comment))
     return FeedbackResponse(data.request_id, stored=True, trace="pending" if row["traced"] else "untraced")
 
 

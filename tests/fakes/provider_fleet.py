@@ -41,6 +41,14 @@ class Status:
 
 
 @dataclass(frozen=True)
+class Echo:
+    """An HTTP error whose message echoes the credentials and the messages the request carried,
+    as some providers do ("Incorrect API key provided: sk-..."): a leak test's worst upstream."""
+
+    code: int = 401
+
+
+@dataclass(frozen=True)
 class Hang:
     """Accept the request, then send nothing for ``seconds``."""
 
@@ -69,7 +77,7 @@ class BrokenStream:
     chunks_before_break: int = 2
 
 
-Fault = Reply | Status | Hang | Reset | Malformed | EmptyChoices | BrokenStream
+Fault = Reply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
 
 
 @dataclass
@@ -209,7 +217,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.close()
             self.close_connection = True
             return
-        if isinstance(fault, Status):
+        if isinstance(fault, Echo):
+            credentials = [self.headers.get(h) for h in ("Authorization", "x-api-key", "api-key")]
+            message = (f"Incorrect API key provided: {' '.join(c for c in credentials if c)}; "
+                       f"request messages: {json.dumps(body.get('messages'))}")
+            self._status(Status(fault.code, message), anthropic)
+        elif isinstance(fault, Status):
             self._status(fault, anthropic)
         elif isinstance(fault, Malformed):
             self._raw(200, b'{"id": "broken", "choices": [', "application/json")

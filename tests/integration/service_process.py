@@ -24,13 +24,15 @@ def free_port() -> int:
 @contextmanager
 def running_service(
     config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False,
-    workers: int = 1,
+    workers: int = 1, log: Path | None = None, log_level: str = "warning", cwd: Path | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of the service (``python -m intent_router.service``, what
     ``make serve`` runs) on a free loopback port; stop it afterwards.
 
     Waits for /healthz, or with ``ready`` for /readyz (litellm loaded: tests that call a
-    litellm deployment need it, or their first call would wait seconds for the import)."""
+    litellm deployment need it, or their first call would wait seconds for the import).
+    The service's output goes to ``log`` (default: a scratch file) at uvicorn's ``log_level``;
+    ``cwd`` is its working directory (where MLflow's ./mlruns lands)."""
     port = free_port()
     scratch = tempfile.mkdtemp(prefix="intent-router-test-")
     child_env = {
@@ -42,14 +44,14 @@ def running_service(
     }
     if config is not None:
         child_env["INTENT_ROUTER_CONFIG"] = str(config)
-    log_path = Path(scratch) / "service.log"
+    log_path = log or Path(scratch) / "service.log"
     log_file = log_path.open("wb")
     process = subprocess.Popen(
         [sys.executable, "-m", "intent_router.service", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", "warning"],
+         "--workers", str(workers), "--log-level", log_level],
         # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
         # would block the service's logging threads.
-        env=child_env, stdout=log_file, stderr=subprocess.STDOUT,
+        env=child_env, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd,
     )
     url = f"http://127.0.0.1:{port}"
     try:

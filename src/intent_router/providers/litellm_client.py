@@ -13,7 +13,7 @@ from typing import Any
 
 from intent_router.config import Deployment
 from intent_router.exceptions import ProviderError
-from intent_router.providers.openai_compat import api_key
+from intent_router.providers.openai_compat import api_key, without_key
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
 
@@ -23,16 +23,18 @@ litellm.suppress_debug_info = True
 litellm.telemetry = False
 
 
-def map_litellm_error(exc: Exception) -> ProviderError:
-    """Turn any litellm exception into a ProviderError that the retry rules understand."""
+def map_litellm_error(exc: Exception, deployment: Deployment | None = None) -> ProviderError:
+    """Turn any litellm exception into a ProviderError that the retry rules understand (without
+    the deployment's key, should the upstream's message echo it)."""
     if isinstance(exc, litellm.exceptions.Timeout):
         return ProviderError("upstream timed out", kind="timeout")
     if isinstance(exc, litellm.exceptions.APIConnectionError):
-        return ProviderError(f"connection error: {_short(exc)}", kind="connection")
+        return ProviderError(f"connection error: {_short(exc, deployment)}", kind="connection")
     if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
-        return ProviderError(f"context window exceeded: {_short(exc)}", status=400)
+        return ProviderError(f"context window exceeded: {_short(exc, deployment)}", status=400)
     status = _status(exc)
-    return ProviderError(f"HTTP {status}: {_short(exc)}", status=status, retry_after_s=_retry_after(exc))
+    return ProviderError(f"HTTP {status}: {_short(exc, deployment)}", status=status,
+                         retry_after_s=_retry_after(exc))
 
 
 def _status(exc: Exception) -> int:
@@ -45,8 +47,9 @@ def _status(exc: Exception) -> int:
     return status
 
 
-def _short(exc: Exception) -> str:
-    return str(getattr(exc, "message", exc))[:300]
+def _short(exc: Exception, deployment: Deployment | None = None) -> str:
+    message = str(getattr(exc, "message", exc))
+    return (without_key(message, deployment) if deployment is not None else message)[:300]
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -84,7 +87,7 @@ class LitellmClient:
         except ProviderError:
             raise
         except Exception as exc:  # every litellm error is mapped, once, here
-            raise map_litellm_error(exc) from exc
+            raise map_litellm_error(exc, deployment) from exc
         return dict(response.model_dump())
 
     async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
@@ -96,5 +99,5 @@ class LitellmClient:
         except ProviderError:
             raise
         except Exception as exc:
-            raise map_litellm_error(exc) from exc
+            raise map_litellm_error(exc, deployment) from exc
         yield b"data: [DONE]"

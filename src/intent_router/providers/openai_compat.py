@@ -32,6 +32,12 @@ def api_key(deployment: Deployment, environ: Mapping[str, str] = os.environ) -> 
     return key
 
 
+def without_key(text: str, deployment: Deployment) -> str:
+    """``text`` (an upstream's error) without the deployment's key, should the upstream echo it."""
+    key = os.environ.get(deployment.api_key_env) if deployment.api_key_env else None
+    return text.replace(key, "[REDACTED:api_key]") if key else text
+
+
 class OpenAICompatClient:
     """Chat completions against ``{api_base}/chat/completions`` with a shared connection pool."""
 
@@ -65,7 +71,7 @@ class OpenAICompatClient:
                                            timeout=_timeout(timeout_s)) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    raise _status_error(response)
+                    raise _status_error(response, deployment)
                 async for line in response.aiter_lines():
                     if line:
                         yield line.encode()
@@ -80,7 +86,7 @@ class OpenAICompatClient:
         except httpx.HTTPError as exc:
             raise _transport_error(exc) from exc
         if response.status_code >= 400:
-            raise _status_error(response)
+            raise _status_error(response, deployment)
         return response
 
 
@@ -99,12 +105,12 @@ def _timeout(seconds: float) -> httpx.Timeout:
     return httpx.Timeout(seconds, connect=min(seconds, 5.0))
 
 
-def _status_error(response: httpx.Response) -> ProviderError:
+def _status_error(response: httpx.Response, deployment: Deployment) -> ProviderError:
     retry_after = _retry_after(response.headers.get("Retry-After"))
     try:
-        message = str(response.json()["error"]["message"])
+        message = without_key(str(response.json()["error"]["message"]), deployment)
     except (ValueError, KeyError, TypeError):
-        message = response.text[:300]
+        message = without_key(response.text, deployment)[:300]
     return ProviderError(f"HTTP {response.status_code}: {message}", status=response.status_code,
                          retry_after_s=retry_after)
 

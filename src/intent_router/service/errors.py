@@ -62,11 +62,11 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
         return error_response(400, str(exc), "invalid_request_error", request_id=rid)
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
-        return error_response(status, str(exc), "provider_error", request_id=rid)
+        return error_response(status, _redacted(request, str(exc)), "provider_error", request_id=rid)
     if isinstance(exc, AllProvidersFailed):
         request.app.state.metrics.record_attempts(exc.attempts)
         attempts = [
-            AttemptInfo(a.deployment, a.outcome, a.error, a.status)  # type: ignore[attr-defined]
+            AttemptInfo(a.deployment, a.outcome, _redacted(request, a.error), a.status)  # type: ignore[attr-defined]
             for a in exc.attempts
         ]
         message = "every deployment failed: " + "; ".join(
@@ -92,6 +92,12 @@ def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
                               "invalid_request_error", param=param)
     kind = "invalid_request_error" if exc.status_code < 500 else "server_error"
     return error_response(exc.status_code, str(exc.detail), kind)
+
+
+def _redacted(request: Request, text: str | None) -> str | None:
+    """An upstream's error without the secrets it may echo from the request (as the decision
+    log stores it)."""
+    return request.app.state.router.redact(text) if text else text
 
 
 def _body_key(exc: ValidationException) -> str | None:

@@ -113,8 +113,8 @@ class DecisionRecorder:
             prompt_sha256=prompt_digest(prompt),
             prompt_text=prompt if self.config.storage.store_prompts else None,
             deployment=deployment,
-            attempts=tuple(_attempt(a) for a in attempts),
-            error=error,
+            attempts=tuple(_attempt(a, self._redact) for a in attempts),
+            error=self._redact(error) if error else error,  # an upstream may echo the prompt
             llm_label=decision.intent if decision and decision.source == "llm" else None,
             escalation_error=decision.escalation_error if decision else None,
             prompt_tokens=prompt_tokens,
@@ -132,8 +132,9 @@ class DecisionRecorder:
         self.writer.submit(record)
 
 
-def _attempt(attempt: Any) -> AttemptRecord:
-    return AttemptRecord(attempt.deployment, attempt.outcome, attempt.status, attempt.error,
+def _attempt(attempt: Any, redact: Callable[[str], str]) -> AttemptRecord:
+    error = redact(attempt.error) if attempt.error else attempt.error
+    return AttemptRecord(attempt.deployment, attempt.outcome, attempt.status, error,
                          round(float(attempt.latency_ms), 3))
 
 

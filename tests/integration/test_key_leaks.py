@@ -244,6 +244,17 @@ def test_the_keys_were_live(run: Run) -> None:
     assert "Incorrect API key provided" in decisions  # the echoed errors were stored
     mlflow = " ".join(text for _, text in _every_value(f"sqlite:///{run.tmp / 'mlflow.db'}"))
     assert "Incorrect API key provided" in mlflow  # ... and traced
+    engine = sqlalchemy.create_engine(f"sqlite:///{run.tmp / 'mlflow.db'}")
+    with engine.connect() as connection:
+        def count(sql: str) -> int:
+            return int(connection.execute(sqlalchemy.text(sql)).scalar() or 0)
+
+        assert count("SELECT count(*) FROM trace_info") >= 15 and count("SELECT count(*) FROM spans") > 15
+        assert count("SELECT count(*) FROM assessments") >= 2  # the feedback, comment as rationale
+        assert count("SELECT count(*) FROM runs") == 1
+        locations = connection.execute(sqlalchemy.text("SELECT artifact_location FROM experiments")).scalars()
+        assert all(str(run.tmp) in location for location in locations)  # searched below
+    engine.dispose()
 
 
 def test_no_provider_receives_the_admin_or_a_client_key(run: Run) -> None:

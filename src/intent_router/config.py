@@ -102,7 +102,8 @@ class GovernanceConfig:
     (it may carry a password, so production sets it in the environment)."""
 
     client_keys: bool = False  # True: every /v1 request needs a client key (401 otherwise)
-    redis_url: str | None = None  # shared counters; None: in-process (one worker, one instance)
+    redis_url: str | None = None  # shared counters and cooldowns; None: per worker
+    redis_prefix: str = "intent-router:"  # every key's prefix (several deployments, one Redis)
     over_budget: str = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
     downgrade_tier: str = "primary"
 
@@ -201,7 +202,11 @@ def parse_config(raw: Any) -> RouterConfig:
 
 def _governance(raw: Any, deployments: dict[str, Deployment]) -> GovernanceConfig:
     governance = _mapping(raw, "governance")
-    _no_unknown(governance, "governance", {"client_keys", "redis_url", "over_budget", "downgrade_tier"})
+    _no_unknown(governance, "governance", {"client_keys", "redis_url", "redis_prefix", "over_budget",
+                                           "downgrade_tier"})
+    prefix = governance.get("redis_prefix", "intent-router:")
+    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", prefix):
+        raise ConfigError("governance.redis_prefix", "must be 1 to 64 letters, digits or _.:-")
     url = _optional_str(governance.get("redis_url"), "governance.redis_url")
     if url is not None:
         if not url.startswith(("redis://", "rediss://", "unix://")):
@@ -217,7 +222,8 @@ def _governance(raw: Any, deployments: dict[str, Deployment]) -> GovernanceConfi
     if over_budget == "downgrade" and not any(d.tier == tier for d in deployments.values()):
         raise ConfigError("governance.downgrade_tier", f"no deployment has tier {tier!r}")
     return GovernanceConfig(client_keys=_bool(governance.get("client_keys", False), "governance.client_keys"),
-                            redis_url=url, over_budget=over_budget, downgrade_tier=tier)
+                            redis_url=url, redis_prefix=prefix, over_budget=over_budget,
+                            downgrade_tier=tier)
 
 
 def _has_password(url: str) -> bool:

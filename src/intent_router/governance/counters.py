@@ -381,9 +381,10 @@ class RedisCounters:
 
 
 def make_counters(
-    redis_url: str | None, *, reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S
+    redis_url: str | None, prefix: str = "intent-router:", *,
+    reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
 ) -> Counters:
     """Redis-backed counters when a URL is given (several workers), in-process ones otherwise."""
     if redis_url:
-        return RedisCounters(redis_url, reservation_ttl_s=reservation_ttl_s)
+        return RedisCounters(redis_url, prefix, reservation_ttl_s=reservation_ttl_s)
     return InProcessCounters(reservation_ttl_s=reservation_ttl_s)

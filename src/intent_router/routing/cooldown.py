@@ -6,13 +6,17 @@ import threading
 import time
 from collections.abc import Callable
 
+#: Told (deployment, seconds from now) whenever a failure starts or extends a cooldown.
+CooldownListener = Callable[[str, float], None]
+
 
 class CooldownTracker:
     """Per-deployment cooldowns; thread-safe; the clock is injectable for tests.
 
     A Retry-After puts the deployment in cooldown for that long; ``failures_to_trip``
     consecutive retryable failures put it in cooldown for ``cooldown_s``. A success resets
-    the failure count.
+    the failure count. Listeners hear of every cooldown a failure starts or extends (to share
+    it with other workers), and ``cool_down`` applies one heard from elsewhere.
     """
 
     def __init__(
@@ -27,6 +31,19 @@ class CooldownTracker:
         self._until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._listeners: list[CooldownListener] = []
+
+    def listen(self, listener: CooldownListener) -> None:
+        self._listeners.append(listener)
+
+    def cool_down(self, deployment: str, seconds: float) -> None:
+        """Make ``deployment`` unavailable for ``seconds`` from now (unless it already is for
+        longer); listeners are not told: this is how a cooldown from elsewhere arrives."""
+        if seconds <= 0:
+            return
+        with self._lock:
+            until = self._clock() + seconds
+            self._until[deployment] = max(self._until.get(deployment, float("-inf")), until)
 
     def available(self, deployment: str) -> bool:
         """True unless ``deployment`` is cooling down now."""
@@ -53,4 +70,8 @@ class CooldownTracker:
             if count >= self._failures_to_trip:
                 until = max(until, now + self._cooldown_s)
                 self._failures[deployment] = 0
+            extended = until > self._until.get(deployment, float("-inf")) and until > now
             self._until[deployment] = until
+        if extended:
+            for listener in self._listeners:
+                listener(deployment, until - now)

@@ -32,6 +32,7 @@ from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
+from intent_router.routing.shared_cooldowns import SharedCooldowns
 from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import client_key_guard
 from intent_router.service.errors import EXCEPTION_HANDLERS
@@ -324,7 +325,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     override_cache = OverrideCache(override_store)
     key_store = ClientKeyStore(config.storage.resolved_url())
     key_cache = ClientKeyCache(key_store)
-    counters = make_counters(config.governance.resolved_redis_url())
+    redis_url = config.governance.resolved_redis_url()
+    counters = make_counters(redis_url, config.governance.redis_prefix)
     store = DecisionStore(config.storage.resolved_url()) if config.storage.decision_log else None
     writer = DecisionWriter(store) if store is not None else None
     router = Router(config, classifier, clients.complete, clients.stream)
@@ -338,6 +340,10 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     async def resources(app: Litestar) -> AsyncIterator[None]:
         if needs_litellm:
             clients.warm_up()
+        shared_cooldowns = (SharedCooldowns(router.cooldowns, redis_url, config.deployments,
+                                            config.governance.redis_prefix) if redis_url else None)
+        if shared_cooldowns is not None:
+            shared_cooldowns.start()
         if tracker is not None:
             tracker.start()
         await anyio.to_thread.run_sync(override_cache.start)  # first load, then polls
@@ -358,6 +364,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             key_cache.stop()
             key_store.dispose()
             await counters.aclose()
+            if shared_cooldowns is not None:
+                await shared_cooldowns.aclose()
 
     return Litestar(
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,

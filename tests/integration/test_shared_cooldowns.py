@@ -1,0 +1,76 @@
+"""Cooldowns shared through the real Redis: one worker's 429 with Retry-After keeps every
+worker off that deployment, without any request waiting on Redis."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from contextlib import ExitStack
+from pathlib import Path
+
+import httpx
+
+from intent_router.routing.cooldown import CooldownTracker
+from intent_router.routing.shared_cooldowns import SharedCooldowns
+from tests.fakes.provider_fleet import Status
+from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
+from tests.integration.service_process import free_port, running_service
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+async def test_a_cooldown_started_on_one_worker_reaches_the_others() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    here, there = CooldownTracker(3, 30), CooldownTracker(3, 30)
+    first = SharedCooldowns(here, REDIS_URL, ["kimi", "gpt"], prefix, interval_s=0.05)
+    second = SharedCooldowns(there, REDIS_URL, ["kimi", "gpt"], prefix, interval_s=0.05)
+    first.start()
+    second.start()
+    try:
+        here.record_failure("kimi", retry_after_s=20)
+        for _ in range(100):
+            if not there.available("kimi"):
+                break
+            await asyncio.sleep(0.02)
+        assert not there.available("kimi") and there.available("gpt")
+        assert 18 < there.remaining_s("kimi") <= 20  # the same end, not a fresh 20 s
+        # Repeated failures trip the configured cooldown; a shorter one never shortens it.
+        there.record_failure("gpt", retry_after_s=1)
+        here.record_failure("gpt", retry_after_s=5)
+        await asyncio.sleep(0.3)
+        assert 4 < here.remaining_s("gpt") <= 5 and 4 < there.remaining_s("gpt") <= 5
+    finally:
+        await first.aclose()
+        await second.aclose()
+
+
+async def test_without_redis_cooldowns_stay_local_and_nothing_raises() -> None:
+    tracker = CooldownTracker(3, 30)
+    shared = SharedCooldowns(tracker, f"redis://127.0.0.1:{free_port()}/0", ["kimi"], interval_s=0.05)
+    shared.start()
+    try:
+        tracker.record_failure("kimi", retry_after_s=10)
+        await asyncio.sleep(0.2)
+        assert not tracker.available("kimi")
+        await shared.sync_once()  # Redis refuses: kept for the next tick, no exception
+    finally:
+        await shared.aclose()
+
+
+def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        config = fleet_config(tmp_path, fakes, extra={"governance": {
+            "redis_prefix": f"test-{uuid.uuid4().hex[:8]}:"}})
+        env = {**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}
+        a, b = (stack.enter_context(running_service(config, env=env)) for _ in range(2))
+        fakes["kimi"].script(Status(429, retry_after=30))
+        body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
+        first = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)
+        assert first.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
+        time.sleep(1.0)  # b polls every 0.5 s
+        second = httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30)
+        assert second.status_code == 200
+        assert second.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
+        assert len(fakes["kimi"].requests) == 1  # b never called the rate-limited deployment

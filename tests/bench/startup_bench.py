@@ -33,7 +33,7 @@ RUNS = 3
 LOAD_SECONDS = 3.0
 # The tracker's first flush (which imports mlflow) comes after the warm-up measurement and
 # before the after-load one (the default interval, 30 s, would only make the bench longer).
-FLUSH_INTERVAL_S = 15.0
+FLUSH_INTERVAL_S = 10.0
 TARGET_COLD_START_S = 3.0
 TARGET_RSS_MB = 250.0
 VARIANTS = ("default config", "openai-style only")

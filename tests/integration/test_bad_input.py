@@ -271,3 +271,32 @@ def test_a_million_character_prompt_is_classified_on_its_head_and_tail_only(serv
 def test_the_service_is_still_healthy(service: Service) -> None:
     assert service.client.get("/healthz").json()["status"] == "ok"
     assert service.post("/v1/route", VALID["/v1/route"]).json()["intent"] == "debugging"
+
+
+# --- what the decision log gets --------------------------------------------------------------
+
+def test_a_nul_character_loses_no_decision_or_feedback(database_url: str) -> None:
+    """PostgreSQL's text columns refuse NUL: a prompt, an upstream error or a comment holding one
+    is still logged (NUL as U+FFFD), not dropped as a bad row."""
+    from intent_router.decisions import DecisionWriter, Feedback
+    from intent_router.decisions.records import AttemptRecord, Decision
+
+    def decision(request_id: str, **fields: object) -> Decision:
+        return Decision(request_id=request_id, created_at=time.time(), endpoint="chat", status="failed",
+                        intent="debugging", confidence=0.9, source="model", chain=("gpt-4o",),
+                        model_version="v", prompt_sha256="0" * 64, **fields)  # type: ignore[arg-type]
+
+    store = DecisionStore(database_url)
+    writer = DecisionWriter(store)
+    try:
+        writer.submit(decision("nul-prompt", prompt_text="fix \x00 this"))
+        writer.submit(decision("nul-error", error="HTTP 500: upstream said \x00",
+                               attempts=(AttemptRecord("gpt-4o", "failed", 500, "said \x00", 1.0),)))
+        assert writer.flush(timeout_s=10)
+        assert store.get("nul-prompt")["prompt_text"] == "fix \ufffd this"
+        assert store.get("nul-error")["error"] == "HTTP 500: upstream said \ufffd"
+        store.add_feedback(Feedback("nul-error", "debugging", 2, "it printed \x00"))
+        assert store.feedback_for("nul-error")[0]["comment"] == "it printed \ufffd"
+    finally:
+        writer.close()
+        store.dispose()

@@ -13,6 +13,7 @@ keys wrong and right, feedback. Then everything it wrote is searched for every s
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import time
 from collections.abc import Iterator
@@ -110,7 +111,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     (tmp / "site").mkdir()
     (tmp / "site" / "sitecustomize.py").write_text(DEBUG_LOGGING)
     env = {**PROVIDER_KEYS, "INTENT_ROUTER_ADMIN_KEY": ADMIN_KEY, "LITELLM_LOG": "DEBUG",
-           "PYTHONPATH": str(tmp / "site"),
+           "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp / "site"), os.environ.get("PYTHONPATH")])),
            "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp / 'decisions.db'}",
            "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"}
     extra = {"storage": {"store_prompts": True},

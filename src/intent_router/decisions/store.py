@@ -142,7 +142,8 @@ class DecisionStore:
     def add_feedback(self, item: Feedback) -> None:
         self.ensure_schema()
         with self.engine.begin() as connection:
-            connection.execute(insert(feedback).values(**asdict(item), created_at=time.time()))
+            connection.execute(insert(feedback).values(**{k: _no_nul(v) for k, v in asdict(item).items()},
+                                                       created_at=time.time()))
 
     def feedback_for(self, request_id: str) -> list[dict[str, Any]]:
         self.ensure_schema()
@@ -222,9 +223,14 @@ _DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 _ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
 
 
+def _no_nul(value: Any) -> Any:
+    """PostgreSQL's text columns refuse NUL characters (a prompt may hold one): U+FFFD instead."""
+    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+
+
 def _to_row(decision: Decision) -> dict[str, Any]:
     # Shallow, by hand: dataclasses.asdict deep-copies and costs several times more.
-    row = {name: getattr(decision, name) for name in _DECISION_FIELDS}
+    row = {name: _no_nul(getattr(decision, name)) for name in _DECISION_FIELDS}
     row["chain"] = list(decision.chain)
     row["attempts"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in decision.attempts]
     return row

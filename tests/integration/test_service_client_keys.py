@@ -70,6 +70,23 @@ def _route(url: str, key: str | None, **headers: str) -> httpx.Response:
     return httpx.post(f"{url}/v1/route", json={"prompt": PROMPT}, headers=headers, timeout=30)
 
 
+def _decision(services: Services, request_id: str) -> dict[str, Any]:
+    """The decision-log row of a request (written in the background: polled for a while)."""
+    engine = sqlalchemy.create_engine(services.database_url)
+    try:
+        deadline = time.monotonic() + 5
+        while True:
+            with engine.connect() as connection:
+                row = connection.execute(sqlalchemy.text("SELECT * FROM decisions WHERE request_id = :r"),
+                                         {"r": request_id}).mappings().first()
+            if row is not None or time.monotonic() > deadline:
+                assert row is not None, f"no decision for {request_id}"
+                return dict(row)
+            time.sleep(0.1)
+    finally:
+        engine.dispose()
+
+
 def _away_from_a_minute_boundary(margin_s: float = 8.0) -> None:
     """Rate windows are UTC minutes: start a burst where it cannot straddle two of them."""
     left = 60 - time.time() % 60
@@ -196,7 +213,7 @@ def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(
 
 def test_over_budget_downgrades_to_the_primary_tier_and_says_so(services: Services) -> None:
     a, _ = services.urls
-    key, _ = services.new_key(team="thrifty", budget_day_usd=0.001)  # the config's default: downgrade
+    key, created = services.new_key(team="thrifty", budget_day_usd=0.001)  # the config's default: downgrade
     answer = _chat(a, key, max_tokens=3)  # gpt-4o would hold $0.015
     assert answer.status_code == 200, answer.text
     assert answer.headers["x-intent-router-budget"] == "downgraded"
@@ -204,6 +221,11 @@ def test_over_budget_downgrades_to_the_primary_tier_and_says_so(services: Servic
     within = _chat(a, key, model="kimi-k2.6", max_tokens=3)
     assert within.status_code == 200 and "x-intent-router-budget" not in within.headers
     assert 'event="downgraded"' in httpx.get(f"{a}/metrics").text
+    # The decision log says who asked and that the budget moved the request.
+    row = _decision(services, answer.headers["x-request-id"])
+    assert (row["org"], row["client_key_id"], row["budget"]) == ("thrifty", created["id"], "downgraded")
+    assert row["deployment"] == "kimi-k2.6"
+    assert _decision(services, within.headers["x-request-id"])["budget"] is None
 
 
 def test_over_budget_refuses_when_the_key_says_so(services: Services) -> None:

@@ -51,6 +51,9 @@ class Decision:
     escalate_ms: float = 0.0
     repo: str | None = None
     user: str | None = None
+    org: str | None = None  # with client keys on: the key's team
+    client_key_id: str | None = None
+    budget: str | None = None  # "downgraded" when a budget moved it to the cheaper tier
     traced: bool = False  # sampled for an MLflow trace
     probabilities: dict[str, float] = field(default_factory=dict)
 

@@ -107,7 +107,8 @@ async def _context(endpoint: str, prompt: str, request: Request, state: State,
     user = clean_id(_utf8_header(request, "x-user") or (metadata.user if metadata else None) or user_field)
     kinds = state.router.secret_kinds(strings_in(await request.json()))
     override = resolve(state.override_cache.table, org, repo, user)
-    ctx = RequestContext(endpoint, prompt, repo, user, tuple(kinds), override=override)
+    ctx = RequestContext(endpoint, prompt, repo, user, tuple(kinds), override=override, org=org,
+                         client_key_id=key.id if key is not None else None)
     request.state.request_id = ctx.request_id
     return ctx
 
@@ -186,6 +187,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
             plan, hold, downgraded = await hold_budget(state.limits, state.router, key, plan, body, prompt,
                                                        bool(sensitive), ctx.override)
             if downgraded:
+                ctx.budget = "downgraded"
                 state.metrics.governance.labels("downgraded").inc()
         if data.stream:
             stream = await _stream_chat(ctx, plan, body, state, hold, downgraded)

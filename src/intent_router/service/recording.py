@@ -43,6 +43,9 @@ class RequestContext:
     user: str | None = None
     secret_kinds: tuple[str, ...] = ()
     override: EffectiveOverride = NO_OVERRIDE
+    org: str | None = None
+    client_key_id: str | None = None
+    budget: str | None = None  # "downgraded" when a budget moved the request to a cheaper tier
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -126,6 +129,9 @@ class DecisionRecorder:
             escalate_ms=decision.escalate_ms if decision else 0.0,
             repo=ctx.repo,
             user=ctx.user,
+            org=ctx.org,
+            client_key_id=ctx.client_key_id,
+            budget=ctx.budget,
             traced=self._sample() < self.config.tracking.trace_sample_rate,
             probabilities=dict(decision.probabilities) if decision else {},
         )

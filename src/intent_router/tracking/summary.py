@@ -12,7 +12,7 @@ from intent_router.labels import INTENTS
 
 #: The decision-log columns a summary reads.
 SUMMARY_COLUMNS = ("id", "endpoint", "status", "intent", "source", "chain", "deployment",
-                   "cost_usd", "premium_cost_usd", "latency_ms")
+                   "cost_usd", "premium_cost_usd", "latency_ms", "budget")
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -37,6 +37,7 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
         "savings_vs_premium": premium / cost if cost > 0 else 0.0,
         "fallback_share": len(fell_back) / len(answered) if answered else 0.0,
         "escalation_share": len(escalated) / len(classified) if classified else 0.0,
+        "budget_downgrades": float(sum(1 for r in chats if r.get("budget") == "downgraded")),
         "latency_p50_ms": float(np.percentile(latencies, 50)),
         "latency_p99_ms": float(np.percentile(latencies, 99)),
     }

@@ -29,6 +29,24 @@ BUILTIN_PATTERNS: Final[dict[str, str]] = {
                            r"[\"']?\s*[:=]\s*[\"'](?P<value>[^\"'\s]{8,})[\"']"),
 }
 
+#: Lowercase literals one of which every match of a built-in rule contains: a rule runs only
+#: on text holding one of them (a substring test is far cheaper than a regex scan, and most
+#: prompts hold none). Rules from the config have no hints and always run.
+_HINTS: Final[dict[str, tuple[str, ...]]] = {
+    "private_key": ("private key",),
+    "aws_access_key_id": ("akia", "asia", "abia", "acca"),
+    "aws_secret_access_key": ("secret",),
+    "google_api_key": ("aiza",),
+    "github_token": ("ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_"),
+    "slack_token": ("xox",),
+    "stripe_key": ("_live_",),
+    "llm_api_key": ("sk-",),
+    "jwt": ("eyj",),
+    "bearer_token": ("bearer",),
+    "connection_string_password": ("://",),
+    "hardcoded_password": ("passw", "pwd", "secret", "api", "access", "auth"),
+}
+
 _PLACEHOLDER = re.compile(
     r"(?i)^(?:password|passwd|pass|pwd|secret|changeme|example|test|dummy|your[_\-]?\w*|x+|\*+|\.+)$"
     r"|^<.*>$|^\$\{.*\}$|^\{\{.*\}\}$|^\{.*\}$|^\$[A-Z_][A-Z0-9_]*$|^%\(.*\)s$"
@@ -48,12 +66,20 @@ class SecretFinding:
 class SecretDetector:
     """Finds secrets with the built-in rules plus ``extra`` ({name: regex})."""
 
-    def __init__(self, extra: Mapping[str, str] | None = None) -> None:
-        self._rules = [(name, re.compile(pattern)) for name, pattern in {**BUILTIN_PATTERNS, **(extra or {})}.items()]
+    def __init__(self, extra: Mapping[str, str] | None = None, use_hints: bool = True) -> None:
+        rules = {**BUILTIN_PATTERNS, **(extra or {})}
+        self._rules = [
+            (name, re.compile(pattern),
+             _HINTS.get(name) if use_hints and pattern == BUILTIN_PATTERNS.get(name) else None)
+            for name, pattern in rules.items()
+        ]
 
     def find(self, text: str) -> list[SecretFinding]:
         findings = []
-        for kind, rule in self._rules:
+        folded = text.casefold()  # as re.IGNORECASE folds: "ſecret" holds "secret"
+        for kind, rule, hints in self._rules:
+            if hints is not None and not any(hint in folded for hint in hints):
+                continue
             for match in rule.finditer(text):
                 value = match.groupdict().get("value")
                 if value is not None and _PLACEHOLDER.match(value):

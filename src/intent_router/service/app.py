@@ -32,7 +32,6 @@ from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
-from intent_router.routing.shared_cooldowns import SharedCooldowns
 from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import client_key_guard
 from intent_router.service.errors import EXCEPTION_HANDLERS
@@ -342,6 +341,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     async def resources(app: Litestar) -> AsyncIterator[None]:
         if needs_litellm:
             clients.warm_up()
+        if redis_url:
+            from intent_router.routing.shared_cooldowns import SharedCooldowns  # imports redis
         shared_cooldowns = (SharedCooldowns(router.cooldowns, redis_url, config.deployments,
                                             config.governance.redis_prefix) if redis_url else None)
         if shared_cooldowns is not None:

@@ -22,8 +22,9 @@ def presented_key(connection: ASGIConnection) -> str | None:
     return connection.headers.get("x-api-key") or None
 
 
-def client_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-    """Sets ``connection.state.client_key`` (None when keys are off) or raises a 401."""
+async def client_key_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    """Sets ``connection.state.client_key`` (None when keys are off) or raises a 401. Async
+    (it never blocks: keys come from the worker's snapshot) so Litestar calls it inline."""
     state = connection.app.state
     key: ClientKey | None = None
     if state.router.config.governance.client_keys:

@@ -3,6 +3,8 @@
     python -m intent_router.service --config router.yaml --workers 4 --port 8000
 
 A bad config stops here with the field named (exit status 2), before any worker starts.
+The MLflow serving tracker runs as a process of its own beside the workers
+(``python -m intent_router.tracking``), so MLflow never loads into a worker.
 With several workers, Prometheus metrics are aggregated across them through a fresh
 multiprocess directory, so /metrics answers for the whole service from any worker.
 """
@@ -11,12 +13,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from intent_router.config import DEFAULT_CONFIG, load_config
+from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
 from intent_router.exceptions import ConfigError
+
+#: Set for the workers when this process runs the MLflow tracker beside them.
+TRACKER_ENV = "INTENT_ROUTER_TRACKER"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,11 +58,30 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["INTENT_ROUTER_CONFIG"] = str(args.config.resolve())
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="intent-router-metrics-")
+    tracker = _start_tracker(config, args.config)
+    if tracker is not None:
+        os.environ[TRACKER_ENV] = "process"  # the workers leave MLflow to it
     import uvicorn
 
-    uvicorn.run("intent_router.service.app:create_app", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+    try:
+        uvicorn.run("intent_router.service.app:create_app", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level=args.log_level, access_log=args.access_log)
+    finally:
+        if tracker is not None:
+            tracker.terminate()  # it flushes once more, then exits
+            try:
+                tracker.wait(timeout=40)
+            except subprocess.TimeoutExpired:
+                tracker.kill()
     return 0
+
+
+def _start_tracker(config: RouterConfig, path: Path) -> subprocess.Popen[bytes] | None:
+    """The MLflow serving tracker as a process of its own (python -m intent_router.tracking)."""
+    if not (config.tracking.enabled and config.storage.decision_log):
+        return None
+    return subprocess.Popen([sys.executable, "-m", "intent_router.tracking", "--config", str(path),
+                             "--parent", str(os.getpid())])
 
 
 if __name__ == "__main__":

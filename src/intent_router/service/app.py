@@ -334,7 +334,10 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     recorder = DecisionRecorder(config, classifier.version, writer, redact=router.redact)
     tracker = (ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
                               max_traces_per_minute=config.tracking.max_traces_per_minute)
-               if config.tracking.enabled and store is not None else None)
+               if config.tracking.enabled and store is not None
+               and os.environ.get("INTENT_ROUTER_TRACKER") != "process" else None)
+    # Under `python -m intent_router.service` the tracker is a process of its own; run directly
+    # by uvicorn (--factory), the app tracks from a thread of each worker.
     needs_litellm = any(d.api_style == "litellm" for d in config.deployments.values())
 
     @asynccontextmanager

@@ -1,0 +1,50 @@
+"""The MLflow serving tracker runs beside the workers as a process of its own, and never
+outlives the service that started it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.integration.fleet_service import fleet_service
+
+
+def _children(pid: int) -> list[int]:
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def _cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+def test_the_tracker_is_a_process_of_its_own_and_dies_with_the_service(tmp_path: Path) -> None:
+    with fleet_service(tmp_path, extra={"tracking": {"flush_interval_s": 1}}) as s:
+        service = httpx.get(f"{s.url}/healthz").json()["worker"]  # one worker: the service itself
+        trackers = [c for c in _children(service) if "intent_router.tracking" in _cmdline(c)]
+        assert len(trackers) == 1
+        tracker = trackers[0]
+        assert s.chat("auto", "write a python function that parses dates").status_code == 200
+        deadline = time.monotonic() + 20
+        while "pyarrow" not in Path(f"/proc/{tracker}/maps").read_text() and time.monotonic() < deadline:
+            time.sleep(0.2)  # the first flush with rows loads MLflow (and pandas, pyarrow)
+        assert "pyarrow" in Path(f"/proc/{tracker}/maps").read_text()
+        assert "pyarrow" not in Path(f"/proc/{service}/maps").read_text()  # never in a worker
+        os.kill(service, signal.SIGKILL)  # no chance to stop the tracker itself
+        deadline = time.monotonic() + 10
+        while _alive(tracker) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(tracker)

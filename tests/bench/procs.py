@@ -115,3 +115,11 @@ def children(pid: int) -> list[int]:
         except FileNotFoundError:
             continue
     return out
+
+
+def cmdline(pid: int) -> str:
+    """A process's command line, arguments separated by spaces ("" once it is gone)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except FileNotFoundError:
+        return ""

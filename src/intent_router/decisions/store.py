@@ -224,6 +224,8 @@ class DecisionStore:
 
 _DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 _ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
+#: The free-text fields of a decision (a NUL can only hide in those).
+_TEXT_FIELDS = tuple(f.name for f in fields(Decision) if f.type in ("str", "str | None"))
 
 
 def _no_nul(value: Any) -> Any:
@@ -233,7 +235,11 @@ def _no_nul(value: Any) -> Any:
 
 def _to_row(decision: Decision) -> dict[str, Any]:
     # Shallow, by hand: dataclasses.asdict deep-copies and costs several times more.
-    row = {name: _no_nul(getattr(decision, name)) for name in _DECISION_FIELDS}
+    row = {name: getattr(decision, name) for name in _DECISION_FIELDS}
+    for name in _TEXT_FIELDS:
+        value = row[name]
+        if value is not None and "\x00" in value:
+            row[name] = _no_nul(value)
     row["chain"] = list(decision.chain)
     row["attempts"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in decision.attempts]
     return row

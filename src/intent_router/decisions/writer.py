@@ -86,13 +86,19 @@ class DecisionWriter:
             self._pending = []
 
     def _collect(self) -> None:
-        deadline = time.monotonic() + self._interval_s
-        while len(self._pending) < self._batch_size:
-            timeout = deadline - time.monotonic()
-            if timeout <= 0:
-                break
+        """Wait for a first row (up to ``interval_s``), let the window fill, then take what
+        came in one sweep: a blocking ``get`` per row would cost the request path's
+        interpreter time at every row."""
+        if not self._pending:
             try:
-                self._pending.append(self._queue.get(timeout=timeout))
+                self._pending.append(self._queue.get(timeout=self._interval_s))
+            except queue.Empty:
+                return
+            if not self._stop.is_set():
+                self._stop.wait(self._interval_s)
+        while len(self._pending) < self._batch_size:
+            try:
+                self._pending.append(self._queue.get_nowait())
             except queue.Empty:
                 break
 

@@ -55,7 +55,7 @@ class Deployment:
     output_cost_per_mtok: float
     retry_on: frozenset[str]
     fallbacks: tuple[str, ...] = ()
-    api_style: str = "litellm"  # "openai": the pooled-httpx fast path; "litellm": litellm
+    api_style: str = "litellm"  # "openai": the pooled-aiohttp fast path; "litellm": litellm
 
     @property
     def provider(self) -> str:

@@ -1,4 +1,4 @@
-"""Pick the client for a deployment: pooled httpx for OpenAI-compatible APIs, litellm else."""
+"""Pick the client for a deployment: pooled aiohttp for OpenAI-compatible APIs, litellm else."""
 
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -319,6 +320,9 @@ def _error_event(message: str) -> bytes:
 
 def create_app(config_path: Path | None = None, models_dir: Path | None = None) -> Litestar:
     """Build the app; a bad config or model fails here, before serving."""
+    # httpx (litellm's client) logs every upstream call at INFO: one line per request through
+    # the logging queue, about 14% of a worker's CPU under load. The decision log records calls.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
     clients = ProviderClients()

@@ -30,3 +30,24 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+class MigratedStore:
+    """A store over one engine (thread-safe: a connection per call) whose database is migrated
+    to head (Alembic) on first use, so a database that is down at start delays the store's
+    first use, never the service's start."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine: Engine = make_engine(url)
+        self._schema_ready = False
+
+    def ensure_schema(self) -> None:
+        if not self._schema_ready:
+            from intent_router.migrations import upgrade  # imports this module's metadata
+
+            upgrade(self.engine)
+            self._schema_ready = True
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -13,7 +13,6 @@ from sqlalchemy import (
     JSON,
     Boolean,
     Column,
-    Engine,
     Float,
     Integer,
     String,
@@ -25,7 +24,7 @@ from sqlalchemy import (
     update,
 )
 
-from intent_router.db import make_engine, metadata
+from intent_router.db import MigratedStore, metadata
 from intent_router.decisions.records import AttemptRecord, Decision, Feedback
 
 decisions = Table(
@@ -81,25 +80,9 @@ tracking_state = Table(
 )
 
 
-class DecisionStore:
-    """The decision log's database. Thread-safe (one engine, a connection per call)."""
-
-    def __init__(self, url: str) -> None:
-        self.url = url
-        self.engine: Engine = make_engine(url)
-        self._schema_ready = False
-
-    def ensure_schema(self) -> None:
-        """Migrate the database to head (Alembic) on first use, so a database that is down at
-        start delays the log (the writer retries), never the service."""
-        if not self._schema_ready:
-            from intent_router.migrations import upgrade
-
-            upgrade(self.engine)
-            self._schema_ready = True
-
-    def dispose(self) -> None:
-        self.engine.dispose()
+class DecisionStore(MigratedStore):
+    """The decision log's database (a database down at start delays the log: the writer
+    retries, never the service)."""
 
     def insert_many(self, rows: Sequence[Decision]) -> None:
         """Write decisions in one transaction (all or none)."""

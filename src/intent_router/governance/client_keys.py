@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Column, Float, Integer, String, Table, insert, select, update
 
-from intent_router.db import make_engine, metadata
+from intent_router.db import MigratedStore, metadata
 from intent_router.exceptions import InvalidRequestError
 from intent_router.governance.snapshot import PolledSnapshot, bump_version, read_version
 
@@ -108,26 +108,12 @@ def _to_key(row: Any) -> ClientKey:
     )
 
 
-class ClientKeyStore:
+class ClientKeyStore(MigratedStore):
     """Create, list and revoke client keys; every change bumps the ``client_keys`` version."""
-
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        self._migrated = False
-
-    def _ready(self) -> None:
-        if not self._migrated:
-            from intent_router.migrations import upgrade
-
-            upgrade(self.engine)
-            self._migrated = True
-
-    def dispose(self) -> None:
-        self.engine.dispose()
 
     def create(self, team: str, name: str, limits: KeyLimits = KeyLimits()) -> tuple[str, ClientKey]:
         """A new key for ``team``: (the key, shown this once; what is stored)."""
-        self._ready()
+        self.ensure_schema()
         key = new_key()
         record = ClientKey(id="key_" + secrets.token_hex(8), prefix=key[:10], team=team, name=name,
                            created_at=time.time(), **asdict(limits))
@@ -137,14 +123,14 @@ class ClientKeyStore:
         return key, record
 
     def get(self, key_id: str) -> ClientKey | None:
-        self._ready()
+        self.ensure_schema()
         with self.engine.connect() as connection:
             row = connection.execute(select(client_keys).where(client_keys.c.id == key_id)).mappings().first()
         return _to_key(row) if row is not None else None
 
     def list(self, team: str | None = None) -> list[ClientKey]:
         """Every key (revoked ones too), oldest first; only ``team``'s when given."""
-        self._ready()
+        self.ensure_schema()
         query = select(client_keys).order_by(client_keys.c.created_at, client_keys.c.id)
         if team is not None:
             query = query.where(client_keys.c.team == team)
@@ -153,7 +139,7 @@ class ClientKeyStore:
 
     def revoke(self, key_id: str) -> bool:
         """Revoke an active key; False when there is no such active key."""
-        self._ready()
+        self.ensure_schema()
         with self.engine.begin() as connection:
             done = connection.execute(update(client_keys).where(
                 (client_keys.c.id == key_id) & client_keys.c.revoked_at.is_(None)
@@ -163,13 +149,13 @@ class ClientKeyStore:
         return bool(done)
 
     def version(self) -> int:
-        self._ready()
+        self.ensure_schema()
         with self.engine.connect() as connection:
             return read_version(connection, "client_keys")
 
     def active_by_hash(self) -> dict[str, ClientKey]:
         """Active keys by their hash: what a worker authenticates against."""
-        self._ready()
+        self.ensure_schema()
         query = select(client_keys).where(client_keys.c.revoked_at.is_(None))
         with self.engine.connect() as connection:
             return {r["key_hash"]: _to_key(r) for r in connection.execute(query).mappings()}

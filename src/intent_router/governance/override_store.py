@@ -25,7 +25,7 @@ from sqlalchemy import (
     update,
 )
 
-from intent_router.db import make_engine, metadata
+from intent_router.db import MigratedStore, metadata
 from intent_router.governance.snapshot import PolledSnapshot, bump_version, read_version
 from intent_router.routing.overrides import Override, OverrideTable
 
@@ -53,36 +53,22 @@ def _to_override(row: Any) -> Override:
     )
 
 
-class OverrideStore:
+class OverrideStore(MigratedStore):
     """CRUD of overrides; every change bumps the ``overrides`` version in the same transaction."""
 
-    def __init__(self, url: str) -> None:
-        self.engine = make_engine(url)
-        self._migrated = False
-
-    def _ready(self) -> None:
-        if not self._migrated:
-            from intent_router.migrations import upgrade
-
-            upgrade(self.engine)
-            self._migrated = True
-
-    def dispose(self) -> None:
-        self.engine.dispose()
-
     def version(self) -> int:
-        self._ready()
+        self.ensure_schema()
         with self.engine.connect() as connection:
             return read_version(connection, "overrides")
 
     def all(self) -> dict[tuple[str, str], Override]:
-        self._ready()
+        self.ensure_schema()
         with self.engine.connect() as connection:
             rows = connection.execute(select(overrides).order_by(overrides.c.scope, overrides.c.subject)).mappings()
             return {(r["scope"], r["subject"]): _to_override(r) for r in rows}
 
     def put(self, override: Override) -> None:
-        self._ready()
+        self.ensure_schema()
         values = {"policy": {k: list(v) for k, v in override.policy.items()}, "pin": override.pin,
                   "forbid_deployments": sorted(override.forbid_deployments),
                   "forbid_providers": sorted(override.forbid_providers),
@@ -95,7 +81,7 @@ class OverrideStore:
             bump_version(connection, "overrides")
 
     def delete(self, scope: str, subject: str) -> bool:
-        self._ready()
+        self.ensure_schema()
         with self.engine.begin() as connection:
             removed = connection.execute(delete(overrides).where(
                 (overrides.c.scope == scope) & (overrides.c.subject == subject))).rowcount

@@ -72,7 +72,7 @@ $(LITELLM_PROXY_VENV)/.installed:
 	uv pip install --quiet --compile-bytecode --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
 	@touch $@
 
-bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(LITELLM_PROXY_VENV)/.installed),$(LITELLM_PROXY_VENV)/.installed) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|startup for one), print tables, write JSON
+bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(LITELLM_PROXY_VENV)/.installed),$(LITELLM_PROXY_VENV)/.installed) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup for one), print tables, write JSON
 	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
 	$(PY) -m tests.bench.run $(BENCH)
 

@@ -9,13 +9,20 @@ from pathlib import Path
 
 import sys
 
-from tests.bench import classifier_bench, proxy_bench, route_bench, startup_bench, tracking_bench
+from tests.bench import (
+    classifier_bench,
+    client_bench,
+    proxy_bench,
+    route_bench,
+    startup_bench,
+    tracking_bench,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
 BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench, "route": route_bench,
-              "proxy": proxy_bench, "startup": startup_bench}
+              "proxy": proxy_bench, "client": client_bench, "startup": startup_bench}
 
 
 def main(names: list[str]) -> None:

@@ -2,9 +2,9 @@
 
 OpenAI-compatible upstreams (OpenAI, Cloudflare's OpenAI-compatible endpoint, Together,
 Ollama, a LiteLLM proxy) skip litellm (5.5 ms a call). The client is aiohttp, not httpx:
-measured on the 2-core development machine against a local upstream at concurrency 8, a
-pooled httpx request costs about 880 us of CPU and an aiohttp one about 90 us; under load the
-httpx client took 42% of a worker's CPU (py-spy), and it is the chat path's hot spot.
+at concurrency 8 against a local upstream a pooled httpx request costs about 10x the CPU of an
+aiohttp one (``make bench BENCH=client``: about 1,000 against 100 us); under load the httpx
+client took 42% of a worker's CPU (py-spy), the chat path's hot spot.
 """
 
 from __future__ import annotations

@@ -125,6 +125,7 @@ class RouterConfig:
     cooldown_failures: int
     cooldown_s: float
     output_tokens: dict[str, int]
+    max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()
@@ -159,6 +160,7 @@ def parse_config(raw: Any) -> RouterConfig:
                                  "governance"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
+                                   "max_body_bytes",
                                    "cooldown", "output_tokens"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
@@ -193,6 +195,7 @@ def parse_config(raw: Any) -> RouterConfig:
         cooldown_failures=_count(cooldown.get("failures", 3), "router.cooldown.failures"),
         cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
         output_tokens=_output_tokens(router.get("output_tokens", {})),
+        max_body_bytes=_body_limit(router.get("max_body_bytes", 1024 * 1024)),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),
@@ -419,6 +422,13 @@ def _positive(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e12:
         raise ConfigError(where, "must be a positive number")
     return float(value)
+
+
+def _body_limit(value: Any) -> int:
+    limit = _count(value, "router.max_body_bytes")
+    if not 1024 <= limit <= 64 * 1024 * 1024:
+        raise ConfigError("router.max_body_bytes", "must be between 1024 (1 KiB) and 67108864 (64 MiB)")
+    return limit
 
 
 def _count(value: Any, where: str) -> int:

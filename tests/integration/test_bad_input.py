@@ -91,6 +91,18 @@ def test_the_limit_is_exactly_one_mebibyte(service: Service) -> None:
     _openai_error(service.post("/v1/route", body(MAX_BODY_BYTES + 1)), 413)
 
 
+def test_the_limit_follows_the_config(tmp_path) -> None:
+    body = json.dumps({"prompt": "fix this crash " + "a" * 5000}).encode()
+    with fake_fleet() as fakes:
+        config = fleet_config(tmp_path, fakes, router={"max_body_bytes": 4096})
+        with running_service(config, env=KEYS) as url:
+            small = httpx.post(f"{url}/v1/route", content=body[:4000] + b'"}',
+                               headers={"content-type": "application/json"})
+            assert small.status_code == 200
+            large = httpx.post(f"{url}/v1/route", content=body, headers={"content-type": "application/json"})
+            assert large.status_code == 413 and large.json()["error"]["type"] == "invalid_request_error"
+
+
 # --- undecodable, malformed, mistyped -----------------------------------------------------------
 
 MALFORMED = {

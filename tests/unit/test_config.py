@@ -163,3 +163,12 @@ def test_the_production_profile_is_the_default_with_keys_redis_and_postgresql() 
     config = load_config(production_path)
     assert config.governance.client_keys and config.governance.redis_url == "redis://127.0.0.1:6379/0"
     assert config.storage.database_url.startswith("postgresql+psycopg://")
+
+
+def test_the_body_limit_is_configurable_within_bounds() -> None:
+    assert load_config().max_body_bytes == 1024 * 1024
+    assert parse_config(_with("router/max_body_bytes", 4096)).max_body_bytes == 4096
+    for bad in (512, 2**27, 1.5, "1MiB"):
+        with pytest.raises(ConfigError) as refused:
+            parse_config(_with("router/max_body_bytes", bad))
+        assert refused.value.field == "router.max_body_bytes"

@@ -64,7 +64,7 @@ from intent_router.service.schemas import (
 )
 from intent_router.tracking import ServingTracker
 
-MAX_BODY_BYTES = 1024 * 1024
+MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
 
 
 @get("/healthz", sync_to_thread=False)
@@ -396,5 +396,5 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
         }),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        request_max_body_size=MAX_BODY_BYTES,
+        request_max_body_size=config.max_body_bytes,
     )

@@ -29,7 +29,7 @@ AUTH_ERRORS: dict[int | str, ResponseSpec] = {
 BODY_ERRORS: dict[int | str, ResponseSpec] = {
     400: _error("Invalid JSON, UTF-8, field types or values (OpenAI error format)"),
     404: _error("The model is neither 'auto' nor a configured deployment (code model_not_found)"),
-    413: _error("Body larger than the limit (1 MiB)"),
+    413: _error("Body larger than router.max_body_bytes (1 MiB by default)"),
     403: _error("A team override forbids the requested deployment or the whole chain"),
     **AUTH_ERRORS,
     429: _error("The client key is over its requests or tokens per minute (code rate_limit_exceeded) "

@@ -2,8 +2,8 @@
 threshold of 0, so no request escalates to the LLM classifier; decision log and MLflow
 tracking on, as shipped) against a bare Litestar app with one POST endpoint answering a
 constant JSON (tests/bench/bare_app.py), both started by the same ``uvicorn.run`` call at
-the same log level. A third app, the service with no decision log and no tracking, shows
-what recording costs. Rounds alternate the apps so that the machine's drift hits all alike;
+the same log level. Two more apps, the service without MLflow tracking and without any
+recording, show what the tracker process and the decision log cost. Rounds alternate the apps so that the machine's drift hits all alike;
 figures are medians over rounds and the comparison is their ratio."""
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ TARGET_RATIO = 0.8
 APPS: dict[str, dict[str, dict[str, Any]] | None] = {
     "bare": None,
     "route": {},  # decision log and MLflow tracking on, as shipped: the figure that counts
+    "route, decision log only": {"tracking": {"enabled": False}},
     "route, no recording": {"storage": {"decision_log": False}, "tracking": {"enabled": False}},
 }
 SYSTEM = (

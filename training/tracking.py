@@ -7,14 +7,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from intent_router.mlflow_store import default_tracking_uri
+
 REGISTERED_MODEL = "intent-classifier"
 EXPERIMENT = "intent-training"
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else a SQLite store in the repo root (gitignored)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
 
 
 @dataclass(frozen=True)
@@ -42,7 +38,7 @@ def log_training_run(
     import onnx
     from mlflow import MlflowClient
 
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_tracking_uri(default_tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(tags=tags) as run:
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})

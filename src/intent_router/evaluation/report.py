@@ -14,15 +14,10 @@ from intent_router.evaluation.pipeline import RoutingEvaluation
 from intent_router.evaluation.plots import plot_quality_vs_cost, plot_risk_coverage
 from intent_router.evaluation.replay import PromptOutcome
 from intent_router.evaluation.summary import tradeoff_curve
+from intent_router.mlflow_store import default_tracking_uri
 
 EXPERIMENT: Final[str] = "routing-eval"
 PER_PROMPT_TABLE: Final[str] = "per_prompt.json"
-REPO_ROOT: Final[Path] = Path(__file__).resolve().parents[3]
-
-
-def tracking_uri() -> str:
-    """MLFLOW_TRACKING_URI, else a SQLite store in the repo root (as training uses)."""
-    return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{REPO_ROOT / 'mlflow.db'}"
 
 
 def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
@@ -32,7 +27,7 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
     import mlflow
 
     summary, settings = evaluation.summary, evaluation.settings
-    mlflow.set_tracking_uri(tracking_uri())
+    mlflow.set_tracking_uri(default_tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
     run_name = f"{evaluation.data_path.name} {settings.escalation} t={settings.threshold:.2f}"
     with mlflow.start_run(run_name=run_name) as run:

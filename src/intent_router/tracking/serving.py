@@ -18,6 +18,7 @@ import time
 from typing import Any
 
 from intent_router.decisions.store import DecisionStore
+from intent_router.mlflow_store import default_tracking_uri
 from intent_router.tracking.summary import SUMMARY_COLUMNS, summarize
 from intent_router.tracking.traces import write_trace
 
@@ -29,10 +30,6 @@ _STEP = "mlflow.step"
 _DECISIONS_SEEN = "mlflow.decision_watermark"
 _FEEDBACK_SEEN = "mlflow.feedback_watermark"
 SKIPPED = "-"  # the trace_id of a sampled decision past the trace budget
-
-
-def default_tracking_uri() -> str:
-    return os.environ.get("MLFLOW_TRACKING_URI") or "sqlite:///mlflow.db"
 
 
 class ServingTracker:

@@ -23,6 +23,8 @@ from intent_router.exceptions import ConfigError
 
 #: Set for the workers when this process runs the MLflow tracker beside them.
 TRACKER_ENV = "INTENT_ROUTER_TRACKER"
+#: --log-level, handed to the workers (their root logger, litellm's and httpx's included).
+LOG_LEVEL_ENV = "INTENT_ROUTER_LOG_LEVEL"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -58,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["INTENT_ROUTER_CONFIG"] = str(args.config.resolve())
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="intent-router-metrics-")
+    os.environ[LOG_LEVEL_ENV] = args.log_level  # the workers' root logger follows --log-level
     tracker = _start_tracker(config, args.config)
     if tracker is not None:
         os.environ[TRACKER_ENV] = "process"  # the workers leave MLflow to it

@@ -13,6 +13,7 @@ from typing import Any
 import anyio
 from litestar import Litestar, Request, Response, get, post
 from litestar.datastructures import State
+from litestar.logging.config import LoggingConfig
 from litestar.response import Stream
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
@@ -377,7 +378,12 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             if shared_cooldowns is not None:
                 await shared_cooldowns.aclose()
 
+    # Litestar sets the root logger to INFO; under `python -m intent_router.service` it follows
+    # --log-level instead (uvicorn's "trace" is Python's DEBUG).
+    level = os.environ.get("INTENT_ROUTER_LOG_LEVEL", "info").upper().replace("TRACE", "DEBUG")
+    logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": level})
     return Litestar(
+        logging_config=logging_config,
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,
                         *ADMIN_HANDLERS],
         state=State({

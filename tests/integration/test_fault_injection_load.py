@@ -284,7 +284,7 @@ def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
         arrivals = _arrivals(s.fakes)
         rows = _decision_rows(database, LOAD_REQUESTS)
 
-    assert [i for i, r in sent.items() if r.error is not None] == []
+    assert {i: repr(r.error) for i, r in sent.items() if r.error is not None} == {}
     by_id = {r["request_id"]: r for r in rows}
     assert len(rows) == len(by_id) == LOAD_REQUESTS  # one decision per request, no more
     attempts = {i: _answered_attempts(i, r, by_id) for i, r in sent.items()}

@@ -14,6 +14,7 @@ from tests.fakes.provider_fleet import FakeProvider, Status
 from tests.integration.service_process import running_service
 
 PROMPTS = [
+    ("write a Python function that parses ISO 8601 dates into datetime objects", None),
     ("rename getUser to fetchUser everywhere", None),
     ("should we split our monolith into microservices or keep a modular monolith?", None),
     ("is this regex vulnerable to ReDoS? ^(a+)+$", Status(529, "Overloaded")),

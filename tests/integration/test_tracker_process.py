@@ -10,18 +10,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.bench import procs
 from tests.integration.fleet_service import fleet_service
-
-
-def _children(pid: int) -> list[int]:
-    children: list[int] = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
-        children += [int(c) for c in (task / "children").read_text().split()]
-    return children
-
-
-def _cmdline(pid: int) -> str:
-    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
 
 
 def _alive(pid: int) -> bool:
@@ -34,7 +24,7 @@ def _alive(pid: int) -> bool:
 def test_the_tracker_is_a_process_of_its_own_and_dies_with_the_service(tmp_path: Path) -> None:
     with fleet_service(tmp_path, extra={"tracking": {"flush_interval_s": 1}}) as s:
         service = httpx.get(f"{s.url}/healthz").json()["worker"]  # one worker: the service itself
-        trackers = [c for c in _children(service) if "intent_router.tracking" in _cmdline(c)]
+        trackers = [c for c in procs.children(service) if "intent_router.tracking" in procs.cmdline(c)]
         assert len(trackers) == 1
         tracker = trackers[0]
         assert s.chat("auto", "write a python function that parses dates").status_code == 200

@@ -118,13 +118,12 @@ async def hold_budget(limits: Limits, router: Router, key: ClientKey, plan: Plan
         return plan, held, False
     if (key.over_budget or router.config.governance.over_budget) == "downgrade":
         cheaper = router.downgraded(plan, sensitive, override)
-        if cheaper is not None and cheaper.chain != plan.chain:
-            cheaper_estimate = router.estimate_cost(cheaper.chain, request, prompt, intent)
-            if cheaper_estimate < estimate:
-                held_cheaper = await limits.hold(key, cheaper_estimate)
-                if isinstance(held_cheaper, BudgetHold):
-                    return cheaper, held_cheaper, True
-                held = held_cheaper
+        cheaper_estimate = router.estimate_cost(cheaper.chain, request, prompt, intent) if cheaper else estimate
+        if cheaper is not None and cheaper_estimate < estimate:  # else downgrading cannot help
+            held_cheaper = await limits.hold(key, cheaper_estimate)
+            if isinstance(held_cheaper, BudgetHold):
+                return cheaper, held_cheaper, True
+            held = held_cheaper
     raise held
 
 

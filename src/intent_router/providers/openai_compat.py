@@ -59,8 +59,7 @@ class OpenAICompatClient:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
                                              ttl_dns_cache=300, enable_cleanup_closed=True)
             # read_bufsize bounds one SSE line (a large tool-call chunk fits in 1 MiB).
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False,
-                                                  json_serialize=json.dumps, read_bufsize=2**20)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**20)
         return self._session
 
     async def aclose(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, fields
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy import (
 
 from intent_router.db import MigratedStore, metadata
 from intent_router.decisions.records import AttemptRecord, Decision, Feedback
+from intent_router.decisions.storable import clean_float, clean_int, clean_json, clean_text
 
 decisions = Table(
     "decisions", metadata,
@@ -86,10 +87,19 @@ class DecisionStore(MigratedStore):
 
     def insert_many(self, rows: Sequence[Decision]) -> None:
         """Write decisions in one transaction (all or none)."""
+        self.insert_rows([_to_row(d) for d in rows])
+
+    def insert_rows(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Write rows already made storable (``_to_row``, ``degraded_row``) in one transaction."""
         self.ensure_schema()
         if rows:
             with self.engine.begin() as connection:
-                connection.execute(insert(decisions), [_to_row(d) for d in rows])
+                connection.execute(insert(decisions), list(rows))
+
+    def ping(self) -> None:
+        """Raise unless the database answers a trivial query."""
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
 
     def get(self, request_id: str) -> dict[str, Any] | None:
         self.ensure_schema()
@@ -205,27 +215,57 @@ class DecisionStore(MigratedStore):
         return True
 
 
-_DECISION_FIELDS = tuple(f.name for f in fields(Decision))
 _ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
-#: The free-text fields of a decision (a NUL can only hide in those).
-_TEXT_FIELDS = tuple(f.name for f in fields(Decision) if f.type in ("str", "str | None"))
+
+
+def _cleaner(column: Column) -> Callable[[Any], Any]:
+    """How a value becomes storable in ``column`` (see decisions/storable.py)."""
+    kind, nullable = column.type, bool(column.nullable)
+    if isinstance(kind, (String, Text)):
+        length = getattr(kind, "length", None)
+        if nullable:
+            return lambda value: clean_text(value, length)
+        return lambda value: clean_text(value, length) or ""
+    if isinstance(kind, Boolean):
+        return bool
+    if isinstance(kind, Integer):
+        return lambda value: clean_int(value, None if nullable else 0)
+    if isinstance(kind, Float):
+        return lambda value: clean_float(value, None if nullable else 0.0)
+    return clean_json
+
+
+#: (field, cleaner) for every column a Decision fills.
+_DECISION_COLUMNS = tuple((f.name, _cleaner(decisions.c[f.name])) for f in fields(Decision)
+                          if f.name not in ("chain", "attempts"))
 
 
 def _no_nul(value: Any) -> Any:
-    """PostgreSQL's text columns refuse NUL characters (a prompt may hold one): U+FFFD instead."""
-    return value.replace("\x00", "\ufffd") if isinstance(value, str) and "\x00" in value else value
+    """Feedback text as PostgreSQL's text columns accept it (no NUL, no lone surrogate)."""
+    return clean_text(value) if isinstance(value, str) else value
 
 
 def _to_row(decision: Decision) -> dict[str, Any]:
+    """A decision as a row any of our databases stores: text sanitised and cut to its column,
+    numbers clamped or nulled (an upstream's 10**300 token count or a lone surrogate in its
+    error must not cost the row)."""
     # Shallow, by hand: dataclasses.asdict deep-copies and costs several times more.
-    row = {name: getattr(decision, name) for name in _DECISION_FIELDS}
-    for name in _TEXT_FIELDS:
-        value = row[name]
-        if value is not None and "\x00" in value:
-            row[name] = _no_nul(value)
-    row["chain"] = list(decision.chain)
-    row["attempts"] = [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in decision.attempts]
+    row = {name: clean(getattr(decision, name)) for name, clean in _DECISION_COLUMNS}
+    row["chain"] = clean_json(list(decision.chain))
+    row["attempts"] = clean_json([{name: getattr(a, name) for name in _ATTEMPT_FIELDS}
+                                  for a in decision.attempts])
     return row
+
+
+def degraded_row(decision: Decision, reason: str) -> dict[str, Any]:
+    """What is left of a decision the database refused even sanitised: who, when, what
+    endpoint and status, with the reason in ``error``. Still one row per request."""
+    bare = Decision(request_id=decision.request_id, created_at=decision.created_at,
+                    endpoint=decision.endpoint, status=decision.status, intent=None, confidence=None,
+                    source=decision.source, chain=(), model_version=decision.model_version,
+                    prompt_sha256=decision.prompt_sha256,
+                    error=f"decision row degraded, the database refused it: {reason}")
+    return _to_row(bare)
 
 
 def attempts_of(row: dict[str, Any]) -> list[AttemptRecord]:

@@ -1,7 +1,10 @@
 """Write decisions off the request path: the handler enqueues, a thread writes in batches.
 
-A failed write is retried (with backoff) and its rows kept, never dropped; ``close()`` drains
-the queue. A crash loses at most the rows of the last batch window (``interval_s``).
+A batch the database refuses is written again row by row, so one bad row never holds up the
+rows behind it: a row refused even then is logged once (request id and reason) and stored
+degraded (``degraded_row``), still one row per request. Only a database that does not answer
+keeps the batch for a retry with backoff. ``close()`` drains the queue; a crash loses at most
+the rows of the last batch window (``interval_s``).
 """
 
 from __future__ import annotations
@@ -11,10 +14,8 @@ import queue
 import threading
 import time
 
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-
 from intent_router.decisions.records import Decision
-from intent_router.decisions.store import DecisionStore
+from intent_router.decisions.store import DecisionStore, degraded_row
 
 log = logging.getLogger("intent_router.decisions")
 
@@ -70,7 +71,7 @@ class DecisionWriter:
             if not self._pending:
                 continue
             try:
-                self._write(self._pending)
+                self._write()
             except Exception as exc:  # the database is down or locked: keep the rows, retry
                 log.warning("decision log write failed (%s rows kept, retrying): %s",
                             len(self._pending), type(exc).__name__)
@@ -80,10 +81,13 @@ class DecisionWriter:
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = self._interval_s
-            with self._idle:
-                self._written += len(self._pending)
-                self._idle.notify_all()
-            self._pending = []
+
+    def _done(self, count: int) -> None:
+        """The first ``count`` pending rows are in the database (or given up on, logged)."""
+        del self._pending[:count]
+        with self._idle:
+            self._written += count
+            self._idle.notify_all()
 
     def _collect(self) -> None:
         """Wait for a first row (up to ``interval_s``), let the window fill, then take what
@@ -102,17 +106,33 @@ class DecisionWriter:
             except queue.Empty:
                 break
 
-    def _write(self, rows: list[Decision]) -> None:
+    def _write(self) -> None:
+        """Write the pending rows; raise (keeping the rest) only when the database does not answer."""
         try:
-            self.store.insert_many(rows)
-        except (OperationalError, InterfaceError):
-            raise  # unreachable or locked: retry the whole batch later
-        except DBAPIError:
-            # One bad row must not block the others: write them one by one, report the bad.
-            for row in rows:
-                try:
-                    self.store.insert_many([row])
-                except (OperationalError, InterfaceError):
-                    raise
-                except DBAPIError as exc:
-                    log.error("decision %s could not be written: %s", row.request_id, type(exc).__name__)
+            self.store.insert_many(self._pending)
+        except Exception:
+            self.store.ping()  # raises when the database is down: the batch is retried later
+        else:
+            self._done(len(self._pending))
+            return
+        # The database answers, so some row is at fault: write them one by one.
+        while self._pending:
+            self._write_one(self._pending[0])
+            self._done(1)
+
+    def _write_one(self, row: Decision) -> None:
+        reason = ""
+        for _ in range(2):  # a second try: a lock or a dropped connection may pass
+            try:
+                self.store.insert_many([row])
+                return
+            except Exception as exc:
+                reason = type(exc).__name__
+                self.store.ping()
+        try:
+            self.store.insert_rows([degraded_row(row, reason)])
+            outcome = "stored degraded"
+        except Exception:
+            self.store.ping()
+            outcome = "dropped"
+        log.error("decision %s was refused by the database (%s): %s", row.request_id, reason, outcome)

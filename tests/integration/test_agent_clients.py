@@ -2,8 +2,9 @@
 
 The OpenAI SDK and litellm (as a client of the router) each send chat, streaming, tools
 (plain and streamed, parallel calls, ``tool_choice``, a tool-result round trip) and structured
-output, to ``gpt-4o`` (the fast path, the fleet's OpenAI fake) and to ``claude-sonnet-4``
-(the litellm path, the fleet's Anthropic fake). Each request must be answered by the
+output, to ``gpt-4o`` (the fast path, the fleet's OpenAI fake), to ``claude-sonnet-4`` (the
+litellm path, the fleet's Anthropic fake) and to ``kimi-k2.6`` (Kimi on Cloudflare through
+litellm's Cloudflare route, an OpenAI-format fake). Each request must be answered by the
 deployment it named in one attempt: a silent fallback to another deployment is a failure.
 """
 
@@ -26,8 +27,10 @@ pytestmark = [pytest.mark.slow,
               # litellm's own types, built when it first streams: not ours to fix
               pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning")]
 
-#: deployment -> the fake that serves it (fast path: OpenAI API; litellm path: Anthropic API)
-PATHS = {"gpt-4o": "gpt", "claude-sonnet-4": "claude"}
+#: deployment -> the fake that serves it (fast path: OpenAI API; litellm: Anthropic, Cloudflare)
+PATHS = {"gpt-4o": "gpt", "claude-sonnet-4": "claude", "kimi-k2.6": "kimi"}
+#: Kimi goes through litellm (``cloudflare/...``), as in the bundled config.
+THROUGH_LITELLM = {"kimi-k2.6": {"api_style": "litellm"}}
 USER = [{"role": "user", "content": "find where fetchUser is defined and fix its null check"}]
 TOOLS = [
     {"type": "function", "function": {
@@ -149,7 +152,7 @@ def _schema_sent(upstream: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    with fleet_service(tmp_path_factory.mktemp("agents"), ready=True) as setup:
+    with fleet_service(tmp_path_factory.mktemp("agents"), deployments=THROUGH_LITELLM, ready=True) as setup:
         yield setup
 
 
@@ -177,7 +180,10 @@ class OneAttempt:
         assert grown == {PATHS[self.deployment]: 1}, f"calls per fake: {grown}"
         assert answer.headers["x-intent-router-deployment"] == self.deployment
         assert answer.headers["x-intent-router-attempts"] == "1"
-        return self.fake.requests[-1].body
+        upstream = self.fake.requests[-1]
+        agent = {k.lower(): v for k, v in upstream.headers.items()}.get("user-agent", "")
+        assert agent.startswith("litellm/") == (self.deployment != "gpt-4o"), agent  # the path meant
+        return upstream.body
 
 
 @pytest.fixture
@@ -247,6 +253,13 @@ def test_structured_output(client: AgentClient, deployment: str, once: OneAttemp
     answer = client.create(deployment, USER, response_format=VERDICT_FORMAT)
     assert _schema_sent(once.check(answer))
     assert Verdict.model_validate_json(answer.message["content"]) == Verdict(file="users.py", line=42)
+
+
+def test_structured_output_streamed(client: AgentClient, deployment: str, once: OneAttempt) -> None:
+    once.fake.script(JsonReply({"file": "api.py", "line": 3}))
+    answer = client.stream(deployment, USER, response_format=VERDICT_FORMAT)
+    assert _schema_sent(once.check(answer))
+    assert Verdict.model_validate_json(answer.message["content"]) == Verdict(file="api.py", line=3)
 
 
 def test_openai_sdk_parses_structured_output(service: Setup, deployment: str, once: OneAttempt) -> None:

@@ -198,9 +198,19 @@ def test_chat(client: AgentClient, deployment: str, once: OneAttempt) -> None:
 
 
 def test_stream(client: AgentClient, deployment: str, once: OneAttempt) -> None:
-    answer = client.stream(deployment, USER)
+    answer = client.stream(deployment, USER, stream_options={"include_usage": True})
     once.check(answer)
     assert answer.message["content"] == "ok from fake stream"
+
+
+def test_sampling_hints_a_provider_lacks_are_left_out_not_refused(
+    client: AgentClient, deployment: str, once: OneAttempt
+) -> None:
+    answer = client.create(deployment, USER, seed=7, presence_penalty=0.1, temperature=0.2)
+    upstream = once.check(answer)
+    assert answer.message["content"] == "ok from fake"
+    assert ("seed" in upstream) is (deployment != "claude-sonnet-4")  # Anthropic has no seed
+    assert upstream["temperature"] == 0.2
 
 
 def test_parallel_tool_calls(client: AgentClient, deployment: str, once: OneAttempt) -> None:

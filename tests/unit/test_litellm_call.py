@@ -93,3 +93,15 @@ def test_a_cycle_of_causes_ends() -> None:
 def test_a_missing_module_message_is_never_repeated_beyond_its_name() -> None:
     bug = ImportError("cannot import name 'x' from 'y' (/home/user/secret-path/y.py)")
     assert describe_bug(bug) == "ImportError"
+
+
+def test_a_sampling_hint_the_provider_does_not_take_is_left_out() -> None:
+    anthropic = {"messages", "tools", "tool_choice", "temperature", "response_format", "user"}
+    request = {"messages": [], "seed": 7, "presence_penalty": 0.5, "temperature": 0.2, "user": "ana"}
+    assert litellm_arguments(request, anthropic) == {"messages": [], "temperature": 0.2, "user": "ana"}
+    assert litellm_arguments(request, None) == request  # unknown provider: keep them
+
+
+def test_tools_and_formats_are_kept_even_when_unsupported_for_litellm_to_refuse() -> None:
+    request = {"messages": [], "tools": [{"type": "function"}], "response_format": {"type": "json_object"}, "n": 2}
+    assert litellm_arguments(request, {"messages"}) == request

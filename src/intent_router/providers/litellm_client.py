@@ -8,6 +8,7 @@ litellm gets only the request fields it translates (``litellm_arguments``).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from collections.abc import AsyncIterator
@@ -76,6 +77,17 @@ def map_call_failure(exc: Exception, deployment: Deployment) -> RouterError:
     return map_litellm_error(exc, deployment)
 
 
+@functools.lru_cache(maxsize=256)
+def supported_params(model: str) -> frozenset[str] | None:
+    """The OpenAI parameters litellm translates for ``model``'s provider (None: unknown)."""
+    try:
+        name, provider, _, _ = litellm.get_llm_provider(model)
+        params = litellm.get_supported_openai_params(model=name, custom_llm_provider=provider)
+    except Exception:  # an id litellm cannot place: keep every field, litellm will say
+        return None
+    return frozenset(params) if params else None
+
+
 async def _acompletion(
     deployment: Deployment, request: dict[str, Any], timeout_s: float, stream: bool
 ) -> Any:
@@ -89,7 +101,7 @@ async def _acompletion(
         # litellm (1.106) imports the optional `mcp` package for any request with tools, to
         # look for MCP tools of a LiteLLM proxy's gateway, which the router never uses.
         _skip_mcp_handler=True,
-        **litellm_arguments(request),
+        **litellm_arguments(request, supported_params(deployment.model)),
     )
 
 

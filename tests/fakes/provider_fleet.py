@@ -5,7 +5,8 @@ too) and Anthropic's messages API (``/v1/messages``). Tests script what the next
 get: a status with a body and Retry-After, a hang, a connection reset, a malformed body,
 empty choices, or a stream broken after some chunks. Unscripted requests succeed, unless
 ``chaos`` is on: then each gets a fault drawn at random (seeded) with a given probability.
-Every request is recorded with its arrival time and the fault it got.
+Every request is recorded with its arrival time and the fault it got. Tool calls and structured
+output are scripted with ``ToolReply`` and ``JsonReply`` (tests/fakes/tool_replies.py).
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes import tool_replies
+from tests.fakes.tool_replies import JsonReply, ToolReply
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class BrokenStream:
     chunks_before_break: int = 2
 
 
-Fault = Reply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
+Fault = Reply | ToolReply | JsonReply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
 
 
 @dataclass
@@ -228,10 +232,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._raw(200, b'{"id": "broken", "choices": [', "application/json")
         elif isinstance(fault, EmptyChoices):
             self._json(200, {"id": "empty", "object": "chat.completion", "choices": [], "model": body.get("model")})
+        elif (problem := tool_replies.conversation_problem(body, anthropic)) is not None:
+            self._status(Status(400, problem), anthropic)
+        elif isinstance(fault, JsonReply) and (as_tool := tool_replies.as_tool_reply(fault, body, anthropic)):
+            self._answer(as_tool, body, anthropic)
+        elif isinstance(fault, ToolReply):
+            self._tools(fault, body, anthropic)
         elif body.get("stream"):
             self._stream(body, fault, anthropic)
         else:
-            text = fault.text if isinstance(fault, Reply) else "ok from fake"
+            text = (fault.text if isinstance(fault, Reply)
+                    else json.dumps(fault.value) if isinstance(fault, JsonReply) else "ok from fake")
             self._json(200, _anthropic_message(body, text) if anthropic else _openai_completion(body, text))
 
     def _status(self, fault: Status, anthropic: bool) -> None:
@@ -249,13 +260,30 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._json(fault.code, payload, headers)
 
-    def _stream(self, body: dict[str, Any], fault: Fault, anthropic: bool) -> None:
+    def _tools(self, reply: ToolReply, body: dict[str, Any], anthropic: bool) -> None:
+        if not body.get("stream"):
+            self._json(200, tool_replies.anthropic_tool_message(body, reply) if anthropic
+                       else tool_replies.openai_tool_completion(body, reply))
+            return
+        self._stream_head()
+        events = (tool_replies.anthropic_tool_events(body, reply) if anthropic
+                  else tool_replies.openai_tool_chunks(body, reply) + ["data: [DONE]\n\n"])
+        for event in events:
+            self.wfile.write(event.encode())
+            self.wfile.flush()
+        self.close_connection = True
+
+    def _stream_head(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        words = ["ok", " from", " fake", " stream"]
+
+    def _stream(self, body: dict[str, Any], fault: Fault, anthropic: bool) -> None:
+        self._stream_head()
+        words = (tool_replies.split_text(json.dumps(fault.value)) if isinstance(fault, JsonReply)
+                 else ["ok", " from", " fake", " stream"])
         limit = fault.chunks_before_break if isinstance(fault, BrokenStream) else len(words)
         events = _anthropic_events(body, words) if anthropic else _openai_chunks(body, words)
         for index, event in enumerate(events):

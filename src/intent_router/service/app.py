@@ -23,6 +23,7 @@ from intent_router.exceptions import (
     AllProvidersFailed,
     InvalidRequestError,
     LocalOnlyFailed,
+    ProviderClientBug,
     ProviderError,
     RouterError,
     UnknownRequestError,
@@ -36,7 +37,7 @@ from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage
 from intent_router.routing.overrides import resolve
 from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import client_key_guard
-from intent_router.service.errors import EXCEPTION_HANDLERS
+from intent_router.service.errors import EXCEPTION_HANDLERS, log_client_bug
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.openapi import (
     AUTH_ERRORS,
@@ -277,6 +278,11 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 error = f"upstream stream failed: {exc}"
                 yield _error_event(error)
                 return
+            except ProviderClientBug as exc:
+                log_client_bug(ctx.request_id, exc)
+                error = str(exc)
+                yield _error_event(error, "server_error")
+                return
             if last.strip() != b"data: [DONE]":
                 error = "upstream stream ended before [DONE]"
                 yield _error_event(error)
@@ -314,8 +320,8 @@ def _line_usage(line: bytes) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-def _error_event(message: str) -> bytes:
-    error = {"error": {"message": message, "type": "provider_error"}}
+def _error_event(message: str, kind: str = "provider_error") -> bytes:
+    error = {"error": {"message": message, "type": kind}}
     return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 

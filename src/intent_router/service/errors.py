@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 
@@ -16,12 +17,15 @@ from intent_router.exceptions import (
     ForbiddenDeploymentError,
     InvalidRequestError,
     LocalOnlyFailed,
+    ProviderClientBug,
     RateLimitedError,
     RouterError,
     UnknownModelError,
     UnknownRequestError,
 )
 from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
+
+log = logging.getLogger("intent_router.service")
 
 
 def error_response(
@@ -63,6 +67,9 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
         return error_response(status, _redacted(request, str(exc)), "provider_error", request_id=rid)
+    if isinstance(exc, ProviderClientBug):
+        log_client_bug(rid, exc)
+        return error_response(500, str(exc), "server_error", code="internal_error", request_id=rid)
     if isinstance(exc, AllProvidersFailed):
         request.app.state.metrics.record_attempts(exc.attempts)
         attempts = [
@@ -77,6 +84,11 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
                        f"and it was not sent to any cloud provider; {message}")
         return error_response(503, message, "all_providers_failed", attempts, request_id=rid)
     return error_response(500, "internal error", "server_error", request_id=rid)
+
+
+def log_client_bug(request_id: str | None, exc: ProviderClientBug) -> None:
+    """One log line per request that hit a provider client's bug (its message holds no request data)."""
+    log.error("request %s: %s", request_id or "-", exc)
 
 
 def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:

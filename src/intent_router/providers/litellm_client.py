@@ -7,6 +7,7 @@ The only module importing litellm. litellm's exceptions are mapped once, in
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from intent_router.config import Deployment
 from intent_router.exceptions import ProviderError
 from intent_router.providers.openai_compat import api_key, without_key
+from intent_router.providers.upstream_validation import parse_retry_after
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
 
@@ -59,9 +61,10 @@ def _retry_after(exc: Exception) -> float | None:
         headers = getattr(response, "headers", {}) or {}
     try:
         value = headers.get("retry-after") or headers.get("Retry-After")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
+    except AttributeError:
         return None
+    # seconds or an HTTP date; the cooldown tracker caps it (router.upstream.max_retry_after_s)
+    return parse_retry_after(value, cap_s=math.inf) if isinstance(value, str) else None
 
 
 async def _acompletion(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 
@@ -23,6 +24,8 @@ from intent_router.exceptions import (
 )
 from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 
+logger = logging.getLogger(__name__)
+
 
 def error_response(
     status: int, message: str, kind: str, attempts: list[AttemptInfo] | None = None,
@@ -38,6 +41,21 @@ def error_response(
 
 
 def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
+    response = _router_error_response(request, exc)
+    if response.status_code >= 500:
+        _log_server_error(request, response.status_code, exc)
+    return response
+
+
+def _log_server_error(request: Request, status: int, exc: Exception) -> None:
+    """One line per 5xx: the request id, the status and the exception's type, never its text
+    (it may carry request data or secrets)."""
+    rid = request.state.get("request_id") or "-"
+    level = logging.ERROR if status == 500 else logging.WARNING
+    logger.log(level, "request %s: %s %s %s", rid, status, request.url.path, type(exc).__name__)
+
+
+def _router_error_response(request: Request, exc: Exception) -> Response[ErrorBody]:
     rid = request.state.get("request_id")
     if isinstance(exc, AuthenticationError):
         request.app.state.metrics.governance.labels("unauthenticated").inc()
@@ -123,9 +141,10 @@ def too_deep_body_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
     return error_response(400, "request body is nested too deeply", "invalid_request_error")
 
 
-def unexpected_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+def unexpected_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
     # Never echo the exception: it may carry request data or secrets.
-    return error_response(500, "internal error", "server_error")
+    _log_server_error(request, 500, exc)
+    return error_response(500, "internal error", "server_error", request_id=request.state.get("request_id"))
 
 
 EXCEPTION_HANDLERS = {

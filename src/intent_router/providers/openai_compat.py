@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -186,11 +187,19 @@ def _transport_error(exc: BaseException, deployment: Deployment) -> ProviderErro
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ProviderError("upstream timed out", kind="timeout")
     if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS failure, no route: nothing sent
-        reason = exc.os_error.strerror if exc.os_error and exc.os_error.strerror else type(exc).__name__
-        return ProviderError(f"cannot connect to {public_url(deployment)} ({reason})", kind="unreachable")
+        return ProviderError(f"cannot connect to {public_url(deployment)} ({_reason(exc.os_error)})",
+                             kind="unreachable")
     if isinstance(exc, HttpProcessingError):  # a response aiohttp cannot parse (a line too long, ...)
         return malformed(f"a response that is not valid HTTP ({type(exc).__name__})")
     return ProviderError(f"connection error: {type(exc).__name__}", kind="connection")
+
+
+def _reason(error: OSError | None) -> str:
+    """"Connection refused", "Name or service not known", ...: what the system said."""
+    if isinstance(error, socket.gaierror) and error.strerror:
+        return error.strerror
+    errno = getattr(error, "errno", None)
+    return os.strerror(errno) if isinstance(errno, int) and errno > 0 else type(error).__name__
 
 
 def public_url(deployment: Deployment) -> str:

@@ -10,6 +10,7 @@ Retry-After is read here too (seconds or an HTTP date). Pure functions, no I/O.
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from collections.abc import AsyncIterator, Callable
@@ -161,38 +162,56 @@ async def checked_events(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
 
 class SSELineSplitter:
     """Splits a byte stream into lines (``\\n`` or ``\\r\\n``, empty lines dropped), refusing any
-    line longer than ``max_line_bytes`` as soon as it is known to be."""
+    line longer than ``max_line_bytes`` as soon as it is known to be. The lines before a refused
+    one are returned first; the refusal is raised by the next call."""
 
     def __init__(self, max_line_bytes: int) -> None:
         self._max = max_line_bytes
         self._buffer = bytearray()
+        self._refused: ProviderError | None = None
 
     def feed(self, data: bytes) -> list[bytes]:
+        self._raise_refusal()
         self._buffer += data
         lines: list[bytes] = []
         start = 0
         while (end := self._buffer.find(b"\n", start)) >= 0:
-            self._keep(lines, bytes(self._buffer[start:end]))
+            if not self._keep(lines, bytes(self._buffer[start:end])):
+                return self._refuse(lines)
             start = end + 1
         del self._buffer[:start]
         if len(self._buffer) > self._max:
-            raise malformed(f"a stream line longer than {self._max} bytes")
+            return self._refuse(lines)
         return lines
 
     def close(self) -> list[bytes]:
         """The last line, when the stream ended without a line break after it."""
+        self._raise_refusal()
         lines: list[bytes] = []
-        self._keep(lines, bytes(self._buffer))
+        if not self._keep(lines, bytes(self._buffer)):
+            return self._refuse(lines)
         self._buffer.clear()
         return lines
 
-    def _keep(self, lines: list[bytes], line: bytes) -> None:
+    def _keep(self, lines: list[bytes], line: bytes) -> bool:
         if line.endswith(b"\r"):
             line = line[:-1]
         if len(line) > self._max:
-            raise malformed(f"a stream line longer than {self._max} bytes")
+            return False
         if line:
             lines.append(line)
+        return True
+
+    def _refuse(self, lines: list[bytes]) -> list[bytes]:
+        self._buffer.clear()
+        self._refused = malformed(f"a stream line longer than {self._max} bytes")
+        if not lines:
+            self._raise_refusal()
+        return lines
+
+    def _raise_refusal(self) -> None:
+        if self._refused is not None:
+            raise self._refused
 
 
 def parse_retry_after(value: str | None, cap_s: float, now: Callable[[], float] = time.time) -> float | None:
@@ -213,9 +232,9 @@ def parse_retry_after(value: str | None, cap_s: float, now: Callable[[], float] 
 def error_message(data: bytes) -> str:
     """The message of an upstream's error body, as text safe to log, store and send on
     (``error.message`` of a JSON body, else the body itself, cut to 300 characters)."""
-    try:
-        message = _error_text(msgspec.json.decode(data)["error"])
-    except (msgspec.MsgspecError, ValueError, KeyError, TypeError, RecursionError):
+    try:  # the stdlib's lenient parser: a lone surrogate in a message is replaced, not refused
+        message = _error_text(json.loads(data)["error"])
+    except (ValueError, KeyError, TypeError, RecursionError):
         message = data[:1200].decode("utf-8", "replace")
     return clean_text(message, 300) or ""
 

@@ -111,6 +111,7 @@ def _send(handler: Handler, code: int, data: bytes, content_type: str = "applica
     handler.send_header("Content-Type", content_type)
     if length:
         handler.send_header("Content-Length", str(len(data)))
+    handler.send_header("Connection", "close")  # as it does: no pooled connection is left to go stale
     for key, value in (headers or {}).items():
         handler.send_header(key, value)
     handler.end_headers()
@@ -174,6 +175,7 @@ def _trickle_plain(h: Handler) -> None:
     h.send_response(200)
     h.send_header("Content-Type", "application/json")
     h.send_header("Content-Length", str(len(body)))
+    h.send_header("Connection", "close")
     h.end_headers()
     _trickle(h, body)
 

@@ -13,6 +13,7 @@ import json
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -162,26 +163,25 @@ def _assert_complete_stream(answer: Answer) -> None:
     assert text == "ok from fake stream"
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-@pytest.mark.parametrize("mode", MODES)
-def test_a_hostile_answer_falls_back_to_the_next_deployment(fleet: Fleet, store: DecisionStore,
-                                                            mode: str, stream: bool) -> None:
-    model = f"ra-{mode}-{'stream' if stream else 'plain'}-fb" if mode in RETRY_AFTER else "hostile-fb"
-    answer = chat(fleet, model, _prompt(mode), stream)
-    row = _checked(fleet, store, answer)
+def _model(mode: str, stream: bool, fallback: bool) -> str:
+    if mode in RETRY_AFTER:  # a deployment of its own: its cooldown touches no other request
+        return f"ra-{mode}-{'stream' if stream else 'plain'}{'-fb' if fallback else ''}"
+    return "hostile-fb" if fallback else "hostile"
+
+
+def _assert_fell_back(answer: Answer, row: dict[str, Any], mode: str, model: str, stream: bool) -> None:
+    """``model`` failed in ``mode`` and the calm fallback answered, or the failure came after
+    the stream had begun and an error event ended it."""
     if mode in FATAL:
         assert answer.status == 400 and answer.body["error"]["message"] == "HTTP 400: boom \ufffd"
         assert row["status"] == "failed"
         return
     assert answer.status == 200, answer.raw[:500]
-    attempts = attempts_of(row)
-    if stream and mode in LATE:  # begun at the hostile one: it ends with an error event
+    if stream and mode in LATE:
+        _assert_error_event_after_the_first_chunk(answer, row)
         assert answer.headers["x-intent-router-deployment"] == model
-        error = answer.body[-1]["error"]
-        assert error["message"].startswith("upstream stream ") and error["type"] == "provider_error"
-        assert answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more")
-        assert row["status"] == "failed" and row["error"] == error["message"]
         return
+    attempts = attempts_of(row)
     assert answer.headers["x-intent-router-deployment"] == "calm"
     assert [(a.deployment, a.outcome) for a in attempts] == [(model, "failed"), ("calm", "ok")]
     assert attempts[0].error.startswith(expected_error(mode)), attempts[0].error
@@ -193,20 +193,13 @@ def test_a_hostile_answer_falls_back_to_the_next_deployment(fleet: Fleet, store:
     assert row["status"] == "ok" and row["cost_usd"] >= 0 and row["prompt_tokens"] >= 0
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
-@pytest.mark.parametrize("mode", MODES)
-def test_a_hostile_answer_without_a_fallback_is_a_503_listing_the_attempt(fleet: Fleet, store: DecisionStore,
-                                                                         mode: str, stream: bool) -> None:
-    model = f"ra-{mode}-{'stream' if stream else 'plain'}" if mode in RETRY_AFTER else "hostile"
-    answer = chat(fleet, model, _prompt(mode), stream)
-    row = _checked(fleet, store, answer)
+def _assert_failed_alone(answer: Answer, row: dict[str, Any], mode: str, model: str, stream: bool) -> None:
+    """``model`` failed in ``mode`` with nothing behind it: a 503 listing its attempt."""
     if mode in FATAL:
         assert answer.status == 400 and "\ufffd" in answer.body["error"]["message"]
         return
     if stream and mode in LATE:
-        assert answer.status == 200 and answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more")
-        assert answer.body[-1]["error"]["message"].startswith("upstream stream ")
-        assert row["status"] == "failed"
+        _assert_error_event_after_the_first_chunk(answer, row)
         return
     assert answer.status == 503, answer.raw[:500]
     error = answer.body["error"]
@@ -217,20 +210,44 @@ def test_a_hostile_answer_without_a_fallback_is_a_503_listing_the_attempt(fleet:
     assert row["status"] == "failed" and [a.deployment for a in attempts_of(row)] == [model]
 
 
+def _assert_error_event_after_the_first_chunk(answer: Answer, row: dict[str, Any]) -> None:
+    assert answer.status == 200 and answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more")
+    error = answer.body[-1]["error"]
+    assert error["message"].startswith("upstream stream ") and error["type"] == "provider_error"
+    assert row["status"] == "failed" and row["error"] == error["message"]
+
+
+def _route(fleet: Fleet, prompt: str) -> httpx.Response:
+    return httpx.post(f"{fleet.url}/v1/route", json={"prompt": prompt}, timeout=30)
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_a_hostile_llm_classifier_keeps_the_local_prediction(fleet: Fleet, store: DecisionStore, mode: str) -> None:
-    """/v1/route escalates every request here, to the hostile classifier: whatever it sends,
-    the answer is a 200 with the local prediction and a cost that is never negative."""
-    answer = httpx.post(f"{fleet.url}/v1/route", json={"prompt": _prompt(mode)}, timeout=30)
-    assert answer.status_code == 200, answer.text[:500]
-    body = answer.json()
+def test_a_hostile_mode_plain_and_streaming_with_and_without_a_fallback(
+    fleet: Fleet, store: DecisionStore, mode: str,
+) -> None:
+    """The four requests (and one to /v1/route, whose LLM classifier is hostile too) go at
+    once: they wait for the decision writer together."""
+    variants = [(stream, fallback) for stream in (False, True) for fallback in (True, False)]
+    with ThreadPoolExecutor(len(variants) + 1) as pool:
+        pending = {v: pool.submit(chat, fleet, _model(mode, *v), _prompt(mode), v[0]) for v in variants}
+        routed = pool.submit(_route, fleet, _prompt(mode))
+        answers = {v: future.result() for v, future in pending.items()}
+        route = routed.result()
+    for (stream, fallback), answer in answers.items():
+        model = _model(mode, stream, fallback)
+        row = _checked(fleet, store, answer)
+        check = _assert_fell_back if fallback else _assert_failed_alone
+        check(answer, row, mode, model, stream)
+    # The LLM classifier's answer, whatever it is, keeps the local prediction at no cost.
+    assert route.status_code == 200, route.text[:500]
+    body = route.json()
     assert body["source"] == "default" and body["escalation_error"]
     assert body["escalation_cost_usd"] == 0.0 and body["estimated_cost_usd"] >= 0
-    _row(store, answer.headers["x-request-id"])
+    _row(store, route.headers["x-request-id"])
 
 
 def test_a_valid_but_unlabelled_classifier_answer_is_paid_for(fleet: Fleet) -> None:
-    answer = httpx.post(f"{fleet.url}/v1/route", json={"prompt": _prompt(None)}, timeout=30).json()
+    answer = _route(fleet, _prompt(None)).json()
     assert answer["source"] == "default" and answer["escalation_cost_usd"] > 0
 
 

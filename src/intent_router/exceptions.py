@@ -87,7 +87,9 @@ class ProviderError(RouterError):
     """A call to a model provider failed.
 
     ``status`` is the HTTP status when there was one; ``kind`` one of "http", "timeout",
-    "connection", "malformed"; ``retry_after_s`` the provider's Retry-After, if sent.
+    "connection" (the connection broke), "unreachable" (refused, DNS failure: nothing was
+    sent), "malformed_response" (an answer that breaks the API's contract or the router's
+    limits); ``retry_after_s`` the provider's Retry-After, if sent.
     """
 
     def __init__(

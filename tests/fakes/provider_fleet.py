@@ -6,7 +6,8 @@ get: a status with a body and Retry-After, a hang, a connection reset, a malform
 empty choices, or a stream broken after some chunks. Unscripted requests succeed, unless
 ``chaos`` is on: then each gets a fault drawn at random (seeded) with a given probability.
 Every request is recorded with its arrival time and the fault it got. Tool calls and structured
-output are scripted with ``ToolReply`` and ``JsonReply`` (tests/fakes/tool_replies.py).
+output are scripted with ``ToolReply`` and ``JsonReply`` (tests/fakes/tool_replies.py). A fake started with
+``hostile=True`` also obeys the hostile modes a request selects (``hostile_faults``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from typing import Any
 
 from tests.fakes import tool_replies
 from tests.fakes.tool_replies import JsonReply, ToolReply
+from tests.fakes import hostile_faults
 
 
 @dataclass(frozen=True)
@@ -93,6 +95,8 @@ class SeenRequest:
     """``time.monotonic()`` when the request line was read (one clock for all processes)."""
     fault: Fault = field(default_factory=Reply)
     """What the request was answered with (scripted, drawn by ``chaos``, or Reply)."""
+    hostile: str | None = None
+    """The hostile mode it was answered in (a hostile fake only), which overrides ``fault``."""
 
 
 @dataclass
@@ -131,10 +135,10 @@ class _Server(ThreadingHTTPServer):
 class FakeProvider:
     """One fake provider on 127.0.0.1 with an ephemeral port; use as a context manager."""
 
-    def __init__(self, name: str = "fake") -> None:
+    def __init__(self, name: str = "fake", hostile: bool = False) -> None:
         self.name = name
         self._state = _State()
-        handler = type("Handler", (_Handler,), {"state": self._state, "provider": name})
+        handler = type("Handler", (_Handler,), {"state": self._state, "provider": name, "hostile": hostile})
         self._server = _Server(("127.0.0.1", 0), handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -183,6 +187,7 @@ class FakeProvider:
 class _Handler(BaseHTTPRequestHandler):
     state: _State
     provider: str
+    hostile: bool = False
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
@@ -202,9 +207,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = None
+        mode = hostile_faults.mode_of(body, self.headers) if self.hostile else None
         with self.state.lock:
-            fault = self.state.next_fault()
-            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body, arrived, fault))
+            fault = self.state.next_fault() if mode is None else Reply()
+            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body, arrived, fault, mode))
+        if mode is not None:
+            hostile_faults.answer(self, mode, body)
+            return
         anthropic = self.path.rstrip("/").endswith("/messages")
         if not self.path.rstrip("/").endswith(("/chat/completions", "/messages")):
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import os
 from collections.abc import AsyncIterator
 from typing import Any
@@ -18,6 +19,7 @@ from intent_router.config import Deployment
 from intent_router.exceptions import ProviderClientBug, ProviderError, RouterError
 from intent_router.providers.litellm_call import client_bug, describe_bug, litellm_arguments
 from intent_router.providers.openai_compat import api_key, without_key
+from intent_router.providers.upstream_validation import parse_retry_after
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
 
@@ -63,9 +65,10 @@ def _retry_after(exc: Exception) -> float | None:
         headers = getattr(response, "headers", {}) or {}
     try:
         value = headers.get("retry-after") or headers.get("Retry-After")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
+    except AttributeError:
         return None
+    # seconds or an HTTP date; the cooldown tracker caps it (router.upstream.max_retry_after_s)
+    return parse_retry_after(value, cap_s=math.inf) if isinstance(value, str) else None
 
 
 def map_call_failure(exc: Exception, deployment: Deployment) -> RouterError:

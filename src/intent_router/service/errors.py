@@ -25,7 +25,7 @@ from intent_router.exceptions import (
 )
 from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
 
-log = logging.getLogger("intent_router.service")
+logger = logging.getLogger(__name__)
 
 
 def error_response(
@@ -42,6 +42,21 @@ def error_response(
 
 
 def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
+    response = _router_error_response(request, exc)
+    if response.status_code >= 500:
+        _log_server_error(request, response.status_code, exc)
+    return response
+
+
+def _log_server_error(request: Request, status: int, exc: Exception) -> None:
+    """One line per 5xx: the request id, the status and the exception's type, never its text
+    (it may carry request data or secrets)."""
+    rid = request.state.get("request_id") or "-"
+    level = logging.ERROR if status == 500 else logging.WARNING
+    logger.log(level, "request %s: %s %s %s", rid, status, request.url.path, type(exc).__name__)
+
+
+def _router_error_response(request: Request, exc: Exception) -> Response[ErrorBody]:
     rid = request.state.get("request_id")
     if isinstance(exc, AuthenticationError):
         request.app.state.metrics.governance.labels("unauthenticated").inc()
@@ -88,7 +103,7 @@ def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody
 
 def log_client_bug(request_id: str | None, exc: ProviderClientBug) -> None:
     """One log line per request that hit a provider client's bug (its message holds no request data)."""
-    log.error("request %s: %s", request_id or "-", exc)
+    logger.error("request %s: %s", request_id or "-", exc)
 
 
 def http_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
@@ -135,9 +150,10 @@ def too_deep_body_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
     return error_response(400, "request body is nested too deeply", "invalid_request_error")
 
 
-def unexpected_error_handler(_: Request, exc: Exception) -> Response[ErrorBody]:
+def unexpected_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
     # Never echo the exception: it may carry request data or secrets.
-    return error_response(500, "internal error", "server_error")
+    _log_server_error(request, 500, exc)
+    return error_response(500, "internal error", "server_error", request_id=request.state.get("request_id"))
 
 
 EXCEPTION_HANDLERS = {

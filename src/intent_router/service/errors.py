@@ -43,7 +43,7 @@ def error_response(
 
 def router_error_handler(request: Request, exc: Exception) -> Response[ErrorBody]:
     response = _router_error_response(request, exc)
-    if response.status_code >= 500:
+    if response.status_code >= 500 and not isinstance(exc, ProviderClientBug):  # that one is logged with its cause
         _log_server_error(request, response.status_code, exc)
     return response
 

@@ -17,7 +17,8 @@
     │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
     ├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
     │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
-    └── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
+    ├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
+    └── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
 """
 
 from __future__ import annotations
@@ -139,3 +140,9 @@ class LocalOnlyFailed(AllProvidersFailed):
 class CountersUnavailable(RouterError, RuntimeError):
     """The shared counters (Redis) cannot be reached or did not answer in time: limits cannot be
     enforced, so the request is refused (HTTP 503) rather than let through unmetered."""
+
+
+class StorageUnavailable(RouterError, RuntimeError):
+    """The database (decision log, overrides, client keys) cannot be reached or did not answer:
+    feedback and the admin API answer 503 ``storage_unavailable``; routing goes on from each
+    worker's last snapshot."""

@@ -18,7 +18,9 @@ from litestar.response import Stream
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
+from intent_router.db import storage_outage_as_unavailable
 from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
+from intent_router.decisions.storable import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     InvalidRequestError,
@@ -111,6 +113,7 @@ async def _context(endpoint: str, prompt: str, request: Request, state: State,
     ctx = RequestContext(endpoint, prompt, repo, user, tuple(kinds), override=override, org=org,
                          client_key_id=key.id if key is not None else None)
     request.state.request_id = ctx.request_id
+    request.state.ctx = ctx  # an error answered for this request is counted under its endpoint
     return ctx
 
 
@@ -151,7 +154,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         await state.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = _sensitivity(ctx, data.metadata)
     decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override)
-    state.metrics.latency.labels("route").observe(ctx.elapsed_ms() / 1000)
+    state.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
     state.recorder.route(ctx, decision)
     body = RouteResponse(
@@ -184,6 +187,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
         if key is not None:
             await state.limits.admit(key, state.router.request_tokens(body, prompt))
         plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override)
+        request.state.plan = plan  # an error's metrics name the intent
         if key is not None:
             plan, hold, downgraded = await hold_budget(state.limits, state.router, key, plan, body, prompt,
                                                        bool(sensitive), ctx.override)
@@ -207,7 +211,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
         if hold is not None:  # the answer's real cost, or only the LLM classifier's if none came
             spent = outcome.cost_usd if outcome is not None else _escalation_cost(plan)
             await state.limits.settle(hold, spent)
-    state.metrics.latency.labels("chat").observe(ctx.elapsed_ms() / 1000)
+    state.metrics.record_latency("chat", 200, ctx.elapsed_ms() / 1000)
     state.metrics.record_route("chat", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(outcome.result.attempts)
     state.metrics.cost.labels(outcome.result.deployment).inc(outcome.cost_usd)
@@ -233,13 +237,14 @@ def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     store: DecisionStore | None = state.decisions
     if store is None:
         raise UnknownRequestError("the decision log is off (storage.decision_log: false)")
-    row = store.get(data.request_id)
-    if row is None and state.decision_writer.flush(timeout_s=2.0):  # maybe still queued
+    with storage_outage_as_unavailable():
         row = store.get(data.request_id)
-    if row is None:
-        raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
-    comment = state.router.redact(data.comment) if data.comment else data.comment  # like prompts
-    store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, comment))
+        if row is None and state.decision_writer.flush(timeout_s=2.0):  # maybe still queued
+            row = store.get(data.request_id)
+        if row is None:
+            raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
+        comment = state.router.redact(data.comment) if data.comment else data.comment  # like prompts
+        store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, clean_text(comment)))
     return FeedbackResponse(data.request_id, stored=True, trace="pending" if row["traced"] else "untraced")
 
 
@@ -286,7 +291,7 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 # Without a usage chunk the held estimate is charged: it bounds the real cost.
                 await limits.settle(hold, cost if usage else max(cost, hold.estimate_usd))
             metrics.cost.labels(result.deployment).inc(cost)
-            metrics.latency.labels("chat_stream").observe(ctx.elapsed_ms() / 1000)
+            metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
             recorder.stream(ctx, plan, result.deployment, result.attempts, usage, cost,
                             error or (None if last.strip() == b"data: [DONE]" else "client went away"))
 
@@ -381,7 +386,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     # Litestar sets the root logger to INFO; under `python -m intent_router.service` it follows
     # --log-level instead (uvicorn's "trace" is Python's DEBUG).
     level = os.environ.get("INTENT_ROUTER_LOG_LEVEL", "info").upper().replace("TRACE", "DEBUG")
-    logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": level})
+    # Errors are logged once, without their text, where they are answered (service/errors.py).
+    logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": level}, log_exceptions="never")
     return Litestar(
         logging_config=logging_config,
         route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,

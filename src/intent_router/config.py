@@ -37,6 +37,8 @@ DEFAULT_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "security_audit": 800,
     "general": 300,
 }
+#: The policy key whose chain serves every intent the policy does not list.
+DEFAULT_POLICY: Final[str] = "default"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -366,20 +368,32 @@ def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -
 
 
 def _policy(raw: Any, deployments: dict[str, Deployment]) -> dict[str, tuple[str, ...]]:
+    """The chain of every intent: its own, else ``policy.default``'s (so a small config may
+    list one chain for everything)."""
     policy = _mapping(raw, "policy")
-    _no_unknown(policy, "policy", set(INTENTS))
+    _no_unknown(policy, "policy", {*INTENTS, DEFAULT_POLICY})
+    default = _chain(policy[DEFAULT_POLICY], DEFAULT_POLICY, deployments) if DEFAULT_POLICY in policy else None
     chains: dict[str, tuple[str, ...]] = {}
     for intent in INTENTS:
-        chain = policy.get(intent)
-        if not isinstance(chain, list) or not chain:
-            raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names")
-        for index, name in enumerate(chain):
-            if not isinstance(name, str) or name not in deployments:
-                raise ConfigError(f"policy.{intent}[{index}]", f"unknown deployment {name!r}")
-        if len(set(chain)) != len(chain):
-            raise ConfigError(f"policy.{intent}", "names a deployment twice")
-        chains[intent] = tuple(chain)
+        if intent in policy:
+            chains[intent] = _chain(policy[intent], intent, deployments)
+        elif default is not None:
+            chains[intent] = default
+        else:
+            raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names "
+                              "(or set policy.default for every intent without its own)")
     return chains
+
+
+def _chain(chain: Any, key: str, deployments: dict[str, Deployment]) -> tuple[str, ...]:
+    if not isinstance(chain, list) or not chain:
+        raise ConfigError(f"policy.{key}", "must be a non-empty list of deployment names")
+    for index, name in enumerate(chain):
+        if not isinstance(name, str) or name not in deployments:
+            raise ConfigError(f"policy.{key}[{index}]", f"unknown deployment {name!r}")
+    if len(set(chain)) != len(chain):
+        raise ConfigError(f"policy.{key}", "names a deployment twice")
+    return tuple(chain)
 
 
 def _cost_map() -> dict[str, Any]:

@@ -128,6 +128,7 @@ class RouterConfig:
     cooldown_s: float
     output_tokens: dict[str, int]
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
+    strict_readiness: bool = False  # True: /readyz answers 503 (not 200) when degraded
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()
@@ -162,7 +163,7 @@ def parse_config(raw: Any) -> RouterConfig:
                                  "governance"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
-                                   "max_body_bytes",
+                                   "max_body_bytes", "strict_readiness",
                                    "cooldown", "output_tokens"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
@@ -198,6 +199,7 @@ def parse_config(raw: Any) -> RouterConfig:
         cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
         output_tokens=_output_tokens(router.get("output_tokens", {})),
         max_body_bytes=_body_limit(router.get("max_body_bytes", 1024 * 1024)),
+        strict_readiness=_bool(router.get("strict_readiness", False), "router.strict_readiness"),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -40,8 +41,8 @@ from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import client_key_guard
 from intent_router.service.errors import EXCEPTION_HANDLERS
 from intent_router.service.metrics import RouterMetrics
+from intent_router.service.model_cards import MODEL_HANDLERS
 from intent_router.service.openapi import (
-    AUTH_ERRORS,
     BODY_ERRORS,
     CHAT_ERRORS,
     FEEDBACK_ERRORS,
@@ -50,14 +51,15 @@ from intent_router.service.openapi import (
     FeedbackOperation,
     RouteOperation,
 )
+from intent_router.service.readiness import KeylessProbe, readiness
 from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
+from intent_router.service.schema_page import openapi_config
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
     FeedbackRequest,
     FeedbackResponse,
-    ModelCard,
-    ModelList,
+    Readiness,
     RouteMetadata,
     RouteRequest,
     RouteResponse,
@@ -76,21 +78,18 @@ def healthz() -> dict[str, str | int]:
     return {"status": "ok", "worker": os.getpid()}
 
 
-@get("/readyz", sync_to_thread=False, responses={503: READYZ_WARMING})
-def readyz(state: State) -> Response[dict[str, str]]:
-    """Model loaded and config valid (both checked at start), and litellm loaded when a
-    deployment needs it (it loads in the background for a few seconds after start)."""
-    version = state.router.classifier.version
-    if state.needs_litellm and not state.clients.warm:
-        return Response({"status": "warming", "model_version": version}, status_code=503)
-    return Response({"status": "ready", "model_version": version})
-
-
-@get("/v1/models", sync_to_thread=False, guards=[client_key_guard], responses=AUTH_ERRORS)
-def list_models(state: State) -> ModelList:
-    """``auto`` plus every configured deployment."""
-    names = ["auto", *state.router.config.deployments]
-    return ModelList(data=[ModelCard(id=n) for n in names])
+@get("/readyz", responses={503: READYZ_WARMING})
+async def readyz(state: State) -> Response[Readiness]:
+    """Model loaded and config valid (both checked at start), litellm loaded when a deployment
+    needs it (it loads in the background for a few seconds after start: ``warming``, 503), and
+    some deployment able to answer (else ``degraded`` with the reasons: 200, or 503 under
+    ``router.strict_readiness``)."""
+    router: Router = state.router
+    report = readiness(router.config, state.needs_litellm and not state.clients.warm, router.cooldowns.available,
+                       await state.keyless_probe.unreachable())
+    body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
+                     list(report.usable))
+    return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
 
 @get("/metrics", sync_to_thread=False, media_type="text/plain; version=0.0.4")
@@ -390,8 +389,9 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": level}, log_exceptions="never")
     return Litestar(
         logging_config=logging_config,
-        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,
+        route_handlers=[healthz, readyz, *MODEL_HANDLERS, metrics, route, chat_completions, feedback,
                         *ADMIN_HANDLERS],
+        openapi_config=openapi_config(),
         state=State({
             "router": router,
             "metrics": RouterMetrics(),
@@ -405,6 +405,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "key_store": key_store,
             "key_cache": key_cache,
             "limits": Limits(counters),
+            "started_at": int(time.time()),  # the "created" of /v1/models
+            "keyless_probe": KeylessProbe(config),
         }),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

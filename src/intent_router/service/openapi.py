@@ -9,20 +9,28 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from intent_router.service.schemas import ErrorBody
+from intent_router.service.schemas import ErrorBody, Readiness
 
 
 def _error(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
-#: /readyz while litellm is still loading.
-READYZ_WARMING = ResponseSpec(data_container=dict[str, str], generate_examples=False,
-                              description="Not ready yet: litellm is loading ({'status': 'warming'})")
+#: /readyz while litellm is still loading, or degraded under router.strict_readiness.
+READYZ_WARMING = ResponseSpec(data_container=Readiness, generate_examples=False,
+                              description="Not ready yet: litellm is loading (status 'warming'), or no "
+                                          "deployment can answer and router.strict_readiness is on "
+                                          "(status 'degraded')")
 
 #: A missing, unknown or revoked client key, when client keys are on.
 AUTH_ERRORS: dict[int | str, ResponseSpec] = {
     401: _error("Client keys are on and the request has no valid key (code invalid_api_key)"),
+}
+
+#: Errors of GET /v1/models/{model}.
+MODEL_ERRORS: dict[int | str, ResponseSpec] = {
+    **AUTH_ERRORS,
+    404: _error("Neither 'auto' nor a configured deployment (code model_not_found)"),
 }
 
 #: Errors any endpoint with a JSON body and a ``model`` field can answer.

@@ -89,8 +89,19 @@ class RouteResponse(msgspec.Struct):
 
 class ModelCard(msgspec.Struct):
     id: str
+    created: int  # Unix time: when this service started
+    owned_by: str  # "intent-router" for auto, else the deployment's provider
     object: str = "model"
-    owned_by: str = "intent-router"
+
+
+class Readiness(msgspec.Struct):
+    """GET /readyz: ``ready``, ``warming`` (litellm loading) or ``degraded`` (no deployment can
+    answer a chat request; ``reasons`` say why)."""
+
+    status: Literal["ready", "warming", "degraded"]
+    model_version: str
+    reasons: list[str] = msgspec.field(default_factory=list)
+    usable_deployments: list[str] = msgspec.field(default_factory=list)
 
 
 class ModelList(msgspec.Struct):

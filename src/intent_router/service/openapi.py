@@ -46,20 +46,25 @@ BODY_ERRORS: dict[int | str, ResponseSpec] = {
                 "counters_unavailable)"),
 }
 
+#: The database (decision log, overrides, client keys) did not answer.
+STORAGE_DOWN = _error("The database did not answer (code storage_unavailable); Retry-After says when to retry")
+
 #: Errors of POST /v1/feedback.
 FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
     400: BODY_ERRORS[400],
     404: _error("No decision with that request_id (code request_not_found)"),
     413: BODY_ERRORS[413],
     **AUTH_ERRORS,
+    503: STORAGE_DOWN,
 }
 
 #: Errors of the admin API.
 ADMIN_ERRORS: dict[int | str, ResponseSpec] = {
-    400: BODY_ERRORS[400],
+    400: _error("Invalid body, or a control character in an id or query (OpenAI error format)"),
     401: _error("Missing or wrong admin key"),
     404: _error("No such override, client key or team, or the admin API is off "
                 "($INTENT_ROUTER_ADMIN_KEY is not set)"),
+    503: STORAGE_DOWN,
 }
 
 #: Errors of a chat completion: the upstream's own client errors are passed on as they are.

@@ -65,6 +65,22 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class UpstreamLimits:
+    """Bounds on what an upstream may send back: everything an upstream sends is untrusted."""
+
+    max_body_bytes: int = 8 * 1024 * 1024
+    """A non-streaming answer larger than this is a malformed response (reading stops there)."""
+    max_sse_line_bytes: int = 1024 * 1024
+    """One SSE line of a stream larger than this is a malformed response."""
+    stream_idle_s: float = 60.0
+    """Longest wait for the next complete SSE line of a stream (the first one included)."""
+    stream_total_s: float = 600.0
+    """Longest a stream may last from its request to its end."""
+    max_retry_after_s: float = 300.0
+    """Longest cooldown an upstream's Retry-After (seconds or an HTTP date) may set."""
+
+
+@dataclass(frozen=True)
 class StorageConfig:
     """Where the decision log lives. ``$INTENT_ROUTER_DATABASE_URL`` overrides the URL (it may
     carry a password, so production sets it in the environment)."""
@@ -128,6 +144,7 @@ class RouterConfig:
     cooldown_s: float
     output_tokens: dict[str, int]
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
+    upstream: UpstreamLimits = UpstreamLimits()
     strict_readiness: bool = False  # True: /readyz answers 503 (not 200) when degraded
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
@@ -163,7 +180,7 @@ def parse_config(raw: Any) -> RouterConfig:
                                  "governance"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
-                                   "max_body_bytes", "strict_readiness",
+                                   "max_body_bytes", "strict_readiness", "upstream",
                                    "cooldown", "output_tokens"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
@@ -199,12 +216,37 @@ def parse_config(raw: Any) -> RouterConfig:
         cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
         output_tokens=_output_tokens(router.get("output_tokens", {})),
         max_body_bytes=_body_limit(router.get("max_body_bytes", 1024 * 1024)),
+        upstream=_upstream(router.get("upstream", {})),
         strict_readiness=_bool(router.get("strict_readiness", False), "router.strict_readiness"),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),
         governance=_governance(root.get("governance", {}), deployments),
     )
+
+
+def _upstream(raw: Any) -> UpstreamLimits:
+    upstream = _mapping(raw, "router.upstream")
+    _no_unknown(upstream, "router.upstream", {"max_body_bytes", "max_sse_line_bytes", "stream_idle_s",
+                                              "stream_total_s", "max_retry_after_s"})
+    defaults = UpstreamLimits()
+    limits = UpstreamLimits(
+        max_body_bytes=_count(upstream.get("max_body_bytes", defaults.max_body_bytes),
+                              "router.upstream.max_body_bytes"),
+        max_sse_line_bytes=_count(upstream.get("max_sse_line_bytes", defaults.max_sse_line_bytes),
+                                  "router.upstream.max_sse_line_bytes"),
+        stream_idle_s=_positive(upstream.get("stream_idle_s", defaults.stream_idle_s), "router.upstream.stream_idle_s"),
+        stream_total_s=_positive(upstream.get("stream_total_s", defaults.stream_total_s),
+                                 "router.upstream.stream_total_s"),
+        max_retry_after_s=_positive(upstream.get("max_retry_after_s", defaults.max_retry_after_s),
+                                    "router.upstream.max_retry_after_s"),
+    )
+    for name in ("max_body_bytes", "max_sse_line_bytes"):
+        if not 1024 <= getattr(limits, name) <= 1024**3:
+            raise ConfigError(f"router.upstream.{name}", "must be between 1024 (1 KiB) and 1073741824 (1 GiB)")
+    if limits.stream_idle_s > limits.stream_total_s:
+        raise ConfigError("router.upstream.stream_idle_s", "must not exceed router.upstream.stream_total_s")
+    return limits
 
 
 def _governance(raw: Any, deployments: dict[str, Deployment]) -> GovernanceConfig:

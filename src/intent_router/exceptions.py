@@ -17,6 +17,7 @@
     │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
     ├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
     │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
+    ├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
     ├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
     └── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
 """
@@ -87,7 +88,9 @@ class ProviderError(RouterError):
     """A call to a model provider failed.
 
     ``status`` is the HTTP status when there was one; ``kind`` one of "http", "timeout",
-    "connection", "malformed"; ``retry_after_s`` the provider's Retry-After, if sent.
+    "connection" (the connection broke), "unreachable" (refused, DNS failure: nothing was
+    sent), "malformed_response" (an answer that breaks the API's contract or the router's
+    limits); ``retry_after_s`` the provider's Retry-After, if sent.
     """
 
     def __init__(
@@ -135,6 +138,20 @@ class LocalOnlyFailed(AllProvidersFailed):
     def __init__(self, attempts: tuple[object, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
         super().__init__(attempts, deadline_exceeded)
         self.reasons = reasons
+
+
+class ProviderClientBug(RouterError):
+    """A provider client failed through no fault of the provider: a missing module, a wrong call
+    signature (HTTP 500 ``internal_error``). It would fail the same way on every call, so it is
+    neither retried on the next deployment nor counted towards the deployment's cooldown.
+
+    ``bug`` names the underlying exception's type (and a missing module), never its message."""
+
+    def __init__(self, deployment: str, bug: str) -> None:
+        super().__init__(f"internal error in the provider client of deployment {deployment!r}: {bug}; "
+                         "not retried on another deployment")
+        self.deployment = deployment
+        self.bug = bug
 
 
 class CountersUnavailable(RouterError, RuntimeError):

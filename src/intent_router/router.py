@@ -14,6 +14,7 @@ from intent_router.config import Deployment, RouterConfig
 from intent_router.costs import cost_usd, estimate_messages_tokens, estimate_tokens
 from intent_router.exceptions import ProviderError
 from intent_router.fallback import ChainResult, walk_chain
+from intent_router.providers.upstream_validation import usage_tokens
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
@@ -98,7 +99,8 @@ class Router:
         self._complete = complete
         self._open_stream = open_stream
         self._cache = EscalationCache()
-        self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s)
+        self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s,
+                                         max_retry_after_s=config.upstream.max_retry_after_s)
         self.secrets = (SecretDetector(dict(config.sensitive.patterns))
                         if config.sensitive.detect_secrets else None)
         self.threshold = (
@@ -187,7 +189,7 @@ class Router:
             try:
                 return await lines.__anext__(), lines
             except StopAsyncIteration as exc:
-                raise ProviderError("upstream stream was empty", kind="malformed") from exc
+                raise ProviderError("upstream sent an empty stream", kind="malformed_response") from exc
 
         result = await walk_chain(chain, self.config.deployments, first_line, self.cooldowns,
                                   self.config.request_deadline_s, _request_tokens(request, prompt))
@@ -256,10 +258,11 @@ def _answer_text(response: dict[str, Any]) -> str | None:
         return None
 
 
-def usage_cost(deployment: Deployment, usage: dict[str, Any] | None) -> float:
-    """USD for an OpenAI ``usage`` object at the deployment's prices."""
-    usage = usage or {}
-    return cost_usd(deployment, int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0))
+def usage_cost(deployment: Deployment, usage: Any) -> float:
+    """USD for an OpenAI ``usage`` object at the deployment's prices; a count that is not a
+    valid token count (an upstream's "many", -500, NaN) counts as 0: never a negative cost."""
+    prompt_tokens, completion_tokens = usage_tokens(usage)
+    return max(0.0, cost_usd(deployment, prompt_tokens, completion_tokens))
 
 
 def _usage_cost(deployment: Deployment, response: dict[str, Any]) -> float:

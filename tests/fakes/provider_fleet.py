@@ -5,7 +5,9 @@ too) and Anthropic's messages API (``/v1/messages``). Tests script what the next
 get: a status with a body and Retry-After, a hang, a connection reset, a malformed body,
 empty choices, or a stream broken after some chunks. Unscripted requests succeed, unless
 ``chaos`` is on: then each gets a fault drawn at random (seeded) with a given probability.
-Every request is recorded with its arrival time and the fault it got.
+Every request is recorded with its arrival time and the fault it got. Tool calls and structured
+output are scripted with ``ToolReply`` and ``JsonReply`` (tests/fakes/tool_replies.py). A fake started with
+``hostile=True`` also obeys the hostile modes a request selects (``hostile_faults``).
 """
 
 from __future__ import annotations
@@ -21,6 +23,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.fakes import tool_replies
+from tests.fakes.tool_replies import JsonReply, ToolReply
+from tests.fakes import hostile_faults
 
 
 @dataclass(frozen=True)
@@ -77,7 +83,7 @@ class BrokenStream:
     chunks_before_break: int = 2
 
 
-Fault = Reply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
+Fault = Reply | ToolReply | JsonReply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
 
 
 @dataclass
@@ -89,6 +95,8 @@ class SeenRequest:
     """``time.monotonic()`` when the request line was read (one clock for all processes)."""
     fault: Fault = field(default_factory=Reply)
     """What the request was answered with (scripted, drawn by ``chaos``, or Reply)."""
+    hostile: str | None = None
+    """The hostile mode it was answered in (a hostile fake only), which overrides ``fault``."""
 
 
 @dataclass
@@ -127,10 +135,10 @@ class _Server(ThreadingHTTPServer):
 class FakeProvider:
     """One fake provider on 127.0.0.1 with an ephemeral port; use as a context manager."""
 
-    def __init__(self, name: str = "fake", port: int = 0) -> None:
+    def __init__(self, name: str = "fake", hostile: bool = False, port: int = 0) -> None:
         self.name = name
         self._state = _State()
-        handler = type("Handler", (_Handler,), {"state": self._state, "provider": name})
+        handler = type("Handler", (_Handler,), {"state": self._state, "provider": name, "hostile": hostile})
         self._server = _Server(("127.0.0.1", port), handler)  # port 0: any free one
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -179,6 +187,7 @@ class FakeProvider:
 class _Handler(BaseHTTPRequestHandler):
     state: _State
     provider: str
+    hostile: bool = False
     protocol_version = "HTTP/1.1"
 
     def log_message(self, *args: object) -> None:  # keep test output quiet
@@ -198,9 +207,13 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw or b"{}")
         except ValueError:
             body = None
+        mode = hostile_faults.mode_of(body, self.headers) if self.hostile else None
         with self.state.lock:
-            fault = self.state.next_fault()
-            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body, arrived, fault))
+            fault = self.state.next_fault() if mode is None else Reply()
+            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body, arrived, fault, mode))
+        if mode is not None:
+            hostile_faults.answer(self, mode, body)
+            return
         anthropic = self.path.rstrip("/").endswith("/messages")
         if not self.path.rstrip("/").endswith(("/chat/completions", "/messages")):
             self._json(404, {"error": {"message": "not found", "type": "not_found"}})
@@ -228,10 +241,17 @@ class _Handler(BaseHTTPRequestHandler):
             self._raw(200, b'{"id": "broken", "choices": [', "application/json")
         elif isinstance(fault, EmptyChoices):
             self._json(200, {"id": "empty", "object": "chat.completion", "choices": [], "model": body.get("model")})
+        elif (problem := tool_replies.conversation_problem(body, anthropic)) is not None:
+            self._status(Status(400, problem), anthropic)
+        elif isinstance(fault, JsonReply) and (as_tool := tool_replies.as_tool_reply(fault, body, anthropic)):
+            self._answer(as_tool, body, anthropic)
+        elif isinstance(fault, ToolReply):
+            self._tools(fault, body, anthropic)
         elif body.get("stream"):
             self._stream(body, fault, anthropic)
         else:
-            text = fault.text if isinstance(fault, Reply) else "ok from fake"
+            text = (fault.text if isinstance(fault, Reply)
+                    else json.dumps(fault.value) if isinstance(fault, JsonReply) else "ok from fake")
             self._json(200, _anthropic_message(body, text) if anthropic else _openai_completion(body, text))
 
     def _status(self, fault: Status, anthropic: bool) -> None:
@@ -249,13 +269,30 @@ class _Handler(BaseHTTPRequestHandler):
         )
         self._json(fault.code, payload, headers)
 
-    def _stream(self, body: dict[str, Any], fault: Fault, anthropic: bool) -> None:
+    def _tools(self, reply: ToolReply, body: dict[str, Any], anthropic: bool) -> None:
+        if not body.get("stream"):
+            self._json(200, tool_replies.anthropic_tool_message(body, reply) if anthropic
+                       else tool_replies.openai_tool_completion(body, reply))
+            return
+        self._stream_head()
+        events = (tool_replies.anthropic_tool_events(body, reply) if anthropic
+                  else tool_replies.openai_tool_chunks(body, reply) + ["data: [DONE]\n\n"])
+        for event in events:
+            self.wfile.write(event.encode())
+            self.wfile.flush()
+        self.close_connection = True
+
+    def _stream_head(self) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        words = ["ok", " from", " fake", " stream"]
+
+    def _stream(self, body: dict[str, Any], fault: Fault, anthropic: bool) -> None:
+        self._stream_head()
+        words = (tool_replies.split_text(json.dumps(fault.value)) if isinstance(fault, JsonReply)
+                 else ["ok", " from", " fake", " stream"])
         limit = fault.chunks_before_break if isinstance(fault, BrokenStream) else len(words)
         events = _anthropic_events(body, words) if anthropic else _openai_chunks(body, words)
         for index, event in enumerate(events):

@@ -17,6 +17,7 @@ from tests.fakes.provider_fleet import (
     Reset,
     Status,
 )
+from tests.fakes.tool_replies import JsonReply, ToolCall, ToolReply
 
 MESSAGES = [{"role": "user", "content": "write a haiku about retries"}]
 
@@ -125,3 +126,66 @@ async def test_litellm_talks_to_the_fleet_offline(provider: FakeProvider) -> Non
                                           api_key="sk-ant-fake", messages=MESSAGES, num_retries=0)
     assert anthropic.choices[0].message.content == "ok from fake"
     assert provider.requests[-1].path.endswith("/v1/messages")
+
+
+TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {
+    "type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}}]
+PARALLEL = ToolReply((ToolCall("read_file", {"path": "a.py"}), ToolCall("read_file", {"path": "b.py"})))
+
+
+def test_openai_client_gets_parallel_tool_calls_plain_and_streamed(provider: FakeProvider) -> None:
+    provider.script(PARALLEL, PARALLEL)
+    client = _client(provider)
+    reply = client.chat.completions.create(model="m", messages=MESSAGES, tools=TOOLS)
+    calls = reply.choices[0].message.tool_calls
+    assert reply.choices[0].finish_reason == "tool_calls"
+    assert [(c.id, json.loads(c.function.arguments)) for c in calls] == [
+        ("call_fake0", {"path": "a.py"}), ("call_fake1", {"path": "b.py"})]
+    with client.chat.completions.stream(model="m", messages=MESSAGES, tools=TOOLS) as stream:
+        final = stream.get_final_completion()
+    assert [json.loads(c.function.arguments) for c in final.choices[0].message.tool_calls] == [
+        {"path": "a.py"}, {"path": "b.py"}]
+
+
+def test_a_tool_result_must_answer_a_call_as_the_real_apis_require(provider: FakeProvider) -> None:
+    orphan = [*MESSAGES, {"role": "tool", "tool_call_id": "call_nobody", "content": "x"}]
+    with pytest.raises(openai.BadRequestError, match="call_nobody"):
+        _client(provider).chat.completions.create(model="m", messages=orphan)
+    call = {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "read_file", "arguments": "{}"}}]}
+    answered = [*MESSAGES, call, {"role": "tool", "tool_call_id": "call_1", "content": "x"}]
+    assert _client(provider).chat.completions.create(model="m", messages=answered).choices[0].message.content
+
+
+def test_anthropic_streams_tool_use_as_input_json_deltas(provider: FakeProvider) -> None:
+    provider.script(PARALLEL)
+    with httpx.Client() as client:
+        response = client.post(f"{provider.url}/v1/messages",
+                               json={"model": "claude", "messages": MESSAGES, "stream": True})
+    events = [json.loads(line[6:]) for line in response.text.splitlines() if line.startswith("data: ")]
+    starts = [e["content_block"] for e in events if e["type"] == "content_block_start"]
+    assert [(b["type"], b["id"]) for b in starts] == [("tool_use", "toolu_fake0"), ("tool_use", "toolu_fake1")]
+    first = "".join(e["delta"]["partial_json"] for e in events
+                    if e["type"] == "content_block_delta" and e["index"] == 0)
+    assert json.loads(first) == {"path": "a.py"}
+    assert next(e for e in events if e["type"] == "message_delta")["delta"]["stop_reason"] == "tool_use"
+
+
+def test_anthropic_refuses_a_tool_use_without_its_result(provider: FakeProvider) -> None:
+    use = {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "f", "input": {}}]}
+    with httpx.Client() as client:
+        response = client.post(f"{provider.url}/v1/messages", json={
+            "model": "claude", "messages": [*MESSAGES, use, {"role": "user", "content": "and?"}]})
+    assert response.status_code == 400 and "toolu_1" in response.json()["error"]["message"]
+
+
+def test_json_reply_is_the_forced_tool_call_on_anthropic_and_content_on_openai(provider: FakeProvider) -> None:
+    provider.script(JsonReply({"ok": True}), JsonReply({"ok": True}))
+    with httpx.Client() as client:
+        forced = client.post(f"{provider.url}/v1/messages", json={
+            "model": "claude", "messages": MESSAGES, "tool_choice": {"type": "tool", "name": "json_tool_call"}})
+    assert forced.json()["content"] == [
+        {"type": "tool_use", "id": "toolu_fake0", "name": "json_tool_call", "input": {"ok": True}}]
+    reply = _client(provider).chat.completions.create(model="m", messages=MESSAGES,
+                                                      response_format={"type": "json_object"})
+    assert json.loads(reply.choices[0].message.content) == {"ok": True}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 from dataclasses import replace
 
@@ -9,12 +10,13 @@ import httpx
 import pytest
 
 from intent_router.config import load_config
-from intent_router.exceptions import ProviderError
+from intent_router.exceptions import ProviderClientBug, ProviderError
 from intent_router.fallback import walk_chain
-from intent_router.providers.litellm_client import LitellmClient, litellm, map_litellm_error
+from intent_router.providers.litellm_client import LitellmClient, litellm, map_call_failure, map_litellm_error
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.retry_rules import Verdict, failure_from_error, verdict
 from tests.fakes.provider_fleet import FakeProvider, Status
+from tests.fakes.tool_replies import ToolCall, ToolReply
 
 CLAUDE = load_config().deployments["claude-sonnet-4"]
 REQUEST = {"messages": [{"role": "user", "content": "review this design"}]}
@@ -70,3 +72,34 @@ async def test_anthropic_529_through_litellm_falls_back(monkeypatch: pytest.Monk
     assert result.attempts[0].status == 529
     assert result.value["choices"][0]["message"]["content"] == "ok from fake"
     assert b.requests[0].headers.get("x-api-key") == "sk-ant-test"
+
+
+TOOLS = [{"type": "function", "function": {"name": "read_file", "parameters": {
+    "type": "object", "properties": {"path": {"type": "string"}}}}}]
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mcp") is not None, reason="needs an environment without mcp")
+async def test_litellms_own_import_failure_is_our_bug_not_the_providers() -> None:
+    """litellm 1.106 imports the optional mcp package for any request with tools and wraps the
+    ImportError as an APIConnectionError: retried, it would cool every Anthropic deployment down."""
+    with FakeProvider("anthropic") as fake:
+        with pytest.raises(Exception) as caught:
+            await litellm.acompletion(model=CLAUDE.model, api_base=fake.url, api_key="k", num_retries=0,
+                                      messages=REQUEST["messages"], tools=TOOLS)
+        assert fake.requests == []  # it failed before any provider was asked
+    mapped = map_call_failure(caught.value, CLAUDE)
+    assert isinstance(mapped, ProviderClientBug) and not isinstance(mapped, ProviderError)
+    assert "ModuleNotFoundError (module 'mcp')" in str(mapped)
+
+
+async def test_tools_go_through_the_litellm_client_and_unknown_fields_stay_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    with FakeProvider("anthropic") as fake:
+        fake.script(ToolReply((ToolCall("read_file", {"path": "a.py"}),)))
+        request = {**REQUEST, "tools": TOOLS, "api_base": "http://attacker.invalid", "mock_response": "forged"}
+        answer = await LitellmClient().complete(replace(CLAUDE, api_base=fake.url), request, 5)
+    call = answer["choices"][0]["message"]["tool_calls"][0]
+    assert call["function"] == {"name": "read_file", "arguments": '{"path": "a.py"}'}
+    assert fake.requests[0].body["tools"][0]["name"] == "read_file"

@@ -55,8 +55,8 @@ async def test_a_missing_key_names_the_variable(client, fleet, monkeypatch) -> N
         (Status(429, "slow", retry_after=7), 429, "http"),
         (Status(503, "down"), 503, "http"),
         (Reset(), None, "connection"),
-        (Malformed(), None, "malformed"),
-        (EmptyChoices(), None, "malformed"),
+        (Malformed(), None, "malformed_response"),
+        (EmptyChoices(), None, "malformed_response"),
         (Hang(2.0), None, "timeout"),
     ],
 )

@@ -9,7 +9,13 @@ from dataclasses import replace
 import pytest
 
 from intent_router.config import Deployment, load_config
-from intent_router.exceptions import AllProvidersFailed, FatalProviderError, MissingKeyError, ProviderError
+from intent_router.exceptions import (
+    AllProvidersFailed,
+    FatalProviderError,
+    MissingKeyError,
+    ProviderClientBug,
+    ProviderError,
+)
 from intent_router.fallback import walk_chain
 from intent_router.routing.cooldown import CooldownTracker
 
@@ -45,6 +51,17 @@ async def test_529_from_anthropic_falls_back_to_openai() -> None:
     assert result.deployment == "gpt-4o" and result.value == "answer from gpt-4o"
     assert [(a.deployment, a.outcome, a.status) for a in result.attempts] == [
         ("claude-sonnet-4", "failed", 529), ("gpt-4o", "ok", None)]
+
+
+async def test_a_provider_client_bug_is_neither_retried_elsewhere_nor_cooled_down() -> None:
+    tracker = _tracker()
+    bug = ProviderClientBug("claude-sonnet-4", "ModuleNotFoundError (module 'mcp')")
+    provider = ScriptedProvider({"claude-sonnet-4": [bug] * 3})
+    for _ in range(3):  # three "failures" would trip a cooldown if they counted
+        with pytest.raises(ProviderClientBug):
+            await walk_chain(CHAIN, DEPLOYMENTS, provider, tracker, deadline_s=5)
+    assert provider.calls == ["claude-sonnet-4"] * 3
+    assert tracker.available("claude-sonnet-4")
 
 
 async def test_retry_after_cools_a_deployment_down_for_later_requests() -> None:

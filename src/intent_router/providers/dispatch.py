@@ -7,8 +7,9 @@ from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from intent_router.config import Deployment
+from intent_router.config import Deployment, UpstreamLimits
 from intent_router.providers.openai_compat import OpenAICompatClient, api_key
+from intent_router.providers.upstream_validation import checked_completion, checked_events, encodable
 
 
 def _load_litellm_client() -> Any:
@@ -18,15 +19,16 @@ def _load_litellm_client() -> Any:
 
 
 class ProviderClients:
-    """Owns the provider clients; ``complete`` and ``stream`` route each call by ``api_style``.
+    """Owns the provider clients; ``complete`` and ``stream`` route each call by ``api_style``
+    and check what comes back (``upstream_validation``), whichever path it came by.
 
     Importing litellm takes seconds (about 5.6 s on the 2-core development machine), so it is
     loaded off the event loop: ``warm_up()`` starts it in a background thread when the
     service starts, ``warm`` tells /readyz, and a litellm call waits for it if it came early.
     """
 
-    def __init__(self) -> None:
-        self.openai = OpenAICompatClient()
+    def __init__(self, limits: UpstreamLimits = UpstreamLimits()) -> None:
+        self.openai = OpenAICompatClient(limits=limits)
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litellm-import")
         self._litellm: Future[Any] | None = None
 
@@ -41,15 +43,15 @@ class ProviderClients:
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         if deployment.api_style == "openai":
-            return await self.openai.complete(deployment, request, timeout_s)
+            return await self.openai.complete(deployment, request, timeout_s)  # checked as decoded
         api_key(deployment)  # a missing key is known at once, without waiting for litellm
         client = await self._litellm_client()
-        return dict(await client.complete(deployment, request, timeout_s))
+        return encodable(checked_completion(dict(await client.complete(deployment, request, timeout_s))))
 
     def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
         if deployment.api_style == "openai":
-            return self.openai.stream(deployment, request, timeout_s)
-        return self._litellm_stream(deployment, request, timeout_s)
+            return checked_events(self.openai.stream(deployment, request, timeout_s))
+        return checked_events(self._litellm_stream(deployment, request, timeout_s))
 
     async def _litellm_stream(
         self, deployment: Deployment, request: dict[str, Any], timeout_s: float

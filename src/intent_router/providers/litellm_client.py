@@ -1,19 +1,25 @@
 """Deployments that are not OpenAI-compatible (Anthropic, Bedrock, ...) go through litellm.
 
 The only module importing litellm. litellm's exceptions are mapped once, in
-``map_litellm_error``, to our ProviderError with the HTTP status, the kind and Retry-After.
+``map_litellm_error``, to our ProviderError with the HTTP status, the kind and Retry-After;
+a failure that is our bug, not the provider's (``client_bug``), becomes a ProviderClientBug.
+litellm gets only the request fields it translates (``litellm_arguments``).
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import math
 import os
 from collections.abc import AsyncIterator
 from typing import Any
 
 from intent_router.config import Deployment
-from intent_router.exceptions import ProviderError
+from intent_router.exceptions import ProviderClientBug, ProviderError, RouterError
+from intent_router.providers.litellm_call import client_bug, describe_bug, litellm_arguments
 from intent_router.providers.openai_compat import api_key, without_key
+from intent_router.providers.upstream_validation import parse_retry_after
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
 
@@ -59,9 +65,30 @@ def _retry_after(exc: Exception) -> float | None:
         headers = getattr(response, "headers", {}) or {}
     try:
         value = headers.get("retry-after") or headers.get("Retry-After")
-        return float(value) if value is not None else None
-    except (TypeError, ValueError, AttributeError):
+    except AttributeError:
         return None
+    # seconds or an HTTP date; the cooldown tracker caps it (router.upstream.max_retry_after_s)
+    return parse_retry_after(value, cap_s=math.inf) if isinstance(value, str) else None
+
+
+def map_call_failure(exc: Exception, deployment: Deployment) -> RouterError:
+    """A failure of a litellm call as the chain walk must see it: the provider's (a
+    ProviderError, retried or not by the retry rules) or our own (never retried)."""
+    bug = client_bug(exc)
+    if bug is not None:
+        return ProviderClientBug(deployment.name, describe_bug(bug))
+    return map_litellm_error(exc, deployment)
+
+
+@functools.lru_cache(maxsize=256)
+def supported_params(model: str) -> frozenset[str] | None:
+    """The OpenAI parameters litellm translates for ``model``'s provider (None: unknown)."""
+    try:
+        name, provider, _, _ = litellm.get_llm_provider(model)
+        params = litellm.get_supported_openai_params(model=name, custom_llm_provider=provider)
+    except Exception:  # an id litellm cannot place: keep every field, litellm will say
+        return None
+    return frozenset(params) if params else None
 
 
 async def _acompletion(
@@ -74,7 +101,10 @@ async def _acompletion(
         timeout=timeout_s,
         num_retries=0,
         stream=stream,
-        **{k: v for k, v in request.items() if k not in ("model", "stream")},
+        # litellm (1.106) imports the optional `mcp` package for any request with tools, to
+        # look for MCP tools of a LiteLLM proxy's gateway, which the router never uses.
+        _skip_mcp_handler=True,
+        **litellm_arguments(request, supported_params(deployment.model)),
     )
 
 
@@ -84,10 +114,10 @@ class LitellmClient:
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         try:
             response = await _acompletion(deployment, request, timeout_s, stream=False)
-        except ProviderError:
+        except RouterError:
             raise
         except Exception as exc:  # every litellm error is mapped, once, here
-            raise map_litellm_error(exc, deployment) from exc
+            raise map_call_failure(exc, deployment) from exc
         return dict(response.model_dump())
 
     async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
@@ -96,8 +126,8 @@ class LitellmClient:
             response = await _acompletion(deployment, request, timeout_s, stream=True)
             async for chunk in response:
                 yield b"data: " + json.dumps(chunk.model_dump(exclude_none=True)).encode()
-        except ProviderError:
+        except RouterError:
             raise
         except Exception as exc:
-            raise map_litellm_error(exc, deployment) from exc
+            raise map_call_failure(exc, deployment) from exc
         yield b"data: [DONE]"

@@ -12,13 +12,24 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import aiohttp
+from urllib.parse import urlsplit, urlunsplit
 
-from intent_router.config import Deployment
+import aiohttp
+from aiohttp.http_exceptions import HttpProcessingError
+
+from intent_router.config import Deployment, UpstreamLimits
 from intent_router.exceptions import FatalProviderError, MissingKeyError, ProviderError
+from intent_router.providers.upstream_validation import (
+    SSELineSplitter,
+    error_message,
+    malformed,
+    parse_completion,
+    parse_retry_after,
+)
 
 
 def upstream_model(deployment: Deployment) -> str:
@@ -46,20 +57,22 @@ class OpenAICompatClient:
     """Chat completions against ``{api_base}/chat/completions`` with a shared connection pool.
 
     The session is opened on first use, inside the serving event loop. ``timeout_s`` bounds
-    connecting and each read (between two chunks of a stream), as httpx's read timeout did;
-    the chain walk bounds a whole call.
+    connecting and each read, as httpx's read timeout did; the chain walk bounds a whole call.
+    ``limits`` bound what an upstream may send: the size of an answer and of one SSE line, the
+    wait for each line of a stream and a whole stream's length. What comes back is checked by
+    ``upstream_validation`` (a completion here; stream events by the dispatcher).
     """
 
-    def __init__(self, max_connections: int = 200) -> None:
+    def __init__(self, max_connections: int = 200, limits: UpstreamLimits = UpstreamLimits()) -> None:
         self._max_connections = max_connections
+        self.limits = limits
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
             connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
                                              ttl_dns_cache=300, enable_cleanup_closed=True)
-            # read_bufsize bounds one SSE line (a large tool-call chunk fits in 1 MiB).
-            self._session = aiohttp.ClientSession(connector=connector, trust_env=False, read_bufsize=2**20)
+            self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._session
 
     async def aclose(self) -> None:
@@ -67,42 +80,85 @@ class OpenAICompatClient:
             await self._session.close()
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
-        """Send a non-streaming request; return the parsed completion or raise ProviderError."""
+        """Send a non-streaming request; return the checked completion or raise ProviderError."""
         body = {**request, "model": upstream_model(deployment), "stream": False}
         try:
             async with self._open().post(_url(deployment), json=body, headers=_headers(deployment),
                                          timeout=_timeout(timeout_s)) as response:
-                data = await response.read()
                 if response.status >= 400:
-                    raise _status_error(response.status, response.headers, data, deployment)
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc) from exc
-        try:
-            completion = json.loads(data)
-        except ValueError as exc:
-            raise ProviderError("upstream sent a body that is not JSON", kind="malformed") from exc
-        if not isinstance(completion, dict) or not completion.get("choices"):
-            raise ProviderError("upstream sent a completion without choices", kind="malformed")
-        return completion
+                    data = await _read_at_most(response, ERROR_BODY_BYTES)
+                    raise _status_error(response.status, response.headers, data, deployment, self.limits)
+                data = await _read_at_most(response, self.limits.max_body_bytes, refuse_more=True)
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, deployment) from exc
+        return parse_completion(data)
 
     async def stream(
         self, deployment: Deployment, request: dict[str, Any], timeout_s: float
     ) -> AsyncIterator[bytes]:
         """Yield the upstream's SSE lines; errors before the first line raise ProviderError."""
         body = {**request, "model": upstream_model(deployment), "stream": True}
+        loop = asyncio.get_running_loop()
+        ends_at = loop.time() + self.limits.stream_total_s
         try:
             async with self._open().post(_url(deployment), json=body, headers=_headers(deployment),
                                          timeout=_timeout(timeout_s)) as response:
                 if response.status >= 400:
-                    raise _status_error(response.status, response.headers, await response.read(), deployment)
-                async for raw in response.content:
-                    line = raw.rstrip(b"\r\n")
-                    if line:
-                        yield line
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            raise _transport_error(exc) from exc
-        except ValueError as exc:  # a line longer than read_bufsize
-            raise ProviderError("upstream sent a stream line too long", kind="malformed") from exc
+                    data = await _read_at_most(response, ERROR_BODY_BYTES)
+                    raise _status_error(response.status, response.headers, data, deployment, self.limits)
+                async for line in _lines(response.content, self.limits, ends_at):
+                    yield line
+        except _TRANSPORT_ERRORS as exc:
+            raise _transport_error(exc, deployment) from exc
+
+
+#: What an error body is read up to: its message is all the router keeps.
+ERROR_BODY_BYTES = 64 * 1024
+_TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, HttpProcessingError)
+
+
+async def _read_at_most(response: aiohttp.ClientResponse, limit: int, refuse_more: bool = False) -> bytes:
+    """The body, read no further than ``limit`` bytes: past it, malformed (``refuse_more``) or cut."""
+    declared = response.content_length
+    if refuse_more and declared is not None and declared > limit:
+        raise malformed(f"a body of {declared} bytes, over the limit of {limit}")
+    data = bytearray()
+    async for chunk in response.content.iter_any():
+        data += chunk
+        if len(data) > limit:
+            if refuse_more:
+                raise malformed(f"a body over the limit of {limit} bytes")
+            return bytes(data[:limit])
+    return bytes(data)
+
+
+async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at: float) -> AsyncIterator[bytes]:
+    """The stream's lines, each within ``max_sse_line_bytes`` and ``stream_idle_s`` of the last
+    (a stream trickling bytes without completing a line ends too), all before ``ends_at``."""
+    splitter = SSELineSplitter(limits.max_sse_line_bytes)
+    loop = asyncio.get_running_loop()
+    while True:
+        idle_until = loop.time() + limits.stream_idle_s
+        lines: list[bytes] = []
+        while not lines:
+            try:
+                async with asyncio.timeout_at(min(idle_until, ends_at)):
+                    data = await content.readany()
+            except TimeoutError:
+                raise _stream_timeout(limits, loop.time() >= ends_at) from None
+            if not data:  # the upstream closed the stream
+                for line in splitter.close():
+                    yield line
+                return
+            lines = splitter.feed(data)
+        for line in lines:
+            yield line
+
+
+def _stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
+    if total:
+        return ProviderError(f"upstream stream lasted over {limits.stream_total_s:g} s", kind="timeout")
+    return ProviderError(f"upstream sent no complete stream line for {limits.stream_idle_s:g} s", kind="timeout")
 
 
 def _url(deployment: Deployment) -> str:
@@ -120,24 +176,39 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=min(seconds, 5.0), sock_read=seconds)
 
 
-def _status_error(status: int, headers: Mapping[str, str], data: bytes, deployment: Deployment) -> ProviderError:
-    retry_after = _retry_after(headers.get("Retry-After"))
-    try:
-        message = without_key(str(json.loads(data)["error"]["message"]), deployment)
-    except (ValueError, KeyError, TypeError):
-        message = without_key(data.decode("utf-8", "replace"), deployment)[:300]
+def _status_error(status: int, headers: Mapping[str, str], data: bytes, deployment: Deployment,
+                  limits: UpstreamLimits) -> ProviderError:
+    retry_after = parse_retry_after(headers.get("Retry-After"), limits.max_retry_after_s)
+    message = without_key(error_message(data), deployment)
     return ProviderError(f"HTTP {status}: {message}", status=status, retry_after_s=retry_after)
 
 
-def _retry_after(value: str | None) -> float | None:
-    try:
-        seconds = float(value) if value is not None else None
-    except ValueError:
-        return None
-    return seconds if seconds is not None and 0 <= seconds <= 3600 else None
-
-
-def _transport_error(exc: Exception) -> ProviderError:
+def _transport_error(exc: BaseException, deployment: Deployment) -> ProviderError:
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ProviderError("upstream timed out", kind="timeout")
+    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS failure, no route: nothing sent
+        return ProviderError(f"cannot connect to {public_url(deployment)} ({_reason(exc.os_error)})",
+                             kind="unreachable")
+    if isinstance(exc, HttpProcessingError):  # a response aiohttp cannot parse (a line too long, ...)
+        return malformed(f"a response that is not valid HTTP ({type(exc).__name__})")
     return ProviderError(f"connection error: {type(exc).__name__}", kind="connection")
+
+
+def _reason(error: OSError | None) -> str:
+    """"Connection refused", "Name or service not known", ...: what the system said."""
+    if isinstance(error, socket.gaierror) and error.strerror:
+        return error.strerror
+    errno = getattr(error, "errno", None)
+    return os.strerror(errno) if isinstance(errno, int) and errno > 0 else type(error).__name__
+
+
+def public_url(deployment: Deployment) -> str:
+    """The deployment's API base without credentials or query: safe in errors and logs."""
+    parts = urlsplit(deployment.api_base or "")
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    try:
+        netloc += f":{parts.port}" if parts.port is not None else ""
+    except ValueError:  # a port that is not a number: the host says enough
+        pass
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))

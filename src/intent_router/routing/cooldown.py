@@ -13,7 +13,8 @@ CooldownListener = Callable[[str, float], None]
 class CooldownTracker:
     """Per-deployment cooldowns; thread-safe; the clock is injectable for tests.
 
-    A Retry-After puts the deployment in cooldown for that long; ``failures_to_trip``
+    A Retry-After puts the deployment in cooldown for that long (at most
+    ``max_retry_after_s``: an upstream cannot switch itself off for a year); ``failures_to_trip``
     consecutive retryable failures put it in cooldown for ``cooldown_s``. A success resets
     the failure count. Listeners hear of every cooldown a failure starts or extends (to share
     it with other workers), and ``cool_down`` applies one heard from elsewhere.
@@ -24,9 +25,11 @@ class CooldownTracker:
         failures_to_trip: int,
         cooldown_s: float,
         clock: Callable[[], float] = time.monotonic,
+        max_retry_after_s: float = 300.0,
     ) -> None:
         self._failures_to_trip = failures_to_trip
         self._cooldown_s = cooldown_s
+        self._max_retry_after_s = max_retry_after_s
         self._clock = clock
         self._until: dict[str, float] = {}
         self._failures: dict[str, int] = {}
@@ -65,8 +68,8 @@ class CooldownTracker:
             count = self._failures.get(deployment, 0) + 1
             self._failures[deployment] = count
             until = self._until.get(deployment, float("-inf"))
-            if retry_after_s is not None and retry_after_s > 0:
-                until = max(until, now + retry_after_s)
+            if retry_after_s is not None and retry_after_s > 0:  # NaN is not > 0
+                until = max(until, now + min(retry_after_s, self._max_retry_after_s))
             if count >= self._failures_to_trip:
                 until = max(until, now + self._cooldown_s)
                 self._failures[deployment] = 0

@@ -19,6 +19,13 @@ class FailureKind(Enum):
     OUT_OF_MEMORY = "oom"
     CONTEXT_WINDOW = "context_window"
     CLIENT_ERROR = "client_error"
+    UNREACHABLE = "unreachable"  # refused, DNS failure: the request never left
+    MALFORMED_RESPONSE = "malformed_response"  # a success that breaks the contract or the limits
+
+
+#: Failures retried on every deployment, whatever its ``retry_on``: the upstream never
+#: answered, or answered something no caller can use, so nothing is gained by giving up.
+ALWAYS_RETRIED = frozenset({FailureKind.UNREACHABLE, FailureKind.MALFORMED_RESPONSE})
 
 
 class Verdict(Enum):
@@ -63,11 +70,11 @@ def _mentions_context_window(text: str) -> bool:
 
 
 def verdict(failure: Failure, deployment: Deployment) -> Verdict:
-    """Retryable per the deployment's ``retry_on`` -> next; context window -> next that fits;
-    anything else goes back to the caller as it is."""
+    """Retryable per the deployment's ``retry_on`` (or unreachable, or malformed: always) ->
+    next; context window -> next that fits; anything else goes back to the caller as it is."""
     if failure.kind is FailureKind.CONTEXT_WINDOW:
         return Verdict.NEXT_WITH_LARGER_CONTEXT
-    if failure.kind.value in deployment.retry_on:
+    if failure.kind in ALWAYS_RETRIED or failure.kind.value in deployment.retry_on:
         return Verdict.NEXT_DEPLOYMENT
     return Verdict.RETURN_TO_CALLER
 
@@ -76,6 +83,10 @@ def failure_from_error(error: ProviderError) -> Failure:
     """Classify a provider error raised by a provider client."""
     if error.kind == "timeout":
         return Failure(FailureKind.TIMEOUT)
+    if error.kind == "unreachable":
+        return Failure(FailureKind.UNREACHABLE)
+    if error.kind == "malformed_response":
+        return Failure(FailureKind.MALFORMED_RESPONSE)
     if error.status is not None:
         return failure_from_status(error.status, str(error), error.retry_after_s)
     # Connection resets and malformed bodies behave like a server error.

@@ -26,6 +26,7 @@ from intent_router.exceptions import (
     AllProvidersFailed,
     InvalidRequestError,
     LocalOnlyFailed,
+    ProviderClientBug,
     ProviderError,
     RouterError,
     UnknownRequestError,
@@ -35,11 +36,12 @@ from intent_router.governance.counters import make_counters
 from intent_router.governance.limits import BudgetHold, Limits, hold_budget
 from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients
+from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
 from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import client_key_guard
-from intent_router.service.errors import EXCEPTION_HANDLERS
+from intent_router.service.errors import EXCEPTION_HANDLERS, log_client_bug
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.model_cards import MODEL_HANDLERS
 from intent_router.service.openapi import (
@@ -70,6 +72,7 @@ from intent_router.service.schemas import (
 from intent_router.tracking import ServingTracker
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
+logger = logging.getLogger(__name__)
 
 
 @get("/healthz", sync_to_thread=False)
@@ -270,21 +273,33 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
         last, cost, usage, error = first, outcome.escalation_cost_usd, None, None
         try:
             yield first + b"\n\n"
-            usage = _line_usage(first) or usage
+            usage = chunk_usage(first) or usage
             try:
                 async for line in rest:
                     last = line
-                    usage = _line_usage(line) or usage
+                    usage = chunk_usage(line) or usage
                     yield line + b"\n\n"
             except ProviderError as exc:
                 # After the first chunk there is no falling back: end with an error event.
                 error = f"upstream stream failed: {exc}"
                 yield _error_event(error)
                 return
+            except ProviderClientBug as exc:
+                log_client_bug(ctx.request_id, exc)
+                error = str(exc)
+                yield _error_event(error, "server_error")
+                return
+            except Exception as exc:  # never a bare cut: the client learns the stream failed
+                logger.error("request %s: stream from %s failed: %s", ctx.request_id, result.deployment,
+                             type(exc).__name__)
+                error = f"upstream stream failed: {type(exc).__name__}"
+                yield _error_event(error)
+                return
             if last.strip() != b"data: [DONE]":
                 error = "upstream stream ended before [DONE]"
                 yield _error_event(error)
         finally:
+            await _close(rest)  # an upstream left mid-stream (the client went away) is closed now
             cost += usage_cost(deployment, usage) if usage else 0.0
             if hold is not None:
                 # Without a usage chunk the held estimate is charged: it bounds the real cost.
@@ -306,20 +321,17 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
     return Stream(events(), media_type="text/event-stream", headers=headers)
 
 
-def _line_usage(line: bytes) -> dict[str, Any] | None:
-    """The ``usage`` of a stream's usage chunk (sent when the client asked for
-    ``stream_options.include_usage``); None for any other line."""
-    if b'"usage"' not in line or not line.startswith(b"data: {"):
-        return None
-    try:
-        usage = json.loads(line[6:]).get("usage")
-    except ValueError:
-        return None
-    return usage if isinstance(usage, dict) else None
+async def _close(lines: AsyncIterator[bytes]) -> None:
+    aclose = getattr(lines, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception as exc:  # closing a broken upstream may fail too; the answer is given
+            logger.debug("closing an upstream stream failed: %s", type(exc).__name__)
 
 
-def _error_event(message: str) -> bytes:
-    error = {"error": {"message": message, "type": "provider_error"}}
+def _error_event(message: str, kind: str = "provider_error") -> bytes:
+    error = {"error": {"message": message, "type": kind}}
     return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
@@ -330,7 +342,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     logging.getLogger("httpx").setLevel(logging.WARNING)
     config = load_config(config_path or os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG)
     classifier = IntentClassifier.from_dir(models_dir or DEFAULT_MODELS_DIR)
-    clients = ProviderClients()
+    clients = ProviderClients(config.upstream)
     override_store = OverrideStore(config.storage.resolved_url())
     override_cache = OverrideCache(override_store)
     key_store = ClientKeyStore(config.storage.resolved_url())

@@ -23,6 +23,7 @@ from intent_router.exceptions import (
     ForbiddenDeploymentError,
     InvalidRequestError,
     LocalOnlyFailed,
+    ProviderClientBug,
     RateLimitedError,
     RouterError,
     StorageUnavailable,
@@ -140,6 +141,8 @@ def _router_error(request: Request, exc: RouterError) -> ApiError:
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
         return ApiError(status, _redacted(request, str(exc)) or "", "provider_error", "provider_error")
+    if isinstance(exc, ProviderClientBug):  # its message names the deployment and the bug's type only
+        return ApiError(500, str(exc), "server_error", "internal_error")
     if isinstance(exc, AllProvidersFailed):
         return _all_failed(request, exc)
     return ApiError(500, "internal error", "server_error", "internal_error")
@@ -215,6 +218,8 @@ def _log(request: Request, rid: str, status: int, code: str, exc: BaseException 
     """One line per 5xx: the request id, the route, the exception's type and, for a bug, where
     it was raised. Never the exception's text: it may quote the request or a secret."""
     kind = type(exc).__name__ if exc is not None else "-"
+    if isinstance(exc, ProviderClientBug):
+        kind = f"{kind} ({exc})"  # its message names the deployment and the bug's type only
     if status == 500:
         where = traceback.extract_tb(exc.__traceback__)[-1] if exc is not None and exc.__traceback__ else None
         at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
@@ -225,18 +230,24 @@ def _log(request: Request, rid: str, status: int, code: str, exc: BaseException 
                     status, code, kind)
 
 
+def log_client_bug(request_id: str | None, exc: ProviderClientBug) -> None:
+    """One log line per request that hit a provider client's bug (its message holds no request
+    data), for a stream that can no longer be answered with a status."""
+    log.error("request %s: %s", request_id or "-", exc)
+
+
 def _count(request: Request, status: int) -> None:
     """A failed request of a metered endpoint, in intent_router_requests_total (and its latency
     when the handler had started it)."""
     ctx = request.state.get("ctx")
     endpoint = ctx.endpoint if ctx is not None else _METERED.get(request.url.path)
-    if endpoint is None:
+    metrics = request.app.state.get("metrics")
+    if endpoint is None or metrics is None:
         return
     plan = request.state.get("plan")
     decision = getattr(plan, "decision", None)
     intent = decision.intent if decision is not None else None
     source = decision.source if decision is not None else ("requested" if plan is not None else "-")
-    metrics = request.app.state.metrics
     metrics.record_route(endpoint, intent, source, status)
     if ctx is not None:
         metrics.record_latency(endpoint, status, ctx.elapsed_ms() / 1000)

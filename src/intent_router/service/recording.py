@@ -15,6 +15,7 @@ from intent_router.costs import cost_usd, estimate_tokens
 from intent_router.decisions import AttemptRecord, Decision, DecisionWriter, prompt_digest
 from intent_router.exceptions import AllProvidersFailed, RouterError
 from intent_router.fallback import Attempt
+from intent_router.providers.upstream_validation import usage_tokens
 from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 
@@ -146,5 +147,5 @@ def _attempt(attempt: Any, redact: Callable[[str], str]) -> AttemptRecord:
 
 def _tokens(usage: Any, prompt: str) -> tuple[int, int]:
     if isinstance(usage, dict):
-        return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+        return usage_tokens(usage)
     return estimate_tokens(prompt), 0

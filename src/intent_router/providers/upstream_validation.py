@@ -1,0 +1,278 @@
+"""Everything an upstream sends is untrusted: each value is checked here before the router uses it.
+
+A completion must be a JSON object with a non-empty list of choice objects; a stream a sequence of
+SSE ``data:`` events, each a chunk object with a list of choices; token counts whole numbers in
+[0, 2**31); ids short strings. Anything else is a ``malformed_response`` ProviderError, which the
+chain walk retries on the next deployment. JSON is decoded by msgspec, strictly: NaN, infinities,
+lone surrogates and invalid UTF-8 are refused, so whatever passes can be sent on to the client.
+Retry-After is read here too (seconds or an HTTP date). Pure functions, no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import aclosing
+from email.utils import parsedate_to_datetime
+from typing import Any, Final
+
+import msgspec
+
+from intent_router.decisions.storable import clean_text
+from intent_router.exceptions import ProviderError
+
+MAX_TOKENS: Final[int] = 2**31 - 1  # the decision log's column; no real answer comes near
+MAX_ID_CHARS: Final[int] = 512
+TOKEN_FIELDS: Final[tuple[str, ...]] = ("prompt_tokens", "completion_tokens", "total_tokens")
+DONE: Final[bytes] = b"data: [DONE]"
+_decode = msgspec.json.Decoder()
+_encode = msgspec.json.Encoder()
+
+
+def malformed(reason: str) -> ProviderError:
+    """The error of an answer the router cannot use: retried on the next deployment."""
+    return ProviderError(f"upstream sent {reason}", kind="malformed_response")
+
+
+def token_count(value: Any, field: str) -> int | None:
+    """A usage count: None when absent, else a whole number in [0, 2**31) or malformed."""
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        raise malformed(f"usage.{field} that is not a token count: {_sample(value)}")
+    return value
+
+
+def checked_usage(usage: Any) -> dict[str, Any] | None:
+    """``usage`` when absent or an object whose token counts are valid; malformed otherwise."""
+    if usage is None:
+        return None
+    if not isinstance(usage, dict):
+        raise malformed(f"usage that is not an object: {_sample(usage)}")
+    for field in TOKEN_FIELDS:
+        token_count(usage.get(field), field)
+    return usage
+
+
+def usage_tokens(usage: Any) -> tuple[int, int]:
+    """(prompt, completion) tokens of a usage object for costs: 0 for anything not a valid
+    count, so a cost is never negative, non-finite or an overflow."""
+    if not isinstance(usage, dict):
+        return 0, 0
+    counts = []
+    for field in ("prompt_tokens", "completion_tokens"):
+        try:
+            counts.append(token_count(usage.get(field), field) or 0)
+        except ProviderError:
+            counts.append(0)
+    return counts[0], counts[1]
+
+
+def parse_completion(data: bytes) -> dict[str, Any]:
+    """A non-streaming answer's body, decoded and checked."""
+    return checked_completion(_json(data, "a body that is not JSON"))
+
+
+def checked_completion(completion: Any) -> dict[str, Any]:
+    """A completion object (from any provider path) that can be used and sent on as it is."""
+    if not isinstance(completion, dict):
+        raise malformed("a completion that is not an object")
+    choices = completion.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise malformed(f"a completion without a list of choices: {_sample(choices)}")
+    for choice in choices:
+        if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
+            raise malformed(f"a choice without a message object: {_sample(choice)}")
+    _check_id(completion.get("id"))
+    checked_usage(completion.get("usage"))
+    return completion
+
+
+def encodable(completion: dict[str, Any]) -> dict[str, Any]:
+    """``completion`` when it can be sent to the client as JSON (an object built by a library,
+    not decoded here, may hold a lone surrogate); malformed otherwise."""
+    try:
+        _encode.encode(completion)
+    except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
+        raise malformed(f"a completion that cannot be sent on as JSON ({type(exc).__name__})") from exc
+    return completion
+
+
+def checked_chunk(line: bytes) -> dict[str, Any] | None:
+    """The chunk of one SSE ``data:`` line (None for ``data: [DONE]``); malformed otherwise."""
+    if not line.startswith(b"data:"):
+        raise malformed(f"a stream line that is not an SSE data event: {_sample(line)}")
+    payload = line[5:].strip()
+    if payload == b"[DONE]":
+        return None
+    chunk = _json(payload, "a stream event that is not JSON")
+    if not isinstance(chunk, dict):
+        raise malformed("a stream event that is not an object")
+    if "error" in chunk and "choices" not in chunk:
+        raise malformed(f"an error event: {_error_text(chunk['error'])}")
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
+        raise malformed(f"a stream chunk without a list of choices: {_sample(choices)}")
+    for choice in choices:
+        if "delta" in choice and not isinstance(choice["delta"], (dict, type(None))):
+            raise malformed(f"a stream delta that is not an object: {_sample(choice['delta'])}")
+    _check_id(chunk.get("id"))
+    checked_usage(chunk.get("usage"))
+    return chunk
+
+
+def chunk_usage(line: bytes) -> dict[str, Any] | None:
+    """The valid ``usage`` of a stream line, if it has one (a usage chunk, or a provider that
+    sends usage in every chunk); None for anything else."""
+    if b'"usage"' not in line:
+        return None
+    try:
+        chunk = checked_chunk(line)
+    except ProviderError:
+        return None
+    usage = chunk.get("usage") if chunk is not None else None
+    return usage if isinstance(usage, dict) else None
+
+
+async def checked_events(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+    """An upstream's SSE lines, checked: comments and fields other than ``data`` dropped, every
+    data event a valid chunk, the stream ending at ``data: [DONE]``. The first event must be a
+    chunk (not [DONE], not an error), so that a stream that breaks its contract at once is
+    retried on the next deployment; a later violation raises where it occurs."""
+    first = True
+    async with aclosing(lines) as upstream:
+        async for line in upstream:
+            if line.startswith(b":") or (not first and line.startswith((b"event:", b"id:", b"retry:"))):
+                continue
+            chunk = checked_chunk(line)
+            if chunk is None:
+                if first:
+                    raise malformed("a stream that ended before its first chunk")
+                yield DONE
+                return
+            first = False
+            yield line
+    if first:
+        raise malformed("an empty stream")
+
+
+class SSELineSplitter:
+    """Splits a byte stream into lines (``\\n`` or ``\\r\\n``, empty lines dropped), refusing any
+    line longer than ``max_line_bytes`` as soon as it is known to be. The lines before a refused
+    one are returned first; the refusal is raised by the next call."""
+
+    def __init__(self, max_line_bytes: int) -> None:
+        self._max = max_line_bytes
+        self._buffer = bytearray()
+        self._refused: ProviderError | None = None
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._raise_refusal()
+        self._buffer += data
+        lines: list[bytes] = []
+        start = 0
+        while (end := self._buffer.find(b"\n", start)) >= 0:
+            if not self._keep(lines, bytes(self._buffer[start:end])):
+                return self._refuse(lines)
+            start = end + 1
+        del self._buffer[:start]
+        if len(self._buffer) > self._max:
+            return self._refuse(lines)
+        return lines
+
+    def close(self) -> list[bytes]:
+        """The last line, when the stream ended without a line break after it."""
+        self._raise_refusal()
+        lines: list[bytes] = []
+        if not self._keep(lines, bytes(self._buffer)):
+            return self._refuse(lines)
+        self._buffer.clear()
+        return lines
+
+    def _keep(self, lines: list[bytes], line: bytes) -> bool:
+        if line.endswith(b"\r"):
+            line = line[:-1]
+        if len(line) > self._max:
+            return False
+        if line:
+            lines.append(line)
+        return True
+
+    def _refuse(self, lines: list[bytes]) -> list[bytes]:
+        self._buffer.clear()
+        self._refused = malformed(f"a stream line longer than {self._max} bytes")
+        if not lines:
+            self._raise_refusal()
+        return lines
+
+    def _raise_refusal(self) -> None:
+        if self._refused is not None:
+            raise self._refused
+
+
+def parse_retry_after(value: str | None, cap_s: float, now: Callable[[], float] = time.time) -> float | None:
+    """Retry-After in seconds from now: a number of seconds or an HTTP date, at most ``cap_s``;
+    None when absent, unreadable, negative or already past."""
+    if value is None:
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = _seconds_until(text, now)
+    if seconds is None or math.isnan(seconds) or seconds <= 0:
+        return None
+    return min(seconds, cap_s)
+
+
+def error_message(data: bytes) -> str:
+    """The message of an upstream's error body, as text safe to log, store and send on
+    (``error.message`` of a JSON body, else the body itself, cut to 300 characters)."""
+    try:  # the stdlib's lenient parser: a lone surrogate in a message is replaced, not refused
+        message = _error_text(json.loads(data)["error"])
+    except (ValueError, KeyError, TypeError, RecursionError):
+        message = data[:1200].decode("utf-8", "replace")
+    return clean_text(message, 300) or ""
+
+
+def _error_text(error: Any) -> str:
+    message = error.get("message") if isinstance(error, dict) else error
+    return clean_text(message if isinstance(message, str) else repr(message), 300) or ""
+
+
+def _seconds_until(text: str, now: Callable[[], float]) -> float | None:
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        return None
+    try:
+        return when.timestamp() - now()
+    except (OverflowError, ValueError):
+        return None
+
+
+def _json(data: bytes, problem: str) -> Any:
+    try:
+        return _decode.decode(data)
+    except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError) as exc:
+        raise malformed(f"{problem} ({_sample(str(exc))})") from exc
+
+
+def _check_id(value: Any) -> None:
+    if value is not None and (not isinstance(value, str) or len(value) > MAX_ID_CHARS):
+        raise malformed(f"an id that is not a short string: {_sample(value)}")
+
+
+def _sample(value: Any) -> str:
+    """A short, printable view of an untrusted value for an error message."""
+    try:
+        text = value[:200].decode("utf-8", "replace") if isinstance(value, bytes) else repr(value)[:200]
+    except ValueError:  # an int too long to print
+        text = f"<{type(value).__name__}>"
+    return (clean_text(text, 60) or "").replace("\n", " ")

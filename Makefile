@@ -18,6 +18,13 @@ INTENT_COLUMN ?= intent
 WORKERS ?= 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
+MLFLOW_PORT ?= 5000
+# make fake-fleet listens on PORT when given on the command line, else on the port
+# examples/fake-fleet.yaml expects (not the service's 8000).
+FLEET_PORT := $(if $(filter command line,$(origin PORT)),$(PORT),9100)
+# uv: the one on PATH, else a copy in a project-local tools venv (never the system Python).
+TOOLS := .tools
+UV := $(or $(shell command -v uv 2>/dev/null),$(TOOLS)/bin/uv)
 export LITELLM_LOCAL_MODEL_COST_MAP := True
 export MLFLOW_DISABLE_TELEMETRY := true
 export PYTHONHASHSEED := 0
@@ -27,19 +34,22 @@ export PYTHONHASHSEED := 0
 help: ## List the targets
 	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-14s %s\n", $$1, $$2}'
 
+$(TOOLS)/bin/uv:
+	python3 -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
+
 # Bytecode compiled ahead: no start compiles sources (nor every start, under $$PYTHONDONTWRITEBYTECODE).
-$(VENV)/.installed: requirements.lock pyproject.toml
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	uv pip sync --quiet --python $(PY) --require-hashes --compile-bytecode requirements.lock
-	uv pip install --quiet --python $(PY) --no-deps -e .
+$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
+	$(UV) pip sync --quiet --python $(PY) --require-hashes --compile-bytecode requirements.lock
+	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m compileall -q src
 	@touch $@
 
 venv: $(VENV)/.installed ## Create the virtual environment from the lock file
 
-lock: ## Re-resolve requirements.lock from pyproject.toml (exact pins with hashes)
-	uv pip compile pyproject.toml --extra train --extra test --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
+lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml (exact pins with hashes)
+	$(UV) pip compile pyproject.toml --extra train --extra test --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
 
 split: venv ## Rebuild data/train.jsonl and data/test.jsonl from data/authored/
 	$(PY) -m training.dataset
@@ -62,24 +72,26 @@ serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N, PORT=p, CONFIG=pa
 demo: venv ## Fake provider fleet + the service + a few requests, printing how each was routed
 	$(PY) -m tests.fakes.run_demo
 
+fake-fleet: venv ## The fake provider fleet on 127.0.0.1:9100 (PORT=p); then make serve CONFIG=examples/fake-fleet.yaml
+	$(PY) -m tests.fakes.serve_fleet --port $(FLEET_PORT)
+
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
 # LiteLLM's proxy for the proxy bench, in its own venv (never the project's lock or venv).
-$(LITELLM_PROXY_VENV)/.installed:
-	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
-	uv venv --quiet --allow-existing --python $(PYTHON_VERSION) $(LITELLM_PROXY_VENV)
-	uv pip install --quiet --compile-bytecode --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
+$(LITELLM_PROXY_VENV)/.installed: | $(UV)
+	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(LITELLM_PROXY_VENV)
+	$(UV) pip install --quiet --compile-bytecode --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
 	@touch $@
 
 bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(LITELLM_PROXY_VENV)/.installed),$(LITELLM_PROXY_VENV)/.installed) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup for one), print tables, write JSON
-	@command -v wrk >/dev/null || (apt-get install -y wrk || (apt-get update && apt-get install -y wrk))
+	@command -v wrk >/dev/null || { echo "make bench needs wrk on PATH (e.g. apt-get install wrk)" >&2; exit 1; }
 	$(PY) -m tests.bench.run $(BENCH)
 
-mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
-	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port 5000 --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
+mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=p) over the local store
+	$(VENV)/bin/mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --backend-store-uri "$${MLFLOW_TRACKING_URI:-sqlite:///$(CURDIR)/mlflow.db}"
 
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval harvest serve demo test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval harvest serve demo fake-fleet test bench mlflow-ui clean

@@ -21,7 +21,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from intent_router.labels import INTENTS
-from intent_router.model_contract import ModelMetadata, TruncationPolicy
+from intent_router.exceptions import ModelError
+from intent_router.model_contract import ModelMetadata, TruncationPolicy, load_metadata
 from training import evaluate as ev
 from training.candidates import Candidate, choose, default_candidates
 from training.dataset import TEST_FILE, TRAIN_FILE, LabeledPrompts, load_prompts
@@ -114,6 +115,7 @@ def train(
         _print_evaluation(evaluation, threshold)
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path, meta_path = out_dir / "intent.onnx", out_dir / "intent.json"
+    previous_onnx = onnx_path.read_bytes() if onnx_path.exists() else None
     with stage("export to ONNX and check parity (LC_ALL=C)"):
         export_pipeline(pipeline, onnx_path)
         parity = check_parity(pipeline, onnx_path, list(test_raw.texts) + list(STRESS_CORPUS))
@@ -127,7 +129,12 @@ def train(
     metadata = _metadata(
         pipeline, chosen, scores, evaluation, threshold, train_raw, policy, parity.max_abs_diff
     )
-    meta_path.write_text(metadata.to_json(), encoding="utf-8")
+    kept = _unchanged_metadata(previous_onnx, onnx_path, meta_path, metadata)
+    if kept is not None:  # same model: keep its version and date, so git shows no change
+        metadata = kept
+        print(f"  the model is byte-identical to the one in {out_dir}: {meta_path.name} kept")
+    else:
+        meta_path.write_text(metadata.to_json(), encoding="utf-8")
     registration = "not logged"
     if log_to_mlflow:
         with stage("log to MLflow"):
@@ -150,6 +157,21 @@ def _print_evaluation(evaluation: ev.Evaluation, threshold: float) -> None:
             f"    {label:<20} P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
             f"F1 {scores['f1']:.3f}"
         )
+
+
+def _unchanged_metadata(previous_onnx: bytes | None, onnx_path: Path, meta_path: Path,
+                        new: ModelMetadata) -> ModelMetadata | None:
+    """The stored metadata when the exported model is byte-identical to the previous one and
+    was trained on the same data with the same threshold; None when anything differs."""
+    if previous_onnx is None or previous_onnx != onnx_path.read_bytes():
+        return None
+    try:
+        old = load_metadata(meta_path)
+    except ModelError:
+        return None
+    same = (old.training_data_sha256 == new.training_data_sha256
+            and old.confidence_threshold == new.confidence_threshold and old.labels == new.labels)
+    return old if same else None
 
 
 def _metadata(

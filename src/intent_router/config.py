@@ -37,6 +37,8 @@ DEFAULT_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "security_audit": 800,
     "general": 300,
 }
+#: The policy key whose chain serves every intent the policy does not list.
+DEFAULT_POLICY: Final[str] = "default"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -143,6 +145,7 @@ class RouterConfig:
     output_tokens: dict[str, int]
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     upstream: UpstreamLimits = UpstreamLimits()
+    strict_readiness: bool = False  # True: /readyz answers 503 (not 200) when degraded
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()
@@ -177,7 +180,7 @@ def parse_config(raw: Any) -> RouterConfig:
                                  "governance"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
-                                   "max_body_bytes", "upstream",
+                                   "max_body_bytes", "strict_readiness", "upstream",
                                    "cooldown", "output_tokens"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
@@ -214,6 +217,7 @@ def parse_config(raw: Any) -> RouterConfig:
         output_tokens=_output_tokens(router.get("output_tokens", {})),
         max_body_bytes=_body_limit(router.get("max_body_bytes", 1024 * 1024)),
         upstream=_upstream(router.get("upstream", {})),
+        strict_readiness=_bool(router.get("strict_readiness", False), "router.strict_readiness"),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),
@@ -408,20 +412,32 @@ def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -
 
 
 def _policy(raw: Any, deployments: dict[str, Deployment]) -> dict[str, tuple[str, ...]]:
+    """The chain of every intent: its own, else ``policy.default``'s (so a small config may
+    list one chain for everything)."""
     policy = _mapping(raw, "policy")
-    _no_unknown(policy, "policy", set(INTENTS))
+    _no_unknown(policy, "policy", {*INTENTS, DEFAULT_POLICY})
+    default = _chain(policy[DEFAULT_POLICY], DEFAULT_POLICY, deployments) if DEFAULT_POLICY in policy else None
     chains: dict[str, tuple[str, ...]] = {}
     for intent in INTENTS:
-        chain = policy.get(intent)
-        if not isinstance(chain, list) or not chain:
-            raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names")
-        for index, name in enumerate(chain):
-            if not isinstance(name, str) or name not in deployments:
-                raise ConfigError(f"policy.{intent}[{index}]", f"unknown deployment {name!r}")
-        if len(set(chain)) != len(chain):
-            raise ConfigError(f"policy.{intent}", "names a deployment twice")
-        chains[intent] = tuple(chain)
+        if intent in policy:
+            chains[intent] = _chain(policy[intent], intent, deployments)
+        elif default is not None:
+            chains[intent] = default
+        else:
+            raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names "
+                              "(or set policy.default for every intent without its own)")
     return chains
+
+
+def _chain(chain: Any, key: str, deployments: dict[str, Deployment]) -> tuple[str, ...]:
+    if not isinstance(chain, list) or not chain:
+        raise ConfigError(f"policy.{key}", "must be a non-empty list of deployment names")
+    for index, name in enumerate(chain):
+        if not isinstance(name, str) or name not in deployments:
+            raise ConfigError(f"policy.{key}[{index}]", f"unknown deployment {name!r}")
+    if len(set(chain)) != len(chain):
+        raise ConfigError(f"policy.{key}", "names a deployment twice")
+    return tuple(chain)
 
 
 def _cost_map() -> dict[str, Any]:

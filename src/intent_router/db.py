@@ -3,10 +3,15 @@ engine factory. Alembic migrations (src/intent_router/migrations) are written ag
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import msgspec
 from sqlalchemy import Engine, MetaData, create_engine, event
+from sqlalchemy import exc as sa_exc
+
+from intent_router.exceptions import StorageUnavailable
 
 metadata = MetaData()
 
@@ -30,6 +35,22 @@ def make_engine(url: str) -> Engine:
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     return engine
+
+
+@contextmanager
+def storage_outage_as_unavailable() -> Iterator[None]:
+    """Turn "the database cannot be reached" (refused, down, timed out, pool exhausted) into
+    StorageUnavailable. The message names the failure's type only: SQLAlchemy's text quotes
+    the URL and the statement."""
+    try:
+        yield
+    except (sa_exc.OperationalError, sa_exc.InterfaceError, sa_exc.TimeoutError) as exc:
+        cause = getattr(exc, "orig", None) or exc
+        raise StorageUnavailable(f"the database did not answer ({type(cause).__name__})") from exc
+    except sa_exc.DBAPIError as exc:
+        if exc.connection_invalidated:
+            raise StorageUnavailable("the database connection was lost") from exc
+        raise
 
 
 class MigratedStore:

@@ -18,7 +18,8 @@
     ├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
     │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
     ├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
-    └── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
+    ├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
+    └── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
 """
 
 from __future__ import annotations
@@ -156,3 +157,9 @@ class ProviderClientBug(RouterError):
 class CountersUnavailable(RouterError, RuntimeError):
     """The shared counters (Redis) cannot be reached or did not answer in time: limits cannot be
     enforced, so the request is refused (HTTP 503) rather than let through unmetered."""
+
+
+class StorageUnavailable(RouterError, RuntimeError):
+    """The database (decision log, overrides, client keys) cannot be reached or did not answer:
+    feedback and the admin API answer 503 ``storage_unavailable``; routing goes on from each
+    worker's last snapshot."""

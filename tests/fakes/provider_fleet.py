@@ -135,11 +135,11 @@ class _Server(ThreadingHTTPServer):
 class FakeProvider:
     """One fake provider on 127.0.0.1 with an ephemeral port; use as a context manager."""
 
-    def __init__(self, name: str = "fake", hostile: bool = False) -> None:
+    def __init__(self, name: str = "fake", hostile: bool = False, port: int = 0) -> None:
         self.name = name
         self._state = _State()
         handler = type("Handler", (_Handler,), {"state": self._state, "provider": name, "hostile": hostile})
-        self._server = _Server(("127.0.0.1", 0), handler)
+        self._server = _Server(("127.0.0.1", port), handler)  # port 0: any free one
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 

@@ -36,7 +36,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory):
             yield url
 
 
-OPERATIONS = ["GET /healthz", "GET /readyz", "GET /v1/models", "GET /metrics",
+OPERATIONS = ["GET /healthz", "GET /readyz", "GET /v1/models", "GET /v1/models/{model}", "GET /metrics",
               "POST /v1/route", "POST /v1/chat/completions", "POST /v1/feedback",
               "GET /admin/overrides", "PUT /admin/overrides", "DELETE /admin/overrides",
               "POST /admin/keys", "GET /admin/keys", "GET /admin/keys/{key_id}",

@@ -176,11 +176,11 @@ def test_metrics_count_requests_fallbacks_errors_and_cost(fleet_and_service) -> 
     f["claude"].script(Status(529, "Overloaded"))
     _client(f["url"]).chat.completions.create(model="auto", messages=[{"role": "user", "content": ARCHITECTURE}])
     text = httpx.get(f"{f['url']}/metrics").text
-    assert 'intent_router_requests_total{endpoint="chat",intent="architecture_review",source="model"}' in text
+    assert 'intent_router_requests_total{endpoint="chat",intent="architecture_review",source="model",status="200"}' in text
     fallbacks = [line for line in text.splitlines() if line.startswith("intent_router_fallbacks_total ")]
     assert fallbacks and float(fallbacks[0].split()[1]) >= 1
     assert 'intent_router_provider_errors_total{deployment="claude-sonnet-4",outcome="failed",status="529"}' in text
     assert 'intent_router_cost_usd_total{deployment="gpt-4o"}' in text
-    assert 'intent_router_request_seconds_bucket{endpoint="chat"' in text
+    assert 'intent_router_request_seconds_count{endpoint="chat",status="200"}' in text
     for secret in KEYS.values():
         assert secret not in text

@@ -187,7 +187,7 @@ def test_chat_metrics_count_escalations_with_their_source(tmp_path: Path) -> Non
         assert response.headers["x-intent-router-intent"] == "debugging"
         assert response.headers["x-intent-router-deployment"] == "claude-sonnet-4"
         metrics = httpx.get(f"{s.url}/metrics").text
-        assert 'intent_router_requests_total{endpoint="chat",intent="debugging",source="llm"} 1.0' in metrics
+        assert 'intent_router_requests_total{endpoint="chat",intent="debugging",source="llm",status="200"} 1.0' in metrics
         assert 'intent_router_escalations_total{outcome="llm"} 1.0' in metrics
 
 

@@ -13,7 +13,7 @@ import yaml
 from intent_router.config import DEFAULT_CONFIG
 from tests.integration.service_process import running_service
 
-ROUTE_LINE = 'intent_router_requests_total{endpoint="route",intent="refactoring",source="model"}'
+ROUTE_LINE = 'intent_router_requests_total{endpoint="route",intent="refactoring",source="model",status="200"}'
 
 
 def _metric(text: str, line_start: str) -> float:

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"intent-router: warning: {args.workers} workers count rate limits and budgets each on "
               "their own; set governance.redis_url or $INTENT_ROUTER_REDIS_URL to share them",
               file=sys.stderr)
+    for line in _summary(args.config.resolve(), config):
+        print(f"intent-router: {line}", file=sys.stderr, flush=True)
     os.environ["INTENT_ROUTER_CONFIG"] = str(args.config.resolve())
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="intent-router-metrics-")
@@ -82,6 +84,21 @@ def main(argv: list[str] | None = None) -> int:
             except subprocess.TimeoutExpired:
                 tracker.kill()
     return 0
+
+
+def _summary(path: Path, config: RouterConfig) -> list[str]:
+    """The startup summary (config, model, usable deployments, missing keys, stores), once per
+    service rather than once per worker."""
+    from intent_router.classifier import DEFAULT_MODELS_DIR
+    from intent_router.exceptions import ModelError
+    from intent_router.model_contract import load_metadata
+    from intent_router.service.readiness import startup_summary
+
+    try:
+        metadata = load_metadata(DEFAULT_MODELS_DIR / "intent.json")
+    except ModelError as exc:
+        return [f"config {path}", f"model: {exc}"]
+    return startup_summary(path, config, metadata.model_version, metadata.confidence_threshold)
 
 
 def _start_tracker(config: RouterConfig, path: Path) -> subprocess.Popen[bytes] | None:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import hmac
 import os
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import anyio
 
@@ -16,6 +17,7 @@ from litestar.params import Parameter
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
 
+from intent_router.db import storage_outage_as_unavailable
 from intent_router.exceptions import InvalidRequestError, UnknownRequestError
 from intent_router.governance.client_keys import KeyLimits
 from intent_router.routing.overrides import parse_override
@@ -24,6 +26,16 @@ from intent_router.service.recording import clean_id
 from intent_router.service.schemas import ClientKeyCreate, ClientKeyList, OverrideBody, OverrideList
 
 ADMIN_KEY_ENV = "INTENT_ROUTER_ADMIN_KEY"
+#: No control characters (NUL, newlines, escapes): ids and team names are printable text.
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+
+_T = TypeVar("_T")
+
+
+async def _stored(call: Callable[..., _T], *args: Any) -> _T:
+    """A store call off the event loop; the database down is a 503 ``storage_unavailable``."""
+    with storage_outage_as_unavailable():
+        return await anyio.to_thread.run_sync(call, *args)
 
 
 def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
@@ -39,7 +51,7 @@ def admin_guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
 @get("/admin/overrides", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="listOverrides")
 async def list_overrides(state: State) -> OverrideList:
     """Every stored override (from the database, not a worker's cache)."""
-    stored = await anyio.to_thread.run_sync(state.override_store.all)
+    stored = await _stored(state.override_store.all)
     return OverrideList(data=[o.as_json() for o in stored.values()])
 
 
@@ -48,7 +60,8 @@ async def list_overrides(state: State) -> OverrideList:
 def put_override(data: OverrideBody, state: State) -> dict:
     """Create or replace the override of one organisation, repo or user."""
     override = parse_override(data.as_dict(), state.router.config)
-    state.override_store.put(override)
+    with storage_outage_as_unavailable():
+        state.override_store.put(override)
     state.override_cache.refresh()  # this worker at once; the others within refresh_s
     return override.as_json()
 
@@ -57,11 +70,13 @@ def put_override(data: OverrideBody, state: State) -> dict:
         responses=ADMIN_ERRORS, operation_id="deleteOverride")
 def delete_override(
     state: State,
-    level: Annotated[str, Parameter(query="scope", description="org, repo or user")],
-    subject: Annotated[str, Parameter(query="subject", max_length=256)],
+    level: Annotated[str, Parameter(query="scope", description="org, repo or user", pattern=PRINTABLE)],
+    subject: Annotated[str, Parameter(query="subject", max_length=256, pattern=PRINTABLE)],
 ) -> dict[str, bool]:
     """Remove the override of one subject (``?scope=repo&subject=acme/api``)."""
-    if not state.override_store.delete(level, subject):
+    with storage_outage_as_unavailable():
+        deleted = state.override_store.delete(level, subject)
+    if not deleted:
         raise UnknownRequestError(f"no override for {level}:{subject}")
     state.override_cache.refresh()
     return {"deleted": True}
@@ -75,24 +90,24 @@ async def create_key(data: ClientKeyCreate, state: State) -> dict[str, Any]:
     if team is None:
         raise InvalidRequestError("team: must hold a printable character")
     limits = KeyLimits(data.budget_day_usd, data.budget_month_usd, data.rpm, data.tpm, data.over_budget)
-    key, record = await anyio.to_thread.run_sync(state.key_store.create, team, clean_id(data.name) or "", limits)
+    key, record = await _stored(state.key_store.create, team, clean_id(data.name) or "", limits)
     await anyio.to_thread.run_sync(state.key_cache.refresh)  # this worker at once; the others within 1 s
     return {"key": key, **record.as_json()}
 
 
 @get("/admin/keys", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="listClientKeys")
 async def list_keys(
-    state: State, team: Annotated[str | None, Parameter(query="team", max_length=256)] = None,
+    state: State, team: Annotated[str | None, Parameter(query="team", max_length=256, pattern=PRINTABLE)] = None,
 ) -> ClientKeyList:
     """Every client key (revoked ones too; never the keys themselves), or one team's."""
-    keys = await anyio.to_thread.run_sync(state.key_store.list, team)
+    keys = await _stored(state.key_store.list, team)
     return ClientKeyList(data=[k.as_json() for k in keys])
 
 
 @get("/admin/keys/{key_id:str}", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="getClientKey")
-async def get_key(key_id: Annotated[str, Parameter(max_length=64)], state: State) -> dict[str, Any]:
+async def get_key(key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTABLE)], state: State) -> dict[str, Any]:
     """One client key and what it has spent this UTC day and month."""
-    record = await anyio.to_thread.run_sync(state.key_store.get, key_id)
+    record = await _stored(state.key_store.get, key_id)
     if record is None:
         raise UnknownRequestError(f"no client key {key_id!r}")
     return {**record.as_json(), "spend": await state.limits.spend(record.id)}
@@ -100,9 +115,9 @@ async def get_key(key_id: Annotated[str, Parameter(max_length=64)], state: State
 
 @delete("/admin/keys/{key_id:str}", guards=[admin_guard], status_code=200, responses=ADMIN_ERRORS,
         operation_id="revokeClientKey")
-async def revoke_key(key_id: Annotated[str, Parameter(max_length=64)], state: State) -> dict[str, bool]:
+async def revoke_key(key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTABLE)], state: State) -> dict[str, bool]:
     """Revoke a client key: every worker refuses it within a second."""
-    if not await anyio.to_thread.run_sync(state.key_store.revoke, key_id):
+    if not await _stored(state.key_store.revoke, key_id):
         raise UnknownRequestError(f"no active client key {key_id!r}")
     await anyio.to_thread.run_sync(state.key_cache.refresh)
     return {"revoked": True}
@@ -110,10 +125,10 @@ async def revoke_key(key_id: Annotated[str, Parameter(max_length=64)], state: St
 
 @get("/admin/spend", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="teamSpend")
 async def team_spend(
-    state: State, team: Annotated[str, Parameter(query="team", min_length=1, max_length=256)],
+    state: State, team: Annotated[str, Parameter(query="team", min_length=1, max_length=256, pattern=PRINTABLE)],
 ) -> dict[str, Any]:
     """What a team's keys (revoked ones included) have spent this UTC day and month."""
-    keys = await anyio.to_thread.run_sync(state.key_store.list, team)
+    keys = await _stored(state.key_store.list, team)
     if not keys:
         raise UnknownRequestError(f"team {team!r} has no client keys")
     rows = [{"id": k.id, "prefix": k.prefix, "name": k.name, "active": k.active,

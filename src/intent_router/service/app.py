@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,7 +19,9 @@ from litestar.response import Stream
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
+from intent_router.db import storage_outage_as_unavailable
 from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
+from intent_router.decisions.storable import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     InvalidRequestError,
@@ -40,8 +43,8 @@ from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import client_key_guard
 from intent_router.service.errors import EXCEPTION_HANDLERS, log_client_bug
 from intent_router.service.metrics import RouterMetrics
+from intent_router.service.model_cards import MODEL_HANDLERS
 from intent_router.service.openapi import (
-    AUTH_ERRORS,
     BODY_ERRORS,
     CHAT_ERRORS,
     FEEDBACK_ERRORS,
@@ -50,14 +53,15 @@ from intent_router.service.openapi import (
     FeedbackOperation,
     RouteOperation,
 )
+from intent_router.service.readiness import KeylessProbe, readiness
 from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
+from intent_router.service.schema_page import openapi_config
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
     FeedbackRequest,
     FeedbackResponse,
-    ModelCard,
-    ModelList,
+    Readiness,
     RouteMetadata,
     RouteRequest,
     RouteResponse,
@@ -77,21 +81,18 @@ def healthz() -> dict[str, str | int]:
     return {"status": "ok", "worker": os.getpid()}
 
 
-@get("/readyz", sync_to_thread=False, responses={503: READYZ_WARMING})
-def readyz(state: State) -> Response[dict[str, str]]:
-    """Model loaded and config valid (both checked at start), and litellm loaded when a
-    deployment needs it (it loads in the background for a few seconds after start)."""
-    version = state.router.classifier.version
-    if state.needs_litellm and not state.clients.warm:
-        return Response({"status": "warming", "model_version": version}, status_code=503)
-    return Response({"status": "ready", "model_version": version})
-
-
-@get("/v1/models", sync_to_thread=False, guards=[client_key_guard], responses=AUTH_ERRORS)
-def list_models(state: State) -> ModelList:
-    """``auto`` plus every configured deployment."""
-    names = ["auto", *state.router.config.deployments]
-    return ModelList(data=[ModelCard(id=n) for n in names])
+@get("/readyz", responses={503: READYZ_WARMING})
+async def readyz(state: State) -> Response[Readiness]:
+    """Model loaded and config valid (both checked at start), litellm loaded when a deployment
+    needs it (it loads in the background for a few seconds after start: ``warming``, 503), and
+    some deployment able to answer (else ``degraded`` with the reasons: 200, or 503 under
+    ``router.strict_readiness``)."""
+    router: Router = state.router
+    report = readiness(router.config, state.needs_litellm and not state.clients.warm, router.cooldowns.available,
+                       await state.keyless_probe.unreachable())
+    body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
+                     list(report.usable))
+    return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
 
 @get("/metrics", sync_to_thread=False, media_type="text/plain; version=0.0.4")
@@ -114,6 +115,7 @@ async def _context(endpoint: str, prompt: str, request: Request, state: State,
     ctx = RequestContext(endpoint, prompt, repo, user, tuple(kinds), override=override, org=org,
                          client_key_id=key.id if key is not None else None)
     request.state.request_id = ctx.request_id
+    request.state.ctx = ctx  # an error answered for this request is counted under its endpoint
     return ctx
 
 
@@ -154,7 +156,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         await state.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = _sensitivity(ctx, data.metadata)
     decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override)
-    state.metrics.latency.labels("route").observe(ctx.elapsed_ms() / 1000)
+    state.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
     state.recorder.route(ctx, decision)
     body = RouteResponse(
@@ -187,6 +189,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
         if key is not None:
             await state.limits.admit(key, state.router.request_tokens(body, prompt))
         plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override)
+        request.state.plan = plan  # an error's metrics name the intent
         if key is not None:
             plan, hold, downgraded = await hold_budget(state.limits, state.router, key, plan, body, prompt,
                                                        bool(sensitive), ctx.override)
@@ -210,7 +213,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
         if hold is not None:  # the answer's real cost, or only the LLM classifier's if none came
             spent = outcome.cost_usd if outcome is not None else _escalation_cost(plan)
             await state.limits.settle(hold, spent)
-    state.metrics.latency.labels("chat").observe(ctx.elapsed_ms() / 1000)
+    state.metrics.record_latency("chat", 200, ctx.elapsed_ms() / 1000)
     state.metrics.record_route("chat", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(outcome.result.attempts)
     state.metrics.cost.labels(outcome.result.deployment).inc(outcome.cost_usd)
@@ -236,13 +239,14 @@ def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     store: DecisionStore | None = state.decisions
     if store is None:
         raise UnknownRequestError("the decision log is off (storage.decision_log: false)")
-    row = store.get(data.request_id)
-    if row is None and state.decision_writer.flush(timeout_s=2.0):  # maybe still queued
+    with storage_outage_as_unavailable():
         row = store.get(data.request_id)
-    if row is None:
-        raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
-    comment = state.router.redact(data.comment) if data.comment else data.comment  # like prompts
-    store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, comment))
+        if row is None and state.decision_writer.flush(timeout_s=2.0):  # maybe still queued
+            row = store.get(data.request_id)
+        if row is None:
+            raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
+        comment = state.router.redact(data.comment) if data.comment else data.comment  # like prompts
+        store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, clean_text(comment)))
     return FeedbackResponse(data.request_id, stored=True, trace="pending" if row["traced"] else "untraced")
 
 
@@ -301,7 +305,7 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 # Without a usage chunk the held estimate is charged: it bounds the real cost.
                 await limits.settle(hold, cost if usage else max(cost, hold.estimate_usd))
             metrics.cost.labels(result.deployment).inc(cost)
-            metrics.latency.labels("chat_stream").observe(ctx.elapsed_ms() / 1000)
+            metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
             recorder.stream(ctx, plan, result.deployment, result.attempts, usage, cost,
                             error or (None if last.strip() == b"data: [DONE]" else "client went away"))
 
@@ -393,11 +397,13 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     # Litestar sets the root logger to INFO; under `python -m intent_router.service` it follows
     # --log-level instead (uvicorn's "trace" is Python's DEBUG).
     level = os.environ.get("INTENT_ROUTER_LOG_LEVEL", "info").upper().replace("TRACE", "DEBUG")
-    logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": level})
+    # Errors are logged once, without their text, where they are answered (service/errors.py).
+    logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": level}, log_exceptions="never")
     return Litestar(
         logging_config=logging_config,
-        route_handlers=[healthz, readyz, list_models, metrics, route, chat_completions, feedback,
+        route_handlers=[healthz, readyz, *MODEL_HANDLERS, metrics, route, chat_completions, feedback,
                         *ADMIN_HANDLERS],
+        openapi_config=openapi_config(),
         state=State({
             "router": router,
             "metrics": RouterMetrics(),
@@ -411,6 +417,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "key_store": key_store,
             "key_cache": key_cache,
             "limits": Limits(counters),
+            "started_at": int(time.time()),  # the "created" of /v1/models
+            "keyless_probe": KeylessProbe(config),
         }),
         lifespan=[resources],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]

@@ -19,10 +19,11 @@ class RouterMetrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("intent_router_requests_total", "Requests by endpoint, intent and decision source",
-                                ["endpoint", "intent", "source"], registry=self.registry)
-        self.latency = Histogram("intent_router_request_seconds", "Request latency by endpoint",
-                                 ["endpoint"], buckets=LATENCY_BUCKETS, registry=self.registry)
+        self.requests = Counter("intent_router_requests_total",
+                                "Requests by endpoint, intent, decision source and HTTP status (failed ones too)",
+                                ["endpoint", "intent", "source", "status"], registry=self.registry)
+        self.latency = Histogram("intent_router_request_seconds", "Request latency by endpoint and HTTP status",
+                                 ["endpoint", "status"], buckets=LATENCY_BUCKETS, registry=self.registry)
         self.escalations = Counter("intent_router_escalations_total",
                                    "LLM-classifier escalations by outcome (llm or default)",
                                    ["outcome"], registry=self.registry)
@@ -38,10 +39,14 @@ class RouterMetrics:
                                   "Client-key events: unauthenticated, rate_limit_exceeded, "
                                   "budget_exceeded, downgraded", ["event"], registry=self.registry)
 
-    def record_route(self, endpoint: str, intent: str | None, source: str) -> None:
-        self.requests.labels(endpoint, intent or "-", source).inc()
+    def record_route(self, endpoint: str, intent: str | None, source: str, status: int = 200) -> None:
+        """One request of ``endpoint``; a failed one with the status it was answered."""
+        self.requests.labels(endpoint, intent or "-", source, str(status)).inc()
         if source in ("llm", "default") and intent is not None:
             self.escalations.labels(source).inc()
+
+    def record_latency(self, endpoint: str, status: int, seconds: float) -> None:
+        self.latency.labels(endpoint, str(status)).observe(seconds)
 
     def record_attempts(self, attempts: Iterable[Attempt]) -> None:
         attempts = list(attempts)

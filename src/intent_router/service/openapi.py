@@ -9,20 +9,28 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import OpenAPIMediaType, Operation, Reference, Schema
 from litestar.openapi.spec.enums import OpenAPIType
 
-from intent_router.service.schemas import ErrorBody
+from intent_router.service.schemas import ErrorBody, Readiness
 
 
 def _error(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
-#: /readyz while litellm is still loading.
-READYZ_WARMING = ResponseSpec(data_container=dict[str, str], generate_examples=False,
-                              description="Not ready yet: litellm is loading ({'status': 'warming'})")
+#: /readyz while litellm is still loading, or degraded under router.strict_readiness.
+READYZ_WARMING = ResponseSpec(data_container=Readiness, generate_examples=False,
+                              description="Not ready yet: litellm is loading (status 'warming'), or no "
+                                          "deployment can answer and router.strict_readiness is on "
+                                          "(status 'degraded')")
 
 #: A missing, unknown or revoked client key, when client keys are on.
 AUTH_ERRORS: dict[int | str, ResponseSpec] = {
     401: _error("Client keys are on and the request has no valid key (code invalid_api_key)"),
+}
+
+#: Errors of GET /v1/models/{model}.
+MODEL_ERRORS: dict[int | str, ResponseSpec] = {
+    **AUTH_ERRORS,
+    404: _error("Neither 'auto' nor a configured deployment (code model_not_found)"),
 }
 
 #: Errors any endpoint with a JSON body and a ``model`` field can answer.
@@ -38,20 +46,25 @@ BODY_ERRORS: dict[int | str, ResponseSpec] = {
                 "counters_unavailable)"),
 }
 
+#: The database (decision log, overrides, client keys) did not answer.
+STORAGE_DOWN = _error("The database did not answer (code storage_unavailable); Retry-After says when to retry")
+
 #: Errors of POST /v1/feedback.
 FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
     400: BODY_ERRORS[400],
     404: _error("No decision with that request_id (code request_not_found)"),
     413: BODY_ERRORS[413],
     **AUTH_ERRORS,
+    503: STORAGE_DOWN,
 }
 
 #: Errors of the admin API.
 ADMIN_ERRORS: dict[int | str, ResponseSpec] = {
-    400: BODY_ERRORS[400],
+    400: _error("Invalid body, or a control character in an id or query (OpenAI error format)"),
     401: _error("Missing or wrong admin key"),
     404: _error("No such override, client key or team, or the admin API is off "
                 "($INTENT_ROUTER_ADMIN_KEY is not set)"),
+    503: STORAGE_DOWN,
 }
 
 #: Errors of a chat completion: the upstream's own client errors are passed on as they are.

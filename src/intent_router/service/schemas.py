@@ -6,6 +6,9 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+#: A token count a client may ask for: bounded, since budgets multiply it by prices (a
+#: 400-digit integer would overflow the float arithmetic).
+TokenCount = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
 #: A non-empty message list.
 Messages = Annotated[list["Message"], msgspec.Meta(min_length=1)]
 
@@ -46,9 +49,10 @@ class ChatRequest(msgspec.Struct, forbid_unknown_fields=False):
     stream: bool = False
     temperature: float | None = None
     top_p: float | None = None
-    max_tokens: int | None = None
+    max_tokens: TokenCount | None = None
+    max_completion_tokens: TokenCount | None = None
     stop: str | list[str] | None = None
-    n: int | None = None
+    n: Annotated[int, msgspec.Meta(ge=1, le=128)] | None = None
     user: str | None = None
     tools: list[dict[str, Any]] | None = None
     tool_choice: str | dict[str, Any] | None = None
@@ -85,8 +89,19 @@ class RouteResponse(msgspec.Struct):
 
 class ModelCard(msgspec.Struct):
     id: str
+    created: int  # Unix time: when this service started
+    owned_by: str  # "intent-router" for auto, else the deployment's provider
     object: str = "model"
-    owned_by: str = "intent-router"
+
+
+class Readiness(msgspec.Struct):
+    """GET /readyz: ``ready``, ``warming`` (litellm loading) or ``degraded`` (no deployment can
+    answer a chat request; ``reasons`` say why)."""
+
+    status: Literal["ready", "warming", "degraded"]
+    model_version: str
+    reasons: list[str] = msgspec.field(default_factory=list)
+    usable_deployments: list[str] = msgspec.field(default_factory=list)
 
 
 class ModelList(msgspec.Struct):

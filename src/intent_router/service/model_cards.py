@@ -1,0 +1,52 @@
+"""GET /v1/models and GET /v1/models/{model}: ``auto`` and every deployment, as OpenAI lists models."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from litestar import get
+from litestar.datastructures import State
+from litestar.params import Parameter
+
+from intent_router.config import RouterConfig
+from intent_router.exceptions import UnknownModelError
+from intent_router.routing.policy import AUTO_MODELS
+from intent_router.service.client_auth import client_key_guard
+from intent_router.service.openapi import AUTH_ERRORS, MODEL_ERRORS
+from intent_router.service.schemas import ModelCard, ModelList
+
+ROUTER_OWNER = "intent-router"
+
+
+def model_cards(config: RouterConfig, created: int) -> list[ModelCard]:
+    """``auto`` first (owned by the router), then each deployment (owned by its provider);
+    ``created`` is when this service started."""
+    cards = [ModelCard(id="auto", created=created, owned_by=ROUTER_OWNER)]
+    cards += [ModelCard(id=name, created=created, owned_by=d.provider) for name, d in config.deployments.items()]
+    return cards
+
+
+def model_card(config: RouterConfig, created: int, model: str) -> ModelCard:
+    """The card of ``model``: ``auto`` (or ``intent-router``) or a deployment's name."""
+    if model in AUTO_MODELS:
+        return ModelCard(id=model, created=created, owned_by=ROUTER_OWNER)
+    deployment = config.deployments.get(model)
+    if deployment is None:
+        raise UnknownModelError(f"unknown model {model!r}; GET /v1/models lists 'auto' and every deployment")
+    return ModelCard(id=model, created=created, owned_by=deployment.provider)
+
+
+@get("/v1/models", sync_to_thread=False, guards=[client_key_guard], responses=AUTH_ERRORS)
+def list_models(state: State) -> ModelList:
+    """``auto`` plus every configured deployment."""
+    return ModelList(data=model_cards(state.router.config, state.started_at))
+
+
+@get("/v1/models/{model:path}", sync_to_thread=False, guards=[client_key_guard], responses=MODEL_ERRORS,
+     operation_id="retrieveModel")
+def get_model(state: State, model: Annotated[str, Parameter(max_length=512)]) -> ModelCard:
+    """One model: ``auto`` or a deployment (404 ``model_not_found`` otherwise)."""
+    return model_card(state.router.config, state.started_at, model.lstrip("/"))
+
+
+MODEL_HANDLERS = [list_models, get_model]

@@ -53,7 +53,9 @@ def _log_server_error(request: Request, status: int, exc: Exception) -> None:
     (it may carry request data or secrets)."""
     rid = request.state.get("request_id") or "-"
     level = logging.ERROR if status == 500 else logging.WARNING
-    logger.log(level, "request %s: %s %s %s", rid, status, request.url.path, type(exc).__name__)
+    # A provider client's bug names the exception behind it (its type, a missing module).
+    kind = f"{type(exc).__name__}: {exc.bug}" if isinstance(exc, ProviderClientBug) else type(exc).__name__
+    logger.log(level, "request %s: %s %s %s", rid, status, request.url.path, kind)
 
 
 def _router_error_response(request: Request, exc: Exception) -> Response[ErrorBody]:
@@ -82,8 +84,7 @@ def _router_error_response(request: Request, exc: Exception) -> Response[ErrorBo
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
         return error_response(status, _redacted(request, str(exc)), "provider_error", request_id=rid)
-    if isinstance(exc, ProviderClientBug):
-        log_client_bug(rid, exc)
+    if isinstance(exc, ProviderClientBug):  # logged as every 5xx is
         return error_response(500, str(exc), "server_error", code="internal_error", request_id=rid)
     if isinstance(exc, AllProvidersFailed):
         request.app.state.metrics.record_attempts(exc.attempts)
@@ -102,7 +103,8 @@ def _router_error_response(request: Request, exc: Exception) -> Response[ErrorBo
 
 
 def log_client_bug(request_id: str | None, exc: ProviderClientBug) -> None:
-    """One log line per request that hit a provider client's bug (its message holds no request data)."""
+    """The log line of a stream cut by a provider client's bug (its message holds no request
+    data); before a stream starts, the bug is a 500 and logged as every 5xx is."""
     logger.error("request %s: %s", request_id or "-", exc)
 
 

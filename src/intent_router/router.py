@@ -4,6 +4,7 @@ chain of deployments with an estimated cost. The service calls this; it knows no
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -12,7 +13,7 @@ from typing import Any
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
 from intent_router.costs import cost_usd, estimate_messages_tokens, estimate_tokens
-from intent_router.exceptions import ProviderError
+from intent_router.exceptions import ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
 from intent_router.providers.upstream_validation import usage_tokens
 from intent_router.routing.cooldown import CooldownTracker
@@ -20,6 +21,8 @@ from intent_router.routing.escalation import EscalationCache, build_messages, pa
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
+
+log = logging.getLogger("intent_router.router")
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
@@ -227,6 +230,9 @@ class Router:
             response = await asyncio.wait_for(self._complete(deployment, request, timeout), timeout)
         except (ProviderError, asyncio.TimeoutError) as exc:
             return local_intent, "default", 0.0, f"llm classifier failed: {type(exc).__name__}"
+        except ProviderClientBug as exc:  # the local prediction stands, but the bug is told
+            log.error("llm classifier: %s", exc)
+            return local_intent, "default", 0.0, f"llm classifier failed: ProviderClientBug: {exc.bug}"
         spent = _usage_cost(deployment, response)
         label = parse_label(_answer_text(response))
         if label is None:

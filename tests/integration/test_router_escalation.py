@@ -10,6 +10,7 @@ import pytest
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import load_config
+from intent_router.exceptions import ProviderClientBug
 from intent_router.providers.openai_compat import OpenAICompatClient
 from intent_router.router import Router
 from tests.fakes.provider_fleet import FakeProvider, Hang, Reply
@@ -88,3 +89,18 @@ async def test_sensitive_requests_skip_escalation_and_stay_local(setup) -> None:
     make, fake = setup
     decision = await make(1.0).route("here is our prod db password, fix the login", sensitive=True)
     assert decision.chain == ("qwen-32b-local",) and fake.requests == []
+
+
+async def test_a_client_bug_in_the_llm_classifier_keeps_the_local_prediction_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async def broken(deployment, request, timeout):
+        raise ProviderClientBug(deployment.name, "ModuleNotFoundError (module 'mcp')")
+
+    router = Router(replace(load_config(), confidence_threshold=1.01), CLASSIFIER, broken)
+    decision = await router.route("rename getUser to fetchUser everywhere")
+    assert (decision.intent, decision.source) == ("refactoring", "default")
+    assert decision.escalation_error == "llm classifier failed: ProviderClientBug: ModuleNotFoundError (module 'mcp')"
+    assert [r.getMessage() for r in caplog.records if r.name == "intent_router.router"] == [
+        "llm classifier: internal error in the provider client of deployment 'kimi-k2.6': "
+        "ModuleNotFoundError (module 'mcp'); not retried on another deployment"]

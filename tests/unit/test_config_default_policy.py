@@ -6,6 +6,8 @@ import copy
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from intent_router.config import load_config, parse_config
 from intent_router.exceptions import ConfigError
@@ -51,3 +53,10 @@ def test_a_bad_default_names_its_field(policy: dict[str, Any], field: str) -> No
 def test_the_example_configs_load(name: str) -> None:
     config = load_config(REPO_ROOT / "examples" / name)
     assert set(config.policy) == set(INTENTS)
+
+
+@given(listed=st.dictionaries(st.sampled_from(INTENTS), st.sampled_from([["a"], ["b"], ["b", "a"]])),
+       default=st.sampled_from([["a"], ["a", "b"]]))
+def test_each_intent_gets_its_own_chain_else_the_default(listed: dict[str, list[str]], default: list[str]) -> None:
+    config = parse_config(_with_policy({**listed, "default": default}))
+    assert config.policy == {i: tuple(listed.get(i, default)) for i in INTENTS}

@@ -9,6 +9,7 @@ import pytest
 from litestar import Litestar, get
 from litestar.testing import TestClient
 
+from intent_router.exceptions import ProviderClientBug
 from intent_router.service.errors import EXCEPTION_HANDLERS, ApiError
 
 SECRET = "sk-live-0123456789abcdef0123456789abcdef"
@@ -43,3 +44,17 @@ def test_a_bug_is_a_logged_500_without_its_text(caplog: pytest.LogCaptureFixture
     assert len(lines) == 1 and rid in lines[0] and "ValueError" in lines[0]
     assert "test_error_mapping.py:" in lines[0]  # where it was raised
     assert SECRET not in caplog.text and SECRET not in answer.text
+
+
+@get("/bug", sync_to_thread=False)
+def client_bug() -> None:
+    raise ProviderClientBug("claude-sonnet-4", "TypeError")
+
+
+def test_a_provider_client_bug_says_not_to_retry() -> None:
+    # It fails the same way on every call: an SDK retrying the 500 would only wait.
+    app = Litestar([client_bug], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)  # type: ignore[arg-type]
+    with TestClient(app) as client:
+        answer = client.get("/bug")
+    assert answer.status_code == 500 and answer.headers["x-should-retry"] == "false"
+    assert answer.json()["error"]["code"] == "internal_error"

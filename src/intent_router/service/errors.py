@@ -142,7 +142,7 @@ def _router_error(request: Request, exc: RouterError) -> ApiError:
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
         return ApiError(status, _redacted(request, str(exc)) or "", "provider_error", "provider_error")
     if isinstance(exc, ProviderClientBug):  # its message names the deployment and the bug's type only
-        return ApiError(500, str(exc), "server_error", "internal_error")
+        return ApiError(500, str(exc), "server_error", "internal_error", retryable=False)  # fails alike again
     if isinstance(exc, AllProvidersFailed):
         return _all_failed(request, exc)
     return ApiError(500, "internal error", "server_error", "internal_error")

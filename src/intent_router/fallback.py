@@ -60,8 +60,9 @@ async def walk_chain(
 ) -> ChainResult[T]:
     """Try ``call`` on each deployment in turn until one answers.
 
-    Raises FatalProviderError for errors that go back to the caller as they are, and
-    AllProvidersFailed (with every attempt) when the chain or the deadline runs out.
+    Raises FatalProviderError for upstream answers that go back to the caller as they are, and
+    AllProvidersFailed (with every attempt) when the chain or the deadline runs out, or a
+    failure with no answer to return (no HTTP status) is not retryable there.
     """
     start = clock()
     attempts: list[Attempt] = []
@@ -85,6 +86,10 @@ async def walk_chain(
             latency = (clock() - began) * 1000
             attempts.append(Attempt(name, "failed", _describe(exc, failure), failure.status, latency))
             decision = verdict(failure, deployment)
+            if decision is Verdict.RETURN_TO_CALLER and failure.status is None:
+                # Not retried here (a reset or a timeout outside ``retry_on``), but there is no
+                # upstream answer to hand back either: the walk ends, every attempt told (503).
+                raise AllProvidersFailed(tuple(attempts)) from exc
             if decision is Verdict.RETURN_TO_CALLER:
                 raise FatalProviderError(str(exc), status=failure.status) from exc
             if decision is Verdict.NEXT_WITH_LARGER_CONTEXT:

@@ -186,12 +186,26 @@ def _status_error(status: int, headers: Mapping[str, str], data: bytes, deployme
 def _transport_error(exc: BaseException, deployment: Deployment) -> ProviderError:
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ProviderError("upstream timed out", kind="timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS failure, no route: nothing sent
-        return ProviderError(f"cannot connect to {public_url(deployment)} ({_reason(exc.os_error)})",
-                             kind="unreachable")
+    never_connected = unreachable(exc, deployment)
+    if never_connected is not None:
+        return never_connected
     if isinstance(exc, HttpProcessingError):  # a response aiohttp cannot parse (a line too long, ...)
         return malformed(f"a response that is not valid HTTP ({type(exc).__name__})")
     return ProviderError(f"connection error: {type(exc).__name__}", kind="connection")
+
+
+def unreachable(exc: BaseException, deployment: Deployment) -> ProviderError | None:
+    """An ``unreachable`` error when ``exc`` (or what caused it: litellm wraps it twice) is a
+    connection that was never made (refused, DNS failure, no route): nothing reached the upstream."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return None
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            reason = _reason(cause.os_error)
+            return ProviderError(f"cannot connect to {public_url(deployment)} ({reason})", kind="unreachable")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _reason(error: OSError | None) -> str:

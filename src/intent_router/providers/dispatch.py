@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from intent_router.config import Deployment, UpstreamLimits
-from intent_router.providers.openai_compat import OpenAICompatClient, api_key
+from intent_router.providers.openai_compat import OpenAICompatClient, api_key, without_key
 from intent_router.providers.upstream_validation import checked_completion, checked_events, encodable
 
 
@@ -49,9 +50,10 @@ class ProviderClients:
         return encodable(checked_completion(dict(await client.complete(deployment, request, timeout_s))))
 
     def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+        redact = partial(without_key, deployment=deployment)  # an error event may echo the key
         if deployment.api_style == "openai":
-            return checked_events(self.openai.stream(deployment, request, timeout_s))
-        return checked_events(self._litellm_stream(deployment, request, timeout_s))
+            return checked_events(self.openai.stream(deployment, request, timeout_s), redact)
+        return checked_events(self._litellm_stream(deployment, request, timeout_s), redact)
 
     async def _litellm_stream(
         self, deployment: Deployment, request: dict[str, Any], timeout_s: float

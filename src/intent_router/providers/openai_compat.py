@@ -179,7 +179,7 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
 def _status_error(status: int, headers: Mapping[str, str], data: bytes, deployment: Deployment,
                   limits: UpstreamLimits) -> ProviderError:
     retry_after = parse_retry_after(headers.get("Retry-After"), limits.max_retry_after_s)
-    message = without_key(error_message(data), deployment)
+    message = error_message(data, lambda text: without_key(text, deployment))
     return ProviderError(f"HTTP {status}: {message}", status=status, retry_after_s=retry_after)
 
 

@@ -4,7 +4,6 @@ chain of deployments with an estimated cost. The service calls this; it knows no
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass
@@ -21,8 +20,6 @@ from intent_router.routing.escalation import EscalationCache, build_messages, pa
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
-
-logger = logging.getLogger(__name__)
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
@@ -228,9 +225,7 @@ class Router:
         timeout = self.config.llm_classifier_timeout_s
         try:
             response = await asyncio.wait_for(self._complete(deployment, request, timeout), timeout)
-        except Exception as exc:  # whatever the LLM classifier does, the local prediction stands
-            if not isinstance(exc, (ProviderError, asyncio.TimeoutError)):
-                logger.error("llm classifier %s failed: %s", deployment.name, type(exc).__name__)
+        except (ProviderError, asyncio.TimeoutError) as exc:
             return local_intent, "default", 0.0, f"llm classifier failed: {type(exc).__name__}"
         spent = _usage_cost(deployment, response)
         label = parse_label(_answer_text(response))

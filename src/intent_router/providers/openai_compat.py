@@ -145,7 +145,7 @@ async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at:
                 async with asyncio.timeout_at(min(idle_until, ends_at)):
                     data = await content.readany()
             except TimeoutError:
-                raise _stream_timeout(limits, loop.time() >= ends_at) from None
+                raise stream_timeout(limits, loop.time() >= ends_at) from None
             if not data:  # the upstream closed the stream
                 for line in splitter.close():
                     yield line
@@ -155,7 +155,7 @@ async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at:
             yield line
 
 
-def _stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
+def stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
     if total:
         return ProviderError(f"upstream stream lasted over {limits.stream_total_s:g} s", kind="timeout")
     return ProviderError(f"upstream sent no complete stream line for {limits.stream_idle_s:g} s", kind="timeout")

@@ -92,13 +92,15 @@ def checked_completion(completion: Any) -> dict[str, Any]:
     return completion
 
 
-def encodable(completion: dict[str, Any]) -> dict[str, Any]:
+def encodable(completion: dict[str, Any], max_bytes: int | None = None) -> dict[str, Any]:
     """``completion`` when it can be sent to the client as JSON (an object built by a library,
-    not decoded here, may hold a lone surrogate); malformed otherwise."""
+    not decoded here, may hold a lone surrogate) within ``max_bytes``; malformed otherwise."""
     try:
-        _encode.encode(completion)
+        size = len(_encode.encode(completion))
     except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
         raise malformed(f"a completion that cannot be sent on as JSON ({type(exc).__name__})") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise malformed(f"a completion of {size} bytes, over the limit of {max_bytes}")
     return completion
 
 

@@ -156,6 +156,7 @@ async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at:
 
 
 def stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
+    """The error of a stream past ``stream_total_s`` (``total``) or idle for ``stream_idle_s``."""
     if total:
         return ProviderError(f"upstream stream lasted over {limits.stream_total_s:g} s", kind="timeout")
     return ProviderError(f"upstream sent no complete stream line for {limits.stream_idle_s:g} s", kind="timeout")

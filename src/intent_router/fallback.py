@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from intent_router.config import Deployment
+from intent_router.decisions.storable import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     FatalProviderError,
@@ -60,8 +61,9 @@ async def walk_chain(
 ) -> ChainResult[T]:
     """Try ``call`` on each deployment in turn until one answers.
 
-    Raises FatalProviderError for errors that go back to the caller as they are, and
-    AllProvidersFailed (with every attempt) when the chain or the deadline runs out.
+    Raises FatalProviderError for upstream answers that go back to the caller as they are, and
+    AllProvidersFailed (with every attempt) when the chain or the deadline runs out, or a
+    failure with no answer to return (no HTTP status) is not retryable there.
     """
     start = clock()
     attempts: list[Attempt] = []
@@ -85,8 +87,12 @@ async def walk_chain(
             latency = (clock() - began) * 1000
             attempts.append(Attempt(name, "failed", _describe(exc, failure), failure.status, latency))
             decision = verdict(failure, deployment)
+            if decision is Verdict.RETURN_TO_CALLER and failure.status is None:
+                # Not retried here (a reset or a timeout outside ``retry_on``), but there is no
+                # upstream answer to hand back either: the walk ends, every attempt told (503).
+                raise AllProvidersFailed(tuple(attempts)) from exc
             if decision is Verdict.RETURN_TO_CALLER:
-                raise FatalProviderError(str(exc), status=failure.status) from exc
+                raise FatalProviderError(clean_text(str(exc)) or "", status=failure.status) from exc
             if decision is Verdict.NEXT_WITH_LARGER_CONTEXT:
                 min_context = max(min_context, deployment.context_window + 1)
             else:
@@ -119,4 +125,6 @@ def _failure(exc: Exception) -> Failure:
 def _describe(exc: Exception, failure: Failure) -> str:
     if isinstance(exc, asyncio.TimeoutError):
         return "timeout"
-    return f"{failure.kind.value}: {exc}"[:300]
+    # A provider's text (litellm's message of an upstream's error) may hold a lone surrogate
+    # or NUL: the attempt is sent to the client as JSON and stored, so it is cleaned here.
+    return clean_text(f"{failure.kind.value}: {exc}", 300) or ""

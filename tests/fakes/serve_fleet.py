@@ -21,8 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve_fleet", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--hostile", action="store_true",
+                        help="obey [hostile:MODE] markers in prompts (tests/fakes/hostile_faults.py)")
     args = parser.parse_args(argv)
-    with FakeProvider("fleet", port=args.port) as fleet:
+    with FakeProvider("fleet", port=args.port, hostile=args.hostile) as fleet:
         print(f"fake provider fleet on {fleet.url} (OpenAI: {fleet.url}/v1, Anthropic: {fleet.url}); "
               "Ctrl-C stops it", flush=True)
         if args.port != DEFAULT_PORT:

@@ -103,3 +103,13 @@ async def test_tools_go_through_the_litellm_client_and_unknown_fields_stay_behin
     call = answer["choices"][0]["message"]["tool_calls"][0]
     assert call["function"] == {"name": "read_file", "arguments": '{"path": "a.py"}'}
     assert fake.requests[0].body["tools"][0]["name"] == "read_file"
+
+
+@pytest.mark.parametrize("api_base", ["http://127.0.0.1:9", "http://no-such-host.invalid:1234"])
+async def test_a_refused_connection_or_unknown_host_is_unreachable(api_base: str, monkeypatch) -> None:
+    """litellm reports both as a 500; the router tells them apart: nothing reached an upstream."""
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "an-test")
+    with pytest.raises(ProviderError) as info:
+        await LitellmClient().complete(replace(CLAUDE, api_base=api_base), REQUEST, timeout_s=3)
+    assert info.value.kind == "unreachable"
+    assert str(info.value).startswith(f"cannot connect to {api_base} (")

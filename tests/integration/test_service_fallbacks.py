@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.fakes.hostile_faults import closed_port_url
 from tests.fakes.provider_fleet import Hang, Reply, Status
 from tests.integration.fleet_service import CLOUD, OOM, Setup, fleet_service
 
@@ -231,3 +232,19 @@ def test_a_streams_usage_chunk_is_counted_as_cost(tmp_path: Path) -> None:
 
 def _metric_value(text: str, prefix: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+
+
+def test_without_ollama_qwen_falls_back_and_a_sensitive_request_gets_a_503_naming_it(tmp_path: Path) -> None:
+    """Nothing listens where qwen-32b-local points (no local Ollama): the deployment is
+    unreachable, which every deployment retries, whatever its retry_on (here oom, timeout)."""
+    closed = closed_port_url()
+    with fleet_service(tmp_path, deployments={"qwen-32b-local": {"api_base": closed}}) as s:
+        named = s.chat("qwen-32b-local")
+        assert named.status_code == 200 and named.headers["x-intent-router-deployment"] == "kimi-k2.6"
+        sensitive = s.chat("qwen-32b-local", "review this auth code", metadata={"sensitive": True})
+        assert sensitive.status_code == 503
+        error = sensitive.json()["error"]
+        assert error["type"] == "all_providers_failed" and _attempts(sensitive) == [("qwen-32b-local", "failed")]
+        assert "not sent to any cloud provider" in error["message"]
+        assert f"qwen-32b-local: unreachable: cannot connect to {closed} (Connection refused)" in error["message"]
+        assert s.calls("kimi") == 1 and all(s.calls(name) == 0 for name in CLOUD if name != "kimi")

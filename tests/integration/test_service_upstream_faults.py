@@ -31,7 +31,7 @@ from tests.integration.service_process import running_service
 
 LIMITS = {"max_body_bytes": 65536, "max_sse_line_bytes": 65536, "stream_idle_s": 0.5,
           "stream_total_s": 1.0, "max_retry_after_s": 2.0}
-ATTEMPT_TIMEOUT_S = 0.6
+ATTEMPT_TIMEOUT_S = 1.5  # what a plain trickle takes to fail; far above a first chunk's wait on a busy machine
 #: Modes that fail once a stream has begun: no fallback any more, an error event ends it.
 LATE = {"long_line_late", "trickle_late", "endless", "reset_late"}
 #: How each mode's failed attempt reads (its error's beginning), plain and streaming.
@@ -178,8 +178,8 @@ def _assert_fell_back(answer: Answer, row: dict[str, Any], mode: str, model: str
         return
     assert answer.status == 200, answer.raw[:500]
     if stream and mode in LATE:
+        assert answer.headers["x-intent-router-deployment"] == model, (attempts_of(row), answer.raw[:300])
         _assert_error_event_after_the_first_chunk(answer, row)
-        assert answer.headers["x-intent-router-deployment"] == model
         return
     attempts = attempts_of(row)
     assert answer.headers["x-intent-router-deployment"] == "calm"
@@ -211,7 +211,8 @@ def _assert_failed_alone(answer: Answer, row: dict[str, Any], mode: str, model: 
 
 
 def _assert_error_event_after_the_first_chunk(answer: Answer, row: dict[str, Any]) -> None:
-    assert answer.status == 200 and answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more")
+    assert answer.status == 200, (attempts_of(row), answer.raw[:300])
+    assert answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more"), (attempts_of(row), answer.raw[:300])
     error = answer.body[-1]["error"]
     assert error["message"].startswith("upstream stream ") and error["type"] == "provider_error"
     assert row["status"] == "failed" and row["error"] == error["message"]

@@ -126,3 +126,21 @@ async def test_a_deployment_without_its_key_is_skipped_without_a_cooldown() -> N
     assert result.attempts[0].outcome == "skipped_no_key"
     assert "$ANTHROPIC_API_KEY" in (result.attempts[0].error or "")
     assert tracker.available("claude-sonnet-4")
+
+
+async def test_a_failure_without_an_answer_that_is_not_retried_ends_the_walk_with_every_attempt() -> None:
+    """The local tier retries only oom and timeout: a reset there is not retried, and with no
+    upstream answer to hand back the caller gets every attempt (a 503), not a bare error."""
+    provider = ScriptedProvider({"qwen-32b-local": [ProviderError("connection error: reset", kind="connection")]})
+    with pytest.raises(AllProvidersFailed) as info:
+        await walk_chain(("qwen-32b-local", "kimi-k2.6"), DEPLOYMENTS, provider, _tracker(), deadline_s=5)
+    assert [(a.deployment, a.outcome) for a in info.value.attempts] == [("qwen-32b-local", "failed")]
+    assert provider.calls == ["qwen-32b-local"]
+
+
+@pytest.mark.parametrize("kind", ["unreachable", "malformed_response"])
+async def test_unreachable_and_malformed_move_on_even_where_retry_on_does_not_list_them(kind: str) -> None:
+    provider = ScriptedProvider({"qwen-32b-local": [ProviderError("x", kind=kind)]})
+    result = await walk_chain(("qwen-32b-local", "kimi-k2.6"), DEPLOYMENTS, provider, _tracker(), deadline_s=5)
+    assert result.deployment == "kimi-k2.6"
+    assert result.attempts[0].error.startswith(f"{kind}: ")

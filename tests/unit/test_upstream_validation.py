@@ -147,6 +147,16 @@ def test_a_stream_line_breaking_the_contract_is_malformed(line: bytes) -> None:
     assert _is_malformed(checked_chunk, line)
 
 
+def test_only_the_redacted_error_of_an_upstream_reaches_a_message() -> None:
+    with pytest.raises(ProviderError) as info:
+        checked_chunk(b'data: {"error": {"message": "bad key sk-123"}}', lambda text: text.replace("sk-123", "[R]"))
+    assert str(info.value) == "upstream sent an error event: bad key [R]"
+    with pytest.raises(ProviderError) as info:
+        checked_chunk(_line({**CHUNK, "choices": "Bearer sk-123"}))
+    assert "sk-123" not in str(info.value) and "a str of 13 characters" in str(info.value)
+    assert error_message(b"x" * 295 + b"sk-123456", lambda text: text.replace("sk-123456", "[R]")) == "x" * 295 + "[R]"
+
+
 def test_stream_lines_that_keep_the_contract() -> None:
     assert checked_chunk(_line(CHUNK)) == CHUNK
     assert checked_chunk(b"data:[DONE]") is None and checked_chunk(b"data: [DONE]") is None
@@ -242,7 +252,7 @@ def test_a_cooldown_never_outlasts_the_retry_after_cap() -> None:
 @pytest.mark.parametrize(("body", "message"), [
     (b'{"error": {"message": "boom \\udfff"}}', "boom \ufffd"),
     (b'{"error": {"message": "nul \\u0000 here"}}', "nul \ufffd here"),
-    (b'{"error": {"message": ["a", 1]}}', "['a', 1]"),
+    (b'{"error": {"message": ["a", 1]}}', "a list of 2 items"),
     (b"bad \xff\xfe bytes", "bad \ufffd\ufffd bytes"),
     (b'{"error": "plain"}', "plain"),
 ])

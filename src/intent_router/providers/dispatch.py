@@ -4,12 +4,40 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import aclosing
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from intent_router.config import Deployment, UpstreamLimits
-from intent_router.providers.openai_compat import OpenAICompatClient, api_key
-from intent_router.providers.upstream_validation import checked_completion, checked_events, encodable
+from intent_router.providers.openai_compat import OpenAICompatClient, api_key, stream_timeout, without_key
+from intent_router.providers.upstream_validation import (
+    checked_completion,
+    checked_events,
+    encodable,
+    malformed,
+)
+
+
+async def _bounded(lines: AsyncIterator[bytes], limits: UpstreamLimits) -> AsyncIterator[bytes]:
+    """litellm's stream within the limits the fast path keeps while reading bytes: each line
+    within ``stream_idle_s`` of the last and ``max_sse_line_bytes`` long, all within
+    ``stream_total_s`` (litellm's own timeout bounds each read, so a trickle never ends)."""
+    loop = asyncio.get_running_loop()
+    ends_at = loop.time() + limits.stream_total_s
+    async with aclosing(lines) as upstream:
+        iterator = aiter(upstream)
+        while True:
+            try:
+                async with asyncio.timeout_at(min(loop.time() + limits.stream_idle_s, ends_at)):
+                    line = await anext(iterator)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise stream_timeout(limits, loop.time() >= ends_at) from None
+            if len(line) > limits.max_sse_line_bytes:
+                raise malformed(f"a stream line longer than {limits.max_sse_line_bytes} bytes")
+            yield line
 
 
 def _load_litellm_client() -> Any:
@@ -46,19 +74,21 @@ class ProviderClients:
             return await self.openai.complete(deployment, request, timeout_s)  # checked as decoded
         api_key(deployment)  # a missing key is known at once, without waiting for litellm
         client = await self._litellm_client()
-        return encodable(checked_completion(dict(await client.complete(deployment, request, timeout_s))))
+        completion = checked_completion(dict(await client.complete(deployment, request, timeout_s)))
+        return encodable(completion, self.openai.limits.max_body_bytes)  # litellm read it whole
 
     def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+        redact = partial(without_key, deployment=deployment)  # an error event may echo the key
         if deployment.api_style == "openai":
-            return checked_events(self.openai.stream(deployment, request, timeout_s))
-        return checked_events(self._litellm_stream(deployment, request, timeout_s))
+            return checked_events(self.openai.stream(deployment, request, timeout_s), redact)
+        return checked_events(self._litellm_stream(deployment, request, timeout_s), redact)
 
     async def _litellm_stream(
         self, deployment: Deployment, request: dict[str, Any], timeout_s: float
     ) -> AsyncIterator[bytes]:
         api_key(deployment)
         client = await self._litellm_client()
-        async for line in client.stream(deployment, request, timeout_s):
+        async for line in _bounded(client.stream(deployment, request, timeout_s), self.openai.limits):
             yield line
 
     async def _litellm_client(self) -> Any:

@@ -18,7 +18,7 @@ from typing import Any
 from intent_router.config import Deployment
 from intent_router.exceptions import ProviderClientBug, ProviderError, RouterError
 from intent_router.providers.litellm_call import client_bug, describe_bug, litellm_arguments
-from intent_router.providers.openai_compat import api_key, without_key
+from intent_router.providers.openai_compat import api_key, unreachable, without_key
 from intent_router.providers.upstream_validation import parse_retry_after
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
@@ -32,6 +32,9 @@ litellm.telemetry = False
 def map_litellm_error(exc: Exception, deployment: Deployment | None = None) -> ProviderError:
     """Turn any litellm exception into a ProviderError that the retry rules understand (without
     the deployment's key, should the upstream's message echo it)."""
+    never_connected = unreachable(exc, deployment) if deployment is not None else None
+    if never_connected is not None:  # litellm reports a refused connection as a 500
+        return never_connected
     if isinstance(exc, litellm.exceptions.Timeout):
         return ProviderError("upstream timed out", kind="timeout")
     if isinstance(exc, litellm.exceptions.APIConnectionError):

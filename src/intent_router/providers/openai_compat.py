@@ -145,7 +145,7 @@ async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at:
                 async with asyncio.timeout_at(min(idle_until, ends_at)):
                     data = await content.readany()
             except TimeoutError:
-                raise _stream_timeout(limits, loop.time() >= ends_at) from None
+                raise stream_timeout(limits, loop.time() >= ends_at) from None
             if not data:  # the upstream closed the stream
                 for line in splitter.close():
                     yield line
@@ -155,7 +155,8 @@ async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at:
             yield line
 
 
-def _stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
+def stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
+    """The error of a stream past ``stream_total_s`` (``total``) or idle for ``stream_idle_s``."""
     if total:
         return ProviderError(f"upstream stream lasted over {limits.stream_total_s:g} s", kind="timeout")
     return ProviderError(f"upstream sent no complete stream line for {limits.stream_idle_s:g} s", kind="timeout")
@@ -179,19 +180,33 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
 def _status_error(status: int, headers: Mapping[str, str], data: bytes, deployment: Deployment,
                   limits: UpstreamLimits) -> ProviderError:
     retry_after = parse_retry_after(headers.get("Retry-After"), limits.max_retry_after_s)
-    message = without_key(error_message(data), deployment)
+    message = error_message(data, lambda text: without_key(text, deployment))
     return ProviderError(f"HTTP {status}: {message}", status=status, retry_after_s=retry_after)
 
 
 def _transport_error(exc: BaseException, deployment: Deployment) -> ProviderError:
     if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
         return ProviderError("upstream timed out", kind="timeout")
-    if isinstance(exc, aiohttp.ClientConnectorError):  # refused, DNS failure, no route: nothing sent
-        return ProviderError(f"cannot connect to {public_url(deployment)} ({_reason(exc.os_error)})",
-                             kind="unreachable")
+    never_connected = unreachable(exc, deployment)
+    if never_connected is not None:
+        return never_connected
     if isinstance(exc, HttpProcessingError):  # a response aiohttp cannot parse (a line too long, ...)
         return malformed(f"a response that is not valid HTTP ({type(exc).__name__})")
     return ProviderError(f"connection error: {type(exc).__name__}", kind="connection")
+
+
+def unreachable(exc: BaseException, deployment: Deployment) -> ProviderError | None:
+    """An ``unreachable`` error when ``exc`` (or what caused it: litellm wraps it twice) is a
+    connection that was never made (refused, DNS failure, no route): nothing reached the upstream."""
+    cause: BaseException | None = exc
+    for _ in range(10):
+        if cause is None:
+            return None
+        if isinstance(cause, aiohttp.ClientConnectorError):
+            reason = _reason(cause.os_error)
+            return ProviderError(f"cannot connect to {public_url(deployment)} ({reason})", kind="unreachable")
+        cause = cause.__cause__ or cause.__context__
+    return None
 
 
 def _reason(error: OSError | None) -> str:

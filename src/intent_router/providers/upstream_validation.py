@@ -92,18 +92,21 @@ def checked_completion(completion: Any) -> dict[str, Any]:
     return completion
 
 
-def encodable(completion: dict[str, Any]) -> dict[str, Any]:
+def encodable(completion: dict[str, Any], max_bytes: int | None = None) -> dict[str, Any]:
     """``completion`` when it can be sent to the client as JSON (an object built by a library,
-    not decoded here, may hold a lone surrogate); malformed otherwise."""
+    not decoded here, may hold a lone surrogate) within ``max_bytes``; malformed otherwise."""
     try:
-        _encode.encode(completion)
+        size = len(_encode.encode(completion))
     except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
         raise malformed(f"a completion that cannot be sent on as JSON ({type(exc).__name__})") from exc
+    if max_bytes is not None and size > max_bytes:
+        raise malformed(f"a completion of {size} bytes, over the limit of {max_bytes}")
     return completion
 
 
-def checked_chunk(line: bytes) -> dict[str, Any] | None:
-    """The chunk of one SSE ``data:`` line (None for ``data: [DONE]``); malformed otherwise."""
+def checked_chunk(line: bytes, redact: Callable[[str], str] = lambda text: text) -> dict[str, Any] | None:
+    """The chunk of one SSE ``data:`` line (None for ``data: [DONE]``); malformed otherwise (an
+    error event's message, the one upstream text kept, ``redact``-ed)."""
     if not line.startswith(b"data:"):
         raise malformed(f"a stream line that is not an SSE data event: {_sample(line)}")
     payload = line[5:].strip()
@@ -113,7 +116,7 @@ def checked_chunk(line: bytes) -> dict[str, Any] | None:
     if not isinstance(chunk, dict):
         raise malformed("a stream event that is not an object")
     if "error" in chunk and "choices" not in chunk:
-        raise malformed(f"an error event: {_error_text(chunk['error'])}")
+        raise malformed(f"an error event: {_error_text(chunk['error'], redact)}")
     choices = chunk.get("choices")
     if not isinstance(choices, list) or not all(isinstance(c, dict) for c in choices):
         raise malformed(f"a stream chunk without a list of choices: {_sample(choices)}")
@@ -138,7 +141,8 @@ def chunk_usage(line: bytes) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-async def checked_events(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
+async def checked_events(lines: AsyncIterator[bytes],
+                         redact: Callable[[str], str] = lambda text: text) -> AsyncIterator[bytes]:
     """An upstream's SSE lines, checked: comments and fields other than ``data`` dropped, every
     data event a valid chunk, the stream ending at ``data: [DONE]``. The first event must be a
     chunk (not [DONE], not an error), so that a stream that breaks its contract at once is
@@ -148,7 +152,7 @@ async def checked_events(lines: AsyncIterator[bytes]) -> AsyncIterator[bytes]:
         async for line in upstream:
             if line.startswith(b":") or (not first and line.startswith((b"event:", b"id:", b"retry:"))):
                 continue
-            chunk = checked_chunk(line)
+            chunk = checked_chunk(line, redact)
             if chunk is None:
                 if first:
                     raise malformed("a stream that ended before its first chunk")
@@ -229,19 +233,21 @@ def parse_retry_after(value: str | None, cap_s: float, now: Callable[[], float] 
     return min(seconds, cap_s)
 
 
-def error_message(data: bytes) -> str:
+def error_message(data: bytes, redact: Callable[[str], str] = lambda text: text) -> str:
     """The message of an upstream's error body, as text safe to log, store and send on
-    (``error.message`` of a JSON body, else the body itself, cut to 300 characters)."""
+    (``error.message`` of a JSON body, else the body itself), ``redact``-ed before it is cut
+    to 300 characters (a cut must not leave half a key behind)."""
     try:  # the stdlib's lenient parser: a lone surrogate in a message is replaced, not refused
-        message = _error_text(json.loads(data)["error"])
+        message = _error_text(json.loads(data)["error"], redact)
     except (ValueError, KeyError, TypeError, RecursionError):
-        message = data[:1200].decode("utf-8", "replace")
-    return clean_text(message, 300) or ""
+        message = redact(clean_text(data[:4096].decode("utf-8", "replace")) or "")
+    return message[:300]
 
 
-def _error_text(error: Any) -> str:
+def _error_text(error: Any, redact: Callable[[str], str] = lambda text: text) -> str:
     message = error.get("message") if isinstance(error, dict) else error
-    return clean_text(message if isinstance(message, str) else repr(message), 300) or ""
+    text = message if isinstance(message, str) else _sample(message)
+    return redact(clean_text(text[:4096]) or "")[:300]
 
 
 def _seconds_until(text: str, now: Callable[[], float]) -> float | None:
@@ -261,7 +267,7 @@ def _json(data: bytes, problem: str) -> Any:
     try:
         return _decode.decode(data)
     except (msgspec.MsgspecError, UnicodeDecodeError, RecursionError) as exc:
-        raise malformed(f"{problem} ({_sample(str(exc))})") from exc
+        raise malformed(f"{problem} ({type(exc).__name__})") from exc
 
 
 def _check_id(value: Any) -> None:
@@ -270,9 +276,12 @@ def _check_id(value: Any) -> None:
 
 
 def _sample(value: Any) -> str:
-    """A short, printable view of an untrusted value for an error message."""
-    try:
-        text = value[:200].decode("utf-8", "replace") if isinstance(value, bytes) else repr(value)[:200]
-    except ValueError:  # an int too long to print
-        text = f"<{type(value).__name__}>"
-    return (clean_text(text, 60) or "").replace("\n", " ")
+    """What an untrusted value is, for an error message: a number as it is, anything else only
+    by type and size (an upstream's text may echo a key or the prompt)."""
+    if value is None or isinstance(value, (bool, float)):
+        return repr(value)
+    if isinstance(value, int):
+        return repr(value) if abs(value) < 10**30 else "an integer of over 30 digits"
+    size = f" of {len(value)}" if isinstance(value, (str, bytes, list, dict)) else ""
+    unit = {str: " characters", bytes: " bytes", list: " items", dict: " keys"}.get(type(value), "")
+    return f"a {type(value).__name__}{size}{unit}"

@@ -89,5 +89,5 @@ def failure_from_error(error: ProviderError) -> Failure:
         return Failure(FailureKind.MALFORMED_RESPONSE)
     if error.status is not None:
         return failure_from_status(error.status, str(error), error.retry_after_s)
-    # Connection resets and malformed bodies behave like a server error.
+    # A connection broken mid-answer behaves like a server error.
     return Failure(FailureKind.SERVER_ERROR, None, error.retry_after_s)

@@ -8,11 +8,28 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[float, float]:
+    """Poll ``condition`` until it holds; return how long that took and the slowest single
+    check. A check is a request to the service, so the slowest one measures how late the
+    service (and this process) ran meanwhile: bounds on propagation take it as their margin,
+    so that a loaded machine does not fail them and a quiet one still holds them tight."""
+    started = time.monotonic()
+    slowest = 0.0
+    while True:
+        before = time.monotonic()
+        held = condition()
+        slowest = max(slowest, time.monotonic() - before)
+        if held:
+            return time.monotonic() - started, slowest
+        assert time.monotonic() - started < timeout_s, f"not within {timeout_s} s"
+        time.sleep(0.05)
 
 
 def free_port() -> int:

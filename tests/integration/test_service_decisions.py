@@ -125,6 +125,8 @@ def test_an_unreachable_tracking_server_leaves_requests_fast_and_loses_no_decisi
             started = time.monotonic()
             assert s.chat("auto", PROMPT).status_code == 200
             slowest = max(slowest, time.monotonic() - started)
-        assert slowest < 2.0  # no request waited on MLflow's timeouts
+        # No request waited on MLflow: its client retries a refused port with backoff for tens
+        # of seconds; a loaded machine makes a request take a second or two at most.
+        assert slowest < 5.0
         rows = _rows(DecisionStore(url), 40)
     assert len(rows) == 40 and all(r["status"] == "ok" for r in rows)

@@ -167,6 +167,14 @@ class FakeProvider:
             self._state.chaos = _Chaos(tuple(f for f, _ in faults), tuple(w for _, w in faults),
                                        probability, random.Random(seed))
 
+    def reset(self) -> None:
+        """Forget the script, ``chaos`` and the recorded requests: a fake as new, for the next
+        test sharing it."""
+        with self._state.lock:
+            self._state.script.clear()
+            self._state.seen.clear()
+            self._state.chaos = None
+
     def calm(self) -> None:
         """Stop ``chaos``: unscripted requests succeed again."""
         with self._state.lock:

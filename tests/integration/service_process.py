@@ -32,6 +32,14 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[fl
         time.sleep(0.05)
 
 
+def wait_until_ready(url: str, timeout_s: float = 60) -> None:
+    """Until /readyz answers 200 (litellm loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, f"{url}/readyz not 200 within {timeout_s} s"
+        time.sleep(0.1)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -18,7 +18,7 @@ import sqlalchemy
 
 from tests.conftest import fresh_postgres_schema
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
-from tests.integration.service_process import free_port, running_service, wait_for
+from tests.integration.service_process import free_port, running_service, running_services, wait_for
 
 ADMIN = {"Authorization": "Bearer admin-keys-test"}
 KEYS_POLL_S = 0.5  # how often each worker reloads the client keys
@@ -105,7 +105,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
                                                     "redis_prefix": f"test-{uuid.uuid4().hex[:8]}:"}})
         env = {**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_REDIS_URL": REDIS_URL,
                "INTENT_ROUTER_ADMIN_KEY": "admin-keys-test"}
-        urls = [stack.enter_context(running_service(config, env=env)) for _ in range(2)]
+        urls = stack.enter_context(running_services(2, config, env=env))
         yield Services(urls, database_url)
 
 

@@ -16,7 +16,7 @@ from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.shared_cooldowns import SharedCooldowns
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
-from tests.integration.service_process import free_port, running_service
+from tests.integration.service_process import free_port, running_services
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -86,7 +86,7 @@ def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Pat
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
         config = fleet_config(tmp_path, fakes, extra={"governance": {"redis_prefix": prefix}})
         env = {**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}
-        a, b = (stack.enter_context(running_service(config, env=env)) for _ in range(2))
+        a, b = stack.enter_context(running_services(2, config, env=env))
         fakes["kimi"].script(Status(429, retry_after=30))
         body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
         first = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)

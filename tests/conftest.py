@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -38,10 +39,34 @@ def _no_provider_keys_or_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
+MlflowStoreMaker = Callable[[Path, Path], str]
+
+
+@pytest.fixture(scope="session")
+def fresh_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStoreMaker:
+    """``fresh_mlflow_store(path, cwd)``: a new, empty MLflow SQLite store at ``path``; returns
+    its URI. MLflow makes a store by running its fifty-odd migrations, seconds of CPU each
+    time: here one is made per session and copied. The copy's Default experiment keeps its
+    artifacts under ``cwd/mlruns``, where MLflow would have put them for a process there."""
+    from mlflow import MlflowClient
+
+    template = tmp_path_factory.mktemp("mlflow-template") / "mlflow.db"
+    MlflowClient(f"sqlite:///{template}").search_experiments()
+
+    def make(path: Path, cwd: Path) -> str:
+        with sqlite3.connect(template) as source, sqlite3.connect(path) as copy:
+            source.backup(copy)
+            copy.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                         (str(cwd.resolve() / "mlruns" / "0"),))
+        return f"sqlite:///{path}"
+
+    return make
+
+
 @pytest.fixture
-def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_mlflow_store: MlflowStoreMaker) -> str:
     """A fresh SQLite MLflow store in a temp dir, set as MLFLOW_TRACKING_URI."""
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_mlflow_store(tmp_path / "mlflow.db", tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.chdir(tmp_path)  # artifacts land under tmp_path/mlruns
     return uri

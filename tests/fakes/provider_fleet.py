@@ -141,7 +141,9 @@ class FakeProvider:
         handler = type("Handler", (_Handler,), {"state": self._state, "provider": name, "hostile": hostile})
         self._server = _Server(("127.0.0.1", port), handler)  # port 0: any free one
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        # shutdown() waits for serve_forever's next poll: 0.5 s by default, per fake, per test.
+        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
+                                        daemon=True)
 
     def __enter__(self) -> FakeProvider:
         self._thread.start()
@@ -172,6 +174,14 @@ class FakeProvider:
         with self._state.lock:
             self._state.chaos = _Chaos(tuple(f for f, _ in faults), tuple(w for _, w in faults),
                                        probability, random.Random(seed))
+
+    def reset(self) -> None:
+        """Forget the script, ``chaos`` and the recorded requests: a fake as new, for the next
+        test sharing it."""
+        with self._state.lock:
+            self._state.script.clear()
+            self._state.seen.clear()
+            self._state.chaos = None
 
     def calm(self) -> None:
         """Stop ``chaos``: unscripted requests succeed again."""

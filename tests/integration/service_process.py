@@ -8,11 +8,36 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[float, float]:
+    """Poll ``condition`` until it holds; return how long that took and the slowest single
+    check. A check is a request to the service, so the slowest one measures how late the
+    service (and this process) ran meanwhile: bounds on propagation take it as their margin,
+    so that a loaded machine does not fail them and a quiet one still holds them tight."""
+    started = time.monotonic()
+    slowest = 0.0
+    while True:
+        before = time.monotonic()
+        held = condition()
+        slowest = max(slowest, time.monotonic() - before)
+        if held:
+            return time.monotonic() - started, slowest
+        assert time.monotonic() - started < timeout_s, f"not within {timeout_s} s"
+        time.sleep(0.05)
+
+
+def wait_until_ready(url: str, timeout_s: float = 60) -> None:
+    """Until /readyz answers 200 (litellm loaded)."""
+    deadline = time.monotonic() + timeout_s
+    while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
+        assert time.monotonic() < deadline, f"{url}/readyz not 200 within {timeout_s} s"
+        time.sleep(0.1)
 
 
 def free_port() -> int:
@@ -33,46 +58,75 @@ def running_service(
     litellm deployment need it, or their first call would wait seconds for the import).
     The service's output goes to ``log`` (default: a scratch file) at uvicorn's ``log_level``;
     ``cwd`` is its working directory (where MLflow's ./mlruns lands)."""
-    port = free_port()
-    scratch = tempfile.mkdtemp(prefix="intent-router-test-")
-    child_env = {
-        **os.environ,
-        # Never the repo's own stores: the decision log and MLflow go to a scratch directory.
-        "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{scratch}/decisions.db",
-        "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
-        **(env or {}),
-    }
-    if config is not None:
-        child_env["INTENT_ROUTER_CONFIG"] = str(config)
-    log_path = log or Path(scratch) / "service.log"
-    log_file = log_path.open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "intent_router.service", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(workers), "--log-level", log_level],
-        # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
-        # would block the service's logging threads.
-        env=child_env, stdout=log_file, stderr=subprocess.STDOUT, cwd=cwd,
-    )
-    url = f"http://127.0.0.1:{port}"
+    with running_services(1, config, env, ready, workers, log, log_level, cwd) as (url,):
+        yield url
+
+
+@contextmanager
+def running_services(
+    count: int, config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False,
+    workers: int = 1, log: Path | None = None, log_level: str = "warning", cwd: Path | None = None,
+) -> Iterator[list[str]]:
+    """``count`` services as ``running_service`` starts one (one ``log`` is shared), started
+    together and stopped together: their starts overlap instead of adding up."""
+    processes: list[_Service] = []
     try:
-        probe = f"{url}/readyz" if ready else f"{url}/healthz"
+        processes = [_Service(config, env, workers, log, log_level, cwd, append=i > 0) for i in range(count)]
+        for process in processes:
+            process.wait_until_up(ready)
+        yield [process.url for process in processes]
+    finally:
+        for process in processes:
+            process.process.terminate()
+        for process in processes:
+            process.stop()
+
+
+class _Service:
+    """One ``python -m intent_router.service`` child process, started at once."""
+
+    def __init__(self, config: Path | None, env: dict[str, str] | None, workers: int, log: Path | None,
+                 log_level: str, cwd: Path | None, append: bool = False) -> None:
+        port = free_port()
+        scratch = tempfile.mkdtemp(prefix="intent-router-test-")
+        child_env = {
+            **os.environ,
+            # Never the repo's own stores: the decision log and MLflow go to a scratch directory.
+            "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{scratch}/decisions.db",
+            "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
+            **(env or {}),
+        }
+        if config is not None:
+            child_env["INTENT_ROUTER_CONFIG"] = str(config)
+        self.log_path = log or Path(scratch) / "service.log"
+        self.log_file = self.log_path.open("ab" if append else "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "intent_router.service", "--host", "127.0.0.1", "--port", str(port),
+             "--workers", str(workers), "--log-level", log_level],
+            # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
+            # would block the service's logging threads.
+            env=child_env, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=cwd,
+        )
+        self.url = f"http://127.0.0.1:{port}"
+
+    def wait_until_up(self, ready: bool) -> None:
+        probe = f"{self.url}/readyz" if ready else f"{self.url}/healthz"
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise RuntimeError(f"service exited: {log_path.read_text(errors='replace')[-2000:]}")
+            if self.process.poll() is not None:
+                raise RuntimeError(f"service exited: {self.log_path.read_text(errors='replace')[-2000:]}")
             try:
                 if httpx.get(probe, timeout=0.5).status_code == 200:
-                    break
+                    return
             except httpx.HTTPError:
                 pass
-            time.sleep(0.1)
-        else:
-            raise RuntimeError(f"{probe} did not answer 200 in 60 s")
-        yield url
-    finally:
-        process.terminate()
+            time.sleep(0.05)
+        raise RuntimeError(f"{probe} did not answer 200 in 60 s")
+
+    def stop(self) -> None:
+        self.process.terminate()
         try:
-            process.wait(timeout=10)
+            self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:
-            process.kill()
-        log_file.close()
+            self.process.kill()
+        self.log_file.close()

@@ -16,6 +16,7 @@ import json
 import os
 import re
 import signal
+import statistics
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
@@ -221,6 +222,36 @@ def _assert_cooldowns_kept(cooldowns: list[Cooldown], sent: Mapping[int, Sent],
     return covered
 
 
+# What the event loop's lag in firing a timeout may add to a deadline, beyond the lag measured
+# meanwhile (the slowest /healthz answer while the load ran).
+TIMER_SLACK_S = 0.5
+
+
+def _event_loop_lag(health: list[tuple[int, float]]) -> float:
+    """How late the service (and the client) ran during the load, as measured: the slowest
+    /healthz answer. A health check waits in the same loops and sockets as a request's
+    timeout does, and one is always in flight (every 50 ms), so a stall that delays a timeout
+    delays a health check too. On a quiet machine this is tens of milliseconds; on a loaded CI
+    runner, a second or more: bounds in wall-clock time take it as their margin."""
+    return max(took for _, took in health)
+
+
+def _assert_the_deadline_was_honoured(rows: list[dict[str, Any]], deadline_s: float, lag_s: float) -> None:
+    """The router's own record of each request, then its clock.
+
+    Exactly, whatever the load: no attempt began once the deadline had passed (the attempts
+    before the last one started took less than the deadline, on the router's clock). Within
+    the measured lag: the router answered within the deadline."""
+    for row in rows:
+        tried = attempts_of(row)
+        began = [i for i, a in enumerate(tried) if not a.outcome.startswith("skipped")]
+        if began:
+            before_last = sum(a.latency_ms for a in tried[:began[-1]]) / 1000
+            assert before_last < deadline_s, (row["request_id"], tried)
+        assert row["latency_ms"] / 1000 < deadline_s + TIMER_SLACK_S + lag_s, (
+            f"the router took {row['latency_ms'] / 1000:.2f} s (event-loop lag measured: {lag_s:.2f} s)")
+
+
 def _decision_rows(url: str, expected: int, timeout_s: float = 30) -> list[dict[str, Any]]:
     """Every decision, once the writer has flushed ``expected`` of them (or the time is up)."""
     store = DecisionStore(url)
@@ -235,14 +266,15 @@ def _decision_rows(url: str, expected: int, timeout_s: float = 30) -> list[dict[
 
 # 1. A flaky primary and secondary under load ------------------------------------------------
 
-LOAD_REQUESTS, LOAD_CONCURRENCY = 2000, 64
+LOAD_REQUESTS, LOAD_CONCURRENCY = 1000, 64
 LOAD_DEADLINE_S = 5.0
 LOAD_COOLDOWN = {"failures": 3, "seconds": 1.0}
 # Short timeouts before gpt-4o, so that whatever failed before it, the last deployment still
 # has at least 1.5 s of the deadline on this busy 2-core machine.
 LOAD_TIMEOUTS = {"kimi-k2.6": 0.5, "kimi-k2.6-together": 1.5, "claude-sonnet-4": 1.5, "gpt-4o": 3.0}
 # Requests wait in the client's and the service's event loops before the router's deadline
-# clock starts; with 64 in flight on 2 cores that measured up to about 4 s here.
+# clock starts; with 64 in flight on 2 cores that measured up to about 4 s here (and more, by
+# the measured event-loop lag, on a loaded machine).
 QUEUEING_MARGIN_S = 5.0
 KIMI_FAULTS = [  # 30% of kimi's answers; the hang outlasts kimi's timeout and the whole deadline
     (Status(429, "rate limited", retry_after=0.2), 1), (Status(429, "rate limited", retry_after=0.5), 1),
@@ -280,7 +312,7 @@ def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
                        env={"INTENT_ROUTER_DATABASE_URL": database, **QUIET_LITELLM}) as s:
         s.fakes["kimi"].chaos(KIMI_FAULTS, probability=0.3, seed=1)
         s.fakes["together"].chaos(TOGETHER_FAULTS, probability=0.1, seed=2)
-        sent = asyncio.run(_load(s.url, LOAD_REQUESTS, LOAD_CONCURRENCY))
+        sent, health = asyncio.run(_load_watching_health(s.url, LOAD_REQUESTS, LOAD_CONCURRENCY))
         arrivals = _arrivals(s.fakes)
         rows = _decision_rows(database, LOAD_REQUESTS)
 
@@ -291,17 +323,16 @@ def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
     for index, tried in attempts.items():
         _assert_attempts_match_the_fleet(index, tried, arrivals)
     slowest = max(r.elapsed for r in sent.values())
-    assert slowest < LOAD_DEADLINE_S + QUEUEING_MARGIN_S, f"a request took {slowest:.2f} s"
-    # The router's own clock (from the request's context to its answer): the deadline, plus
-    # the event loop's lag in firing a timeout.
     slowest_routed = max(r["latency_ms"] for r in rows) / 1000
-    assert slowest_routed < LOAD_DEADLINE_S + 1.0, f"the router took {slowest_routed:.2f} s"
+    lag = _event_loop_lag(health)
+    _assert_the_deadline_was_honoured(rows, LOAD_DEADLINE_S, lag)
+    assert slowest < LOAD_DEADLINE_S + QUEUEING_MARGIN_S + lag, f"a request took {slowest:.2f} s"
 
     cooldowns = _retry_after_cooldowns(sent, attempts, arrivals)
     covered = _assert_cooldowns_kept(cooldowns, sent, attempts, arrivals)
     answered_by = Counter(row["deployment"] for row in rows)
     print(f"answered by {dict(answered_by)}; {len(cooldowns)} Retry-Afters, {covered} requests sent inside "
-          f"them; slowest {slowest:.2f} s, routed in {slowest_routed:.2f} s")
+          f"them; slowest {slowest:.2f} s, routed in {slowest_routed:.2f} s; event-loop lag {lag:.2f} s")
     _assert_no_deployment_went_silent(sent, attempts, arrivals)
     assert len(cooldowns) >= 20 and covered >= 100  # the cooldown check had work to do
     assert answered_by["kimi-k2.6-together"] > 0 and answered_by["claude-sonnet-4"] > 0
@@ -311,11 +342,12 @@ def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
 
 # 2. The whole fleet down, then back ---------------------------------------------------------
 
-DOWN_REQUESTS, DOWN_CONCURRENCY = 200, 32
+DOWN_REQUESTS, DOWN_CONCURRENCY = 120, 32
 DOWN_DEADLINE_S = 1.5
 DOWN_TIMEOUT_S = 1.0  # each; four of them (4 s) would overrun the deadline
 DOWN_COOLDOWN = {"failures": 3, "seconds": 2.5}  # long enough to be still on when the fleet recovers
 DOWN_FAULTS = [(Status(503, "down"), 1), (Hang(5.0), 3)]
+DOWN_QUEUEING_MARGIN_S = 2.0  # as QUEUEING_MARGIN_S, with 32 in flight
 
 
 async def _load_watching_health(url: str, count: int, concurrency: int) -> tuple[dict[int, Sent], list[Any]]:
@@ -378,7 +410,7 @@ def test_every_deployment_failing_then_recovering(tmp_path: Path) -> None:
         for name in CLOUD:
             s.fakes[name].calm()
         calmed = time.monotonic()
-        probes = _probe_until_success(s.url, DOWN_REQUESTS, give_up_at=calmed + cooldown_s + 3)
+        probes = _probe_until_success(s.url, DOWN_REQUESTS, give_up_at=calmed + cooldown_s + 30)
         # Every cooldown began before ``calmed``, so all are over now: the primary answers.
         time.sleep(max(0.0, calmed + cooldown_s + 0.1 - time.monotonic()))
         after = asyncio.run(_load(s.url, 40, 8, first=DOWN_REQUESTS + 1000))
@@ -399,18 +431,25 @@ def test_every_deployment_failing_then_recovering(tmp_path: Path) -> None:
     slowest = max(r.elapsed for r in sent.values())
     slowest_routed = max(r["latency_ms"] for r in rows) / 1000
     cut = sum(any(a.outcome == "skipped_deadline" for a in tried) for tried in failing.values())
+    lag = _event_loop_lag(health)
     print(f"{cut} requests cut by the deadline; {len(cooldowns)} cooldowns, {covered} requests sent inside them; "
           f"slowest {slowest:.2f} s (routed {slowest_routed:.2f} s); {len(health)} health checks, slowest "
-          f"{max(t for _, t in health):.2f} s; {len(waiting)} probes refused, then one answered "
+          f"{lag:.2f} s; {len(waiting)} probes refused, then one answered "
           f"{recovered.ended - calmed:.2f} s after the fleet recovered")
-    assert slowest_routed < DOWN_DEADLINE_S + 0.75 and slowest < DOWN_DEADLINE_S + 2.0
+    _assert_the_deadline_was_honoured(rows, DOWN_DEADLINE_S, lag)
+    assert slowest < DOWN_DEADLINE_S + DOWN_QUEUEING_MARGIN_S + lag, f"a request took {slowest:.2f} s"
     assert cut > 0 and len(cooldowns) >= 4 and covered >= 50
-    assert len(health) >= 5 and all(code == 200 and took < 1.0 for code, took in health)
+    # Health checks never wait on the hanging fleet: one that did would take a deployment's
+    # timeout. The median, not the slowest: a loaded machine stalls a few of them anyway.
+    assert len(health) >= 5 and all(code == 200 for code, _ in health)
+    assert statistics.median(took for _, took in health) < DOWN_TIMEOUT_S / 2
     assert len(rows) == len({r["request_id"] for r in rows}) == len(sent) + len(probes) + len(after)
     assert Counter(r["status"] for r in rows) == {"failed": len(sent) + len(waiting), "ok": 1 + len(after)}
-    # The fleet is back: the first success comes once the last cooldown is over (not later).
+    # The fleet is back: the first success comes once the last cooldown is over (not later):
+    # every cooldown began before ``calmed``, so a probe sent after ``calmed + cooldown_s``
+    # finds none, and only probes sent before that were refused.
     assert recovered.response is not None and recovered.response.status_code == 200
-    assert recovered.ended - calmed <= cooldown_s + 0.75
+    assert all(p.started < calmed + cooldown_s for p in waiting), [p.started - calmed for p in waiting]
     for request in after.values():
         assert request.response is not None and request.response.status_code == 200
         assert request.response.headers["x-intent-router-deployment"] == "kimi-k2.6"
@@ -420,7 +459,8 @@ def test_every_deployment_failing_then_recovering(tmp_path: Path) -> None:
 # 3. A worker killed mid-load ----------------------------------------------------------------
 
 KILL_CONCURRENCY = 16
-IN_FLIGHT_SLACK_S = 0.25  # the kernel closes a killed process's sockets a moment after kill()
+KILL_AFTER_HEALTH_SAMPLES = 20  # /healthz answers seen on the pool before choosing the victim
+LATER_REQUESTS = 100  # requests sent after the victim was seen dead, all of which must succeed
 
 
 @dataclass
@@ -428,6 +468,8 @@ class KillRun:
     sent: dict[int, Sent]
     victim: int
     killed_at: float
+    dead_at: float
+    """When the victim was seen gone (a zombie or reaped): its sockets were closed by then."""
     replacement: int
     replaced_at: float
     pool_pids: Counter[int] = field(default_factory=Counter)
@@ -475,9 +517,30 @@ async def _new_worker(url: str, known: set[int], timeout_s: float = 30) -> tuple
     raise AssertionError(f"no new worker answered within {timeout_s} s")
 
 
+async def _seen_dead(pid: int, timeout_s: float = 30) -> float:
+    """When ``pid`` was seen dead (polled every 10 ms): the kernel closes a process's sockets
+    as it exits, before it becomes a zombie."""
+    deadline = time.monotonic() + timeout_s
+    while _alive(pid):
+        assert time.monotonic() < deadline, f"{pid} still alive {timeout_s} s after SIGKILL"
+        await asyncio.sleep(0.01)
+    return time.monotonic()
+
+
+def _alive(pid: int) -> bool:
+    """Neither reaped nor a zombie whose threads have all exited (the last one out closes
+    the process's files, its sockets among them)."""
+    try:
+        zombie = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+        return not zombie or len(os.listdir(f"/proc/{pid}/task")) > 1
+    except FileNotFoundError:
+        return False
+
+
 async def _load_killing_a_worker(url: str, workers: set[int]) -> KillRun:
-    """Chat requests, KILL_CONCURRENCY at a time; after 2 s, SIGKILL the worker most of the
-    pool's connections are on; go on until its replacement answers, and 2 s more."""
+    """Chat requests, KILL_CONCURRENCY at a time; once the pool's connections are known,
+    SIGKILL the worker most of them are on; go on until its replacement answers and
+    LATER_REQUESTS sent after the victim died have been answered."""
     sent: dict[int, Sent] = {}
     pool_pids: Counter[int] = Counter()
     indices = iter(range(10**6))
@@ -495,17 +558,23 @@ async def _load_killing_a_worker(url: str, workers: set[int]) -> KillRun:
                 sent[index] = await _send(client, index)
 
         slots = [asyncio.create_task(one_slot()) for _ in range(KILL_CONCURRENCY)]
-        await asyncio.sleep(2.0)
+        deadline = time.monotonic() + 30
+        while sum(pool_pids.values()) < KILL_AFTER_HEALTH_SAMPLES and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
         at_kill = Counter(pool_pids)
         victim = at_kill.most_common(1)[0][0]
         assert victim in workers and _is_a_worker_of_the_service(victim)
         killed_at = time.monotonic()
         os.kill(victim, signal.SIGKILL)
+        dead_at = await _seen_dead(victim)
         replacement, replaced_at = await _new_worker(url, workers)
-        await asyncio.sleep(2.0)
+        deadline = time.monotonic() + 60
+        while (sum(r.started >= dead_at for r in sent.values()) < LATER_REQUESTS
+               and time.monotonic() < deadline):
+            await asyncio.sleep(0.05)
         stop.set()
         await asyncio.gather(*slots)
-    return KillRun(sent, victim, killed_at, replacement, replaced_at, at_kill)
+    return KillRun(sent, victim, killed_at, dead_at, replacement, replaced_at, at_kill)
 
 
 def test_a_worker_killed_mid_load(tmp_path: Path) -> None:
@@ -516,13 +585,14 @@ def test_a_worker_killed_mid_load(tmp_path: Path) -> None:
         assert len(workers) == 2
         run = asyncio.run(_load_killing_a_worker(url, workers))
         survivor = (workers - {run.victim}).pop()
-        reaped = _wait_until(lambda: not Path(f"/proc/{run.victim}").exists(), timeout_s=5)
+        reaped = _wait_until(lambda: not Path(f"/proc/{run.victim}").exists(), timeout_s=30)
         serving = _worker_pids(url, 2)
         final = asyncio.run(_load(url, 50, 8, first=10**6))
 
     failed = sorted((r for r in run.sent.values() if r.error is not None), key=lambda r: r.started)
     answered = [r for r in run.sent.values() if r.response is not None]
-    print(f"{len(run.sent)} requests, pool on {dict(run.pool_pids)}; killed {run.victim}: {len(failed)} failed "
+    print(f"{len(run.sent)} requests, pool on {dict(run.pool_pids)}; killed {run.victim}, seen dead "
+          f"{run.dead_at - run.killed_at:.3f} s later: {len(failed)} failed "
           f"({sorted({type(r.error).__name__ for r in failed})}); replacement {run.replacement} answered "
           f"{run.replaced_at - run.killed_at:.2f} s later")
     assert all(r.response.status_code == 200 for r in answered)  # a response is never an error
@@ -530,9 +600,9 @@ def test_a_worker_killed_mid_load(tmp_path: Path) -> None:
     # of them than there were in flight.
     assert len(failed) <= KILL_CONCURRENCY
     assert all(isinstance(r.error, httpx.TransportError) for r in failed)
-    assert all(r.ended >= run.killed_at and r.started < run.killed_at + IN_FLIGHT_SLACK_S for r in failed)
-    later = [r for r in run.sent.values() if r.started >= run.killed_at + IN_FLIGHT_SLACK_S]
-    assert len(later) >= 100 and all(r.response is not None for r in later)
+    assert all(r.ended >= run.killed_at and r.started < run.dead_at for r in failed)
+    later = [r for r in run.sent.values() if r.started >= run.dead_at]
+    assert len(later) >= LATER_REQUESTS and all(r.response is not None for r in later)
     # The surviving worker served alone while uvicorn started a replacement (0.54 restarts a
     # dead worker), and the replacement serves too.
     meanwhile = [r for r in later if r.ended < run.replaced_at]

@@ -24,6 +24,7 @@ import httpx
 import pytest
 import sqlalchemy
 
+from tests.conftest import MlflowStoreMaker
 from tests.fakes.provider_fleet import Echo, FakeProvider
 from tests.integration.fleet_service import fake_fleet, fleet_config
 from tests.integration.service_process import running_service
@@ -106,14 +107,14 @@ def _every_value(url: str) -> Iterator[tuple[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+def run(tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: MlflowStoreMaker) -> Iterator[Run]:
     tmp = tmp_path_factory.mktemp("leaks")
     (tmp / "site").mkdir()
     (tmp / "site" / "sitecustomize.py").write_text(DEBUG_LOGGING)
     env = {**PROVIDER_KEYS, "INTENT_ROUTER_ADMIN_KEY": ADMIN_KEY, "LITELLM_LOG": "DEBUG",
            "PYTHONPATH": os.pathsep.join(filter(None, [str(tmp / "site"), os.environ.get("PYTHONPATH")])),
            "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp / 'decisions.db'}",
-           "MLFLOW_TRACKING_URI": f"sqlite:///{tmp / 'mlflow.db'}"}
+           "MLFLOW_TRACKING_URI": fresh_mlflow_store(tmp / "mlflow.db", tmp)}  # the service runs in tmp
     extra = {"storage": {"store_prompts": True},
              "tracking": {"flush_interval_s": 0.5, "trace_sample_rate": 1.0, "max_traces_per_minute": 10_000},
              "governance": {"client_keys": True}}

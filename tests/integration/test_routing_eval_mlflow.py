@@ -17,15 +17,15 @@ from mlflow import MlflowClient
 from intent_router.evaluation.__main__ import main
 from intent_router.evaluation.pipeline import evaluate_routing
 from intent_router.thresholds import THRESHOLD_GRID
-from tests.conftest import REPO_ROOT
+from tests.conftest import REPO_ROOT, MlflowStoreMaker
 
 ARTIFACTS = {"quality_vs_cost.png", "risk_coverage.png", "per_prompt.json"}
 
 
-def _run_cli(root: Path, args: list[str]) -> dict[str, Any]:
+def _run_cli(root: Path, args: list[str], fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
     """Run the CLI in-process against its own MLflow store under ``root``."""
     root.mkdir()
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = fresh_mlflow_store(root / "mlflow.db", root)
     stdout = io.StringIO()
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", uri)
@@ -54,12 +54,13 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def plain(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    return _run_cli(tmp_path_factory.mktemp("plain") / "store", ["--data", str(data)])
+def plain(data: Path, tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
+    return _run_cli(tmp_path_factory.mktemp("plain") / "store", ["--data", str(data)], fresh_mlflow_store)
 
 
 @pytest.fixture(scope="module")
-def redacted(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+def redacted(data: Path, tmp_path_factory: pytest.TempPathFactory,
+             fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("redacted")
     models = root / "models"
     models.mkdir()
@@ -67,7 +68,8 @@ def redacted(data: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         shutil.copy(REPO_ROOT / "models" / name, models / name)
     before = json.loads((models / "intent.json").read_text())
     result = _run_cli(root / "store", ["--data", str(data), "--models-dir", str(models),
-                                       "--escalation", "oracle", "--redact", "--write-threshold"])
+                                       "--escalation", "oracle", "--redact", "--write-threshold"],
+                      fresh_mlflow_store)
     return {**result, "models": models, "before": before}
 
 

@@ -9,6 +9,7 @@ import httpx
 
 from intent_router.decisions import DecisionStore, prompt_digest
 from intent_router.decisions.store import attempts_of
+from tests.conftest import MlflowStoreMaker
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, fleet_service
 
@@ -91,10 +92,11 @@ def test_feedback_is_stored_with_its_decision(tmp_path: Path) -> None:
     assert [(f["correct_intent"], f["rating"]) for f in stored] == [("code_generation", 2)]
 
 
-def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: Path) -> None:
+def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: Path,
+                                                                    fresh_mlflow_store: MlflowStoreMaker) -> None:
     from mlflow import MlflowClient
 
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    uri = fresh_mlflow_store(tmp_path / "mlflow.db", Path.cwd())  # the service runs where pytest does
     tracking = {"flush_interval_s": 0.5, "trace_sample_rate": 1.0}
     with fleet_service(tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking}) as s:
         ids = [s.chat("auto", PROMPT).headers["x-request-id"] for _ in range(3)]
@@ -125,6 +127,8 @@ def test_an_unreachable_tracking_server_leaves_requests_fast_and_loses_no_decisi
             started = time.monotonic()
             assert s.chat("auto", PROMPT).status_code == 200
             slowest = max(slowest, time.monotonic() - started)
-        assert slowest < 2.0  # no request waited on MLflow's timeouts
+        # No request waited on MLflow: its client retries a refused port with backoff for tens
+        # of seconds; a loaded machine makes a request take a second or two at most.
+        assert slowest < 5.0
         rows = _rows(DecisionStore(url), 40)
     assert len(rows) == 40 and all(r["status"] == "ok" for r in rows)

@@ -10,12 +10,13 @@ from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
+from redis import Redis
 
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.shared_cooldowns import SharedCooldowns
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
-from tests.integration.service_process import free_port, running_service
+from tests.integration.service_process import free_port, running_services
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 
@@ -58,18 +59,39 @@ async def test_without_redis_cooldowns_stay_local_and_nothing_raises() -> None:
         await shared.aclose()
 
 
+def _wait_until_every_service_read_it(key: str, services: int, timeout_s: float = 30) -> None:
+    """Until ``key`` is in Redis and then ``services`` distinct connections have read it (each
+    service reads every cooldown key with one MGET every 0.5 s): a condition, not a sleep that
+    a loaded machine outlasts."""
+    redis = Redis.from_url(REDIS_URL)
+    deadline = time.monotonic() + timeout_s
+    try:
+        while not redis.exists(key):
+            assert time.monotonic() < deadline, f"{key} never published"
+            time.sleep(0.02)
+        readers: set[tuple[str, str]] = set()
+        with redis.monitor() as monitor:  # every command from now on: all read after the publish
+            while len(readers) < services:
+                assert time.monotonic() < deadline, f"only {len(readers)} services read {key}"
+                seen = monitor.next_command()
+                if seen["command"].upper().startswith("MGET") and key in seen["command"]:
+                    readers.add((seen["client_address"], seen["client_port"]))
+    finally:
+        redis.close()
+
+
 def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Path) -> None:
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
-        config = fleet_config(tmp_path, fakes, extra={"governance": {
-            "redis_prefix": f"test-{uuid.uuid4().hex[:8]}:"}})
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        config = fleet_config(tmp_path, fakes, extra={"governance": {"redis_prefix": prefix}})
         env = {**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}
-        a, b = (stack.enter_context(running_service(config, env=env)) for _ in range(2))
+        a, b = stack.enter_context(running_services(2, config, env=env))
         fakes["kimi"].script(Status(429, retry_after=30))
         body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
         first = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)
         assert first.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
-        time.sleep(1.0)  # b polls every 0.5 s
+        _wait_until_every_service_read_it(f"{prefix}cooldown:kimi-k2.6", services=2)
         second = httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30)
         assert second.status_code == 200
         assert second.headers["x-intent-router-deployment"] == "kimi-k2.6-together"

@@ -11,7 +11,7 @@ from mlflow import MlflowClient
 
 from intent_router.classifier import IntentClassifier
 from intent_router.labels import INTENTS
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, MlflowStoreMaker
 from training.candidates import default_candidates
 from training.train import train
 
@@ -19,10 +19,10 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> dict:
+def trained(tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: MlflowStoreMaker) -> dict:
     """One training run on the fixture set, with its own MLflow store."""
     root = tmp_path_factory.mktemp("train")
-    uri = f"sqlite:///{root / 'mlflow.db'}"
+    uri = fresh_mlflow_store(root / "mlflow.db", root)
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.chdir(root)

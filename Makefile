@@ -51,10 +51,11 @@ venv: $(VENV)/.installed ## Create the virtual environment from the lock file
 lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml (exact pins with hashes)
 	$(UV) pip compile pyproject.toml --extra train --extra test --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
 
-split: venv ## Rebuild data/train.jsonl and data/test.jsonl from data/authored/
+split: venv ## Rebuild data/train.jsonl + data/test.jsonl from data/authored/, and data/real_split.json (repositories keep their side; REBUILD=1 reassigns all)
 	$(PY) -m training.dataset
+	$(PY) -m training.real_split $(if $(REBUILD),--rebuild)
 
-data-check: venv ## Print dataset statistics; fail when a floor is missed
+data-check: venv ## Authored and real-prompt corpus statistics; fail (exit 1) when a floor is missed
 	$(PY) -m training.data_check
 
 train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow

@@ -58,11 +58,14 @@ split: venv ## Rebuild data/train.jsonl + data/test.jsonl from data/authored/, a
 data-check: venv ## Authored and real-prompt corpus statistics; fail (exit 1) when a floor is missed
 	$(PY) -m training.data_check
 
-train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow
+train: venv ## Train on authored train + real train, report the real test split then the authored one, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
 eval: venv ## Replay a labeled set (EVAL=path.jsonl, default the test split) through routing; log to MLflow (routing-eval)
 	$(PY) -m intent_router.evaluation --data "$(EVAL)" $(EVAL_ARGS)
+
+baseline: venv ## The model shipped at BEFORE=<git ref> against models/ now, on the real test split then the authored one
+	$(PY) -m training.baseline --before "$(BEFORE)"
 
 harvest: venv ## Export LLM-labeled and user-corrected decisions as JSONL for make train (HARVEST_OUT, HARVEST_BASE)
 	$(PY) -m intent_router.decisions.harvest --out "$(HARVEST_OUT)" $(if $(HARVEST_BASE),--base "$(HARVEST_BASE)") $(if $(CONFIG),--config "$(CONFIG)")
@@ -95,4 +98,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=p) over the local st
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval harvest serve demo fake-fleet test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval baseline harvest serve demo fake-fleet test bench mlflow-ui clean

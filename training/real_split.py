@@ -157,6 +157,26 @@ def rows_by_side(rows: Sequence[dict[str, Any]], split: RealSplit) -> tuple[list
     return [r for r in rows if r["id"] not in test], [r for r in rows if r["id"] in test]
 
 
+def load_split_rows(
+    real_dir: Path, split_file: Path | None = SPLIT_FILE
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train rows, test rows) of the validated corpus in ``real_dir``, by the committed split
+    (which must be current), or by a fresh one when ``split_file`` is None."""
+    from training.real_corpus import load_real_rows
+
+    rows = load_real_rows(real_dir)
+    if not rows:
+        return [], []
+    if split_file is None:
+        split = make_split(rows, assign_repositories(rows))
+    else:
+        split = read_split(split_file)
+        problems = split_problems(rows, split)
+        if split is None or problems:
+            raise ValueError(f"{split_file}: " + "; ".join(problems))
+    return rows_by_side(rows, split)
+
+
 def build(path: Path = SPLIT_FILE, rebuild: bool = False, seed: int = SEED) -> RealSplit:
     """Write the split file for the current corpus, keeping existing assignments unless
     ``rebuild``."""

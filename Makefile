@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 DATA ?= data/train.jsonl
 TEST ?= data/test.jsonl
-EVAL ?= $(TEST)
+EVAL ?=
 EVAL_ARGS ?=
 HARVEST_OUT ?= data/harvested.jsonl
 HARVEST_BASE ?=
@@ -61,8 +61,8 @@ data-check: venv ## Authored and real-prompt corpus statistics; fail (exit 1) wh
 train: venv ## Train on authored train + real train, report the real test split then the authored one, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
-eval: venv ## Replay a labeled set (EVAL=path.jsonl, default the test split) through routing; log to MLflow (routing-eval)
-	$(PY) -m intent_router.evaluation --data "$(EVAL)" $(EVAL_ARGS)
+eval: venv ## Replay the real test split, then the authored test split (or EVAL=path.jsonl) through routing; log to MLflow (routing-eval)
+	$(PY) -m intent_router.evaluation $(if $(EVAL),--data "$(EVAL)") $(EVAL_ARGS)
 
 baseline: venv ## The model shipped at BEFORE=<git ref> against models/ now, on the real test split then the authored one
 	$(PY) -m training.baseline --before "$(BEFORE)"

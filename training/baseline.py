@@ -25,8 +25,9 @@ MODEL_FILES = ("intent.onnx", "intent.json")
 def models_at(ref: str, folder: Path) -> Path:
     """Write models/intent.onnx + intent.json as they were at git ``ref`` into ``folder``."""
     for name in MODEL_FILES:
-        blob = subprocess.run(["git", "show", f"{ref}:models/{name}"], cwd=REPO_ROOT,
-                              capture_output=True, check=True).stdout
+        blob = subprocess.run(
+            ["git", "show", f"{ref}:models/{name}"], cwd=REPO_ROOT, capture_output=True, check=True
+        ).stdout
         (folder / name).write_bytes(blob)
     return folder
 
@@ -51,8 +52,11 @@ def held_out_splits() -> list[HeldOut]:
 
 def compare(before: SplitReport, after: SplitReport) -> list[str]:
     """Rows of metric, before, after, change."""
-    rows = [(k, before.metrics()[k], v) for k, v in after.metrics().items()
-            if k in before.metrics() and "_precision_" not in k and "_recall_" not in k]
+    rows = [
+        (k, before.metrics()[k], v)
+        for k, v in after.metrics().items()
+        if k in before.metrics() and "_precision_" not in k and "_recall_" not in k
+    ]
     return [f"  {name:<48} {b:>8.4f} {a:>8.4f} {a - b:>+8.4f}" for name, b, a in rows]
 
 
@@ -67,8 +71,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"before: {args.before} model {before.version} (threshold {before.threshold:.2f})")
         print(f"after:  {args.models_dir} model {after.version} (threshold {after.threshold:.2f})")
         for held_out in held_out_splits():
-            print(f"{held_out.name} ({len(held_out.texts)} prompts)"
-                  f"{'':<{max(0, 30 - len(held_out.name))}}    before    after   change")
+            print(
+                f"{held_out.name} ({len(held_out.texts)} prompts)"
+                f"{'':<{max(0, 30 - len(held_out.name))}}    before    after   change"
+            )
             print("\n".join(compare(score(before, held_out), score(after, held_out))))
     return 0
 

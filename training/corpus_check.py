@@ -67,8 +67,10 @@ class CorpusReport:
             + " / ".join(str(self.kinds.get(k, 0)) for k in KINDS),
             "largest repositories: " + ", ".join(f"{r} {c} ({c / n:.1%})" for r, c in top),
             f"near-duplicates (char 5-gram Jaccard >= {NEAR_DUPLICATE_JACCARD}), pairs: "
-            + (", ".join(f"{a}~{b} {c}" for (a, b), c in sorted(self.near_duplicates.items()))
-               or "none")
+            + (
+                ", ".join(f"{a}~{b} {c}" for (a, b), c in sorted(self.near_duplicates.items()))
+                or "none"
+            )
             + f"; across the real split's sides: {self.near_duplicates_across_split}",
         ]
         out += self._split_lines() + self._agreement_lines()
@@ -94,8 +96,10 @@ class CorpusReport:
             f"ambiguous flag agreement {a.ambiguous_agreement:.1%}",
             "  labeler confusion (rows A = corpus, columns B): " + " ".join(i[:6] for i in INTENTS),
         ]
-        lines += [f"    {label:<20} " + " ".join(f"{v:>6}" for v in row)
-                  for label, row in zip(INTENTS, a.confusion)]
+        lines += [
+            f"    {label:<20} " + " ".join(f"{v:>6}" for v in row)
+            for label, row in zip(INTENTS, a.confusion)
+        ]
         return lines
 
 
@@ -110,12 +114,16 @@ def over_cap(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     for repo, total in sorted(totals.items()):
         others = total - extra[repo]
         if total > REPO_CAP_EXTRA or others > REPO_CAP:
-            out.append(f"{repo}: {total} rows ({others} not security/architecture) > cap "
-                       f"{REPO_CAP} ({REPO_CAP_EXTRA} with security/architecture extras)")
+            out.append(
+                f"{repo}: {total} rows ({others} not security/architecture) > cap "
+                f"{REPO_CAP} ({REPO_CAP_EXTRA} with security/architecture extras)"
+            )
     return out
 
 
-def agreement(rows: Sequence[Mapping[str, Any]], double: Sequence[Mapping[str, Any]]) -> tuple[Agreement | None, list[str]]:
+def agreement(
+    rows: Sequence[Mapping[str, Any]], double: Sequence[Mapping[str, Any]]
+) -> tuple[Agreement | None, list[str]]:
     """Cohen's kappa and the labelers' confusion on the double-labelled rows, and what is wrong
     with the double-label file."""
     from sklearn.metrics import cohen_kappa_score, confusion_matrix
@@ -142,9 +150,14 @@ def agreement(rows: Sequence[Mapping[str, Any]], double: Sequence[Mapping[str, A
         rows=n,
         kappa=float(cohen_kappa_score(a, b, labels=list(INTENTS))),
         raw_agreement=sum(x == y for x, y in zip(a, b)) / n,
-        within_alt=sum(label["intent_b"] in (row["intent"], row["alt_intent"]) for row, label in pairs) / n,
-        ambiguous_agreement=sum(bool(label.get("ambiguous_b")) == row["ambiguous"]
-                                for row, label in pairs) / n,
+        within_alt=sum(
+            label["intent_b"] in (row["intent"], row["alt_intent"]) for row, label in pairs
+        )
+        / n,
+        ambiguous_agreement=sum(
+            bool(label.get("ambiguous_b")) == row["ambiguous"] for row, label in pairs
+        )
+        / n,
         confusion=confusion_matrix(a, b, labels=list(INTENTS)).tolist(),
     ), problems
 
@@ -161,7 +174,9 @@ def check_corpus(
     pairs = near_duplicate_pairs(texts, NEAR_DUPLICATE_JACCARD)
     test_ids = set(split.test_ids) if split else set()
     across = sum(
-        1 for i, j, _ in pairs if j < len(rows) and (rows[i]["id"] in test_ids) != (rows[j]["id"] in test_ids)
+        1
+        for i, j, _ in pairs
+        if j < len(rows) and (rows[i]["id"] in test_ids) != (rows[j]["id"] in test_ids)
     )
     agreed, double_problems = agreement(rows, double) if double is not None else (None, [])
     report = CorpusReport(
@@ -187,16 +202,22 @@ def floors_missed(report: CorpusReport) -> list[str]:
     """Each floor the corpus misses, with the measured value and the shortfall."""
     missed = []
     if report.total < MIN_ROWS:
-        missed.append(f"real rows: {report.total} < {MIN_ROWS} (short by {MIN_ROWS - report.total})")
+        missed.append(
+            f"real rows: {report.total} < {MIN_ROWS} (short by {MIN_ROWS - report.total})"
+        )
     repos = len(report.repositories)
     if repos < MIN_REPOSITORIES:
-        missed.append(f"distinct repositories: {repos} < {MIN_REPOSITORIES} "
-                      f"(short by {MIN_REPOSITORIES - repos})")
+        missed.append(
+            f"distinct repositories: {repos} < {MIN_REPOSITORIES} "
+            f"(short by {MIN_REPOSITORIES - repos})"
+        )
     if report.repositories:
         repo, count = report.repositories.most_common(1)[0]
         share = count / report.total
         if share > MAX_SOURCE_SHARE:
-            missed.append(f"{repo} holds {share:.1%} of the corpus > {MAX_SOURCE_SHARE:.0%} "
-                          f"({count - int(MAX_SOURCE_SHARE * report.total)} rows too many)")
+            missed.append(
+                f"{repo} holds {share:.1%} of the corpus > {MAX_SOURCE_SHARE:.0%} "
+                f"({count - int(MAX_SOURCE_SHARE * report.total)} rows too many)"
+            )
     missed += report.over_cap + report.split_problems + report.double_label_problems
     return missed

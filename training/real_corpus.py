@@ -19,14 +19,34 @@ REAL_DIR: Final[Path] = DATA_DIR / "real"
 DOUBLE_LABELS_FILE: Final[Path] = REAL_DIR / "double_labels.jsonl"
 
 #: Licences under which text may ship verbatim (LABELLING.md, "Licence rule").
-PERMISSIVE_LICENCES: Final[frozenset[str]] = frozenset({
-    "MIT", "MIT-0", "Apache-2.0", "BSD-2-Clause", "BSD-3-Clause", "ISC", "0BSD", "Unlicense",
-    "CC0-1.0", "CC-BY-4.0", "CC-BY-3.0", "Zlib", "BSL-1.0",
-})
-SOURCE_TYPES: Final[frozenset[str]] = frozenset({
-    "aider_input_history", "aider_chat_history", "specstory_history", "prompt_file",
-    "claude_command", "conversation_dump", "chat_export",
-})
+PERMISSIVE_LICENCES: Final[frozenset[str]] = frozenset(
+    {
+        "MIT",
+        "MIT-0",
+        "Apache-2.0",
+        "BSD-2-Clause",
+        "BSD-3-Clause",
+        "ISC",
+        "0BSD",
+        "Unlicense",
+        "CC0-1.0",
+        "CC-BY-4.0",
+        "CC-BY-3.0",
+        "Zlib",
+        "BSL-1.0",
+    }
+)
+SOURCE_TYPES: Final[frozenset[str]] = frozenset(
+    {
+        "aider_input_history",
+        "aider_chat_history",
+        "specstory_history",
+        "prompt_file",
+        "claude_command",
+        "conversation_dump",
+        "chat_export",
+    }
+)
 ORIGINS: Final[tuple[str, ...]] = ("verbatim", "style_rewrite")
 MAX_TEXT_CHARS: Final[int] = 4000
 MAX_CONTEXT_TURNS: Final[int] = 2
@@ -35,10 +55,22 @@ MAX_CONTEXT_CHARS: Final[int] = 1000
 _OPTIONAL_STR = (str, type(None))
 #: field -> accepted Python types after json.loads (bool is checked before int).
 SCHEMA: Final[dict[str, tuple[type, ...]]] = {
-    "id": (str,), "text": (str,), "intent": (str,), "ambiguous": (bool,),
-    "alt_intent": _OPTIONAL_STR, "context": (list,), "source_repo": (str,), "path": (str,),
-    "commit": _OPTIONAL_STR, "license": (str,), "source_type": (str,), "origin": (str,),
-    "turn": (int, type(None)), "cut": (str,), "redacted": (bool,), "labeler": (str,),
+    "id": (str,),
+    "text": (str,),
+    "intent": (str,),
+    "ambiguous": (bool,),
+    "alt_intent": _OPTIONAL_STR,
+    "context": (list,),
+    "source_repo": (str,),
+    "path": (str,),
+    "commit": _OPTIONAL_STR,
+    "license": (str,),
+    "source_type": (str,),
+    "origin": (str,),
+    "turn": (int, type(None)),
+    "cut": (str,),
+    "redacted": (bool,),
+    "labeler": (str,),
 }
 OPTIONAL_FIELDS: Final[dict[str, Any]] = {"note": ""}
 _REPO = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
@@ -94,8 +126,10 @@ def row_problems(row: dict[str, Any]) -> list[str]:
     problems += [
         f"{name} must be {' or '.join(t.__name__ for t in types)}, not {type(row[name]).__name__}"
         for name, types in SCHEMA.items()
-        if name in row and (not isinstance(row[name], types)
-                            or (bool not in types and isinstance(row[name], bool)))
+        if name in row
+        and (
+            not isinstance(row[name], types) or (bool not in types and isinstance(row[name], bool))
+        )
     ]
     if problems:
         return problems
@@ -163,7 +197,9 @@ _DETECTOR = SecretDetector()
 
 def corpus_problems(located: Sequence[tuple[str, dict[str, Any]]]) -> list[CorpusProblem]:
     """Every row's problems, plus exact duplicates (same text, hence same id) across files."""
-    problems = [CorpusProblem(where, message) for where, row in located for message in row_problems(row)]
+    problems = [
+        CorpusProblem(where, message) for where, row in located for message in row_problems(row)
+    ]
     first_seen: dict[str, str] = {}
     for where, row in located:
         text = row.get("text")
@@ -192,7 +228,10 @@ def load_real_rows(real_dir: Path = REAL_DIR) -> list[dict[str, Any]]:
     datasets.disable_progress_bars()
     columns = [*SCHEMA, *OPTIONAL_FIELDS]
     table = datasets.Dataset.from_list(
-        [{name: row.get(name, OPTIONAL_FIELDS.get(name)) for name in columns} for _, row in located],
+        [
+            {name: row.get(name, OPTIONAL_FIELDS.get(name)) for name in columns}
+            for _, row in located
+        ],
         features=features(),
     )
     return table.to_list()
@@ -203,13 +242,27 @@ def features() -> Any:
     from datasets import Features, Sequence, Value
 
     string, boolean = Value("string"), Value("bool")
-    return Features({
-        "id": string, "text": string, "intent": string, "ambiguous": boolean,
-        "alt_intent": string, "context": Sequence(string), "source_repo": string,
-        "path": string, "commit": string, "license": string, "source_type": string,
-        "origin": string, "turn": Value("int32"), "cut": string, "redacted": boolean,
-        "labeler": string, "note": string,
-    })
+    return Features(
+        {
+            "id": string,
+            "text": string,
+            "intent": string,
+            "ambiguous": boolean,
+            "alt_intent": string,
+            "context": Sequence(string),
+            "source_repo": string,
+            "path": string,
+            "commit": string,
+            "license": string,
+            "source_type": string,
+            "origin": string,
+            "turn": Value("int32"),
+            "cut": string,
+            "redacted": boolean,
+            "labeler": string,
+            "note": string,
+        }
+    )
 
 
 def as_prompts(rows: Iterable[dict[str, Any]]) -> LabeledPrompts:

@@ -51,21 +51,32 @@ class RealSplit:
         return len(self.test_ids) / max(len(self.test_ids) + len(self.train_ids), 1)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "seed": self.seed,
-            "method": "whole repositories; seeded greedy stratification by intent "
-                      f"(target {TARGET_TEST_SHARE:.0%}, floor {MIN_TEST_SHARE:.0%}); "
-                      "training/real_split.py",
-            "test_rows": len(self.test_ids), "train_rows": len(self.train_ids),
-            "test_repos": list(self.test_repos), "train_repos": list(self.train_repos),
-            "test_ids": list(self.test_ids), "train_ids": list(self.train_ids),
-        }, indent=1) + "\n"
+        return (
+            json.dumps(
+                {
+                    "seed": self.seed,
+                    "method": "whole repositories; seeded greedy stratification by intent "
+                    f"(target {TARGET_TEST_SHARE:.0%}, floor {MIN_TEST_SHARE:.0%}); "
+                    "training/real_split.py",
+                    "test_rows": len(self.test_ids),
+                    "train_rows": len(self.train_ids),
+                    "test_repos": list(self.test_repos),
+                    "train_repos": list(self.train_repos),
+                    "test_ids": list(self.test_ids),
+                    "train_ids": list(self.train_ids),
+                },
+                indent=1,
+            )
+            + "\n"
+        )
 
     @classmethod
     def from_json(cls, text: str) -> RealSplit:
         raw = json.loads(text)
-        return cls(int(raw["seed"]), *(tuple(raw[k]) for k in
-                   ("test_repos", "train_repos", "test_ids", "train_ids")))
+        return cls(
+            int(raw["seed"]),
+            *(tuple(raw[k]) for k in ("test_repos", "train_repos", "test_ids", "train_ids")),
+        )
 
 
 def _order(repo: str, seed: int) -> str:
@@ -74,8 +85,9 @@ def _order(repo: str, seed: int) -> str:
 
 def _cost(counts: Mapping[str, int], targets: Mapping[str, float]) -> float:
     """How far the test side's per-intent counts are from their targets (relative squares)."""
-    return sum((counts.get(label, 0) - target) ** 2 / max(target, 1.0)
-               for label, target in targets.items())
+    return sum(
+        (counts.get(label, 0) - target) ** 2 / max(target, 1.0) for label, target in targets.items()
+    )
 
 
 def assign_repositories(
@@ -104,14 +116,18 @@ def assign_repositories(
             test_counts.update(per_repo[repo])
     movable = [r for r in new if sides[r] == TRAIN] or [r for r in per_repo if sides[r] == TRAIN]
     while sum(test_counts.values()) < floor * len(rows) and movable:
-        repo = min(movable, key=lambda r: (_cost(test_counts + per_repo[r], targets), _order(r, seed)))
+        repo = min(
+            movable, key=lambda r: (_cost(test_counts + per_repo[r], targets), _order(r, seed))
+        )
         movable.remove(repo)
         sides[repo] = TEST
         test_counts.update(per_repo[repo])
     return sides
 
 
-def make_split(rows: Sequence[Mapping[str, Any]], sides: Mapping[str, str], seed: int = SEED) -> RealSplit:
+def make_split(
+    rows: Sequence[Mapping[str, Any]], sides: Mapping[str, str], seed: int = SEED
+) -> RealSplit:
     """The split file's content for these rows and repository sides."""
     test_ids = sorted(r["id"] for r in rows if sides[r["source_repo"]] == TEST)
     train_ids = sorted(r["id"] for r in rows if sides[r["source_repo"]] == TRAIN)
@@ -119,13 +135,16 @@ def make_split(rows: Sequence[Mapping[str, Any]], sides: Mapping[str, str], seed
         seed,
         tuple(sorted(r for r, s in sides.items() if s == TEST)),
         tuple(sorted(r for r, s in sides.items() if s == TRAIN)),
-        tuple(test_ids), tuple(train_ids),
+        tuple(test_ids),
+        tuple(train_ids),
     )
 
 
 def read_split(path: Path = SPLIT_FILE) -> RealSplit | None:
     """The committed split, or None when there is none yet."""
-    return RealSplit.from_json(Path(path).read_text(encoding="utf-8")) if Path(path).exists() else None
+    return (
+        RealSplit.from_json(Path(path).read_text(encoding="utf-8")) if Path(path).exists() else None
+    )
 
 
 def split_problems(rows: Sequence[Mapping[str, Any]], split: RealSplit | None) -> list[str]:
@@ -140,18 +159,27 @@ def split_problems(rows: Sequence[Mapping[str, Any]], split: RealSplit | None) -
         problems.append(f"{len(both)} repositories on both sides of the real split")
     unassigned = sorted({r["source_repo"] for r in rows if split.side_of(r["source_repo"]) is None})
     if unassigned:
-        problems.append(f"{len(unassigned)} repositories not in the real split (e.g. "
-                        f"{unassigned[0]}): run `make split`")
-    expected = make_split(rows, {repo: split.side_of(repo) or TRAIN for repo in
-                                 {r["source_repo"] for r in rows}}, split.seed)
+        problems.append(
+            f"{len(unassigned)} repositories not in the real split (e.g. "
+            f"{unassigned[0]}): run `make split`"
+        )
+    expected = make_split(
+        rows,
+        {repo: split.side_of(repo) or TRAIN for repo in {r["source_repo"] for r in rows}},
+        split.seed,
+    )
     if (expected.test_ids, expected.train_ids) != (split.test_ids, split.train_ids):
         problems.append("the real split's ids are not the corpus's: run `make split`")
     if split.test_share < MIN_TEST_SHARE:
-        problems.append(f"real test split {split.test_share:.1%} < {MIN_TEST_SHARE:.0%} of the corpus")
+        problems.append(
+            f"real test split {split.test_share:.1%} < {MIN_TEST_SHARE:.0%} of the corpus"
+        )
     return problems
 
 
-def rows_by_side(rows: Sequence[dict[str, Any]], split: RealSplit) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def rows_by_side(
+    rows: Sequence[dict[str, Any]], split: RealSplit
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train rows, test rows) in corpus order."""
     test = set(split.test_ids)
     return [r for r in rows if r["id"] not in test], [r for r in rows if r["id"] in test]
@@ -186,7 +214,10 @@ def build(path: Path = SPLIT_FILE, rebuild: bool = False, seed: int = SEED) -> R
     previous = None if rebuild else read_split(path)
     kept = None
     if previous is not None:
-        kept = {**{r: TRAIN for r in previous.train_repos}, **{r: TEST for r in previous.test_repos}}
+        kept = {
+            **{r: TRAIN for r in previous.train_repos},
+            **{r: TEST for r in previous.test_repos},
+        }
     split = make_split(rows, assign_repositories(rows, seed, kept), seed)
     Path(path).write_text(split.to_json(), encoding="utf-8")
     return split
@@ -197,9 +228,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--rebuild", action="store_true", help="reassign every repository")
     args = parser.parse_args(argv)
     split = build(rebuild=args.rebuild)
-    print(f"wrote {SPLIT_FILE.name}: test {len(split.test_ids)} rows from "
-          f"{len(split.test_repos)} repositories ({split.test_share:.1%}), train "
-          f"{len(split.train_ids)} rows from {len(split.train_repos)}")
+    print(
+        f"wrote {SPLIT_FILE.name}: test {len(split.test_ids)} rows from "
+        f"{len(split.test_repos)} repositories ({split.test_share:.1%}), train "
+        f"{len(split.train_ids)} rows from {len(split.train_repos)}"
+    )
     return 0
 
 

@@ -38,15 +38,26 @@ class HeldOut:
     @classmethod
     def authored(cls, texts: Sequence[str], intents: Sequence[str]) -> HeldOut:
         n = len(texts)
-        return cls("authored_test", list(texts), list(intents), ["authored"] * n,
-                   [False] * n, ["authored"] * n)
+        return cls(
+            "authored_test",
+            list(texts),
+            list(intents),
+            ["authored"] * n,
+            [False] * n,
+            ["authored"] * n,
+        )
 
     @classmethod
     def real(cls, rows: Sequence[dict[str, Any]], texts: Sequence[str]) -> HeldOut:
         """``texts``: the rows' texts as the model sees them (truncated)."""
-        return cls("real_test", list(texts), [r["intent"] for r in rows],
-                   [r["source_type"] for r in rows], [bool(r["ambiguous"]) for r in rows],
-                   [r["source_repo"] for r in rows])
+        return cls(
+            "real_test",
+            list(texts),
+            [r["intent"] for r in rows],
+            [r["source_type"] for r in rows],
+            [bool(r["ambiguous"]) for r in rows],
+            [r["source_repo"] for r in rows],
+        )
 
 
 @dataclass(frozen=True)
@@ -84,21 +95,25 @@ class SplitReport:
     def metrics(self) -> dict[str, float]:
         prefix = f"{self.name}_"
         out = self.evaluation.as_metrics(prefix)
-        out.update({
-            f"{prefix}rows": float(self.rows),
-            f"{prefix}escalation_share": self.escalation_share,
-            f"{prefix}kept_accuracy": self.kept_accuracy,
-            f"{prefix}under_routing": self.under_routing,
-            f"{prefix}over_routing": self.over_routing,
-            f"{prefix}under_routing_escalated": self.under_routing_escalated,
-        })
+        out.update(
+            {
+                f"{prefix}rows": float(self.rows),
+                f"{prefix}escalation_share": self.escalation_share,
+                f"{prefix}kept_accuracy": self.kept_accuracy,
+                f"{prefix}under_routing": self.under_routing,
+                f"{prefix}over_routing": self.over_routing,
+                f"{prefix}under_routing_escalated": self.under_routing_escalated,
+            }
+        )
         if self.ambiguous.rows:
-            out.update({
-                f"{prefix}macro_f1_clear": self.clear.macro_f1,
-                f"{prefix}macro_f1_ambiguous": self.ambiguous.macro_f1,
-                f"{prefix}accuracy_clear": self.clear.accuracy,
-                f"{prefix}accuracy_ambiguous": self.ambiguous.accuracy,
-            })
+            out.update(
+                {
+                    f"{prefix}macro_f1_clear": self.clear.macro_f1,
+                    f"{prefix}macro_f1_ambiguous": self.ambiguous.macro_f1,
+                    f"{prefix}accuracy_clear": self.clear.accuracy,
+                    f"{prefix}accuracy_ambiguous": self.ambiguous.accuracy,
+                }
+            )
         if self.repositories > 1:
             out[f"{prefix}repo_accuracy_median"] = self.repo_accuracy_median
             out[f"{prefix}repo_accuracy_p10"] = self.repo_accuracy_p10
@@ -126,18 +141,29 @@ class SplitReport:
                 f"{self.ambiguous.macro_f1:.4f}  accuracy {self.ambiguous.accuracy:.4f}"
             )
         if self.repositories > 1:
-            out.append(f"    {self.repositories} repositories: accuracy per repository median "
-                       f"{self.repo_accuracy_median:.3f}, 10th percentile {self.repo_accuracy_p10:.3f}")
+            out.append(
+                f"    {self.repositories} repositories: accuracy per repository median "
+                f"{self.repo_accuracy_median:.3f}, 10th percentile {self.repo_accuracy_p10:.3f}"
+            )
         if len(self.by_source_type) > 1:
-            out.append("    per source type: " + ", ".join(
-                f"{s} {v.rows} F1 {v.macro_f1:.3f} acc {v.accuracy:.3f}"
-                for s, v in sorted(self.by_source_type.items(), key=lambda kv: -kv[1].rows)))
-        out += [f"    {label:<20} P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}  "
-                f"n {int(s['support'])}" for label, s in e.per_label.items()]
+            out.append(
+                "    per source type: "
+                + ", ".join(
+                    f"{s} {v.rows} F1 {v.macro_f1:.3f} acc {v.accuracy:.3f}"
+                    for s, v in sorted(self.by_source_type.items(), key=lambda kv: -kv[1].rows)
+                )
+            )
+        out += [
+            f"    {label:<20} P {s['precision']:.3f}  R {s['recall']:.3f}  F1 {s['f1']:.3f}  "
+            f"n {int(s['support'])}"
+            for label, s in e.per_label.items()
+        ]
         return out
 
 
-def _slice(mask: np.ndarray, intents: np.ndarray, predicted: np.ndarray, labels: list[str]) -> Slice:
+def _slice(
+    mask: np.ndarray, intents: np.ndarray, predicted: np.ndarray, labels: list[str]
+) -> Slice:
     from sklearn.metrics import f1_score
 
     if not mask.any():
@@ -146,13 +172,23 @@ def _slice(mask: np.ndarray, intents: np.ndarray, predicted: np.ndarray, labels:
     return Slice(
         int(mask.sum()),
         float((intents[mask] == predicted[mask]).mean()),
-        float(f1_score(intents[mask], predicted[mask], labels=[x for x in labels if x in present],
-                       average="macro", zero_division=0)),
+        float(
+            f1_score(
+                intents[mask],
+                predicted[mask],
+                labels=[x for x in labels if x in present],
+                average="macro",
+                zero_division=0,
+            )
+        ),
     )
 
 
 def report_split(
-    held_out: HeldOut, probabilities: np.ndarray, labels: Sequence[str], threshold: float,
+    held_out: HeldOut,
+    probabilities: np.ndarray,
+    labels: Sequence[str],
+    threshold: float,
     config_path: Any = DEFAULT_CONFIG,
 ) -> SplitReport:
     """Score ``probabilities`` (columns follow ``labels``) against ``held_out``."""
@@ -192,7 +228,10 @@ def _per_repository_accuracy(repositories: Sequence[str], correct: np.ndarray) -
 
 
 def _routing(
-    held_out: HeldOut, predicted: np.ndarray, confidence: np.ndarray, threshold: float,
+    held_out: HeldOut,
+    predicted: np.ndarray,
+    confidence: np.ndarray,
+    threshold: float,
     config_path: Any,
 ) -> tuple[float, float, float]:
     """Under- and over-routing of the model alone, and under-routing when escalated prompts
@@ -208,8 +247,10 @@ def _routing(
         outcomes = replay(examples, predictions, tokens, settings)
         high = [o for o in outcomes if o.high_stakes]
         low = [o for o in outcomes if not o.high_stakes]
-        shares.append((
-            sum(o.under_routed for o in high) / max(len(high), 1),
-            sum(o.over_routed for o in low) / max(len(low), 1),
-        ))
+        shares.append(
+            (
+                sum(o.under_routed for o in high) / max(len(high), 1),
+                sum(o.over_routed for o in low) / max(len(low), 1),
+            )
+        )
     return shares[0][0], shares[0][1], shares[1][0]

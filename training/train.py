@@ -66,10 +66,13 @@ class TrainingSet:
     is_real: np.ndarray
 
 
-def training_set(authored: LabeledPrompts, real_rows: Sequence[dict], policy: TruncationPolicy) -> TrainingSet:
-    texts = [policy.apply(t) for t in authored.texts] + [policy.apply(r["text"]) for r in real_rows]
+def training_set(
+    authored: LabeledPrompts, real_rows: Sequence[dict], policy: TruncationPolicy
+) -> TrainingSet:
+    texts = [policy.apply(t) for t in [*authored.texts, *(r["text"] for r in real_rows)]]
     intents = list(authored.intents) + [r["intent"] for r in real_rows]
-    groups = [f"authored:{i}" for i in range(len(authored))] + [f"repo:{r['source_repo']}" for r in real_rows]
+    groups = [f"authored:{i}" for i in range(len(authored))]
+    groups += [f"repo:{r['source_repo']}" for r in real_rows]
     is_real = np.array([False] * len(authored) + [True] * len(real_rows))
     return TrainingSet(LabeledPrompts(texts, intents), groups, is_real)
 
@@ -280,7 +283,7 @@ def _log(
 
     with tempfile.TemporaryDirectory() as tmp:
         artifacts = []
-        for split, report in zip(held_out, reports):
+        for split, report in zip(held_out, reports, strict=True):
             text = Path(tmp) / f"{report.name}_classification_report.txt"
             text.write_text("\n".join(report.lines()) + "\n\n" + ev.classification_report_text(
                 split.intents, pipeline.predict_proba(split.texts), labels))

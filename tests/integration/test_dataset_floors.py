@@ -41,7 +41,9 @@ def test_real_rows_keep_the_licence_rule_ids_and_provenance(real_rows: list[dict
     assert len({r["text"] for r in real_rows}) == len(real_rows)
 
 
-def test_the_committed_real_split_is_current_and_grouped_by_repository(real_rows: list[dict]) -> None:
+def test_the_committed_real_split_is_current_and_grouped_by_repository(
+    real_rows: list[dict],
+) -> None:
     split = read_split()
     assert split is not None
     assert split_problems(real_rows, split) == []

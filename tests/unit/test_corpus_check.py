@@ -21,9 +21,15 @@ def corpus(repos: int, per_repo: int, intents: tuple[str, ...] = INTENTS) -> lis
     """Fixture rows shaped like the corpus: ``repos`` repositories of ``per_repo`` rows."""
     base = {**SAMPLE[0], "origin": "verbatim"}
     return [
-        {**base, "id": f"{r:04d}{i:04d}", "text": hashlib.sha256(f"{r}:{i}".encode()).hexdigest(),
-         "source_repo": f"owner/repo{r}", "intent": intents[(r + i) % len(intents)]}
-        for r in range(repos) for i in range(per_repo)
+        {
+            **base,
+            "id": f"{r:04d}{i:04d}",
+            "text": hashlib.sha256(f"{r}:{i}".encode()).hexdigest(),
+            "source_repo": f"owner/repo{r}",
+            "intent": intents[(r + i) % len(intents)],
+        }
+        for r in range(repos)
+        for i in range(per_repo)
     ]
 
 
@@ -64,15 +70,24 @@ def test_one_source_above_a_quarter_fails() -> None:
     ],
 )
 def test_the_per_repository_cap(counts: dict[str, int], over: bool) -> None:
-    rows = [{"source_repo": "o/r", "intent": intent} for intent, n in counts.items() for _ in range(n)]
+    rows = [
+        {"source_repo": "o/r", "intent": intent} for intent, n in counts.items() for _ in range(n)
+    ]
     assert bool(over_cap(rows)) is over
 
 
 def test_kappa_and_confusion_from_double_labels() -> None:
     rows = SAMPLE[:40]
     flipped = {rows[i]["id"] for i in range(0, 40, 5)}
-    double = [{"id": r["id"], "intent_b": "general" if r["id"] in flipped else r["intent"],
-               "ambiguous_b": r["ambiguous"], "labeler_b": "labeler-2"} for r in rows]
+    double = [
+        {
+            "id": r["id"],
+            "intent_b": "general" if r["id"] in flipped else r["intent"],
+            "ambiguous_b": r["ambiguous"],
+            "labeler_b": "labeler-2",
+        }
+        for r in rows
+    ]
     agreed, problems = agreement(rows, double)
     assert problems == [] and agreed is not None
     expected = cohen_kappa_score([r["intent"] for r in rows], [d["intent_b"] for d in double])
@@ -85,8 +100,11 @@ def test_kappa_and_confusion_from_double_labels() -> None:
 
 def test_a_bad_double_label_fails_the_check() -> None:
     rows = corpus(160, 16)
-    double = [{"id": rows[0]["id"], "intent_b": "debugging"}, {"id": "nope", "intent_b": "general"},
-              {"id": rows[1]["id"], "intent_b": "testing"}]
+    double = [
+        {"id": rows[0]["id"], "intent_b": "debugging"},
+        {"id": "nope", "intent_b": "general"},
+        {"id": rows[1]["id"], "intent_b": "testing"},
+    ]
     report = report_of(rows, double)
     assert report.agreement is not None and report.agreement.rows == 1
     assert any("'nope' is not in the corpus" in f for f in report.failures)
@@ -97,7 +115,9 @@ def test_a_bad_double_label_fails_the_check() -> None:
 def test_near_duplicates_are_counted_by_kind_and_across_the_split() -> None:
     rows = corpus(160, 16)
     rows[1]["text"] = rows[0]["text"] + "!"  # same repository: same side
-    report = check_corpus(rows, [rows[5]["text"]], make_split(rows, assign_repositories(rows)), None)
+    report = check_corpus(
+        rows, [rows[5]["text"]], make_split(rows, assign_repositories(rows)), None
+    )
     assert report.near_duplicates[("verbatim", "verbatim")] >= 1
     assert report.near_duplicates[("authored", "verbatim")] >= 1
     assert report.near_duplicates_across_split == 0

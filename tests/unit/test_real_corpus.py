@@ -18,14 +18,28 @@ from training.real_corpus import (
 )
 
 
-def make_row(text: str = "why does `npm test` hang after the upgrade?", **fields: Any) -> dict[str, Any]:
+def make_row(
+    text: str = "why does `npm test` hang after the upgrade?", **fields: Any
+) -> dict[str, Any]:
     """A valid corpus row; ``fields`` override any column."""
     row = {
-        "id": text_id(text), "text": text, "intent": "debugging", "ambiguous": False,
-        "alt_intent": None, "context": [], "source_repo": "octo/app", "path": ".aider.input.history",
-        "commit": "a" * 40, "license": "MIT", "source_type": "aider_input_history",
-        "origin": "verbatim", "turn": 3, "cut": "whole", "redacted": False,
-        "labeler": "collector-1", "note": "",
+        "id": text_id(text),
+        "text": text,
+        "intent": "debugging",
+        "ambiguous": False,
+        "alt_intent": None,
+        "context": [],
+        "source_repo": "octo/app",
+        "path": ".aider.input.history",
+        "commit": "a" * 40,
+        "license": "MIT",
+        "source_type": "aider_input_history",
+        "origin": "verbatim",
+        "turn": 3,
+        "cut": "whole",
+        "redacted": False,
+        "labeler": "collector-1",
+        "note": "",
     }
     row.update(fields)
     return row
@@ -33,7 +47,9 @@ def make_row(text: str = "why does `npm test` hang after the upgrade?", **fields
 
 def test_a_valid_row_has_no_problem() -> None:
     assert row_problems(make_row()) == []
-    assert row_problems(make_row(ambiguous=True, alt_intent="general", turn=None, commit=None)) == []
+    assert (
+        row_problems(make_row(ambiguous=True, alt_intent="general", turn=None, commit=None)) == []
+    )
 
 
 @pytest.mark.parametrize(
@@ -91,7 +107,9 @@ def _write(folder: Path, name: str, rows: list[dict[str, Any]]) -> None:
 
 def test_exact_duplicates_across_files_are_refused(tmp_path: Path) -> None:
     _write(tmp_path, "a.jsonl", [make_row()])
-    _write(tmp_path, "b.jsonl", [make_row("add a --dry-run flag"), make_row(source_repo="other/repo")])
+    _write(
+        tmp_path, "b.jsonl", [make_row("add a --dry-run flag"), make_row(source_repo="other/repo")]
+    )
     with pytest.raises(CorpusError, match=r"b.jsonl:2: exact duplicate of a.jsonl:1"):
         load_real_rows(tmp_path)
 
@@ -108,7 +126,9 @@ def test_corpus_loads_typed_rows_through_datasets(tmp_path: Path) -> None:
 
 
 def test_problems_name_the_file_and_line(tmp_path: Path) -> None:
-    _write(tmp_path, "a.jsonl", [make_row(), make_row("chmod 777 everything", license="AGPL-3.0-only")])
+    _write(
+        tmp_path, "a.jsonl", [make_row(), make_row("chmod 777 everything", license="AGPL-3.0-only")]
+    )
     problems = corpus_problems([("a.jsonl:1", make_row()), ("a.jsonl:2", make_row(id="x"))])
     assert [p.where for p in problems] == ["a.jsonl:2", "a.jsonl:2"]  # bad id, duplicate text
     with pytest.raises(CorpusError, match="a.jsonl:2: verbatim text under 'AGPL-3.0-only'"):

@@ -18,8 +18,12 @@ SAMPLE = [json.loads(line) for line in (FIXTURES / "real_sample.jsonl").read_tex
 def _corpus(tmp_path: Path, test_ids: list[str]) -> Path:
     (tmp_path / "real").mkdir()
     (tmp_path / "real" / "part.jsonl").write_text("".join(json.dumps(r) + "\n" for r in SAMPLE))
-    double = [{"id": i, "intent_b": "general", "ambiguous_b": False, "labeler_b": "b"} for i in test_ids]
-    (tmp_path / "real" / "double_labels.jsonl").write_text("".join(json.dumps(d) + "\n" for d in double))
+    double = [
+        {"id": i, "intent_b": "general", "ambiguous_b": False, "labeler_b": "b"} for i in test_ids
+    ]
+    (tmp_path / "real" / "double_labels.jsonl").write_text(
+        "".join(json.dumps(d) + "\n" for d in double)
+    )
     split = tmp_path / "real_split.json"
     split.write_text(json.dumps({"seed": 1, "test_ids": test_ids, "train_ids": []}))
     return split
@@ -48,14 +52,20 @@ def test_slices_by_ambiguity_and_source_type() -> None:
     from intent_router.evaluation.replay import PromptOutcome
 
     def outcome(true: str, final: str, escalated: bool) -> PromptOutcome:
-        return PromptOutcome("t", true, final, 0.5, escalated, final, ("a",), "a", 1, 1,
-                             0.0, 0.0, 0.0, 0.0, 1.0, 1.0)
+        return PromptOutcome(
+            "t", true, final, 0.5, escalated, final, ("a",), "a", 1, 1, 0.0, 0.0, 0.0, 0.0, 1.0, 1.0
+        )
 
-    examples = [LabeledPrompt("a", "debugging", "aider_chat_history", False),
-                LabeledPrompt("b", "general", "prompt_file", True),
-                LabeledPrompt("c", "general", "prompt_file", False)]
-    outcomes = [outcome("debugging", "debugging", False), outcome("general", "debugging", True),
-                outcome("general", "general", False)]
+    examples = [
+        LabeledPrompt("a", "debugging", "aider_chat_history", False),
+        LabeledPrompt("b", "general", "prompt_file", True),
+        LabeledPrompt("c", "general", "prompt_file", False),
+    ]
+    outcomes = [
+        outcome("debugging", "debugging", False),
+        outcome("general", "debugging", True),
+        outcome("general", "general", False),
+    ]
     out = breakdown(examples, outcomes)
     assert out["kept_accuracy"] == 1.0
     assert out["accuracy_source_prompt_file"] == 0.5
@@ -64,9 +74,12 @@ def test_slices_by_ambiguity_and_source_type() -> None:
 
 
 def test_the_table_has_one_column_per_set() -> None:
-    table = format_columns(["real-test", "test.jsonl"],
-                           [{"accuracy": 0.5, "macro_f1_clear": 0.7, "macro_f1_ambiguous": 0.4},
-                            {"accuracy": 0.9}], 0.8, ["run1", "run2"])
+    table = format_columns(
+        ["real-test", "test.jsonl"],
+        [{"accuracy": 0.5, "macro_f1_clear": 0.7, "macro_f1_ambiguous": 0.4}, {"accuracy": 0.9}],
+        0.8,
+        ["run1", "run2"],
+    )
     lines = table.splitlines()
     assert lines[0].split() == ["real-test", "test.jsonl"]
     assert "0.7000 / 0.4000" in table and lines[2].split()[-2:] == ["0.5000", "0.9000"]

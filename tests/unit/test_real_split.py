@@ -25,8 +25,11 @@ SAMPLE = [json.loads(line) for line in (FIXTURES / "real_sample.jsonl").read_tex
 
 
 def _rows(spec: list[tuple[str, str, int]]) -> list[dict[str, str]]:
-    return [{"id": f"{repo}-{intent}-{i}", "source_repo": repo, "intent": intent}
-            for repo, intent, n in spec for i in range(n)]
+    return [
+        {"id": f"{repo}-{intent}-{i}", "source_repo": repo, "intent": intent}
+        for repo, intent, n in spec
+        for i in range(n)
+    ]
 
 
 def test_no_repository_is_on_both_sides_and_the_test_side_is_large_enough() -> None:
@@ -40,7 +43,9 @@ def test_no_repository_is_on_both_sides_and_the_test_side_is_large_enough() -> N
 
 
 def test_the_split_is_seeded_and_deterministic() -> None:
-    assert assign_repositories(SAMPLE, seed=1) == assign_repositories(list(reversed(SAMPLE)), seed=1)
+    assert assign_repositories(SAMPLE, seed=1) == assign_repositories(
+        list(reversed(SAMPLE)), seed=1
+    )
     many = _rows([(f"o/r{i}", INTENTS[i % 7], 5) for i in range(70)])
     assert assign_repositories(many, seed=1) != assign_repositories(many, seed=2)
 
@@ -75,8 +80,10 @@ def test_a_stale_split_is_reported() -> None:
 
 
 @settings(max_examples=40, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 6), st.integers(1, 12)), min_size=2, max_size=40),
-       st.integers(0, 10))
+@given(
+    st.lists(st.tuples(st.integers(0, 6), st.integers(1, 12)), min_size=2, max_size=40),
+    st.integers(0, 10),
+)
 def test_any_corpus_gets_a_valid_split(repos: list[tuple[int, int]], seed: int) -> None:
     rows = _rows([(f"o/r{i}", INTENTS[label], n) for i, (label, n) in enumerate(repos)])
     sides = assign_repositories(rows, seed=seed)

@@ -38,9 +38,12 @@ def test_routing_shares_follow_the_policy_of_the_default_config() -> None:
     # general -> architecture_review: strong tier for a cheap intent (over-routed, kept).
     report = report_split(
         HELD_OUT,
-        probabilities(["general", "architecture_review", "architecture_review", "code_generation"],
-                      [0.5, 0.9, 0.95, 0.99]),
-        LABELS, threshold=0.6,
+        probabilities(
+            ["general", "architecture_review", "architecture_review", "code_generation"],
+            [0.5, 0.9, 0.95, 0.99],
+        ),
+        LABELS,
+        threshold=0.6,
     )
     assert report.under_routing == pytest.approx(1 / 2)  # of the two high-stakes prompts
     assert report.over_routing == pytest.approx(1 / 2)  # of the two others
@@ -68,12 +71,29 @@ def test_the_authored_split_has_no_ambiguity_or_repository_metrics() -> None:
 
 
 def test_cross_validation_never_splits_a_repository() -> None:
-    authored = LabeledPrompts([f"authored {i}" for i in range(70)], [LABELS[i % 7] for i in range(70)])
-    real = [{"text": f"real {i}", "intent": LABELS[i % 7], "source_repo": f"o/r{i % 12}"}
-            for i in range(84)]
+    authored = LabeledPrompts(
+        [f"authored {i}" for i in range(70)], [LABELS[i % 7] for i in range(70)]
+    )
+    real = [
+        {"text": f"real {i}", "intent": LABELS[i % 7], "source_repo": f"o/r{i % 12}"}
+        for i in range(84)
+    ]
     train_set = training_set(authored, real, TruncationPolicy())
     assert train_set.is_real.sum() == 84 and len(set(train_set.groups)) == 70 + 12
     folds = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=42)
     groups = np.array(train_set.groups)
     for fit, held in folds.split(train_set.data.texts, train_set.data.intents, groups):
         assert not set(groups[fit]) & set(groups[held])
+
+
+def test_baseline_compares_the_same_metrics_before_and_after() -> None:
+    from training.baseline import compare
+
+    worse = report_split(HELD_OUT, probabilities(["general"] * 4, [0.9] * 4), LABELS, 0.5)
+    better = report_split(HELD_OUT, probabilities(HELD_OUT.intents, [0.9] * 4), LABELS, 0.5)
+    rows = {
+        line.split()[0]: [float(v) for v in line.split()[1:]] for line in compare(worse, better)
+    }
+    assert rows["real_test_accuracy"] == pytest.approx([0.25, 1.0, 0.75])
+    assert rows["real_test_under_routing"] == pytest.approx([1.0, 0.0, -1.0])
+    assert not any("_precision_" in name or "_recall_" in name for name in rows)

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from intent_router.labels import is_intent
 
-
 #: The second labeler's file beside the corpus parts: labels, not prompts.
 DOUBLE_LABELS = "double_labels.jsonl"
 
@@ -68,8 +67,8 @@ def load_real_test(split_file: Path, corpus_dir: Path | None = None) -> list[Lab
                 raise DataFileError(f"{part}:{number}: not valid JSON ({exc.msg})") from exc
             if isinstance(raw, dict) and raw.get("id") in test_ids:
                 example = _row(line, f"{part}:{number}")
-                rows.append(LabeledPrompt(example.text, example.intent,
-                                          str(raw.get("source_type", "")), bool(raw.get("ambiguous"))))
+                source, ambiguous = str(raw.get("source_type", "")), bool(raw.get("ambiguous"))
+                rows.append(LabeledPrompt(example.text, example.intent, source, ambiguous))
     if len(rows) != len(test_ids):
         raise DataFileError(f"{split_file}: {len(test_ids)} test ids, {len(rows)} found in {corpus}"
                             " (make split)")

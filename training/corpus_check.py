@@ -94,7 +94,8 @@ class CorpusReport:
             f"double labels: {a.rows} rows, Cohen's kappa {a.kappa:.3f}, raw agreement "
             f"{a.raw_agreement:.1%}, B within A's intent or alt {a.within_alt:.1%}, "
             f"ambiguous flag agreement {a.ambiguous_agreement:.1%}",
-            "  labeler confusion (rows A = corpus, columns B): " + " ".join(i[:6] for i in INTENTS),
+            "  labeler confusion (rows: labeler A, the corpus; columns: labeler B)",
+            f"    {'':<20} " + " ".join(f"{i[:6]:>6}" for i in INTENTS),
         ]
         lines += [
             f"    {label:<20} " + " ".join(f"{v:>6}" for v in row)

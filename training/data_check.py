@@ -243,14 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     report = authored_report()
     print("\n".join(report.lines()))
     failures = list(report.failures)
+    rows: list[dict] = []
+    double = None
     try:
         rows = load_real_rows()
+        double = read_double_labels()
     except CorpusError as exc:
-        rows, failures = [], [*failures, str(exc)]
+        failures.append(str(exc))
     from training.dataset import AUTHORED_DIR, read_jsonl
 
     authored = [r["text"] for p in sorted(AUTHORED_DIR.glob("*.jsonl")) for r in read_jsonl(p)]
-    real = check_corpus(rows, authored, read_split(), read_double_labels())
+    real = check_corpus(rows, authored, read_split(), double)
     print("\n".join(real.lines()))
     failures += real.failures
     if failures:

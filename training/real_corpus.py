@@ -273,8 +273,18 @@ def as_prompts(rows: Iterable[dict[str, Any]]) -> LabeledPrompts:
 
 def read_double_labels(path: Path = DOUBLE_LABELS_FILE) -> list[dict[str, Any]] | None:
     """The second labeler's rows ({"id", "intent_b", "ambiguous_b", "labeler_b"}), or None
-    when the file is absent."""
+    when the file is absent. Raises CorpusError on a line that is not a JSON object."""
     if not Path(path).exists():
         return None
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    rows = []
+    for number, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{Path(path).name}:{number}: not valid JSON ({exc.msg})") from exc
+        if not isinstance(row, dict):
+            raise CorpusError(f"{Path(path).name}:{number}: not a JSON object")
+        rows.append(row)
+    return rows

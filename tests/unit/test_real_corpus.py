@@ -144,3 +144,12 @@ def test_invalid_json_names_its_line(tmp_path: Path) -> None:
 def test_an_absent_corpus_or_double_label_file_is_empty(tmp_path: Path) -> None:
     assert load_real_rows(tmp_path / "none") == []
     assert read_double_labels(tmp_path / "double_labels.jsonl") is None
+
+
+def test_a_broken_double_label_line_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "double_labels.jsonl"
+    path.write_text('{"id": "a", "intent_b": "general"}\n\n[1]\n')
+    with pytest.raises(CorpusError, match="double_labels.jsonl:3: not a JSON object"):
+        read_double_labels(path)
+    path.write_text('{"id": "a", "intent_b": "general"}\n')
+    assert read_double_labels(path) == [{"id": "a", "intent_b": "general"}]

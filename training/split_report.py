@@ -34,6 +34,7 @@ class HeldOut:
     source_types: list[str]
     ambiguous: list[bool]
     repositories: list[str]
+    alt_intents: list[str | None] | None = None  # the second defensible label, if any
 
     @classmethod
     def authored(cls, texts: Sequence[str], intents: Sequence[str]) -> HeldOut:
@@ -57,6 +58,7 @@ class HeldOut:
             [r["source_type"] for r in rows],
             [bool(r["ambiguous"]) for r in rows],
             [r["source_repo"] for r in rows],
+            [r.get("alt_intent") for r in rows],
         )
 
 
@@ -78,6 +80,7 @@ class SplitReport:
     by_source_type: dict[str, Slice]
     clear: Slice
     ambiguous: Slice
+    ambiguous_either: float  # ambiguous prompts predicted as their intent or alt_intent
     repositories: int
     repo_accuracy_median: float
     repo_accuracy_p10: float
@@ -112,6 +115,7 @@ class SplitReport:
                     f"{prefix}macro_f1_ambiguous": self.ambiguous.macro_f1,
                     f"{prefix}accuracy_clear": self.clear.accuracy,
                     f"{prefix}accuracy_ambiguous": self.ambiguous.accuracy,
+                    f"{prefix}accuracy_ambiguous_either": self.ambiguous_either,
                 }
             )
         if self.repositories > 1:
@@ -138,7 +142,8 @@ class SplitReport:
             out.append(
                 f"    clear {self.clear.rows}: macro-F1 {self.clear.macro_f1:.4f}  accuracy "
                 f"{self.clear.accuracy:.4f}; ambiguous {self.ambiguous.rows}: macro-F1 "
-                f"{self.ambiguous.macro_f1:.4f}  accuracy {self.ambiguous.accuracy:.4f}"
+                f"{self.ambiguous.macro_f1:.4f}  accuracy {self.ambiguous.accuracy:.4f} "
+                f"({self.ambiguous_either:.4f} counting the alternative label as right)"
             )
         if self.repositories > 1:
             out.append(
@@ -208,6 +213,7 @@ def report_split(
         by_source_type={s: _slice(sources == s, intents, predicted, labels) for s in set(sources)},
         clear=_slice(~ambiguous, intents, predicted, labels),
         ambiguous=_slice(ambiguous, intents, predicted, labels),
+        ambiguous_either=_either(held_out, predicted, ambiguous),
         repositories=len(repo_accuracy),
         repo_accuracy_median=float(np.median(repo_accuracy)),
         repo_accuracy_p10=float(np.percentile(repo_accuracy, 10)),
@@ -218,6 +224,17 @@ def report_split(
         over_routing=over,
         under_routing_escalated=under_escalated,
     )
+
+
+def _either(held_out: HeldOut, predicted: np.ndarray, ambiguous: np.ndarray) -> float:
+    """Share of ambiguous prompts predicted as their intent or their alternative label."""
+    alts = held_out.alt_intents or [None] * len(held_out.intents)
+    hits = [
+        p in (true, alt)
+        for p, true, alt, amb in zip(predicted, held_out.intents, alts, ambiguous, strict=True)
+        if amb
+    ]
+    return sum(hits) / len(hits) if hits else 0.0
 
 
 def _per_repository_accuracy(repositories: Sequence[str], correct: np.ndarray) -> list[float]:

@@ -30,6 +30,7 @@ HELD_OUT = HeldOut(
     source_types=["aider_chat_history", "aider_chat_history", "prompt_file", "prompt_file"],
     ambiguous=[False, True, False, False],
     repositories=["a/x", "a/x", "b/y", "c/z"],
+    alt_intents=[None, "architecture_review", None, None],
 )
 
 
@@ -52,6 +53,7 @@ def test_routing_shares_follow_the_policy_of_the_default_config() -> None:
     assert report.kept_accuracy == pytest.approx(2 / 3)
     assert (report.clear.rows, report.ambiguous.rows) == (3, 1)
     assert report.clear.accuracy == pytest.approx(2 / 3) and report.ambiguous.accuracy == 0.0
+    assert report.ambiguous_either == 1.0  # "thanks!" read as its alternative label
     assert report.by_source_type["prompt_file"].accuracy == 1.0
     assert report.repositories == 3 and report.repo_accuracy_median == 1.0
     metrics = report.metrics()

@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 UV_VERSION := 0.13.9
 DATA ?= data/train.jsonl
 TEST ?= data/test.jsonl
-EVAL ?= $(TEST)
+EVAL ?=
 EVAL_ARGS ?=
 HARVEST_OUT ?= data/harvested.jsonl
 HARVEST_BASE ?=
@@ -51,17 +51,21 @@ venv: $(VENV)/.installed ## Create the virtual environment from the lock file
 lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml (exact pins with hashes)
 	$(UV) pip compile pyproject.toml --extra train --extra test --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
 
-split: venv ## Rebuild data/train.jsonl and data/test.jsonl from data/authored/
+split: venv ## Rebuild data/train.jsonl + data/test.jsonl from data/authored/, and data/real_split.json (repositories keep their side; REBUILD=1 reassigns all)
 	$(PY) -m training.dataset
+	$(PY) -m training.real_split $(if $(REBUILD),--rebuild)
 
-data-check: venv ## Print dataset statistics; fail when a floor is missed
+data-check: venv ## Authored and real-prompt corpus statistics; fail (exit 1) when a floor is missed
 	$(PY) -m training.data_check
 
-train: venv ## Train, evaluate, export models/intent.onnx + intent.json, log to MLflow
+train: venv ## Train on authored train + real train, report the real test split then the authored one, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
-eval: venv ## Replay a labeled set (EVAL=path.jsonl, default the test split) through routing; log to MLflow (routing-eval)
-	$(PY) -m intent_router.evaluation --data "$(EVAL)" $(EVAL_ARGS)
+eval: venv ## Replay the real test split, then the authored test split (or EVAL=path.jsonl) through routing; log to MLflow (routing-eval)
+	$(PY) -m intent_router.evaluation $(if $(EVAL),--data "$(EVAL)") $(EVAL_ARGS)
+
+baseline: venv ## The model shipped at BEFORE=<git ref> against models/ now, on the real test split then the authored one
+	$(PY) -m training.baseline --before "$(BEFORE)"
 
 harvest: venv ## Export LLM-labeled and user-corrected decisions as JSONL for make train (HARVEST_OUT, HARVEST_BASE)
 	$(PY) -m intent_router.decisions.harvest --out "$(HARVEST_OUT)" $(if $(HARVEST_BASE),--base "$(HARVEST_BASE)") $(if $(CONFIG),--config "$(CONFIG)")
@@ -94,4 +98,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=p) over the local st
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval harvest serve demo fake-fleet test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval baseline harvest serve demo fake-fleet test bench mlflow-ui clean

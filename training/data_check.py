@@ -226,14 +226,38 @@ def _floors_missed(report: DataReport, test: Sequence[dict[str, str]]) -> list[s
     return missed
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def authored_report() -> DataReport:
+    """The report over data/authored/ and its committed split."""
     from training.dataset import AUTHORED_DIR, TEST_FILE, TRAIN_FILE, read_jsonl
 
     rows = [r for p in sorted(AUTHORED_DIR.glob("*.jsonl")) for r in read_jsonl(p)]
-    report = check(rows, read_jsonl(TRAIN_FILE), read_jsonl(TEST_FILE))
+    return check(rows, read_jsonl(TRAIN_FILE), read_jsonl(TEST_FILE))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the authored data's report, then the real-prompt corpus's; 1 if any floor is missed."""
+    from training.corpus_check import check_corpus
+    from training.real_corpus import CorpusError, load_real_rows, read_double_labels
+    from training.real_split import read_split
+
+    report = authored_report()
     print("\n".join(report.lines()))
-    if report.failures:
-        print("FAILED:\n  " + "\n  ".join(report.failures))
+    failures = list(report.failures)
+    rows: list[dict] = []
+    double = None
+    try:
+        rows = load_real_rows()
+        double = read_double_labels()
+    except CorpusError as exc:
+        failures.append(str(exc))
+    from training.dataset import AUTHORED_DIR, read_jsonl
+
+    authored = [r["text"] for p in sorted(AUTHORED_DIR.glob("*.jsonl")) for r in read_jsonl(p)]
+    real = check_corpus(rows, authored, read_split(), double)
+    print("\n".join(real.lines()))
+    failures += real.failures
+    if failures:
+        print("FAILED:\n  " + "\n  ".join(failures))
         return 1
     print("data-check: all floors met")
     return 0

@@ -7,7 +7,7 @@ from pathlib import Path
 from training.evaluate import Evaluation
 
 
-def plot_confusion_matrix(evaluation: Evaluation, path: Path) -> Path:
+def plot_confusion_matrix(evaluation: Evaluation, path: Path, split: str = "Test split") -> Path:
     """Draw the test confusion matrix (rows: true intent, columns: predicted) as a PNG."""
     import matplotlib
 
@@ -25,7 +25,7 @@ def plot_confusion_matrix(evaluation: Evaluation, path: Path) -> Path:
         ax.text(j, i, str(value), ha="center", va="center", color=color)
     ax.set_xlabel("predicted intent")
     ax.set_ylabel("true intent")
-    ax.set_title(f"Test split: accuracy {evaluation.accuracy:.3f}, macro-F1 {evaluation.macro_f1:.3f}")
+    ax.set_title(f"{split}: accuracy {evaluation.accuracy:.3f}, macro-F1 {evaluation.macro_f1:.3f}")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -28,11 +28,13 @@ def log_training_run(
     metrics: dict[str, float],
     artifacts: list[Path],
     onnx_path: Path,
-    test_macro_f1: float,
+    selection_metric: str,
+    selection_value: float,
     candidate_table: list[dict[str, Any]],
     tags: dict[str, str],
 ) -> Registration:
-    """Log one run, register its ONNX model, and give the version champion or challenger."""
+    """Log one run, register its ONNX model, and give the version champion or challenger by
+    ``selection_metric`` (the real test split's macro-F1 when there is one)."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never phone home
     import mlflow
     import onnx
@@ -54,11 +56,12 @@ def log_training_run(
             save_as_external_data=False,
         )
         version = str(info.registered_model_version)
-        alias, reason = _assign_alias(MlflowClient(), version, test_macro_f1)
+        alias, reason = _assign_alias(MlflowClient(), version, selection_metric,
+                                      selection_value)
         return Registration(version=version, alias=alias, reason=reason, run_id=run.info.run_id)
 
 
-def _assign_alias(client: Any, version: str, macro_f1: float) -> tuple[str, str]:
+def _assign_alias(client: Any, version: str, metric: str, value: float) -> tuple[str, str]:
     from mlflow.exceptions import MlflowException
 
     try:
@@ -68,13 +71,13 @@ def _assign_alias(client: Any, version: str, macro_f1: float) -> tuple[str, str]
     if champion is None:
         client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
         return "champion", "no champion existed yet"
-    champion_f1 = client.get_run(champion.run_id).data.metrics.get("test_macro_f1", float("-inf"))
-    if macro_f1 >= champion_f1:
+    champion_value = client.get_run(champion.run_id).data.metrics.get(metric, float("-inf"))
+    if value >= champion_value:
         client.set_registered_model_alias(REGISTERED_MODEL, "champion", version)
         return "champion", (
-            f"test macro-F1 {macro_f1:.4f} >= champion v{champion.version}'s {champion_f1:.4f}"
+            f"{metric} {value:.4f} >= champion v{champion.version}'s {champion_value:.4f}"
         )
     client.set_registered_model_alias(REGISTERED_MODEL, "challenger", version)
     return "challenger", (
-        f"test macro-F1 {macro_f1:.4f} < champion v{champion.version}'s {champion_f1:.4f}"
+        f"{metric} {value:.4f} < champion v{champion.version}'s {champion_value:.4f}"
     )

@@ -17,7 +17,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
 from intent_router.labels import INTENTS
@@ -28,6 +28,9 @@ from training.candidates import Candidate, choose, default_candidates
 from training.dataset import TEST_FILE, TRAIN_FILE, LabeledPrompts, load_prompts
 from training.export import export_pipeline
 from training.parity import STRESS_CORPUS, check_parity
+from training.real_corpus import REAL_DIR
+from training.real_split import SPLIT_FILE, load_split_rows
+from training.split_report import HeldOut, SplitReport, report_split
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 SEED = 42
@@ -53,28 +56,68 @@ class TrainResult:
     registration: str
 
 
+@dataclass(frozen=True)
+class TrainingSet:
+    """What the model is fitted on: authored train rows, then real train rows, with the CV
+    group of each (a real row's repository; every authored row its own group)."""
+
+    data: LabeledPrompts
+    groups: list[str]
+    is_real: np.ndarray
+
+
+def training_set(
+    authored: LabeledPrompts, real_rows: Sequence[dict], policy: TruncationPolicy
+) -> TrainingSet:
+    texts = [policy.apply(t) for t in [*authored.texts, *(r["text"] for r in real_rows)]]
+    intents = list(authored.intents) + [r["intent"] for r in real_rows]
+    groups = [f"authored:{i}" for i in range(len(authored))]
+    groups += [f"repo:{r['source_repo']}" for r in real_rows]
+    is_real = np.array([False] * len(authored) + [True] * len(real_rows))
+    return TrainingSet(LabeledPrompts(texts, intents), groups, is_real)
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """Out-of-fold scores of every candidate; ``selection`` is what the choice uses (real rows'
+    macro-F1 when there are real rows: they are what the router meets)."""
+
+    overall: dict[str, float]
+    real: dict[str, float]
+    oof: dict[str, np.ndarray]
+
+    @property
+    def selection(self) -> dict[str, float]:
+        return self.real or self.overall
+
+
 def cross_validate(
-    candidates: Sequence[Candidate], data: LabeledPrompts, folds: int, seed: int
-) -> tuple[dict[str, float], dict[str, np.ndarray]]:
-    """Out-of-fold probabilities and macro-F1 for every candidate, on the same folds."""
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    scores: dict[str, float] = {}
+    candidates: Sequence[Candidate], train_set: TrainingSet, folds: int, seed: int
+) -> CrossValidation:
+    """Out-of-fold probabilities and macro-F1 for every candidate, on the same folds, grouped
+    by repository (no repository's prompts on both sides of a fold)."""
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    data, real = train_set.data, train_set.is_real
+    overall: dict[str, float] = {}
+    real_scores: dict[str, float] = {}
     oof: dict[str, np.ndarray] = {}
     for candidate in candidates:
         start = time.perf_counter()
         probabilities = cross_val_predict(
             candidate.build(seed), data.texts, data.intents, cv=splitter,
-            method="predict_proba", n_jobs=2,
+            groups=train_set.groups, method="predict_proba", n_jobs=2,
         )
         oof[candidate.name] = probabilities
         result = ev.evaluate(data.intents, probabilities, sorted(INTENTS))
-        scores[candidate.name] = result.macro_f1
-        print(
-            f"  {candidate.name:<28} CV macro-F1 {result.macro_f1:.4f}  accuracy "
-            f"{result.accuracy:.4f}  ({time.perf_counter() - start:.1f}s)  {candidate.description}",
-            flush=True,
-        )
-    return scores, oof
+        overall[candidate.name] = result.macro_f1
+        line = f"  {candidate.name:<28} CV macro-F1 {result.macro_f1:.4f}"
+        if real.any():
+            on_real = ev.evaluate(np.array(data.intents)[real].tolist(), probabilities[real],
+                                  sorted(INTENTS))
+            real_scores[candidate.name] = on_real.macro_f1
+            line += f"  real rows {on_real.macro_f1:.4f}"
+        print(f"{line}  ({time.perf_counter() - start:.1f}s)  {candidate.description}", flush=True)
+    return CrossValidation(overall, real_scores, oof)
 
 
 def truncated(data: LabeledPrompts, policy: TruncationPolicy) -> LabeledPrompts:
@@ -91,34 +134,53 @@ def train(
     text_column: str = "text",
     intent_column: str = "intent",
     log_to_mlflow: bool = True,
+    real_dir: Path | None = None,
+    split_file: Path | None = SPLIT_FILE,
 ) -> TrainResult:
-    """Run the whole training pipeline and return where the model contract was written."""
+    """Run the whole training pipeline and return where the model contract was written.
+
+    Trains on the authored train split plus the real corpus's train side (``real_dir``, split
+    by ``split_file``; a fresh split when None; no real data when ``real_dir`` is None, the
+    default here: `make train` passes data/real) and
+    reports the real test split first, the authored test split beside it."""
     candidates = list(candidates or default_candidates())
     policy = TruncationPolicy()
     with stage("load data"):
         train_raw = load_prompts(train_source, text_column, intent_column)
         test_raw = load_prompts(test_source, text_column, intent_column)
-        train_data, test_data = truncated(train_raw, policy), truncated(test_raw, policy)
-        print(f"  train {len(train_data)}  test {len(test_data)}")
-    with stage(f"cross-validate {len(candidates)} candidates ({folds} folds)"):
-        scores, oof = cross_validate(candidates, train_data, folds, seed)
-        chosen, why = choose(scores, candidates)
+        real_train, real_test = load_split_rows(real_dir, split_file) if real_dir else ([], [])
+        train_set = training_set(train_raw, real_train, policy)
+        test_data = truncated(test_raw, policy)
+        print(f"  authored train {len(train_raw)}  authored test {len(test_data)}  "
+              f"real train {len(real_train)}  real test {len(real_test)} "
+              f"({len({r['source_repo'] for r in real_test})} repositories held out)")
+    with stage(f"cross-validate {len(candidates)} candidates ({folds} repository-grouped folds)"):
+        cv = cross_validate(candidates, train_set, folds, seed)
+        chosen, why = choose(cv.selection, candidates)
         print(f"  chosen: {chosen.name}: {why}")
-    with stage(f"fit {chosen.name} on the training split"):
-        pipeline = chosen.build(seed).fit(train_data.texts, train_data.intents)
+    with stage(f"fit {chosen.name} on authored train + real train"):
+        pipeline = chosen.build(seed).fit(train_set.data.texts, train_set.data.intents)
         labels = [str(c) for c in pipeline.classes_]
-    with stage("evaluate on the test split"):
-        test_probabilities = pipeline.predict_proba(test_data.texts)
-        evaluation = ev.evaluate(test_data.intents, test_probabilities, labels)
-        curve = ev.risk_coverage(train_data.intents, oof[chosen.name], sorted(INTENTS))
+    with stage("evaluate on the real test split, then the authored test split"):
+        curve = ev.risk_coverage(train_set.data.intents, cv.oof[chosen.name], sorted(INTENTS))
         threshold = ev.recommend_threshold(curve)
-        _print_evaluation(evaluation, threshold)
+        held_out = [HeldOut.authored(test_data.texts, test_data.intents)]
+        if real_test:
+            real_texts = [policy.apply(r["text"]) for r in real_test]
+            held_out.insert(0, HeldOut.real(real_test, real_texts))
+        reports = [report_split(h, pipeline.predict_proba(h.texts), labels, threshold)
+                   for h in held_out]
+        print(f"  recommended threshold {threshold} (out-of-fold local accuracy >= "
+              f"{ev.DEFAULT_TARGET_ACCURACY} on the training rows)")
+        for report in reports:
+            print("\n".join(report.lines()))
     out_dir.mkdir(parents=True, exist_ok=True)
     onnx_path, meta_path = out_dir / "intent.onnx", out_dir / "intent.json"
     previous_onnx = onnx_path.read_bytes() if onnx_path.exists() else None
     with stage("export to ONNX and check parity (LC_ALL=C)"):
         export_pipeline(pipeline, onnx_path)
-        parity = check_parity(pipeline, onnx_path, list(test_raw.texts) + list(STRESS_CORPUS))
+        probes = list(test_raw.texts) + [r["text"] for r in real_test] + list(STRESS_CORPUS)
+        parity = check_parity(pipeline, onnx_path, probes)
         print(
             f"  {parity.n_texts} texts: argmax agreement {parity.argmax_agreement:.4f}, "
             f"max |p_sklearn - p_onnx| {parity.max_abs_diff:.2e}, "
@@ -126,9 +188,8 @@ def train(
         )
         if not parity.passed:
             raise RuntimeError(f"ONNX parity failed: {parity}")
-    metadata = _metadata(
-        pipeline, chosen, scores, evaluation, threshold, train_raw, policy, parity.max_abs_diff
-    )
+    metadata = _metadata(pipeline, chosen, cv, reports, threshold, train_set.data, policy,
+                         parity.max_abs_diff)
     kept = _unchanged_metadata(previous_onnx, onnx_path, meta_path, metadata)
     if kept is not None:  # same model: keep its version and date, so git shows no change
         metadata = kept
@@ -138,31 +199,18 @@ def train(
     registration = "not logged"
     if log_to_mlflow:
         with stage("log to MLflow"):
-            registration = _log(
-                metadata, candidates, scores, evaluation, test_data, test_probabilities,
-                labels, curve, onnx_path, meta_path, chosen, why,
-            )
+            registration = _log(metadata, candidates, cv, reports, test_data, held_out, labels,
+                                pipeline, curve, onnx_path, meta_path, chosen, why)
             print(f"  {registration}")
     print(f"[train] wrote {onnx_path} and {meta_path} (model {metadata.model_version})")
     return TrainResult(metadata, onnx_path, meta_path, registration)
 
 
-def _print_evaluation(evaluation: ev.Evaluation, threshold: float) -> None:
-    print(
-        f"  accuracy {evaluation.accuracy:.4f}  macro-F1 {evaluation.macro_f1:.4f}  "
-        f"ECE {evaluation.expected_calibration_error:.4f}  recommended threshold {threshold}"
-    )
-    for label, scores in evaluation.per_label.items():
-        print(
-            f"    {label:<20} P {scores['precision']:.3f}  R {scores['recall']:.3f}  "
-            f"F1 {scores['f1']:.3f}"
-        )
-
-
 def _unchanged_metadata(previous_onnx: bytes | None, onnx_path: Path, meta_path: Path,
                         new: ModelMetadata) -> ModelMetadata | None:
     """The stored metadata when the exported model is byte-identical to the previous one and
-    was trained on the same data with the same threshold; None when anything differs."""
+    was trained on the same data with the same threshold and scored the same on the test
+    splits; None when anything differs."""
     if previous_onnx is None or previous_onnx != onnx_path.read_bytes():
         return None
     try:
@@ -170,24 +218,26 @@ def _unchanged_metadata(previous_onnx: bytes | None, onnx_path: Path, meta_path:
     except ModelError:
         return None
     same = (old.training_data_sha256 == new.training_data_sha256
-            and old.confidence_threshold == new.confidence_threshold and old.labels == new.labels)
+            and old.confidence_threshold == new.confidence_threshold and old.labels == new.labels
+            and old.metrics == new.metrics)
     return old if same else None
 
 
 def _metadata(
     pipeline: Pipeline,
     chosen: Candidate,
-    scores: dict[str, float],
-    evaluation: ev.Evaluation,
+    cv: CrossValidation,
+    reports: Sequence[SplitReport],
     threshold: float,
-    train_raw: LabeledPrompts,
+    train_data: LabeledPrompts,
     policy: TruncationPolicy,
     parity_diff: float,
 ) -> ModelMetadata:
     created = datetime.now(timezone.utc)
-    data_hash = train_raw.sha256()
-    metrics = {k: round(v, 6) for k, v in evaluation.as_metrics().items()}
-    metrics.update({f"cv_macro_f1_{k}": round(v, 6) for k, v in scores.items()})
+    data_hash = train_data.sha256()
+    metrics = {k: round(v, 6) for r in reports for k, v in r.metrics().items()}
+    metrics.update({f"cv_macro_f1_{k}": round(v, 6) for k, v in cv.overall.items()})
+    metrics.update({f"cv_real_macro_f1_{k}": round(v, 6) for k, v in cv.real.items()})
     metrics["parity_max_abs_diff"] = parity_diff
     return ModelMetadata(
         labels=tuple(str(c) for c in pipeline.classes_),
@@ -216,11 +266,12 @@ def _library_versions() -> dict[str, str]:
 def _log(
     metadata: ModelMetadata,
     candidates: Sequence[Candidate],
-    scores: dict[str, float],
-    evaluation: ev.Evaluation,
+    cv: CrossValidation,
+    reports: Sequence[SplitReport],
     test_data: LabeledPrompts,
-    test_probabilities: np.ndarray,
+    held_out: Sequence[HeldOut],
     labels: list[str],
+    pipeline: Pipeline,
     curve: list[ev.CoveragePoint],
     onnx_path: Path,
     meta_path: Path,
@@ -231,25 +282,31 @@ def _log(
     from training.tracking import log_training_run
 
     with tempfile.TemporaryDirectory() as tmp:
-        report = Path(tmp) / "classification_report.txt"
-        report.write_text(
-            ev.classification_report_text(test_data.intents, test_probabilities, labels)
-        )
-        confusion = plot_confusion_matrix(evaluation, Path(tmp) / "confusion_matrix.png")
+        artifacts = []
+        for split, report in zip(held_out, reports, strict=True):
+            text = Path(tmp) / f"{report.name}_classification_report.txt"
+            text.write_text("\n".join(report.lines()) + "\n\n" + ev.classification_report_text(
+                split.intents, pipeline.predict_proba(split.texts), labels))
+            artifacts += [text, plot_confusion_matrix(
+                report.evaluation, Path(tmp) / f"{report.name}_confusion_matrix.png", report.name)]
         coverage = Path(tmp) / "risk_coverage_cv.json"
         coverage.write_text(json.dumps([p.__dict__ for p in curve], indent=2))
-        params = {"candidate": chosen.name, "selection": why, "seed": SEED, "cv_folds": CV_FOLDS}
+        params = {"candidate": chosen.name, "selection": why, "seed": SEED, "cv_folds": CV_FOLDS,
+                  "cv": "StratifiedGroupKFold by repository (authored rows: one group each)"}
         params.update(chosen.params(SEED))
+        selection_metric = f"{reports[0].name}_macro_f1"
         registration = log_training_run(
             params=params,
-            metrics={**evaluation.as_metrics(), "confidence_threshold": metadata.confidence_threshold,
-                     **{f"cv_macro_f1_{k}": v for k, v in scores.items()}},
-            artifacts=[report, confusion, coverage, onnx_path, meta_path],
+            metrics={**metadata.metrics, "confidence_threshold": metadata.confidence_threshold},
+            artifacts=[*artifacts, coverage, onnx_path, meta_path],
             onnx_path=onnx_path,
-            test_macro_f1=evaluation.macro_f1,
+            selection_metric=selection_metric,
+            selection_value=reports[0].evaluation.macro_f1,
             candidate_table=[
-                {"candidate": c.name, "cv_macro_f1": scores[c.name], "description": c.description,
-                 "runtime_cost": c.runtime_cost, "chosen": c.name == chosen.name}
+                {"candidate": c.name, "cv_macro_f1": cv.overall[c.name],
+                 "cv_real_macro_f1": cv.real.get(c.name, float("nan")),
+                 "description": c.description, "runtime_cost": c.runtime_cost,
+                 "chosen": c.name == chosen.name}
                 for c in candidates
             ],
             tags={"model_version": metadata.model_version,
@@ -269,11 +326,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--intent-column", default="intent")
     parser.add_argument("--out", default=str(MODELS_DIR), type=Path)
     parser.add_argument("--no-mlflow", action="store_true")
+    parser.add_argument("--real-dir", default=str(REAL_DIR),
+                        help="real-prompt corpus ('' for none)")
+    parser.add_argument("--real-split", default=str(SPLIT_FILE), help="its repository split")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train(
         args.data, args.test, args.out, text_column=args.text_column,
         intent_column=args.intent_column, log_to_mlflow=not args.no_mlflow,
+        real_dir=Path(args.real_dir) if args.real_dir else None, split_file=Path(args.real_split),
     )
     print(f"[train] finished in {time.perf_counter() - start:.1f}s")
     return 0

@@ -14,6 +14,7 @@ from typing import Final
 import numpy as np
 
 from intent_router.exceptions import ModelContractError, ModelError
+from intent_router.labels import FALLBACK_INTENT
 from intent_router.model_contract import (
     INPUT_NAME,
     LABEL_OUTPUT,
@@ -70,8 +71,8 @@ class IntentClassifier:
         batch = np.array([p for p, _ in prepared], dtype=object).reshape(-1, 1)
         probabilities = self._session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: batch})[0]
         return [
-            self._prediction(row, truncated)
-            for row, (_, truncated) in zip(probabilities, prepared, strict=True)
+            self._prediction(row, truncated) if text.strip() else self._no_text()
+            for row, (text, truncated) in zip(probabilities, prepared, strict=True)
         ]
 
     def _prepare(self, text: str) -> tuple[str, bool]:
@@ -90,6 +91,13 @@ class IntentClassifier:
             probabilities={label: float(p) for label, p in zip(self._labels, row, strict=True)},
             truncated=truncated,
         )
+
+    def _no_text(self) -> Prediction:
+        """A blank prompt (``content: null`` too) carries no evidence: the model would answer
+        its training set's class prior, so it gets a uniform distribution and the fallback
+        intent, below any threshold."""
+        share = 1.0 / len(self._labels)
+        return Prediction(FALLBACK_INTENT, share, dict.fromkeys(self._labels, share))
 
     def _check_contract(self) -> None:
         inputs = self._session.get_inputs()

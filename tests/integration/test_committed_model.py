@@ -105,3 +105,15 @@ def test_metadata_whose_labels_disagree_with_the_graph_is_refused(tmp_path) -> N
     (tmp_path / "intent.onnx").write_bytes((DEFAULT_MODELS_DIR / "intent.onnx").read_bytes())
     with pytest.raises(ModelContractError, match="label order"):
         IntentClassifier.from_dir(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "   \n\t"])
+def test_a_blank_prompt_gets_the_fallback_intent_below_any_threshold(
+    classifier: IntentClassifier, text: str
+) -> None:
+    [batch] = classifier.predict_batch([text])
+    assert batch == classifier.predict(text)
+    assert batch.intent == "general"
+    assert batch.confidence == pytest.approx(1 / len(INTENTS))
+    assert batch.confidence < classifier.threshold
+    assert set(batch.probabilities.values()) == {batch.confidence}

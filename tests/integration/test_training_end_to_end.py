@@ -1,8 +1,10 @@
-"""Train on a small fixture set: the model contract, parity and MLflow registration."""
+"""Train on a small fixture set (authored rows plus a real-corpus sample split by repository):
+the model contract, the real test split reported first, parity and MLflow registration."""
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import onnx
@@ -26,6 +28,9 @@ def trained(tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: Mlflow
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", uri)
     mp.chdir(root)
+    real_dir = root / "real"
+    real_dir.mkdir()
+    shutil.copy(FIXTURES / "real_sample.jsonl", real_dir / "sample.jsonl")
     candidates = [c for c in default_candidates() if c.name in ("lr_word12_baseline", "lr_wordpunct12_8k", "svm_calibrated_wordpunct12_8k")]
     result = train(
         FIXTURES / "small_train.jsonl",
@@ -33,6 +38,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: Mlflow
         out_dir=root / "models",
         candidates=candidates,
         folds=3,
+        real_dir=real_dir,
+        split_file=None,
     )
     yield {"result": result, "uri": uri, "root": root, "candidates": candidates}
     mp.undo()
@@ -44,8 +51,13 @@ def test_training_writes_the_model_contract(trained: dict) -> None:
     assert sorted(meta["labels"]) == sorted(INTENTS)
     assert 0.3 <= meta["confidence_threshold"] <= 0.95
     assert len(meta["training_data_sha256"]) == 64
-    for key in ("test_macro_f1", "test_accuracy", "test_ece", "parity_max_abs_diff"):
-        assert key in meta["metrics"]
+    for split in ("real_test", "authored_test"):
+        for key in ("macro_f1", "accuracy", "ece", "escalation_share", "kept_accuracy",
+                    "under_routing", "over_routing", "f1_debugging"):
+            assert 0.0 <= meta["metrics"][f"{split}_{key}"] <= 1.0, key
+    assert meta["metrics"]["real_test_rows"] >= 0.2 * 98  # the sample's held-out repositories
+    assert {"real_test_macro_f1_clear", "real_test_macro_f1_ambiguous"} <= set(meta["metrics"])
+    assert any(k.startswith("real_test_macro_f1_source_") for k in meta["metrics"])
     assert meta["metrics"]["parity_max_abs_diff"] <= 1e-4
     assert {"scikit-learn", "skl2onnx", "onnxruntime"} <= set(meta["library_versions"])
     graph = onnx.load(str(result.onnx_path)).graph
@@ -65,13 +77,16 @@ def test_mlflow_has_the_run_artifacts_and_a_champion(trained: dict) -> None:
     client = MlflowClient(tracking_uri=trained["uri"])
     version = client.get_model_version_by_alias("intent-classifier", "champion")
     run = client.get_run(version.run_id)
-    assert run.data.metrics["test_macro_f1"] == pytest.approx(
-        trained["result"].metadata.metrics["test_macro_f1"], abs=1e-6
-    )
+    for name in ("real_test_macro_f1", "authored_test_macro_f1", "real_test_under_routing"):
+        assert run.data.metrics[name] == pytest.approx(
+            trained["result"].metadata.metrics[name], abs=1e-6
+        )
     for candidate in trained["candidates"]:
         assert f"cv_macro_f1_{candidate.name}" in run.data.metrics
+        assert f"cv_real_macro_f1_{candidate.name}" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"confusion_matrix.png", "classification_report.txt", "intent.onnx", "intent.json"} <= artifacts
+    assert {"real_test_confusion_matrix.png", "real_test_classification_report.txt",
+            "authored_test_confusion_matrix.png", "intent.onnx", "intent.json"} <= artifacts
     assert "champion" in trained["result"].registration
 
 
@@ -84,8 +99,9 @@ def test_a_worse_model_becomes_challenger(trained: dict, tmp_path: Path) -> None
     mp.setenv("MLFLOW_TRACKING_URI", trained["uri"])
     mp.chdir(trained["root"])
     try:
+        # No real data: the choice falls back to the authored test split's macro-F1.
         result = train(small, FIXTURES / "small_test.jsonl", out_dir=tmp_path / "m",
-                       candidates=trained["candidates"][:1], folds=2)
+                       candidates=trained["candidates"][:1], folds=2, real_dir=None)
     finally:
         mp.undo()
     assert "challenger" in result.registration

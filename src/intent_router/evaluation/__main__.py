@@ -15,14 +15,18 @@ from intent_router.evaluation.replay import ESCALATION_MODES
 from intent_router.exceptions import ConfigError, ModelError
 from intent_router.thresholds import DEFAULT_TARGET_ACCURACY
 
-DEFAULT_DATA = Path(__file__).resolve().parents[3] / "data" / "test.jsonl"
+DATA_DIR = Path(__file__).resolve().parents[3] / "data"
+#: Without --data: the real test split first, then the authored test split beside it.
+DEFAULT_DATA = (DATA_DIR / "real_split.json", DATA_DIR / "test.jsonl")
 EXIT_USAGE = 2
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m intent_router.evaluation",
                                      description=__doc__)
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA, help="labeled JSONL")
+    parser.add_argument("--data", type=Path, action="append",
+                        help="labeled JSONL, or a real split file (.json) for its test rows; "
+                             "repeatable (default: data/real_split.json, then data/test.jsonl)")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="router YAML")
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
     parser.add_argument("--escalation", choices=ESCALATION_MODES, default="local",
@@ -45,45 +49,78 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 < args.target <= 1.0:
         return _fail("--target must lie in (0, 1]")
     from intent_router.evaluation.pipeline import evaluate_routing
+    from intent_router.evaluation.report import data_name, log_evaluation
 
-    try:
-        evaluation = evaluate_routing(args.data, args.config, args.models_dir, args.escalation,
-                                      args.premium, args.target)
-    except (DataFileError, ConfigError, ModelError) as exc:
-        return _fail(str(exc))
-    from intent_router.evaluation.report import log_evaluation
-
-    run_id = log_evaluation(evaluation, redact=args.redact)
-    print(format_table(evaluation.summary.metrics(), evaluation.settings.threshold, run_id))
+    evaluations, run_ids = [], []
+    for data in args.data or DEFAULT_DATA:
+        try:
+            evaluation = evaluate_routing(data, args.config, args.models_dir, args.escalation,
+                                          args.premium, args.target)
+        except (DataFileError, ConfigError, ModelError) as exc:
+            return _fail(str(exc))
+        evaluations.append(evaluation)
+        run_ids.append(log_evaluation(evaluation, redact=args.redact))
+    print(format_columns([data_name(e.data_path) for e in evaluations],
+                         [e.metrics() for e in evaluations], evaluations[0].settings.threshold,
+                         run_ids))
     if args.write_threshold:
         from intent_router.evaluation.model_threshold import write_threshold
 
+        first = evaluations[0]
         target = args.models_dir / "intent.json"
-        written = write_threshold(target, evaluation.summary.recommended_threshold)
-        print(f"wrote confidence_threshold {written.confidence_threshold:.2f} to {target}")
-        if evaluation.settings.config.confidence_threshold is not None:
+        written = write_threshold(target, first.summary.recommended_threshold)
+        print(f"wrote confidence_threshold {written.confidence_threshold:.2f} to {target} "
+              f"(recommended on {data_name(first.data_path)})")
+        if first.settings.config.confidence_threshold is not None:
             print("note: the router config sets confidence_threshold, which overrides the model's")
     return 0
 
 
+_ROWS = (
+    ("accuracy", "accuracy", "{:.4f}"),
+    ("macro-F1", "macro_f1", "{:.4f}"),
+    ("macro-F1 clear / ambiguous", ("macro_f1_clear", "macro_f1_ambiguous"), "{:.4f}"),
+    ("escalation share", "escalation_share", "{:.4f}"),
+    ("accuracy of the kept share", "kept_accuracy", "{:.4f}"),
+    ("cost / 1k routed", "cost_per_1k_routed_usd", "${:.4f}"),
+    ("cost / 1k always-premium", "cost_per_1k_premium_usd", "${:.4f}"),
+    ("cost / 1k always-primary", "cost_per_1k_primary_usd", "${:.4f}"),
+    ("savings vs premium", "savings_vs_premium", "{:.2f}x"),
+    ("under-routing (high-stakes)", "under_routing_share", "{:.4f}"),
+    ("over-routing (other intents)", "over_routing_share", "{:.4f}"),
+    ("recommended threshold", "recommended_threshold", "{:.2f}"),
+)
+
+
+def format_columns(
+    names: Sequence[str], metrics: Sequence[dict[str, float]], threshold: float,
+    run_ids: Sequence[str],
+) -> str:
+    """The summary the CLI prints: one column per evaluated set, in the order given."""
+
+    def cell(values: dict[str, float], keys: str | tuple[str, ...], pattern: str) -> str:
+        keys = (keys,) if isinstance(keys, str) else keys
+        if not all(k in values for k in keys):
+            return "-"
+        return " / ".join(pattern.format(values[k]) for k in keys)
+
+    rows = [("", list(names)), ("threshold in use", [f"{threshold:.2f}"] * len(names))]
+    rows += [(label, [cell(m, keys, pattern) for m in metrics]) for label, keys, pattern in _ROWS]
+    sources = sorted({k for m in metrics for k in m if k.startswith("accuracy_source_")})
+    rows += [(f"accuracy, {k.removeprefix('accuracy_source_')}",
+              [cell(m, k, "{:.4f}") for m in metrics]) for k in sources]
+    rows.append(("MLflow run id", list(run_ids)))
+    width = max(len(label) for label, _ in rows)
+    cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
+    return "\n".join(
+        f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, cols)).rstrip()
+        for label, values in rows
+    )
+
+
 def format_table(metrics: dict[str, float], threshold: float, run_id: str) -> str:
-    """The short summary the CLI prints."""
-    rows = [
-        ("threshold in use", f"{threshold:.2f}"),
-        ("accuracy", f"{metrics['accuracy']:.4f}"),
-        ("macro-F1", f"{metrics['macro_f1']:.4f}"),
-        ("escalation share", f"{metrics['escalation_share']:.4f}"),
-        ("cost / 1k routed", f"${metrics['cost_per_1k_routed_usd']:.4f}"),
-        ("cost / 1k always-premium", f"${metrics['cost_per_1k_premium_usd']:.4f}"),
-        ("cost / 1k always-primary", f"${metrics['cost_per_1k_primary_usd']:.4f}"),
-        ("savings vs premium", f"{metrics['savings_vs_premium']:.2f}x"),
-        ("under-routing (high-stakes)", f"{metrics['under_routing_share']:.4f}"),
-        ("over-routing (other intents)", f"{metrics['over_routing_share']:.4f}"),
-        ("recommended threshold", f"{metrics['recommended_threshold']:.2f}"),
-        ("MLflow run id", run_id),
-    ]
-    width = max(len(name) for name, _ in rows)
-    return "\n".join(f"{name:<{width}}  {value}" for name, value in rows)
+    """The summary of one evaluated set."""
+    return format_columns(["this set"], [metrics], threshold, [run_id])
 
 
 def _fail(message: str) -> int:

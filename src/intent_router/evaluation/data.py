@@ -1,4 +1,5 @@
-"""The labeled evaluation set: JSONL rows {"text": ..., "intent": ...}, validated line by line."""
+"""The labeled evaluation set: JSONL rows {"text": ..., "intent": ...}, validated line by line,
+or the real test split (data/real_split.json: the corpus rows of data/real/ it holds out)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from intent_router.labels import is_intent
+
+#: The second labeler's file beside the corpus parts: labels, not prompts.
+DOUBLE_LABELS = "double_labels.jsonl"
 
 
 class DataFileError(ValueError):
@@ -20,10 +24,15 @@ class LabeledPrompt:
 
     text: str
     intent: str
+    source_type: str = ""  # real corpus rows: where the prompt came from
+    ambiguous: bool = False  # real corpus rows: a second label is defensible
 
 
 def load_labeled(path: Path) -> list[LabeledPrompt]:
-    """Read a JSONL file of labeled prompts; blank lines are skipped, other columns ignored."""
+    """Read a JSONL file of labeled prompts (blank lines skipped, other columns ignored), or,
+    for a ``.json`` split file, the real test split it names."""
+    if Path(path).suffix == ".json":
+        return load_real_test(Path(path))
     try:
         lines = Path(path).read_text(encoding="utf-8").splitlines()
     except FileNotFoundError as exc:
@@ -34,6 +43,44 @@ def load_labeled(path: Path) -> list[LabeledPrompt]:
     if not rows:
         raise DataFileError(f"{path}: no labeled rows")
     return rows
+
+
+def load_real_test(split_file: Path, corpus_dir: Path | None = None) -> list[LabeledPrompt]:
+    """The rows of ``corpus_dir`` (default: ``real/`` beside the split file) whose ids the
+    split's ``test_ids`` hold out, in corpus order."""
+    try:
+        split = json.loads(Path(split_file).read_text(encoding="utf-8"))
+        test_ids = set(split["test_ids"])
+    except FileNotFoundError as exc:
+        raise DataFileError(f"{split_file}: no such file (make split writes it)") from exc
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DataFileError(f"{split_file}: not a split file with 'test_ids' ({exc})") from exc
+    corpus = corpus_dir or Path(split_file).parent / "real"
+    rows = []
+    for part in sorted(p for p in corpus.glob("*.jsonl") if p.name != DOUBLE_LABELS):
+        for number, line in enumerate(part.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                raw = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataFileError(f"{part}:{number}: not valid JSON ({exc.msg})") from exc
+            if isinstance(raw, dict) and raw.get("id") in test_ids:
+                example = _row(line, f"{part}:{number}")
+                source, ambiguous = str(raw.get("source_type", "")), bool(raw.get("ambiguous"))
+                rows.append(LabeledPrompt(example.text, example.intent, source, ambiguous))
+    if len(rows) != len(test_ids):
+        raise DataFileError(f"{split_file}: {len(test_ids)} test ids, {len(rows)} found in {corpus}"
+                            " (make split)")
+    return rows
+
+
+def examples_sha256(examples: list[LabeledPrompt]) -> str:
+    """A hash of the labeled prompts themselves, for a set gathered from several files."""
+    digest = hashlib.sha256()
+    for example in examples:
+        digest.update(json.dumps([example.text, example.intent]).encode("utf-8"))
+    return digest.hexdigest()
 
 
 def file_sha256(path: Path) -> str:

@@ -8,7 +8,12 @@ from pathlib import Path
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
-from intent_router.evaluation.data import LabeledPrompt, file_sha256, load_labeled
+from intent_router.evaluation.data import (
+    LabeledPrompt,
+    examples_sha256,
+    file_sha256,
+    load_labeled,
+)
 from intent_router.evaluation.replay import (
     PromptOutcome,
     PromptTokens,
@@ -17,7 +22,7 @@ from intent_router.evaluation.replay import (
     measure_tokens,
     replay,
 )
-from intent_router.evaluation.summary import RoutingSummary, summarize
+from intent_router.evaluation.summary import RoutingSummary, breakdown, summarize
 from intent_router.thresholds import DEFAULT_TARGET_ACCURACY
 from intent_router.types import Prediction
 
@@ -37,6 +42,11 @@ class RoutingEvaluation:
     tokens: list[PromptTokens]
     outcomes: list[PromptOutcome]
     summary: RoutingSummary
+    breakdown: dict[str, float]  # kept-share accuracy; clear/ambiguous and source-type slices
+
+    def metrics(self) -> dict[str, float]:
+        """Everything logged as MLflow metrics."""
+        return {**self.summary.metrics(), **self.breakdown}
 
 
 def evaluate_routing(
@@ -64,7 +74,8 @@ def evaluate_routing(
     outcomes = replay(examples, predictions, tokens, settings)
     return RoutingEvaluation(
         data_path=Path(data_path),
-        data_sha256=file_sha256(data_path),
+        data_sha256=(examples_sha256(examples) if Path(data_path).suffix == ".json"
+                     else file_sha256(data_path)),
         config_path=Path(config_path),
         model_version=classifier.version,
         target_accuracy=target_accuracy,
@@ -74,4 +85,5 @@ def evaluate_routing(
         tokens=tokens,
         outcomes=outcomes,
         summary=summarize(outcomes, target_accuracy),
+        breakdown=breakdown(examples, outcomes),
     )

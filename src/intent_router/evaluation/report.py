@@ -29,10 +29,10 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
     summary, settings = evaluation.summary, evaluation.settings
     mlflow.set_tracking_uri(default_tracking_uri())
     mlflow.set_experiment(EXPERIMENT)
-    run_name = f"{evaluation.data_path.name} {settings.escalation} t={settings.threshold:.2f}"
+    run_name = f"{data_name(evaluation.data_path)} {settings.escalation} t={settings.threshold:.2f}"
     with mlflow.start_run(run_name=run_name) as run:
         mlflow.log_params(_params(evaluation, redact))
-        mlflow.log_metrics(summary.metrics())
+        mlflow.log_metrics(evaluation.metrics())
         for point in summary.risk_coverage:
             mlflow.log_metrics(
                 {"rc_coverage": point.coverage, "rc_local_accuracy": point.accuracy},
@@ -43,6 +43,11 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
                 mlflow.log_artifact(str(figure))
         mlflow.log_table(per_prompt_table(evaluation.outcomes, redact), PER_PROMPT_TABLE)
         return str(run.info.run_id)
+
+
+def data_name(path: Path) -> str:
+    """How a run names its data: ``real-test`` for the real split file, else the file name."""
+    return "real-test" if path.suffix == ".json" else path.name
 
 
 def per_prompt_table(outcomes: Sequence[PromptOutcome], redact: bool = False) -> dict[str, list[Any]]:

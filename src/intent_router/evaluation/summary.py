@@ -132,6 +132,22 @@ def tradeoff_curve(
     return points
 
 
+def breakdown(examples: Sequence[LabeledPrompt], outcomes: Sequence[PromptOutcome]) -> dict[str, float]:
+    """Accuracy of the locally kept share, and, for real corpus rows, the final intent's
+    macro-F1 on clear and ambiguous prompts and accuracy per source type."""
+    kept = [o for o in outcomes if not o.escalated]
+    out = {"kept_accuracy": _share(o.local_correct for o in kept) if kept else 1.0}
+    for name, flag in (("clear", False), ("ambiguous", True)):
+        chosen = [o for e, o in zip(examples, outcomes) if e.ambiguous is flag]
+        if chosen and any(e.ambiguous for e in examples):
+            out[f"macro_f1_{name}"] = _f1_scores([o.true_intent for o in chosen],
+                                                 [o.final_intent for o in chosen])[0]
+    for source in sorted({e.source_type for e in examples if e.source_type}):
+        chosen = [o for e, o in zip(examples, outcomes) if e.source_type == source]
+        out[f"accuracy_source_{source}"] = _share(o.correct for o in chosen)
+    return out
+
+
 def per_1k(costs: Iterable[float]) -> float:
     """Mean cost per request times 1,000."""
     values = list(costs)

@@ -9,6 +9,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+# Hypothesis's per-example deadline measures wall time, which a loaded CI machine stretches:
+# a property test fails on what it asserts, never on how busy the machine is (speed is
+# measured by the benchmarks, not by tests).
+settings.register_profile("project", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("project")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

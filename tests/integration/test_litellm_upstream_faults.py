@@ -16,6 +16,8 @@ from intent_router.routing.cooldown import CooldownTracker
 from tests.fakes.provider_fleet import FakeProvider
 
 LIMITS = UpstreamLimits(max_body_bytes=65536, max_sse_line_bytes=65536, stream_idle_s=0.5, stream_total_s=1.0)
+# For the idle bound alone: a total far away, so a busy machine cannot reach it first.
+IDLE_ONLY = replace(LIMITS, stream_total_s=30.0)
 # An OpenAI-compatible upstream through litellm (api_style: litellm), as a LiteLLM user may set it.
 GPT = replace(load_config().deployments["gpt-4o"], api_style="litellm", timeout_s=3.0)
 
@@ -50,13 +52,21 @@ async def test_a_huge_answer_read_whole_by_litellm_is_still_malformed(clients, h
     assert info.value.kind == "malformed_response" and "over the limit of 65536" in str(info.value)
 
 
-@pytest.mark.parametrize(("mode", "problem"), [
-    ("trickle", "no complete stream line for 0.5 s"), ("trickle_late", "no complete stream line for 0.5 s"),
-    ("endless", "lasted over 1 s"), ("long_line", "longer than 65536 bytes"),
+@pytest.mark.parametrize(("mode", "problem", "limits"), [
+    ("trickle", "no complete stream line for 0.5 s", IDLE_ONLY),
+    ("trickle_late", "no complete stream line for 0.5 s", IDLE_ONLY),
+    ("endless", "lasted over 1 s", LIMITS), ("long_line", "longer than 65536 bytes", LIMITS),
 ])
-async def test_a_litellm_stream_is_held_to_the_same_limits(clients, hostile, mode: str, problem: str) -> None:
-    with pytest.raises(ProviderError, match=problem):
-        await _stream(clients, hostile, mode)
+async def test_a_litellm_stream_is_held_to_the_same_limits(
+    hostile, monkeypatch: pytest.MonkeyPatch, mode: str, problem: str, limits: UpstreamLimits
+) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    clients = ProviderClients(limits)
+    try:
+        with pytest.raises(ProviderError, match=problem):
+            await _stream(clients, hostile, mode)
+    finally:
+        await clients.aclose()
 
 
 @pytest.mark.parametrize(("mode", "kind"), [("error_surrogate", AllProvidersFailed),

@@ -212,7 +212,7 @@ def test_escalation_through_the_service(fleets: SharedFleets) -> None:
 
 def test_chat_metrics_count_escalations_with_their_source(fleets: SharedFleets) -> None:
     s = fleets.get(**ESCALATING)
-    counted = 'intent_router_requests_total{endpoint="chat",intent="debugging",source="llm"}'
+    counted = 'intent_router_requests_total{endpoint="chat",intent="debugging",source="llm",status="200"}'
     escalated = 'intent_router_escalations_total{outcome="llm"}'
     before = s.metric(counted), s.metric(escalated)
     s.fakes["kimi"].script(Reply('{"intent": "debugging"}'))

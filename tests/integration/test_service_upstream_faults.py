@@ -215,6 +215,7 @@ def _assert_error_event_after_the_first_chunk(answer: Answer, row: dict[str, Any
     assert answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more"), (attempts_of(row), answer.raw[:300])
     error = answer.body[-1]["error"]
     assert error["message"].startswith("upstream stream ") and error["type"] == "provider_error"
+    assert (error["code"], error["param"]) == ("upstream_stream_failed", None)
     assert row["status"] == "failed" and row["error"] == error["message"]
 
 

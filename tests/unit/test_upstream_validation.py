@@ -174,10 +174,10 @@ async def _collect(lines: AsyncIterator[bytes]) -> list[bytes]:
     return [line async for line in lines]
 
 
-def test_checked_events_drop_comments_and_end_at_done() -> None:
-    got = asyncio.run(_collect(checked_events(_lines(b": keep-alive", _line(CHUNK), b"event: x", _line(CHUNK),
-                                                     b"data: [DONE]", b"trailing junk"))))
-    assert got == [_line(CHUNK), _line(CHUNK), b"data: [DONE]"]
+def test_checked_events_pass_chunks_and_later_comments_and_end_at_done() -> None:
+    got = asyncio.run(_collect(checked_events(_lines(b": processing", _line(CHUNK), b"event: x", b": alive",
+                                                     _line(CHUNK), b"data: [DONE]", b"trailing junk"))))
+    assert got == [_line(CHUNK), b": alive", _line(CHUNK), b"data: [DONE]"]
 
 
 @pytest.mark.parametrize("lines", [

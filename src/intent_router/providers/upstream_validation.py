@@ -143,14 +143,18 @@ def chunk_usage(line: bytes) -> dict[str, Any] | None:
 
 async def checked_events(lines: AsyncIterator[bytes],
                          redact: Callable[[str], str] = lambda text: text) -> AsyncIterator[bytes]:
-    """An upstream's SSE lines, checked: comments and fields other than ``data`` dropped, every
-    data event a valid chunk, the stream ending at ``data: [DONE]``. The first event must be a
+    """An upstream's SSE lines, checked: comments before the first chunk and fields other than
+    ``data`` dropped, every data event a valid chunk, the stream ending at ``data: [DONE]``. The first event must be a
     chunk (not [DONE], not an error), so that a stream that breaks its contract at once is
     retried on the next deployment; a later violation raises where it occurs."""
     first = True
     async with aclosing(lines) as upstream:
         async for line in upstream:
-            if line.startswith(b":") or (not first and line.startswith((b"event:", b"id:", b"retry:"))):
+            if line.startswith(b":"):  # a comment (a keep-alive): passed on once the stream began
+                if not first:
+                    yield line
+                continue
+            if not first and line.startswith((b"event:", b"id:", b"retry:")):
                 continue
             chunk = checked_chunk(line, redact)
             if chunk is None:

@@ -331,7 +331,9 @@ async def _close(lines: AsyncIterator[bytes]) -> None:
 
 
 def _error_event(message: str, kind: str = "provider_error") -> bytes:
-    error = {"error": {"message": message, "type": kind}}
+    """The SSE event that ends a stream which failed after it began, in OpenAI's error format."""
+    code = "internal_error" if kind == "server_error" else "upstream_stream_failed"
+    error = {"error": {"message": message, "type": kind, "code": code, "param": None}}
     return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 

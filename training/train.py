@@ -20,8 +20,8 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
 from sklearn.pipeline import Pipeline
 
-from intent_router.labels import INTENTS
 from intent_router.exceptions import ModelError
+from intent_router.labels import INTENTS
 from intent_router.model_contract import ModelMetadata, TruncationPolicy, load_metadata
 from training import evaluate as ev
 from training.candidates import Candidate, choose, default_candidates

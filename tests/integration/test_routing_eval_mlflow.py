@@ -152,3 +152,29 @@ def test_unusable_data_exits_2_with_a_clear_message(
     good.write_text('{"text": "hello", "intent": "general"}\n')
     assert main(["--data", str(good), "--premium", "nope"]) == 2
     assert "unknown deployment 'nope'" in capsys.readouterr().err
+
+
+def test_the_real_split_and_an_authored_file_are_logged_side_by_side(
+    data: Path, tmp_path: Path, fresh_mlflow_store: MlflowStoreMaker
+) -> None:
+    from tests.conftest import FIXTURES
+
+    sample = [json.loads(line) for line in (FIXTURES / "real_sample.jsonl").read_text().splitlines()]
+    (tmp_path / "real").mkdir()
+    shutil.copy(FIXTURES / "real_sample.jsonl", tmp_path / "real" / "part.jsonl")
+    held_out = sample[::4]
+    split = tmp_path / "real_split.json"
+    split.write_text(json.dumps({"seed": 0, "test_ids": [r["id"] for r in held_out]}))
+    result = _run_cli(tmp_path / "store", ["--data", str(split), "--data", str(data)],
+                      fresh_mlflow_store)
+    runs = {run.data.params["data"]: run for run in result["runs"]}
+    real = runs[str(split)]
+    assert real.info.run_name.startswith("real-test ")
+    assert real.data.params["rows"] == str(len(held_out))
+    metrics = real.data.metrics
+    assert {"macro_f1_clear", "macro_f1_ambiguous", "kept_accuracy"} <= set(metrics)
+    sources = {r["source_type"] for r in held_out}
+    assert {f"accuracy_source_{s}" for s in sources} <= set(metrics)
+    assert "macro_f1_clear" not in runs[str(data)].data.metrics
+    header = result["stdout"].splitlines()[0].split()
+    assert header == ["real-test", data.name]  # the real split first, as asked

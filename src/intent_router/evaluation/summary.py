@@ -132,7 +132,9 @@ def tradeoff_curve(
     return points
 
 
-def breakdown(examples: Sequence[LabeledPrompt], outcomes: Sequence[PromptOutcome]) -> dict[str, float]:
+def breakdown(
+    examples: Sequence[LabeledPrompt], outcomes: Sequence[PromptOutcome]
+) -> dict[str, float]:
     """Accuracy of the locally kept share, and, for real corpus rows, the final intent's
     macro-F1 on clear and ambiguous prompts and accuracy per source type."""
     kept = [o for o in outcomes if not o.escalated]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from intent_router.config import Deployment
-from intent_router.decisions.storable import clean_text
+from intent_router.text import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     FatalProviderError,

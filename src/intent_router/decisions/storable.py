@@ -12,26 +12,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-REPLACEMENT = "\ufffd"
+from intent_router.text import REPLACEMENT, clean_text  # re-exported: the decision log's own names
+
 INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider, the same bound keeps them alike
 INT_MIN = -(2**31)
 FLOAT_MAX = 1e300  # finite and far beyond any real cost or latency
-
-
-def clean_text(value: Any, max_chars: int | None = None) -> str | None:
-    """``value`` as text a database accepts: NUL and lone surrogates replaced, cut to
-    ``max_chars``; None stays None, any other type becomes its ``str``."""
-    if value is None:
-        return None
-    text = value if isinstance(value, str) else str(value)
-    if not text.isascii():
-        try:
-            text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = "".join(REPLACEMENT if "\ud800" <= ch <= "\udfff" else ch for ch in text)
-    if "\x00" in text:
-        text = text.replace("\x00", REPLACEMENT)
-    return text if max_chars is None else text[:max_chars]
 
 
 def clean_int(value: Any, default: int | None = 0) -> int | None:

@@ -20,7 +20,7 @@ from typing import Any, Final
 
 import msgspec
 
-from intent_router.decisions.storable import clean_text
+from intent_router.text import clean_text
 from intent_router.exceptions import ProviderError
 
 MAX_TOKENS: Final[int] = 2**31 - 1  # the decision log's column; no real answer comes near

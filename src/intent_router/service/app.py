@@ -21,7 +21,7 @@ from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
 from intent_router.db import storage_outage_as_unavailable
 from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
-from intent_router.decisions.storable import clean_text
+from intent_router.text import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     InvalidRequestError,

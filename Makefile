@@ -20,7 +20,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 MLFLOW_PORT ?= 5000
 # make fake-fleet listens on PORT when given on the command line, else on the port
-# examples/fake-fleet.yaml expects (not the service's 8000).
+# src/intent_router/defaults/examples/fake-fleet.yaml expects (not the service's 8000).
 FLEET_PORT := $(if $(filter command line,$(origin PORT)),$(PORT),9100)
 # uv: the one on PATH, else a copy in a project-local tools venv (never the system Python).
 TOOLS := .tools
@@ -76,7 +76,7 @@ serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N, PORT=p, CONFIG=pa
 demo: venv ## Fake provider fleet + the service + a few requests, printing how each was routed
 	$(PY) -m tests.fakes.run_demo
 
-fake-fleet: venv ## The fake provider fleet on 127.0.0.1:9100 (PORT=p); then make serve CONFIG=examples/fake-fleet.yaml
+fake-fleet: venv ## The fake provider fleet on 127.0.0.1:9100 (PORT=p); then make serve CONFIG=src/intent_router/defaults/examples/fake-fleet.yaml
 	$(PY) -m tests.fakes.serve_fleet --port $(FLEET_PORT)
 
 test: venv ## Run the test suite

@@ -1,10 +1,10 @@
 """`make fake-fleet PORT=9100`: the fake provider fleet as a server of its own, for trying the
 router without any provider account. One fake on 127.0.0.1 answers OpenAI's chat completions
 (``/v1/chat/completions``, streaming too) and Anthropic's messages (``/v1/messages``);
-``examples/fake-fleet.yaml`` points every deployment at it:
+``src/intent_router/defaults/examples/fake-fleet.yaml`` points every deployment at it:
 
     make fake-fleet                                 # one terminal
-    make serve CONFIG=examples/fake-fleet.yaml      # another
+    make serve CONFIG=src/intent_router/defaults/examples/fake-fleet.yaml      # another
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import threading
 
 from tests.fakes.provider_fleet import FakeProvider
 
-DEFAULT_PORT = 9100  # the port examples/fake-fleet.yaml expects
+DEFAULT_PORT = 9100  # the port src/intent_router/defaults/examples/fake-fleet.yaml expects
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"fake provider fleet on {fleet.url} (OpenAI: {fleet.url}/v1, Anthropic: {fleet.url}); "
               "Ctrl-C stops it", flush=True)
         if args.port != DEFAULT_PORT:
-            print(f"examples/fake-fleet.yaml expects port {DEFAULT_PORT}: change its api_base lines "
+            print(f"src/intent_router/defaults/examples/fake-fleet.yaml expects port {DEFAULT_PORT}: change its api_base lines "
                   f"to {fleet.url}/v1", flush=True)
         try:
             threading.Event().wait()

@@ -105,14 +105,14 @@ def test_the_schema_page_loads_nothing_from_elsewhere(keyless: tuple[str, Path, 
 
 @pytest.fixture(scope="module")
 def fake_fleet_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`make fake-fleet PORT=p` (its command) and the service on examples/fake-fleet.yaml,
+    """`make fake-fleet PORT=p` (its command) and the service on src/intent_router/defaults/examples/fake-fleet.yaml,
     whose api_base lines are pointed at port p."""
     port = free_port()
     fleet = subprocess.Popen([sys.executable, "-m", "tests.fakes.serve_fleet", "--port", str(port)],
                              cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert f"127.0.0.1:{port}" in (fleet.stdout.readline() if fleet.stdout else "")
-        example = (REPO_ROOT / "examples" / "fake-fleet.yaml").read_text()
+        example = (REPO_ROOT / "src/intent_router/defaults/examples/fake-fleet.yaml").read_text()
         assert example.count("api_base: http://127.0.0.1:9100/v1") == 4
         config = tmp_path_factory.mktemp("fleet") / "fake-fleet.yaml"
         config.write_text(example.replace("127.0.0.1:9100", f"127.0.0.1:{port}"))

@@ -51,7 +51,7 @@ def test_a_bad_default_names_its_field(policy: dict[str, Any], field: str) -> No
 
 @pytest.mark.parametrize("name", ["minimal.yaml", "fake-fleet.yaml"])
 def test_the_example_configs_load(name: str) -> None:
-    config = load_config(REPO_ROOT / "examples" / name)
+    config = load_config(REPO_ROOT / "src/intent_router/defaults/examples" / name)
     assert set(config.policy) == set(INTENTS)
 
 

@@ -6,8 +6,34 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from intent_router.evaluation.summary import TradeoffPoint
+from intent_router.evaluation.summary import RegretPoint, TradeoffPoint
 from intent_router.thresholds import CoveragePoint
+
+
+def plot_regret_curve(
+    points: Sequence[RegretPoint], argmax: dict[str, float], title: str, path: Path
+) -> Path:
+    """Cost per 1,000 requests against under- and over-routing: regret routing (the model
+    alone) at each weight, and argmax routing (the model alone) as one point."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 6))
+    costs = [p.cost_per_1k_usd for p in points]
+    ax.plot(costs, [p.under_routing_share for p in points], "o-", label="regret: under-routing")
+    ax.plot(costs, [p.over_routing_share for p in points], "s--", alpha=0.7, label="regret: over-routing")
+    for p in points:
+        ax.annotate(f"w={p.weight:g}", (p.cost_per_1k_usd, p.under_routing_share), fontsize=7,
+                    textcoords="offset points", xytext=(3, 4))
+    ax.plot([argmax["cost_per_1k_usd"]], [argmax["under_routing_share"]], "r*", markersize=14,
+            label="argmax: under-routing")
+    ax.plot([argmax["cost_per_1k_usd"]], [argmax["over_routing_share"]], "rX", markersize=10,
+            label="argmax: over-routing")
+    ax.axhline(0.05, color="grey", linestyle=":", label="5% under-routing target")
+    ax.set_xlabel("cost per 1,000 requests (USD)")
+    ax.set_ylabel("share of prompts (under: high-stakes; over: the others)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    return _save(plt, fig, path)
 
 
 def plot_quality_vs_cost(

@@ -191,7 +191,7 @@ class RegretConfig:
     """``argmax`` (route the most probable intent, escalate below the confidence threshold) or
     ``regret`` (route the intent minimising expected regret plus extra cost; escalate when the
     expected gain of asking exceeds its cost)."""
-    weight: float = 1.0
+    weight: float = 2.0
     """Multiplies every regret: 0 routes on cost alone, larger values buy more safety."""
     matrix: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
     """Regret (USD a request) per true intent and routed-as intent; empty: the default."""
@@ -199,8 +199,9 @@ class RegretConfig:
     """How often the LLM classifier is taken to be right, when valuing an escalation."""
     escalation_latency_s: float = 0.8
     """The time an LLM-classifier call is expected to add."""
-    latency_usd_per_s: float = 0.002
-    """What a second of added latency is worth, in USD."""
+    latency_usd_per_s: float = 0.008
+    """What a second of added latency is worth, in USD (about $29 an hour: a developer
+    waiting on an agent's step)."""
 
     def regret_matrix(self) -> dict[str, dict[str, float]]:
         """The full matrix: the configured cells over the default ones."""

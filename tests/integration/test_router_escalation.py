@@ -134,8 +134,8 @@ async def test_regret_routing_asks_the_llm_when_the_expected_gain_beats_its_pric
     make, fake = setup
     fake.script(Reply('{"intent": "documentation"}'))
     doubtful = "document this function and check the input handling"
-    decision = await _regret(make(1.0)).route(doubtful)  # 0.8 s at 0.002 USD/s + the call
+    decision = await _regret(make(1.0), latency_usd_per_s=0.002).route(doubtful)  # 0.8 s at 0.002 USD/s
     assert (decision.source, decision.intent, decision.routed_as) == ("llm", "documentation", "documentation")
     assert decision.chain[0] == "kimi-k2.6" and len(fake.requests) == 1
-    sure = await _regret(make(1.0)).route("write docs for the password reset flow")
+    sure = await _regret(make(1.0), latency_usd_per_s=0.002).route("write docs for the password reset flow")
     assert sure.source == "model" and len(fake.requests) == 1  # nothing to gain: not asked

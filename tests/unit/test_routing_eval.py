@@ -36,7 +36,13 @@ from intent_router.evaluation.replay import (
     replay,
 )
 from intent_router.evaluation.report import per_prompt_table
-from intent_router.evaluation.summary import compare_routing, regret_curve, summarize, tradeoff_curve
+from intent_router.evaluation.summary import (
+    ask_curve,
+    compare_routing,
+    regret_curve,
+    summarize,
+    tradeoff_curve,
+)
 from intent_router.exceptions import ConfigError, ModelContractError
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
 from intent_router.thresholds import THRESHOLD_GRID
@@ -47,6 +53,7 @@ CONFIG = parse_config({
     "router": {
         "llm_classifier": {"deployment": "cheap"},
         "output_tokens": {"general": 100, "debugging": 200},
+        "routing": {"weight": 1, "latency_usd_per_s": 0.002},  # pinned for the regret cases
     },
     "deployments": {
         "cheap": {"model": "test/cheap", "tier": "primary",
@@ -282,3 +289,9 @@ def test_the_comparison_and_the_curve_over_the_regret_weight() -> None:
     assert [p.under_routing_share for p in curve] == [1.0, 1.0, 0.0]  # 0.1: 4e-3 * 0.4 < 6.2e-3
     costs = [p.cost_per_1k_usd for p in curve]
     assert costs == sorted(costs)
+
+
+def test_a_dearer_latency_asks_the_llm_classifier_less() -> None:
+    curve = ask_curve(*DOUBTFUL, ORACLE, prices=(0.0, 1e6))
+    assert [p.escalation_share for p in curve] == [1.0, 0.0]
+    assert curve[0].under_routing_share == curve[1].under_routing_share == 0.0  # premium either way

@@ -127,6 +127,7 @@ _COMPARED = (
     ("  debugging", "under_routing_debugging", "{:.4f}"),
     ("  architecture_review", "under_routing_architecture_review", "{:.4f}"),
     ("  security_audit", "under_routing_security_audit", "{:.4f}"),
+    ("  worst of the three", "under_routing_worst_intent", "{:.4f}"),
     ("over-routing, other intents", "over_routing_share", "{:.4f}"),
     ("cost / 1k requests", "cost_per_1k_usd", "${:.4f}"),
     ("escalation share", "escalation_share", "{:.4f}"),

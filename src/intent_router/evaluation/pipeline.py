@@ -23,8 +23,10 @@ from intent_router.evaluation.replay import (
     replay,
 )
 from intent_router.evaluation.summary import (
+    AskPoint,
     RegretPoint,
     RoutingSummary,
+    ask_curve,
     breakdown,
     compare_routing,
     regret_curve,
@@ -52,6 +54,7 @@ class RoutingEvaluation:
     breakdown: dict[str, float]  # kept-share accuracy; clear/ambiguous and source-type slices
     comparison: dict[str, dict[str, float]]  # argmax vs regret routing (summary.compare_routing)
     regret_curve: list[RegretPoint]
+    ask_curve: list[AskPoint]
 
     def metrics(self) -> dict[str, float]:
         """Everything logged as MLflow metrics."""
@@ -100,4 +103,5 @@ def evaluate_routing(
         breakdown=breakdown(examples, outcomes),
         comparison=compare_routing(examples, predictions, tokens, settings),
         regret_curve=regret_curve(examples, predictions, tokens, settings),
+        ask_curve=ask_curve(examples, predictions, tokens, settings),
     )

@@ -87,3 +87,16 @@ def test_a_latest_turn_at_least_as_sure_as_the_earlier_ones_keeps_its_intent() -
 def test_latest_weight_below_a_half_is_refused() -> None:
     with pytest.raises(ValueError, match="latest_weight"):
         ConversationRule(latest_weight=0.4)
+
+
+def test_the_measurement_reads_only_held_out_rows_that_carry_context() -> None:
+    import json
+    from pathlib import Path
+
+    from intent_router.evaluation.conversation import rows_with_context
+
+    split = Path(__file__).resolve().parents[2] / "data" / "real_split.json"
+    test_ids = set(json.loads(split.read_text())["test_ids"])
+    rows = rows_with_context(split)
+    assert rows and all(r["id"] in test_ids and r["context"] for r in rows)
+    assert not {r["id"] for r in rows} & set(json.loads(split.read_text())["train_ids"])

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from intent_router.config import ConversationRule
+from intent_router.evaluation.conversation import rows_with_context
 from intent_router.labels import INTENTS
 from intent_router.routing.conversation import mix_predictions, select_turns
 from intent_router.types import Prediction
@@ -90,11 +94,6 @@ def test_latest_weight_below_a_half_is_refused() -> None:
 
 
 def test_the_measurement_reads_only_held_out_rows_that_carry_context() -> None:
-    import json
-    from pathlib import Path
-
-    from intent_router.evaluation.conversation import rows_with_context
-
     split = Path(__file__).resolve().parents[2] / "data" / "real_split.json"
     test_ids = set(json.loads(split.read_text())["test_ids"])
     rows = rows_with_context(split)

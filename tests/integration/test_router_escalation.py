@@ -120,7 +120,7 @@ def _regret(router: Router, **routing: float) -> Router:
 
 async def test_regret_routing_sends_a_doubtful_high_stakes_prompt_to_the_premium_chain(setup) -> None:
     make, fake = setup
-    doubtful = "document this function and check the input handling"  # documentation 0.49
+    doubtful = "document this function and check the input handling"  # documentation 0.42
     argmax = await make(0.0).route(doubtful)
     regret = await _regret(make(0.0), latency_usd_per_s=1e6).route(doubtful)  # asking priced out
     assert (argmax.intent, argmax.chain[0]) == ("documentation", "kimi-k2.6")

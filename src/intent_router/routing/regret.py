@@ -67,7 +67,3 @@ def choose(
     gain = llm_accuracy * losses[best]
     return RegretChoice(best, losses, gain, gain > escalation_cost_usd)
 
-
-def one_hot(intent: str, labels: Mapping[str, float] | list[str] | tuple[str, ...]) -> dict[str, float]:
-    """Certainty of ``intent``: the probabilities an answered escalation stands for."""
-    return {label: 1.0 if label == intent else 0.0 for label in labels}

@@ -51,8 +51,7 @@ def route_as(
     costs: Mapping[str, float], weight: float = 1.0,
 ) -> str:
     """The intent minimising expected loss; ties go to the more probable intent."""
-    losses = expected_losses(probabilities, regret, costs, weight)
-    return min(losses, key=lambda a: (losses[a], -probabilities.get(a, 0.0), a))
+    return choose(probabilities, regret, costs, weight).routed_as
 
 
 def choose(

@@ -17,7 +17,7 @@ from typing import Any, Final
 import yaml
 
 from intent_router.exceptions import ConfigError
-from intent_router.labels import INTENTS
+from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
 
 DEFAULT_CONFIG: Final[Path] = Path(__file__).resolve().parent / "defaults" / "router.yaml"
 TIERS: Final[tuple[str, ...]] = ("primary", "fallback_1", "fallback_2", "local")
@@ -37,6 +37,20 @@ DEFAULT_OUTPUT_TOKENS: Final[dict[str, int]] = {
     "security_audit": 800,
     "general": 300,
 }
+#: Regret (USD a request) of answering a high-stakes request with a cheap intent's chain: a
+#: weak answer to a debugging, architecture or security request costs a retry on the premium
+#: model plus the developer's time, and a missed vulnerability costs the most.
+DEFAULT_UNDER_ROUTING_REGRET: Final[dict[str, float]] = {
+    "security_audit": 0.10,
+    "debugging": 0.05,
+    "architecture_review": 0.05,
+}
+#: Regret (USD) of any other wrong intent: a mismatched chain preference. Over-routing a cheap
+#: request to the premium chain costs its extra spend, which the cost term already counts.
+DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
+#: Routing modes: ``argmax`` routes the most probable intent; ``regret`` the intent whose chain
+#: minimises expected regret plus expected extra cost (routing/regret.py).
+ROUTING_MODES: Final[tuple[str, ...]] = ("argmax", "regret")
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
@@ -130,6 +144,73 @@ class GovernanceConfig:
         return os.environ.get("INTENT_ROUTER_REDIS_URL") or self.redis_url
 
 
+def default_regret_matrix() -> dict[str, dict[str, float]]:
+    """Regret (USD a request) of routing a request of intent ``row`` as intent ``column``:
+    0 on the diagonal, the under-routing regret for a high-stakes row and a cheap column, the
+    mismatch regret elsewhere."""
+    return {
+        true: {
+            routed: 0.0 if routed == true
+            else DEFAULT_UNDER_ROUTING_REGRET[true]
+            if true in HIGH_STAKES_INTENTS and routed not in HIGH_STAKES_INTENTS
+            else DEFAULT_MISMATCH_REGRET
+            for routed in INTENTS
+        }
+        for true in INTENTS
+    }
+
+
+@dataclass(frozen=True)
+class ConversationRule:
+    """When and how earlier user turns are classified with the latest one (rule and
+    measurement: routing/conversation.py and the README's "Conversations")."""
+
+    enabled: bool = True
+    """False: the latest user turn alone, whatever its length."""
+    follow_up_max_chars: int = 32
+    """A latest user turn this short (stripped) or shorter is a follow-up."""
+    max_turns: int = 3
+    """User turns read at most, the latest included."""
+    char_budget: int = 2000
+    """Characters of earlier turns read at most."""
+    latest_weight: float = 0.6
+    """The latest turn's share of the mixed probabilities (the earlier turns get the rest)."""
+
+    def __post_init__(self) -> None:
+        if not 0.5 <= self.latest_weight <= 1.0:
+            raise ValueError("latest_weight must lie in [0.5, 1]: the latest turn weighs most")
+        if self.max_turns < 1 or self.char_budget < 0 or self.follow_up_max_chars < 0:
+            raise ValueError("max_turns must be >= 1; char_budget and follow_up_max_chars >= 0")
+
+
+@dataclass(frozen=True)
+class RegretConfig:
+    """Routing on the probability vector (``mode: regret``); see routing/regret.py."""
+
+    mode: str = "argmax"
+    """``argmax`` (route the most probable intent, escalate below the confidence threshold) or
+    ``regret`` (route the intent minimising expected regret plus extra cost; escalate when the
+    expected gain of asking exceeds its cost)."""
+    weight: float = 2.0
+    """Multiplies every regret: 0 routes on cost alone, larger values buy more safety."""
+    matrix: tuple[tuple[str, tuple[tuple[str, float], ...]], ...] = ()
+    """Regret (USD a request) per true intent and routed-as intent; empty: the default."""
+    llm_accuracy: float = 0.9
+    """How often the LLM classifier is taken to be right, when valuing an escalation."""
+    escalation_latency_s: float = 0.8
+    """The time an LLM-classifier call is expected to add."""
+    latency_usd_per_s: float = 0.008
+    """What a second of added latency is worth, in USD (about $29 an hour: a developer
+    waiting on an agent's step)."""
+
+    def regret_matrix(self) -> dict[str, dict[str, float]]:
+        """The full matrix: the configured cells over the default ones."""
+        full = default_regret_matrix()
+        for true, row in self.matrix:
+            full[true].update(dict(row))
+        return full
+
+
 @dataclass(frozen=True)
 class RouterConfig:
     """The whole validated configuration."""
@@ -150,6 +231,8 @@ class RouterConfig:
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()
     governance: GovernanceConfig = GovernanceConfig()
+    conversation: ConversationRule = ConversationRule()
+    routing: RegretConfig = RegretConfig()
 
     @property
     def premium_deployment(self) -> str:
@@ -181,7 +264,7 @@ def parse_config(raw: Any) -> RouterConfig:
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
                                    "max_body_bytes", "strict_readiness", "upstream",
-                                   "cooldown", "output_tokens"})
+                                   "cooldown", "output_tokens", "conversation", "routing"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
         raise ConfigError("deployments", "at least one deployment is required")
@@ -222,7 +305,70 @@ def parse_config(raw: Any) -> RouterConfig:
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),
         governance=_governance(root.get("governance", {}), deployments),
+        conversation=_conversation(router.get("conversation", {})),
+        routing=_routing(router.get("routing", {})),
     )
+
+
+def _conversation(raw: Any) -> ConversationRule:
+    where = "router.conversation"
+    given = _mapping(raw, where)
+    _no_unknown(given, where, {"enabled", "follow_up_max_chars", "max_turns", "char_budget",
+                               "latest_weight"})
+    default = ConversationRule()
+    weight = _fraction(given.get("latest_weight", default.latest_weight), f"{where}.latest_weight")
+    if weight < 0.5:
+        raise ConfigError(f"{where}.latest_weight", "must be in [0.5, 1]: the latest turn weighs most")
+    return ConversationRule(
+        enabled=_bool(given.get("enabled", default.enabled), f"{where}.enabled"),
+        follow_up_max_chars=_count(given.get("follow_up_max_chars", default.follow_up_max_chars),
+                                   f"{where}.follow_up_max_chars"),
+        max_turns=_count(given.get("max_turns", default.max_turns), f"{where}.max_turns"),
+        char_budget=_count(given.get("char_budget", default.char_budget), f"{where}.char_budget"),
+        latest_weight=weight,
+    )
+
+
+def _routing(raw: Any) -> RegretConfig:
+    where = "router.routing"
+    given = _mapping(raw, where)
+    _no_unknown(given, where, {"mode", "weight", "matrix", "llm_accuracy", "escalation_latency_s",
+                               "latency_usd_per_s"})
+    default = RegretConfig()
+    mode = given.get("mode", default.mode)
+    if mode not in ROUTING_MODES:
+        raise ConfigError(f"{where}.mode", f"must be one of {list(ROUTING_MODES)}")
+    return RegretConfig(
+        mode=str(mode),
+        weight=_non_negative(given.get("weight", default.weight), f"{where}.weight"),
+        matrix=_regret_matrix(given.get("matrix", {}), f"{where}.matrix"),
+        llm_accuracy=_fraction(given.get("llm_accuracy", default.llm_accuracy), f"{where}.llm_accuracy"),
+        escalation_latency_s=_non_negative(given.get("escalation_latency_s", default.escalation_latency_s),
+                                           f"{where}.escalation_latency_s"),
+        latency_usd_per_s=_non_negative(given.get("latency_usd_per_s", default.latency_usd_per_s),
+                                        f"{where}.latency_usd_per_s"),
+    )
+
+
+def _regret_matrix(raw: Any, where: str) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+    """Cells given as ``{true intent: {routed-as intent: USD}}``; the diagonal stays 0."""
+    rows = _mapping(raw, where)
+    _no_unknown(rows, where, set(INTENTS))
+    cells = []
+    for true, row in rows.items():
+        given = _mapping(row, f"{where}.{true}")
+        _no_unknown(given, f"{where}.{true}", set(INTENTS))
+        if true in given and given[true] != 0:
+            raise ConfigError(f"{where}.{true}.{true}", "the diagonal (a right route) must be 0")
+        cells.append((str(true), tuple((str(routed), _non_negative(value, f"{where}.{true}.{routed}"))
+                                       for routed, value in given.items())))
+    return tuple(cells)
+
+
+def _non_negative(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ConfigError(where, "must be a number >= 0")
+    return float(value)
 
 
 def _upstream(raw: Any) -> UpstreamLimits:

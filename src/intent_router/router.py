@@ -6,21 +6,24 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
 from intent_router.costs import cost_usd, estimate_messages_tokens, estimate_tokens
-from intent_router.exceptions import ProviderClientBug, ProviderError
+from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
 from intent_router.providers.upstream_validation import usage_tokens
+from intent_router.routing import regret
+from intent_router.routing.conversation import TurnSelection, mix_predictions, select_turns
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
+from intent_router.types import Prediction
 
 log = logging.getLogger("intent_router.router")
 
@@ -47,6 +50,9 @@ class RouteDecision:
     override_applied: tuple[str, ...] = ()  # e.g. ("user:ana", "org:acme")
     classify_ms: float = 0.0
     escalate_ms: float = 0.0
+    routed_as: str | None = None  # the intent whose chain was chosen (regret routing may differ)
+    turns_used: tuple[int, ...] = ()  # positions among the user turns classified, oldest first
+    routing_mode: str = "argmax"
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,7 @@ class Router:
                                          max_retry_after_s=config.upstream.max_retry_after_s)
         self.secrets = (SecretDetector(dict(config.sensitive.patterns))
                         if config.sensitive.detect_secrets else None)
+        self._regret_matrix = config.routing.regret_matrix()
         self.threshold = (
             config.confidence_threshold
             if config.confidence_threshold is not None
@@ -120,16 +127,29 @@ class Router:
         return self.secrets.redact(text) if self.secrets is not None else text
 
     async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False,
-                    override: EffectiveOverride = NO_OVERRIDE) -> RouteDecision:
+                    override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = ()) -> RouteDecision:
+        """Classify ``prompt`` (with the earlier user turns ``context``, oldest first, when it
+        is a short follow-up: routing/conversation.py), escalate when unsure and choose the
+        chain: the most probable intent's (``argmax``) or the least expected regret's."""
         started = time.perf_counter()
-        prediction = self.classifier.predict(prompt)
+        selection = select_turns([*context, prompt], self.config.conversation)
+        prediction = self._classify(selection)
         classified = time.perf_counter()
         intent, source, spent, error = prediction.intent, "model", 0.0, None
         sensitive = sensitive or override.sensitive
-        if requested_model in AUTO_MODELS and prediction.confidence < self.threshold and not sensitive:
-            intent, source, spent, error = await self._escalate(prompt, prediction.intent)
+        may_ask = requested_model in AUTO_MODELS and not sensitive
+        text = _joined(selection)
+        if self.config.routing.mode == "regret" and requested_model in AUTO_MODELS:
+            routed_as, ask = self._regret_choice(text, prediction, sensitive, override)
+            if ask and may_ask:
+                intent, source, spent, error = await self._escalate(text, prediction.intent)
+                routed_as = intent if source == "llm" else routed_as
+        else:
+            if may_ask and prediction.confidence < self.threshold:
+                intent, source, spent, error = await self._escalate(text, prediction.intent)
+            routed_as = intent
         escalated = time.perf_counter()
-        choice = choose_chain(self.config, intent, requested_model, sensitive, override)
+        choice = choose_chain(self.config, routed_as, requested_model, sensitive, override)
         first = self.config.deployments[choice.chain[0]]
         estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[intent])
         return RouteDecision(
@@ -147,13 +167,54 @@ class Router:
             override_applied=override.applied,
             classify_ms=(classified - started) * 1000,
             escalate_ms=(escalated - classified) * 1000,
+            routed_as=routed_as,
+            turns_used=selection.turns,
+            routing_mode=self.config.routing.mode,
         )
 
+    def _classify(self, selection: TurnSelection) -> Prediction:
+        """The latest turn's prediction, mixed with the earlier turns' when there are some."""
+        if not selection.earlier:
+            return self.classifier.predict(selection.latest)
+        latest, earlier = self.classifier.predict_batch([selection.latest, selection.earlier])
+        return mix_predictions(latest, earlier, self.config.conversation.latest_weight)
+
+    def _regret_choice(self, text: str, prediction: Prediction, sensitive: bool,
+                       override: EffectiveOverride) -> tuple[str, bool]:
+        """The intent regret routing chooses, and whether asking the LLM classifier is worth it."""
+        settings = self.config.routing
+        costs = self._intent_costs(text, prediction.probabilities, sensitive, override)
+        if prediction.intent not in costs:  # its chain is refused: let choose_chain say why
+            return prediction.intent, False
+        classifier = self.config.deployments[self.config.llm_classifier]
+        asking = (cost_usd(classifier, _classifier_tokens(text), 10)
+                  + settings.escalation_latency_s * settings.latency_usd_per_s)
+        choice = regret.choose(
+            {i: p for i, p in prediction.probabilities.items() if i in costs}, self._regret_matrix,
+            costs, settings.weight, llm_accuracy=settings.llm_accuracy, escalation_cost_usd=asking,
+        )
+        return choice.routed_as, choice.escalate
+
+    def _intent_costs(self, text: str, probabilities: dict[str, float], sensitive: bool,
+                      override: EffectiveOverride) -> dict[str, float]:
+        """What the request would cost on each intent's chain (its first deployment, the
+        expected answer length); intents whose chain is refused are left out."""
+        tokens_in = estimate_tokens(text)
+        tokens_out = round(sum(p * self.config.output_tokens[i] for i, p in probabilities.items()))
+        costs = {}
+        for intent in probabilities:
+            try:
+                chain = choose_chain(self.config, intent, "auto", sensitive, override).chain
+            except InvalidRequestError:
+                continue
+            costs[intent] = cost_usd(self.config.deployments[chain[0]], tokens_in, tokens_out)
+        return costs
+
     async def plan(self, prompt: str, model: str = "auto", sensitive: bool = False,
-                   override: EffectiveOverride = NO_OVERRIDE) -> Plan:
+                   override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = ()) -> Plan:
         """Classify (for ``auto``) and choose the chain; calls no provider but the LLM classifier."""
         if model in AUTO_MODELS:
-            decision = await self.route(prompt, model, sensitive, override)
+            decision = await self.route(prompt, model, sensitive, override, context)
             return Plan(decision, decision.chain)
         return Plan(None, choose_chain(self.config, "general", model, sensitive, override).chain)
 
@@ -239,6 +300,16 @@ class Router:
             return local_intent, "default", spent, "llm classifier answer was not one label"
         self._cache.put(prompt, label)
         return label, "llm", spent, None
+
+
+def _joined(selection: TurnSelection) -> str:
+    """The selected turns as one text, for the LLM classifier (and its cache)."""
+    return f"{selection.earlier}\n{selection.latest}" if selection.earlier else selection.latest
+
+
+def _classifier_tokens(text: str) -> int:
+    """Input tokens of the LLM-classifier request built around ``text``."""
+    return sum(estimate_tokens(m["content"]) for m in build_messages(text))
 
 
 def _request_tokens(request: dict[str, Any], prompt: str) -> int:

@@ -19,7 +19,8 @@ from intent_router.evaluation.pipeline import evaluate_routing
 from intent_router.thresholds import THRESHOLD_GRID
 from tests.conftest import REPO_ROOT, MlflowStoreMaker
 
-ARTIFACTS = {"quality_vs_cost.png", "risk_coverage.png", "per_prompt.json"}
+ARTIFACTS = {"quality_vs_cost.png", "risk_coverage.png", "regret_curve.png", "regret_ask_curve.png",
+             "per_prompt.json"}
 
 
 def _run_cli(root: Path, args: list[str], fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
@@ -97,6 +98,26 @@ def test_the_risk_coverage_curve_is_logged_by_step(plain: dict[str, Any], data: 
         history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
         assert [m.step for m in history] == [int(round(t * 100)) for t in THRESHOLD_GRID]
         assert [m.value for m in history] == pytest.approx([getattr(p, field) for p in expected])
+
+
+def test_the_regret_curve_is_logged_by_step_beside_the_argmax_comparison(
+    plain: dict[str, Any], data: Path
+) -> None:
+    [run] = plain["runs"]
+    client: MlflowClient = plain["client"]
+    evaluation = evaluate_routing(data)
+    for key, field in (("regret_curve_weight", "weight"), ("regret_curve_under_routing", "under_routing_share"),
+                       ("regret_curve_cost_per_1k_usd", "cost_per_1k_usd")):
+        history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
+        assert [m.value for m in history] == pytest.approx([getattr(p, field) for p in evaluation.regret_curve])
+    shares = sorted(client.get_metric_history(run.info.run_id, "ask_curve_escalation_share"),
+                    key=lambda m: m.step)
+    assert [m.value for m in shares] == pytest.approx([p.escalation_share for p in evaluation.ask_curve])
+    metrics = run.data.metrics
+    for variant in ("argmax_alone", "regret_alone", "argmax", "regret"):
+        assert metrics[f"routing_{variant}_under_routing_share"] == pytest.approx(
+            evaluation.comparison[variant]["under_routing_share"])
+    assert "regret (model alone)" in plain["stdout"]
 
 
 def test_artifacts_and_the_per_prompt_table_agree_with_the_metrics(

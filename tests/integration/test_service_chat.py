@@ -51,6 +51,16 @@ def test_the_openai_sdk_gets_a_routed_answer(fleet_and_service) -> None:
     assert f["kimi"].requests[-1].headers["Authorization"] == "Bearer cf-secret-123"
 
 
+def test_a_chat_follow_up_is_routed_with_the_earlier_user_turns(fleet_and_service) -> None:
+    f = fleet_and_service
+    audit = "the login endpoint is vulnerable to sql injection, audit the auth module for other injection bugs"
+    raw = _client(f["url"]).chat.completions.with_raw_response.create(model="auto", messages=[
+        {"role": "user", "content": audit}, {"role": "assistant", "content": "Found two more."},
+        {"role": "user", "content": "now the tests"}])
+    assert raw.headers["x-intent-router-intent"] == "security_audit"  # alone: refactoring
+    assert raw.headers["x-intent-router-deployment"] == "claude-sonnet-4"
+
+
 def test_529_from_anthropic_falls_back_to_openai(fleet_and_service) -> None:
     f = fleet_and_service
     f["claude"].script(Status(529, "Overloaded"))

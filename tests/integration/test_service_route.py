@@ -81,3 +81,21 @@ def test_a_million_character_prompt_is_classified(service: str) -> None:
     answer = httpx.post(f"{service}/v1/route", json={"prompt": "fix this crash " + "a" * 900_000},
                         timeout=10)
     assert answer.status_code == 200 and answer.json()["intent"] in INTENTS
+
+
+def test_a_short_follow_up_is_classified_with_the_earlier_turns_and_says_which(service: str) -> None:
+    audit = "the login endpoint is vulnerable to sql injection, audit the auth module for other injection bugs"
+    body = {"messages": [{"role": "user", "content": audit},
+                         {"role": "assistant", "content": "Found two more."},
+                         {"role": "user", "content": "now the tests"}]}
+    answer = httpx.post(f"{service}/v1/route", json=body).json()
+    assert answer["turns_used"] == [0, 2]  # message indexes, oldest first
+    assert answer["intent"] == answer["routed_as"] == "security_audit"
+    alone = httpx.post(f"{service}/v1/route", json={"prompt": "now the tests"}).json()
+    assert alone["turns_used"] == [0] and alone["intent"] != "security_audit"
+    with_context = httpx.post(f"{service}/v1/route",
+                              json={"prompt": "now the tests", "context": [audit]}).json()
+    assert with_context["turns_used"] == [0, 1] and with_context["intent"] == "security_audit"
+    long_turn = "please write a README section on installing with uv and running make test"
+    separate = httpx.post(f"{service}/v1/route", json={"prompt": long_turn, "context": [audit]}).json()
+    assert separate["turns_used"] == [1]  # not a follow-up: classified alone

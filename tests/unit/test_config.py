@@ -60,6 +60,15 @@ def test_the_default_config_mirrors_the_tier_table() -> None:
         ("deployments/claude-sonnet-4/api_style", "openai", "deployments.claude-sonnet-4.api_base"),
         ("router/output_tokens/debugging", 0, "router.output_tokens.debugging"),
         ("router/output_tokens/poetry", 10, "router.output_tokens.poetry"),
+        ("router/routing", {"mode": "cheapest"}, "router.routing.mode"),
+        ("router/routing", {"weight": -1}, "router.routing.weight"),
+        ("router/routing", {"matrix": {"debugging": {"general": -0.1}}}, "router.routing.matrix.debugging.general"),
+        ("router/routing", {"matrix": {"debugging": {"debugging": 0.1}}}, "router.routing.matrix.debugging.debugging"),
+        ("router/routing", {"matrix": {"poetry": {}}}, "router.routing.matrix.poetry"),
+        ("router/routing", {"llm_accuracy": 2}, "router.routing.llm_accuracy"),
+        ("router/conversation", {"latest_weight": 0.3}, "router.conversation.latest_weight"),
+        ("router/conversation", {"max_turns": 0}, "router.conversation.max_turns"),
+        ("router/conversation", {"turns": 2}, "router.conversation.turns"),
     ],
 )
 def test_a_bad_field_is_named(path: str, value: Any, field: str) -> None:
@@ -172,3 +181,13 @@ def test_the_body_limit_is_configurable_within_bounds() -> None:
         with pytest.raises(ConfigError) as refused:
             parse_config(_with("router/max_body_bytes", bad))
         assert refused.value.field == "router.max_body_bytes"
+
+
+def test_regret_routing_is_off_by_default_and_matrix_cells_override_the_defaults() -> None:
+    default = load_config()
+    assert default.routing.mode == "argmax" and default.conversation.enabled
+    raw = _with("router/routing", {"mode": "regret", "weight": 2, "matrix": {"documentation": {"general": 0.2}}})
+    routing = parse_config(raw).routing
+    matrix = routing.regret_matrix()
+    assert (routing.mode, routing.weight, matrix["documentation"]["general"]) == ("regret", 2.0, 0.2)
+    assert matrix["security_audit"]["general"] == default.routing.regret_matrix()["security_audit"]["general"]

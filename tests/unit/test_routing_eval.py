@@ -36,7 +36,13 @@ from intent_router.evaluation.replay import (
     replay,
 )
 from intent_router.evaluation.report import per_prompt_table
-from intent_router.evaluation.summary import summarize, tradeoff_curve
+from intent_router.evaluation.summary import (
+    ask_curve,
+    compare_routing,
+    regret_curve,
+    summarize,
+    tradeoff_curve,
+)
 from intent_router.exceptions import ConfigError, ModelContractError
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
 from intent_router.thresholds import THRESHOLD_GRID
@@ -47,6 +53,7 @@ CONFIG = parse_config({
     "router": {
         "llm_classifier": {"deployment": "cheap"},
         "output_tokens": {"general": 100, "debugging": 200},
+        "routing": {"weight": 1, "latency_usd_per_s": 0.002},  # pinned for the regret cases
     },
     "deployments": {
         "cheap": {"model": "test/cheap", "tier": "primary",
@@ -246,3 +253,45 @@ def test_write_threshold_changes_only_that_field(tmp_path: Path) -> None:
         write_threshold(path, 1.5)
     assert path.read_text() == snapshot  # an invalid value is never written
     assert not list(tmp_path.glob(".intent.json.*"))
+
+
+def _sure(weights: dict[str, float]) -> Prediction:
+    probabilities = {i: weights.get(i, 0.0) for i in INTENTS}
+    best = max(probabilities, key=probabilities.__getitem__)
+    return Prediction(best, probabilities[best], probabilities)
+
+
+# Row 2 of the hand-computed case with a full probability vector: general 0.6, debugging 0.4.
+# Expected answer 0.6 * 100 + 0.4 * 200 = 140 tokens: cheap 1.14e-3, premium 11.4e-3 USD.
+# L(general) = 0.4 * 0.05 = 0.02; L(debugging) = 0.6 * (11.4e-3 - 1.14e-3 + 0.001) = 6.756e-3.
+DOUBTFUL = [LabeledPrompt("p2", "debugging")], [_sure({"general": 0.6, "debugging": 0.4})], TOKENS[:1]
+
+
+def test_regret_routing_sends_a_doubtful_debugging_prompt_to_premium_where_argmax_does_not() -> None:
+    alone = replace(LOCAL, ask=False)
+    [argmax] = replay(*DOUBTFUL, alone)
+    [regret] = replay(*DOUBTFUL, replace(alone, mode="regret"))
+    assert (argmax.deployment, argmax.under_routed) == ("cheap", True)
+    assert (regret.deployment, regret.routed_as, regret.under_routed) == ("premium", "debugging", False)
+    assert regret.final_intent == "general" and not regret.escalated  # classification unchanged
+    # With the LLM classifier: gain 0.9 * 6.756e-3 > 0.51e-3 + 0.8 s * 0.002 USD/s: ask.
+    [asked] = replay(*DOUBTFUL, replace(ORACLE, mode="regret"))
+    assert asked.escalated and asked.classifier_cost_usd == pytest.approx(0.51e-3)
+
+
+def test_the_comparison_and_the_curve_over_the_regret_weight() -> None:
+    examples, predictions, tokens = DOUBTFUL
+    compared = compare_routing(examples, predictions, tokens, LOCAL)
+    assert compared["argmax_alone"]["under_routing_debugging"] == 1.0
+    assert compared["regret_alone"]["under_routing_debugging"] == 0.0
+    assert compared["regret_alone"]["escalation_share"] == 0.0
+    curve = regret_curve(examples, predictions, tokens, LOCAL, weights=(0.0, 0.1, 1.0))
+    assert [p.under_routing_share for p in curve] == [1.0, 1.0, 0.0]  # 0.1: 4e-3 * 0.4 < 6.2e-3
+    costs = [p.cost_per_1k_usd for p in curve]
+    assert costs == sorted(costs)
+
+
+def test_a_dearer_latency_asks_the_llm_classifier_less() -> None:
+    curve = ask_curve(*DOUBTFUL, ORACLE, prices=(0.0, 1e6))
+    assert [p.escalation_share for p in curve] == [1.0, 0.0]
+    assert curve[0].under_routing_share == curve[1].under_routing_share == 0.0  # premium either way

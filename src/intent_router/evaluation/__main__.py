@@ -63,6 +63,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(format_columns([data_name(e.data_path) for e in evaluations],
                          [e.metrics() for e in evaluations], evaluations[0].settings.threshold,
                          run_ids))
+    for evaluation in evaluations:
+        print()
+        print(format_comparison(data_name(evaluation.data_path), evaluation.comparison,
+                                evaluation.settings.escalation))
     if args.write_threshold:
         from intent_router.evaluation.model_threshold import write_threshold
 
@@ -116,6 +120,31 @@ def format_columns(
         f"{label:<{width}}  " + "  ".join(f"{v:>{w}}" for v, w in zip(values, cols)).rstrip()
         for label, values in rows
     )
+
+
+_COMPARED = (
+    ("under-routing, high-stakes", "under_routing_share", "{:.4f}"),
+    ("  debugging", "under_routing_debugging", "{:.4f}"),
+    ("  architecture_review", "under_routing_architecture_review", "{:.4f}"),
+    ("  security_audit", "under_routing_security_audit", "{:.4f}"),
+    ("  worst of the three", "under_routing_worst_intent", "{:.4f}"),
+    ("over-routing, other intents", "over_routing_share", "{:.4f}"),
+    ("cost / 1k requests", "cost_per_1k_usd", "${:.4f}"),
+    ("escalation share", "escalation_share", "{:.4f}"),
+)
+
+
+def format_comparison(name: str, comparison: dict[str, dict[str, float]], escalation: str) -> str:
+    """Argmax against regret routing on one set: the model alone, then with the LLM classifier
+    (escalated prompts answered as the escalation mode says)."""
+    variants = list(comparison)
+    header = [f"{name}: routing", *(v.replace("_alone", " (model alone)") if v.endswith("_alone")
+                                    else f"{v} (+LLM, {escalation})" for v in variants)]
+    rows = [header] + [[label, *(pattern.format(comparison[v][key]) for v in variants)]
+                       for label, key, pattern in _COMPARED]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    return "\n".join(f"{r[0]:<{widths[0]}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(r[1:], widths[1:]))
+                     for r in rows)
 
 
 def format_table(metrics: dict[str, float], threshold: float, run_id: str) -> str:

@@ -22,7 +22,16 @@ from intent_router.evaluation.replay import (
     measure_tokens,
     replay,
 )
-from intent_router.evaluation.summary import RoutingSummary, breakdown, summarize
+from intent_router.evaluation.summary import (
+    AskPoint,
+    RegretPoint,
+    RoutingSummary,
+    ask_curve,
+    breakdown,
+    compare_routing,
+    regret_curve,
+    summarize,
+)
 from intent_router.thresholds import DEFAULT_TARGET_ACCURACY
 from intent_router.types import Prediction
 
@@ -43,10 +52,15 @@ class RoutingEvaluation:
     outcomes: list[PromptOutcome]
     summary: RoutingSummary
     breakdown: dict[str, float]  # kept-share accuracy; clear/ambiguous and source-type slices
+    comparison: dict[str, dict[str, float]]  # argmax vs regret routing (summary.compare_routing)
+    regret_curve: list[RegretPoint]
+    ask_curve: list[AskPoint]
 
     def metrics(self) -> dict[str, float]:
         """Everything logged as MLflow metrics."""
-        return {**self.summary.metrics(), **self.breakdown}
+        compared = {f"routing_{variant}_{name}": value
+                    for variant, values in self.comparison.items() for name, value in values.items()}
+        return {**self.summary.metrics(), **self.breakdown, **compared}
 
 
 def evaluate_routing(
@@ -68,7 +82,8 @@ def evaluate_routing(
         if config.confidence_threshold is not None
         else classifier.threshold
     )
-    settings = ReplaySettings(config, threshold, premium_name, primary_name, escalation)
+    settings = ReplaySettings(config, threshold, premium_name, primary_name, escalation,
+                              mode=config.routing.mode)
     predictions = classifier.predict_batch([e.text for e in examples])
     tokens = measure_tokens([e.text for e in examples])
     outcomes = replay(examples, predictions, tokens, settings)
@@ -86,4 +101,7 @@ def evaluate_routing(
         outcomes=outcomes,
         summary=summarize(outcomes, target_accuracy),
         breakdown=breakdown(examples, outcomes),
+        comparison=compare_routing(examples, predictions, tokens, settings),
+        regret_curve=regret_curve(examples, predictions, tokens, settings),
+        ask_curve=ask_curve(examples, predictions, tokens, settings),
     )

@@ -13,6 +13,7 @@ from intent_router.evaluation.data import LabeledPrompt
 from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS
 from intent_router.routing.escalation import build_messages
+from intent_router.routing import regret
 from intent_router.routing.policy import choose_chain
 from intent_router.tokens import count_tokens
 from intent_router.types import Prediction
@@ -41,8 +42,13 @@ class ReplaySettings:
     premium: str
     primary: str
     escalation: str = "local"
+    mode: str = "argmax"  # or "regret": routing/regret.py with the config's matrix
+    weight: float | None = None  # the regret weight; None: the config's
+    ask: bool = True  # False: the model alone, never the LLM classifier
 
     def __post_init__(self) -> None:
+        if self.mode not in ("argmax", "regret"):
+            raise ValueError("mode must be argmax or regret")
         if self.escalation not in ESCALATION_MODES:
             raise ValueError(f"escalation must be one of {list(ESCALATION_MODES)}")
         if not 0.0 <= self.threshold <= 1.0:
@@ -72,6 +78,7 @@ class PromptOutcome:
     primary_cost_usd: float
     routed_price_per_mtok: float  # input + output list price of the routed deployment
     intended_price_per_mtok: float  # ... of the policy's first deployment for the TRUE intent
+    routed_as: str = ""  # the intent whose chain was used (regret routing may pick another)
 
     @property
     def cost_usd(self) -> float:
@@ -154,9 +161,16 @@ def _outcome(
     example: LabeledPrompt, prediction: Prediction, tokens: PromptTokens, settings: ReplaySettings
 ) -> PromptOutcome:
     config = settings.config
-    escalated = prediction.confidence < settings.threshold
-    final = example.intent if escalated and settings.escalation == "oracle" else prediction.intent
-    chain = choose_chain(config, final).chain
+    classifier = config.deployments[config.llm_classifier]
+    asking = cost_usd(classifier, tokens.classifier_request, CLASSIFIER_OUTPUT_TOKENS)
+    if settings.mode == "regret":
+        routed_as, escalated = _regret_route(prediction, tokens, asking, settings)
+    else:
+        routed_as, escalated = prediction.intent, settings.ask and prediction.confidence < settings.threshold
+    oracle = escalated and settings.escalation == "oracle"
+    final = example.intent if oracle else prediction.intent
+    routed_as = example.intent if oracle else routed_as
+    chain = choose_chain(config, routed_as).chain
     routed = config.deployments[chain[0]]
     intended = config.deployments[choose_chain(config, example.intent).chain[0]]
     output_tokens = config.output_tokens[final]
@@ -164,7 +178,6 @@ def _outcome(
     def at(deployment: Deployment) -> float:
         return cost_usd(deployment, tokens.prompt, output_tokens)
 
-    classifier = config.deployments[config.llm_classifier]
     return PromptOutcome(
         text=example.text,
         true_intent=example.intent,
@@ -177,12 +190,28 @@ def _outcome(
         input_tokens=tokens.prompt,
         output_tokens=output_tokens,
         routed_cost_usd=at(routed),
-        classifier_cost_usd=(
-            cost_usd(classifier, tokens.classifier_request, CLASSIFIER_OUTPUT_TOKENS)
-            if escalated else 0.0
-        ),
+        classifier_cost_usd=asking if escalated else 0.0,
         premium_cost_usd=at(config.deployments[settings.premium]),
         primary_cost_usd=at(config.deployments[settings.primary]),
         routed_price_per_mtok=price_per_mtok(routed),
         intended_price_per_mtok=price_per_mtok(intended),
+        routed_as=routed_as,
     )
+
+
+def _regret_route(
+    prediction: Prediction, tokens: PromptTokens, asking_usd: float, settings: ReplaySettings,
+) -> tuple[str, bool]:
+    """What the router's regret mode decides: the intent to route as, and whether to ask."""
+    config, routing = settings.config, settings.config.routing
+    expected_out = round(sum(p * config.output_tokens[i] for i, p in prediction.probabilities.items()))
+    costs = {
+        intent: cost_usd(config.deployments[choose_chain(config, intent).chain[0]], tokens.prompt,
+                         expected_out)
+        for intent in prediction.probabilities
+    }
+    weight = routing.weight if settings.weight is None else settings.weight
+    asking = asking_usd + routing.escalation_latency_s * routing.latency_usd_per_s
+    choice = regret.choose(prediction.probabilities, routing.regret_matrix(), costs, weight,
+                           llm_accuracy=routing.llm_accuracy, escalation_cost_usd=asking)
+    return choice.routed_as, settings.ask and choice.escalate

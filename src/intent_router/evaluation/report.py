@@ -11,7 +11,12 @@ from typing import Any, Final
 
 from intent_router.decisions.records import prompt_digest
 from intent_router.evaluation.pipeline import RoutingEvaluation
-from intent_router.evaluation.plots import plot_quality_vs_cost, plot_risk_coverage
+from intent_router.evaluation.plots import (
+    plot_ask_curve,
+    plot_quality_vs_cost,
+    plot_regret_curve,
+    plot_risk_coverage,
+)
 from intent_router.evaluation.replay import PromptOutcome
 from intent_router.evaluation.summary import tradeoff_curve
 from intent_router.mlflow_store import default_tracking_uri
@@ -38,6 +43,24 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
                 {"rc_coverage": point.coverage, "rc_local_accuracy": point.accuracy},
                 step=int(round(point.threshold * 100)),
             )
+        for step, point in enumerate(evaluation.regret_curve):
+            mlflow.log_metrics({
+                "regret_curve_weight": point.weight,
+                "regret_curve_under_routing": point.under_routing_share,
+                "regret_curve_over_routing": point.over_routing_share,
+                "regret_curve_cost_per_1k_usd": point.cost_per_1k_usd,
+                "regret_curve_served_as_intended": point.accuracy_served,
+                "regret_curve_under_routing_worst_intent": point.under_routing_worst_intent,
+            }, step=step)
+        for step, ask in enumerate(evaluation.ask_curve):
+            mlflow.log_metrics({
+                "ask_curve_latency_usd_per_s": ask.latency_usd_per_s,
+                "ask_curve_escalation_share": ask.escalation_share,
+                "ask_curve_under_routing": ask.under_routing_share,
+                "ask_curve_under_routing_worst_intent": ask.under_routing_worst_intent,
+                "ask_curve_over_routing": ask.over_routing_share,
+                "ask_curve_cost_per_1k_usd": ask.cost_per_1k_usd,
+            }, step=step)
         with tempfile.TemporaryDirectory() as tmp:
             for figure in _figures(evaluation, Path(tmp)):
                 mlflow.log_artifact(str(figure))
@@ -63,6 +86,7 @@ def per_prompt_table(outcomes: Sequence[PromptOutcome], redact: bool = False) ->
         "deployment": [o.deployment for o in outcomes],
         "cost_usd": [o.cost_usd for o in outcomes],
         "correct": [o.correct for o in outcomes],
+        "routed_as": [o.routed_as for o in outcomes],
     }
 
 
@@ -80,6 +104,8 @@ def _params(evaluation: RoutingEvaluation, redact: bool) -> dict[str, Any]:
         "primary_deployment": settings.primary,
         "llm_classifier": settings.config.llm_classifier,
         "target_accuracy": evaluation.target_accuracy,
+        "routing_mode": settings.mode,
+        "regret_weight": settings.config.routing.weight,
         "redact": redact,
     }
 
@@ -93,4 +119,10 @@ def _figures(evaluation: RoutingEvaluation, folder: Path) -> list[Path]:
         plot_quality_vs_cost(curve, settings.threshold, title, folder / "quality_vs_cost.png"),
         plot_risk_coverage(summary.risk_coverage, settings.threshold,
                            summary.recommended_threshold, folder / "risk_coverage.png"),
+        plot_regret_curve(evaluation.regret_curve, evaluation.comparison["argmax_alone"],
+                          f"Regret routing over its weight (model alone), {summary.rows} prompts",
+                          folder / "regret_curve.png"),
+        plot_ask_curve(evaluation.ask_curve, evaluation.comparison["argmax"],
+                       f"Regret routing with the LLM classifier ({settings.escalation}) over the "
+                       f"price of its latency, {summary.rows} prompts", folder / "regret_ask_curve.png"),
     ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
+from typing import Final
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from intent_router.evaluation.replay import (
     price_per_mtok,
     replay,
 )
-from intent_router.labels import INTENTS
+from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
 from intent_router.thresholds import (
     DEFAULT_TARGET_ACCURACY,
     THRESHOLD_GRID,
@@ -180,3 +181,104 @@ def _f1_scores(y_true: list[str], y_pred: list[str]) -> tuple[float, dict[str, f
         wrong = int(np.sum((true == label) != (pred == label)))  # FP + FN
         per_label[label] = 2 * tp / (2 * tp + wrong) if tp + wrong else 0.0
     return float(np.mean(list(per_label.values()))), per_label
+
+
+#: The regret weights the cost-quality curve sweeps (the config's weight multiplies the matrix).
+REGRET_WEIGHTS: Final[tuple[float, ...]] = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
+#: Prices of a second of LLM-classifier latency (USD) the escalation curve sweeps.
+ASK_PRICES: Final[tuple[float, ...]] = (0.0, 0.002, 0.004, 0.006, 0.008, 0.012, 0.02, 0.05)
+#: The routing variants ``make eval`` compares: (name, mode, asks the LLM classifier).
+ROUTING_VARIANTS: Final[tuple[tuple[str, str, bool], ...]] = (
+    ("argmax_alone", "argmax", False), ("regret_alone", "regret", False),
+    ("argmax", "argmax", True), ("regret", "regret", True),
+)
+
+
+@dataclass(frozen=True)
+class RegretPoint:
+    """Regret routing (the model alone) at one weight."""
+
+    weight: float
+    under_routing_share: float
+    over_routing_share: float
+    cost_per_1k_usd: float
+    accuracy_served: float  # share routed at least as capably as the true intent needs
+    under_routing_worst_intent: float = 0.0  # the worst of the high-stakes intents
+
+
+@dataclass(frozen=True)
+class AskPoint:
+    """Regret routing with the LLM classifier at one price of its latency."""
+
+    latency_usd_per_s: float
+    escalation_share: float
+    under_routing_share: float
+    under_routing_worst_intent: float
+    over_routing_share: float
+    cost_per_1k_usd: float
+
+
+def routing_quality(outcomes: Sequence[PromptOutcome]) -> dict[str, float]:
+    """Under-routing (all high-stakes prompts and per high-stakes intent), over-routing, cost
+    per 1,000 requests and escalation share of one replay."""
+    out = {
+        "under_routing_share": _share(o.under_routed for o in outcomes if o.high_stakes),
+        "over_routing_share": _share(o.over_routed for o in outcomes if not o.high_stakes),
+        "cost_per_1k_usd": per_1k(o.cost_usd for o in outcomes),
+        "escalation_share": _share(o.escalated for o in outcomes),
+    }
+    per_intent = {intent: _share(o.under_routed for o in outcomes if o.true_intent == intent)
+                  for intent in sorted(HIGH_STAKES_INTENTS)}
+    out.update({f"under_routing_{intent}": share for intent, share in per_intent.items()})
+    out["under_routing_worst_intent"] = max(per_intent.values())
+    return out
+
+
+def compare_routing(
+    examples: Sequence[LabeledPrompt], predictions: Sequence[Prediction],
+    tokens: Sequence[PromptTokens], settings: ReplaySettings,
+) -> dict[str, dict[str, float]]:
+    """``routing_quality`` of argmax and regret routing, the model alone and with escalation
+    (in the settings' escalation mode), keyed by variant name."""
+    return {
+        name: routing_quality(replay(examples, predictions, tokens,
+                                     replace(settings, mode=mode, ask=ask, weight=None)))
+        for name, mode, ask in ROUTING_VARIANTS
+    }
+
+
+def regret_curve(
+    examples: Sequence[LabeledPrompt], predictions: Sequence[Prediction],
+    tokens: Sequence[PromptTokens], settings: ReplaySettings,
+    weights: Sequence[float] = REGRET_WEIGHTS,
+) -> list[RegretPoint]:
+    """Regret routing of the model alone at every weight: the cost-quality curve."""
+    points = []
+    for weight in weights:
+        outcomes = replay(examples, predictions, tokens,
+                          replace(settings, mode="regret", ask=False, weight=weight))
+        quality = routing_quality(outcomes)
+        points.append(RegretPoint(weight, quality["under_routing_share"], quality["over_routing_share"],
+                                  quality["cost_per_1k_usd"],
+                                  _share(o.served_as_intended for o in outcomes),
+                                  quality["under_routing_worst_intent"]))
+    return points
+
+
+def ask_curve(
+    examples: Sequence[LabeledPrompt], predictions: Sequence[Prediction],
+    tokens: Sequence[PromptTokens], settings: ReplaySettings,
+    prices: Sequence[float] = ASK_PRICES,
+) -> list[AskPoint]:
+    """Regret routing with the LLM classifier (the settings' escalation mode, the config's
+    weight) at every price of a second of its latency: how escalation share buys quality."""
+    points = []
+    for price in prices:
+        routing = replace(settings.config.routing, latency_usd_per_s=price)
+        config = replace(settings.config, routing=routing)
+        q = routing_quality(replay(examples, predictions, tokens,
+                                   replace(settings, config=config, mode="regret", ask=True, weight=None)))
+        points.append(AskPoint(price, q["escalation_share"], q["under_routing_share"],
+                               q["under_routing_worst_intent"], q["over_routing_share"],
+                               q["cost_per_1k_usd"]))
+    return points

@@ -68,6 +68,7 @@ from intent_router.service.schemas import (
     last_user_text,
     strings_in,
     upstream_body,
+    user_turns,
 )
 from intent_router.tracking import ServingTracker
 
@@ -145,9 +146,11 @@ def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[s
 async def route(data: RouteRequest, request: Request, state: State) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     if data.prompt is not None:
-        prompt = data.prompt
+        context, prompt = list(data.context or ()), data.prompt
+        positions = list(range(len(context) + 1))
     elif data.messages:
-        prompt = last_user_text(data.messages)
+        positions, turns = user_turns(data.messages)
+        context, prompt = turns[:-1], turns[-1]
     else:
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
     ctx = await _context("route", prompt, request, state, data.metadata)
@@ -155,7 +158,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
     if key is not None:
         await state.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = _sensitivity(ctx, data.metadata)
-    decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override)
+    decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override, context)
     state.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
     state.recorder.route(ctx, decision)
@@ -166,7 +169,8 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         escalation_cost_usd=decision.escalation_cost_usd, threshold=decision.threshold,
         model_version=decision.model_version, escalation_error=decision.escalation_error,
         request_id=ctx.request_id, sensitive=bool(sensitive), secrets_found=list(ctx.secret_kinds),
-        override=list(decision.override_applied),
+        override=list(decision.override_applied), routed_as=decision.routed_as,
+        turns_used=[positions[i] for i in decision.turns_used],
     )
     return Response(body, headers={"x-request-id": ctx.request_id})
 
@@ -188,7 +192,8 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     try:
         if key is not None:
             await state.limits.admit(key, state.router.request_tokens(body, prompt))
-        plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override)
+        plan = await state.router.plan(prompt, data.model, bool(sensitive), ctx.override,
+                                       user_turns(data.messages)[1][:-1])
         request.state.plan = plan  # an error's metrics name the intent
         if key is not None:
             plan, hold, downgraded = await hold_budget(state.limits, state.router, key, plan, body, prompt,

@@ -31,10 +31,12 @@ class RouteMetadata(msgspec.Struct, forbid_unknown_fields=False):
 
 
 class RouteRequest(msgspec.Struct, forbid_unknown_fields=False):
-    """Either OpenAI-style ``messages`` or a bare ``prompt``."""
+    """Either OpenAI-style ``messages`` or a bare ``prompt`` (with the earlier user turns in
+    ``context``, oldest first: a short follow-up is classified with them)."""
 
     messages: Messages | None = None
     prompt: str | None = None
+    context: list[str] | None = None
     model: str = "auto"
     metadata: RouteMetadata | None = None
 
@@ -85,6 +87,10 @@ class RouteResponse(msgspec.Struct):
     sensitive: bool = False  # local tier only: metadata.sensitive, a sensitive subject or a secret
     override: list[str] = msgspec.field(default_factory=list)  # overrides applied, most specific first
     secrets_found: list[str] = msgspec.field(default_factory=list)  # kinds, never the secrets
+    routed_as: str | None = None  # the intent whose chain was chosen (differs under regret routing)
+    # The user turns classified: indexes into ``messages`` (with ``prompt``: into ``context``,
+    # the prompt being index len(context)), oldest first.
+    turns_used: list[int] = msgspec.field(default_factory=list)
 
 
 class ModelCard(msgspec.Struct):
@@ -144,6 +150,15 @@ def strings_in(value: Any) -> list[str]:
         elif isinstance(item, list):
             stack.extend(item)
     return found
+
+
+def user_turns(messages: list[Message]) -> tuple[list[int], list[str]]:
+    """The user messages' indexes and texts, oldest first (the last message when none is a
+    user's, as ``last_user_text`` reads it)."""
+    indexes = [i for i, m in enumerate(messages) if m.role == "user"]
+    if not indexes and messages:
+        indexes = [len(messages) - 1]
+    return indexes, [_text(messages[i].content) for i in indexes]
 
 
 def last_user_text(messages: list[Message]) -> str:

@@ -65,6 +65,9 @@ demo: venv ## Fake provider fleet + the service + a few requests, printing how e
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
+test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
+	$(PY) -m pytest -q tests/unit
+
 # LiteLLM's proxy for the proxy bench, in its own venv (never the project's lock or venv).
 $(LITELLM_PROXY_VENV)/.installed:
 	@command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet "uv==$(UV_VERSION)"
@@ -82,4 +85,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 over the local store
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval harvest serve demo test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval harvest serve demo test test-unit bench mlflow-ui clean

@@ -82,6 +82,9 @@ fake-fleet: venv ## The fake provider fleet on 127.0.0.1:9100 (PORT=p); then mak
 test: venv ## Run the test suite
 	$(PY) -m pytest -q
 
+test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
+	$(PY) -m pytest -q tests/unit
+
 # LiteLLM's proxy for the proxy bench, in its own venv (never the project's lock or venv).
 $(LITELLM_PROXY_VENV)/.installed: | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(LITELLM_PROXY_VENV)
@@ -98,4 +101,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=p) over the local st
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval baseline harvest serve demo fake-fleet test bench mlflow-ui clean
+.PHONY: help venv lock split data-check train eval baseline harvest serve demo fake-fleet test test-unit bench mlflow-ui clean

@@ -3,17 +3,41 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import pytest
 
 from intent_router.decisions import DecisionStore, prompt_digest
 from intent_router.decisions.store import attempts_of
 from tests.conftest import MlflowStoreMaker
 from tests.fakes.provider_fleet import Status
-from tests.integration.fleet_service import KEYS, fleet_service
+from tests.integration.fleet_service import KEYS, SharedFleets, fleet_service
+
+NEVER_TRIPS = {"failures": 1000, "seconds": 60}  # a shared service: no count cooldown carries over
 
 PROMPT = "rename getUser to fetchUser everywhere"
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
+    with SharedFleets(tmp_path_factory.mktemp("fleets")) as shared:
+        yield shared
+
+
+def _rows_of(database_url: str, request_ids: list[str], timeout_s: float = 30) -> list[dict]:
+    """The decisions of ``request_ids`` (the log may hold other tests' too), once all are in."""
+    store = DecisionStore(database_url)
+    try:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            rows = [r for r in store.after(0) if r["request_id"] in request_ids]
+            if len({r["request_id"] for r in rows}) == len(set(request_ids)) or time.monotonic() > deadline:
+                return rows
+            time.sleep(0.05)
+    finally:
+        store.dispose()
 
 
 def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[dict]:
@@ -26,21 +50,23 @@ def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[di
     return store.after(0)
 
 
-def test_every_request_leaves_exactly_one_decision(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}) as s:
-        routed = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}})
-        ok = s.chat("auto", PROMPT, user="ana")
-        for name in ("kimi", "together", "claude", "gpt"):
-            s.fakes[name].script(Status(503, "down"))
-        failed = s.chat("kimi-k2.6", PROMPT)
-        with httpx.stream("POST", f"{s.url}/v1/chat/completions", headers={"X-Repo": "acme/web"},
-                          json={"model": "auto", "stream": True, "stream_options": {"include_usage": True},
-                                "messages": [{"role": "user", "content": PROMPT}]}) as streamed:
-            list(streamed.iter_lines())
-        store = DecisionStore(url)
-        rows = {r["request_id"]: r for r in _rows(store, 4)}
-    assert len(rows) == 4
+def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None:
+    s = fleets.get(router={"cooldown": NEVER_TRIPS})
+    assert s.database_url is not None
+    routed = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}})
+    ok = s.chat("auto", PROMPT, user="ana")
+    for name in ("kimi", "together", "claude", "gpt"):
+        s.fakes[name].script(Status(503, "down"))
+    failed = s.chat("kimi-k2.6", PROMPT)
+    with httpx.stream("POST", f"{s.url}/v1/chat/completions", headers={"X-Repo": "acme/web"},
+                      json={"model": "auto", "stream": True, "stream_options": {"include_usage": True},
+                            "messages": [{"role": "user", "content": PROMPT}]}) as streamed:
+        list(streamed.iter_lines())
+    ids = [routed.headers["x-request-id"], ok.headers["x-request-id"], failed.headers["x-request-id"],
+           streamed.headers["x-request-id"]]
+    found = _rows_of(s.database_url, ids)
+    rows = {r["request_id"]: r for r in found}
+    assert len(found) == len(rows) == 4  # one each, no more
     route_row = rows[routed.headers["x-request-id"]]
     assert route_row["endpoint"] == "route" and route_row["intent"] == "refactoring"
     assert route_row["repo"] == "acme/api" and route_row["source"] == "model"
@@ -60,7 +86,7 @@ def test_every_request_leaves_exactly_one_decision(tmp_path: Path) -> None:
     stream_row = rows[streamed.headers["x-request-id"]]
     assert stream_row["endpoint"] == "chat_stream" and stream_row["status"] == "ok"
     assert stream_row["repo"] == "acme/web" and stream_row["cost_usd"] > 0
-    raw = (tmp_path / "decisions.db").read_bytes()
+    raw = Path(s.database_url.removeprefix("sqlite:///")).read_bytes()
     assert all(key.encode() not in raw for key in KEYS.values())
     assert PROMPT.encode() not in raw  # hashed by default
 
@@ -74,21 +100,21 @@ def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
     assert row["prompt_text"] == PROMPT
 
 
-def test_feedback_is_stored_with_its_decision(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}) as s:
-        rid = s.chat("auto", PROMPT).headers["x-request-id"]
-        # At once: the decision may still be queued for the writer; feedback waits for it.
-        answer = httpx.post(f"{s.url}/v1/feedback",
-                            json={"request_id": rid, "correct_intent": "code_generation", "rating": 2})
-        assert answer.status_code == 200 and answer.json()["stored"] is True
-        unknown = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "nope", "rating": 3})
-        assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "request_not_found"
-        empty = httpx.post(f"{s.url}/v1/feedback", json={"request_id": rid})
-        assert empty.status_code == 400
-        hostile = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "x' OR '1'='1", "rating": 3})
-        assert hostile.status_code == 400 and hostile.json()["error"]["param"] == "request_id"
-    stored = DecisionStore(url).feedback_for(rid)
+def test_feedback_is_stored_with_its_decision(fleets: SharedFleets) -> None:
+    s = fleets.get(router={"cooldown": NEVER_TRIPS})
+    assert s.database_url is not None
+    rid = s.chat("auto", PROMPT).headers["x-request-id"]
+    # At once: the decision may still be queued for the writer; feedback waits for it.
+    answer = httpx.post(f"{s.url}/v1/feedback",
+                        json={"request_id": rid, "correct_intent": "code_generation", "rating": 2})
+    assert answer.status_code == 200 and answer.json()["stored"] is True
+    unknown = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "nope", "rating": 3})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "request_not_found"
+    empty = httpx.post(f"{s.url}/v1/feedback", json={"request_id": rid})
+    assert empty.status_code == 400
+    hostile = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "x' OR '1'='1", "rating": 3})
+    assert hostile.status_code == 400 and hostile.json()["error"]["param"] == "request_id"
+    stored = DecisionStore(s.database_url).feedback_for(rid)
     assert [(f["correct_intent"], f["rating"]) for f in stored] == [("code_generation", 2)]
 
 

@@ -134,9 +134,13 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: P
             experiment = client.get_experiment_by_name("routing-serving")
             if experiment is not None:
                 traces = client.search_traces([experiment.experiment_id])
-                if len(traces) == 3 and any(t.info.assessments for t in traces):
+                # A trace is complete once its tags and, for the first request, its feedback are in.
+                if (len(traces) == 3 and all("request_id" in t.info.tags for t in traces)
+                        and any(t.info.assessments for t in traces)):
                     break
             time.sleep(0.5)
+    assert len(traces) == 3 and all("request_id" in t.info.tags for t in traces), \
+        [(t.info.trace_id, t.info.tags, t.info.state) for t in traces]
     by_request = {t.info.tags["request_id"]: t for t in traces}
     assert set(by_request) == set(ids)
     assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == ["code_generation"]

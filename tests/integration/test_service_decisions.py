@@ -140,7 +140,7 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: P
                     break
             time.sleep(0.5)
     assert len(traces) == 3 and all("request_id" in t.info.tags for t in traces), \
-        [(t.info.trace_id, t.info.tags, t.info.state) for t in traces]
+        [(t.info.trace_id, t.info.tags, t.info.status) for t in traces]
     by_request = {t.info.tags["request_id"]: t for t in traces}
     assert set(by_request) == set(ids)
     assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == ["code_generation"]

@@ -16,6 +16,9 @@ LITELLM_PROXY_VERSION := 1.106.12
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
+# pytest-xdist: one process per core (--dist loadfile keeps each file, and so its module-scoped
+# services and the fault-injection load tests, on one process).
+TEST_WORKERS ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8000
 export LITELLM_LOCAL_MODEL_COST_MAP := True
@@ -62,8 +65,8 @@ serve: venv ## Start the service on 127.0.0.1:8000 (WORKERS=N, PORT=p, CONFIG=pa
 demo: venv ## Fake provider fleet + the service + a few requests, printing how each was routed
 	$(PY) -m tests.fakes.run_demo
 
-test: venv ## Run the test suite
-	$(PY) -m pytest -q
+test: venv ## Run the test suite (TEST_WORKERS=auto processes, a test file per process at a time)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
 	$(PY) -m pytest -q tests/unit

@@ -17,7 +17,7 @@ TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
 # pytest-xdist: one process per core (--dist loadfile keeps each file, and so its module-scoped
-# services and the fault-injection load tests, on one process).
+# services and the fault-injection load tests, on one process); TEST_WORKERS=0 runs in one.
 TEST_WORKERS ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8000

@@ -16,6 +16,9 @@ LITELLM_PROXY_VERSION := 1.106.12
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
+# pytest-xdist: one process per core (--dist loadfile keeps each file, and so its module-scoped
+# services and the fault-injection load tests, on one process); TEST_WORKERS=0 runs in one.
+TEST_WORKERS ?= auto
 HOST ?= 127.0.0.1
 PORT ?= 8000
 MLFLOW_PORT ?= 5000
@@ -79,8 +82,8 @@ demo: venv ## Fake provider fleet + the service + a few requests, printing how e
 fake-fleet: venv ## The fake provider fleet on 127.0.0.1:9100 (PORT=p); then make serve CONFIG=src/intent_router/defaults/examples/fake-fleet.yaml
 	$(PY) -m tests.fakes.serve_fleet --port $(FLEET_PORT)
 
-test: venv ## Run the test suite
-	$(PY) -m pytest -q
+test: venv ## Run the test suite (TEST_WORKERS=auto processes, a test file per process at a time)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
 	$(PY) -m pytest -q tests/unit

@@ -47,14 +47,16 @@ class Setup:
 
 def fleet_config(tmp_path: Path, fakes: dict[str, FakeProvider], router: dict[str, Any] | None = None,
                  deployments: dict[str, dict[str, Any]] | None = None,
-                 extra: dict[str, Any] | None = None) -> Path:
+                 extra: dict[str, Any] | None = None, litellm: bool = True) -> Path:
     """The bundled config pointed at the fakes, with ``router``, ``deployments`` and other
     sections (``extra``) updated; written to ``tmp_path/router.yaml``. MLflow tracking is
-    on only when ``extra`` has a ``tracking`` section."""
+    on only when ``extra`` has a ``tracking`` section. Anthropic goes through litellm unless
+    ``litellm`` is false: then it is on the pooled path like the others, and the service never
+    imports litellm (seconds of CPU at every start, for tests that never call Anthropic)."""
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
     for deployment, fake in FAKES.items():
         spec = raw["deployments"][deployment]
-        if fake == "claude":
+        if fake == "claude" and litellm:
             spec.update(api_base=fakes[fake].url, timeout_s=3)  # litellm's Anthropic path
         else:
             spec.update(api_base=f"{fakes[fake].url}/v1", api_style="openai", timeout_s=3)
@@ -82,11 +84,11 @@ def fake_fleet() -> Iterator[dict[str, FakeProvider]]:
 def fleet_service(tmp_path: Path, router: dict[str, Any] | None = None,
                   deployments: dict[str, dict[str, Any]] | None = None,
                   ready: bool = False, extra: dict[str, Any] | None = None,
-                  env: dict[str, str] | None = None) -> Iterator[Setup]:
+                  env: dict[str, str] | None = None, litellm: bool = True) -> Iterator[Setup]:
     """The fleet and a service over it; ``ready`` waits until litellm (Anthropic's path) is loaded."""
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
-        path = fleet_config(tmp_path, fakes, router, deployments, extra)
+        path = fleet_config(tmp_path, fakes, router, deployments, extra, litellm)
         url = stack.enter_context(running_service(path, env={**KEYS, **(env or {})}, ready=ready))
         yield Setup(url, fakes, (env or {}).get("INTENT_ROUTER_DATABASE_URL"))
 
@@ -121,14 +123,15 @@ class SharedFleets:
         self._stack.close()
 
     def get(self, router: dict[str, Any] | None = None, deployments: dict[str, dict[str, Any]] | None = None,
-            ready: bool = False, extra: dict[str, Any] | None = None, env: dict[str, str] | None = None) -> Setup:
-        key = json.dumps([router, deployments, extra, env], sort_keys=True, default=str)
+            ready: bool = False, extra: dict[str, Any] | None = None, env: dict[str, str] | None = None,
+            litellm: bool = True) -> Setup:
+        key = json.dumps([router, deployments, extra, env, litellm], sort_keys=True, default=str)
         if key not in self._running:
             home = self._home / f"service-{len(self._running)}"
             home.mkdir()
             env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{home / 'decisions.db'}", **(env or {})}
             self._running[key] = self._stack.enter_context(
-                fleet_service(home, router, deployments, ready, extra, env))
+                fleet_service(home, router, deployments, ready, extra, env, litellm))
         setup = self._running[key]
         if ready:
             wait_until_ready(setup.url)

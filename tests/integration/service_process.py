@@ -13,6 +13,9 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import yaml
+
+from intent_router.config import DEFAULT_CONFIG
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[float, float]:
@@ -38,6 +41,22 @@ def wait_until_ready(url: str, timeout_s: float = 60) -> None:
     while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
         assert time.monotonic() < deadline, f"{url}/readyz not 200 within {timeout_s} s"
         time.sleep(0.1)
+
+
+def untracked_config(directory: Path, litellm: bool = False) -> Path:
+    """The bundled config with MLflow tracking off, as ``directory/router.yaml``, for a test
+    that calls no provider; unless ``litellm``, no deployment is on litellm either (those it
+    would serve point at a closed loopback port instead). Its service is spared the tracker
+    process and, when it stops, the tracker's last flush (MLflow's import and a fresh MLflow
+    store), and litellm's import: seconds of CPU each."""
+    raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+    raw["tracking"]["enabled"] = False
+    for spec in raw["deployments"].values():
+        if not litellm and spec.get("api_style", "litellm") == "litellm":
+            spec.update(api_style="openai", api_base=f"http://127.0.0.1:{free_port()}/v1")
+    path = directory / "router.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
 
 
 def free_port() -> int:

@@ -49,7 +49,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("bad-input")
     database_url = f"sqlite:///{tmp / 'decisions.db'}"
     with fake_fleet() as fakes:
-        config = fleet_config(tmp, fakes)
+        config = fleet_config(tmp, fakes, litellm=False)
         with running_service(config, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}) as url, \
                 httpx.Client(base_url=url, timeout=30) as client:
             yield Service(url, database_url, client)
@@ -94,7 +94,7 @@ def test_the_limit_is_exactly_one_mebibyte(service: Service) -> None:
 def test_the_limit_follows_the_config(tmp_path) -> None:
     body = json.dumps({"prompt": "fix this crash " + "a" * 5000}).encode()
     with fake_fleet() as fakes:
-        config = fleet_config(tmp_path, fakes, router={"max_body_bytes": 4096})
+        config = fleet_config(tmp_path, fakes, router={"max_body_bytes": 4096}, litellm=False)
         with running_service(config, env=KEYS) as url:
             small = httpx.post(f"{url}/v1/route", content=body[:4000] + b'"}',
                                headers={"content-type": "application/json"})

@@ -28,6 +28,10 @@ from intent_router.governance.counters import (
 from tests.loop_lag import LoopLag
 
 REDIS_URL = os.environ.get("INTENT_ROUTER_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+# The tests of what is counted give Redis calls more than the 0.5 s default: a burst of 200
+# reservations opening connections on a loaded CI runner can take longer to connect, and that
+# is not what they test (the timeouts have tests of their own, on unreachable servers).
+COUNTING_TIMEOUT_S = 5.0
 
 
 def utc(*parts: int) -> float:
@@ -58,7 +62,7 @@ async def redis_prefix() -> AsyncIterator[str]:
 async def counters(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIterator[Counters]:
     backend: Counters
     if request.param == "redis":
-        backend = RedisCounters(REDIS_URL, prefix=redis_prefix)
+        backend = RedisCounters(REDIS_URL, prefix=redis_prefix, timeout_s=COUNTING_TIMEOUT_S)
     else:
         backend = InProcessCounters()
     yield backend
@@ -67,7 +71,7 @@ async def counters(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIt
 
 @pytest.fixture
 async def two_workers(redis_prefix: str) -> AsyncIterator[tuple[RedisCounters, RedisCounters]]:
-    first, second = RedisCounters(REDIS_URL, redis_prefix), RedisCounters(REDIS_URL, redis_prefix)
+    first, second = (RedisCounters(REDIS_URL, redis_prefix, timeout_s=COUNTING_TIMEOUT_S) for _ in range(2))
     yield first, second
     await first.aclose()
     await second.aclose()

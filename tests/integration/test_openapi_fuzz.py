@@ -30,6 +30,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory):
         for deployment in raw["deployments"].values():
             deployment.update(api_base=f"{fleet.url}/v1", api_style="openai", timeout_s=2)
         raw["router"]["confidence_threshold"] = 0.0
+        raw["tracking"]["enabled"] = False  # no MLflow tracker: the API's shape is tested
         path: Path = tmp_path_factory.mktemp("cfg") / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         with running_service(path, env=KEYS) as url:

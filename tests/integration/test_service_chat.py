@@ -28,6 +28,7 @@ def fleet_and_service(tmp_path_factory: pytest.TempPathFactory):
         deployments["claude-sonnet-4"].update(api_base=claude.url, timeout_s=2)
         raw["router"]["confidence_threshold"] = 0.0  # no escalation: these tests are about chains
         raw["router"]["request_deadline_s"] = 5
+        raw["tracking"]["enabled"] = False  # no MLflow tracker: these tests are about chains
         path = tmp_path_factory.mktemp("cfg") / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         with running_service(path, env=KEYS, ready=True) as url:
@@ -138,6 +139,7 @@ def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
     with FakeProvider("gpt") as gpt:
         raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
         raw["deployments"]["gpt-4o"].update(api_base=f"{gpt.url}/v1")
+        raw["tracking"]["enabled"] = False
         path = tmp_path / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         with running_service(path) as url:

@@ -100,7 +100,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     with ExitStack() as stack:
         database_url = stack.enter_context(fresh_postgres_schema())
         fakes = stack.enter_context(fake_fleet())
-        config = fleet_config(tmp_path_factory.mktemp("keys"), fakes, deployments=PRICES,
+        config = fleet_config(tmp_path_factory.mktemp("keys"), fakes, deployments=PRICES, litellm=False,
                               extra={"governance": {"client_keys": True,
                                                     "redis_prefix": f"test-{uuid.uuid4().hex[:8]}:"}})
         env = {**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_REDIS_URL": REDIS_URL,
@@ -286,7 +286,8 @@ def test_overlong_or_empty_teams_are_refused(services: Services) -> None:
 def test_unreachable_redis_refuses_with_503_instead_of_letting_requests_through(tmp_path: Path) -> None:
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
-        config = fleet_config(tmp_path, fakes, deployments=PRICES, extra={"governance": {"client_keys": True}})
+        config = fleet_config(tmp_path, fakes, deployments=PRICES, extra={"governance": {"client_keys": True}},
+                              litellm=False)
         env = {**KEYS, "INTENT_ROUTER_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
                "INTENT_ROUTER_ADMIN_KEY": "admin-keys-test"}
         url = stack.enter_context(running_service(config, env=env))

@@ -51,7 +51,7 @@ def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[di
 
 
 def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None:
-    s = fleets.get(router={"cooldown": NEVER_TRIPS})
+    s = fleets.get(router={"cooldown": NEVER_TRIPS}, litellm=False)
     assert s.database_url is not None
     routed = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}})
     ok = s.chat("auto", PROMPT, user="ana")
@@ -93,7 +93,7 @@ def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None
 
 def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url},
+    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}, litellm=False,
                        extra={"storage": {"store_prompts": True}}) as s:
         rid = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT}).headers["x-request-id"]
         row = {r["request_id"]: r for r in _rows(DecisionStore(url), 1)}[rid]
@@ -101,7 +101,7 @@ def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
 
 
 def test_feedback_is_stored_with_its_decision(fleets: SharedFleets) -> None:
-    s = fleets.get(router={"cooldown": NEVER_TRIPS})
+    s = fleets.get(router={"cooldown": NEVER_TRIPS}, litellm=False)
     assert s.database_url is not None
     rid = s.chat("auto", PROMPT).headers["x-request-id"]
     # At once: the decision may still be queued for the writer; feedback waits for it.
@@ -124,23 +124,22 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: P
 
     uri = fresh_mlflow_store(tmp_path / "mlflow.db", Path.cwd())  # the service runs where pytest does
     tracking = {"flush_interval_s": 0.5, "trace_sample_rate": 1.0}
-    with fleet_service(tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking}) as s:
+    with fleet_service(tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking},
+                       litellm=False) as s:
         ids = [s.chat("auto", PROMPT).headers["x-request-id"] for _ in range(3)]
         httpx.post(f"{s.url}/v1/feedback", json={"request_id": ids[0], "correct_intent": "code_generation"})
         client = MlflowClient(uri)
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120  # a condition: seconds on a quiet machine
         traces: list = []
         while time.monotonic() < deadline:
             experiment = client.get_experiment_by_name("routing-serving")
             if experiment is not None:
                 traces = client.search_traces([experiment.experiment_id])
-                # A trace is complete once its tags and, for the first request, its feedback are in.
-                if (len(traces) == 3 and all("request_id" in t.info.tags for t in traces)
-                        and any(t.info.assessments for t in traces)):
+                # Every trace with its tags (written after the trace itself), and the feedback.
+                tagged = {t.info.tags.get("request_id") for t in traces}
+                if tagged == set(ids) and any(t.info.assessments for t in traces):
                     break
-            time.sleep(0.5)
-    assert len(traces) == 3 and all("request_id" in t.info.tags for t in traces), \
-        [(t.info.trace_id, t.info.tags, t.info.status) for t in traces]
+            time.sleep(0.25)
     by_request = {t.info.tags["request_id"]: t for t in traces}
     assert set(by_request) == set(ids)
     assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == ["code_generation"]
@@ -151,7 +150,8 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: P
 def test_an_unreachable_tracking_server_leaves_requests_fast_and_loses_no_decision(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     tracking = {"flush_interval_s": 0.2, "trace_sample_rate": 1.0, "mlflow_tracking_uri": "http://127.0.0.1:9"}
-    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}, extra={"tracking": tracking}) as s:
+    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}, extra={"tracking": tracking},
+                       litellm=False) as s:
         slowest = 0.0
         for _ in range(40):
             started = time.monotonic()

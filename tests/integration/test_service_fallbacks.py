@@ -33,7 +33,8 @@ DEFAULT: dict[str, Any] = {
 # request deadline can end their attempts sooner.
 SHORT_TIMERS: dict[str, Any] = {
     "router": {"cooldown": NEVER_TRIPS, "request_deadline_s": 2.5},
-    "deployments": {name: {"timeout_s": 0.5 if name == "kimi-k2.6" else HANG_S} for name in FAKES}}
+    "deployments": {name: {"timeout_s": 0.5 if name == "kimi-k2.6" else HANG_S} for name in FAKES},
+    "litellm": False}  # Anthropic is never called: no litellm import
 # Every prediction escalates to the LLM classifier (kimi).
 ESCALATING: dict[str, Any] = {
     "router": {"cooldown": NEVER_TRIPS, "confidence_threshold": 1.0,

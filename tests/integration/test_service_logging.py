@@ -15,7 +15,7 @@ from tests.integration.service_process import running_service
 def test_the_log_level_applies_to_the_application_loggers(tmp_path: Path, level: str, expect_info: bool) -> None:
     log = tmp_path / "service.log"
     with fake_fleet() as fakes:
-        config = fleet_config(tmp_path, fakes)
+        config = fleet_config(tmp_path, fakes, litellm=False)
         with running_service(config, env=KEYS, log=log, log_level=level) as url:
             body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
             assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200

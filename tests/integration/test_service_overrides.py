@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import fresh_postgres_schema
-from tests.integration.service_process import running_service, running_services, wait_for
+from tests.integration.service_process import running_service, running_services, untracked_config, wait_for
 
 ADMIN = {"Authorization": "Bearer admin-secret-1"}
 POLL_S = 0.5  # how often each worker reloads the overrides
@@ -32,7 +32,8 @@ def two_services(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
         else:
             database_url = stack.enter_context(fresh_postgres_schema())
         env = {"INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_ADMIN_KEY": "admin-secret-1"}
-        yield stack.enter_context(running_services(2, env=env))
+        config = untracked_config(tmp_path_factory.mktemp("config"))
+        yield stack.enter_context(running_services(2, config, env=env))
 
 
 def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(two_services) -> None:
@@ -106,6 +107,6 @@ def test_the_admin_api_needs_its_key_and_survives_hostile_ids(two_services) -> N
 
 def test_without_an_admin_key_the_admin_api_is_off(tmp_path) -> None:
     env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}"}
-    with running_service(env=env) as url:
+    with running_service(untracked_config(tmp_path), env=env) as url:
         answer = httpx.get(f"{url}/admin/overrides", headers={"Authorization": "Bearer anything"})
     assert answer.status_code == 404 and "INTENT_ROUTER_ADMIN_KEY" in answer.json()["error"]["message"]

@@ -8,12 +8,12 @@ import httpx
 import pytest
 
 from intent_router.labels import INTENTS
-from tests.integration.service_process import running_service
+from tests.integration.service_process import running_service, untracked_config
 
 
 @pytest.fixture(scope="module")
-def service() -> str:
-    with running_service(env={"INTENT_ROUTER_CONFIG": ""}) as url:
+def service(tmp_path_factory: pytest.TempPathFactory) -> str:
+    with running_service(untracked_config(tmp_path_factory.mktemp("route"), litellm=True)) as url:
         yield url
 
 

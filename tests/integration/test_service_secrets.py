@@ -19,10 +19,10 @@ PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5v
 
 
 # One service detects the bundled secret kinds and an extra pattern, stores prompts (redacted);
-# another has detection off.
-DETECTING = {"extra": {"storage": {"store_prompts": True},
+# another has detection off. No request here reaches Anthropic: no litellm.
+DETECTING = {"litellm": False, "extra": {"storage": {"store_prompts": True},
                        "sensitive": {"detect_secrets": True, "patterns": {"acme_token": r"\bacme_[0-9a-f]{32}\b"}}}}
-NOT_DETECTING = {"extra": {"sensitive": {"detect_secrets": False}}}
+NOT_DETECTING = {"extra": {"sensitive": {"detect_secrets": False}}, "litellm": False}
 
 
 @pytest.fixture(scope="module")

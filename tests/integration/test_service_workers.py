@@ -11,7 +11,7 @@ import httpx
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
-from tests.integration.service_process import running_service
+from tests.integration.service_process import running_service, untracked_config
 
 ROUTE_LINE = 'intent_router_requests_total{endpoint="route",intent="refactoring",source="model",status="200"}'
 
@@ -20,8 +20,8 @@ def _metric(text: str, line_start: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
 
 
-def test_two_workers_serve_and_report_metrics_for_the_whole_service() -> None:
-    with running_service(workers=2) as url:
+def test_two_workers_serve_and_report_metrics_for_the_whole_service(tmp_path: Path) -> None:
+    with running_service(untracked_config(tmp_path), workers=2) as url:
         workers: set[int] = set()
         deadline = time.monotonic() + 20
         while len(workers) < 2 and time.monotonic() < deadline:

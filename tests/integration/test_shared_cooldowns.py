@@ -84,7 +84,7 @@ def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Pat
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
-        config = fleet_config(tmp_path, fakes, extra={"governance": {"redis_prefix": prefix}})
+        config = fleet_config(tmp_path, fakes, extra={"governance": {"redis_prefix": prefix}}, litellm=False)
         env = {**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}
         a, b = stack.enter_context(running_services(2, config, env=env))
         fakes["kimi"].script(Status(429, retry_after=30))

@@ -164,6 +164,23 @@ async def test_a_smaller_actual_frees_budget_for_others(counters: Counters) -> N
     assert await counters.spent("team-b", "month", now=NOON) == 0.20
 
 
+async def test_a_commit_sent_again_charges_once(redis_prefix: str) -> None:
+    """A settle whose first commit timed out sends it again: Redis may have applied the first."""
+    counters = RedisCounters(REDIS_URL, prefix=redis_prefix, timeout_s=COUNTING_TIMEOUT_S)
+    try:
+        held = await counters.reserve("team-again", "day", 1.00, 0.10, now=NOON)
+        assert held is not None
+        await counters.commit(held, 0.07)
+        await counters.commit(held, 0.07)
+        assert await counters.spent("team-again", "day", now=NOON) == 0.07
+        other = await counters.reserve("team-again", "day", 1.00, 0.10, now=NOON)
+        assert other is not None
+        await counters.commit(other, 0.05)  # another reservation is charged as usual
+        assert await counters.spent("team-again", "day", now=NOON) == 0.12
+    finally:
+        await counters.aclose()
+
+
 async def test_a_released_reservation_spends_nothing(counters: Counters) -> None:
     held = await counters.reserve("team-c", "day", 0.10, 0.10, now=NOON)
     assert held is not None and held.estimate_usd == 0.10

@@ -204,7 +204,14 @@ def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(
     assert 10 <= len(ok) <= 11
     charged = sum(float(r.headers["x-intent-router-cost-usd"]) for r in ok)
     assert charged == pytest.approx(len(ok) * ACTUAL_USD, abs=1e-9)
-    spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+    # A request's spend is settled as its answer ends, which the client may see first: wait for
+    # the last settlement (a hold still counted, or one settled twice, would never match).
+    deadline = time.monotonic() + 30
+    while True:
+        spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+        if spend["day_usd"] == pytest.approx(charged, abs=1e-9) or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert spend["day_usd"] == pytest.approx(charged, abs=1e-9) and spend["day_usd"] <= budget
     assert spend["month_usd"] == spend["day_usd"]
     team = httpx.get(f"{a}/admin/spend", params={"team": "exact"}, headers=ADMIN).json()

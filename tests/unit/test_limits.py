@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from intent_router.config import load_config
-from intent_router.exceptions import BudgetExceededError, InvalidRequestError, RateLimitedError
+from intent_router.exceptions import BudgetExceededError, CountersUnavailable, InvalidRequestError, RateLimitedError
 from intent_router.governance.client_keys import ClientKey, KeyLimits, hash_key, new_key
 from intent_router.governance.counters import InProcessCounters
 from intent_router.governance.limits import BudgetHold, Limits
@@ -115,3 +115,29 @@ def test_downgrade_chain_is_the_tier_minus_what_is_forbidden_and_local_when_sens
     assert downgrade_chain(config, "primary", sensitive=True) == ("qwen-32b-local",)
     forbid_all = EffectiveOverride(forbid_providers=frozenset({"cloudflare", "together_ai"}), applied=("org:acme",))
     assert downgrade_chain(config, "primary", override=forbid_all) == ()
+
+
+class _CommitTimesOutOnce(InProcessCounters):
+    """Counters whose first commit of each reservation fails as a Redis timeout would."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def commit(self, reservation, actual_usd: float) -> None:  # type: ignore[no-untyped-def]
+        if self.failures > 0:
+            self.failures -= 1
+            raise CountersUnavailable("Redis counters at test failed during commit: TimeoutError")
+        await super().commit(reservation, actual_usd)
+
+
+@pytest.mark.parametrize(("failures", "charged"), [(1, 2.25), (2, 2.25), (3, 0.0)])
+async def test_a_settle_tries_again_when_the_counters_do_not_answer(failures: int, charged: float) -> None:
+    limits = Limits(_CommitTimesOutOnce(0))
+    hold = await limits.hold(key(), 12.5)
+    assert isinstance(hold, BudgetHold) and len(hold.reservations) == 2  # a day and a month
+    limits.counters.failures = failures  # type: ignore[attr-defined]
+    await limits.settle(hold, 2.25)  # never raises: the answer has been given
+    spend = await limits.spend("key_test")
+    # Three attempts in all per reservation; the day's exhausts the failures first.
+    assert spend["day_usd"] == charged and spend["month_usd"] == 2.25

@@ -55,6 +55,8 @@ WINDOW_S = 60
 MICROS_PER_USD = 1_000_000
 DEFAULT_RESERVATION_TTL_S = 300.0
 PERIOD_GRACE_S = 3600
+#: How long Redis remembers that a reservation was committed (a repeated commit is a no-op).
+COMMIT_MARKER_TTL_S = 3600
 """How long budget keys outlive their period (a late commit still lands in its period)."""
 
 _T = TypeVar("_T")
@@ -277,6 +279,7 @@ return 1
 
 # KEYS as for reserve. ARGV: id, actual, ttl for a spend key that had expired already.
 _COMMIT_LUA = """
+if redis.call('SET', KEYS[4], '1', 'NX', 'EX', ARGV[4]) == false then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('INCRBY', KEYS[1], ARGV[2])
@@ -354,8 +357,11 @@ class RedisCounters:
         return held if ok else None
 
     async def commit(self, reservation: Reservation, actual_usd: float) -> None:
-        keys = self._budget_keys(reservation.scope, reservation.period_key)
-        args = [reservation.id, to_micros(actual_usd), PERIOD_GRACE_S]
+        # A marker per reservation makes the commit idempotent: a caller that timed out
+        # waiting for an answer may send it again without charging twice.
+        keys = [*self._budget_keys(reservation.scope, reservation.period_key),
+                f"{self._prefix}committed:{reservation.id}"]
+        args = [reservation.id, to_micros(actual_usd), PERIOD_GRACE_S, COMMIT_MARKER_TTL_S]
         await self._guarded(self._commit(keys, args), "commit")
 
     async def release(self, reservation: Reservation) -> None:

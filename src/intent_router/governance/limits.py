@@ -10,6 +10,7 @@ still metered, so its spend can be read.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 log = logging.getLogger("intent_router.governance")
 
 UNLIMITED_USD = 1e9
+#: Tries to charge a settled request when the shared counters do not answer in time.
+SETTLE_ATTEMPTS = 3
 """The budget a key without one is metered against (micro-dollars stay exact below 2**53)."""
 PERIODS: tuple[Period, ...] = ("day", "month")
 
@@ -92,11 +95,16 @@ class Limits:
         """Charge the real cost in place of the estimate. Never raises: the answer has been
         given; if the counters are down the hold expires and the spend is logged as lost."""
         for reservation in hold.reservations:
-            try:
-                await self.counters.commit(reservation, max(actual_usd, 0.0))
-            except CountersUnavailable as exc:
-                log.warning("could not charge $%.6f to %s (%s): %s", actual_usd, reservation.scope,
-                            reservation.period, type(exc).__name__)
+            for attempt in range(1, SETTLE_ATTEMPTS + 1):
+                try:  # a commit is idempotent, so one that timed out is sent again
+                    await self.counters.commit(reservation, max(actual_usd, 0.0))
+                    break
+                except CountersUnavailable as exc:
+                    if attempt == SETTLE_ATTEMPTS:
+                        log.warning("could not charge $%.6f to %s (%s) in %d attempts: %s", actual_usd,
+                                    reservation.scope, reservation.period, attempt, type(exc).__name__)
+                    else:
+                        await asyncio.sleep(0.05 * attempt)
 
     async def spend(self, key_id: str) -> dict[str, float]:
         """What the key has spent (settled) this UTC day and month, in USD."""

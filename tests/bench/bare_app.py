@@ -11,6 +11,8 @@ import argparse
 
 from litestar import Litestar, post
 
+from intent_router.service.__main__ import SERVER
+
 ANSWER = {
     "intent": "refactoring", "confidence": 0.99, "source": "model",
     "chain": ["kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4"],
@@ -36,7 +38,7 @@ def main() -> None:
     import uvicorn
 
     uvicorn.run("tests.bench.bare_app:create_app", factory=True, host=args.host, port=args.port,
-                workers=1, log_level=args.log_level)
+                workers=1, log_level=args.log_level, **SERVER)
 
 
 if __name__ == "__main__":

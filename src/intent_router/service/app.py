@@ -40,7 +40,7 @@ from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
 from intent_router.service.admin import ADMIN_HANDLERS
-from intent_router.service.client_auth import client_key_guard
+from intent_router.service.client_auth import require_client_key
 from intent_router.service.errors import EXCEPTION_HANDLERS, log_client_bug
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.model_cards import MODEL_HANDLERS
@@ -139,7 +139,7 @@ def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[s
 
 
 @post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation,
-      guards=[client_key_guard])
+      before_request=require_client_key)
 async def route(data: RouteRequest, request: Request, state: State) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     if data.prompt is not None:
@@ -170,7 +170,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
 
 
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
-      guards=[client_key_guard])
+      before_request=require_client_key)
 async def chat_completions(data: ChatRequest, request: Request, state: State) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
     body = upstream_body(await request.json())
@@ -231,7 +231,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
 
 
 @post("/v1/feedback", status_code=200, sync_to_thread=True, responses=FEEDBACK_ERRORS,
-      operation_class=FeedbackOperation, guards=[client_key_guard])
+      operation_class=FeedbackOperation, before_request=require_client_key)
 def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     """Correct a decision's intent and/or rate it; attached to its MLflow trace when traced."""
     if data.correct_intent is None and data.rating is None:

@@ -62,8 +62,8 @@ class ProviderClients:
     litellm is about 130 MB of a worker and seconds to import (about 5.6 s on the 2-core
     development machine), so a worker loads it only on its first call to an ``api_style:
     litellm`` deployment, in a background thread (the event loop keeps serving); that call and
-    any other arriving meanwhile wait for it. ``load_for(deployments)`` waits for it before a
-    chain is walked, so the import is not charged to a deployment's timeout.
+    any other arriving meanwhile wait for it. ``load_for(chain)`` waits for it before a chain
+    that may need it is walked, so the import is not charged to a deployment's timeout.
     """
 
     def __init__(self, limits: UpstreamLimits = UpstreamLimits()) -> None:
@@ -76,11 +76,12 @@ class ProviderClients:
         if self._litellm is None:
             self._litellm = self._loader.submit(_load_litellm_client)
 
-    async def load_for(self, deployments: Iterable[Deployment]) -> None:
-        """Load litellm now if it is not loaded yet and one of ``deployments`` would be called
-        through it (a deployment without its key is skipped, so it needs nothing loaded)."""
+    async def load_for(self, chain: Iterable[Deployment]) -> None:
+        """Load litellm now if it is not loaded yet and some deployment of ``chain`` that may be
+        called (one with its key: the others are skipped) goes through it: the import then
+        counts against no deployment's timeout, and a fallback never fails for it."""
         if not (self._litellm is not None and self._litellm.done()) and any(
-                d.api_style == "litellm" and _has_key(d) for d in deployments):
+                d.api_style == "litellm" and _has_key(d) for d in chain):
             await self._litellm_client()
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:

@@ -104,6 +104,7 @@ def run() -> dict[str, Any]:
         print(f"proxy bench: Portkey's gateway skipped: {skipped}", flush=True)
     paths = ("direct", "router", "litellm") + (() if skipped else ("portkey",))
     samples: dict[int, dict[str, list[WrkResult]]] = {c: {p: [] for p in paths} for c in CONCURRENCY}
+    cpu: dict[int, dict[str, list[float]]] = {c: {p: [] for p in paths} for c in CONCURRENCY}
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-proxy-")))
         ports = {p: free_port() for p in paths}
@@ -136,11 +137,16 @@ def run() -> dict[str, Any]:
         for _ in range(ROUNDS):
             for concurrency in CONCURRENCY:
                 for path in paths:
-                    samples[concurrency][path].append(run_wrk(urls[path], scripts[path], SECONDS, concurrency))
-    return _summary(samples, skipped)
+                    before = procs.tree_cpu_s(children[path].pid)
+                    result = run_wrk(urls[path], scripts[path], SECONDS, concurrency)
+                    used = procs.tree_cpu_s(children[path].pid) - before
+                    samples[concurrency][path].append(result)
+                    cpu[concurrency][path].append(1e6 * used / max(result.requests, 1))
+    return _summary(samples, cpu, skipped)
 
 
-def _summary(samples: dict[int, dict[str, list[WrkResult]]], portkey_skipped: str | None) -> dict[str, Any]:
+def _summary(samples: dict[int, dict[str, list[WrkResult]]], cpu: dict[int, dict[str, list[float]]],
+             portkey_skipped: str | None) -> dict[str, Any]:
     results: dict[str, Any] = {
         "rounds": ROUNDS, "seconds_per_sample": SECONDS, "litellm_version": LITELLM_VERSION,
         "portkey_version": PORTKEY_VERSION, "portkey_skipped": portkey_skipped,
@@ -161,9 +167,13 @@ def _summary(samples: dict[int, dict[str, list[WrkResult]]], portkey_skipped: st
                 "added_p50_ms": statistics.median(
                     r.p50_ms - d.p50_ms for r, d in zip(runs, by_path["direct"], strict=True)),
                 "rps_samples": [r.rps for r in runs],
+                # the path's process and its children (the router's MLflow tracker included)
+                "cpu_us_per_request": statistics.median(cpu[concurrency][path]),
             }
         for peer in PEERS:
             if peer in rows:
+                rows[f"cpu_ratio_{peer}_to_router"] = (
+                    rows[peer]["cpu_us_per_request"] / rows["router"]["cpu_us_per_request"])
                 rows[f"added_p50_fraction_router_to_{peer}"] = (
                     rows["router"]["added_p50_ms"] / rows[peer]["added_p50_ms"])
                 rows[f"throughput_ratio_router_to_{peer}"] = rows["router"]["rps_median"] / rows[peer]["rps_median"]
@@ -191,7 +201,7 @@ def table(results: dict[str, Any]) -> str:
         f"{results['seconds_per_sample']:.0f} s per path and concurrency, wrk 1 thread; medians)",
         f"  {results['measured']}; LiteLLM {results['litellm_version']}, Portkey {results['portkey_version']}",
         f"  load average at the end (1, 5, 15 min): {results['load_average']}",
-        f"{'conc':>4} {'path':<8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'added p50 ms':>14}",
+        f"{'conc':>4} {'path':<8}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'added p50 ms':>14}{'CPU us/req':>12}",
     ]
     if results["portkey_skipped"]:
         lines.insert(2, f"  Portkey's gateway skipped: {results['portkey_skipped']}")
@@ -202,12 +212,15 @@ def table(results: dict[str, Any]) -> str:
             row = rows[path]
             added = "-" if path == "direct" else f"{row['added_p50_ms']:.2f}"
             lines.append(f"{concurrency:>4} {path:<8}{row['rps_median']:>9.0f}{row['p50_ms']:>9.2f}"
-                         f"{row['p99_ms']:>9.2f}{added:>14}")
+                         f"{row['p99_ms']:>9.2f}{added:>14}{row['cpu_us_per_request']:>12.0f}")
         for peer in PEERS:
             if peer in rows:
                 lines.append(f"     router added p50 = {rows[f'added_p50_fraction_router_to_{peer}']:.3f} x "
-                             f"{peer}'s; router req/s = {rows[f'throughput_ratio_router_to_{peer}']:.2f} x {peer}'s")
+                             f"{peer}'s; router req/s = {rows[f'throughput_ratio_router_to_{peer}']:.2f} x {peer}'s; "
+                             f"{peer}'s CPU per request = {rows[f'cpu_ratio_{peer}_to_router']:.2f} x the router's")
     lines.append("  direct = the fake upstream's own capacity with this client (the ceiling for every proxy)")
+    lines.append("  CPU us/req: CPU time of the path's processes (children included) over a round / its "
+                 "requests, median of rounds; steadier than req/s on a shared machine")
     for name, ok in results["targets"].items():
         lines.append(f"  target {name}: {'PASS' if ok else 'MISS'}")
     return "\n".join(lines)

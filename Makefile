@@ -13,6 +13,8 @@ HARVEST_BASE ?=
 BENCH ?=
 LITELLM_PROXY_VENV := tests/bench/.litellm-proxy-venv
 LITELLM_PROXY_VERSION := 1.106.12
+PORTKEY_DIR := tests/bench/.portkey-gateway
+PORTKEY_VERSION := 1.15.2
 TEXT_COLUMN ?= text
 INTENT_COLUMN ?= intent
 WORKERS ?= 1
@@ -94,7 +96,16 @@ $(LITELLM_PROXY_VENV)/.installed: | $(UV)
 	$(UV) pip install --quiet --compile-bytecode --python $(LITELLM_PROXY_VENV)/bin/python "litellm[proxy]==$(LITELLM_PROXY_VERSION)"
 	@touch $@
 
-bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(LITELLM_PROXY_VENV)/.installed),$(LITELLM_PROXY_VENV)/.installed) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup for one), print tables, write JSON
+# Portkey's gateway for the proxy bench, from the npm registry into its own folder (no install
+# scripts run); without npm the bench skips it and says so.
+$(PORTKEY_DIR)/.installed:
+	@if command -v npm >/dev/null && command -v node >/dev/null; then \
+	  mkdir -p $(PORTKEY_DIR) && npm install --silent --prefix $(PORTKEY_DIR) --ignore-scripts --no-audit \
+	    --no-fund "@portkey-ai/gateway@$(PORTKEY_VERSION)" && touch $@; \
+	else echo "make bench: node/npm not found: the proxy bench skips Portkey's gateway" >&2; fi
+
+BENCH_PEERS := $(LITELLM_PROXY_VENV)/.installed $(PORTKEY_DIR)/.installed
+bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(BENCH_PEERS)),$(BENCH_PEERS)) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup for one), print tables, write JSON
 	@command -v wrk >/dev/null || { echo "make bench needs wrk on PATH (e.g. apt-get install wrk)" >&2; exit 1; }
 	$(PY) -m tests.bench.run $(BENCH)
 

@@ -1,6 +1,7 @@
 """The baseline for the route bench: a bare Litestar app (the project's Litestar version) with
 one POST endpoint answering a constant JSON, started with the same ``uvicorn.run`` call as
-``python -m intent_router.service`` (factory, one worker, log level as given).
+``python -m intent_router.service`` (factory, one worker, log level as given, uvloop and
+httptools, no access log: the service's default).
 
     python -m tests.bench.bare_app --port 8001
 """
@@ -10,6 +11,8 @@ from __future__ import annotations
 import argparse
 
 from litestar import Litestar, post
+
+from intent_router.service.__main__ import SERVER
 
 ANSWER = {
     "intent": "refactoring", "confidence": 0.99, "source": "model",
@@ -36,7 +39,7 @@ def main() -> None:
     import uvicorn
 
     uvicorn.run("tests.bench.bare_app:create_app", factory=True, host=args.host, port=args.port,
-                workers=1, log_level=args.log_level)
+                workers=1, log_level=args.log_level, access_log=False, **SERVER)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,29 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU time (user + system, seconds) used so far by ``pid`` and its live descendants: on a
+    shared machine, CPU per request moves far less with the load than requests per second."""
+    total, ticks = 0.0, os.sysconf("SC_CLK_TCK")
+    for process in [pid, *_descendants(pid)]:
+        try:
+            fields = Path(f"/proc/{process}/stat").read_text().rsplit(")", 1)[1].split()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def _descendants(pid: int) -> list[int]:
+    found: list[int] = []
+    try:
+        for child in children(pid):
+            found += [child, *_descendants(child)]
+    except FileNotFoundError:
+        pass
+    return found
+
+
 def cmdline(pid: int) -> str:
     """A process's command line, arguments separated by spaces ("" once it is gone)."""
     try:

@@ -9,6 +9,7 @@ figures are medians over rounds and the comparison is their ratio."""
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 from contextlib import ExitStack
@@ -99,8 +100,7 @@ def run() -> dict[str, Any]:
                                     str(ports[name]), "--workers", "1", "--config", str(config),
                                     "--log-level", LOG_LEVEL),
                 home / "service.log", env=service_env(home)))
-            # /readyz: litellm (the default config's Cloudflare and Anthropic paths) has loaded
-            # in its background thread, so its import does not fall inside a round.
+            # /readyz: the worker is up (litellm is not loaded: /v1/route never calls it).
             procs.wait_until(service, procs.http_ok(f"http://127.0.0.1:{ports[name]}/readyz"), name)
         for url in urls.values():  # warm up
             run_wrk(url, script, 2.0, CONNECTIONS)
@@ -129,6 +129,7 @@ def _summary(samples: dict[str, list[WrkResult]], texts: list[str], sources: dic
         "prompts": {"count": len(texts), "median_chars": statistics.median(len(t) for t in texts),
                     "max_chars": max(len(t) for t in texts), "system_prompt_chars": len(SYSTEM)},
         "route_sources": sources,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
         "measured": "service: default config, confidence_threshold 0 (no LLM escalation), "
                     "decision log + MLflow tracking on (defaults), secret scan on; "
                     "bare: Litestar POST returning a constant JSON",
@@ -158,6 +159,7 @@ def table(results: dict[str, Any]) -> str:
         f"  {p['count']} test-split prompts (median {p['median_chars']:.0f} chars, max "
         f"{p['max_chars']}) after a {p['system_prompt_chars']}-char system message",
         f"  {results['measured']}; decision sources: {json.dumps(results['route_sources'])}",
+        f"  load average at the end (1, 5, 15 min): {results['load_average']}",
         f"{'app':<22}{'req/s':>8}{'p50 ms':>9}{'p90 ms':>9}{'p99 ms':>9}{'vs bare':>9}",
     ]
     for name in APPS:

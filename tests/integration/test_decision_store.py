@@ -6,6 +6,8 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
+
 from intent_router.decisions import AttemptRecord, Decision, DecisionStore, DecisionWriter, Feedback
 from intent_router.decisions.store import attempts_of
 
@@ -96,3 +98,27 @@ def test_concurrent_submitters_lose_nothing(database_url: str) -> None:
         t.join()
     writer.close()
     assert store.count() == 400
+
+
+def test_the_writer_builds_deferred_rows_on_its_own_thread_and_survives_a_failing_one(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    store = DecisionStore(f"sqlite:///{tmp_path / 'decisions.db'}")
+    writer = DecisionWriter(store, interval_s=0.01)
+    built_on: list[str] = []
+
+    def build(request_id: str) -> Decision:
+        built_on.append(threading.current_thread().name)
+        return _decision(request_id)
+
+    def broken() -> Decision:
+        raise KeyError("a bug in building the row")
+
+    writer.submit(lambda: build("before"))
+    writer.submit(broken)
+    writer.submit(lambda: build("after"))
+    assert writer.flush(timeout_s=10) and writer.backlog == 0  # the dropped row is accounted for
+    writer.close()
+    assert store.count() == 2 and store.get("before") and store.get("after")
+    assert built_on == ["decision-writer", "decision-writer"]
+    assert any("could not be built" in r.getMessage() for r in caplog.records)
+    store.dispose()

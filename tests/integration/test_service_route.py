@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import httpx
 import pytest
 
@@ -19,16 +17,10 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 def test_probes_and_models(service: str) -> None:
     assert httpx.get(f"{service}/healthz").json()["status"] == "ok"
-    states = []
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not states or states[-1][0] != 200):
-        probe = httpx.get(f"{service}/readyz")
-        states.append((probe.status_code, probe.json()["status"]))
-        time.sleep(0.05)
-    # Not ready while litellm loads in the background (a few seconds), then degraded for good:
+    # Ready at once (litellm loads on the first call that needs it, not before), and degraded:
     # no key is set (ready only if a local Ollama happens to listen).
-    assert set(states) <= {(503, "warming"), (200, "degraded"), (200, "ready")}
-    assert states[-1] in ((200, "degraded"), (200, "ready"))
+    probe = httpx.get(f"{service}/readyz")
+    assert (probe.status_code, probe.json()["status"]) in ((200, "degraded"), (200, "ready"))
     ids = [m["id"] for m in httpx.get(f"{service}/v1/models").json()["data"]]
     assert ids[0] == "auto" and "claude-sonnet-4" in ids
 

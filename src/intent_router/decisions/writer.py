@@ -1,4 +1,5 @@
-"""Write decisions off the request path: the handler enqueues, a thread writes in batches.
+"""Write decisions off the request path: the handler enqueues (a decision, or a function that
+builds it, called on the writer's thread), a thread writes in batches.
 
 A batch the database refuses is written again row by row, so one bad row never holds up the
 rows behind it: a row refused even then is logged once (request id and reason) and stored
@@ -13,6 +14,7 @@ import logging
 import queue
 import threading
 import time
+from collections.abc import Callable
 
 from intent_router.decisions.records import Decision
 from intent_router.decisions.store import DecisionStore, degraded_row
@@ -25,7 +27,7 @@ class DecisionWriter:
 
     def __init__(self, store: DecisionStore, batch_size: int = 500, interval_s: float = 0.2) -> None:
         self.store = store
-        self._queue: queue.SimpleQueue[Decision] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Decision | Callable[[], Decision]] = queue.SimpleQueue()
         self._batch_size = batch_size
         self._interval_s = interval_s
         self._pending: list[Decision] = []
@@ -36,8 +38,9 @@ class DecisionWriter:
         self._thread = threading.Thread(target=self._run, name="decision-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, decision: Decision) -> None:
-        """Enqueue; never blocks, never raises."""
+    def submit(self, decision: Decision | Callable[[], Decision]) -> None:
+        """Enqueue a decision, or a function that builds it (the writer's thread calls it, so
+        the request path only enqueues); never blocks, never raises."""
         with self._idle:
             self._submitted += 1
         self._queue.put(decision)
@@ -95,16 +98,28 @@ class DecisionWriter:
         interpreter time at every row."""
         if not self._pending:
             try:
-                self._pending.append(self._queue.get(timeout=self._interval_s))
+                self._take(self._queue.get(timeout=self._interval_s))
             except queue.Empty:
                 return
             if not self._stop.is_set():
                 self._stop.wait(self._interval_s)
         while len(self._pending) < self._batch_size:
             try:
-                self._pending.append(self._queue.get_nowait())
+                self._take(self._queue.get_nowait())
             except queue.Empty:
                 break
+
+    def _take(self, item: Decision | Callable[[], Decision]) -> None:
+        if isinstance(item, Decision):
+            self._pending.append(item)
+            return
+        try:
+            self._pending.append(item())
+        except Exception as exc:  # a bug in building one row loses that row, never the writer
+            log.error("a decision could not be built (dropped): %s", type(exc).__name__)
+            with self._idle:
+                self._written += 1
+                self._idle.notify_all()
 
     def _write(self) -> None:
         """Write the pending rows; raise (keeping the rest) only when the database does not answer."""

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import aclosing
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import Any
 
 from intent_router.config import Deployment, UpstreamLimits
+from intent_router.exceptions import MissingKeyError
 from intent_router.providers.openai_compat import OpenAICompatClient, api_key, stream_timeout, without_key
 from intent_router.providers.upstream_validation import (
     checked_completion,
@@ -40,6 +41,14 @@ async def _bounded(lines: AsyncIterator[bytes], limits: UpstreamLimits) -> Async
             yield line
 
 
+def _has_key(deployment: Deployment) -> bool:
+    try:
+        api_key(deployment)
+    except MissingKeyError:
+        return False
+    return True
+
+
 def _load_litellm_client() -> Any:
     from intent_router.providers.litellm_client import LitellmClient
 
@@ -50,9 +59,11 @@ class ProviderClients:
     """Owns the provider clients; ``complete`` and ``stream`` route each call by ``api_style``
     and check what comes back (``upstream_validation``), whichever path it came by.
 
-    Importing litellm takes seconds (about 5.6 s on the 2-core development machine), so it is
-    loaded off the event loop: ``warm_up()`` starts it in a background thread when the
-    service starts, ``warm`` tells /readyz, and a litellm call waits for it if it came early.
+    litellm is about 130 MB of a worker and seconds to import (about 5.6 s on the 2-core
+    development machine), so a worker loads it only on its first call to an ``api_style:
+    litellm`` deployment, in a background thread (the event loop keeps serving); that call and
+    any other arriving meanwhile wait for it. ``load_for(chain)`` waits for it before a chain
+    that may need it is walked, so the import is not charged to a deployment's timeout.
     """
 
     def __init__(self, limits: UpstreamLimits = UpstreamLimits()) -> None:
@@ -65,9 +76,13 @@ class ProviderClients:
         if self._litellm is None:
             self._litellm = self._loader.submit(_load_litellm_client)
 
-    @property
-    def warm(self) -> bool:
-        return self._litellm is not None and self._litellm.done()
+    async def load_for(self, chain: Iterable[Deployment]) -> None:
+        """Load litellm now if it is not loaded yet and some deployment of ``chain`` that may be
+        called (one with its key: the others are skipped) goes through it: the import then
+        counts against no deployment's timeout, and a fallback never fails for it."""
+        if not (self._litellm is not None and self._litellm.done()) and any(
+                d.api_style == "litellm" and _has_key(d) for d in chain):
+            await self._litellm_client()
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
         if deployment.api_style == "openai":

@@ -40,7 +40,7 @@ from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
 from intent_router.service.admin import ADMIN_HANDLERS
-from intent_router.service.client_auth import client_key_guard
+from intent_router.service.client_auth import require_client_key
 from intent_router.service.errors import EXCEPTION_HANDLERS, log_client_bug
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.model_cards import MODEL_HANDLERS
@@ -48,7 +48,7 @@ from intent_router.service.openapi import (
     BODY_ERRORS,
     CHAT_ERRORS,
     FEEDBACK_ERRORS,
-    READYZ_WARMING,
+    READYZ_DEGRADED,
     ChatOperation,
     FeedbackOperation,
     RouteOperation,
@@ -82,15 +82,13 @@ def healthz() -> dict[str, str | int]:
     return {"status": "ok", "worker": os.getpid()}
 
 
-@get("/readyz", responses={503: READYZ_WARMING})
+@get("/readyz", responses={503: READYZ_DEGRADED})
 async def readyz(state: State) -> Response[Readiness]:
-    """Model loaded and config valid (both checked at start), litellm loaded when a deployment
-    needs it (it loads in the background for a few seconds after start: ``warming``, 503), and
-    some deployment able to answer (else ``degraded`` with the reasons: 200, or 503 under
-    ``router.strict_readiness``)."""
+    """Model loaded and config valid (both checked at start) and some deployment able to
+    answer (else ``degraded`` with the reasons: 200, or 503 under ``router.strict_readiness``).
+    litellm is not waited for: it loads on the first call that needs it."""
     router: Router = state.router
-    report = readiness(router.config, state.needs_litellm and not state.clients.warm, router.cooldowns.available,
-                       await state.keyless_probe.unreachable())
+    report = readiness(router.config, router.cooldowns.available, await state.keyless_probe.unreachable())
     body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
                      list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
@@ -142,7 +140,7 @@ def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[s
 
 
 @post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation,
-      guards=[client_key_guard])
+      before_request=require_client_key)
 async def route(data: RouteRequest, request: Request, state: State) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     if data.prompt is not None:
@@ -176,7 +174,7 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
 
 
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
-      guards=[client_key_guard])
+      before_request=require_client_key)
 async def chat_completions(data: ChatRequest, request: Request, state: State) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
     body = upstream_body(await request.json())
@@ -201,6 +199,8 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
             if downgraded:
                 ctx.budget = "downgraded"
                 state.metrics.governance.labels("downgraded").inc()
+        deployments = state.router.config.deployments
+        await state.clients.load_for(deployments[name] for name in plan.chain)  # litellm: on first use
         if data.stream:
             stream = await _stream_chat(ctx, plan, body, state, hold, downgraded)
             hold = None  # the stream settles it when it ends
@@ -236,7 +236,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
 
 
 @post("/v1/feedback", status_code=200, sync_to_thread=True, responses=FEEDBACK_ERRORS,
-      operation_class=FeedbackOperation, guards=[client_key_guard])
+      operation_class=FeedbackOperation, before_request=require_client_key)
 def feedback(data: FeedbackRequest, state: State) -> FeedbackResponse:
     """Correct a decision's intent and/or rate it; attached to its MLflow trace when traced."""
     if data.correct_intent is None and data.rating is None:
@@ -366,12 +366,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
                and os.environ.get("INTENT_ROUTER_TRACKER") != "process" else None)
     # Under `python -m intent_router.service` the tracker is a process of its own; run directly
     # by uvicorn (--factory), the app tracks from a thread of each worker.
-    needs_litellm = any(d.api_style == "litellm" for d in config.deployments.values())
-
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
-        if needs_litellm:
-            clients.warm_up()
         if redis_url:
             from intent_router.routing.shared_cooldowns import SharedCooldowns  # imports redis
         shared_cooldowns = (SharedCooldowns(router.cooldowns, redis_url, config.deployments,
@@ -415,7 +411,6 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "router": router,
             "metrics": RouterMetrics(),
             "clients": clients,
-            "needs_litellm": needs_litellm,
             "recorder": recorder,
             "decisions": store,
             "decision_writer": writer,

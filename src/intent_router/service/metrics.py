@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -38,15 +39,25 @@ class RouterMetrics:
         self.governance = Counter("intent_router_governance_total",
                                   "Client-key events: unauthenticated, rate_limit_exceeded, "
                                   "budget_exceeded, downgraded", ["event"], registry=self.registry)
+        # labels() takes a lock and checks its arguments at every call: each request's children
+        # are looked up once per label set, then kept.
+        self._children: dict[tuple[str, ...], Any] = {}
 
     def record_route(self, endpoint: str, intent: str | None, source: str, status: int = 200) -> None:
         """One request of ``endpoint``; a failed one with the status it was answered."""
-        self.requests.labels(endpoint, intent or "-", source, str(status)).inc()
+        self._child(self.requests, "requests", endpoint, intent or "-", source, str(status)).inc()
         if source in ("llm", "default") and intent is not None:
             self.escalations.labels(source).inc()
 
     def record_latency(self, endpoint: str, status: int, seconds: float) -> None:
-        self.latency.labels(endpoint, str(status)).observe(seconds)
+        self._child(self.latency, "latency", endpoint, str(status)).observe(seconds)
+
+    def _child(self, metric: Any, name: str, *labels: str) -> Any:
+        key = (name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
 
     def record_attempts(self, attempts: Iterable[Attempt]) -> None:
         attempts = list(attempts)

@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from intent_router.config import RouterConfig
 from intent_router.exceptions import UnknownModelError
 from intent_router.routing.policy import AUTO_MODELS
-from intent_router.service.client_auth import client_key_guard
+from intent_router.service.client_auth import require_client_key
 from intent_router.service.openapi import AUTH_ERRORS, MODEL_ERRORS
 from intent_router.service.schemas import ModelCard, ModelList
 
@@ -36,13 +36,14 @@ def model_card(config: RouterConfig, created: int, model: str) -> ModelCard:
     return ModelCard(id=model, created=created, owned_by=deployment.provider)
 
 
-@get("/v1/models", sync_to_thread=False, guards=[client_key_guard], responses=AUTH_ERRORS)
+@get("/v1/models", sync_to_thread=False, before_request=require_client_key,
+     responses=AUTH_ERRORS)
 def list_models(state: State) -> ModelList:
     """``auto`` plus every configured deployment."""
     return ModelList(data=model_cards(state.router.config, state.started_at))
 
 
-@get("/v1/models/{model:path}", sync_to_thread=False, guards=[client_key_guard], responses=MODEL_ERRORS,
+@get("/v1/models/{model:path}", sync_to_thread=False, before_request=require_client_key, responses=MODEL_ERRORS,
      operation_id="retrieveModel")
 def get_model(state: State, model: Annotated[str, Parameter(max_length=512)]) -> ModelCard:
     """One model: ``auto`` or a deployment (404 ``model_not_found`` otherwise)."""

@@ -1,5 +1,6 @@
-"""Turn each request's routing into a Decision for the decision log (written off the request
-path by a DecisionWriter). Knows the service's request context; the core knows nothing of it."""
+"""Turn each request's routing into a Decision for the decision log. The request path only
+hands over what the decision is made of: the DecisionWriter's thread builds the row (redaction,
+digest, costs) and writes it. Knows the service's request context; the core knows nothing of it."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from intent_router.config import RouterConfig
@@ -56,7 +58,7 @@ class RequestContext:
 
 
 class DecisionRecorder:
-    """Builds decisions and hands them to the writer; never raises into a request."""
+    """Hands decisions to the writer, built on its thread; never raises into a request."""
 
     def __init__(self, config: RouterConfig, model_version: str, writer: DecisionWriter | None,
                  sample: Callable[[], float] = random.random,
@@ -101,10 +103,20 @@ class DecisionRecorder:
                 error: str | None = None) -> None:
         if self.writer is None:
             return
+        # Only the latency is taken here; the writer's thread builds the row from the rest.
+        self.writer.submit(partial(
+            self._decision, ctx, decision, ctx.elapsed_ms(), status=status, deployment=deployment,
+            attempts=tuple(attempts), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
+            cost=cost, chain=chain, error=error))
+
+    def _decision(self, ctx: RequestContext, decision: RouteDecision | None, latency_ms: float, *,
+                  status: str, deployment: str | None, attempts: tuple[Any, ...], prompt_tokens: int,
+                  completion_tokens: int, cost: float, chain: tuple[str, ...] | None,
+                  error: str | None) -> Decision:
         premium = self.config.deployments[self.config.premium_deployment]
         # A prompt with a secret is stored and hashed redacted: the log never holds the secret.
         prompt = self._redact(ctx.prompt) if ctx.secret_kinds else ctx.prompt
-        record = Decision(
+        return Decision(
             request_id=ctx.request_id,
             created_at=ctx.created_at,
             endpoint=ctx.endpoint,
@@ -125,7 +137,7 @@ class DecisionRecorder:
             completion_tokens=completion_tokens,
             cost_usd=cost,
             premium_cost_usd=cost_usd(premium, prompt_tokens, completion_tokens),
-            latency_ms=ctx.elapsed_ms(),
+            latency_ms=latency_ms,
             classify_ms=decision.classify_ms if decision else 0.0,
             escalate_ms=decision.escalate_ms if decision else 0.0,
             repo=ctx.repo,
@@ -136,7 +148,6 @@ class DecisionRecorder:
             traced=self._sample() < self.config.tracking.trace_sample_rate,
             probabilities=dict(decision.probabilities) if decision else {},
         )
-        self.writer.submit(record)
 
 
 def _attempt(attempt: Any, redact: Callable[[str], str]) -> AttemptRecord:

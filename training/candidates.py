@@ -2,40 +2,73 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from training.export import WORD_PATTERN, WORD_PUNCT_PATTERN
+from training.features import CharNgrams
 
 #: Candidates whose CV macro-F1 is within this of the best count as tied; the cheapest wins.
 TIE_TOLERANCE = 0.005
 
 
+#: Where a training row comes from: the authored set, or the real corpus's ``origin``.
+AUTHORED, VERBATIM, STYLE_REWRITE = "authored", "verbatim", "style_rewrite"
+
+
+@dataclass(frozen=True)
+class SampleWeights:
+    """The fitting weight of a row by origin (authored rows weigh 1)."""
+
+    verbatim: float = 1.0
+    style_rewrite: float = 1.0
+
+    def of(self, origins: Sequence[str]) -> np.ndarray:
+        table = {AUTHORED: 1.0, VERBATIM: self.verbatim, STYLE_REWRITE: self.style_rewrite}
+        return np.array([table[o] for o in origins], dtype=np.float64)
+
+    @property
+    def uniform(self) -> bool:
+        return self.verbatim == 1.0 and self.style_rewrite == 1.0
+
+    def __str__(self) -> str:
+        return f"verbatim x{self.verbatim:g}, style_rewrite x{self.style_rewrite:g}"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A named pipeline factory and what it costs at inference time (lower is cheaper)."""
+    """A named pipeline factory, the weights of its training rows by origin, and what it costs
+    at inference time (lower is cheaper)."""
 
     name: str
     description: str
     build: Callable[[int], Pipeline]
     runtime_cost: int
+    weights: SampleWeights = field(default_factory=SampleWeights)
+
+    def fit_params(self, origins: Sequence[str]) -> dict[str, np.ndarray]:
+        """The ``fit`` parameters that weight the rows (none when every weight is 1)."""
+        if self.weights.uniform:
+            return {}
+        return {f"{self.build(0).steps[-1][0]}__sample_weight": self.weights.of(origins)}
 
     def params(self, seed: int = 0) -> dict[str, Any]:
         pipeline = self.build(seed)
         return {
             f"{step}.{key}": value
             for step, est in pipeline.steps
-            for key, value in est.get_params(deep=False).items()
+            for key, value in est.get_params(deep=True).items()
             if isinstance(value, (int, float, str, bool, tuple, type(None)))
-        }
+        } | {"weight.verbatim": self.weights.verbatim,
+             "weight.style_rewrite": self.weights.style_rewrite}
 
 
 def _tfidf(**overrides: Any) -> TfidfVectorizer:
@@ -49,6 +82,26 @@ def _tfidf(**overrides: Any) -> TfidfVectorizer:
     )
     params.update(overrides)
     return TfidfVectorizer(**params)
+
+
+def _chars(**overrides: Any) -> TfidfVectorizer:
+    """Character 2-4 grams as the ONNX graph counts them (training.features)."""
+    params: dict[str, Any] = dict(
+        analyzer=CharNgrams((2, 4)), binary=True, min_df=3, dtype=np.float32
+    )
+    params.update(overrides)
+    return TfidfVectorizer(**params)
+
+
+def _word_char(seed: int, c: float = 20.0, **char_overrides: Any) -> Pipeline:
+    """Word 1-2 grams and character n-grams, each block L2-normalised, into one LR."""
+    return Pipeline([
+        ("features", FeatureUnion([
+            ("word", _tfidf(token_pattern=WORD_PATTERN)),
+            ("char", _chars(**char_overrides)),
+        ])),
+        ("clf", _lr(seed, c)),
+    ])
 
 
 def _lr(seed: int, c: float = 20.0) -> LogisticRegression:

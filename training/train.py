@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from intent_router.exceptions import ModelError
 from intent_router.labels import INTENTS
 from intent_router.model_contract import ModelMetadata, TruncationPolicy, load_metadata
 from training import evaluate as ev
-from training.candidates import Candidate, choose, default_candidates
+from training.candidates import AUTHORED, VERBATIM, Candidate, choose, default_candidates
 from training.dataset import TEST_FILE, TRAIN_FILE, LabeledPrompts, load_prompts
 from training.export import export_pipeline
 from training.parity import STRESS_CORPUS, check_parity
@@ -64,6 +64,7 @@ class TrainingSet:
     data: LabeledPrompts
     groups: list[str]
     is_real: np.ndarray
+    origins: list[str]  # "authored", or a real row's origin ("verbatim", "style_rewrite")
 
 
 def training_set(
@@ -74,7 +75,8 @@ def training_set(
     groups = [f"authored:{i}" for i in range(len(authored))]
     groups += [f"repo:{r['source_repo']}" for r in real_rows]
     is_real = np.array([False] * len(authored) + [True] * len(real_rows))
-    return TrainingSet(LabeledPrompts(texts, intents), groups, is_real)
+    origins = [AUTHORED] * len(authored) + [r.get("origin", VERBATIM) for r in real_rows]
+    return TrainingSet(LabeledPrompts(texts, intents), groups, is_real, origins)
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,7 @@ def cross_validate(
         probabilities = cross_val_predict(
             candidate.build(seed), data.texts, data.intents, cv=splitter,
             groups=train_set.groups, method="predict_proba", n_jobs=2,
+            params=candidate.fit_params(train_set.origins),
         )
         oof[candidate.name] = probabilities
         result = ev.evaluate(data.intents, probabilities, sorted(INTENTS))
@@ -116,7 +119,9 @@ def cross_validate(
                                   sorted(INTENTS))
             real_scores[candidate.name] = on_real.macro_f1
             line += f"  real rows {on_real.macro_f1:.4f}"
-        print(f"{line}  ({time.perf_counter() - start:.1f}s)  {candidate.description}", flush=True)
+        weights = "" if candidate.weights.uniform else f" [{candidate.weights}]"
+        print(f"{line}  ({time.perf_counter() - start:.1f}s)  {candidate.description}{weights}",
+              flush=True)
     return CrossValidation(overall, real_scores, oof)
 
 
@@ -159,7 +164,8 @@ def train(
         chosen, why = choose(cv.selection, candidates)
         print(f"  chosen: {chosen.name}: {why}")
     with stage(f"fit {chosen.name} on authored train + real train"):
-        pipeline = chosen.build(seed).fit(train_set.data.texts, train_set.data.intents)
+        pipeline = chosen.build(seed).fit(train_set.data.texts, train_set.data.intents,
+                                          **chosen.fit_params(train_set.origins))
         labels = [str(c) for c in pipeline.classes_]
     with stage("evaluate on the real test split, then the authored test split"):
         curve = ev.risk_coverage(train_set.data.intents, cv.oof[chosen.name], sorted(INTENTS))
@@ -250,10 +256,18 @@ def _metadata(
         estimator={
             "candidate": chosen.name,
             "description": chosen.description,
-            "vocabulary_size": len(pipeline.steps[0][1].vocabulary_),
+            "vocabulary_size": _vocabulary_size(pipeline.steps[0][1]),
+            "sample_weights": {"authored": 1.0, "verbatim": chosen.weights.verbatim,
+                               "style_rewrite": chosen.weights.style_rewrite},
         },
         truncation=policy,
     )
+
+
+def _vocabulary_size(features: object) -> int:
+    if isinstance(features, FeatureUnion):
+        return sum(len(t.vocabulary_) for _, t in features.transformer_list)
+    return len(features.vocabulary_)  # type: ignore[attr-defined]
 
 
 def _library_versions() -> dict[str, str]:

@@ -29,7 +29,7 @@ from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
 from intent_router.model_contract import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
-from training.features import CHAR_PATTERN, CharNgrams
+from training.features import CharNgrams
 
 #: Token patterns that Python's ``re`` and ONNX Runtime's RE2 match identically (unlike
 #: scikit-learn's default ``\b\w\w+\b``, whose \w and \b are Unicode in Python, ASCII in RE2).
@@ -395,7 +395,7 @@ def _char_ngram_nodes(
     vectorizer: TfidfVectorizer, prefix: str
 ) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str, int]:
     """Text [N, 1] -> idf-weighted binary character n-grams [N, V] (training.features): ASCII
-    lower-casing (C locale), one token per kept character, then n-grams of tokens."""
+    lower-casing (C locale), one token per character, then n-grams of tokens."""
     analyzer: CharNgrams = vectorizer.analyzer
     by_order: dict[int, list[tuple[str, int]]] = {}
     for gram, column in vectorizer.vocabulary_.items():
@@ -421,7 +421,7 @@ def _char_ngram_nodes(
                          [f"{prefix}column"]),
         helper.make_node("Tokenizer", [f"{prefix}column"], [f"{prefix}chars3d"],
                          domain="com.microsoft", mark=0, mincharnum=1, pad_value=PAD_TOKEN,
-                         tokenexp=CHAR_PATTERN),
+                         separators=[""]),
         helper.make_node("Flatten", [f"{prefix}chars3d"], [f"{prefix}chars"], axis=1),
         helper.make_node(
             "TfIdfVectorizer", [f"{prefix}chars"], [f"{prefix}weighted"],

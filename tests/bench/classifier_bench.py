@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
-from training.candidates import default_candidates
+from training.candidates import default_candidates, extra_candidates
 from training.dataset import TEST_FILE, TRAIN_FILE, read_jsonl
 from training.train import SEED
 
@@ -50,7 +50,7 @@ def _buckets() -> dict[str, list[str]]:
 
 
 def _sklearn_pipeline(candidate_name: str):  # type: ignore[no-untyped-def]
-    candidate = next(c for c in default_candidates() if c.name == candidate_name)
+    candidate = next(c for c in default_candidates() + extra_candidates() if c.name == candidate_name)
     train = read_jsonl(TRAIN_FILE)
     classifier = IntentClassifier.from_dir()
     policy = classifier.metadata.truncation

@@ -2,40 +2,73 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from training.export import WORD_PATTERN, WORD_PUNCT_PATTERN
+from training.features import CharNgrams
 
 #: Candidates whose CV macro-F1 is within this of the best count as tied; the cheapest wins.
 TIE_TOLERANCE = 0.005
 
 
+#: Where a training row comes from: the authored set, or the real corpus's ``origin``.
+AUTHORED, VERBATIM, STYLE_REWRITE = "authored", "verbatim", "style_rewrite"
+
+
+@dataclass(frozen=True)
+class SampleWeights:
+    """The fitting weight of a row by origin (authored rows weigh 1)."""
+
+    verbatim: float = 1.0
+    style_rewrite: float = 1.0
+
+    def of(self, origins: Sequence[str]) -> np.ndarray:
+        table = {AUTHORED: 1.0, VERBATIM: self.verbatim, STYLE_REWRITE: self.style_rewrite}
+        return np.array([table[o] for o in origins], dtype=np.float64)
+
+    @property
+    def uniform(self) -> bool:
+        return self.verbatim == 1.0 and self.style_rewrite == 1.0
+
+    def __str__(self) -> str:
+        return f"verbatim x{self.verbatim:g}, style_rewrite x{self.style_rewrite:g}"
+
+
 @dataclass(frozen=True)
 class Candidate:
-    """A named pipeline factory and what it costs at inference time (lower is cheaper)."""
+    """A named pipeline factory, the weights of its training rows by origin, and what it costs
+    at inference time (lower is cheaper)."""
 
     name: str
     description: str
     build: Callable[[int], Pipeline]
     runtime_cost: int
+    weights: SampleWeights = field(default_factory=SampleWeights)
+
+    def fit_params(self, origins: Sequence[str]) -> dict[str, np.ndarray]:
+        """The ``fit`` parameters that weight the rows (none when every weight is 1)."""
+        if self.weights.uniform:
+            return {}
+        return {f"{self.build(0).steps[-1][0]}__sample_weight": self.weights.of(origins)}
 
     def params(self, seed: int = 0) -> dict[str, Any]:
         pipeline = self.build(seed)
         return {
             f"{step}.{key}": value
             for step, est in pipeline.steps
-            for key, value in est.get_params(deep=False).items()
+            for key, value in est.get_params(deep=True).items()
             if isinstance(value, (int, float, str, bool, tuple, type(None)))
-        }
+        } | {"weight.verbatim": self.weights.verbatim,
+             "weight.style_rewrite": self.weights.style_rewrite}
 
 
 def _tfidf(**overrides: Any) -> TfidfVectorizer:
@@ -51,11 +84,65 @@ def _tfidf(**overrides: Any) -> TfidfVectorizer:
     return TfidfVectorizer(**params)
 
 
+def _chars(**overrides: Any) -> TfidfVectorizer:
+    """Character 2-4 grams as the ONNX graph counts them (training.features)."""
+    params: dict[str, Any] = dict(
+        analyzer=CharNgrams((2, 4)), binary=True, min_df=3, dtype=np.float32
+    )
+    params.update(overrides)
+    return TfidfVectorizer(**params)
+
+
+def _word_char(
+    seed: int, c: float = 20.0, word_max: int | None = None, **char_overrides: Any
+) -> Pipeline:
+    """Word 1-2 grams and character n-grams, each block L2-normalised, into one LR."""
+    return Pipeline([
+        ("features", FeatureUnion([
+            ("word", _tfidf(token_pattern=WORD_PATTERN, max_features=word_max)),
+            ("char", _chars(**char_overrides)),
+        ])),
+        ("clf", _lr(seed, c)),
+    ])
+
+
 def _lr(seed: int, c: float = 20.0) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, random_state=seed)
 
 
 def default_candidates() -> list[Candidate]:
+    """What `make train` compares: today's word model, and word + character n-grams with the
+    real rows weighted 1x or 3x (verbatim and rewritten together or verbatim only). The
+    vocabularies are pruned to the most frequent n-grams because the dense MatMul over them
+    is most of the classify latency (10k + 10k costs about what 44k word n-grams did)."""
+    word_char = [
+        ("lr_word12_char24_10k", 10_000, 3, "word 1-2 grams and character 2-4 grams, 10,000 each"),
+        ("lr_word12_char24_20k", 20_000, 5, "word 1-2 grams and character 2-4 grams, 20,000 each"),
+    ]
+    weightings = [SampleWeights(), SampleWeights(3.0, 3.0), SampleWeights(3.0, 1.0)]
+    out = [word_candidates()[0]]
+    for name, size, cost, description in word_char:
+        for weights in weightings if size == 10_000 else weightings[1:2]:
+            suffix = "" if weights.uniform else (
+                f"_real{weights.verbatim:g}" if weights.verbatim == weights.style_rewrite
+                else f"_verbatim{weights.verbatim:g}")
+            out.append(Candidate(
+                name + suffix,
+                f"{description}, binary tf-idf blocks, LogisticRegression",
+                lambda seed, size=size: _word_char(seed, word_max=size, max_features=size),
+                runtime_cost=cost,
+                weights=weights,
+            ))
+    return out
+
+
+def extra_candidates() -> list[Candidate]:
+    """Word-only variants `make train` no longer compares by default (they lost to the word
+    baseline on real rows, and each costs a cross-validation)."""
+    return word_candidates()[1:]
+
+
+def word_candidates() -> list[Candidate]:
     """Fast-path candidates (binary tf folded into the n-gram node, one MatMul) cost by
     vocabulary size; the others need extra dense passes over the vocabulary."""
     return [

@@ -24,11 +24,12 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 from sklearn.feature_extraction.text import CountVectorizer, TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from skl2onnx import to_onnx
 from skl2onnx.common.data_types import FloatTensorType, StringTensorType
 
 from intent_router.model_contract import INPUT_NAME, LABEL_OUTPUT, PROBABILITIES_OUTPUT
+from training.features import CharNgrams
 
 #: Token patterns that Python's ``re`` and ONNX Runtime's RE2 match identically (unlike
 #: scikit-learn's default ``\b\w\w+\b``, whose \w and \b are Unicode in Python, ASCII in RE2).
@@ -41,10 +42,20 @@ ONNX_OPSET = {"": 17, "ai.onnx.ml": 3}
 IR_VERSION = 8
 _WEIGHTED = "weighted_ngrams"
 _FEATURES = "tfidf_features"
+#: Tokenizer padding for short rows of a batch: two control characters, which no token
+#: pattern here can match, so padding is never counted as an n-gram.
+PAD_TOKEN = "\x01\x01"
 
 
 def export_pipeline(pipeline: Pipeline, path: Path | None = None) -> onnx.ModelProto:
-    """Convert ``pipeline`` (TfidfVectorizer then a classifier) and optionally save it."""
+    """Convert ``pipeline`` (TfidfVectorizer, or a FeatureUnion of word and character
+    TfidfVectorizers, then a classifier) and optionally save it."""
+    if len(pipeline.steps) == 2 and isinstance(pipeline.steps[0][1], FeatureUnion):
+        model = _union_graph(pipeline.steps[0][1], pipeline.steps[1][1])
+        onnx.checker.check_model(model)
+        if path is not None:
+            Path(path).write_bytes(model.SerializeToString())
+        return model
     vectorizer, classifier = _split_pipeline(pipeline)
     fold_idf = vectorizer.use_idf and not vectorizer.sublinear_tf
     front, padding = _ngram_graph(vectorizer, fold_idf=fold_idf)
@@ -109,6 +120,8 @@ def _ngram_graph(vectorizer: TfidfVectorizer, fold_idf: bool) -> tuple[onnx.Mode
         options={id(counter): {"locale": "C", "tokenexp": vectorizer.token_pattern}},
         target_opset=ONNX_OPSET,
     )
+    tokenizer = next(n for n in model.graph.node if n.op_type == "Tokenizer")
+    _set_attribute(tokenizer, "pad_value", PAD_TOKEN)
     node = next(n for n in model.graph.node if n.op_type == "TfIdfVectorizer")
     attrs = {a.name: a for a in node.attribute}
     if vectorizer.binary:
@@ -292,3 +305,135 @@ def _chain(parts: list[onnx.ModelProto], n_labels: int) -> onnx.ModelProto:
         initializer=inits,
     )
     return _model(graph, opsets)
+
+
+# --- word + character n-grams (a FeatureUnion of TfidfVectorizers) -----------------------
+
+
+def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
+    """Text [N, 1] -> probabilities of a multinomial LogisticRegression over the concatenated,
+    separately L2-normalised binary tf-idf blocks of ``union``.
+
+    Each block b gives weighted n-grams z_b [N, V_b] (idf folded into its TfIdfVectorizer
+    node); one MatMul against [W_b | idf_b] gives its scores and |z_b|^2, and the logits are
+    sum_b (z_b . W_b) / |z_b| + intercept: the one-MatMul-per-block fast path of a single
+    vectorizer, summed. A temperature already folded into W and the intercept rides along.
+    """
+    if not _is_multinomial_lr(classifier):
+        raise ValueError("a FeatureUnion is exported only in front of a multinomial LogisticRegression")
+    if union.transformer_weights:
+        raise ValueError("FeatureUnion transformer_weights are not exported")
+    labels = [str(c) for c in classifier.classes_]
+    k = len(labels)
+    coef_all = classifier.coef_.T.astype(np.float32)
+    nodes: list[onnx.NodeProto] = []
+    inits: list[onnx.TensorProto] = [
+        numpy_helper.from_array(classifier.intercept_.astype(np.float32), "intercept"),
+        numpy_helper.from_array(np.array([1e-30], dtype=np.float32), "tiny"),
+        numpy_helper.from_array(np.array([k, 1], dtype=np.int64), "split_sizes"),
+        helper.make_tensor("label_names", TensorProto.STRING, [k], labels),
+    ]
+    opsets = dict(ONNX_OPSET)
+    offset = 0
+    block_scores = []
+    for index, (name, vectorizer) in enumerate(union.transformer_list):
+        if vectorizer in ("drop", "passthrough") or not isinstance(vectorizer, TfidfVectorizer):
+            raise ValueError(f"FeatureUnion block {name!r} must be a TfidfVectorizer")
+        if not (vectorizer.binary and vectorizer.use_idf and vectorizer.norm == "l2"
+                and not vectorizer.sublinear_tf):
+            raise ValueError(f"block {name!r}: only binary, idf, l2-normalised blocks are exported")
+        prefix = f"b{index}_"
+        n_features = len(vectorizer.vocabulary_)
+        if isinstance(vectorizer.analyzer, CharNgrams):
+            front_nodes, front_inits, weighted, padding = _char_ngram_nodes(vectorizer, prefix)
+            opsets["com.microsoft"] = 1
+        else:
+            _split_pipeline(Pipeline([("tfidf", vectorizer), ("clf", classifier)]))  # validates
+            front, padding = _ngram_graph(vectorizer, fold_idf=True)
+            graph = onnx.compose.add_prefix(front, prefix).graph
+            front_nodes = [helper.make_node("Identity", [INPUT_NAME], [graph.input[0].name]),
+                           *graph.node]
+            front_inits = list(graph.initializer)
+            weighted = graph.output[0].name
+            for opset in front.opset_import:
+                opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
+        coef = np.hstack([coef_all[offset : offset + n_features],
+                          vectorizer.idf_.astype(np.float32).reshape(-1, 1)])
+        coef = np.vstack([coef, np.zeros((padding, k + 1), dtype=np.float32)])
+        offset += n_features
+        inits += [*front_inits, numpy_helper.from_array(coef, f"{prefix}coef")]
+        nodes += [
+            *front_nodes,
+            helper.make_node("MatMul", [weighted, f"{prefix}coef"], [f"{prefix}products"]),
+            helper.make_node("Split", [f"{prefix}products", "split_sizes"],
+                             [f"{prefix}raw_scores", f"{prefix}sum_squares"], axis=1),
+            helper.make_node("Sqrt", [f"{prefix}sum_squares"], [f"{prefix}norm"]),
+            helper.make_node("Max", [f"{prefix}norm", "tiny"], [f"{prefix}safe_norm"]),
+            helper.make_node("Div", [f"{prefix}raw_scores", f"{prefix}safe_norm"],
+                             [f"{prefix}scores"]),
+        ]
+        block_scores.append(f"{prefix}scores")
+    if offset != coef_all.shape[0]:
+        raise ValueError(f"the classifier has {coef_all.shape[0]} features, the union {offset}")
+    nodes += [
+        helper.make_node("Sum", [*block_scores, "intercept"], ["logits"]),
+        helper.make_node("Softmax", ["logits"], [PROBABILITIES_OUTPUT], axis=1),
+        helper.make_node("ArgMax", ["logits"], ["label_index"], axis=1, keepdims=0),
+        helper.make_node("Gather", ["label_names", "label_index"], [LABEL_OUTPUT], axis=0),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "intent_classifier",
+        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.STRING, [None, 1])],
+        _output_infos(k),
+        initializer=inits,
+    )
+    return _model(graph, opsets)
+
+
+def _char_ngram_nodes(
+    vectorizer: TfidfVectorizer, prefix: str
+) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str, int]:
+    """Text [N, 1] -> idf-weighted binary character n-grams [N, V] (training.features): ASCII
+    lower-casing (C locale), one token per character, then n-grams of tokens."""
+    analyzer: CharNgrams = vectorizer.analyzer
+    by_order: dict[int, list[tuple[str, int]]] = {}
+    for gram, column in vectorizer.vocabulary_.items():
+        by_order.setdefault(len(gram), []).append((gram, column))
+    low, high = min(by_order), max(by_order)
+    if low < analyzer.ngram_range[0] or high > analyzer.ngram_range[1]:
+        raise ValueError("the character vocabulary does not match the analyzer's ngram_range")
+    pool: list[str] = []
+    starts: list[int] = []
+    columns: list[int] = []
+    for order in range(1, high + 1):
+        starts.append(len(pool))
+        for gram, column in sorted(by_order.get(order, [])):
+            pool.extend(gram)
+            columns.append(column)
+    idf = vectorizer.idf_.astype(np.float32)
+    n_features = len(vectorizer.vocabulary_)
+    nodes = [
+        helper.make_node("Reshape", [INPUT_NAME, f"{prefix}flat_shape"], [f"{prefix}flat"]),
+        helper.make_node("StringNormalizer", [f"{prefix}flat"], [f"{prefix}lower"],
+                         case_change_action="LOWER", is_case_sensitive=0, locale="C"),
+        helper.make_node("Reshape", [f"{prefix}lower", f"{prefix}column_shape"],
+                         [f"{prefix}column"]),
+        helper.make_node("Tokenizer", [f"{prefix}column"], [f"{prefix}chars3d"],
+                         domain="com.microsoft", mark=0, mincharnum=1, pad_value=PAD_TOKEN,
+                         separators=[""]),
+        helper.make_node("Flatten", [f"{prefix}chars3d"], [f"{prefix}chars"], axis=1),
+        helper.make_node(
+            "TfIdfVectorizer", [f"{prefix}chars"], [f"{prefix}weighted"],
+            mode="IDF", min_gram_length=low, max_gram_length=high, max_skip_count=0,
+            ngram_counts=starts, ngram_indexes=columns, pool_strings=pool,
+            weights=[float(idf[c]) for c in columns],
+        ),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{prefix}flat_shape"),
+        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), f"{prefix}column_shape"),
+    ]
+    if len(set(columns)) != n_features or max(columns) != n_features - 1:
+        raise ValueError("the character vocabulary's columns are not 0..V-1")
+    return nodes, inits, f"{prefix}weighted", 0

@@ -11,20 +11,22 @@ import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, cross_val_predict
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 
 from intent_router.exceptions import ModelError
 from intent_router.labels import INTENTS
 from intent_router.model_contract import ModelMetadata, TruncationPolicy, load_metadata
 from training import evaluate as ev
-from training.candidates import Candidate, choose, default_candidates
+from training.calibration import Calibration, fit_temperature, fold_temperature, scale
+from training.calibration import reliability as reliability_of
+from training.candidates import AUTHORED, VERBATIM, Candidate, choose, default_candidates
 from training.dataset import TEST_FILE, TRAIN_FILE, LabeledPrompts, load_prompts
 from training.export import export_pipeline
 from training.parity import STRESS_CORPUS, check_parity
@@ -64,6 +66,7 @@ class TrainingSet:
     data: LabeledPrompts
     groups: list[str]
     is_real: np.ndarray
+    origins: list[str]  # "authored", or a real row's origin ("verbatim", "style_rewrite")
 
 
 def training_set(
@@ -74,7 +77,8 @@ def training_set(
     groups = [f"authored:{i}" for i in range(len(authored))]
     groups += [f"repo:{r['source_repo']}" for r in real_rows]
     is_real = np.array([False] * len(authored) + [True] * len(real_rows))
-    return TrainingSet(LabeledPrompts(texts, intents), groups, is_real)
+    origins = [AUTHORED] * len(authored) + [r.get("origin", VERBATIM) for r in real_rows]
+    return TrainingSet(LabeledPrompts(texts, intents), groups, is_real, origins)
 
 
 @dataclass(frozen=True)
@@ -106,6 +110,7 @@ def cross_validate(
         probabilities = cross_val_predict(
             candidate.build(seed), data.texts, data.intents, cv=splitter,
             groups=train_set.groups, method="predict_proba", n_jobs=2,
+            params=candidate.fit_params(train_set.origins),
         )
         oof[candidate.name] = probabilities
         result = ev.evaluate(data.intents, probabilities, sorted(INTENTS))
@@ -116,7 +121,9 @@ def cross_validate(
                                   sorted(INTENTS))
             real_scores[candidate.name] = on_real.macro_f1
             line += f"  real rows {on_real.macro_f1:.4f}"
-        print(f"{line}  ({time.perf_counter() - start:.1f}s)  {candidate.description}", flush=True)
+        weights = "" if candidate.weights.uniform else f" [{candidate.weights}]"
+        print(f"{line}  ({time.perf_counter() - start:.1f}s)  {candidate.description}{weights}",
+              flush=True)
     return CrossValidation(overall, real_scores, oof)
 
 
@@ -159,10 +166,26 @@ def train(
         chosen, why = choose(cv.selection, candidates)
         print(f"  chosen: {chosen.name}: {why}")
     with stage(f"fit {chosen.name} on authored train + real train"):
-        pipeline = chosen.build(seed).fit(train_set.data.texts, train_set.data.intents)
+        pipeline = chosen.build(seed).fit(train_set.data.texts, train_set.data.intents,
+                                          **chosen.fit_params(train_set.origins))
         labels = [str(c) for c in pipeline.classes_]
+    # The operating point is chosen on the rows the router meets: real rows when there are any.
+    rows = train_set.is_real if train_set.is_real.any() else np.ones(len(train_set.is_real), bool)
+    rows_name = "real training rows" if train_set.is_real.any() else "training rows"
+    truth = np.array(train_set.data.intents)[rows].tolist()
+    with stage(f"calibrate: temperature scaling on the out-of-fold {rows_name}"):
+        calibration = fit_temperature(truth, cv.oof[chosen.name][rows], sorted(INTENTS))
+        if not fold_temperature(pipeline.steps[-1][1], calibration.temperature):
+            calibration = replace(calibration, temperature=1.0, ece_after=calibration.ece_before,
+                                  nll_after=calibration.nll_before)
+            print("  the classifier is not a multinomial LogisticRegression: left uncalibrated")
+        oof = scale(cv.oof[chosen.name], calibration.temperature)
+        print(f"  temperature {calibration.temperature:.3f} on {calibration.rows} rows: ECE "
+              f"{calibration.ece_before:.4f} -> {calibration.ece_after:.4f}, log loss "
+              f"{calibration.nll_before:.4f} -> {calibration.nll_after:.4f} (folded into the "
+              "classifier's coefficients, so into the ONNX graph)")
     with stage("evaluate on the real test split, then the authored test split"):
-        curve = ev.risk_coverage(train_set.data.intents, cv.oof[chosen.name], sorted(INTENTS))
+        curve = ev.risk_coverage(truth, oof[rows], sorted(INTENTS))
         threshold = ev.recommend_threshold(curve)
         held_out = [HeldOut.authored(test_data.texts, test_data.intents)]
         if real_test:
@@ -170,8 +193,8 @@ def train(
             held_out.insert(0, HeldOut.real(real_test, real_texts))
         reports = [report_split(h, pipeline.predict_proba(h.texts), labels, threshold)
                    for h in held_out]
-        print(f"  recommended threshold {threshold} (out-of-fold local accuracy >= "
-              f"{ev.DEFAULT_TARGET_ACCURACY} on the training rows)")
+        print(f"  recommended threshold {threshold} (the lowest whose calibrated out-of-fold "
+              f"local accuracy on the {rows_name} reaches {ev.DEFAULT_TARGET_ACCURACY})")
         for report in reports:
             print("\n".join(report.lines()))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -189,7 +212,7 @@ def train(
         if not parity.passed:
             raise RuntimeError(f"ONNX parity failed: {parity}")
     metadata = _metadata(pipeline, chosen, cv, reports, threshold, train_set.data, policy,
-                         parity.max_abs_diff)
+                         parity.max_abs_diff, calibration)
     kept = _unchanged_metadata(previous_onnx, onnx_path, meta_path, metadata)
     if kept is not None:  # same model: keep its version and date, so git shows no change
         metadata = kept
@@ -199,8 +222,10 @@ def train(
     registration = "not logged"
     if log_to_mlflow:
         with stage("log to MLflow"):
+            reliability = {"before": reliability_of(truth, cv.oof[chosen.name][rows], labels),
+                           "after": reliability_of(truth, oof[rows], labels)}
             registration = _log(metadata, candidates, cv, reports, test_data, held_out, labels,
-                                pipeline, curve, onnx_path, meta_path, chosen, why)
+                                pipeline, curve, onnx_path, meta_path, chosen, why, reliability)
             print(f"  {registration}")
     print(f"[train] wrote {onnx_path} and {meta_path} (model {metadata.model_version})")
     return TrainResult(metadata, onnx_path, meta_path, registration)
@@ -232,6 +257,7 @@ def _metadata(
     train_data: LabeledPrompts,
     policy: TruncationPolicy,
     parity_diff: float,
+    calibration: Calibration,
 ) -> ModelMetadata:
     created = datetime.now(timezone.utc)
     data_hash = train_data.sha256()
@@ -239,6 +265,7 @@ def _metadata(
     metrics.update({f"cv_macro_f1_{k}": round(v, 6) for k, v in cv.overall.items()})
     metrics.update({f"cv_real_macro_f1_{k}": round(v, 6) for k, v in cv.real.items()})
     metrics["parity_max_abs_diff"] = parity_diff
+    metrics.update({k: round(v, 6) for k, v in calibration.metrics().items()})
     return ModelMetadata(
         labels=tuple(str(c) for c in pipeline.classes_),
         model_version=f"{created:%Y%m%d%H%M%S}-{data_hash[:8]}",
@@ -250,10 +277,21 @@ def _metadata(
         estimator={
             "candidate": chosen.name,
             "description": chosen.description,
-            "vocabulary_size": len(pipeline.steps[0][1].vocabulary_),
+            "vocabulary_size": _vocabulary_size(pipeline.steps[0][1]),
+            "sample_weights": {"authored": 1.0, "verbatim": chosen.weights.verbatim,
+                               "style_rewrite": chosen.weights.style_rewrite},
+            "calibration": {"method": "temperature scaling on out-of-fold real training rows",
+                            "temperature": calibration.temperature,
+                            "folded_into_graph": True},
         },
         truncation=policy,
     )
+
+
+def _vocabulary_size(features: object) -> int:
+    if isinstance(features, FeatureUnion):
+        return sum(len(t.vocabulary_) for _, t in features.transformer_list)
+    return len(features.vocabulary_)  # type: ignore[attr-defined]
 
 
 def _library_versions() -> dict[str, str]:
@@ -277,7 +315,9 @@ def _log(
     meta_path: Path,
     chosen: Candidate,
     why: str,
+    reliability: dict[str, list[tuple[float, float, int]]],
 ) -> str:
+    from training.calibration import plot_reliability
     from training.plots import plot_confusion_matrix
     from training.tracking import log_training_run
 
@@ -289,6 +329,14 @@ def _log(
                 split.intents, pipeline.predict_proba(split.texts), labels))
             artifacts += [text, plot_confusion_matrix(
                 report.evaluation, Path(tmp) / f"{report.name}_confusion_matrix.png", report.name)]
+        temperature = metadata.estimator["calibration"]["temperature"]
+        artifacts.append(plot_reliability(
+            {"out-of-fold, before (T=1)": reliability["before"],
+             f"out-of-fold, after (T={temperature:.2f})": reliability["after"]},
+            Path(tmp) / "reliability_cv_real.png",
+            "Reliability on out-of-fold real training rows"))
+        (Path(tmp) / "reliability_cv_real.json").write_text(json.dumps(reliability, indent=2))
+        artifacts.append(Path(tmp) / "reliability_cv_real.json")
         coverage = Path(tmp) / "risk_coverage_cv.json"
         coverage.write_text(json.dumps([p.__dict__ for p in curve], indent=2))
         params = {"candidate": chosen.name, "selection": why, "seed": SEED, "cv_folds": CV_FOLDS,

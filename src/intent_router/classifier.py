@@ -70,6 +70,8 @@ class IntentClassifier:
         prepared = [self._prepare(t) for t in texts]
         batch = np.array([p for p, _ in prepared], dtype=object).reshape(-1, 1)
         probabilities = self._session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: batch})[0]
+        if self.metadata.temperature != 1.0:
+            probabilities = _with_temperature(probabilities, self.metadata.temperature)
         return [
             self._prediction(row, truncated) if text.strip() else self._no_text()
             for row, (text, truncated) in zip(probabilities, prepared, strict=True)
@@ -118,6 +120,12 @@ class IntentClassifier:
                 raise ModelContractError(
                     "the metadata's label order differs from the graph's probability columns"
                 )
+
+
+def _with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """softmax(logits / T) from softmax(logits): p ** (1 / T), renormalised per row."""
+    scaled = np.power(np.clip(probabilities.astype(np.float64), 1e-30, 1.0), 1.0 / temperature)
+    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def _open_session(model_path: Path, threads: int):  # type: ignore[no-untyped-def]

@@ -52,6 +52,9 @@ class ModelMetadata:
     library_versions: dict[str, str] = field(default_factory=dict)
     estimator: dict[str, Any] = field(default_factory=dict)
     truncation: TruncationPolicy = field(default_factory=TruncationPolicy)
+    #: A temperature still to apply to the graph's output: p_i proportional to p_i ** (1 / T).
+    #: `make train` folds its calibration into the graph, so it writes 1.0 (the default).
+    temperature: float = 1.0
     schema_version: int = SCHEMA_VERSION
     input_name: str = INPUT_NAME
     outputs: tuple[str, str] = (LABEL_OUTPUT, PROBABILITIES_OUTPUT)
@@ -74,6 +77,7 @@ class ModelMetadata:
                 library_versions=dict(raw.get("library_versions", {})),
                 estimator=dict(raw.get("estimator", {})),
                 truncation=TruncationPolicy(**raw.get("truncation", {})),
+                temperature=float(raw.get("temperature", 1.0)),
                 schema_version=int(raw.get("schema_version", SCHEMA_VERSION)),
                 input_name=str(raw.get("input_name", INPUT_NAME)),
                 outputs=tuple(raw.get("outputs", (LABEL_OUTPUT, PROBABILITIES_OUTPUT))),  # type: ignore[arg-type]
@@ -93,6 +97,8 @@ class ModelMetadata:
             )
         if not 0.0 <= self.confidence_threshold <= 1.0:
             raise ModelContractError("confidence_threshold must lie in [0, 1]")
+        if not 0.01 <= self.temperature <= 100.0:
+            raise ModelContractError("temperature must lie in [0.01, 100]")
         if self.input_name != INPUT_NAME or tuple(self.outputs) != (
             LABEL_OUTPUT,
             PROBABILITIES_OUTPUT,

@@ -8,7 +8,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-DEFAULT_TARGET_ACCURACY = 0.97
+#: The operating point: the accuracy the locally decided share must reach (issue 13's target on
+#: real prompts). Training picks the threshold with it on calibrated out-of-fold real rows.
+DEFAULT_TARGET_ACCURACY = 0.90
 THRESHOLD_GRID = tuple(round(0.30 + 0.05 * i, 2) for i in range(14))  # 0.30 .. 0.95
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
-from training.candidates import default_candidates
+from training.candidates import default_candidates, extra_candidates
 from training.dataset import TEST_FILE, TRAIN_FILE, read_jsonl
 from training.train import SEED
 
@@ -45,12 +45,21 @@ def _buckets() -> dict[str, list[str]]:
         "medium (10-80 words)": [t for t in texts if 10 <= words[t] <= 80],
         "long (>80 words)": [t for t in texts if words[t] > 80],
         "huge (100,000 chars, truncated)": ["fix this crash please\n" + "at com.x.Y(Y.java:1)\n" * 4800],
-        "test split mix": texts,
+        "authored test split": texts,
+        "real test split": _real_test_texts(),
     }
 
 
+def _real_test_texts() -> list[str]:
+    """The real test split's prompts (by repository; data/real_split.json)."""
+    from training.real_corpus import REAL_DIR
+    from training.real_split import load_split_rows
+
+    return [r["text"] for r in load_split_rows(REAL_DIR)[1]]
+
+
 def _sklearn_pipeline(candidate_name: str):  # type: ignore[no-untyped-def]
-    candidate = next(c for c in default_candidates() if c.name == candidate_name)
+    candidate = next(c for c in default_candidates() + extra_candidates() if c.name == candidate_name)
     train = read_jsonl(TRAIN_FILE)
     classifier = IntentClassifier.from_dir()
     policy = classifier.metadata.truncation

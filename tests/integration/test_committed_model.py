@@ -117,3 +117,20 @@ def test_a_blank_prompt_gets_the_fallback_intent_below_any_threshold(
     assert batch.confidence == pytest.approx(1 / len(INTENTS))
     assert batch.confidence < classifier.threshold
     assert set(batch.probabilities.values()) == {batch.confidence}
+
+
+def test_a_temperature_in_the_metadata_softens_the_graph_probabilities(
+    classifier: IntentClassifier, tmp_path
+) -> None:
+    meta = json.loads((DEFAULT_MODELS_DIR / "intent.json").read_text())
+    assert meta.get("temperature", 1.0) == 1.0  # make train folds calibration into the graph
+    (tmp_path / "intent.json").write_text(json.dumps({**meta, "temperature": 3.0}))
+    (tmp_path / "intent.onnx").write_bytes((DEFAULT_MODELS_DIR / "intent.onnx").read_bytes())
+    soft = IntentClassifier.from_dir(tmp_path)
+    text = "why does this throw a NullPointerException"
+    sharp, softened = classifier.predict(text), soft.predict(text)
+    assert softened.intent == sharp.intent
+    assert softened.confidence < sharp.confidence
+    assert sum(softened.probabilities.values()) == pytest.approx(1.0, abs=1e-5)
+    ratio = {k: (softened.probabilities[k] / sharp.probabilities[k] ** (1 / 3)) for k in INTENTS}
+    assert max(ratio.values()) == pytest.approx(min(ratio.values()), rel=1e-3)

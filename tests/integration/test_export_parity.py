@@ -13,8 +13,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.svm import LinearSVC
 
 from tests.conftest import FIXTURES
-from training.candidates import _tfidf
+from training.candidates import _tfidf, _word_char
 from training.export import WORD_PATTERN, export_pipeline
+from training.features import CharNgrams
 from training.parity import STRESS_CORPUS, check_parity
 
 ROWS = [json.loads(line) for line in (FIXTURES / "small_train.jsonl").read_text().splitlines()]
@@ -74,3 +75,47 @@ def test_batch_rows_do_not_leak_into_each_other(tmp_path) -> None:
     for text, row in zip(texts, batch):
         single = session.run(None, {"text": np.array([[text]], dtype=object)})[1][0]
         np.testing.assert_allclose(row, single, atol=1e-6)
+
+
+CHAR_PROBES = PROBES + [
+    "İstanbul \u212a KELVIN ÀB",  # Python lower-cases these to ASCII; the graph must not
+    "Fix @src/app.ts:42\n```ts\nconst x = y?.z ?? 0;\n```",
+    "    at Object.<anonymous> (/app/index.js:10:5)\n\tat Module._compile",
+    "@@ -1,3 +1,4 @@\n-old\n+new",
+]
+
+
+@pytest.mark.parametrize(
+    "char_options",
+    [
+        {},  # the shipped shape: word 1-2 grams + character 2-4 grams
+        {"analyzer": CharNgrams((1, 3)), "min_df": 1},  # 1-grams, full vocabulary
+        {"max_features": 200},  # pruned: whole n-gram orders may go missing
+    ],
+)
+def test_word_and_character_ngrams_export_with_parity(char_options: dict, tmp_path) -> None:
+    pipeline = _word_char(0, c=10.0, **char_options).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    export_pipeline(pipeline, path)
+    report = check_parity(pipeline, path, CHAR_PROBES)
+    assert report.passed, report
+
+
+def test_character_block_counts_padding_of_short_batch_rows_as_nothing(tmp_path) -> None:
+    pipeline = _word_char(0, c=10.0).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    export_pipeline(pipeline, path)
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    texts = ["a", "# x " * 300, TEXTS[0], "", "##"]
+    batch = session.run(None, {"text": np.array(texts, dtype=object).reshape(-1, 1)})[1]
+    for text, row in zip(texts, batch):
+        single = session.run(None, {"text": np.array([[text]], dtype=object)})[1][0]
+        np.testing.assert_allclose(row, single, atol=1e-6)
+
+
+def test_union_in_front_of_another_classifier_is_refused() -> None:
+    pipeline = _word_char(0)
+    pipeline.steps[-1] = ("clf", CalibratedClassifierCV(LinearSVC(), cv=3))
+    pipeline.fit(TEXTS, INTENTS)
+    with pytest.raises(ValueError, match="multinomial LogisticRegression"):
+        export_pipeline(pipeline)

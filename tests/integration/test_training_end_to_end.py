@@ -14,7 +14,7 @@ from mlflow import MlflowClient
 from intent_router.classifier import IntentClassifier
 from intent_router.labels import INTENTS
 from tests.conftest import FIXTURES, MlflowStoreMaker
-from training.candidates import default_candidates
+from training.candidates import default_candidates, extra_candidates
 from training.train import train
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: Mlflow
     real_dir = root / "real"
     real_dir.mkdir()
     shutil.copy(FIXTURES / "real_sample.jsonl", real_dir / "sample.jsonl")
-    candidates = [c for c in default_candidates() if c.name in ("lr_word12_baseline", "lr_wordpunct12_8k", "svm_calibrated_wordpunct12_8k")]
+    names = ("lr_word12_baseline", "lr_word12_char24_10k_real3", "svm_calibrated_wordpunct12_8k")
+    candidates = [c for c in default_candidates() + extra_candidates() if c.name in names]
     result = train(
         FIXTURES / "small_train.jsonl",
         FIXTURES / "small_test.jsonl",

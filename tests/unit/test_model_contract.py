@@ -38,6 +38,8 @@ def test_metadata_round_trips_through_json(tmp_path: Path) -> None:
         ({"confidence_threshold": 1.5}, "confidence_threshold"),
         ({"schema_version": 99}, "schema_version"),
         ({"truncation": TruncationPolicy(0, 10)}, "truncation"),
+        ({"temperature": 0.0}, "temperature"),
+        ({"temperature": 1000.0}, "temperature"),
     ],
 )
 def test_invalid_metadata_is_rejected(overrides: dict, message: str) -> None:
@@ -71,3 +73,13 @@ def test_truncation_keeps_head_and_tail_and_bounds_length(text: str, head: int, 
         assert len(out) == head + tail + 1
         assert out.startswith(text[:head])
         assert out.endswith(text[len(text) - tail :] if tail else "\n")
+
+
+def test_temperature_defaults_to_one_when_absent(tmp_path: Path) -> None:
+    raw = json.loads(_metadata().to_json())
+    del raw["temperature"]
+    path = tmp_path / "intent.json"
+    path.write_text(json.dumps(raw))
+    assert load_metadata(path).temperature == 1.0
+    path.write_text(json.dumps({**raw, "temperature": 2.5}))
+    assert load_metadata(path).temperature == 2.5

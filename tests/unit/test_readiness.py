@@ -31,26 +31,31 @@ def always(_: str) -> bool:
 
 
 def test_a_deployment_with_its_key_makes_the_service_ready() -> None:
-    report = readiness(CONFIG, available=always, environ=KEYS)
+    report = readiness(CONFIG, warming=False, available=always, environ=KEYS)
     assert (report.status, report.reasons, report.usable) == ("ready", (), ("cloud", "local"))
     assert report.http_status(strict=True) == 200
 
 
 def test_no_key_and_no_local_server_is_degraded_with_both_reasons() -> None:
-    report = readiness(CONFIG, always, {"local": "127.0.0.1:11434"}, environ={})
+    report = readiness(CONFIG, False, always, {"local": "127.0.0.1:11434"}, environ={})
     assert report.status == "degraded" and report.usable == ()
     assert report.reasons == ("key variables not set: $CLOUD_KEY (cloud)", "local: nothing listens at 127.0.0.1:11434")
     assert report.http_status(strict=False) == 200 and report.http_status(strict=True) == 503
 
 
 def test_every_usable_deployment_cooling_down_is_degraded() -> None:
-    report = readiness(CONFIG, lambda name: False, environ=KEYS)
+    report = readiness(CONFIG, False, lambda name: False, environ=KEYS)
     assert report.status == "degraded" and report.reasons == ("cooling down after failures: cloud, local",)
 
 
 def test_one_reachable_deployment_is_enough() -> None:
-    report = readiness(CONFIG, always, {}, environ={})
+    report = readiness(CONFIG, False, always, {}, environ={})
     assert report.status == "ready" and report.usable == ("local",)
+
+
+def test_warming_is_503_whatever_else_holds() -> None:
+    report = readiness(CONFIG, True, always, environ=KEYS)
+    assert report.status == "warming" and report.http_status(strict=False) == 503
 
 
 @pytest.mark.parametrize("url, shown", [

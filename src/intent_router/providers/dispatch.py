@@ -49,6 +49,12 @@ def _has_key(deployment: Deployment) -> bool:
     return True
 
 
+def needs_litellm(deployments: Iterable[Deployment]) -> bool:
+    """Whether some deployment that may be called (its key is set, or it needs none) goes
+    through litellm: such a worker loads litellm at start, the others never do."""
+    return any(d.api_style == "litellm" and _has_key(d) for d in deployments)
+
+
 def _load_litellm_client() -> Any:
     from intent_router.providers.litellm_client import LitellmClient
 
@@ -71,6 +77,11 @@ class ProviderClients:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="litellm-import")
         self._litellm: Future[Any] | None = None
 
+    @property
+    def warm(self) -> bool:
+        """litellm is loaded (or failed to load: the first call that needs it says why)."""
+        return self._litellm is not None and self._litellm.done()
+
     def warm_up(self) -> None:
         """Start loading litellm in the background (idempotent)."""
         if self._litellm is None:
@@ -80,8 +91,7 @@ class ProviderClients:
         """Load litellm now if it is not loaded yet and some deployment of ``chain`` that may be
         called (one with its key: the others are skipped) goes through it: the import then
         counts against no deployment's timeout, and a fallback never fails for it."""
-        if not (self._litellm is not None and self._litellm.done()) and any(
-                d.api_style == "litellm" and _has_key(d) for d in chain):
+        if not self.warm and needs_litellm(chain):
             await self._litellm_client()
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:

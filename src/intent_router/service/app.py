@@ -35,7 +35,7 @@ from intent_router.governance.client_keys import ClientKey, ClientKeyCache, Clie
 from intent_router.governance.counters import make_counters
 from intent_router.governance.limits import BudgetHold, Limits, hold_budget
 from intent_router.governance.override_store import OverrideCache, OverrideStore
-from intent_router.providers.dispatch import ProviderClients
+from intent_router.providers.dispatch import ProviderClients, needs_litellm
 from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
@@ -48,7 +48,7 @@ from intent_router.service.openapi import (
     BODY_ERRORS,
     CHAT_ERRORS,
     FEEDBACK_ERRORS,
-    READYZ_DEGRADED,
+    READYZ_WARMING,
     ChatOperation,
     FeedbackOperation,
     RouteOperation,
@@ -82,13 +82,15 @@ def healthz() -> dict[str, str | int]:
     return {"status": "ok", "worker": os.getpid()}
 
 
-@get("/readyz", responses={503: READYZ_DEGRADED})
+@get("/readyz", responses={503: READYZ_WARMING})
 async def readyz(state: State) -> Response[Readiness]:
-    """Model loaded and config valid (both checked at start) and some deployment able to
-    answer (else ``degraded`` with the reasons: 200, or 503 under ``router.strict_readiness``).
-    litellm is not waited for: it loads on the first call that needs it."""
+    """Model loaded and config valid (both checked at start), litellm loaded when a deployment
+    needs it (it loads in the background for a few seconds after start: ``warming``, 503), and
+    some deployment able to answer (else ``degraded`` with the reasons: 200, or 503 under
+    ``router.strict_readiness``)."""
     router: Router = state.router
-    report = readiness(router.config, router.cooldowns.available, await state.keyless_probe.unreachable())
+    report = readiness(router.config, state.needs_litellm and not state.clients.warm, router.cooldowns.available,
+                       await state.keyless_probe.unreachable())
     body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
                      list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
@@ -200,7 +202,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
                 ctx.budget = "downgraded"
                 state.metrics.governance.labels("downgraded").inc()
         deployments = state.router.config.deployments
-        await state.clients.load_for(deployments[name] for name in plan.chain)  # litellm: on first use
+        await state.clients.load_for(deployments[name] for name in plan.chain)  # in case it is still loading
         if data.stream:
             stream = await _stream_chat(ctx, plan, body, state, hold, downgraded)
             hold = None  # the stream settles it when it ends
@@ -366,8 +368,14 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
                and os.environ.get("INTENT_ROUTER_TRACKER") != "process" else None)
     # Under `python -m intent_router.service` the tracker is a process of its own; run directly
     # by uvicorn (--factory), the app tracks from a thread of each worker.
+    # litellm (about 130 MB and seconds to import) loads at start, in the background, only where a
+    # deployment that may be called needs it; /readyz says ``warming`` meanwhile.
+    litellm_needed = needs_litellm(config.deployments.values())
+
     @asynccontextmanager
     async def resources(app: Litestar) -> AsyncIterator[None]:
+        if litellm_needed:
+            clients.warm_up()
         if redis_url:
             from intent_router.routing.shared_cooldowns import SharedCooldowns  # imports redis
         shared_cooldowns = (SharedCooldowns(router.cooldowns, redis_url, config.deployments,
@@ -411,6 +419,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             "router": router,
             "metrics": RouterMetrics(),
             "clients": clients,
+            "needs_litellm": litellm_needed,
             "recorder": recorder,
             "decisions": store,
             "decision_writer": writer,

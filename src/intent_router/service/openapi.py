@@ -16,10 +16,11 @@ def _error(description: str) -> ResponseSpec:
     return ResponseSpec(data_container=ErrorBody, description=description, generate_examples=False)
 
 
-#: /readyz when no deployment can answer and router.strict_readiness is on.
-READYZ_DEGRADED = ResponseSpec(data_container=Readiness, generate_examples=False,
-                               description="No deployment can answer and router.strict_readiness is "
-                                           "on (status 'degraded')")
+#: /readyz while litellm is still loading, or degraded under router.strict_readiness.
+READYZ_WARMING = ResponseSpec(data_container=Readiness, generate_examples=False,
+                              description="Not ready yet: litellm is loading (status 'warming'), or no "
+                                          "deployment can answer and router.strict_readiness is on "
+                                          "(status 'degraded')")
 
 #: A missing, unknown or revoked client key, when client keys are on.
 AUTH_ERRORS: dict[int | str, ResponseSpec] = {

@@ -40,22 +40,22 @@ def usability(config: RouterConfig, environ: Mapping[str, str] = os.environ) -> 
 
 @dataclass(frozen=True)
 class ReadinessReport:
-    """``status``: ``ready`` or ``degraded`` (no deployment can answer a chat request:
-    ``reasons`` say why)."""
+    """``status``: ``ready``, ``warming`` (litellm still loading) or ``degraded`` (no
+    deployment can answer a chat request: ``reasons`` say why)."""
 
     status: str
     reasons: tuple[str, ...]
     usable: tuple[str, ...]
 
     def http_status(self, strict: bool) -> int:
-        """Degraded is 200 (the service still routes and answers /v1/route and tells each
-        chat why it failed) unless ``router.strict_readiness`` asks for 503."""
-        if self.status == "degraded" and strict:
+        """503 while warming; degraded is 200 (the service still routes and answers /v1/route
+        and tells each chat why it failed) unless ``router.strict_readiness`` asks for 503."""
+        if self.status == "warming" or (self.status == "degraded" and strict):
             return 503
         return 200
 
 
-def readiness(config: RouterConfig, available: Callable[[str], bool],
+def readiness(config: RouterConfig, warming: bool, available: Callable[[str], bool],
               unreachable: Mapping[str, str] | None = None,
               environ: Mapping[str, str] = os.environ) -> ReadinessReport:
     """``available(name)``: False while the deployment cools down; ``unreachable``: keyless
@@ -73,6 +73,8 @@ def readiness(config: RouterConfig, available: Callable[[str], bool],
             reasons.append(f"cooling down after failures: {', '.join(cooling)}")
         if not reasons:
             reasons.append("no deployment can answer")
+    if warming:
+        return ReadinessReport("warming", ("litellm is loading",), serving)
     return ReadinessReport("degraded" if reasons else "ready", tuple(reasons), serving)
 
 

@@ -101,10 +101,10 @@ class ModelCard(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    """GET /readyz: ``ready`` or ``degraded`` (no deployment can answer a chat request;
-    ``reasons`` say why)."""
+    """GET /readyz: ``ready``, ``warming`` (litellm loading) or ``degraded`` (no deployment can
+    answer a chat request; ``reasons`` say why)."""
 
-    status: Literal["ready", "degraded"]
+    status: Literal["ready", "warming", "degraded"]
     model_version: str
     reasons: list[str] = msgspec.field(default_factory=list)
     usable_deployments: list[str] = msgspec.field(default_factory=list)

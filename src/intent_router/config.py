@@ -72,6 +72,8 @@ class Deployment:
     retry_on: frozenset[str]
     fallbacks: tuple[str, ...] = ()
     api_style: str = "litellm"  # "openai": the pooled-aiohttp fast path; "litellm": litellm
+    cache_read_cost_per_mtok: float | None = None  # a cached input token; None: the input price
+    cache_write_cost_per_mtok: float | None = None  # an input token written to the cache; None: input
 
     @property
     def provider(self) -> str:
@@ -493,6 +495,7 @@ def _output_tokens(raw: Any) -> dict[str, int]:
 _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
     "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
+    "cache_read_cost_per_mtok", "cache_write_cost_per_mtok",
 }
 
 
@@ -519,6 +522,10 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         api_base = OPENAI_API_BASES.get(model.split("/", 1)[0])
         if api_base is None:
             raise ConfigError(f"{where}.api_base", "is required when api_style is 'openai'")
+    input_price = _price(spec, "input", known, where)
+    cache_read = _cache_price(spec, "cache_read", "cache_read_input_token_cost", known, where)
+    if cache_read is not None and "cache_read_cost_per_mtok" not in spec:
+        cache_read = min(cache_read, input_price)  # a configured input price below the map's
     return Deployment(
         name=name,
         model=model,
@@ -527,11 +534,13 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         api_key_env=key_env,
         timeout_s=_positive(spec.get("timeout_s", 60), f"{where}.timeout_s"),
         context_window=_count(spec.get("context_window", known.get("max_input_tokens") or 128_000), f"{where}.context_window"),
-        input_cost_per_mtok=_price(spec, "input", known, where),
+        input_cost_per_mtok=input_price,
         output_cost_per_mtok=_price(spec, "output", known, where),
         retry_on=frozenset(retry),
         fallbacks=tuple(str(f) for f in _list(spec.get("fallbacks", []), f"{where}.fallbacks")),
         api_style=api_style,
+        cache_read_cost_per_mtok=cache_read,
+        cache_write_cost_per_mtok=_cache_price(spec, "cache_write", "cache_creation_input_token_cost", known, where),
     )
 
 
@@ -554,6 +563,22 @@ def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -
     per_token = known.get(f"{side}_cost_per_token")
     if per_token is None:
         raise ConfigError(f"{where}.{field}", "not in litellm's cost map: set it in the config")
+    return float(per_token) * 1_000_000
+
+
+def _cache_price(spec: dict[str, Any], side: str, map_field: str, known: dict[str, Any],
+                 where: str) -> float | None:
+    """A prompt-cache price per million tokens: the config's, else litellm's cost map's, else
+    None (such tokens are priced as ordinary input)."""
+    field = f"{side}_cost_per_mtok"
+    if field in spec:
+        value = spec[field]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+            raise ConfigError(f"{where}.{field}", "must be a number >= 0")
+        return float(value)
+    per_token = known.get(map_field)
+    if isinstance(per_token, bool) or not isinstance(per_token, (int, float)) or not 0 <= per_token < 1e6:
+        return None
     return float(per_token) * 1_000_000
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
-from intent_router.costs import cost_usd, estimate_messages_tokens, estimate_tokens
+from intent_router.costs import (InputTokens, cached_cost_usd, cost_usd, estimate_messages_tokens,
+                                 estimate_tokens)
 from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
-from intent_router.providers.upstream_validation import usage_tokens
+from intent_router.providers.upstream_validation import usage_input_split
 from intent_router.routing import regret
 from intent_router.routing.conversation import TurnSelection, mix_predictions, select_turns
 from intent_router.routing.cooldown import CooldownTracker
@@ -338,8 +339,8 @@ def _answer_text(response: dict[str, Any]) -> str | None:
 def usage_cost(deployment: Deployment, usage: Any) -> float:
     """USD for an OpenAI ``usage`` object at the deployment's prices; a count that is not a
     valid token count (an upstream's "many", -500, NaN) counts as 0: never a negative cost."""
-    prompt_tokens, completion_tokens = usage_tokens(usage)
-    return max(0.0, cost_usd(deployment, prompt_tokens, completion_tokens))
+    uncached, cached, cache_write, completion_tokens = usage_input_split(usage)
+    return max(0.0, cached_cost_usd(deployment, InputTokens(uncached, cached, cache_write), completion_tokens))
 
 
 def _usage_cost(deployment: Deployment, response: dict[str, Any]) -> float:

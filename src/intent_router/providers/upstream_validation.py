@@ -55,7 +55,30 @@ def checked_usage(usage: Any) -> dict[str, Any] | None:
         raise malformed(f"usage that is not an object: {_sample(usage)}")
     for field in TOKEN_FIELDS:
         token_count(usage.get(field), field)
+    cache_tokens(usage)
     return usage
+
+
+def cache_tokens(usage: dict[str, Any]) -> tuple[int, int]:
+    """(read from, written to) the prompt cache, both within ``prompt_tokens``: OpenAI's
+    ``prompt_tokens_details.cached_tokens``, litellm's ``cache_write_tokens`` beside it, or
+    Anthropic's names ``cache_read_input_tokens`` / ``cache_creation_input_tokens`` at the top
+    (litellm counts both inside ``prompt_tokens``). 0 when absent; malformed when not a token
+    count or more than the prompt."""
+    details = usage.get("prompt_tokens_details")
+    if details is not None and not isinstance(details, dict):
+        raise malformed(f"usage.prompt_tokens_details that is not an object: {_sample(details)}")
+    details = details or {}
+    read = token_count(details.get("cached_tokens"), "prompt_tokens_details.cached_tokens")
+    write = token_count(details.get("cache_write_tokens"), "prompt_tokens_details.cache_write_tokens")
+    top_read = token_count(usage.get("cache_read_input_tokens"), "cache_read_input_tokens")
+    top_write = token_count(usage.get("cache_creation_input_tokens"), "cache_creation_input_tokens")
+    read = (read if read is not None else top_read) or 0
+    write = (write if write is not None else top_write) or 0
+    prompt = token_count(usage.get("prompt_tokens"), "prompt_tokens")
+    if prompt is not None and read + write > prompt:
+        raise malformed(f"usage with {read + write} cache tokens over its {prompt} prompt tokens")
+    return read, write
 
 
 def usage_tokens(usage: Any) -> tuple[int, int]:
@@ -70,6 +93,20 @@ def usage_tokens(usage: Any) -> tuple[int, int]:
         except ProviderError:
             counts.append(0)
     return counts[0], counts[1]
+
+
+def usage_input_split(usage: Any) -> tuple[int, int, int, int]:
+    """(uncached, cached, cache-write, completion) tokens of a usage object for costs: all 0
+    for a usage that is not valid, so a cost is never negative, non-finite or an overflow;
+    no cache split (all input uncached) when only the cache counts are invalid."""
+    prompt, completion = usage_tokens(usage)
+    try:
+        read, write = cache_tokens(usage) if isinstance(usage, dict) else (0, 0)
+    except ProviderError:
+        read, write = 0, 0
+    if read + write > prompt:
+        read, write = 0, 0
+    return prompt - read - write, read, write, completion
 
 
 def parse_completion(data: bytes) -> dict[str, Any]:

@@ -34,6 +34,12 @@ class Reply:
     """A normal answer (the default)."""
 
     text: str = "ok from fake"
+    cached_tokens: int = 0
+    """Prompt tokens the answer's usage says were read from the prompt cache (OpenAI's
+    ``prompt_tokens_details.cached_tokens``, Anthropic's ``cache_read_input_tokens``), on top of
+    the words of the request."""
+    cache_write_tokens: int = 0
+    """Prompt tokens written to the cache (Anthropic's ``cache_creation_input_tokens``)."""
 
 
 @dataclass(frozen=True)
@@ -262,7 +268,9 @@ class _Handler(BaseHTTPRequestHandler):
         else:
             text = (fault.text if isinstance(fault, Reply)
                     else json.dumps(fault.value) if isinstance(fault, JsonReply) else "ok from fake")
-            self._json(200, _anthropic_message(body, text) if anthropic else _openai_completion(body, text))
+            cache = _cache(fault)
+            self._json(200, _anthropic_message(body, text, cache) if anthropic
+                       else _openai_completion(body, text, cache))
 
     def _status(self, fault: Status, anthropic: bool) -> None:
         headers = {}
@@ -304,7 +312,8 @@ class _Handler(BaseHTTPRequestHandler):
         words = (tool_replies.split_text(json.dumps(fault.value)) if isinstance(fault, JsonReply)
                  else ["ok", " from", " fake", " stream"])
         limit = fault.chunks_before_break if isinstance(fault, BrokenStream) else len(words)
-        events = _anthropic_events(body, words) if anthropic else _openai_chunks(body, words)
+        cache = _cache(fault)
+        events = _anthropic_events(body, words, cache) if anthropic else _openai_chunks(body, words, cache)
         for index, event in enumerate(events):
             if index >= limit + (1 if anthropic else 0) and isinstance(fault, BrokenStream):
                 self.wfile.flush()
@@ -335,7 +344,21 @@ def _usage(body: dict[str, Any], text: str) -> tuple[int, int]:
     return max(prompt, 1), len(text.split())
 
 
-def _openai_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _cache(fault: Fault) -> tuple[int, int]:
+    return (fault.cached_tokens, fault.cache_write_tokens) if isinstance(fault, Reply) else (0, 0)
+
+
+def _openai_usage(prompt_tokens: int, completion_tokens: int, cache: tuple[int, int]) -> dict[str, Any]:
+    """OpenAI's usage: cached tokens are counted in ``prompt_tokens`` too."""
+    prompt_tokens += cache[0] + cache[1]
+    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+                             "total_tokens": prompt_tokens + completion_tokens}
+    if cache[0]:
+        usage["prompt_tokens_details"] = {"cached_tokens": cache[0]}
+    return usage
+
+
+def _openai_completion(body: dict[str, Any], text: str, cache: tuple[int, int] = (0, 0)) -> dict[str, Any]:
     prompt_tokens, completion_tokens = _usage(body, text)
     return {
         "id": "chatcmpl-fake",
@@ -343,12 +366,11 @@ def _openai_completion(body: dict[str, Any], text: str) -> dict[str, Any]:
         "created": int(time.time()),
         "model": body.get("model", "fake-model"),
         "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "usage": _openai_usage(prompt_tokens, completion_tokens, cache),
     }
 
 
-def _openai_chunks(body: dict[str, Any], words: list[str]) -> list[str]:
+def _openai_chunks(body: dict[str, Any], words: list[str], cache: tuple[int, int] = (0, 0)) -> list[str]:
     base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
             "model": body.get("model", "fake-model")}
     chunks = [
@@ -359,26 +381,28 @@ def _openai_chunks(body: dict[str, Any], words: list[str]) -> list[str]:
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         prompt_tokens, completion_tokens = _usage(body, "".join(words))
-        chunks.append({**base, "choices": [], "usage": {
-            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}})
+        chunks.append({**base, "choices": [], "usage": _openai_usage(prompt_tokens, completion_tokens, cache)})
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
 
-def _anthropic_message(body: dict[str, Any], text: str) -> dict[str, Any]:
+def _anthropic_message(body: dict[str, Any], text: str, cache: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+    """Anthropic's usage: ``input_tokens`` are the uncached ones, the cache's counted apart."""
     prompt_tokens, completion_tokens = _usage(body, text)
+    usage: dict[str, Any] = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens}
+    if cache != (0, 0):
+        usage.update(cache_read_input_tokens=cache[0], cache_creation_input_tokens=cache[1])
     return {
         "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
         "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
-        "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+        "usage": usage,
     }
 
 
-def _anthropic_events(body: dict[str, Any], words: list[str]) -> list[str]:
+def _anthropic_events(body: dict[str, Any], words: list[str], cache: tuple[int, int] = (0, 0)) -> list[str]:
     def event(kind: str, data: dict[str, Any]) -> str:
         return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
-    message = _anthropic_message(body, "")
+    message = _anthropic_message(body, "", cache)
     message["content"] = []
     events = [event("message_start", {"message": message}),
               event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]

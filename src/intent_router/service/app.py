@@ -224,6 +224,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
     state.metrics.record_route("chat", outcome.intent, _source(outcome.decision))
     state.metrics.record_attempts(outcome.result.attempts)
     state.metrics.cost.labels(outcome.result.deployment).inc(outcome.cost_usd)
+    cached = state.metrics.record_input_tokens(outcome.result.deployment, outcome.response.get("usage"))
     state.recorder.chat(ctx, plan, outcome)
     headers = {
         "x-request-id": ctx.request_id,
@@ -231,6 +232,7 @@ async def chat_completions(data: ChatRequest, request: Request, state: State) ->
         "x-intent-router-deployment": outcome.result.deployment,
         "x-intent-router-attempts": str(len(outcome.result.attempts)),
         "x-intent-router-cost-usd": f"{outcome.cost_usd:.8f}",
+        "x-intent-router-cached-tokens": str(cached),
     }
     if downgraded:
         headers["x-intent-router-budget"] = "downgraded"
@@ -312,6 +314,7 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 # Without a usage chunk the held estimate is charged: it bounds the real cost.
                 await limits.settle(hold, cost if usage else max(cost, hold.estimate_usd))
             metrics.cost.labels(result.deployment).inc(cost)
+            metrics.record_input_tokens(result.deployment, usage)
             metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
             recorder.stream(ctx, plan, result.deployment, result.attempts, usage, cost,
                             error or (None if last.strip() == b"data: [DONE]" else "client went away"))

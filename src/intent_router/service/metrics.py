@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, generate_la
 from prometheus_client.multiprocess import MultiProcessCollector
 
 from intent_router.fallback import Attempt
+from intent_router.providers.upstream_validation import usage_input_split
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -36,6 +37,10 @@ class RouterMetrics:
                                        ["deployment", "outcome", "status"], registry=self.registry)
         self.cost = Counter("intent_router_cost_usd_total", "Spend by answering deployment",
                             ["deployment"], registry=self.registry)
+        self.input_tokens = Counter("intent_router_input_tokens_total",
+                                    "Input tokens by answering deployment, read from the provider's prompt "
+                                    "cache (cached=true) or not (cache writes count as false)",
+                                    ["deployment", "cached"], registry=self.registry)
         self.governance = Counter("intent_router_governance_total",
                                   "Client-key events: unauthenticated, rate_limit_exceeded, "
                                   "budget_exceeded, downgraded", ["event"], registry=self.registry)
@@ -48,6 +53,15 @@ class RouterMetrics:
         self._child(self.requests, "requests", endpoint, intent or "-", source, str(status)).inc()
         if source in ("llm", "default") and intent is not None:
             self.escalations.labels(source).inc()
+
+    def record_input_tokens(self, deployment: str, usage: Any) -> int:
+        """An answer's input tokens, cached and not; returns the cached count (0 without usage)."""
+        uncached, cached, cache_write, _ = usage_input_split(usage)
+        if uncached + cache_write:
+            self._child(self.input_tokens, "input_tokens", deployment, "false").inc(uncached + cache_write)
+        if cached:
+            self._child(self.input_tokens, "input_tokens", deployment, "true").inc(cached)
+        return cached
 
     def record_latency(self, endpoint: str, status: int, seconds: float) -> None:
         self._child(self.latency, "latency", endpoint, str(status)).observe(seconds)

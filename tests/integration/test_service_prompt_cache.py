@@ -1,0 +1,99 @@
+"""Prompt-cache-aware cost through the real service and the fake fleet: cached input read from
+the OpenAI fast path and from Anthropic through litellm, plain and streaming, priced at the
+cache prices; Anthropic ``cache_control`` blocks reach the provider unchanged on both paths."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+import yaml
+
+from intent_router.config import DEFAULT_CONFIG
+from tests.fakes.provider_fleet import FakeProvider, Reply
+from tests.integration.service_process import running_service
+
+KEYS = {"CLOUDFLARE_API_KEY": "cf-k", "ANTHROPIC_API_KEY": "an-k", "OPENAI_API_KEY": "oa-k"}
+CACHED_PROMPT = [{"role": "system", "content": [
+    {"type": "text", "text": "You are a careful reviewer of a large codebase.", "cache_control": {"type": "ephemeral"}}]},
+    {"role": "user", "content": [{"type": "text", "text": "review the diff", "cache_control": {"type": "ephemeral"}}]}]
+
+
+@pytest.fixture(scope="module")
+def fleet(tmp_path_factory: pytest.TempPathFactory):
+    with FakeProvider("kimi") as kimi, FakeProvider("claude") as claude:
+        raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
+        deployments = raw["deployments"]
+        deployments["kimi-k2.6"].update(api_base=f"{kimi.url}/v1", api_style="openai", timeout_s=3,
+                                        output_cost_per_mtok=2.0, cache_read_cost_per_mtok=0.05, fallbacks=[])
+        deployments["claude-sonnet-4"].update(api_base=claude.url, timeout_s=5, fallbacks=[])  # litellm
+        raw["tracking"]["enabled"] = False
+        path = tmp_path_factory.mktemp("cfg") / "router.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        with running_service(path, env=KEYS, ready=True) as url:
+            yield {"url": url, "kimi": kimi, "claude": claude}
+
+
+def _post(url: str, model: str, **extra: object) -> httpx.Response:
+    return httpx.post(f"{url}/v1/chat/completions", timeout=30,
+                      json={"model": model, "messages": CACHED_PROMPT, **extra})
+
+
+def _stream(url: str, model: str) -> dict:
+    """The usage chunk of a streamed answer (the client asked for one)."""
+    with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=30,
+                      json={"model": model, "messages": CACHED_PROMPT, "stream": True,
+                            "stream_options": {"include_usage": True}}) as response:
+        assert response.status_code == 200
+        events = [line[5:].strip() for line in response.iter_lines() if line.startswith("data:")]
+    assert events[-1] == "[DONE]"
+    usages = [json.loads(e)["usage"] for e in events[:-1] if json.loads(e).get("usage")]
+    return usages[-1]
+
+
+def _metric(url: str, deployment: str, cached: str) -> float:
+    prefix = f'intent_router_input_tokens_total{{cached="{cached}",deployment="{deployment}"}}'
+    lines = [line for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
+
+
+def test_openai_cached_tokens_are_priced_at_the_configured_cache_price(fleet) -> None:
+    fleet["kimi"].script(Reply(cached_tokens=800))
+    before = _metric(fleet["url"], "kimi-k2.6", "true")
+    response = _post(fleet["url"], "kimi-k2.6")
+    usage = response.json()["usage"]
+    assert usage["prompt_tokens_details"]["cached_tokens"] == 800
+    assert response.headers["x-intent-router-cached-tokens"] == "800"
+    uncached = usage["prompt_tokens"] - 800
+    expected = (uncached * 0.50 + 800 * 0.05 + usage["completion_tokens"] * 2.0) / 1e6
+    assert float(response.headers["x-intent-router-cost-usd"]) == pytest.approx(expected, abs=1e-8)
+    assert _metric(fleet["url"], "kimi-k2.6", "true") == before + 800
+    sent = fleet["kimi"].requests[-1].body["messages"]
+    assert sent == CACHED_PROMPT  # cache_control blocks passed through unchanged
+
+
+def test_anthropic_cache_reads_and_writes_through_litellm_are_priced_apart(fleet) -> None:
+    fleet["claude"].script(Reply(cached_tokens=600, cache_write_tokens=200))
+    response = _post(fleet["url"], "claude-sonnet-4")
+    assert response.status_code == 200, response.text
+    usage = response.json()["usage"]
+    assert response.headers["x-intent-router-cached-tokens"] == "600"
+    uncached = usage["prompt_tokens"] - 600 - 200  # litellm counts the cache in prompt_tokens
+    assert uncached >= 1
+    expected = (uncached * 3.0 + 600 * 0.30 + 200 * 3.75 + usage["completion_tokens"] * 15.0) / 1e6
+    assert float(response.headers["x-intent-router-cost-usd"]) == pytest.approx(expected, abs=1e-8)
+    sent = fleet["claude"].requests[-1]
+    assert sent.path.endswith("/messages")
+    assert sent.body["system"][0]["cache_control"] == {"type": "ephemeral"}
+    assert sent.body["messages"][0]["content"][0] == CACHED_PROMPT[1]["content"][0]
+
+
+@pytest.mark.parametrize(("deployment", "fake", "cached"), [("kimi-k2.6", "kimi", 700), ("claude-sonnet-4", "claude", 500)])
+def test_a_streams_usage_chunk_counts_its_cached_tokens(fleet, deployment: str, fake: str, cached: int) -> None:
+    fleet[fake].script(Reply(cached_tokens=cached))
+    before = _metric(fleet["url"], deployment, "true")
+    usage = _stream(fleet["url"], deployment)
+    assert usage["prompt_tokens_details"]["cached_tokens"] == cached
+    assert _metric(fleet["url"], deployment, "true") == before + cached  # settled when the stream ended
+    assert fleet[fake].requests[-1].body.get("stream") is True

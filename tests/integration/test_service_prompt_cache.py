@@ -28,6 +28,8 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         deployments["kimi-k2.6"].update(api_base=f"{kimi.url}/v1", api_style="openai", timeout_s=3,
                                         output_cost_per_mtok=2.0, cache_read_cost_per_mtok=0.05, fallbacks=[])
         deployments["claude-sonnet-4"].update(api_base=claude.url, timeout_s=5, fallbacks=[])  # litellm
+        deployments["claude-fast"] = {**deployments["claude-sonnet-4"], "api_style": "openai",  # Anthropic's
+                                      "api_base": f"{claude.url}/v1"}  # OpenAI-compatible endpoint
         raw["tracking"]["enabled"] = False
         path = tmp_path_factory.mktemp("cfg") / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
@@ -87,6 +89,16 @@ def test_anthropic_cache_reads_and_writes_through_litellm_are_priced_apart(fleet
     assert sent.path.endswith("/messages")
     assert sent.body["system"][0]["cache_control"] == {"type": "ephemeral"}
     assert sent.body["messages"][0]["content"][0] == CACHED_PROMPT[1]["content"][0]
+
+
+def test_cache_control_reaches_anthropic_unchanged_on_the_fast_path_too(fleet) -> None:
+    fleet["claude"].script(Reply(cached_tokens=100))
+    response = _post(fleet["url"], "claude-fast")
+    assert response.status_code == 200, response.text
+    assert response.headers["x-intent-router-deployment"] == "claude-fast"
+    assert response.headers["x-intent-router-cached-tokens"] == "100"
+    sent = fleet["claude"].requests[-1]
+    assert sent.path.endswith("/chat/completions") and sent.body["messages"] == CACHED_PROMPT
 
 
 @pytest.mark.parametrize(("deployment", "fake", "cached"), [("kimi-k2.6", "kimi", 700), ("claude-sonnet-4", "claude", 500)])

@@ -210,7 +210,7 @@ def _http_date(days: float) -> str:
 
 SURROGATE_ERROR = b'{"error": {"message": "boom \\udfff", "type": "api_error"}}'
 INVALID_UTF8_ERROR = b'{"error": {"message": "bad \xff\xfe bytes"}}'
-BAD_USAGE = {  # raw JSON of usage.prompt_tokens
+BAD_USAGE = {  # raw JSON of usage: its prompt_tokens, or its cache counts
     "usage_string": '{"prompt_tokens": "many", "completion_tokens": 3}',
     "usage_negative": '{"prompt_tokens": -500, "completion_tokens": -500}',
     "usage_nan": '{"prompt_tokens": NaN, "completion_tokens": 3}',
@@ -219,6 +219,8 @@ BAD_USAGE = {  # raw JSON of usage.prompt_tokens
     "usage_huge": '{"prompt_tokens": ' + "1" + "0" * 300 + ', "completion_tokens": 3}',
     "usage_fraction": '{"prompt_tokens": 1.5, "completion_tokens": 3}',
     "usage_not_object": '"lots"',
+    "usage_cached_over_prompt": '{"prompt_tokens": 3, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}',
+    "usage_cached_negative": '{"prompt_tokens": 3, "completion_tokens": 3, "cache_read_input_tokens": -1}',
 }
 BAD_CHOICES = {
     "choices_string": '"yes"',

@@ -219,7 +219,8 @@ BAD_USAGE = {  # raw JSON of usage: its prompt_tokens, or its cache counts
     "usage_huge": '{"prompt_tokens": ' + "1" + "0" * 300 + ', "completion_tokens": 3}',
     "usage_fraction": '{"prompt_tokens": 1.5, "completion_tokens": 3}',
     "usage_not_object": '"lots"',
-    "usage_cached_over_prompt": '{"prompt_tokens": 3, "completion_tokens": 3, "prompt_tokens_details": {"cached_tokens": 4}}',
+    "usage_cached_over_prompt": ('{"prompt_tokens": 3, "completion_tokens": 3, '
+                                 '"prompt_tokens_details": {"cached_tokens": 4}}'),
     "usage_cached_negative": '{"prompt_tokens": 3, "completion_tokens": 3, "cache_read_input_tokens": -1}',
 }
 BAD_CHOICES = {

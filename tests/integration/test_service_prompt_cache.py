@@ -15,8 +15,8 @@ from tests.fakes.provider_fleet import FakeProvider, Reply
 from tests.integration.service_process import running_service
 
 KEYS = {"CLOUDFLARE_API_KEY": "cf-k", "ANTHROPIC_API_KEY": "an-k", "OPENAI_API_KEY": "oa-k"}
-CACHED_PROMPT = [{"role": "system", "content": [
-    {"type": "text", "text": "You are a careful reviewer of a large codebase.", "cache_control": {"type": "ephemeral"}}]},
+CACHED_PROMPT = [{"role": "system", "content": [{"type": "text", "cache_control": {"type": "ephemeral"},
+                                                 "text": "You are a careful reviewer of a large codebase."}]},
     {"role": "user", "content": [{"type": "text", "text": "review the diff", "cache_control": {"type": "ephemeral"}}]}]
 
 
@@ -101,7 +101,8 @@ def test_cache_control_reaches_anthropic_unchanged_on_the_fast_path_too(fleet) -
     assert sent.path.endswith("/chat/completions") and sent.body["messages"] == CACHED_PROMPT
 
 
-@pytest.mark.parametrize(("deployment", "fake", "cached"), [("kimi-k2.6", "kimi", 700), ("claude-sonnet-4", "claude", 500)])
+@pytest.mark.parametrize(("deployment", "fake", "cached"),
+                         [("kimi-k2.6", "kimi", 700), ("claude-sonnet-4", "claude", 500)])
 def test_a_streams_usage_chunk_counts_its_cached_tokens(fleet, deployment: str, fake: str, cached: int) -> None:
     fleet[fake].script(Reply(cached_tokens=cached))
     before = _metric(fleet["url"], deployment, "true")

@@ -95,4 +95,5 @@ def test_cached_input_never_costs_more_than_uncached_when_the_map_says_so(
     usage = {"prompt_tokens": prompt, "completion_tokens": 0, "prompt_tokens_details": {"cached_tokens": cached}}
     if deployment.cache_read_cost_per_mtok is not None:
         assert deployment.cache_read_cost_per_mtok <= deployment.input_cost_per_mtok
-    assert usage_cost(deployment, usage) <= usage_cost(deployment, {"prompt_tokens": prompt, "completion_tokens": 0}) * (1 + 1e-12)
+    uncached = {"prompt_tokens": prompt, "completion_tokens": 0}
+    assert usage_cost(deployment, usage) <= usage_cost(deployment, uncached) * (1 + 1e-12)

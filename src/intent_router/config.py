@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Final
@@ -53,6 +53,7 @@ DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
 ROUTING_MODES: Final[tuple[str, ...]] = ("argmax", "regret")
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
+GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -74,6 +75,8 @@ class Deployment:
     api_style: str = "litellm"  # "openai": the pooled-aiohttp fast path; "litellm": litellm
     cache_read_cost_per_mtok: float | None = None  # a cached input token; None: the input price
     cache_write_cost_per_mtok: float | None = None  # an input token written to the cache; None: input
+    group: str | None = None  # a model group: its members share its requests (routing/groups.py)
+    weight: float = 1.0  # its share of its group's requests under the "weighted" strategy
 
     @property
     def provider(self) -> str:
@@ -214,6 +217,15 @@ class RegretConfig:
 
 
 @dataclass(frozen=True)
+class ModelGroup:
+    """Deployments of one model that share its requests, and how they are ordered."""
+
+    name: str
+    members: tuple[str, ...]
+    strategy: str = "weighted"  # one of GROUP_STRATEGIES (routing/groups.py orders by it)
+
+
+@dataclass(frozen=True)
 class RouterConfig:
     """The whole validated configuration."""
 
@@ -235,6 +247,7 @@ class RouterConfig:
     governance: GovernanceConfig = GovernanceConfig()
     conversation: ConversationRule = ConversationRule()
     routing: RegretConfig = RegretConfig()
+    groups: dict[str, ModelGroup] = field(default_factory=dict)
 
     @property
     def premium_deployment(self) -> str:
@@ -266,7 +279,7 @@ def parse_config(raw: Any) -> RouterConfig:
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
                                    "max_body_bytes", "strict_readiness", "upstream",
-                                   "cooldown", "output_tokens", "conversation", "routing"})
+                                   "cooldown", "output_tokens", "conversation", "routing", "groups"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
         raise ConfigError("deployments", "at least one deployment is required")
@@ -274,7 +287,8 @@ def parse_config(raw: Any) -> RouterConfig:
     deployments = {
         str(name): _deployment(str(name), spec, prices) for name, spec in deployments_raw.items()
     }
-    policy = _policy(root.get("policy"), deployments)
+    groups = _groups(router.get("groups", {}), deployments)
+    policy = _policy(root.get("policy"), deployments, groups)
     for deployment in deployments.values():
         for index, name in enumerate(deployment.fallbacks):
             if name not in deployments or name == deployment.name:
@@ -309,6 +323,7 @@ def parse_config(raw: Any) -> RouterConfig:
         governance=_governance(root.get("governance", {}), deployments),
         conversation=_conversation(router.get("conversation", {})),
         routing=_routing(router.get("routing", {})),
+        groups=groups,
     )
 
 
@@ -496,6 +511,7 @@ _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
     "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
     "cache_read_cost_per_mtok", "cache_write_cost_per_mtok",
+    "group", "weight",
 }
 
 
@@ -541,6 +557,8 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         api_style=api_style,
         cache_read_cost_per_mtok=cache_read,
         cache_write_cost_per_mtok=_cache_price(spec, "cache_write", "cache_creation_input_token_cost", known, where),
+        group=_optional_str(spec.get("group"), f"{where}.group"),
+        weight=_non_negative(spec.get("weight", 1.0), f"{where}.weight"),
     )
 
 
@@ -582,16 +600,54 @@ def _cache_price(spec: dict[str, Any], side: str, map_field: str, known: dict[st
     return float(per_token) * 1_000_000
 
 
-def _policy(raw: Any, deployments: dict[str, Deployment]) -> dict[str, tuple[str, ...]]:
+def _groups(raw: Any, deployments: dict[str, Deployment]) -> dict[str, ModelGroup]:
+    """The model groups the deployments' ``group`` fields make, each with its strategy
+    (``router.groups.<name>.strategy``, default ``weighted``)."""
+    settings = _mapping(raw, "router.groups")
+    members: dict[str, list[str]] = {}
+    for deployment in deployments.values():
+        if deployment.group is not None:
+            if deployment.group in deployments:
+                raise ConfigError(f"deployments.{deployment.name}.group",
+                                  f"{deployment.group!r} is a deployment's name: a group needs its own")
+            members.setdefault(deployment.group, []).append(deployment.name)
+    groups: dict[str, ModelGroup] = {}
+    for name in settings:
+        if str(name) not in members:
+            raise ConfigError(f"router.groups.{name}", "no deployment has this group")
+    for name, names in members.items():
+        where = f"router.groups.{name}"
+        given = _mapping(settings.get(name, {}), where)
+        _no_unknown(given, where, {"strategy"})
+        strategy = given.get("strategy", "weighted")
+        if strategy not in GROUP_STRATEGIES:
+            raise ConfigError(f"{where}.strategy", f"must be one of {list(GROUP_STRATEGIES)}")
+        if not any(deployments[n].weight > 0 for n in names):
+            raise ConfigError(where, "every member has weight 0: at least one must take requests")
+        groups[name] = ModelGroup(name, tuple(names), str(strategy))
+    return groups
+
+
+def _policy(raw: Any, deployments: dict[str, Deployment],
+            groups: dict[str, ModelGroup] | None = None) -> dict[str, tuple[str, ...]]:
     """The chain of every intent: its own, else ``policy.default``'s (so a small config may
-    list one chain for everything)."""
+    list one chain for everything). A group's name stands for its first member (which stands
+    for the whole group when the chain is walked)."""
     policy = _mapping(raw, "policy")
     _no_unknown(policy, "policy", {*INTENTS, DEFAULT_POLICY})
-    default = _chain(policy[DEFAULT_POLICY], DEFAULT_POLICY, deployments) if DEFAULT_POLICY in policy else None
+    aliases = {name: group.members[0] for name, group in (groups or {}).items()}
+
+    def chain_of(key: str) -> tuple[str, ...]:
+        entries = policy[key]
+        if isinstance(entries, list):
+            entries = [aliases.get(e, e) if isinstance(e, str) else e for e in entries]
+        return _chain(entries, key, deployments)
+
+    default = chain_of(DEFAULT_POLICY) if DEFAULT_POLICY in policy else None
     chains: dict[str, tuple[str, ...]] = {}
     for intent in INTENTS:
         if intent in policy:
-            chains[intent] = _chain(policy[intent], intent, deployments)
+            chains[intent] = chain_of(intent)
         elif default is not None:
             chains[intent] = default
         else:

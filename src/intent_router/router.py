@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
@@ -21,12 +22,14 @@ from intent_router.routing import regret
 from intent_router.routing.conversation import TurnSelection, mix_predictions, select_turns
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
+from intent_router.routing.groups import GroupStats, expand_chain, order_members
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
 from intent_router.types import Prediction
 
 log = logging.getLogger("intent_router.router")
+T = TypeVar("T")
 
 #: Completion call: (deployment, OpenAI-style request, timeout in s) -> OpenAI-style response.
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
@@ -114,6 +117,10 @@ class Router:
         self.secrets = (SecretDetector(dict(config.sensitive.patterns))
                         if config.sensitive.detect_secrets else None)
         self._regret_matrix = config.routing.regret_matrix()
+        self.group_stats = GroupStats()
+        self._rng = random.Random()
+        self._group_of = {n: d.group for n, d in config.deployments.items() if d.group is not None}
+        self._weights = {n: d.weight for n, d in config.deployments.items()}
         self.threshold = (
             config.confidence_threshold
             if config.confidence_threshold is not None
@@ -225,10 +232,10 @@ class Router:
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
         plan = plan or await self.plan(prompt, model, sensitive)
-        decision, chain = plan.decision, plan.chain
+        decision, chain = plan.decision, self.expand_groups(plan.chain)
         result = await walk_chain(
             chain, self.config.deployments,
-            lambda deployment, timeout: self._complete(deployment, request, timeout),
+            self._counted(lambda deployment, timeout: self._complete(deployment, request, timeout)),
             self.cooldowns, self.config.request_deadline_s,
             prompt_tokens=_request_tokens(request, prompt),
         )
@@ -247,7 +254,7 @@ class Router:
             raise RuntimeError("this Router was built without a streaming client")
         open_stream = self._open_stream
         plan = plan or await self.plan(prompt, model, sensitive)
-        decision, chain = plan.decision, plan.chain
+        decision, chain = plan.decision, self.expand_groups(plan.chain)
 
         async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
             lines = open_stream(deployment, {**request, "stream": True}, timeout)
@@ -256,9 +263,42 @@ class Router:
             except StopAsyncIteration as exc:
                 raise ProviderError("upstream sent an empty stream", kind="malformed_response") from exc
 
-        result = await walk_chain(chain, self.config.deployments, first_line, self.cooldowns,
+        result = await walk_chain(chain, self.config.deployments, self._counted(first_line), self.cooldowns,
                                   self.config.request_deadline_s, _request_tokens(request, prompt))
         return StreamOutcome(decision, result)
+
+    def expand_groups(self, chain: Sequence[str]) -> tuple[str, ...]:
+        """``chain`` with each model group's members in this request's order (its strategy's;
+        members cooling down last, so the walk skips them)."""
+        if not self._group_of:
+            return tuple(chain)
+
+        def order(group: str) -> tuple[str, ...]:
+            spec = self.config.groups[group]
+            members = self.group_stats.members(spec.members, self._weights, self.cooldowns.available)
+            return order_members(members, spec.strategy, self._rng)
+
+        return expand_chain(chain, self._group_of, order)
+
+    def _counted(self, call: Callable[[Deployment, float], Awaitable[T]]) -> Callable[[Deployment, float], Awaitable[T]]:
+        """``call`` counted in the group statistics: in flight while it runs (for a stream,
+        until its first line), and its latency when it answers."""
+        if not self._group_of:
+            return call
+        stats = self.group_stats
+
+        async def counted(deployment: Deployment, timeout: float) -> T:
+            stats.started(deployment.name)
+            began = time.monotonic()
+            latency: float | None = None
+            try:
+                value = await call(deployment, timeout)
+                latency = (time.monotonic() - began) * 1000
+                return value
+            finally:
+                stats.finished(deployment.name, latency)
+
+        return counted
 
     def request_tokens(self, request: dict[str, Any], prompt: str) -> int:
         """The tokens a chat request sends (its whole conversation, estimated)."""

@@ -1,0 +1,92 @@
+"""Model groups over real sockets: the two Kimi deployments (Cloudflare and Together fakes)
+form the group ``kimi`` with weights 3 and 1; a request for ``kimi-k2.6`` is spread over them."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.fakes.provider_fleet import Status
+from tests.integration.fleet_service import Setup, SharedFleets
+
+GROUP = {"kimi-k2.6": {"group": "kimi", "weight": 3}, "kimi-k2.6-together": {"group": "kimi", "weight": 1}}
+BODY = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
+    with SharedFleets(tmp_path_factory.mktemp("groups")) as shared:
+        yield shared
+
+
+def _spread(fleets: SharedFleets, **router: Any) -> Setup:
+    # cooldown.failures 1000: no test of this configuration trips a cooldown by counting
+    return fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60}, **router},
+                      deployments=GROUP, litellm=False)
+
+
+def _answered(setup: Setup, requests: int, clients: int = 16) -> Counter[str]:
+    """Which deployment answered each of ``requests`` chats, sent by ``clients`` at once (one by
+    one, 2,000 take a minute); every one must succeed."""
+    answered: Counter[str] = Counter()
+
+    async def send(client: httpx.AsyncClient, count: int) -> None:
+        for _ in range(count):
+            response = await client.post("/v1/chat/completions", json=BODY)
+            assert response.status_code == 200
+            answered[response.headers["x-intent-router-deployment"]] += 1
+
+    async def send_all() -> None:
+        async with httpx.AsyncClient(base_url=setup.url, timeout=30) as client:
+            share, rest = divmod(requests, clients)
+            await asyncio.gather(*(send(client, share + (i < rest)) for i in range(clients)))
+
+    asyncio.run(send_all())
+    assert sum(answered.values()) == requests
+    return answered
+
+
+def test_the_spread_over_2000_requests_matches_the_weights(fleets: SharedFleets) -> None:
+    setup = _spread(fleets)
+    answered = _answered(setup, 2000)
+    assert set(answered) == {"kimi-k2.6", "kimi-k2.6-together"}
+    # Expected 0.75; the standard error over 2,000 draws is ~0.97 points: +-4 points is > 4 sigma.
+    assert abs(answered["kimi-k2.6"] / 2000 - 0.75) < 0.04
+    assert setup.calls("kimi") == answered["kimi-k2.6"] and setup.calls("together") == answered["kimi-k2.6-together"]
+    assert setup.calls("claude") == 0  # the chain's next entry is never needed
+
+
+def test_a_429_on_one_member_moves_to_the_other_member_first(fleets: SharedFleets) -> None:
+    setup = _spread(fleets)
+    setup.fakes["kimi"].script(Status(429, "rate limited on this key"))
+    with httpx.Client(base_url=setup.url, timeout=30) as client:
+        for _ in range(200):  # until the weighted order tries the failing key first (p = 0.75)
+            response = client.post("/v1/chat/completions", json=BODY)
+            assert response.status_code == 200
+            if response.headers["x-intent-router-attempts"] == "2":
+                break
+        else:
+            pytest.fail("the scripted 429 was never reached")
+    assert response.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
+    assert setup.calls("claude") == 0 and setup.calls("gpt") == 0
+
+
+def test_a_member_in_cooldown_gets_no_traffic(fleets: SharedFleets) -> None:
+    # A configuration of its own: the cooldown it starts outlives this test.
+    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 61}}, deployments=GROUP, litellm=False)
+    setup.fakes["together"].script(Status(429, "slow down", retry_after=120))
+    with httpx.Client(base_url=setup.url, timeout=30) as client:
+        for _ in range(200):  # until the weighted order reaches Together once (p = 0.25)
+            client.post("/v1/chat/completions", json=BODY)
+            if setup.calls("together"):
+                break
+    assert setup.calls("together") == 1
+    answered = _answered(setup, 400)
+    assert answered == {"kimi-k2.6": 400}
+    assert setup.calls("together") == 1  # none of the 400 reached the member cooling down

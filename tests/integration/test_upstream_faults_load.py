@@ -59,12 +59,19 @@ class Outcome:
 def _plans(seed: int = 11) -> list[Plan]:
     rng = random.Random(seed)
     weights = [SLOW_WEIGHT if mode in SLOW else 1.0 for mode in MODES]
-    plans = []
-    for index in range(REQUESTS):
+    # Every mode, plain and streaming, once for certain (on a deployment with a fallback and one
+    # without, alternately); the rest drawn at random, then all shuffled together.
+    sure = [(mode, stream) for mode in MODES for stream in (False, True)]
+    drawn = []
+    for _ in range(REQUESTS - len(sure)):
         mode = rng.choices(MODES, weights)[0] if rng.random() < HOSTILE_SHARE else None
-        model = rng.choices(["hostile-fb", "hostile", "local"], [0.5, 0.45, 0.05])[0]
-        plans.append(Plan(index, model, mode, rng.random() < 0.5))
-    return plans
+        drawn.append((mode, rng.random() < 0.5))
+    models = ["hostile-fb", "hostile"]
+    picks = [(mode, stream, models[i % 2]) for i, (mode, stream) in enumerate(sure)]
+    picks += [(mode, stream, rng.choices(["hostile-fb", "hostile", "local"], [0.5, 0.45, 0.05])[0])
+              for mode, stream in drawn]
+    rng.shuffle(picks)
+    return [Plan(index, model, mode, stream) for index, (mode, stream, model) in enumerate(picks)]
 
 
 def _deployment(base: str, tier: str = "primary", **extra: Any) -> dict[str, Any]:

@@ -572,28 +572,33 @@ def _api_style(value: Any, model: str, where: str) -> str:
 
 
 def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -> float:
-    field = f"{side}_cost_per_mtok"
-    if field in spec:
-        value = spec[field]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
-            raise ConfigError(f"{where}.{field}", "must be a number >= 0")
-        return float(value)
+    price = _configured_price(spec, side, where)
+    if price is not None:
+        return price
     per_token = known.get(f"{side}_cost_per_token")
     if per_token is None:
-        raise ConfigError(f"{where}.{field}", "not in litellm's cost map: set it in the config")
+        raise ConfigError(f"{where}.{side}_cost_per_mtok", "not in litellm's cost map: set it in the config")
     return float(per_token) * 1_000_000
+
+
+def _configured_price(spec: dict[str, Any], side: str, where: str) -> float | None:
+    """The config's ``<side>_cost_per_mtok``, checked; None when the config does not set it."""
+    field = f"{side}_cost_per_mtok"
+    if field not in spec:
+        return None
+    value = spec[field]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
+        raise ConfigError(f"{where}.{field}", "must be a number >= 0")
+    return float(value)
 
 
 def _cache_price(spec: dict[str, Any], side: str, map_field: str, known: dict[str, Any],
                  where: str) -> float | None:
     """A prompt-cache price per million tokens: the config's, else litellm's cost map's, else
     None (such tokens are priced as ordinary input)."""
-    field = f"{side}_cost_per_mtok"
-    if field in spec:
-        value = spec[field]
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
-            raise ConfigError(f"{where}.{field}", "must be a number >= 0")
-        return float(value)
+    price = _configured_price(spec, side, where)
+    if price is not None:
+        return price
     per_token = known.get(map_field)
     if isinstance(per_token, bool) or not isinstance(per_token, (int, float)) or not 0 <= per_token < 1e6:
         return None

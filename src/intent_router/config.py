@@ -241,7 +241,7 @@ class RouterConfig:
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     upstream: UpstreamLimits = UpstreamLimits()
     strict_readiness: bool = False  # True: /readyz answers 503 (not 200) when degraded
-    stream_resume: bool = False  # True: a stream broken after its first chunk is continued by the next deployment
+    stream_resume: bool = False  # True: a broken stream is continued by the next deployment
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()

@@ -296,7 +296,7 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                         usage = chunk_usage(line) or usage
                         yield (sent.pass_on(line) if sent is not None else line) + b"\n\n"
                 except ProviderError as exc:
-                    # After the first chunk there is no falling back: resume, or end with an error event.
+                    # After the first chunk there is no falling back: resume, or an error event.
                     error = f"upstream stream failed: {exc}"
                 except ProviderClientBug as exc:
                     log_client_bug(ctx.request_id, exc)
@@ -314,12 +314,13 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 if sent is None or not sent.resumable():
                     yield _error_event(error)
                     return
-                broken = replace(attempts[-1], outcome="failed", error=clean_text(f"stream broke: {error}", 300))
+                broken = replace(attempts[-1], outcome="failed",
+                                 error=clean_text(f"stream broke: {error}", 300))
                 attempts = (*attempts[:-1], broken)
                 tried = {a.deployment for a in attempts if a.outcome in ("ok", "failed")}
                 try:
                     resumed = await router.resume_stream(body, ctx.prompt, plan, sent.text, tried)
-                except RouterError as exc:  # no deployment could continue: the error event, as without resume
+                except RouterError as exc:  # none could continue: the error event, as without resume
                     attempts += exc.attempts if isinstance(exc, AllProvidersFailed) else ()
                     yield _error_event(error)
                     return

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import openai
 import pytest
 
 from intent_router.decisions import DecisionStore
@@ -66,6 +67,7 @@ def test_a_stream_broken_after_some_chunks_is_continued_as_one_response(fleets: 
     assert lines[-1] == "data: [DONE]" and lines.count("data: [DONE]") == 1
     assert not any("error" in c for c in chunks)
     assert len({c["id"] for c in chunks}) == 1 and len({c["model"] for c in chunks}) == 1
+    assert [c for c in chunks if c["choices"] and "role" in c["choices"][0]["delta"]] == chunks[:1]
     assert _text(chunks) == prefix + "".join(WORDS)
     (continued,) = s.fakes["gpt"].requests
     messages = continued.body["messages"]
@@ -76,6 +78,16 @@ def test_a_stream_broken_after_some_chunks_is_continued_as_one_response(fleets: 
     assert headers["x-intent-router-intent"] == "refactoring"
     assert headers["x-intent-router-deployment"] == "kimi-k2.6"
     assert _attempts(s, headers["x-request-id"]) == [("kimi-k2.6", "failed"), ("gpt-4o", "ok")]
+
+
+def test_the_openai_sdk_reads_a_resumed_stream_as_one_answer(fleets: SharedFleets) -> None:
+    s = fleets.get(router=RESUME, litellm=False)
+    s.fakes["kimi"].script(BrokenStream(chunks_before_break=2))
+    client = openai.OpenAI(base_url=f"{s.url}/v1", api_key="client-key", max_retries=0)
+    chunks = list(client.chat.completions.create(
+        model="auto", stream=True, messages=[{"role": "user", "content": PROMPT}]))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok fromok from fake stream"
+    assert len({c.id for c in chunks}) == 1 and chunks[-1].choices[0].finish_reason == "stop"
 
 
 def test_a_continuation_that_breaks_too_is_continued_with_all_the_text_sent(fleets: SharedFleets) -> None:

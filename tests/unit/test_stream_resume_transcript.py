@@ -21,12 +21,19 @@ def test_every_chunk_passed_on_carries_the_first_id_and_model_and_the_text_is_ke
         chunks: list[tuple[str, str, str]]) -> None:
     first_id, first_model, first_text = chunks[0]
     sent = _Sent(_chunk(first_id, first_model, {"role": "assistant", "content": first_text}))
+    sent.resumed = True  # another deployment continues
     for id_, model, text in chunks[1:]:
-        out = json.loads(sent.pass_on(_chunk(id_, model, {"content": text}))[6:])
+        out = json.loads(sent.pass_on(_chunk(id_, model, {"role": "assistant", "content": text}))[6:])
         assert (out["id"], out["model"]) == (first_id, first_model)
         assert out["choices"][0]["delta"] == {"content": text}
     assert sent.text == "".join(text for _, _, text in chunks)
     assert sent.resumable() == bool(sent.text)
+
+
+def test_before_a_resume_lines_pass_as_they_came() -> None:
+    sent = _Sent(_chunk("a", "m", {"role": "assistant", "content": "x"}))
+    line = _chunk("b", "n", {"content": "y"})
+    assert sent.pass_on(line) is line and sent.text == "xy"
 
 
 def test_done_comments_and_non_json_lines_pass_unchanged() -> None:

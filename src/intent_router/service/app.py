@@ -332,6 +332,7 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 metrics.record_attempts(resumed.attempts)
                 attempts += resumed.attempts
                 name, (line, lines), usage, error = resumed.deployment, resumed.value, None, None
+                sent.resumed = True
                 current = router.config.deployments[name]
                 last = line
                 usage = chunk_usage(line) or usage
@@ -379,6 +380,7 @@ class _Sent:
         self.tool_calls = False
         self.id: Any = None
         self.model: Any = None
+        self.resumed = False  # set once another deployment continues: its chunks are re-written
         self.pass_on(first)
 
     @property
@@ -407,10 +409,12 @@ class _Sent:
                     self.parts.append(delta["content"])
         if self.id is None:
             self.id, self.model = chunk.get("id"), chunk.get("model")
-            return line
-        if chunk.get("id") == self.id and chunk.get("model") == self.model:
+        if not self.resumed:
             return line
         chunk["id"], chunk["model"] = self.id, self.model
+        for choice in chunk.get("choices") or ():  # the assistant's role was given once already
+            if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+                choice["delta"].pop("role", None)
         return b"data: " + json.dumps(chunk).encode()
 
 

@@ -6,9 +6,9 @@ import json
 import logging
 import os
 import time
-from dataclasses import replace
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -284,6 +284,7 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
 
     async def events() -> AsyncIterator[bytes]:
         last, cost, usage, error = first, outcome.escalation_cost_usd, None, None
+        counted = 0.0  # of ``cost``, in the cost metric already (a resumed stream's first part)
         name, current, attempts, lines = result.deployment, deployment, result.attempts, rest
         sent = _Sent(first) if resume else None
         try:
@@ -325,9 +326,9 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                     yield _error_event(error)
                     return
                 await _close(lines)
-                spent = usage_cost(current, usage) if usage else 0.0
-                cost += spent
-                metrics.cost.labels(name).inc(spent)
+                cost += usage_cost(current, usage) if usage else 0.0
+                metrics.cost.labels(name).inc(cost - counted)
+                counted = cost
                 metrics.record_input_tokens(name, usage)
                 metrics.record_attempts(resumed.attempts)
                 attempts += resumed.attempts
@@ -339,12 +340,11 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
                 yield sent.pass_on(line) + b"\n\n"
         finally:
             await _close(lines)  # an upstream left mid-stream (the client went away) is closed now
-            spent = usage_cost(current, usage) if usage else 0.0
-            cost += spent
+            cost += usage_cost(current, usage) if usage else 0.0
             if hold is not None:
                 # Without a usage chunk the held estimate is charged: it bounds the real cost.
                 await limits.settle(hold, cost if usage else max(cost, hold.estimate_usd))
-            metrics.cost.labels(name).inc(spent)
+            metrics.cost.labels(name).inc(cost - counted)
             metrics.record_input_tokens(name, usage)
             metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
             recorder.stream(ctx, plan, name, attempts, usage, cost,

@@ -241,6 +241,7 @@ class RouterConfig:
     max_body_bytes: int = 1024 * 1024  # larger request bodies get 413
     upstream: UpstreamLimits = UpstreamLimits()
     strict_readiness: bool = False  # True: /readyz answers 503 (not 200) when degraded
+    stream_resume: bool = False  # True: a broken stream is continued by the next deployment
     storage: StorageConfig = StorageConfig()
     tracking: TrackingConfig = TrackingConfig()
     sensitive: SensitiveConfig = SensitiveConfig()
@@ -278,7 +279,7 @@ def parse_config(raw: Any) -> RouterConfig:
                                  "governance"})
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
-                                   "max_body_bytes", "strict_readiness", "upstream",
+                                   "max_body_bytes", "strict_readiness", "stream_resume", "upstream",
                                    "cooldown", "output_tokens", "conversation", "routing", "groups"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
@@ -317,6 +318,7 @@ def parse_config(raw: Any) -> RouterConfig:
         max_body_bytes=_body_limit(router.get("max_body_bytes", 1024 * 1024)),
         upstream=_upstream(router.get("upstream", {})),
         strict_readiness=_bool(router.get("strict_readiness", False), "router.strict_readiness"),
+        stream_resume=_bool(router.get("stream_resume", False), "router.stream_resume"),
         storage=_storage(root.get("storage", {})),
         tracking=_tracking(root.get("tracking", {}), deployments),
         sensitive=_sensitive(root.get("sensitive", {})),

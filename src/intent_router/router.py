@@ -7,7 +7,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -95,6 +95,10 @@ class StreamOutcome:
     @property
     def escalation_cost_usd(self) -> float:
         return self.decision.escalation_cost_usd if self.decision else 0.0
+
+
+CONTINUE_INSTRUCTION = ("Your previous answer was cut off. Continue it exactly where it stopped, "
+                        "without repeating anything and without any preamble.")
 
 
 class Router:
@@ -250,11 +254,29 @@ class Router:
     ) -> StreamOutcome:
         """Open a stream along the chain. Falling back is allowed until the first line arrives:
         the result holds that line and the rest of the stream of the deployment that sent it."""
+        plan = plan or await self.plan(prompt, model, sensitive)
+        decision, chain = plan.decision, self.expand_groups(plan.chain)
+
+        result = await self._walk_stream(chain, request, prompt)
+        return StreamOutcome(decision, result)
+
+    async def resume_stream(
+        self, request: dict[str, Any], prompt: str, plan: Plan, partial: str, tried: Collection[str],
+    ) -> ChainResult[tuple[bytes, AsyncIterator[bytes]]]:
+        """Continue a stream that broke after ``partial`` was sent: the chain's deployments not
+        ``tried`` yet, in order (cooling down or keyless ones skipped), get the request with the
+        partial answer as an assistant message and an instruction to go on from there."""
+        chain = tuple(name for name in self.expand_groups(plan.chain) if name not in tried)
+        messages = [*request.get("messages", []), {"role": "assistant", "content": partial},
+                    {"role": "user", "content": CONTINUE_INSTRUCTION}]
+        continuation = {**request, "messages": messages}
+        return await self._walk_stream(chain, continuation, prompt + partial)
+
+    async def _walk_stream(self, chain: Sequence[str], request: dict[str, Any],
+                           prompt: str) -> ChainResult[tuple[bytes, AsyncIterator[bytes]]]:
         if self._open_stream is None:
             raise RuntimeError("this Router was built without a streaming client")
         open_stream = self._open_stream
-        plan = plan or await self.plan(prompt, model, sensitive)
-        decision, chain = plan.decision, self.expand_groups(plan.chain)
 
         async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
             lines = open_stream(deployment, {**request, "stream": True}, timeout)
@@ -263,9 +285,8 @@ class Router:
             except StopAsyncIteration as exc:
                 raise ProviderError("upstream sent an empty stream", kind="malformed_response") from exc
 
-        result = await walk_chain(chain, self.config.deployments, self._counted(first_line), self.cooldowns,
-                                  self.config.request_deadline_s, _request_tokens(request, prompt))
-        return StreamOutcome(decision, result)
+        return await walk_chain(chain, self.config.deployments, self._counted(first_line), self.cooldowns,
+                                self.config.request_deadline_s, _request_tokens(request, prompt))
 
     def expand_groups(self, chain: Sequence[str]) -> tuple[str, ...]:
         """``chain`` with each model group's members in this request's order (its strategy's;

@@ -87,6 +87,8 @@ class BrokenStream:
     """Stream ``chunks_before_break`` chunks, then drop the connection without [DONE]."""
 
     chunks_before_break: int = 2
+    tool_call: bool = False
+    """The chunks stream a tool call's arguments (OpenAI-style only) rather than text."""
 
 
 Fault = Reply | ToolReply | JsonReply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
@@ -314,6 +316,8 @@ class _Handler(BaseHTTPRequestHandler):
         limit = fault.chunks_before_break if isinstance(fault, BrokenStream) else len(words)
         cache = _cache(fault)
         events = _anthropic_events(body, words, cache) if anthropic else _openai_chunks(body, words, cache)
+        if isinstance(fault, BrokenStream) and fault.tool_call and not anthropic:
+            events = _openai_tool_chunks(body, words)
         for index, event in enumerate(events):
             if index >= limit + (1 if anthropic else 0) and isinstance(fault, BrokenStream):
                 self.wfile.flush()
@@ -382,6 +386,18 @@ def _openai_chunks(body: dict[str, Any], words: list[str], cache: tuple[int, int
     if (body.get("stream_options") or {}).get("include_usage"):
         prompt_tokens, completion_tokens = _usage(body, "".join(words))
         chunks.append({**base, "choices": [], "usage": _openai_usage(prompt_tokens, completion_tokens, cache)})
+    return [f"data: {json.dumps(c)}\n\n" for c in chunks]
+
+
+def _openai_tool_chunks(body: dict[str, Any], words: list[str]) -> list[str]:
+    """A stream of one tool call whose arguments come a word per chunk."""
+    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": body.get("model", "fake-model")}
+    chunks = [{**base, "choices": [{"index": 0, "finish_reason": None, "delta": {
+        "tool_calls": [{"index": 0, "id": "call_fake", "type": "function",
+                        "function": {"name": "lookup", "arguments": w}} if i == 0
+                       else {"index": 0, "function": {"arguments": w}}]}}]}
+              for i, w in enumerate(words)]
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
 

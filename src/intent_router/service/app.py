@@ -8,6 +8,7 @@ import os
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -278,45 +279,75 @@ async def _stream_chat(ctx: RequestContext, plan: Plan, body: dict, state: State
     deployment = state.router.config.deployments[result.deployment]
     metrics, recorder, limits = state.metrics, state.recorder, state.limits
 
+    router = state.router
+    resume = router.config.stream_resume
+
     async def events() -> AsyncIterator[bytes]:
         last, cost, usage, error = first, outcome.escalation_cost_usd, None, None
+        counted = 0.0  # of ``cost``, in the cost metric already (a resumed stream's first part)
+        name, current, attempts, lines = result.deployment, deployment, result.attempts, rest
+        sent = _Sent(first) if resume else None
         try:
             yield first + b"\n\n"
             usage = chunk_usage(first) or usage
-            try:
-                async for line in rest:
-                    last = line
-                    usage = chunk_usage(line) or usage
-                    yield line + b"\n\n"
-            except ProviderError as exc:
-                # After the first chunk there is no falling back: end with an error event.
-                error = f"upstream stream failed: {exc}"
-                yield _error_event(error)
-                return
-            except ProviderClientBug as exc:
-                log_client_bug(ctx.request_id, exc)
-                error = str(exc)
-                yield _error_event(error, "server_error")
-                return
-            except Exception as exc:  # never a bare cut: the client learns the stream failed
-                logger.error("request %s: stream from %s failed: %s", ctx.request_id, result.deployment,
-                             type(exc).__name__)
-                error = f"upstream stream failed: {type(exc).__name__}"
-                yield _error_event(error)
-                return
-            if last.strip() != b"data: [DONE]":
-                error = "upstream stream ended before [DONE]"
-                yield _error_event(error)
+            while True:
+                try:
+                    async for line in lines:
+                        last = line
+                        usage = chunk_usage(line) or usage
+                        yield (sent.pass_on(line) if sent is not None else line) + b"\n\n"
+                except ProviderError as exc:
+                    # After the first chunk there is no falling back: resume, or an error event.
+                    error = f"upstream stream failed: {exc}"
+                except ProviderClientBug as exc:
+                    log_client_bug(ctx.request_id, exc)
+                    error = str(exc)
+                    yield _error_event(error, "server_error")
+                    return
+                except Exception as exc:  # never a bare cut: the client learns the stream failed
+                    logger.error("request %s: stream from %s failed: %s", ctx.request_id, name,
+                                 type(exc).__name__)
+                    error = f"upstream stream failed: {type(exc).__name__}"
+                else:
+                    if last.strip() == b"data: [DONE]":
+                        return
+                    error = "upstream stream ended before [DONE]"
+                if sent is None or not sent.resumable():
+                    yield _error_event(error)
+                    return
+                broken = replace(attempts[-1], outcome="failed",
+                                 error=clean_text(f"stream broke: {error}", 300))
+                attempts = (*attempts[:-1], broken)
+                tried = {a.deployment for a in attempts if a.outcome in ("ok", "failed")}
+                try:
+                    resumed = await router.resume_stream(body, ctx.prompt, plan, sent.text, tried)
+                except RouterError as exc:  # none could continue: the error event, as without resume
+                    attempts += exc.attempts if isinstance(exc, AllProvidersFailed) else ()
+                    yield _error_event(error)
+                    return
+                await _close(lines)
+                cost += usage_cost(current, usage) if usage else 0.0
+                metrics.cost.labels(name).inc(cost - counted)
+                counted = cost
+                metrics.record_input_tokens(name, usage)
+                metrics.record_attempts(resumed.attempts)
+                attempts += resumed.attempts
+                name, (line, lines), usage, error = resumed.deployment, resumed.value, None, None
+                sent.resumed = True
+                current = router.config.deployments[name]
+                last = line
+                usage = chunk_usage(line) or usage
+                yield sent.pass_on(line) + b"\n\n"
         finally:
-            await _close(rest)  # an upstream left mid-stream (the client went away) is closed now
-            cost += usage_cost(deployment, usage) if usage else 0.0
+            await _close(lines)  # an upstream left mid-stream (the client went away) is closed now
+            cost += usage_cost(current, usage) if usage else 0.0
             if hold is not None:
                 # Without a usage chunk the held estimate is charged: it bounds the real cost.
                 await limits.settle(hold, cost if usage else max(cost, hold.estimate_usd))
-            metrics.cost.labels(result.deployment).inc(cost)
-            metrics.record_input_tokens(result.deployment, usage)
+            metrics.cost.labels(name).inc(cost - counted)
+            metrics.record_input_tokens(name, usage)
             metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
-            recorder.stream(ctx, plan, result.deployment, result.attempts, usage, cost,
+            recorder.stream(ctx, plan, name, attempts, usage, cost,
                             error or (None if last.strip() == b"data: [DONE]" else "client went away"))
 
     headers = {
@@ -338,6 +369,53 @@ async def _close(lines: AsyncIterator[bytes]) -> None:
             await aclose()
         except Exception as exc:  # closing a broken upstream may fail too; the answer is given
             logger.debug("closing an upstream stream failed: %s", type(exc).__name__)
+
+
+class _Sent:
+    """What a stream has sent so far (its text, whether it carried tool calls), and the id and model
+    of its first chunk, which a continuation's chunks are re-written to carry."""
+
+    def __init__(self, first: bytes) -> None:
+        self.parts: list[str] = []
+        self.tool_calls = False
+        self.id: Any = None
+        self.model: Any = None
+        self.resumed = False  # set once another deployment continues: its chunks are re-written
+        self.pass_on(first)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.parts)
+
+    def resumable(self) -> bool:
+        return bool(self.text) and not self.tool_calls
+
+    def pass_on(self, line: bytes) -> bytes:
+        """``line`` as the client gets it: noted, and carrying the first chunk's id and model."""
+        if not line.startswith(b"data: ") or line.strip() == b"data: [DONE]":
+            return line
+        try:
+            chunk = json.loads(line[6:])
+        except ValueError:
+            return line
+        if not isinstance(chunk, dict):
+            return line
+        for choice in chunk.get("choices") or ():
+            delta = choice.get("delta") if isinstance(choice, dict) else None
+            if isinstance(delta, dict):
+                if delta.get("tool_calls") or delta.get("function_call"):
+                    self.tool_calls = True
+                if isinstance(delta.get("content"), str):
+                    self.parts.append(delta["content"])
+        if self.id is None:
+            self.id, self.model = chunk.get("id"), chunk.get("model")
+        if not self.resumed:
+            return line
+        chunk["id"], chunk["model"] = self.id, self.model
+        for choice in chunk.get("choices") or ():  # the assistant's role was given once already
+            if isinstance(choice, dict) and isinstance(choice.get("delta"), dict):
+                choice["delta"].pop("role", None)
+        return b"data: " + json.dumps(chunk).encode()
 
 
 def _error_event(message: str, kind: str = "provider_error") -> bytes:

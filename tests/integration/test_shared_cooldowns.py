@@ -14,6 +14,7 @@ from redis import Redis
 
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.shared_cooldowns import SharedCooldowns
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_services
@@ -66,9 +67,7 @@ def _wait_until_every_service_read_it(key: str, services: int, timeout_s: float 
     redis = Redis.from_url(REDIS_URL)
     deadline = time.monotonic() + timeout_s
     try:
-        while not redis.exists(key):
-            assert time.monotonic() < deadline, f"{key} never published"
-            time.sleep(0.02)
+        eventually(lambda: redis.exists(key), timeout_s=timeout_s, interval_s=0.02, what=f"{key} published")
         readers: set[tuple[str, str]] = set()
         with redis.monitor() as monitor:  # every command from now on: all read after the publish
             while len(readers) < services:

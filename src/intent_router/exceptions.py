@@ -24,6 +24,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class RouterError(Exception):
     """Base class of every error raised by intent-router."""
@@ -123,9 +125,10 @@ class FatalProviderError(ProviderError):
 
 
 class AllProvidersFailed(RouterError):
-    """Every deployment of the chain failed or was unavailable; ``attempts`` tells each."""
+    """Every deployment of the chain failed or was unavailable; ``attempts`` tells each (the
+    fallback walk's ``Attempt`` values: this module sits below it and cannot name their type)."""
 
-    def __init__(self, attempts: tuple[object, ...], deadline_exceeded: bool = False) -> None:
+    def __init__(self, attempts: tuple[Any, ...], deadline_exceeded: bool = False) -> None:
         self.attempts = attempts
         self.deadline_exceeded = deadline_exceeded
         super().__init__(f"all {len(attempts)} attempts failed")
@@ -135,7 +138,7 @@ class LocalOnlyFailed(AllProvidersFailed):
     """A sensitive request (a secret in it, or a sensitive repo or user) that only the local
     tier may answer, and the local tier failed: it fails closed, never reaching a cloud."""
 
-    def __init__(self, attempts: tuple[object, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
+    def __init__(self, attempts: tuple[Any, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
         super().__init__(attempts, deadline_exceeded)
         self.reasons = reasons
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from intent_router.config import Deployment
-from intent_router.text import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     FatalProviderError,
@@ -24,6 +23,7 @@ from intent_router.routing.retry_rules import (
     failure_from_error,
     verdict,
 )
+from intent_router.text import clean_text
 
 T = TypeVar("T")
 
@@ -82,7 +82,7 @@ async def walk_chain(
         except MissingKeyError as exc:  # not the provider's fault: no cooldown, next one
             attempts.append(Attempt(name, "skipped_no_key", str(exc)))
             continue
-        except (ProviderError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ProviderError) as exc:
             failure = _failure(exc)
             latency = (clock() - began) * 1000
             attempts.append(Attempt(name, "failed", _describe(exc, failure), failure.status, latency))

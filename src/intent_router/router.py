@@ -13,8 +13,13 @@ from typing import Any, TypeVar
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
-from intent_router.costs import (InputTokens, cached_cost_usd, cost_usd, estimate_messages_tokens,
-                                 estimate_tokens)
+from intent_router.costs import (
+    InputTokens,
+    cached_cost_usd,
+    cost_usd,
+    estimate_messages_tokens,
+    estimate_tokens,
+)
 from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
 from intent_router.providers.upstream_validation import usage_input_split
@@ -351,7 +356,7 @@ class Router:
         timeout = self.config.llm_classifier_timeout_s
         try:
             response = await asyncio.wait_for(self._complete(deployment, request, timeout), timeout)
-        except (ProviderError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ProviderError) as exc:
             return local_intent, "default", 0.0, f"llm classifier failed: {type(exc).__name__}"
         except ProviderClientBug as exc:  # the local prediction stands, but the bug is told
             log.error("llm classifier: %s", exc)

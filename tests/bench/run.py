@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
-from datetime import datetime, timezone
-from pathlib import Path
-
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from tests.bench import (
     classifier_bench,
@@ -32,7 +31,7 @@ def main(names: list[str]) -> None:
         bench = BENCHMARKS[name]
         results = bench.run()
         results["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
-        results["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         print(bench.table(results))
         path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(results, indent=2))

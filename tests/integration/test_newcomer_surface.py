@@ -47,7 +47,7 @@ def _settled_readiness(url: str) -> httpx.Response:
 
 
 def test_the_startup_summary_names_config_model_keys_and_stores(keyless: tuple[str, Path, int]) -> None:
-    _, log, closed = keyless
+    _, log, _closed = keyless
     text = log.read_text()
     summary = [line.removeprefix("intent-router: ") for line in text.splitlines() if line.startswith("intent-router: ")]
     assert summary[0].startswith("config /") and summary[0].endswith("router.yaml")

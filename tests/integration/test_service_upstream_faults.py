@@ -117,9 +117,9 @@ def _prompt(mode: str | None) -> str:
 
 def chat(fleet: Fleet, model: str, prompt: str, stream: bool = False, **extra: Any) -> Answer:
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, **extra}
-    with httpx.Client(base_url=fleet.url, timeout=30, trust_env=False) as client:
-        with client.stream("POST", "/v1/chat/completions", json=body) as response:
-            raw = response.read().decode("utf-8")
+    with httpx.Client(base_url=fleet.url, timeout=30, trust_env=False) as client, \
+            client.stream("POST", "/v1/chat/completions", json=body) as response:
+        raw = response.read().decode("utf-8")
     if response.status_code == 200 and stream:
         events = [line[len("data: "):] for line in raw.split("\n") if line.startswith("data: ")]
         return Answer(200, response.headers, [e if e == "[DONE]" else json.loads(e) for e in events], raw)

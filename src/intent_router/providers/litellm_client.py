@@ -12,7 +12,7 @@ import functools
 import json
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from intent_router.config import Deployment
@@ -23,7 +23,7 @@ from intent_router.providers.upstream_validation import parse_retry_after
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
 
-import litellm  # noqa: E402
+import litellm
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
@@ -123,7 +123,7 @@ class LitellmClient:
             raise map_call_failure(exc, deployment) from exc
         return dict(response.model_dump())
 
-    async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+    async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncGenerator[bytes, None]:
         """Yield OpenAI-style SSE lines (``data: {...}``, then ``data: [DONE]``)."""
         try:
             response = await _acompletion(deployment, request, timeout_s, stream=True)

@@ -17,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
 from intent_router.exceptions import ConfigError
@@ -25,9 +26,16 @@ from intent_router.exceptions import ConfigError
 TRACKER_ENV = "INTENT_ROUTER_TRACKER"
 #: --log-level, handed to the workers (their root logger, litellm's and httpx's included).
 LOG_LEVEL_ENV = "INTENT_ROUTER_LOG_LEVEL"
+
+
+class _ServerOptions(TypedDict):
+    loop: Literal["uvloop"]
+    http: Literal["httptools"]
+
+
 #: uvicorn on its C event loop and HTTP parser (both pinned dependencies) rather than asyncio's
 #: loop and the pure-Python h11: the server's share of each request is the bench's baseline too.
-SERVER = {"loop": "uvloop", "http": "httptools"}
+SERVER: _ServerOptions = {"loop": "uvloop", "http": "httptools"}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

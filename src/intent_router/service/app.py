@@ -22,7 +22,6 @@ from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, load_config
 from intent_router.db import storage_outage_as_unavailable
 from intent_router.decisions import DecisionStore, DecisionWriter, Feedback
-from intent_router.text import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     InvalidRequestError,
@@ -71,6 +70,7 @@ from intent_router.service.schemas import (
     upstream_body,
     user_turns,
 )
+from intent_router.text import clean_text
 from intent_router.tracking import ServingTracker
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
@@ -92,7 +92,7 @@ async def readyz(state: State) -> Response[Readiness]:
     router: Router = state.router
     report = readiness(router.config, state.needs_litellm and not state.clients.warm, router.cooldowns.available,
                        await state.keyless_probe.unreachable())
-    body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
+    body = Readiness(report.status, router.classifier.version, list(report.reasons),
                      list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
 

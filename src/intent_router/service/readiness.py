@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from intent_router.config import Deployment, RouterConfig
@@ -43,7 +44,7 @@ class ReadinessReport:
     """``status``: ``ready``, ``warming`` (litellm still loading) or ``degraded`` (no
     deployment can answer a chat request: ``reasons`` say why)."""
 
-    status: str
+    status: Literal["ready", "warming", "degraded"]
     reasons: tuple[str, ...]
     usable: tuple[str, ...]
 
@@ -116,7 +117,7 @@ class KeylessProbe:
     async def _listens(self, host: str, port: int) -> bool:
         try:
             _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), self._timeout_s)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             return False
         writer.close()
         return True

@@ -120,7 +120,7 @@ $(PORTKEY_DIR)/.installed:
 	else echo "make bench: node/npm not found: the proxy bench skips Portkey's gateway" >&2; fi
 
 BENCH_PEERS := $(LITELLM_PROXY_VENV)/.installed $(PORTKEY_DIR)/.installed
-bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(BENCH_PEERS)),$(BENCH_PEERS)) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup for one), print tables, write JSON
+bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(BENCH_PEERS)),$(BENCH_PEERS)) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup|tokens for one), print tables, write JSON
 	@command -v wrk >/dev/null || { echo "make bench needs wrk on PATH (e.g. apt-get install wrk)" >&2; exit 1; }
 	$(PY) -m tests.bench.run $(BENCH)
 

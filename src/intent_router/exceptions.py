@@ -19,7 +19,8 @@
     │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
     ├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
     ├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
-    └── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
+    ├── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
+    └── TokenizerUnavailable        litellm's bundled cl100k_base is missing or not the real one
 """
 
 from __future__ import annotations
@@ -166,3 +167,8 @@ class StorageUnavailable(RouterError, RuntimeError):
     """The database (decision log, overrides, client keys) cannot be reached or did not answer:
     feedback and the admin API answer 503 ``storage_unavailable``; routing goes on from each
     worker's last snapshot."""
+
+
+class TokenizerUnavailable(RouterError, RuntimeError):
+    """The token counter's encoding (cl100k_base, bundled with litellm) cannot be loaded: an
+    installation problem, never fixed by downloading it."""

@@ -14,6 +14,7 @@ from tests.bench import (
     proxy_bench,
     route_bench,
     startup_bench,
+    tokens_bench,
     tracking_bench,
 )
 
@@ -21,7 +22,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench, "route": route_bench,
-              "proxy": proxy_bench, "client": client_bench, "startup": startup_bench}
+              "proxy": proxy_bench, "client": client_bench, "startup": startup_bench,
+              "tokens": tokens_bench}
 
 
 def main(names: list[str]) -> None:

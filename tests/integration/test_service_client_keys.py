@@ -17,6 +17,7 @@ import httpx
 import pytest
 import sqlalchemy
 
+from intent_router.tokens import count_tokens
 from tests.conftest import fresh_postgres_schema
 from tests.eventually import eventually
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
@@ -31,7 +32,7 @@ PRICES = {
     "kimi-k2.6-together": {"input_cost_per_mtok": 0.1, "output_cost_per_mtok": 0.1, "fallbacks": []},
     "gpt-4o": {"input_cost_per_mtok": 1000, "output_cost_per_mtok": 3000, "fallbacks": []},
 }
-PROMPT = "write a python function"  # 23 characters: estimated at 6 tokens; 4 words to the fake
+PROMPT = "write a python_function() now"  # 6 tokens (cl100k_base); 4 words to the fake
 # One gpt-4o request with max_tokens 3: held at (6 x 1000 + 3 x 3000) / 1e6 = $0.015 and
 # charged (4 x 1000 + 3 x 3000) / 1e6 = $0.013 (the fake answers "ok from fake": 3 words).
 ESTIMATE_USD, ACTUAL_USD = 0.015, 0.013
@@ -184,16 +185,19 @@ def test_tpm_counts_the_conversation(services: Services) -> None:
     a, b = services.urls
     key, _ = services.new_key(tpm=100)
     _away_from_a_minute_boundary()
-    too_big = _chat(a, key, text="word " * 200)  # about 250 tokens: never fits a 100-token minute
+    fifty = "word " * 49
+    assert count_tokens(fifty) == 50 and count_tokens("word " * 200) == 201  # cl100k_base
+    too_big = _chat(a, key, text="word " * 200)  # never fits a 100-token minute
     assert too_big.status_code == 429 and "more than client key" in too_big.json()["error"]["message"]
-    assert _chat(b, key, text="x" * 200, max_tokens=3).status_code == 200  # 50 tokens
-    assert _chat(a, key, text="x" * 200, max_tokens=3).status_code == 200  # 100
-    third = _chat(b, key, text="x" * 200, max_tokens=3)
+    assert _chat(b, key, text=fifty, max_tokens=3).status_code == 200  # 50 tokens
+    assert _chat(a, key, text=fifty, max_tokens=3).status_code == 200  # 100
+    third = _chat(b, key, text=fifty, max_tokens=3)
     assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limit_exceeded"
 
 
 def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(services: Services) -> None:
     a, b = services.urls
+    assert count_tokens(PROMPT) == 6  # the hold's arithmetic above
     budget = 10 * ESTIMATE_USD  # room for 10 holds at once; 11 real answers at most
     key, created = services.new_key(team="exact", budget_day_usd=budget, over_budget="refuse")
     with ThreadPoolExecutor(16) as pool:

@@ -36,12 +36,12 @@ def load_labeled(path: Path) -> list[LabeledPrompt]:
     if Path(path).suffix == ".json":
         return load_real_test(Path(path))
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        objects = json_objects(Path(path), DataFileError)
     except FileNotFoundError as exc:
         raise DataFileError(f"{path}: no such file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot read: {exc}") from exc
-    rows = [_row(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+    rows = [_labeled(raw, f"{path}:{where.rpartition(':')[2]}") for where, raw in objects]
     if not rows:
         raise DataFileError(f"{path}: no labeled rows")
     return rows
@@ -82,16 +82,6 @@ def examples_sha256(examples: list[LabeledPrompt]) -> str:
 def file_sha256(path: Path) -> str:
     """The SHA-256 of the file's bytes, to tie a run to the exact data it replayed."""
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _row(line: str, where: str) -> LabeledPrompt:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataFileError(f"{where}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(raw, dict):
-        raise DataFileError(f"{where}: expected a JSON object with 'text' and 'intent'")
-    return _labeled(raw, where)
 
 
 def _labeled(raw: dict[str, Any], where: str) -> LabeledPrompt:

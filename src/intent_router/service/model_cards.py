@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import get
-from litestar.datastructures import State
 from litestar.params import Parameter
 
 from intent_router.config import RouterConfig
@@ -13,6 +12,7 @@ from intent_router.exceptions import UnknownModelError
 from intent_router.routing.policy import AUTO_MODELS, deployment_named
 from intent_router.service.client_auth import require_client_key
 from intent_router.service.openapi import AUTH_ERRORS, MODEL_ERRORS
+from intent_router.service.services import Services
 from intent_router.service.schemas import ModelCard, ModelList
 
 ROUTER_OWNER = "intent-router"
@@ -41,16 +41,16 @@ def model_card(config: RouterConfig, created: int, model: str) -> ModelCard:
 
 @get("/v1/models", sync_to_thread=False, before_request=require_client_key,
      responses=AUTH_ERRORS)
-def list_models(state: State) -> ModelList:
+def list_models(services: Services) -> ModelList:
     """``auto`` plus every configured deployment."""
-    return ModelList(data=model_cards(state.router.config, state.started_at))
+    return ModelList(data=model_cards(services.router.config, services.started_at))
 
 
 @get("/v1/models/{model:path}", sync_to_thread=False, before_request=require_client_key, responses=MODEL_ERRORS,
      operation_id="retrieveModel")
-def get_model(state: State, model: Annotated[str, Parameter(max_length=512)]) -> ModelCard:
+def get_model(services: Services, model: Annotated[str, Parameter(max_length=512)]) -> ModelCard:
     """One model: ``auto`` or a deployment (404 ``model_not_found`` otherwise)."""
-    return model_card(state.router.config, state.started_at, model.lstrip("/"))
+    return model_card(services.router.config, services.started_at, model.lstrip("/"))
 
 
 MODEL_HANDLERS = [list_models, get_model]

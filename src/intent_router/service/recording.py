@@ -50,6 +50,7 @@ class RequestContext:
     org: str | None = None
     client_key_id: str | None = None
     budget: str | None = None  # "downgraded" when a budget moved the request to a cheaper tier
+    plan: Plan | None = None  # set once planned: a failure's decision row and metrics name it
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)

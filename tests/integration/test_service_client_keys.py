@@ -77,16 +77,14 @@ def _route(url: str, key: str | None, **headers: str) -> httpx.Response:
 def _decision(services: Services, request_id: str) -> dict[str, Any]:
     """The decision-log row of a request (written in the background: polled for a while)."""
     engine = sqlalchemy.create_engine(services.database_url)
+    def row() -> Any:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text("SELECT * FROM decisions WHERE request_id = :r"),
+                                      {"r": request_id}).mappings().first()
+
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            with engine.connect() as connection:
-                row = connection.execute(sqlalchemy.text("SELECT * FROM decisions WHERE request_id = :r"),
-                                         {"r": request_id}).mappings().first()
-            if row is not None or time.monotonic() > deadline:
-                assert row is not None, f"no decision for {request_id}"
-                return dict(row)
-            time.sleep(0.1)
+        return dict(eventually(row, lambda found: found is not None, timeout_s=5, interval_s=0.1,
+                               what=f"a decision for {request_id}"))
     finally:
         engine.dispose()
 
@@ -212,13 +210,10 @@ def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(
     assert charged == pytest.approx(len(ok) * ACTUAL_USD, abs=1e-9)
     # A request's spend is settled as its answer ends, which the client may see first: wait for
     # the last settlement (a hold still counted, or one settled twice, would never match).
-    deadline = time.monotonic() + 30
-    while True:
-        spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
-        if spend["day_usd"] == pytest.approx(charged, abs=1e-9) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert spend["day_usd"] == pytest.approx(charged, abs=1e-9) and spend["day_usd"] <= budget
+    spend = eventually(lambda: httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"],
+                       lambda seen: seen["day_usd"] == pytest.approx(charged, abs=1e-9), timeout_s=30,
+                       what=f"the key's spend settled at {charged}")
+    assert spend["day_usd"] <= budget
     assert spend["month_usd"] == spend["day_usd"]
     team = httpx.get(f"{a}/admin/spend", params={"team": "exact"}, headers=ADMIN).json()
     assert team["day_usd"] == pytest.approx(charged, abs=1e-9) and len(team["keys"]) == 1

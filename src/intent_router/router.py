@@ -26,7 +26,7 @@ from intent_router.routing.groups import GroupStats, expand_chain, order_members
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
-from intent_router.types import Prediction
+from intent_router.types import Prediction, RouteSource, RoutingMode
 
 log = logging.getLogger("intent_router.router")
 T = TypeVar("T")
@@ -43,7 +43,7 @@ class RouteDecision:
     intent: str
     confidence: float
     probabilities: dict[str, float]
-    source: str  # "model", "llm", or "default" (escalation failed: local prediction kept)
+    source: RouteSource
     chain: tuple[str, ...]
     estimated_cost_usd: float
     escalation_cost_usd: float
@@ -56,7 +56,7 @@ class RouteDecision:
     escalate_ms: float = 0.0
     routed_as: str | None = None  # the intent whose chain was chosen (regret routing may differ)
     turns_used: tuple[int, ...] = ()  # positions among the user turns classified, oldest first
-    routing_mode: str = "argmax"
+    routing_mode: RoutingMode = "argmax"
 
 
 @dataclass(frozen=True)

@@ -15,8 +15,9 @@ from litestar.response import Stream
 
 from intent_router.exceptions import AllProvidersFailed, InvalidRequestError, LocalOnlyFailed, RouterError
 from intent_router.governance.client_keys import ClientKey
-from intent_router.governance.limits import BudgetHold, hold_budget
-from intent_router.router import ChatOutcome, Plan, RouteDecision
+from intent_router.governance.limits import BudgetHold, Limits, hold_budget
+from intent_router.router import ChatOutcome, Plan, RouteDecision, Router
+from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.service.recording import RequestContext
 from intent_router.service.schemas import ChatRequest, RouteMetadata, RouteRequest, RouteResponse, user_turns
 from intent_router.service.services import Services
@@ -40,24 +41,21 @@ class HeldBudget:
 
 
 @asynccontextmanager
-async def budget_hold(services: Services, key: ClientKey | None, plan: Plan, body: dict[str, Any],
-                      prompt: str, sensitive: bool, ctx: RequestContext) -> AsyncIterator[HeldBudget]:
+async def budget_hold(limits: Limits, router: Router, key: ClientKey | None, plan: Plan, body: dict[str, Any],
+                      prompt: str, sensitive: bool = False, override: EffectiveOverride = NO_OVERRIDE,
+                      ) -> AsyncIterator[HeldBudget]:
     """Hold the request's estimate against ``key``'s budgets (downgrading the plan, or raising
     BudgetExceededError, when they cannot cover it), and settle the hold at ``spent_usd`` on exit,
-    whether an answer came or not."""
+    whether an answer came or not. Without a key nothing is held."""
     if key is None:
         yield HeldBudget(plan, None)
         return
-    plan, hold, downgraded = await hold_budget(services.limits, services.router, key, plan, body, prompt,
-                                               sensitive, ctx.override)
+    plan, hold, downgraded = await hold_budget(limits, router, key, plan, body, prompt, sensitive, override)
     held = HeldBudget(plan, hold, downgraded, spent_usd=escalation_cost(plan.decision))
-    if downgraded:
-        ctx.budget = "downgraded"
-        services.metrics.governance.labels("downgraded").inc()
     try:
         yield held
     finally:
-        await services.limits.settle(hold, held.spent_usd)
+        await limits.settle(hold, held.spent_usd)
 
 
 def route_input(data: RouteRequest) -> tuple[str, list[str], list[int]]:
@@ -107,8 +105,11 @@ async def serve_chat(ctx: RequestContext, data: ChatRequest, body: dict[str, Any
         ctx.plan = await router.plan(ctx.prompt, data.model, bool(sensitive), ctx.override,
                                      user_turns(data.messages)[1][:-1])
         budget = await exits.enter_async_context(
-            budget_hold(services, key, ctx.plan, body, ctx.prompt, bool(sensitive), ctx))
+            budget_hold(services.limits, router, key, ctx.plan, body, ctx.prompt, bool(sensitive), ctx.override))
         ctx.plan = budget.plan
+        if budget.downgraded:
+            ctx.budget = "downgraded"
+            services.metrics.governance.labels("downgraded").inc()
         deployments = router.config.deployments
         await services.clients.load_for(deployments[name] for name in budget.plan.chain)  # if still loading
         if data.stream:

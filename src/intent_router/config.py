@@ -360,7 +360,7 @@ def _routing(raw: Any) -> RegretConfig:
     if mode not in ROUTING_MODES:
         raise ConfigError(f"{where}.mode", f"must be one of {list(ROUTING_MODES)}")
     return RegretConfig(
-        mode=str(mode),
+        mode=mode,
         weight=_non_negative(given.get("weight", default.weight), f"{where}.weight"),
         matrix=_regret_matrix(given.get("matrix", {}), f"{where}.matrix"),
         llm_accuracy=_fraction(given.get("llm_accuracy", default.llm_accuracy), f"{where}.llm_accuracy"),

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from intent_router.config import Deployment
-from intent_router.text import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     FatalProviderError,
@@ -24,6 +23,7 @@ from intent_router.routing.retry_rules import (
     failure_from_error,
     verdict,
 )
+from intent_router.text import clean_text
 from intent_router.types import Attempt, AttemptOutcome
 
 T = TypeVar("T")

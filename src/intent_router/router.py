@@ -147,7 +147,8 @@ class Router:
         selection = select_turns([*context, prompt], self.config.conversation)
         prediction = self._classify(selection)
         classified = time.perf_counter()
-        intent, source, spent, error = prediction.intent, "model", 0.0, None
+        source: RouteSource = "model"
+        intent, spent, error = prediction.intent, 0.0, None
         sensitive = sensitive or override.sensitive
         may_ask = requested_model in AUTO_MODELS and not sensitive
         text = _joined(selection)
@@ -342,7 +343,7 @@ class Router:
         chain = downgrade_chain(self.config, self.config.governance.downgrade_tier, sensitive, override)
         return Plan(plan.decision, chain) if chain else None
 
-    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
+    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, RouteSource, float, str | None]:
         cached = self._cache.get(prompt)
         if cached is not None:
             return cached, "llm", 0.0, None

@@ -6,8 +6,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-AttemptOutcome = Literal["ok", "failed", "skipped_cooldown", "skipped_context", "skipped_deadline",
-                         "skipped_no_key"]
+AttemptOutcome = Literal[
+    "ok", "failed", "skipped_cooldown", "skipped_context", "skipped_deadline", "skipped_no_key"
+]
 """What happened at one deployment of a chain: it answered, it failed, or it was skipped because
 it was cooling down, its context window was too small, the deadline had passed, or its key
 variable is unset."""
@@ -32,14 +33,16 @@ BudgetEffect = Literal["downgraded"]
 OverBudget = Literal["downgrade", "refuse"]
 """What a request over its key's budget gets: the config's downgrade tier, or a 429."""
 
-ProviderErrorKind = Literal["http", "timeout", "connection", "unreachable", "malformed_response",
-                            "no_key"]
+ProviderErrorKind = Literal[
+    "http", "timeout", "connection", "unreachable", "malformed_response", "no_key"
+]
 """How a provider call failed: an HTTP error status; no answer in time; the connection broke;
 nothing was sent (refused, DNS failure); an answer that breaks the API's contract or the
 router's limits; the deployment's key variable is unset."""
 
 Tier = Literal["primary", "fallback_1", "fallback_2", "local"]
-"""A deployment's tier in the policy's chains; ``local`` is the only one sensitive requests reach."""
+"""A deployment's tier in the policy's chains; ``local`` is the only tier sensitive requests
+reach."""
 
 RoutingMode = Literal["argmax", "regret"]
 """``argmax``: the most probable intent; ``regret``: the intent of least expected regret."""

@@ -19,7 +19,11 @@ from intent_router.service.chat_flow import budget_hold
 
 CONFIG = load_config()
 PLAN = Plan(None, ("gpt-4o",))  # a named deployment: nothing classified, no escalation cost
-BODY: dict[str, Any] = {"model": "gpt-4o", "max_tokens": 100, "messages": [{"role": "user", "content": "hi"}]}
+BODY: dict[str, Any] = {
+    "model": "gpt-4o",
+    "max_tokens": 100,
+    "messages": [{"role": "user", "content": "hi"}],
+}
 
 
 class _Classifier:  # a request naming its deployment is never classified
@@ -35,14 +39,22 @@ ESTIMATE = ROUTER.estimate_cost(PLAN.chain, BODY, "hi", None)
 
 
 def _key(budget_day_usd: float | None = None) -> ClientKey:
-    return ClientKey(id="key_flow", prefix="ir-flowtst", team="acme", name="ci", budget_day_usd=budget_day_usd,
-                     over_budget="refuse")
+    return ClientKey(
+        id="key_flow",
+        prefix="ir-flowtst",
+        team="acme",
+        name="ci",
+        budget_day_usd=budget_day_usd,
+        over_budget="refuse",
+    )
 
 
 async def test_a_hold_is_settled_at_what_the_answer_cost() -> None:
     limits = Limits(InProcessCounters())
     async with budget_hold(limits, ROUTER, _key(), PLAN, BODY, "hi") as held:
-        assert held.hold is not None and held.estimate_usd == pytest.approx(ESTIMATE, abs=1e-6)  # micro-dollars
+        assert held.hold is not None and held.estimate_usd == pytest.approx(
+            ESTIMATE, abs=1e-6
+        )  # micro-dollars
         held.spent_usd = 0.000125
     assert await limits.spend("key_flow") == {"day_usd": 0.000125, "month_usd": 0.000125}
 
@@ -54,7 +66,9 @@ async def test_a_request_that_fails_is_charged_nothing_and_frees_its_hold() -> N
         async with budget_hold(limits, ROUTER, key, PLAN, BODY, "hi"):
             raise ProviderError("upstream down", status=503)
     assert await limits.spend("key_flow") == {"day_usd": 0.0, "month_usd": 0.0}
-    async with budget_hold(limits, ROUTER, key, PLAN, BODY, "hi") as again:  # the budget is whole again
+    async with budget_hold(
+        limits, ROUTER, key, PLAN, BODY, "hi"
+    ) as again:  # the budget is whole again
         assert again.hold is not None
 
 

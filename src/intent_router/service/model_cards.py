@@ -9,7 +9,7 @@ from litestar.params import Parameter
 
 from intent_router.config import RouterConfig
 from intent_router.exceptions import UnknownModelError
-from intent_router.routing.policy import AUTO_MODELS
+from intent_router.routing.policy import AUTO_MODELS, deployment_named
 from intent_router.service.client_auth import require_client_key
 from intent_router.service.openapi import AUTH_ERRORS, MODEL_ERRORS
 from intent_router.service.schemas import ModelCard, ModelList
@@ -30,9 +30,12 @@ def model_card(config: RouterConfig, created: int, model: str) -> ModelCard:
     """The card of ``model``: ``auto`` (or ``intent-router``) or a deployment's name."""
     if model in AUTO_MODELS:
         return ModelCard(id=model, created=created, owned_by=ROUTER_OWNER)
-    deployment = config.deployments.get(model)
-    if deployment is None:
-        raise UnknownModelError(f"unknown model {model!r}; GET /v1/models lists 'auto' and every deployment")
+    try:  # chat takes a deployment's name or its upstream model id: so does this
+        deployment = config.deployments[deployment_named(config, model)]
+    except UnknownModelError:
+        raise UnknownModelError(
+            f"unknown model {model!r}; GET /v1/models lists 'auto' and every deployment"
+        ) from None
     return ModelCard(id=model, created=created, owned_by=deployment.provider)
 
 

@@ -173,6 +173,19 @@ def _fresh(proposal: Proposal, now: float, rule: SessionRule, outcome: SessionOu
     return SessionChoice(proposal.chain, None, outcome, reason, state)
 
 
+@dataclass(frozen=True)
+class SessionReport:
+    """What a response says of its session: the (hashed) id, the turn's outcome and why."""
+
+    key: str
+    outcome: SessionOutcome
+    reason: str
+
+    @property
+    def sticky(self) -> bool:
+        return self.outcome == "stuck"
+
+
 def settle(choice: SessionChoice, answered: str) -> tuple[SessionState, SessionOutcome, str]:
     """The session after ``answered`` (a deployment of the turn's walk) answered the turn, and
     the turn's final outcome and reason: a session sticks to whoever answered."""

@@ -16,7 +16,7 @@ import pytest
 from intent_router.decisions import DecisionStore
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, Setup, SharedFleets, fake_fleet, fleet_config
-from tests.integration.service_process import free_port, running_services
+from tests.integration.service_process import free_port, running_services, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 NEVER_TRIPS = {"cooldown": {"failures": 1000, "seconds": 60}}
@@ -101,3 +101,57 @@ def test_a_confident_security_turn_upgrades_a_code_session(fleets: SharedFleets)
     assert "security_audit at confidence" in upgraded["session"]["reason"]
     after = _route(setup, CODE, AUDIT, DOCS, session=session).json()  # never back down
     assert (after["session"]["outcome"], after["chain"][0]) == ("stuck", "claude-sonnet-4")
+
+
+async def test_redis_sessions_are_shared_and_a_redis_outage_degrades_to_in_process(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from intent_router.routing.session_store import InProcessSessions, RedisSessions
+    from intent_router.routing.sessions import SessionState
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    state = SessionState(("claude-sonnet-4", "gpt-4o"), "gpt-4o", "debugging", 0.9, 2, 4e9)
+    here, there = (RedisSessions(REDIS_URL, prefix, InProcessSessions(10)) for _ in range(2))
+    down = RedisSessions(f"redis://127.0.0.1:{free_port()}/0", prefix, InProcessSessions(10))
+    try:
+        await here.put("k", state)
+        assert await there.get("k") == state and await there.get("other") is None
+        with caplog.at_level("WARNING", logger="intent_router.sessions"):
+            await down.put("k", state)  # refused: kept in this process, no exception
+            assert await down.get("k") == state
+        assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+        assert "sessions are kept per process" in caplog.records[0].message
+    finally:
+        for store in (here, there, down):
+            await store.aclose()
+
+
+def test_two_services_sharing_redis_agree_on_a_session(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        config = fleet_config(tmp_path, fakes, router=NEVER_TRIPS, extra={"governance": {"redis_prefix": prefix}},
+                              litellm=False)
+        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        session = uuid.uuid4().hex
+        first = _route(Setup(a, fakes), TRACEBACK, session=session)
+        second = _route(Setup(b, fakes), TRACEBACK, DOCS, session=session)
+        assert first.json()["session"]["outcome"] == "new"
+        assert second.json()["session"]["outcome"] == "stuck" and second.json()["chain"][0] == "claude-sonnet-4"
+
+
+def test_the_decision_log_records_the_hashed_session_and_the_outcome(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    assert setup.database_url is not None
+    session = f"secret-looking-{uuid.uuid4().hex}"
+    ids = [_route(setup, *turns, session=session).json()["request_id"]
+           for turns in ((TRACEBACK,), (TRACEBACK, DOCS))]
+    store = DecisionStore(setup.database_url)
+    try:
+        wait_for(lambda: len([r for r in store.after(0) if r["request_id"] in ids]) == 2)
+        rows = {r["request_id"]: r for r in store.after(0) if r["request_id"] in ids}
+    finally:
+        store.dispose()
+    assert [rows[i]["session"] for i in ids] == ["new", "stuck"]
+    hashed = {rows[i]["session_id"] for i in ids}
+    assert len(hashed) == 1 and len(hashed.pop()) == 64
+    assert all(session not in str(row) for row in rows.values())

@@ -210,3 +210,33 @@ def test_a_cooling_down_deployment_switches_the_session_then_it_sticks(fleets: S
     assert (stuck.headers["x-intent-router-deployment"], stuck.headers["x-intent-router-session"]) == (
         "gpt-4o", "stuck")
     assert setup.calls("claude") == 2  # never asked while cooling down
+
+
+def test_with_redis_down_sessions_stay_per_process_and_nothing_fails(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        config = fleet_config(tmp_path, fakes, router=NEVER_TRIPS, litellm=False)
+        log = tmp_path / "service.log"
+        dead = f"redis://127.0.0.1:{free_port()}/0"
+        (url,) = stack.enter_context(running_services(1, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": dead},
+                                                      log=log))
+        setup, session = Setup(url, fakes), uuid.uuid4().hex
+        assert _chat(setup, TRACEBACK, session=session).headers["x-intent-router-session"] == "new"
+        stuck = _chat(setup, TRACEBACK, DOCS, session=session)
+        assert (stuck.headers["x-intent-router-session"], stuck.headers["x-intent-router-deployment"]) == (
+            "stuck", "claude-sonnet-4")
+        wait_for(lambda: "sessions are kept per process" in log.read_text())
+
+
+def test_a_resumed_stream_moves_the_session_to_the_deployment_that_finished_it(fleets: SharedFleets) -> None:
+    from tests.fakes.provider_fleet import BrokenStream
+
+    setup = fleets.get(router={**NEVER_TRIPS, "stream_resume": True}, litellm=False)
+    session, refactor = uuid.uuid4().hex, "rename getUser to fetchUser everywhere"  # kimi, then gpt-4o
+    setup.fakes["kimi"].script(BrokenStream(chunks_before_break=1))
+    broken = _chat(setup, refactor, session=session, stream=True)
+    assert broken.headers["x-intent-router-deployment"] == "kimi-k2.6"  # sent before the break
+    assert broken.text.rstrip().endswith("data: [DONE]") and setup.calls("gpt") == 1
+    after = _chat(setup, refactor, "yes do it", session=session)
+    assert (after.headers["x-intent-router-deployment"], after.headers["x-intent-router-session"]) == (
+        "gpt-4o", "stuck")

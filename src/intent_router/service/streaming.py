@@ -112,6 +112,7 @@ async def _events(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body:
                 name, (line, lines), usage, error = resumed.deployment, resumed.value, None, None
                 sent.resumed = True
                 current = router.config.deployments[name]
+                await router.remember(plan, name)  # the session sticks to the one that finished it
                 last = line
                 usage = chunk_usage(line) or usage
                 yield sent.pass_on(line) + b"\n\n"

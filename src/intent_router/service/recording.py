@@ -19,6 +19,7 @@ from intent_router.exceptions import AllProvidersFailed, RouterError
 from intent_router.providers.upstream_validation import usage_tokens
 from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
+from intent_router.routing.sessions import SessionId
 from intent_router.types import Attempt, BudgetEffect, DecisionStatus, Endpoint
 
 MAX_ID_CHARS = 256
@@ -50,6 +51,9 @@ class RequestContext:
     client_key_id: str | None = None
     budget: BudgetEffect | None = None  # set when a budget moved the request to a cheaper tier
     plan: Plan | None = None  # set once planned: a failure's decision row and metrics name it
+    session_name: SessionId | None = None  # the sticky session the request belongs to, if any
+    session_id: str | None = None  # a SHA-256 of the sticky session's scoped id
+    session: str | None = None  # the turn's session outcome: new, stuck, switched, upgraded, expired
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -146,6 +150,8 @@ class DecisionRecorder:
             org=ctx.org,
             client_key_id=ctx.client_key_id,
             budget=ctx.budget,
+            session_id=ctx.session_id,
+            session=ctx.session,
             traced=self._sample() < self.config.tracking.trace_sample_rate,
             probabilities=dict(decision.probabilities) if decision else {},
         )

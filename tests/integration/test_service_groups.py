@@ -90,3 +90,14 @@ def test_a_member_in_cooldown_gets_no_traffic(fleets: SharedFleets) -> None:
     answered = _answered(setup, 400)
     assert answered == {"kimi-k2.6": 400}
     assert setup.calls("together") == 1  # none of the 400 reached the member cooling down
+
+
+def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(fleets: SharedFleets) -> None:
+    limits = {"kimi-k2.6": {"group": "kimi", "rpm": 300}, "kimi-k2.6-together": {"group": "kimi", "rpm": 100}}
+    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60},
+                               "groups": {"kimi": {"strategy": "headroom"}}}, deployments=limits, litellm=False)
+    answered = _answered(setup, 400)
+    # One worker fills the member with the most headroom first: within a minute the two stay
+    # within a request of 3:1; 16 clients at once may each see usage one request old.
+    assert abs(answered["kimi-k2.6"] - 300) <= 16, answered
+    assert setup.calls("kimi") == answered["kimi-k2.6"] and setup.calls("claude") == 0

@@ -12,8 +12,11 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
+from intent_router.governance.counters import RedisCounters
 from intent_router.routing.cooldown import CooldownTracker
+from intent_router.routing.headroom import MinuteUsage
 from intent_router.routing.shared_cooldowns import SharedCooldowns
+from intent_router.routing.shared_usage import SharedUsage
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_services
@@ -96,3 +99,49 @@ def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Pat
         assert second.status_code == 200
         assert second.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
         assert len(fakes["kimi"].requests) == 1  # b never called the rate-limited deployment
+
+
+def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
+    group = {"kimi-k2.6": {"group": "kimi"}, "kimi-k2.6-together": {"group": "kimi"}}  # weighted 1:1
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        config = fleet_config(tmp_path, fakes, deployments=group, litellm=False,
+                              router={"cooldown": {"failures": 1000, "seconds": 60}},
+                              extra={"governance": {"redis_prefix": prefix}})
+        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        fakes["together"].script(Status(429, "slow down on this key", retry_after=60))
+        body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
+        for _ in range(100):  # until a's random order tries Together first (p = 0.5)
+            answer = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)
+            assert answer.status_code == 200 and answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+            if fakes["together"].requests:
+                break
+        assert len(fakes["together"].requests) == 1
+        _wait_until_every_service_read_it(f"{prefix}cooldown:kimi-k2.6-together", services=2)
+        for _ in range(60):  # b never saw the 429: without the shared cooldown half would go there
+            answer = httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30)
+            assert answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+            assert answer.headers["x-intent-router-attempts"] == "1"
+        assert len(fakes["together"].requests) == 1
+
+
+async def test_two_workers_read_each_others_deployment_usage_through_redis() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    here_counters, there_counters = RedisCounters(REDIS_URL, prefix), RedisCounters(REDIS_URL, prefix)
+
+    def clock() -> float:  # one minute throughout (Redis expires the keys relative to now)
+        return 1_800_000_010.0
+
+    here, there = MinuteUsage(clock), MinuteUsage(clock)
+    try:
+        here.add("kimi", requests=2, tokens=300)
+        there.add("kimi", requests=1, tokens=50)
+        there.add("gpt", requests=4)
+        for usage, counters in ((here, here_counters), (there, there_counters), (here, here_counters)):
+            assert await SharedUsage(usage, counters, ["kimi", "gpt"], clock=clock).sync_once()
+        assert here.used("kimi") == there.used("kimi") == (3, 350)
+        assert here.used("gpt") == there.used("gpt") == (4, 0)
+    finally:
+        await here_counters.aclose()
+        await there_counters.aclose()

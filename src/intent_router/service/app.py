@@ -40,6 +40,7 @@ from intent_router.providers.dispatch import ProviderClients, needs_litellm
 from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
+from intent_router.routing.shared_usage import SharedUsage
 from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import require_client_key
 from intent_router.service.errors import EXCEPTION_HANDLERS, log_client_bug
@@ -463,6 +464,11 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
                                             config.governance.redis_prefix) if redis_url else None)
         if shared_cooldowns is not None:
             shared_cooldowns.start()
+        # Headroom groups read every worker's rpm/tpm usage, counted in the governance counters.
+        limited = [n for n, d in config.deployments.items() if d.group and (d.rpm or d.tpm)]
+        shared_usage = SharedUsage(router.usage, counters, limited) if redis_url and limited else None
+        if shared_usage is not None:
+            shared_usage.start()
         if tracker is not None:
             tracker.start()
         await anyio.to_thread.run_sync(override_cache.start)  # first load, then polls
@@ -482,6 +488,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             override_store.dispose()
             key_cache.stop()
             key_store.dispose()
+            if shared_usage is not None:
+                await shared_usage.aclose()
             await counters.aclose()
             if shared_cooldowns is not None:
                 await shared_cooldowns.aclose()

@@ -59,6 +59,8 @@ class Decision:
     client_key_id: str | None = None
     budget: str | None = None  # "downgraded" when a budget moved it to the cheaper tier
     traced: bool = False  # sampled for an MLflow trace
+    session_id: str | None = None  # a SHA-256 of the session's scoped id (routing/sessions.py)
+    session: str | None = None  # "new", "stuck", "switched", "upgraded" or "expired"
     probabilities: dict[str, float] = field(default_factory=dict)
 
 

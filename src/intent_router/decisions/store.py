@@ -61,6 +61,8 @@ decisions = Table(
     Column("org", String(256)),
     Column("client_key_id", String(32)),
     Column("budget", String(16)),
+    Column("session_id", String(64)),
+    Column("session", String(16)),
     Column("prompt_sha256", String(64), nullable=False),
     Column("prompt_text", Text),
     Column("probabilities", JSON, nullable=False),

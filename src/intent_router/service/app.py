@@ -40,6 +40,7 @@ from intent_router.providers.dispatch import ProviderClients, needs_litellm
 from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import ChatOutcome, Plan, Router, StreamOutcome, usage_cost
 from intent_router.routing.overrides import resolve
+from intent_router.routing.session_store import make_session_store
 from intent_router.routing.shared_usage import SharedUsage
 from intent_router.service.admin import ADMIN_HANDLERS
 from intent_router.service.client_auth import require_client_key
@@ -58,6 +59,7 @@ from intent_router.service.openapi import (
 from intent_router.service.readiness import KeylessProbe, readiness
 from intent_router.service.recording import DecisionRecorder, RequestContext, clean_id
 from intent_router.service.schema_page import openapi_config
+from intent_router.service.sessions import note, session_body, session_headers, session_of
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -69,6 +71,7 @@ from intent_router.service.schemas import (
     RouteResponse,
     last_user_text,
     strings_in,
+    system_text,
     upstream_body,
     user_turns,
 )
@@ -147,12 +150,13 @@ def _sensitivity(ctx: RequestContext, metadata: RouteMetadata | None) -> tuple[s
       before_request=require_client_key)
 async def route(data: RouteRequest, request: Request, state: State) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
+    system = ""
     if data.prompt is not None:
         context, prompt = list(data.context or ()), data.prompt
         positions = list(range(len(context) + 1))
     elif data.messages:
         positions, turns = user_turns(data.messages)
-        context, prompt = turns[:-1], turns[-1]
+        context, prompt, system = turns[:-1], turns[-1], system_text(data.messages)
     else:
         raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
     ctx = await _context("route", prompt, request, state, data.metadata)
@@ -160,7 +164,10 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
     if key is not None:
         await state.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = _sensitivity(ctx, data.metadata)
-    decision = await state.router.route(prompt, data.model, bool(sensitive), ctx.override, context)
+    decision, session = await state.router.route_turn(
+        prompt, data.model, bool(sensitive), ctx.override, context,
+        session_of(request, data.metadata, ctx, system, [*context, prompt]))
+    note(ctx, session)
     state.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     state.metrics.record_route("route", decision.intent, decision.source)
     state.recorder.route(ctx, decision)
@@ -172,9 +179,9 @@ async def route(data: RouteRequest, request: Request, state: State) -> Response[
         model_version=decision.model_version, escalation_error=decision.escalation_error,
         request_id=ctx.request_id, sensitive=bool(sensitive), secrets_found=list(ctx.secret_kinds),
         override=list(decision.override_applied), routed_as=decision.routed_as,
-        turns_used=[positions[i] for i in decision.turns_used],
+        turns_used=[positions[i] for i in decision.turns_used], session=session_body(session),
     )
-    return Response(body, headers={"x-request-id": ctx.request_id})
+    return Response(body, headers={"x-request-id": ctx.request_id, **session_headers(session)})
 
 
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
@@ -442,7 +449,8 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
     counters = make_counters(redis_url, config.governance.redis_prefix)
     store = DecisionStore(config.storage.resolved_url()) if config.storage.decision_log else None
     writer = DecisionWriter(store) if store is not None else None
-    router = Router(config, classifier, clients.complete, clients.stream)
+    sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions)
+    router = Router(config, classifier, clients.complete, clients.stream, sessions)
     recorder = DecisionRecorder(config, classifier.version, writer, redact=router.redact)
     tracker = (ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
                               max_traces_per_minute=config.tracking.max_traces_per_minute)
@@ -491,6 +499,7 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None) 
             if shared_usage is not None:
                 await shared_usage.aclose()
             await counters.aclose()
+            await sessions.aclose()
             if shared_cooldowns is not None:
                 await shared_cooldowns.aclose()
 

@@ -49,6 +49,8 @@ class RequestContext:
     org: str | None = None
     client_key_id: str | None = None
     budget: str | None = None  # "downgraded" when a budget moved the request to a cheaper tier
+    session_id: str | None = None  # a SHA-256 of the sticky session's scoped id
+    session: str | None = None  # the turn's session outcome: new, stuck, switched, upgraded, expired
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -151,6 +153,8 @@ class DecisionRecorder:
             org=ctx.org,
             client_key_id=ctx.client_key_id,
             budget=ctx.budget,
+            session_id=ctx.session_id,
+            session=ctx.session,
             traced=self._sample() < self.config.tracking.trace_sample_rate,
             probabilities=dict(decision.probabilities) if decision else {},
         )

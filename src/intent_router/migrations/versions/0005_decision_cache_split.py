@@ -2,14 +2,14 @@
 tokens written to it, and the input's cost with the cached part apart.
 
 Revision ID: 0005_cache
-Revises: 0004
+Revises: 0005_sessions
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_cache"
-down_revision = "0004"
+down_revision = "0005_sessions"
 branch_labels = None
 depends_on = None
 

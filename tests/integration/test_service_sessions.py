@@ -1,0 +1,157 @@
+"""Sticky sessions over real sockets: /v1/route and chat (plain and streaming) keep a session on
+the chain its first turn chose, switch when its deployment cools down, upgrade on a confident
+high-stakes turn, and two services sharing Redis agree on a session."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from intent_router.decisions import DecisionStore
+from tests.fakes.provider_fleet import Status
+from tests.integration.fleet_service import KEYS, Setup, SharedFleets, fake_fleet, fleet_config
+from tests.integration.service_process import free_port, running_services, wait_for
+
+REDIS_URL = "redis://127.0.0.1:6379/0"
+NEVER_TRIPS = {"cooldown": {"failures": 1000, "seconds": 60}}
+TRACEBACK = ("Traceback (most recent call last):\n  File \"app.py\", line 12, in <module>\n    main()\n"
+             "KeyError: 'user_id' -- why does this crash?")
+DOCS = "now write a README section that documents the configuration options of this module"
+CODE = "write a python function that parses a CSV file of orders and returns the total per customer"
+AUDIT = "audit this login handler for SQL injection and other security vulnerabilities"
+
+
+@pytest.fixture(scope="module")
+def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
+    with SharedFleets(tmp_path_factory.mktemp("sessions")) as shared:
+        yield shared
+
+
+def _shared(fleets: SharedFleets) -> Setup:
+    return fleets.get(router=NEVER_TRIPS, litellm=False)
+
+
+def _conversation(*turns: str) -> list[dict[str, str]]:
+    """User turns with an assistant answer between each two, as an agent sends them."""
+    messages: list[dict[str, str]] = [{"role": "system", "content": "You are a coding agent."}]
+    for index, text in enumerate(turns):
+        if index:
+            messages.append({"role": "assistant", "content": "done"})
+        messages.append({"role": "user", "content": text})
+    return messages
+
+
+def _route(setup: Setup, *turns: str, session: str | None = None, **extra: Any) -> httpx.Response:
+    headers = {"x-session-id": session} if session else {}
+    response = httpx.post(f"{setup.url}/v1/route", json={"messages": _conversation(*turns), **extra},
+                          headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def _chat(setup: Setup, *turns: str, session: str | None = None, stream: bool = False) -> httpx.Response:
+    headers = {"x-session-id": session} if session else {}
+    body = {"model": "auto", "messages": _conversation(*turns), "stream": stream}
+    response = httpx.post(f"{setup.url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    assert response.status_code == 200, response.text
+    return response
+
+
+def test_a_route_session_sticks_to_its_first_chain_and_says_why(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    session = f"task-{uuid.uuid4().hex}"
+    first = _route(setup, TRACEBACK, session=session)
+    assert first.headers["x-intent-router-session"] == "new"
+    assert first.json()["chain"][0] == "claude-sonnet-4"
+    # Alone, the docs turn goes to Kimi; in the session it stays on Claude.
+    alone = _route(setup, DOCS)
+    assert alone.json()["chain"][0] == "kimi-k2.6" and alone.json()["session"]["outcome"] == "new"
+    second = _route(setup, TRACEBACK, DOCS, session=session)
+    body = second.json()
+    assert body["intent"] == "documentation" and body["chain"][0] == "claude-sonnet-4"
+    assert body["session"]["outcome"] == "stuck" and body["session"]["sticky"] is True
+    assert second.headers["x-intent-router-session"] == "stuck"
+    assert "turn 2" in second.headers["x-intent-router-session-reason"]
+    assert body["session"]["id"] == first.json()["session"]["id"] and session not in body["session"]["id"]
+
+
+def test_a_derived_session_continues_a_conversation_without_an_id(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    opening = f"{TRACEBACK} ({uuid.uuid4().hex})"  # a conversation of its own
+    first = _route(setup, opening, metadata={"user": "ana"})
+    later = _route(setup, opening, DOCS, metadata={"user": "ana"})
+    other_user = _route(setup, opening, DOCS, metadata={"user": "bob"})
+    assert first.json()["session"]["outcome"] == "new"
+    assert later.json()["session"]["outcome"] == "stuck" and later.json()["chain"][0] == "claude-sonnet-4"
+    assert other_user.json()["session"]["outcome"] == "new" and other_user.json()["chain"][0] == "kimi-k2.6"
+
+
+def test_a_confident_security_turn_upgrades_a_code_session(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    session = uuid.uuid4().hex
+    assert _route(setup, CODE, session=session).json()["chain"][0] == "kimi-k2.6"
+    upgraded = _route(setup, CODE, AUDIT, session=session).json()
+    assert upgraded["session"]["outcome"] == "upgraded" and upgraded["chain"][0] == "claude-sonnet-4"
+    assert "security_audit at confidence" in upgraded["session"]["reason"]
+    after = _route(setup, CODE, AUDIT, DOCS, session=session).json()  # never back down
+    assert (after["session"]["outcome"], after["chain"][0]) == ("stuck", "claude-sonnet-4")
+
+
+async def test_redis_sessions_are_shared_and_a_redis_outage_degrades_to_in_process(
+        caplog: pytest.LogCaptureFixture) -> None:
+    from intent_router.routing.session_store import InProcessSessions, RedisSessions
+    from intent_router.routing.sessions import SessionState
+
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    state = SessionState(("claude-sonnet-4", "gpt-4o"), "gpt-4o", "debugging", 0.9, 2, 4e9)
+    here, there = (RedisSessions(REDIS_URL, prefix, InProcessSessions(10)) for _ in range(2))
+    down = RedisSessions(f"redis://127.0.0.1:{free_port()}/0", prefix, InProcessSessions(10))
+    try:
+        await here.put("k", state)
+        assert await there.get("k") == state and await there.get("other") is None
+        with caplog.at_level("WARNING", logger="intent_router.sessions"):
+            await down.put("k", state)  # refused: kept in this process, no exception
+            assert await down.get("k") == state
+        assert [r.message for r in caplog.records].count(caplog.records[0].message) == 1
+        assert "sessions are kept per process" in caplog.records[0].message
+    finally:
+        for store in (here, there, down):
+            await store.aclose()
+
+
+def test_two_services_sharing_redis_agree_on_a_session(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        config = fleet_config(tmp_path, fakes, router=NEVER_TRIPS, extra={"governance": {"redis_prefix": prefix}},
+                              litellm=False)
+        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        session = uuid.uuid4().hex
+        first = _route(Setup(a, fakes), TRACEBACK, session=session)
+        second = _route(Setup(b, fakes), TRACEBACK, DOCS, session=session)
+        assert first.json()["session"]["outcome"] == "new"
+        assert second.json()["session"]["outcome"] == "stuck" and second.json()["chain"][0] == "claude-sonnet-4"
+
+
+def test_the_decision_log_records_the_hashed_session_and_the_outcome(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    assert setup.database_url is not None
+    session = f"secret-looking-{uuid.uuid4().hex}"
+    ids = [_route(setup, *turns, session=session).json()["request_id"]
+           for turns in ((TRACEBACK,), (TRACEBACK, DOCS))]
+    store = DecisionStore(setup.database_url)
+    try:
+        wait_for(lambda: len([r for r in store.after(0) if r["request_id"] in ids]) == 2)
+        rows = {r["request_id"]: r for r in store.after(0) if r["request_id"] in ids}
+    finally:
+        store.dispose()
+    assert [rows[i]["session"] for i in ids] == ["new", "stuck"]
+    hashed = {rows[i]["session_id"] for i in ids}
+    assert len(hashed) == 1 and len(hashed.pop()) == 64
+    assert all(session not in str(row) for row in rows.values())

@@ -8,8 +8,11 @@ prefix of every later one, so turn k on a deployment reads it from the cache and
 rest (priced at the deployment's cache-read and cache-write prices: ``costs.input_parts_usd``;
 a deployment without such prices pays its input price, no discount). Prompts shorter than
 ``MIN_CACHEABLE_TOKENS`` are not cached (Anthropic's and OpenAI's minimum). The cache is
-assumed not to expire within a session (turns minutes apart, under Anthropic's 5 minutes), and
-answer lengths do not depend on who answers, so both policies send the same conversation.
+assumed not to expire within a session (turns minutes apart, under Anthropic's 5 minutes), so
+a session that comes back to a deployment reads what it left there; with ``kept=False`` a
+switch loses every cache (the cache is read only when the previous turn was answered by the
+same deployment). Answer lengths do not depend on who answers, so both policies send the same
+conversation.
 """
 
 from __future__ import annotations
@@ -81,14 +84,17 @@ def prompt_sizes(user_tokens: Sequence[int], reply_tokens: Sequence[int], prefix
 
 
 def session_cost(deployments: Sequence[Deployment], user_tokens: Sequence[int], reply_tokens: Sequence[int],
-                 prefix_tokens: int) -> SessionCost:
-    """The cost of a session whose turn k was answered by ``deployments[k]``."""
+                 prefix_tokens: int, kept: bool = True) -> SessionCost:
+    """The cost of a session whose turn k was answered by ``deployments[k]``; ``kept``: a
+    deployment's cache outlives a switch away from it."""
     if len(deployments) != len(user_tokens):
         raise ValueError("one deployment per turn")
     cached_prompt: dict[str, int] = {}  # deployment -> the last prompt it cached in this session
-    turns = []
+    turns: list[TurnCost] = []
     for deployment, size, reply in zip(deployments, prompt_sizes(user_tokens, reply_tokens, prefix_tokens),
                                        reply_tokens):
+        if not kept and turns and turns[-1].deployment != deployment.name:
+            cached_prompt.clear()
         cached = cached_prompt.get(deployment.name, 0)
         if size >= MIN_CACHEABLE_TOKENS:
             cached_prompt[deployment.name] = size

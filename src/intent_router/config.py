@@ -7,7 +7,6 @@ Every error is a ConfigError that names the offending field, e.g.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from importlib.util import find_spec
@@ -110,9 +109,10 @@ class StorageConfig:
     store_prompts: bool = False  # full prompt text in the decision log; a SHA-256 otherwise
     decision_log: bool = True  # False: no decision log, hence no MLflow serving run or feedback
 
-    def resolved_url(self) -> str:
-        """``$INTENT_ROUTER_DATABASE_URL`` (it may hold a password) or the configured URL."""
-        return os.environ.get("INTENT_ROUTER_DATABASE_URL") or self.database_url
+    def resolved_url(self, env_url: str | None = None) -> str:
+        """``env_url`` (``ServiceSettings.database_url``: it may hold a password) or the
+        configured URL."""
+        return env_url or self.database_url
 
 
 @dataclass(frozen=True)
@@ -146,9 +146,10 @@ class GovernanceConfig:
     over_budget: str = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
     downgrade_tier: str = "primary"
 
-    def resolved_redis_url(self) -> str | None:
-        """``$INTENT_ROUTER_REDIS_URL`` (it may hold a password) or the configured URL."""
-        return os.environ.get("INTENT_ROUTER_REDIS_URL") or self.redis_url
+    def resolved_redis_url(self, env_url: str | None = None) -> str | None:
+        """``env_url`` (``ServiceSettings.redis_url``: it may hold a password) or the
+        configured URL."""
+        return env_url or self.redis_url
 
 
 def default_regret_matrix() -> dict[str, dict[str, float]]:

@@ -155,3 +155,58 @@ def test_the_decision_log_records_the_hashed_session_and_the_outcome(fleets: Sha
     hashed = {rows[i]["session_id"] for i in ids}
     assert len(hashed) == 1 and len(hashed.pop()) == 64
     assert all(session not in str(row) for row in rows.values())
+
+
+def test_a_chat_session_keeps_its_model_through_yes_do_it_and_a_docs_turn(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    session = uuid.uuid4().hex
+    turns = (TRACEBACK, "yes do it", DOCS)
+    answers = [_chat(setup, *turns[:n], session=session) for n in (1, 2, 3)]
+    assert [a.headers["x-intent-router-deployment"] for a in answers] == ["claude-sonnet-4"] * 3
+    assert [a.headers["x-intent-router-session"] for a in answers] == ["new", "stuck", "stuck"]
+    assert answers[2].headers["x-intent-router-intent"] == "documentation"  # alone: Kimi's chain
+    assert setup.calls("claude") == 3 and setup.calls("kimi") == 0
+
+
+def test_a_chat_session_upgrades_on_a_confident_security_turn(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    session = uuid.uuid4().hex
+    first = _chat(setup, CODE, session=session)
+    upgraded = _chat(setup, CODE, AUDIT, session=session, stream=True)
+    assert first.headers["x-intent-router-deployment"] == "kimi-k2.6"
+    assert upgraded.headers["x-intent-router-session"] == "upgraded"
+    assert upgraded.headers["x-intent-router-deployment"] == "claude-sonnet-4"
+    assert upgraded.text.rstrip().endswith("data: [DONE]")
+
+
+def test_a_failing_deployment_moves_the_session_to_the_one_that_answered(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    session = uuid.uuid4().hex
+    _chat(setup, TRACEBACK, session=session)
+    setup.fakes["claude"].script(Status(503, "overloaded"))
+    moved = _chat(setup, TRACEBACK, "yes do it", session=session)
+    assert (moved.headers["x-intent-router-deployment"], moved.headers["x-intent-router-session"]) == (
+        "gpt-4o", "switched")
+    assert "now sticks to gpt-4o" in moved.headers["x-intent-router-session-reason"]
+    # Claude answers again, but the session's cache is at OpenAI now: it stays there.
+    after = _chat(setup, TRACEBACK, "yes do it", "and add a test for it", session=session, stream=True)
+    assert (after.headers["x-intent-router-deployment"], after.headers["x-intent-router-session"]) == (
+        "gpt-4o", "stuck")
+
+
+def test_a_cooling_down_deployment_switches_the_session_then_it_sticks(fleets: SharedFleets) -> None:
+    # A configuration of its own: the cooldown this test starts outlives it.
+    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 61}}, litellm=False)
+    session = uuid.uuid4().hex
+    assert _chat(setup, TRACEBACK, session=session).headers["x-intent-router-deployment"] == "claude-sonnet-4"
+    setup.fakes["claude"].script(Status(429, "slow down", retry_after=120))
+    _chat(setup, TRACEBACK)  # another conversation meets the 429: Claude cools down
+    assert setup.calls("claude") == 2
+    switched = _chat(setup, TRACEBACK, "yes do it", session=session)
+    assert (switched.headers["x-intent-router-deployment"], switched.headers["x-intent-router-session"]) == (
+        "gpt-4o", "switched")
+    assert "claude-sonnet-4 is cooling down" in switched.headers["x-intent-router-session-reason"]
+    stuck = _chat(setup, TRACEBACK, "yes do it", "and add a test for it", session=session)
+    assert (stuck.headers["x-intent-router-deployment"], stuck.headers["x-intent-router-session"]) == (
+        "gpt-4o", "stuck")
+    assert setup.calls("claude") == 2  # never asked while cooling down

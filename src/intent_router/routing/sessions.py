@@ -63,12 +63,9 @@ def name_session(*, header: str | None, metadata: str | None, client: str | None
 
 
 def _digest(*parts: str) -> str:
-    # Length-prefixed, so no two different part lists hash the same bytes.
-    hasher = hashlib.sha256()
-    for part in parts:
-        data = part.encode("utf-8", "surrogatepass")
-        hasher.update(len(data).to_bytes(8, "big") + data)
-    return hasher.hexdigest()
+    # Each part prefixed with its length (netstring-like): no two part lists hash alike.
+    text = "".join(f"{len(part)}:{part}," for part in parts)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -142,7 +139,8 @@ def decide(state: SessionState | None, proposal: Proposal, now: float, rule: Ses
     if now >= state.expires_at:
         return _fresh(proposal, now, rule, "expired",
                       f"idle for over {rule.ttl_s:g} s: routed afresh", turns=state.turns + 1)
-    ongoing = replace(state, turns=state.turns + 1, expires_at=now + rule.ttl_s)
+    ongoing = SessionState(state.chain, state.deployment, state.intent, state.confidence, state.turns + 1,
+                           now + rule.ttl_s)
     if proposal.binding is not None:
         return SessionChoice(proposal.chain, None, "switched", f"{proposal.binding}: this turn only",
                              ongoing, sticks=False)

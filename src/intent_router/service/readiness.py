@@ -128,9 +128,10 @@ def hide_password(url: str) -> str:
 
 
 def startup_summary(config_path: Path, config: RouterConfig, model_version: str, model_threshold: float,
-                    environ: Mapping[str, str] = os.environ) -> list[str]:
+                    environ: Mapping[str, str] = os.environ, database_url: str | None = None) -> list[str]:
     """What a newcomer needs to know once the service starts: which config, which model, which
-    deployments can answer (and which keys are missing), where decisions and MLflow runs go."""
+    deployments can answer (and which keys are missing), where decisions and MLflow runs go
+    (``database_url``: ``ServiceSettings.database_url``)."""
     found = usability(config, environ)
     threshold = (f"{config.confidence_threshold} (from the config)" if config.confidence_threshold is not None
                  else f"{model_threshold} (the model's recommendation)")
@@ -142,7 +143,7 @@ def startup_summary(config_path: Path, config: RouterConfig, model_version: str,
     if not found.usable:
         lines.append("no deployment can answer chat requests: /readyz says degraded, /v1/route still works")
     storage = config.storage
-    lines.append(f"decision log {hide_password(storage.resolved_url())}" if storage.decision_log
+    lines.append(f"decision log {hide_password(storage.resolved_url(database_url))}" if storage.decision_log
                  else "decision log off (storage.decision_log: false)")
     tracking = config.tracking
     lines.append(f"MLflow {hide_password(tracking.mlflow_tracking_uri or default_tracking_uri())}"

@@ -20,6 +20,7 @@ from intent_router.fallback import Attempt
 from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
+from intent_router.routing.sessions import SessionId
 
 MAX_ID_CHARS = 256
 
@@ -49,6 +50,8 @@ class RequestContext:
     org: str | None = None
     client_key_id: str | None = None
     budget: str | None = None  # "downgraded" when a budget moved the request to a cheaper tier
+    plan: Plan | None = None  # set once planned: a failure's decision row and metrics name it
+    session_name: SessionId | None = None  # the sticky session the request belongs to, if any
     session_id: str | None = None  # a SHA-256 of the sticky session's scoped id
     session: str | None = None  # the turn's session outcome: new, stuck, switched, upgraded, expired
     request_id: str = field(default_factory=new_request_id)

@@ -28,4 +28,5 @@ def test_the_session_replay_prints_and_logs_both_policies(mlflow_uri: str) -> No
     for policy in ("per_turn", "sticky"):
         assert 0 < metrics[f"{policy}_input_cost_usd"] <= metrics[f"{policy}_list_input_cost_usd"] * 1.25
         assert f"{metrics[f'{policy}_input_cost_usd']:.4f}" in printed
+    assert 0 <= metrics["sticky_under_routing_share"] <= 1 and "under-routing" in printed
     assert "per_session.json" in {a.path for a in client.list_artifacts(run.info.run_id)}

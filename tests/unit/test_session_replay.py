@@ -19,6 +19,7 @@ from intent_router.evaluation.session_replay import (
     per_turn_deployments,
     replay_session,
     sticky_deployments,
+    under_routed,
 )
 from intent_router.evaluation.sessions import CONVERSATIONS, load_conversations
 from training.conversations import write_conversations
@@ -101,3 +102,13 @@ def test_every_turn_is_corpus_text_of_the_test_split_with_its_provenance() -> No
 def test_the_set_mixes_intents_so_per_turn_routing_has_something_to_switch_on() -> None:
     intents = Counter(t["intent"] for c in load_conversations(CONVERSATIONS) for t in c["turns"] if t["intent"])
     assert len(intents) >= 5
+
+
+def test_under_routing_counts_labelled_high_stakes_turns_answered_below_their_policy() -> None:
+    routes = [_route("code_generation"), _route("debugging", 0.5), _route("security_audit", 0.95)]
+    tokens = ConversationTokens("c", (10, 10, 10), (100, 100, 100))
+    replay = replay_session(tokens, routes, CONFIG, prefix_tokens=0)
+    labels = ["code_generation", "debugging", "security_audit"]
+    assert under_routed(replay.per_turn, labels, CONFIG) == (0, 2)  # Claude answered both
+    assert under_routed(replay.sticky, labels, CONFIG) == (1, 2)  # debugging at 0.5 stuck on Kimi
+    assert under_routed(replay.sticky, [None, None, "general"], CONFIG) == (0, 0)

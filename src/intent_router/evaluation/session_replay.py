@@ -15,7 +15,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from intent_router.config import RouterConfig
+from intent_router.evaluation.replay import price_per_mtok
 from intent_router.evaluation.session_cost import SessionCost, session_cost
+from intent_router.labels import HIGH_STAKES_INTENTS
 from intent_router.routing.groups import Member, expand_chain, order_members
 from intent_router.routing.sessions import Proposal, SessionState, decide, settle
 
@@ -48,6 +50,19 @@ class SessionReplay:
     per_turn: SessionCost
     sticky: SessionCost
     sticky_outcomes: tuple[str, ...]  # the session rule's outcome of every turn
+
+
+def under_routed(cost: SessionCost, intents: Sequence[str | None], config: RouterConfig) -> tuple[int, int]:
+    """(high-stakes turns answered by a deployment cheaper than their labelled intent's policy
+    wants, labelled high-stakes turns): the quality side of sticking (``make eval``'s
+    under-routing, turn by turn)."""
+    under = stakes = 0
+    for turn, intent in zip(cost.turns, intents):
+        if intent in HIGH_STAKES_INTENTS:
+            stakes += 1
+            intended = config.deployments[config.policy[intent][0]]
+            under += price_per_mtok(config.deployments[turn.deployment]) < price_per_mtok(intended)
+    return under, stakes
 
 
 def first_deployment(chain: Sequence[str], config: RouterConfig, rng: random.Random) -> str:

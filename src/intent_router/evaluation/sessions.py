@@ -26,7 +26,13 @@ from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
 from intent_router.evaluation.conversation import classify
 from intent_router.evaluation.data import DataFileError
 from intent_router.evaluation.session_cost import totals
-from intent_router.evaluation.session_replay import ConversationTokens, SessionReplay, TurnRoute, replay_session
+from intent_router.evaluation.session_replay import (
+    ConversationTokens,
+    SessionReplay,
+    TurnRoute,
+    replay_session,
+    under_routed,
+)
 from intent_router.exceptions import ConfigError, ModelError
 from intent_router.routing.policy import choose_chain
 from intent_router.tokens import count_tokens
@@ -45,13 +51,17 @@ class ReplayResult:
     """Every conversation replayed under both policies, and the totals of each policy."""
 
     sessions: tuple[SessionReplay, ...]
+    under_routed: dict[str, tuple[int, int]]  # policy -> (under-routed, high-stakes) turns
     prefix_tokens: int
     threshold: float
     model_version: str
     cache_kept: bool = True  # a deployment's cache outlives a switch away from it
 
     def totals(self, policy: str) -> dict[str, float]:
-        return totals({s.conversation: getattr(s, policy) for s in self.sessions})
+        under, stakes = self.under_routed[policy]
+        return {**totals({s.conversation: getattr(s, policy) for s in self.sessions}),
+                "under_routed_high_stakes_turns": float(under),
+                "under_routing_share": under / stakes if stakes else 0.0}
 
     def metrics(self) -> dict[str, float]:
         """``<policy>_<total>`` for both policies, and the sticky rule's outcome counts."""
@@ -98,6 +108,7 @@ def replay_conversations(conversations: Sequence[dict[str, Any]], classifier: In
                          config: RouterConfig, prefix_tokens: int = AGENT_PREFIX_TOKENS,
                          kept: bool = True) -> ReplayResult:
     sessions = []
+    under = {policy: [0, 0] for policy in POLICIES}
     for conversation in conversations:
         texts = [t["text"] for t in conversation["turns"]]
         # Answer lengths by the turn's labelled intent (unlabelled turns: general): the same
@@ -105,9 +116,14 @@ def replay_conversations(conversations: Sequence[dict[str, Any]], classifier: In
         replies = tuple(config.output_tokens[t.get("intent") or "general"] for t in conversation["turns"])
         tokens = ConversationTokens(conversation["id"], tuple(count_tokens(t) for t in texts), replies)
         routes = route_turns(texts, classifier, config)
-        sessions.append(replay_session(tokens, routes, config, prefix_tokens, kept=kept))
+        replayed = replay_session(tokens, routes, config, prefix_tokens, kept=kept)
+        sessions.append(replayed)
+        for policy in POLICIES:
+            counts = under_routed(getattr(replayed, policy), [t.get("intent") for t in conversation["turns"]], config)
+            under[policy] = [under[policy][0] + counts[0], under[policy][1] + counts[1]]
     threshold = config.confidence_threshold if config.confidence_threshold is not None else classifier.threshold
-    return ReplayResult(tuple(sessions), prefix_tokens, threshold, classifier.version, kept)
+    return ReplayResult(tuple(sessions), {p: (u[0], u[1]) for p, u in under.items()}, prefix_tokens,
+                        threshold, classifier.version, kept)
 
 
 _ROWS = (
@@ -117,6 +133,7 @@ _ROWS = (
     ("input cost at list price (no cache)", "list_input_cost_usd", "${:.4f}"),
     ("cache hit rate (input tokens)", "cache_hit_rate", "{:.3f}"),
     ("output cost", "output_cost_usd", "${:.4f}"),
+    ("under-routing, labelled high-stakes turns", "under_routing_share", "{:.3f}"),
 )
 
 

@@ -101,7 +101,7 @@ async def open_services(config: RouterConfig, classifier: IntentClassifier,
         if litellm_needed:
             # litellm (about 130 MB, seconds to import) loads in the background, only where a
             # deployment that may be called needs it; /readyz says ``warming`` meanwhile.
-            clients.warm_up()
+            clients.warm_up(config.deployments.values())
         counters = make_counters(redis_url, config.governance.redis_prefix)
         stack.push_async_callback(counters.aclose)
         sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions)

@@ -53,7 +53,7 @@ DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
 ROUTING_MODES: Final[tuple[RoutingMode, ...]] = get_args(RoutingMode)
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
-GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency")
+GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency", "headroom")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -77,6 +77,8 @@ class Deployment:
     cache_write_cost_per_mtok: float | None = None  # an input token written to the cache; None: input
     group: str | None = None  # a model group: its members share its requests (routing/groups.py)
     weight: float = 1.0  # its share of its group's requests under the "weighted" strategy
+    rpm: int | None = None  # requests a minute its key may send (the "headroom" strategy); None: no limit
+    tpm: int | None = None  # tokens a minute its key may send (the "headroom" strategy); None: no limit
 
     @property
     def provider(self) -> str:
@@ -564,7 +566,7 @@ _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
     "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
     "cache_read_cost_per_mtok", "cache_write_cost_per_mtok",
-    "group", "weight",
+    "group", "weight", "rpm", "tpm",
 }
 
 
@@ -612,6 +614,8 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         cache_write_cost_per_mtok=_cache_price(spec, "cache_write", "cache_creation_input_token_cost", known, where),
         group=_optional_str(spec.get("group"), f"{where}.group"),
         weight=_non_negative(spec.get("weight", 1.0), f"{where}.weight"),
+        rpm=None if spec.get("rpm") is None else _count(spec["rpm"], f"{where}.rpm"),
+        tpm=None if spec.get("tpm") is None else _count(spec["tpm"], f"{where}.tpm"),
     )
 
 
@@ -682,6 +686,10 @@ def _groups(raw: Any, deployments: dict[str, Deployment]) -> dict[str, ModelGrou
             raise ConfigError(f"{where}.strategy", f"must be one of {list(GROUP_STRATEGIES)}")
         if not any(deployments[n].weight > 0 for n in names):
             raise ConfigError(where, "every member has weight 0: at least one must take requests")
+        unlimited = [n for n in names if deployments[n].rpm is None and deployments[n].tpm is None]
+        if strategy == "headroom" and unlimited:
+            raise ConfigError(f"deployments.{unlimited[0]}.rpm",
+                              f"group {name!r} orders by headroom: every member needs rpm or tpm")
         groups[name] = ModelGroup(name, tuple(names), str(strategy))
     return groups
 

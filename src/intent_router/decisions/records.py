@@ -39,6 +39,10 @@ class Decision:
     escalation_error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens, written to it (priced apart, uncached)
+    input_cost_usd: float = 0.0  # prompt_tokens at the deployment's prices, cache discount applied
+    cached_input_cost_usd: float = 0.0  # of input_cost_usd, the cached tokens' part
     cost_usd: float = 0.0
     premium_cost_usd: float = 0.0  # what always-premium would have cost for the same tokens
     latency_ms: float = 0.0

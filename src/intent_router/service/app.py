@@ -47,11 +47,15 @@ from intent_router.service.schemas import (
     RouteResponse,
     last_user_text,
     strings_in,
+    system_text,
     upstream_body,
+    user_turns,
 )
 from intent_router.service.services import DEPENDENCIES, STATE_KEY, Services, open_services
+from intent_router.service.sessions import session_of
 from intent_router.settings import ServiceSettings
 from intent_router.text import clean_text
+from intent_router.types import Endpoint
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
 logger = logging.getLogger(__name__)
@@ -83,7 +87,7 @@ def metrics(services: Services) -> bytes:
     return services.metrics.render()
 
 
-async def _context(endpoint: str, prompt: str, request: Request, services: Services,
+async def _context(endpoint: Endpoint, prompt: str, request: Request, services: Services,
                    metadata: RouteMetadata | None, user_field: str | None = None) -> RequestContext:
     """Who the request is for (X-Repo / X-User headers, else metadata, else OpenAI's ``user``)
     and which secrets it carries (every string of the body is scanned)."""
@@ -118,6 +122,8 @@ async def route(data: RouteRequest, request: Request, services: Services) -> Res
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     prompt, context, positions = route_input(data)
     ctx = await _context("route", prompt, request, services, data.metadata)
+    ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages or []),
+                                  [*context, prompt])
     return await route_prompt(ctx, data, context, positions, request.state.client_key, services)
 
 
@@ -128,6 +134,8 @@ async def chat_completions(data: ChatRequest, request: Request, services: Servic
     body = upstream_body(await request.json())
     ctx = await _context("chat_stream" if data.stream else "chat", last_user_text(data.messages), request,
                          services, data.metadata, data.user)
+    ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages),
+                                  user_turns(data.messages)[1])
     return await serve_chat(ctx, data, body, request.state.client_key, services)  # type: ignore[return-value]
 
 

@@ -4,11 +4,12 @@ The encoding is read from the copy litellm bundles (checked against tiktoken's o
 it), never fetched. Counts are for cost estimates and budget holds; providers' own tokenizers
 differ by a few percent, and their reported usage settles a request's real cost.
 
-Two bounds keep counting cheap on the request path (``make bench BENCH=tokens`` measures it):
-a cache of recently counted texts (an agent resends its whole conversation every turn), and a
-text over ``EXACT_CHARS`` characters is counted exactly on its first ``EXACT_CHARS`` and
-extrapolated at their tokens per character (byte-pair encoding slows down on long runs without
-spaces: a 1 MB body of one letter would hold the event loop for about a second).
+Bounds keep counting cheap on the request path (``make bench BENCH=tokens`` measures it): a
+cache of recently counted texts (an agent resends its whole conversation every turn); a text
+over ``EXACT_CHARS`` characters counted on its head and extrapolated; at most ``CALL_CHARS``
+characters of new text encoded per call, the rest estimated at the ratio measured. Byte-pair
+encoding costs up to about 1 us a character on text without spaces: encoding a whole 1 MiB
+body of one letter held the event loop for seconds.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import base64
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from functools import cache
 from importlib.util import find_spec
 from pathlib import Path
@@ -43,8 +44,10 @@ CL100K_SPECIAL: Final = {
     "<|endofprompt|>": 100276,
 }
 
-#: Texts up to this many characters are counted exactly (8,000 tokens or so).
-EXACT_CHARS: Final = 32_768
+#: Texts up to this many characters are counted exactly (about 4,000 tokens).
+EXACT_CHARS: Final = 16_384
+#: At most this many characters of new text are encoded per call (a request's conversation).
+CALL_CHARS: Final = 32_768
 #: The cache holds texts of at most this many characters in all (a few MB).
 CACHE_CHARS: Final = 4_000_000
 
@@ -77,36 +80,66 @@ def load_cl100k(path: Path) -> Any:
 
 
 class TokenCounter:
-    """cl100k_base tokens of a text, special tokens counted as plain text; recently counted
-    texts are remembered (least recently used first out, ``cache_chars`` characters in all)."""
+    """cl100k_base tokens of texts, special tokens counted as plain text.
 
-    def __init__(self, encoding: Any, exact_chars: int = EXACT_CHARS, cache_chars: int = CACHE_CHARS) -> None:
+    A text is counted exactly up to ``exact_chars`` characters, beyond that on its first
+    ``exact_chars`` and extrapolated; counted texts are remembered (least recently used out
+    first, ``cache_chars`` characters in all). One call encodes at most ``call_chars``
+    characters of texts it has not seen: the rest of a huge conversation is estimated at the
+    tokens per character measured in the same call, so no request holds the event loop for
+    longer than encoding ``call_chars`` characters takes, whatever its size.
+    """
+
+    def __init__(self, encoding: Any, exact_chars: int = EXACT_CHARS, call_chars: int = CALL_CHARS,
+                 cache_chars: int = CACHE_CHARS) -> None:
+        if min(exact_chars, call_chars) < 1:
+            raise ValueError("exact_chars and call_chars must be at least 1")
         self.encoding = encoding
         self._encode = encoding.encode_ordinary
         self.exact_chars = exact_chars
+        self.call_chars = call_chars
         self.cache_chars = cache_chars
         self._cache: OrderedDict[str, int] = OrderedDict()
         self._cached_chars = 0
         self._lock = threading.Lock()
 
     def count(self, text: str) -> int:
-        """The tokens of ``text``: exact up to ``exact_chars`` characters, extrapolated beyond."""
-        if not text:
-            return 0
-        with self._lock:
-            known = self._cache.get(text)
-            if known is not None:
-                self._cache.move_to_end(text)
-                return known
-        tokens = self._tokens(text)
-        self._remember(text, tokens)
-        return tokens
+        """The tokens of ``text``."""
+        return self.count_all((text,))
+
+    def count_all(self, texts: Iterable[str]) -> int:
+        """The tokens of all ``texts`` together."""
+        total, budget = 0, self.call_chars
+        measured_chars = measured_tokens = unmeasured_chars = 0
+        for text in texts:
+            if not text:
+                continue
+            tokens = self._cached(text)
+            if tokens is None and budget > 0:
+                tokens = self._tokens(text)
+                budget -= min(len(text), self.exact_chars)
+                self._remember(text, tokens)
+            if tokens is None:
+                unmeasured_chars += len(text)
+                continue
+            total += tokens
+            measured_chars, measured_tokens = measured_chars + len(text), measured_tokens + tokens
+        if unmeasured_chars:
+            total += round(unmeasured_chars * measured_tokens / measured_chars)
+        return total
 
     def _tokens(self, text: str) -> int:
         if len(text) <= self.exact_chars:
             return len(self._encode(text))
         head = len(self._encode(text[: self.exact_chars]))
         return head + round(head * (len(text) - self.exact_chars) / self.exact_chars)
+
+    def _cached(self, text: str) -> int | None:
+        with self._lock:
+            tokens = self._cache.get(text)
+            if tokens is not None:
+                self._cache.move_to_end(text)
+            return tokens
 
     def _remember(self, text: str, tokens: int) -> None:
         if len(text) > self.cache_chars // 4:  # one text never takes over the cache
@@ -134,11 +167,13 @@ def count_tokens(text: str) -> int:
 
 def count_message_tokens(messages: Iterable[Any]) -> int:
     """The tokens of every text part of an OpenAI conversation's messages."""
-    total = 0
+    return default_counter().count_all(_message_texts(messages))
+
+
+def _message_texts(messages: Iterable[Any]) -> Iterator[str]:
     for message in messages:
         content = message.get("content") if isinstance(message, dict) else None
         if isinstance(content, str):
-            total += count_tokens(content)
+            yield content
         elif isinstance(content, list):
-            total += sum(count_tokens(str(part.get("text") or "")) for part in content if isinstance(part, dict))
-    return total
+            yield from (str(part.get("text") or "") for part in content if isinstance(part, dict))

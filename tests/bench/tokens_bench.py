@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from intent_router.tokens import EXACT_CHARS, TokenCounter, default_counter
+from intent_router.tokens import CALL_CHARS, EXACT_CHARS, TokenCounter, default_counter
 from training.real_corpus import load_real_rows
 
 ROUNDS = 5
@@ -77,17 +77,19 @@ def _error(texts: list[str]) -> dict[str, float]:
 
 
 def _huge_bodies() -> dict[str, dict[str, float]]:
-    """One 1 MiB prompt of words and one of a single letter: the bounded count against
-    encoding it whole (the pathological case of byte-pair encoding)."""
+    """1 MiB prompts (words; one letter) and a 1 MiB conversation (64 messages of words): the
+    bounded count against encoding every text whole (byte-pair encoding's slow case)."""
     encoding = default_counter().encoding
+    words = ("fix the failing test in the parser " * 40000)[:HUGE_BODY_CHARS]
+    cases = {"words": [words], "one letter": ["x" * HUGE_BODY_CHARS],
+             "64 messages": [f"{i} {words[: HUGE_BODY_CHARS // 64]}" for i in range(64)]}
     out = {}
-    for name, text in (("words", ("fix the failing test in the parser " * 40000)[:HUGE_BODY_CHARS]),
-                       ("one letter", "x" * HUGE_BODY_CHARS)):
+    for name, texts in cases.items():
         start = time.perf_counter()
-        bounded = TokenCounter(encoding).count(text)
+        bounded = TokenCounter(encoding).count_all(texts)
         bounded_ms = (time.perf_counter() - start) * 1000
         start = time.perf_counter()
-        whole = len(encoding.encode_ordinary(text))
+        whole = sum(len(encoding.encode_ordinary(text)) for text in texts)
         whole_ms = (time.perf_counter() - start) * 1000
         out[name] = {"bounded_ms": bounded_ms, "whole_ms": whole_ms, "bounded_tokens": bounded,
                      "whole_tokens": whole}
@@ -115,7 +117,7 @@ def _load_cost() -> dict[str, float]:
 def run() -> dict[str, Any]:
     texts = [row["text"] for row in load_real_rows() if row.get("text")]
     return {"error": _error(texts), "timings": _timings(texts), "huge": _huge_bodies(),
-            "load": _load_cost(), "exact_chars": EXACT_CHARS,
+            "load": _load_cost(), "exact_chars": EXACT_CHARS, "call_chars": CALL_CHARS,
             "prompt_chars": {"p50": float(np.percentile([len(t) for t in texts], 50)),
                              "p99": float(np.percentile([len(t) for t in texts], 99))}}
 
@@ -132,7 +134,8 @@ def table(results: dict[str, Any]) -> str:
         lines.append(f"{name:<18} {t['p50_us']:>9.1f} {t['p99_us']:>9.1f} {t['mean_us']:>9.1f}")
     lines += [
         f"loading cl100k_base: {load['load_ms']:.0f} ms, {load['rss_added_mb']:.1f} MB resident, once per process",
-        f"1 MiB prompts (exact up to {results['exact_chars']:,} characters, extrapolated beyond):",
+        f"1 MiB bodies (a text exact up to {results['exact_chars']:,} characters, at most "
+        f"{results['call_chars']:,} new characters encoded per call, the rest extrapolated):",
     ]
     for name, h in results["huge"].items():
         lines.append(f"  {name:<11} bounded {h['bounded_ms']:7.1f} ms ({h['bounded_tokens']:,} tokens); "

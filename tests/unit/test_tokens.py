@@ -52,14 +52,15 @@ def test_a_file_that_is_not_cl100k_base_is_refused(tmp_path) -> None:
 
 
 class CountingEncoding:
-    """The real encoding, counting how many times it is asked to encode."""
+    """The real encoding, counting how many times it is asked to encode, and how much."""
 
     def __init__(self) -> None:
-        self.calls = 0
+        self.calls = self.chars = 0
         self._real = default_counter().encoding.encode_ordinary
 
     def encode_ordinary(self, text: str) -> list[int]:
         self.calls += 1
+        self.chars += len(text)
         return self._real(text)
 
 
@@ -103,3 +104,21 @@ def test_a_conversation_counts_every_text_part() -> None:
     ]
     assert count_message_tokens(messages) == count_tokens("You are terse.") + count_tokens("hello world")
 
+
+
+def test_one_call_encodes_at_most_its_budget_and_estimates_the_rest() -> None:
+    encoding = CountingEncoding()
+    counter = TokenCounter(encoding, exact_chars=1000, call_chars=2000)
+    messages = [f"message {i}: the quick brown fox jumps over the lazy dog. " * 15 for i in range(10)]
+    exact = sum(len(encoding._real(m)) for m in messages)  # about 870 characters each
+    first = counter.count_all(messages)
+    assert encoding.chars <= 2000 + 1000  # the budget, overrun by one text at most
+    assert abs(first - exact) <= 0.02 * exact
+    for _ in range(5):  # each call encodes the next texts it has not seen, until all are known
+        counter.count_all(messages)
+    assert counter.count_all(messages) == exact
+
+
+def test_bounds_below_one_character_are_refused() -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        TokenCounter(default_counter().encoding, call_chars=0)

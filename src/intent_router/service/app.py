@@ -49,7 +49,13 @@ from intent_router.service.schemas import (
     strings_in,
     upstream_body,
 )
-from intent_router.service.services import DEPENDENCIES, STATE_KEY, Services, open_services
+from intent_router.service.services import (
+    DEPENDENCIES,
+    STATE_KEY,
+    Services,
+    open_services,
+    services_of,
+)
 from intent_router.settings import ServiceSettings
 from intent_router.text import clean_text
 from intent_router.types import Endpoint
@@ -113,10 +119,16 @@ def _utf8_header(request: Request, name: str) -> str | None:
         return value
 
 
+# Handlers receive the ``services`` dependency but for the two hot ones, /v1/route and chat:
+# they take the Request anyway, and reading the services from it skips Litestar's dependency
+# resolution, which costs CPU on every request (``python -m tests.bench.services_access``).
+
+
 @post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation,
       before_request=require_client_key)
-async def route(data: RouteRequest, request: Request, services: Services) -> Response[RouteResponse]:
+async def route(data: RouteRequest, request: Request) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
+    services = services_of(request.app)  # not injected: the hot path (see above)
     prompt, context, positions = route_input(data)
     ctx = await _context("route", prompt, request, services, data.metadata)
     return await route_prompt(ctx, data, context, positions, request.state.client_key, services)
@@ -124,8 +136,9 @@ async def route(data: RouteRequest, request: Request, services: Services) -> Res
 
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
       before_request=require_client_key)
-async def chat_completions(data: ChatRequest, request: Request, services: Services) -> Response[ChatCompletion]:
+async def chat_completions(data: ChatRequest, request: Request) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
+    services = services_of(request.app)  # not injected: the hot path (see above)
     body = upstream_body(await request.json())
     ctx = await _context("chat_stream" if data.stream else "chat", last_user_text(data.messages), request,
                          services, data.metadata, data.user)

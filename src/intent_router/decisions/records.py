@@ -39,6 +39,10 @@ class Decision:
     escalation_error: str | None = None
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # of prompt_tokens, read from the provider's prompt cache
+    cache_write_tokens: int = 0  # of prompt_tokens, written to it (priced apart, uncached)
+    input_cost_usd: float = 0.0  # prompt_tokens at the deployment's prices, cache discount applied
+    cached_input_cost_usd: float = 0.0  # of input_cost_usd, the cached tokens' part
     cost_usd: float = 0.0
     premium_cost_usd: float = 0.0  # what always-premium would have cost for the same tokens
     latency_ms: float = 0.0
@@ -50,6 +54,8 @@ class Decision:
     client_key_id: str | None = None
     budget: BudgetEffect | None = None
     traced: bool = False  # sampled for an MLflow trace
+    session_id: str | None = None  # a SHA-256 of the session's scoped id (routing/sessions.py)
+    session: str | None = None  # "new", "stuck", "switched", "upgraded" or "expired"
     probabilities: dict[str, float] = field(default_factory=dict)
 
 

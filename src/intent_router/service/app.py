@@ -36,6 +36,7 @@ from intent_router.service.openapi import (
 from intent_router.service.readiness import readiness
 from intent_router.service.recording import RequestContext, clean_id
 from intent_router.service.schema_page import openapi_config
+from intent_router.service.sessions import session_of
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -47,7 +48,9 @@ from intent_router.service.schemas import (
     RouteResponse,
     last_user_text,
     strings_in,
+    system_text,
     upstream_body,
+    user_turns,
 )
 from intent_router.service.services import (
     DEPENDENCIES,
@@ -131,6 +134,8 @@ async def route(data: RouteRequest, request: Request) -> Response[RouteResponse]
     services = services_of(request.app)  # not injected: the hot path (see above)
     prompt, context, positions = route_input(data)
     ctx = await _context("route", prompt, request, services, data.metadata)
+    ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages or []),
+                                  [*context, prompt])
     return await route_prompt(ctx, data, context, positions, request.state.client_key, services)
 
 
@@ -142,6 +147,8 @@ async def chat_completions(data: ChatRequest, request: Request) -> Response[Chat
     body = upstream_body(await request.json())
     ctx = await _context("chat_stream" if data.stream else "chat", last_user_text(data.messages), request,
                          services, data.metadata, data.user)
+    ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages),
+                                  user_turns(data.messages)[1])
     return await serve_chat(ctx, data, body, request.state.client_key, services)  # type: ignore[return-value]
 
 

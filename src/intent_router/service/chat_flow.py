@@ -32,6 +32,7 @@ from intent_router.service.schemas import (
     user_turns,
 )
 from intent_router.service.services import Services
+from intent_router.service.sessions import note, note_plan, session_body, session_headers
 from intent_router.service.streaming import stream_response
 
 
@@ -102,9 +103,10 @@ async def route_prompt(
     if key is not None:
         await services.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = sensitivity(ctx, data.metadata)
-    decision = await services.router.route(
-        ctx.prompt, data.model, bool(sensitive), ctx.override, context
+    decision, session = await services.router.route_turn(
+        ctx.prompt, data.model, bool(sensitive), ctx.override, context, ctx.session_name
     )
+    note(ctx, session)
     services.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     services.metrics.record_route("route", decision.intent, decision.source)
     services.recorder.route(ctx, decision)
@@ -125,8 +127,9 @@ async def route_prompt(
         override=list(decision.override_applied),
         routed_as=decision.routed_as,
         turns_used=[positions[i] for i in decision.turns_used],
+        session=session_body(session),
     )
-    return Response(body, headers={"x-request-id": ctx.request_id})
+    return Response(body, headers={"x-request-id": ctx.request_id, **session_headers(session)})
 
 
 async def serve_chat(
@@ -145,14 +148,16 @@ async def serve_chat(
             await services.limits.admit(key, router.request_tokens(body, ctx.prompt))
         earlier_turns = user_turns(data.messages)[1][:-1]
         ctx.plan = await router.plan(
-            ctx.prompt, data.model, local_only, ctx.override, earlier_turns
+            ctx.prompt, data.model, local_only, ctx.override, earlier_turns, ctx.session_name
         )
+        note_plan(ctx, ctx.plan)
         hold = budget_hold(
             services.limits, router, key, ctx.plan, body, ctx.prompt, local_only, ctx.override
         )
         budget = await exits.enter_async_context(hold)
         ctx.plan = budget.plan
         if budget.downgraded:
+            note_plan(ctx, budget.plan)  # the downgraded turn is a switch of its own
             ctx.budget = "downgraded"
             services.metrics.governance.labels("downgraded").inc()
         chain = (router.config.deployments[name] for name in budget.plan.chain)
@@ -177,6 +182,7 @@ def _answer(
     metrics.cost.labels(result.deployment).inc(outcome.cost_usd)
     cached = metrics.record_input_tokens(result.deployment, outcome.response.get("usage"))
     assert ctx.plan is not None  # planned before any answer
+    note(ctx, outcome.session)
     services.recorder.chat(ctx, ctx.plan, outcome)
     headers = {
         "x-request-id": ctx.request_id,
@@ -185,6 +191,7 @@ def _answer(
         "x-intent-router-attempts": str(len(result.attempts)),
         "x-intent-router-cost-usd": f"{outcome.cost_usd:.8f}",
         "x-intent-router-cached-tokens": str(cached),
+        **session_headers(outcome.session),
     }
     if downgraded:
         headers["x-intent-router-budget"] = "downgraded"

@@ -18,7 +18,9 @@ from intent_router.classifier import IntentClassifier
 from intent_router.config import RouterConfig
 from intent_router.decisions import DecisionStore, DecisionWriter
 from intent_router.governance.client_keys import ClientKeyCache, ClientKeyStore
-from intent_router.governance.counters import make_counters
+from intent_router.governance.counters import Counters, make_counters
+from intent_router.routing.session_store import make_session_store
+from intent_router.routing.shared_usage import SharedUsage
 from intent_router.governance.limits import Limits
 from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients, needs_litellm
@@ -103,7 +105,9 @@ async def open_services(
             clients.warm_up(config.deployments.values())
         counters = make_counters(redis_url, config.governance.redis_prefix)
         stack.push_async_callback(counters.aclose)
-        router = Router(config, classifier, clients.complete, clients.stream)
+        sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions)
+        stack.push_async_callback(sessions.aclose)
+        router = Router(config, classifier, clients.complete, clients.stream, sessions)
         override_store, key_store = OverrideStore(storage_url), ClientKeyStore(storage_url)
         stack.callback(override_store.dispose)
         stack.callback(key_store.dispose)
@@ -112,6 +116,7 @@ async def open_services(
         if store is not None:
             stack.callback(store.dispose)
         await _start_shared_cooldowns(stack, router, config, redis_url)
+        _start_shared_usage(stack, router, config, counters, redis_url)
         _start_tracker(stack, config, settings, store)
         writer = DecisionWriter(store) if store is not None else None
         if writer is not None:
@@ -152,6 +157,20 @@ async def _start_shared_cooldowns(
     )
     shared.start()
     stack.push_async_callback(shared.aclose)
+
+
+def _start_shared_usage(
+    stack: AsyncExitStack, router: Router, config: RouterConfig, counters: Counters,
+    redis_url: str | None,
+) -> None:
+    """With Redis, headroom groups read every worker's rpm/tpm usage (routing/shared_usage.py),
+    counted in the governance counters."""
+    limited = [n for n, d in config.deployments.items() if d.group and (d.rpm or d.tpm)]
+    if not (redis_url and limited):
+        return
+    shared = SharedUsage(router.usage, counters, limited)
+    shared.start()
+    stack.push_async_callback(shared.aclose)  # stopped before the counters close (started after)
 
 
 def _start_tracker(

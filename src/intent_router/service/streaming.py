@@ -25,6 +25,7 @@ from intent_router.router import Plan, StreamOutcome, usage_cost
 from intent_router.service.errors import log_client_bug
 from intent_router.service.recording import RequestContext
 from intent_router.service.services import Services
+from intent_router.service.sessions import note, session_headers
 from intent_router.text import clean_text
 
 if TYPE_CHECKING:
@@ -58,6 +59,8 @@ def stream_response(
     }
     if budget.downgraded:
         headers["x-intent-router-budget"] = "downgraded"
+    note(ctx, outcome.session)  # before the stream's decision row is built
+    headers.update(session_headers(outcome.session))
     events = _events(ctx, plan, outcome, body, services, budget, exits.pop_all())
     return Stream(events, media_type="text/event-stream", headers=headers)
 
@@ -136,6 +139,7 @@ async def _events(
                 name, (line, lines), usage, error = resumed.deployment, resumed.value, None, None
                 sent.resumed = True
                 current = router.config.deployments[name]
+                await router.remember(plan, name)  # the session sticks to the one that finished it
                 last = line
                 usage = chunk_usage(line) or usage
                 yield sent.pass_on(line) + b"\n\n"

@@ -64,7 +64,6 @@ from intent_router.text import clean_text
 from intent_router.types import Endpoint
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
-logger = logging.getLogger(__name__)
 
 
 @get("/healthz", sync_to_thread=False)
@@ -82,8 +81,7 @@ async def readyz(services: Services) -> Response[Readiness]:
     router = services.router
     report = readiness(router.config, services.needs_litellm and not services.clients.warm,
                        router.cooldowns.available, await services.keyless_probe.unreachable())
-    body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
-                     list(report.usable))
+    body = Readiness(report.status, router.classifier.version, list(report.reasons), list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
 

@@ -166,12 +166,14 @@ def test_the_decision_log_records_the_hashed_session_and_the_outcome(fleets: Sha
 def test_a_chat_session_keeps_its_model_through_yes_do_it_and_a_docs_turn(fleets: SharedFleets) -> None:
     setup = _shared(fleets)
     session = uuid.uuid4().hex
+    stuck_before = setup.metric('intent_router_session_turns_total{endpoint="chat",outcome="stuck"}')
     turns = (TRACEBACK, "yes do it", DOCS)
     answers = [_chat(setup, *turns[:n], session=session) for n in (1, 2, 3)]
     assert [a.headers["x-intent-router-deployment"] for a in answers] == ["claude-sonnet-4"] * 3
     assert [a.headers["x-intent-router-session"] for a in answers] == ["new", "stuck", "stuck"]
     assert answers[2].headers["x-intent-router-intent"] == "documentation"  # alone: Kimi's chain
     assert setup.calls("claude") == 3 and setup.calls("kimi") == 0
+    assert setup.metric('intent_router_session_turns_total{endpoint="chat",outcome="stuck"}') == stuck_before + 2
 
 
 def test_a_chat_session_upgrades_on_a_confident_security_turn(fleets: SharedFleets) -> None:

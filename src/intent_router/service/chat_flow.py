@@ -81,7 +81,7 @@ async def route_prompt(ctx: RequestContext, data: RouteRequest, context: list[st
     sensitive = sensitivity(ctx, data.metadata)
     decision, session = await services.router.route_turn(ctx.prompt, data.model, bool(sensitive), ctx.override,
                                                          context, ctx.session_name)
-    note(ctx, session)
+    note(ctx, session, services.metrics)
     services.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     services.metrics.record_route("route", decision.intent, decision.source)
     services.recorder.route(ctx, decision)
@@ -133,7 +133,7 @@ def _answer(ctx: RequestContext, outcome: ChatOutcome, downgraded: bool, service
     metrics.cost.labels(result.deployment).inc(outcome.cost_usd)
     cached = metrics.record_input_tokens(result.deployment, outcome.response.get("usage"))
     assert ctx.plan is not None  # planned before any answer
-    note(ctx, outcome.session)
+    note(ctx, outcome.session, services.metrics)
     services.recorder.chat(ctx, ctx.plan, outcome)
     headers = {
         "x-request-id": ctx.request_id,

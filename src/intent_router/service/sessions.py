@@ -7,6 +7,7 @@ from litestar import Request
 
 from intent_router.router import Plan
 from intent_router.routing.sessions import SessionId, SessionReport, name_session
+from intent_router.service.metrics import RouterMetrics
 from intent_router.service.recording import RequestContext
 from intent_router.service.schemas import RouteMetadata, RouteSession
 
@@ -30,10 +31,11 @@ def note_plan(ctx: RequestContext, plan: Plan) -> None:
         ctx.session_id, ctx.session = plan.session.id.key, plan.session.choice.outcome
 
 
-def note(ctx: RequestContext, report: SessionReport | None) -> None:
-    """The decision log records the session's hashed id and the turn's outcome."""
+def note(ctx: RequestContext, report: SessionReport | None, metrics: RouterMetrics) -> None:
+    """The decision log records the session's hashed id and the turn's outcome; /metrics counts it."""
     if report is not None:
         ctx.session_id, ctx.session = report.key, report.outcome
+        metrics.record_session(ctx.endpoint, report.outcome)
 
 
 def session_headers(report: SessionReport | None) -> dict[str, str]:

@@ -46,7 +46,7 @@ def stream_response(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, bod
     }
     if budget.downgraded:
         headers["x-intent-router-budget"] = "downgraded"
-    note(ctx, outcome.session)  # before the stream's decision row is built
+    note(ctx, outcome.session, services.metrics)  # before the stream's decision row is built
     headers.update(session_headers(outcome.session))
     events = _events(ctx, plan, outcome, body, services, budget, exits.pop_all())
     return Stream(events, media_type="text/event-stream", headers=headers)

@@ -11,15 +11,16 @@ import re
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import yaml
 
 from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
+from intent_router.types import OverBudget, RoutingMode, Tier
 
 DEFAULT_CONFIG: Final[Path] = Path(__file__).resolve().parent / "defaults" / "router.yaml"
-TIERS: Final[tuple[str, ...]] = ("primary", "fallback_1", "fallback_2", "local")
+TIERS: Final[tuple[Tier, ...]] = get_args(Tier)
 RETRYABLE_CONDITIONS: Final[frozenset[str]] = frozenset({"429", "529", "5xx", "timeout", "oom"})
 #: Where the fast path goes when an OpenAI-compatible deployment sets no api_base.
 OPENAI_API_BASES: Final[dict[str, str]] = {
@@ -49,10 +50,10 @@ DEFAULT_UNDER_ROUTING_REGRET: Final[dict[str, float]] = {
 DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
 #: Routing modes: ``argmax`` routes the most probable intent; ``regret`` the intent whose chain
 #: minimises expected regret plus expected extra cost (routing/regret.py).
-ROUTING_MODES: Final[tuple[str, ...]] = ("argmax", "regret")
+ROUTING_MODES: Final[tuple[RoutingMode, ...]] = get_args(RoutingMode)
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
-GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency")
+GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency", "headroom")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -62,7 +63,7 @@ class Deployment:
 
     name: str
     model: str
-    tier: str
+    tier: Tier
     api_base: str | None
     api_key_env: str | None
     timeout_s: float
@@ -76,6 +77,8 @@ class Deployment:
     cache_write_cost_per_mtok: float | None = None  # an input token written to the cache; None: input
     group: str | None = None  # a model group: its members share its requests (routing/groups.py)
     weight: float = 1.0  # its share of its group's requests under the "weighted" strategy
+    rpm: int | None = None  # requests a minute its key may send (the "headroom" strategy); None: no limit
+    tpm: int | None = None  # tokens a minute its key may send (the "headroom" strategy); None: no limit
 
     @property
     def provider(self) -> str:
@@ -141,8 +144,8 @@ class GovernanceConfig:
     client_keys: bool = False  # True: every /v1 request needs a client key (401 otherwise)
     redis_url: str | None = None  # shared counters and cooldowns; None: per worker
     redis_prefix: str = "intent-router:"  # every key's prefix (several deployments, one Redis)
-    over_budget: str = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
-    downgrade_tier: str = "primary"
+    over_budget: OverBudget = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
+    downgrade_tier: Tier = "primary"
 
     def resolved_redis_url(self, env_url: str | None = None) -> str | None:
         """``env_url`` (``ServiceSettings.redis_url``: it may hold a password) or the
@@ -218,7 +221,7 @@ class SessionRule:
 class RegretConfig:
     """Routing on the probability vector (``mode: regret``); see routing/regret.py."""
 
-    mode: str = "argmax"
+    mode: RoutingMode = "argmax"
     """``argmax`` (route the most probable intent, escalate below the confidence threshold) or
     ``regret`` (route the intent minimising expected regret plus extra cost; escalate when the
     expected gain of asking exceeds its cost)."""
@@ -408,7 +411,7 @@ def _routing(raw: Any) -> RegretConfig:
     if mode not in ROUTING_MODES:
         raise ConfigError(f"{where}.mode", f"must be one of {list(ROUTING_MODES)}")
     return RegretConfig(
-        mode=str(mode),
+        mode=mode,
         weight=_non_negative(given.get("weight", default.weight), f"{where}.weight"),
         matrix=_regret_matrix(given.get("matrix", {}), f"{where}.matrix"),
         llm_accuracy=_fraction(given.get("llm_accuracy", default.llm_accuracy), f"{where}.llm_accuracy"),
@@ -563,7 +566,7 @@ _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
     "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
     "cache_read_cost_per_mtok", "cache_write_cost_per_mtok",
-    "group", "weight",
+    "group", "weight", "rpm", "tpm",
 }
 
 
@@ -611,6 +614,8 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         cache_write_cost_per_mtok=_cache_price(spec, "cache_write", "cache_creation_input_token_cost", known, where),
         group=_optional_str(spec.get("group"), f"{where}.group"),
         weight=_non_negative(spec.get("weight", 1.0), f"{where}.weight"),
+        rpm=None if spec.get("rpm") is None else _count(spec["rpm"], f"{where}.rpm"),
+        tpm=None if spec.get("tpm") is None else _count(spec["tpm"], f"{where}.tpm"),
     )
 
 
@@ -681,6 +686,10 @@ def _groups(raw: Any, deployments: dict[str, Deployment]) -> dict[str, ModelGrou
             raise ConfigError(f"{where}.strategy", f"must be one of {list(GROUP_STRATEGIES)}")
         if not any(deployments[n].weight > 0 for n in names):
             raise ConfigError(where, "every member has weight 0: at least one must take requests")
+        unlimited = [n for n in names if deployments[n].rpm is None and deployments[n].tpm is None]
+        if strategy == "headroom" and unlimited:
+            raise ConfigError(f"deployments.{unlimited[0]}.rpm",
+                              f"group {name!r} orders by headroom: every member needs rpm or tpm")
         groups[name] = ModelGroup(name, tuple(names), str(strategy))
     return groups
 

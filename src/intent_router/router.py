@@ -17,19 +17,27 @@ from intent_router.costs import (InputTokens, cached_cost_usd, cost_usd, estimat
                                  estimate_tokens)
 from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
-from intent_router.providers.upstream_validation import usage_input_split
+from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.routing import regret
 from intent_router.routing.conversation import TurnSelection, mix_predictions, select_turns
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
 from intent_router.routing.groups import GroupStats, expand_chain, order_members
+from intent_router.routing.headroom import MinuteUsage, headroom
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
 from intent_router.routing.session_store import InProcessSessions, SessionStore
-from intent_router.routing.sessions import (Proposal, SessionChoice, SessionId, SessionReport, SessionState,
-                                            decide, settle)
-from intent_router.types import Prediction
+from intent_router.routing.sessions import (
+    Proposal,
+    SessionChoice,
+    SessionId,
+    SessionReport,
+    SessionState,
+    decide,
+    settle,
+)
+from intent_router.types import Prediction, RouteSource, RoutingMode
 
 log = logging.getLogger("intent_router.router")
 T = TypeVar("T")
@@ -46,7 +54,7 @@ class RouteDecision:
     intent: str
     confidence: float
     probabilities: dict[str, float]
-    source: str  # "model", "llm", or "default" (escalation failed: local prediction kept)
+    source: RouteSource
     chain: tuple[str, ...]
     estimated_cost_usd: float
     escalation_cost_usd: float
@@ -59,7 +67,7 @@ class RouteDecision:
     escalate_ms: float = 0.0
     routed_as: str | None = None  # the intent whose chain was chosen (regret routing may differ)
     turns_used: tuple[int, ...] = ()  # positions among the user turns classified, oldest first
-    routing_mode: str = "argmax"
+    routing_mode: RoutingMode = "argmax"
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,9 @@ class Router:
                         if config.sensitive.detect_secrets else None)
         self._regret_matrix = config.routing.regret_matrix()
         self.group_stats = GroupStats()
+        self.usage = MinuteUsage()  # requests and tokens to each rate-limited deployment this minute
+        self._limits = {n: (d.rpm, d.tpm) for n, d in config.deployments.items()
+                        if d.group is not None and (d.rpm or d.tpm)}
         self._rng = random.Random()
         self._group_of = {n: d.group for n, d in config.deployments.items() if d.group is not None}
         self._weights = {n: d.weight for n, d in config.deployments.items()}
@@ -166,7 +177,8 @@ class Router:
         selection = select_turns([*context, prompt], self.config.conversation)
         prediction = self._classify(selection)
         classified = time.perf_counter()
-        intent, source, spent, error = prediction.intent, "model", 0.0, None
+        source: RouteSource = "model"
+        intent, spent, error = prediction.intent, 0.0, None
         sensitive = sensitive or override.sensitive
         may_ask = escalate and requested_model in AUTO_MODELS and not sensitive
         text = _joined(selection)
@@ -316,7 +328,8 @@ class Router:
         decision, chain = plan.decision, self.walk_order(plan)
         result = await walk_chain(
             chain, self.config.deployments,
-            self._counted(lambda deployment, timeout: self._complete(deployment, request, timeout)),
+            self._counted(lambda deployment, timeout: self._complete(deployment, request, timeout),
+                          _request_tokens(request, prompt)),
             self.cooldowns, self.config.request_deadline_s,
             prompt_tokens=_request_tokens(request, prompt),
         )
@@ -361,8 +374,9 @@ class Router:
             except StopAsyncIteration as exc:
                 raise ProviderError("upstream sent an empty stream", kind="malformed_response") from exc
 
-        return await walk_chain(chain, self.config.deployments, self._counted(first_line), self.cooldowns,
-                                self.config.request_deadline_s, _request_tokens(request, prompt))
+        tokens = _request_tokens(request, prompt)
+        return await walk_chain(chain, self.config.deployments, self._counted(first_line, tokens), self.cooldowns,
+                                self.config.request_deadline_s, tokens)
 
     def expand_groups(self, chain: Sequence[str]) -> tuple[str, ...]:
         """``chain`` with each model group's members in this request's order (its strategy's;
@@ -372,28 +386,44 @@ class Router:
 
         def order(group: str) -> tuple[str, ...]:
             spec = self.config.groups[group]
-            members = self.group_stats.members(spec.members, self._weights, self.cooldowns.available)
+            members = self.group_stats.members(spec.members, self._weights, self.cooldowns.available,
+                                               self.headroom)
             return order_members(members, spec.strategy, self._rng)
 
         return expand_chain(chain, self._group_of, order)
 
-    def _counted(self, call: Callable[[Deployment, float], Awaitable[T]]) -> Callable[[Deployment, float], Awaitable[T]]:
+    def headroom(self, name: str) -> float | None:
+        """The share of ``name``'s rpm/tpm left this minute (every worker's, with Redis); None
+        when it has no limit."""
+        limits = self._limits.get(name)
+        return None if limits is None else headroom(*self.usage.used(name), *limits)
+
+    def _counted(self, call: Callable[[Deployment, float], Awaitable[T]],
+                 tokens: int) -> Callable[[Deployment, float], Awaitable[T]]:
         """``call`` counted in the group statistics: in flight while it runs (for a stream,
-        until its first line), and its latency when it answers."""
+        until its first line), and its latency when it answers; for a rate-limited deployment,
+        a request and ``tokens`` (estimated input) in this minute's usage, plus the answer's
+        tokens beyond the estimate when it reports usage."""
         if not self._group_of:
             return call
-        stats = self.group_stats
+        stats, usage, limited = self.group_stats, self.usage, self._limits
 
         async def counted(deployment: Deployment, timeout: float) -> T:
-            stats.started(deployment.name)
+            name = deployment.name
+            stats.started(name)
+            if name in limited:
+                usage.add(name, requests=1, tokens=tokens)
             began = time.monotonic()
             latency: float | None = None
             try:
                 value = await call(deployment, timeout)
                 latency = (time.monotonic() - began) * 1000
+                if name in limited and isinstance(value, dict):
+                    prompt, completion = usage_tokens(value.get("usage"))
+                    usage.add(name, tokens=prompt + completion - tokens)
                 return value
             finally:
-                stats.finished(deployment.name, latency)
+                stats.finished(name, latency)
 
         return counted
 
@@ -425,7 +455,7 @@ class Router:
                                                       sticks=False))
         return Plan(plan.decision, chain, None, session)
 
-    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
+    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, RouteSource, float, str | None]:
         cached = self._cache.get(prompt)
         if cached is not None:
             return cached, "llm", 0.0, None

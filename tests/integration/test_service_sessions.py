@@ -33,8 +33,12 @@ def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
         yield shared
 
 
+#: Kimi on Cloudflare and on Together as one model group (weighted 1:1).
+KIMI_GROUP = {"kimi-k2.6": {"group": "kimi"}, "kimi-k2.6-together": {"group": "kimi"}}
+
+
 def _shared(fleets: SharedFleets) -> Setup:
-    return fleets.get(router=NEVER_TRIPS, litellm=False)
+    return fleets.get(router=NEVER_TRIPS, deployments=KIMI_GROUP, litellm=False)
 
 
 def _own(fleets: SharedFleets) -> Setup:
@@ -181,7 +185,7 @@ def test_a_chat_session_upgrades_on_a_confident_security_turn(fleets: SharedFlee
     session = uuid.uuid4().hex
     first = _chat(setup, CODE, session=session)
     upgraded = _chat(setup, CODE, AUDIT, session=session, stream=True)
-    assert first.headers["x-intent-router-deployment"] == "kimi-k2.6"
+    assert first.headers["x-intent-router-deployment"] in KIMI_GROUP
     assert upgraded.headers["x-intent-router-session"] == "upgraded"
     assert upgraded.headers["x-intent-router-deployment"] == "claude-sonnet-4"
     assert upgraded.text.rstrip().endswith("data: [DONE]")
@@ -247,3 +251,17 @@ def test_a_resumed_stream_moves_the_session_to_the_deployment_that_finished_it(f
     after = _chat(setup, refactor, "yes do it", session=session)
     assert (after.headers["x-intent-router-deployment"], after.headers["x-intent-router-session"]) == (
         "gpt-4o", "stuck")
+
+
+def test_a_session_sticks_to_the_group_member_that_answered_first(fleets: SharedFleets) -> None:
+    setup = _shared(fleets)
+    session, turns = uuid.uuid4().hex, [CODE]
+    first = _chat(setup, *turns, session=session).headers["x-intent-router-deployment"]
+    for follow_up in ("yes do it", "now add type hints", "and a docstring", "run it again") * 3:
+        turns.append(follow_up)
+        answer = _chat(setup, *turns, session=session)
+        # Without the session, each turn would pick a member at random (1:1): 12 alike by chance, p = 1/4096.
+        assert (answer.headers["x-intent-router-deployment"], answer.headers["x-intent-router-session"]) == (
+            first, "stuck")
+    other = "together" if first == "kimi-k2.6" else "kimi"
+    assert setup.calls(other) == 0

@@ -133,3 +133,17 @@ async def test_the_in_process_store_drops_the_least_recently_used_and_the_expire
     assert await store.get("two") is None and await store.get("one") == state and len(store) == 2
     now[0] = 1100.0
     assert await store.get("one") is None and len(store) == 1
+
+
+async def test_a_budget_downgrade_is_a_turn_of_its_own_and_the_session_keeps_its_chain() -> None:
+    fleet, classifier = _Fleet(), _Classifier()
+    classifier.intent = "debugging"
+    router = _router(fleet, classifier)
+    await _turn(router)  # the session sticks to Claude
+    cheaper = router.downgraded(await router.plan("go on", session=SESSION))
+    assert cheaper is not None and cheaper.session is not None and cheaper.prefer is None
+    assert cheaper.chain == (A, B) and cheaper.session.choice.outcome == "switched"
+    outcome = await router.chat({"messages": [{"role": "user", "content": "go on"}]}, "go on", plan=cheaper)
+    assert outcome.result.deployment == A and outcome.session is not None
+    assert "over budget" in outcome.session.reason
+    assert await _turn(router) == ("claude-sonnet-4", "stuck")

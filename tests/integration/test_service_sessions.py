@@ -147,6 +147,15 @@ def test_two_services_sharing_redis_agree_on_a_session(tmp_path: Path) -> None:
         second = _route(Setup(b, fakes), TRACEBACK, DOCS, session=session)
         assert first.json()["session"]["outcome"] == "new"
         assert second.json()["session"]["outcome"] == "stuck" and second.json()["chain"][0] == "claude-sonnet-4"
+        # Chat: the session moves to GPT-4o on one service (Claude fails there), the other follows.
+        chat = uuid.uuid4().hex
+        _chat(Setup(b, fakes), TRACEBACK, session=chat)
+        fakes["claude"].script(Status(503, "overloaded"))
+        moved = _chat(Setup(a, fakes), TRACEBACK, "yes do it", session=chat)
+        followed = _chat(Setup(b, fakes), TRACEBACK, "yes do it", DOCS, session=chat)
+        assert moved.headers["x-intent-router-session"] == "switched"
+        assert (followed.headers["x-intent-router-deployment"], followed.headers["x-intent-router-session"]) == (
+            "gpt-4o", "stuck")
 
 
 def test_the_decision_log_records_the_hashed_session_and_the_outcome(fleets: SharedFleets) -> None:

@@ -124,14 +124,16 @@ async def test_a_session_naming_a_deployment_no_longer_configured_starts_afresh(
 
 async def test_the_in_process_store_drops_the_least_recently_used_and_the_expired() -> None:
     now = [1000.0]
-    store = InProcessSessions(2, clock=lambda: now[0])
+    store = InProcessSessions(2, grace_s=50, clock=lambda: now[0])
     state = SessionState(("a",), "a", "general", 0.9, 1, 1100.0)
     await store.put("one", state)
     await store.put("two", state)
     assert await store.get("one") == state  # "one" is now the most recently used
     await store.put("three", state)
     assert await store.get("two") is None and await store.get("one") == state and len(store) == 2
-    now[0] = 1100.0
+    now[0] = 1149.0  # expired, but kept a grace period: the turn is told it expired
+    assert await store.get("one") == state
+    now[0] = 1150.0
     assert await store.get("one") is None and len(store) == 1
 
 
@@ -147,3 +149,13 @@ async def test_a_budget_downgrade_is_a_turn_of_its_own_and_the_session_keeps_its
     assert outcome.result.deployment == A and outcome.session is not None
     assert "over budget" in outcome.session.reason
     assert await _turn(router) == ("claude-sonnet-4", "stuck")
+
+
+async def test_a_turn_after_the_ttl_is_told_its_session_expired_and_starts_afresh() -> None:
+    import time
+
+    router = _router(_Fleet(), _Classifier())
+    idle = SessionState(("claude-sonnet-4",), "claude-sonnet-4", "debugging", 0.9, 4, time.time() - 1)
+    await router.sessions.put(SESSION.key, idle)  # past its TTL, within the store's grace
+    plan = await router.plan("go on", session=SESSION)
+    assert plan.session is not None and plan.session.choice.outcome == "expired" and plan.chain[0] == A

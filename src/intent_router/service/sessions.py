@@ -14,15 +14,24 @@ from intent_router.service.schemas import RouteMetadata, RouteSession
 SESSION_HEADER = "x-session-id"
 
 
-def session_of(request: Request, metadata: RouteMetadata | None, ctx: RequestContext,
-               system: str, turns: list[str]) -> SessionId | None:
+def session_of(
+    request: Request,
+    metadata: RouteMetadata | None,
+    ctx: RequestContext,
+    system: str,
+    turns: list[str],
+) -> SessionId | None:
     """The session named by the ``x-session-id`` header, else ``metadata.session_id``, else
     derived from the client (its key, else its user), ``system`` and the first of the user
     ``turns``; scoped to the client either way."""
-    return name_session(header=request.headers.get(SESSION_HEADER),
-                        metadata=metadata.session_id if metadata else None,
-                        client=ctx.client_key_id or ctx.user, system=system,
-                        first_user=turns[0] if turns else None, user_turns=len(turns))
+    return name_session(
+        header=request.headers.get(SESSION_HEADER),
+        metadata=metadata.session_id if metadata else None,
+        client=ctx.client_key_id or ctx.user,
+        system=system,
+        first_user=turns[0] if turns else None,
+        user_turns=len(turns),
+    )
 
 
 def note_plan(ctx: RequestContext, plan: Plan) -> None:

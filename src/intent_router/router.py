@@ -136,7 +136,7 @@ class Router:
         sessions: SessionStore | None = None,
     ) -> None:
         self.config = config
-        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions)
+        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions, config.sessions.ttl_s)
         self.classifier = classifier
         self._complete = complete
         self._open_stream = open_stream

@@ -36,7 +36,6 @@ from intent_router.service.openapi import (
 from intent_router.service.readiness import readiness
 from intent_router.service.recording import RequestContext, clean_id
 from intent_router.service.schema_page import openapi_config
-from intent_router.service.sessions import session_of
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -59,6 +58,7 @@ from intent_router.service.services import (
     open_services,
     services_of,
 )
+from intent_router.service.sessions import session_of
 from intent_router.settings import ServiceSettings
 from intent_router.text import clean_text
 from intent_router.types import Endpoint

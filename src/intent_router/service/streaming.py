@@ -59,7 +59,7 @@ def stream_response(
     }
     if budget.downgraded:
         headers["x-intent-router-budget"] = "downgraded"
-    note(ctx, outcome.session)  # before the stream's decision row is built
+    note(ctx, outcome.session, services.metrics)  # before the stream's decision row is built
     headers.update(session_headers(outcome.session))
     events = _events(ctx, plan, outcome, body, services, budget, exits.pop_all())
     return Stream(events, media_type="text/event-stream", headers=headers)

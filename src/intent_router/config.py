@@ -11,15 +11,16 @@ import re
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import yaml
 
 from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
+from intent_router.types import OverBudget, RoutingMode, Tier
 
 DEFAULT_CONFIG: Final[Path] = Path(__file__).resolve().parent / "defaults" / "router.yaml"
-TIERS: Final[tuple[str, ...]] = ("primary", "fallback_1", "fallback_2", "local")
+TIERS: Final[tuple[Tier, ...]] = get_args(Tier)
 RETRYABLE_CONDITIONS: Final[frozenset[str]] = frozenset({"429", "529", "5xx", "timeout", "oom"})
 #: Where the fast path goes when an OpenAI-compatible deployment sets no api_base.
 OPENAI_API_BASES: Final[dict[str, str]] = {
@@ -49,7 +50,7 @@ DEFAULT_UNDER_ROUTING_REGRET: Final[dict[str, float]] = {
 DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
 #: Routing modes: ``argmax`` routes the most probable intent; ``regret`` the intent whose chain
 #: minimises expected regret plus expected extra cost (routing/regret.py).
-ROUTING_MODES: Final[tuple[str, ...]] = ("argmax", "regret")
+ROUTING_MODES: Final[tuple[RoutingMode, ...]] = get_args(RoutingMode)
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
 GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency", "headroom")
@@ -62,7 +63,7 @@ class Deployment:
 
     name: str
     model: str
-    tier: str
+    tier: Tier
     api_base: str | None
     api_key_env: str | None
     timeout_s: float
@@ -143,8 +144,8 @@ class GovernanceConfig:
     client_keys: bool = False  # True: every /v1 request needs a client key (401 otherwise)
     redis_url: str | None = None  # shared counters and cooldowns; None: per worker
     redis_prefix: str = "intent-router:"  # every key's prefix (several deployments, one Redis)
-    over_budget: str = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
-    downgrade_tier: str = "primary"
+    over_budget: OverBudget = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
+    downgrade_tier: Tier = "primary"
 
     def resolved_redis_url(self, env_url: str | None = None) -> str | None:
         """``env_url`` (``ServiceSettings.redis_url``: it may hold a password) or the
@@ -220,7 +221,7 @@ class SessionRule:
 class RegretConfig:
     """Routing on the probability vector (``mode: regret``); see routing/regret.py."""
 
-    mode: str = "argmax"
+    mode: RoutingMode = "argmax"
     """``argmax`` (route the most probable intent, escalate below the confidence threshold) or
     ``regret`` (route the intent minimising expected regret plus extra cost; escalate when the
     expected gain of asking exceeds its cost)."""
@@ -410,7 +411,7 @@ def _routing(raw: Any) -> RegretConfig:
     if mode not in ROUTING_MODES:
         raise ConfigError(f"{where}.mode", f"must be one of {list(ROUTING_MODES)}")
     return RegretConfig(
-        mode=str(mode),
+        mode=mode,
         weight=_non_negative(given.get("weight", default.weight), f"{where}.weight"),
         matrix=_regret_matrix(given.get("matrix", {}), f"{where}.matrix"),
         llm_accuracy=_fraction(given.get("llm_accuracy", default.llm_accuracy), f"{where}.llm_accuracy"),

@@ -28,9 +28,16 @@ from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
 from intent_router.routing.session_store import InProcessSessions, SessionStore
-from intent_router.routing.sessions import (Proposal, SessionChoice, SessionId, SessionReport, SessionState,
-                                            decide, settle)
-from intent_router.types import Prediction
+from intent_router.routing.sessions import (
+    Proposal,
+    SessionChoice,
+    SessionId,
+    SessionReport,
+    SessionState,
+    decide,
+    settle,
+)
+from intent_router.types import Prediction, RouteSource, RoutingMode
 
 log = logging.getLogger("intent_router.router")
 T = TypeVar("T")
@@ -47,7 +54,7 @@ class RouteDecision:
     intent: str
     confidence: float
     probabilities: dict[str, float]
-    source: str  # "model", "llm", or "default" (escalation failed: local prediction kept)
+    source: RouteSource
     chain: tuple[str, ...]
     estimated_cost_usd: float
     escalation_cost_usd: float
@@ -60,7 +67,7 @@ class RouteDecision:
     escalate_ms: float = 0.0
     routed_as: str | None = None  # the intent whose chain was chosen (regret routing may differ)
     turns_used: tuple[int, ...] = ()  # positions among the user turns classified, oldest first
-    routing_mode: str = "argmax"
+    routing_mode: RoutingMode = "argmax"
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,8 @@ class Router:
         selection = select_turns([*context, prompt], self.config.conversation)
         prediction = self._classify(selection)
         classified = time.perf_counter()
-        intent, source, spent, error = prediction.intent, "model", 0.0, None
+        source: RouteSource = "model"
+        intent, spent, error = prediction.intent, 0.0, None
         sensitive = sensitive or override.sensitive
         may_ask = escalate and requested_model in AUTO_MODELS and not sensitive
         text = _joined(selection)
@@ -447,7 +455,7 @@ class Router:
                                                       sticks=False))
         return Plan(plan.decision, chain, None, session)
 
-    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
+    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, RouteSource, float, str | None]:
         cached = self._cache.get(prompt)
         if cached is not None:
             return cached, "llm", 0.0, None

@@ -1,4 +1,5 @@
-"""Every ``INTENT_ROUTER_*`` environment variable, read in one place: ``ServiceSettings.from_env()``.
+"""Every ``INTENT_ROUTER_*`` environment variable, read in one place:
+``ServiceSettings.from_env()``.
 
     INTENT_ROUTER_CONFIG        the router config file (default: the bundled one)
     INTENT_ROUTER_DATABASE_URL  overrides ``storage.database_url`` (it may hold a password)
@@ -64,8 +65,12 @@ class ServiceSettings:
         """The variables that give a worker process these settings (secrets included: they
         stay in the environment they came from)."""
         env = {CONFIG_ENV: str(self.config_path), LOG_LEVEL_ENV: self.log_level}
-        optional = {DATABASE_URL_ENV: self.database_url, REDIS_URL_ENV: self.redis_url,
-                    ADMIN_KEY_ENV: self.admin_key, TRACKER_ENV: "process" if self.tracker_process else None}
+        optional = {
+            DATABASE_URL_ENV: self.database_url,
+            REDIS_URL_ENV: self.redis_url,
+            ADMIN_KEY_ENV: self.admin_key,
+            TRACKER_ENV: "process" if self.tracker_process else None,
+        }
         env.update({name: value for name, value in optional.items() if value})
         return env
 

@@ -136,7 +136,35 @@ def run() -> dict[str, Any]:
         # every sticky one a stuck turn.
         sources = _sources(urls["route"], bodies(texts))
         sessions = _sessions(urls[STICKY], sticky_bodies(texts))
-    return _summary(samples, cpu, texts, sources, sessions)
+    return _summary(samples, cpu, texts, sources, sessions, _session_turn_cpu_us(texts))
+
+
+def _session_turn_cpu_us(texts: list[str], turns: int = 20_000) -> float:
+    """CPU (us) of a sticky turn's session work alone, in this process: name the session,
+    look it up in the in-process store, decide, settle and store it (what a stuck /v1/route
+    request adds). Steadier than the difference of two services' figures on a loaded machine."""
+    import asyncio
+    import time
+
+    from intent_router.config import load_config
+    from intent_router.routing.session_store import InProcessSessions
+    from intent_router.routing.sessions import Proposal, decide, name_session, settle
+
+    config = load_config(DEFAULT_CONFIG)
+    store, chain = InProcessSessions(config.sessions.max_sessions), config.policy["debugging"]
+
+    async def work() -> float:
+        started = time.process_time()
+        for i in range(turns):
+            session = name_session(header=None, metadata=f"bench-{i % len(texts)}", client=None,
+                                   system=SYSTEM, first_user=texts[i % len(texts)], user_turns=2)
+            assert session is not None
+            choice = decide(await store.get(session.key), Proposal("general", 0.9, chain), time.time(),
+                            config.sessions)
+            await store.put(session.key, settle(choice, choice.state.deployment)[0])
+        return (time.process_time() - started) * 1e6 / turns
+
+    return asyncio.run(work())
 
 
 def _own_cpu_s(pid: int) -> float:
@@ -167,7 +195,7 @@ def _sources(url: str, request_bodies: list[dict[str, Any]]) -> dict[str, int]:
 
 
 def _summary(samples: dict[str, list[WrkResult]], cpu: dict[str, list[float]], texts: list[str],
-             sources: dict[str, int], sessions: dict[str, int]) -> dict[str, Any]:
+             sources: dict[str, int], sessions: dict[str, int], session_cpu_us: float) -> dict[str, Any]:
     results: dict[str, Any] = {
         "rounds": ROUNDS, "seconds_per_sample": SECONDS, "connections": CONNECTIONS,
         "wrk_threads": 1, "uvicorn_log_level": LOG_LEVEL, "target_ratio": TARGET_RATIO,
@@ -196,6 +224,8 @@ def _summary(samples: dict[str, list[WrkResult]], cpu: dict[str, list[float]], t
     results["ratio_sticky_to_route"] = results[STICKY]["rps_median"] / results["route"]["rps_median"]
     results["cpu_ratio_sticky_to_sessions_off"] = (results[STICKY]["cpu_us_per_request"]
                                                    / results["route, sessions off"]["cpu_us_per_request"])
+    results["session_turn_cpu_us"] = session_cpu_us
+    results["session_turn_cpu_share"] = session_cpu_us / results["route, sessions off"]["cpu_us_per_request"]
     results["sticky_target_met"] = sticky >= STICKY_TARGET
     ratio = results["route"]["ratio_to_bare"]
     results["ratio_route_to_bare"] = ratio
@@ -228,4 +258,6 @@ def table(results: dict[str, Any]) -> str:
                  f"{results['ratio_sticky_to_sessions_off']:.3f} (target >= {STICKY_TARGET}): {sticky}; "
                  f"/ route as shipped {results['ratio_sticky_to_route']:.3f}; CPU per request, sticky / "
                  f"sessions off: {results['cpu_ratio_sticky_to_sessions_off']:.3f}")
+    lines.append(f"a sticky turn's session work in-process: {results['session_turn_cpu_us']:.1f} us of CPU, "
+                 f"{100 * results['session_turn_cpu_share']:.1f}% of /v1/route's CPU per request (sessions off)")
     return "\n".join(lines)

@@ -37,6 +37,12 @@ def _shared(fleets: SharedFleets) -> Setup:
     return fleets.get(router=NEVER_TRIPS, litellm=False)
 
 
+def _own(fleets: SharedFleets) -> Setup:
+    """A configuration apart from ``_shared``'s: a cooldown one of its tests starts outlives it
+    (Claude's; the resume test never calls Claude)."""
+    return fleets.get(router={"cooldown": {"failures": 1000, "seconds": 61}, "stream_resume": True}, litellm=False)
+
+
 def _conversation(*turns: str) -> list[dict[str, str]]:
     """User turns with an assistant answer between each two, as an agent sends them."""
     messages: list[dict[str, str]] = [{"role": "system", "content": "You are a coding agent."}]
@@ -195,8 +201,7 @@ def test_a_failing_deployment_moves_the_session_to_the_one_that_answered(fleets:
 
 
 def test_a_cooling_down_deployment_switches_the_session_then_it_sticks(fleets: SharedFleets) -> None:
-    # A configuration of its own: the cooldown this test starts outlives it.
-    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 61}}, litellm=False)
+    setup = _own(fleets)
     session = uuid.uuid4().hex
     assert _chat(setup, TRACEBACK, session=session).headers["x-intent-router-deployment"] == "claude-sonnet-4"
     setup.fakes["claude"].script(Status(429, "slow down", retry_after=120))
@@ -210,3 +215,33 @@ def test_a_cooling_down_deployment_switches_the_session_then_it_sticks(fleets: S
     assert (stuck.headers["x-intent-router-deployment"], stuck.headers["x-intent-router-session"]) == (
         "gpt-4o", "stuck")
     assert setup.calls("claude") == 2  # never asked while cooling down
+
+
+def test_with_redis_down_sessions_stay_per_process_and_nothing_fails(tmp_path: Path) -> None:
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        config = fleet_config(tmp_path, fakes, router=NEVER_TRIPS, litellm=False)
+        log = tmp_path / "service.log"
+        dead = f"redis://127.0.0.1:{free_port()}/0"
+        (url,) = stack.enter_context(running_services(1, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": dead},
+                                                      log=log))
+        setup, session = Setup(url, fakes), uuid.uuid4().hex
+        assert _chat(setup, TRACEBACK, session=session).headers["x-intent-router-session"] == "new"
+        stuck = _chat(setup, TRACEBACK, DOCS, session=session)
+        assert (stuck.headers["x-intent-router-session"], stuck.headers["x-intent-router-deployment"]) == (
+            "stuck", "claude-sonnet-4")
+        wait_for(lambda: "sessions are kept per process" in log.read_text())
+
+
+def test_a_resumed_stream_moves_the_session_to_the_deployment_that_finished_it(fleets: SharedFleets) -> None:
+    from tests.fakes.provider_fleet import BrokenStream
+
+    setup = _own(fleets)
+    session, refactor = uuid.uuid4().hex, "rename getUser to fetchUser everywhere"  # kimi, then gpt-4o
+    setup.fakes["kimi"].script(BrokenStream(chunks_before_break=1))
+    broken = _chat(setup, refactor, session=session, stream=True)
+    assert broken.headers["x-intent-router-deployment"] == "kimi-k2.6"  # sent before the break
+    assert broken.text.rstrip().endswith("data: [DONE]") and setup.calls("gpt") == 1
+    after = _chat(setup, refactor, "yes do it", session=session)
+    assert (after.headers["x-intent-router-deployment"], after.headers["x-intent-router-session"]) == (
+        "gpt-4o", "stuck")

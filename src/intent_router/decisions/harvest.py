@@ -22,8 +22,8 @@ from pathlib import Path
 from intent_router.config import load_config
 from intent_router.decisions.store import DecisionStore
 from intent_router.exceptions import ConfigError
-from intent_router.settings import ServiceSettings
 from intent_router.labels import INTENTS
+from intent_router.settings import ServiceSettings
 
 
 @dataclass(frozen=True)

@@ -5,21 +5,16 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 
+from intent_router.types import Attempt, BudgetEffect, DecisionSource, DecisionStatus, Endpoint
+
 
 def prompt_digest(text: str) -> str:
     """The prompt's SHA-256, what the log keeps unless full text is configured."""
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-@dataclass(frozen=True)
-class AttemptRecord:
-    """One deployment of the chain: outcome, status, error and how long it took."""
-
-    deployment: str
-    outcome: str
-    status: int | None = None
-    error: str | None = None
-    latency_ms: float = 0.0
+#: The decision log stores the fallback walk's own ``Attempt`` (its error redacted).
+AttemptRecord = Attempt
 
 
 @dataclass(frozen=True)
@@ -28,17 +23,17 @@ class Decision:
 
     request_id: str
     created_at: float  # Unix time
-    endpoint: str  # "route", "chat" or "chat_stream"
-    status: str  # "ok" or "failed"
+    endpoint: Endpoint
+    status: DecisionStatus
     intent: str | None
     confidence: float | None
-    source: str  # "model", "llm", "default" or "requested" (a deployment was named)
+    source: DecisionSource
     chain: tuple[str, ...]
     model_version: str
     prompt_sha256: str
     prompt_text: str | None = None
     deployment: str | None = None
-    attempts: tuple[AttemptRecord, ...] = ()
+    attempts: tuple[Attempt, ...] = ()
     error: str | None = None
     llm_label: str | None = None
     escalation_error: str | None = None
@@ -57,7 +52,7 @@ class Decision:
     user: str | None = None
     org: str | None = None  # with client keys on: the key's team
     client_key_id: str | None = None
-    budget: str | None = None  # "downgraded" when a budget moved it to the cheaper tier
+    budget: BudgetEffect | None = None
     traced: bool = False  # sampled for an MLflow trace
     session_id: str | None = None  # a SHA-256 of the session's scoped id (routing/sessions.py)
     session: str | None = None  # "new", "stuck", "switched", "upgraded" or "expired"

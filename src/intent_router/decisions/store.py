@@ -25,8 +25,9 @@ from sqlalchemy import (
 )
 
 from intent_router.db import MigratedStore, metadata
-from intent_router.decisions.records import AttemptRecord, Decision, Feedback
+from intent_router.decisions.records import Decision, Feedback
 from intent_router.decisions.storable import clean_float, clean_int, clean_json, clean_text
+from intent_router.types import Attempt
 
 decisions = Table(
     "decisions", metadata,
@@ -221,7 +222,7 @@ class DecisionStore(MigratedStore):
         return True
 
 
-_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 
 
 def _cleaner(column: Column) -> Callable[[Any], Any]:
@@ -274,9 +275,9 @@ def degraded_row(decision: Decision, reason: str) -> dict[str, Any]:
     return _to_row(bare)
 
 
-def attempts_of(row: dict[str, Any]) -> list[AttemptRecord]:
+def attempts_of(row: dict[str, Any]) -> list[Attempt]:
     """The attempts of a stored decision row."""
     raw = row.get("attempts") or []
     if isinstance(raw, str):
         raw = json.loads(raw)
-    return [AttemptRecord(**a) for a in raw]
+    return [Attempt(**a) for a in raw]

@@ -22,6 +22,7 @@ from pathlib import Path
 from intent_router.config import RouterConfig, load_config
 from intent_router.exceptions import ConfigError
 from intent_router.settings import ServiceSettings
+
 #: uvicorn on its C event loop and HTTP parser (both pinned dependencies) rather than asyncio's
 #: loop and the pure-Python h11: the server's share of each request is the bench's baseline too.
 SERVER = {"loop": "uvloop", "http": "httptools"}

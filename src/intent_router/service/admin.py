@@ -130,7 +130,7 @@ async def team_spend(
     keys = await _stored(services.key_store.list, team)
     if not keys:
         raise UnknownRequestError(f"team {team!r} has no client keys")
-    rows = [{"id": k.id, "prefix": k.prefix, "name": k.name, "active": k.active,
+    rows: list[dict[str, Any]] = [{"id": k.id, "prefix": k.prefix, "name": k.name, "active": k.active,
              **await services.limits.spend(k.id)} for k in keys]
     return {"team": team, "day_usd": round(sum(r["day_usd"] for r in rows), 6),
             "month_usd": round(sum(r["month_usd"] for r in rows), 6), "keys": rows}

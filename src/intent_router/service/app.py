@@ -55,6 +55,7 @@ from intent_router.service.schemas import (
 from intent_router.service.services import DEPENDENCIES, STATE_KEY, Services, open_services
 from intent_router.settings import ServiceSettings
 from intent_router.text import clean_text
+from intent_router.types import Endpoint
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
 logger = logging.getLogger(__name__)
@@ -86,7 +87,7 @@ def metrics(services: Services) -> bytes:
     return services.metrics.render()
 
 
-async def _context(endpoint: str, prompt: str, request: Request, services: Services,
+async def _context(endpoint: Endpoint, prompt: str, request: Request, services: Services,
                    metadata: RouteMetadata | None, user_field: str | None = None) -> RequestContext:
     """Who the request is for (X-Repo / X-User headers, else metadata, else OpenAI's ``user``)
     and which secrets it carries (every string of the body is scanned)."""

@@ -13,12 +13,24 @@ from typing import Any
 from litestar import Response
 from litestar.response import Stream
 
-from intent_router.exceptions import AllProvidersFailed, InvalidRequestError, LocalOnlyFailed, RouterError
+from intent_router.exceptions import (
+    AllProvidersFailed,
+    InvalidRequestError,
+    LocalOnlyFailed,
+    RouterError,
+)
 from intent_router.governance.client_keys import ClientKey
-from intent_router.governance.limits import BudgetHold, hold_budget
-from intent_router.router import ChatOutcome, Plan, RouteDecision
+from intent_router.governance.limits import BudgetHold, Limits, hold_budget
+from intent_router.router import ChatOutcome, Plan, RouteDecision, Router
+from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.service.recording import RequestContext
-from intent_router.service.schemas import ChatRequest, RouteMetadata, RouteRequest, RouteResponse, user_turns
+from intent_router.service.schemas import (
+    ChatRequest,
+    RouteMetadata,
+    RouteRequest,
+    RouteResponse,
+    user_turns,
+)
 from intent_router.service.services import Services
 from intent_router.service.sessions import note, note_plan, session_body, session_headers
 from intent_router.service.streaming import stream_response
@@ -41,24 +53,30 @@ class HeldBudget:
 
 
 @asynccontextmanager
-async def budget_hold(services: Services, key: ClientKey | None, plan: Plan, body: dict[str, Any],
-                      prompt: str, sensitive: bool, ctx: RequestContext) -> AsyncIterator[HeldBudget]:
+async def budget_hold(
+    limits: Limits,
+    router: Router,
+    key: ClientKey | None,
+    plan: Plan,
+    body: dict[str, Any],
+    prompt: str,
+    sensitive: bool = False,
+    override: EffectiveOverride = NO_OVERRIDE,
+) -> AsyncIterator[HeldBudget]:
     """Hold the request's estimate against ``key``'s budgets (downgrading the plan, or raising
     BudgetExceededError, when they cannot cover it), and settle the hold at ``spent_usd`` on exit,
-    whether an answer came or not."""
+    whether an answer came or not. Without a key nothing is held."""
     if key is None:
         yield HeldBudget(plan, None)
         return
-    plan, hold, downgraded = await hold_budget(services.limits, services.router, key, plan, body, prompt,
-                                               sensitive, ctx.override)
+    plan, hold, downgraded = await hold_budget(
+        limits, router, key, plan, body, prompt, sensitive, override
+    )
     held = HeldBudget(plan, hold, downgraded, spent_usd=escalation_cost(plan.decision))
-    if downgraded:
-        ctx.budget = "downgraded"
-        services.metrics.governance.labels("downgraded").inc()
     try:
         yield held
     finally:
-        await services.limits.settle(hold, held.spent_usd)
+        await limits.settle(hold, held.spent_usd)
 
 
 def route_input(data: RouteRequest) -> tuple[str, list[str], list[int]]:
@@ -73,58 +91,89 @@ def route_input(data: RouteRequest) -> tuple[str, list[str], list[int]]:
     raise InvalidRequestError("send 'messages' (OpenAI format) or 'prompt'")
 
 
-async def route_prompt(ctx: RequestContext, data: RouteRequest, context: list[str], positions: list[int],
-                       key: ClientKey | None, services: Services) -> Response[RouteResponse]:
+async def route_prompt(
+    ctx: RequestContext,
+    data: RouteRequest,
+    context: list[str],
+    positions: list[int],
+    key: ClientKey | None,
+    services: Services,
+) -> Response[RouteResponse]:
     """/v1/route: which intent and which chain; calls no provider but the LLM classifier."""
     if key is not None:
         await services.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = sensitivity(ctx, data.metadata)
-    decision, session = await services.router.route_turn(ctx.prompt, data.model, bool(sensitive), ctx.override,
-                                                         context, ctx.session_name)
+    decision, session = await services.router.route_turn(
+        ctx.prompt, data.model, bool(sensitive), ctx.override, context, ctx.session_name
+    )
     note(ctx, session)
     services.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     services.metrics.record_route("route", decision.intent, decision.source)
     services.recorder.route(ctx, decision)
     body = RouteResponse(
-        intent=decision.intent, confidence=decision.confidence,
-        probabilities=decision.probabilities, source=decision.source, chain=list(decision.chain),
+        intent=decision.intent,
+        confidence=decision.confidence,
+        probabilities=decision.probabilities,
+        source=decision.source,
+        chain=list(decision.chain),
         estimated_cost_usd=decision.estimated_cost_usd,
-        escalation_cost_usd=decision.escalation_cost_usd, threshold=decision.threshold,
-        model_version=decision.model_version, escalation_error=decision.escalation_error,
-        request_id=ctx.request_id, sensitive=bool(sensitive), secrets_found=list(ctx.secret_kinds),
-        override=list(decision.override_applied), routed_as=decision.routed_as,
-        turns_used=[positions[i] for i in decision.turns_used], session=session_body(session),
+        escalation_cost_usd=decision.escalation_cost_usd,
+        threshold=decision.threshold,
+        model_version=decision.model_version,
+        escalation_error=decision.escalation_error,
+        request_id=ctx.request_id,
+        sensitive=bool(sensitive),
+        secrets_found=list(ctx.secret_kinds),
+        override=list(decision.override_applied),
+        routed_as=decision.routed_as,
+        turns_used=[positions[i] for i in decision.turns_used],
+        session=session_body(session),
     )
     return Response(body, headers={"x-request-id": ctx.request_id, **session_headers(session)})
 
 
-async def serve_chat(ctx: RequestContext, data: ChatRequest, body: dict[str, Any], key: ClientKey | None,
-                     services: Services) -> Response[Any] | Stream:
+async def serve_chat(
+    ctx: RequestContext,
+    data: ChatRequest,
+    body: dict[str, Any],
+    key: ClientKey | None,
+    services: Services,
+) -> Response[Any] | Stream:
     """/v1/chat/completions: admit, plan, hold the budget, call the chain (or open a stream),
     settle, record, count. A failure is recorded in the decision log and raised to be answered."""
     sensitive = sensitivity(ctx, data.metadata)
-    router = services.router
+    local_only, router = bool(sensitive), services.router
     async with _failures_recorded(ctx, services, sensitive), AsyncExitStack() as exits:
         if key is not None:
             await services.limits.admit(key, router.request_tokens(body, ctx.prompt))
-        ctx.plan = await router.plan(ctx.prompt, data.model, bool(sensitive), ctx.override,
-                                     user_turns(data.messages)[1][:-1], ctx.session_name)
+        earlier_turns = user_turns(data.messages)[1][:-1]
+        ctx.plan = await router.plan(
+            ctx.prompt, data.model, local_only, ctx.override, earlier_turns, ctx.session_name
+        )
         note_plan(ctx, ctx.plan)
-        budget = await exits.enter_async_context(
-            budget_hold(services, key, ctx.plan, body, ctx.prompt, bool(sensitive), ctx))
+        hold = budget_hold(
+            services.limits, router, key, ctx.plan, body, ctx.prompt, local_only, ctx.override
+        )
+        budget = await exits.enter_async_context(hold)
         ctx.plan = budget.plan
-        deployments = router.config.deployments
-        await services.clients.load_for(deployments[name] for name in budget.plan.chain)  # if still loading
+        if budget.downgraded:
+            note_plan(ctx, budget.plan)  # the downgraded turn is a switch of its own
+            ctx.budget = "downgraded"
+            services.metrics.governance.labels("downgraded").inc()
+        chain = (router.config.deployments[name] for name in budget.plan.chain)
+        await services.clients.load_for(chain)  # in case litellm is still loading
         if data.stream:
             opened = await router.chat_stream(body, ctx.prompt, plan=budget.plan)
             # The stream takes the hold over from ``exits``: it is settled when the stream ends.
             return stream_response(ctx, budget.plan, opened, body, services, budget, exits)
-        outcome = await router.chat(body, ctx.prompt, data.model, bool(sensitive), plan=budget.plan)
+        outcome = await router.chat(body, ctx.prompt, data.model, local_only, plan=budget.plan)
         budget.spent_usd = outcome.cost_usd
     return _answer(ctx, outcome, budget.downgraded, services)
 
 
-def _answer(ctx: RequestContext, outcome: ChatOutcome, downgraded: bool, services: Services) -> Response[Any]:
+def _answer(
+    ctx: RequestContext, outcome: ChatOutcome, downgraded: bool, services: Services
+) -> Response[Any]:
     """A chat answer counted, recorded, and sent with the router's headers."""
     metrics, result = services.metrics, outcome.result
     metrics.record_latency("chat", 200, ctx.elapsed_ms() / 1000)
@@ -150,7 +199,9 @@ def _answer(ctx: RequestContext, outcome: ChatOutcome, downgraded: bool, service
 
 
 @asynccontextmanager
-async def _failures_recorded(ctx: RequestContext, services: Services, sensitive: tuple[str, ...]) -> AsyncIterator[None]:
+async def _failures_recorded(
+    ctx: RequestContext, services: Services, sensitive: tuple[str, ...]
+) -> AsyncIterator[None]:
     """A chat request that fails with a RouterError leaves a decision row; a sensitive one whose
     chain failed fails closed, saying why."""
     try:

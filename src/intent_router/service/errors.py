@@ -152,7 +152,7 @@ def _router_error(request: Request, exc: RouterError) -> ApiError:
 def _all_failed(request: Request, exc: AllProvidersFailed) -> ApiError:
     services_of(request.app).metrics.record_attempts(exc.attempts)
     attempts = [
-        AttemptInfo(a.deployment, a.outcome, _redacted(request, a.error), a.status)  # type: ignore[attr-defined]
+        AttemptInfo(a.deployment, a.outcome, _redacted(request, a.error), a.status)
         for a in exc.attempts
     ]
     message = "every deployment failed: " + "; ".join(f"{a.deployment}: {a.error or a.outcome}" for a in attempts)

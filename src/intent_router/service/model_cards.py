@@ -12,8 +12,8 @@ from intent_router.exceptions import UnknownModelError
 from intent_router.routing.policy import AUTO_MODELS, deployment_named
 from intent_router.service.client_auth import require_client_key
 from intent_router.service.openapi import AUTH_ERRORS, MODEL_ERRORS
-from intent_router.service.services import Services
 from intent_router.service.schemas import ModelCard, ModelList
+from intent_router.service.services import Services
 
 ROUTER_OWNER = "intent-router"
 

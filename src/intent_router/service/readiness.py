@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from intent_router.config import Deployment, RouterConfig
 from intent_router.mlflow_store import default_tracking_uri
+from intent_router.types import ReadinessStatus
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ReadinessReport:
     """``status``: ``ready``, ``warming`` (litellm still loading) or ``degraded`` (no
     deployment can answer a chat request: ``reasons`` say why)."""
 
-    status: str
+    status: ReadinessStatus
     reasons: tuple[str, ...]
     usable: tuple[str, ...]
 

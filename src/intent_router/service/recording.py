@@ -8,19 +8,19 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from intent_router.config import RouterConfig
 from intent_router.costs import InputTokens, cost_usd, estimate_tokens, input_parts_usd
-from intent_router.decisions import AttemptRecord, Decision, DecisionWriter, prompt_digest
+from intent_router.decisions import Decision, DecisionWriter, prompt_digest
 from intent_router.exceptions import AllProvidersFailed, RouterError
-from intent_router.fallback import Attempt
 from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.sessions import SessionId
+from intent_router.types import Attempt, BudgetEffect, DecisionStatus, Endpoint
 
 MAX_ID_CHARS = 256
 
@@ -41,7 +41,7 @@ def clean_id(value: str | None) -> str | None:
 class RequestContext:
     """Who asked what, when; filled in by the handler."""
 
-    endpoint: str
+    endpoint: Endpoint
     prompt: str
     repo: str | None = None
     user: str | None = None
@@ -49,7 +49,7 @@ class RequestContext:
     override: EffectiveOverride = NO_OVERRIDE
     org: str | None = None
     client_key_id: str | None = None
-    budget: str | None = None  # "downgraded" when a budget moved the request to a cheaper tier
+    budget: BudgetEffect | None = None  # set when a budget moved the request to a cheaper tier
     plan: Plan | None = None  # set once planned: a failure's decision row and metrics name it
     session_name: SessionId | None = None  # the sticky session the request belongs to, if any
     session_id: str | None = None  # a SHA-256 of the sticky session's scoped id
@@ -103,8 +103,8 @@ class DecisionRecorder:
                      attempts=attempts, prompt_tokens=0, completion_tokens=0, cost=spent,
                      chain=plan.chain if plan else (), error=f"{type(exc).__name__}: {exc}"[:500])
 
-    def _submit(self, ctx: RequestContext, decision: RouteDecision | None, *, status: str,
-                deployment: str | None, attempts: Iterable[Any], prompt_tokens: int,
+    def _submit(self, ctx: RequestContext, decision: RouteDecision | None, *, status: DecisionStatus,
+                deployment: str | None, attempts: Iterable[Attempt], prompt_tokens: int,
                 completion_tokens: int, cost: float, chain: tuple[str, ...] | None = None,
                 error: str | None = None, usage: Any = None) -> None:
         if self.writer is None:
@@ -116,7 +116,7 @@ class DecisionRecorder:
             cost=cost, chain=chain, error=error, usage=usage))
 
     def _decision(self, ctx: RequestContext, decision: RouteDecision | None, latency_ms: float, *,
-                  status: str, deployment: str | None, attempts: tuple[Any, ...], prompt_tokens: int,
+                  status: DecisionStatus, deployment: str | None, attempts: tuple[Attempt, ...], prompt_tokens: int,
                   completion_tokens: int, cost: float, chain: tuple[str, ...] | None,
                   error: str | None, usage: Any) -> Decision:
         premium = self.config.deployments[self.config.premium_deployment]
@@ -184,10 +184,10 @@ class _InputSplit:
 _NO_SPLIT = _InputSplit(InputTokens(0), 0.0, 0.0)
 
 
-def _attempt(attempt: Any, redact: Callable[[str], str]) -> AttemptRecord:
+def _attempt(attempt: Attempt, redact: Callable[[str], str]) -> Attempt:
+    """An attempt as the log stores it: its error redacted (an upstream may echo the prompt)."""
     error = redact(attempt.error) if attempt.error else attempt.error
-    return AttemptRecord(attempt.deployment, attempt.outcome, attempt.status, error,
-                         round(float(attempt.latency_ms), 3))
+    return replace(attempt, error=error, latency_ms=round(float(attempt.latency_ms), 3))
 
 
 def _tokens(usage: Any, prompt: str) -> tuple[int, int]:

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from intent_router.types import ReadinessStatus
+
 #: A token count a client may ask for: bounded, since budgets multiply it by prices (a
 #: 400-digit integer would overflow the float arithmetic).
 TokenCount = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
@@ -116,7 +118,7 @@ class Readiness(msgspec.Struct):
     """GET /readyz: ``ready``, ``warming`` (litellm loading) or ``degraded`` (no deployment can
     answer a chat request; ``reasons`` say why)."""
 
-    status: Literal["ready", "warming", "degraded"]
+    status: ReadinessStatus
     model_version: str
     reasons: list[str] = msgspec.field(default_factory=list)
     usable_deployments: list[str] = msgspec.field(default_factory=list)

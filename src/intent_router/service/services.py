@@ -88,8 +88,9 @@ DEPENDENCIES = {"services": Provide(provide_services, sync_to_thread=False)}
 
 
 @asynccontextmanager
-async def open_services(config: RouterConfig, classifier: IntentClassifier,
-                        settings: ServiceSettings) -> AsyncIterator[Services]:
+async def open_services(
+    config: RouterConfig, classifier: IntentClassifier, settings: ServiceSettings
+) -> AsyncIterator[Services]:
     """Build the services, start their pollers and threads, and close all of it on exit, last
     started first."""
     async with AsyncExitStack() as stack:
@@ -126,28 +127,42 @@ async def open_services(config: RouterConfig, classifier: IntentClassifier,
         if config.governance.client_keys:
             await anyio.to_thread.run_sync(key_cache.start)
         yield Services(
-            router=router, clients=clients, needs_litellm=litellm_needed, metrics=RouterMetrics(),
+            router=router,
+            clients=clients,
+            needs_litellm=litellm_needed,
+            metrics=RouterMetrics(),
             recorder=DecisionRecorder(config, classifier.version, writer, redact=router.redact),
-            decisions=store, decision_writer=writer, override_store=override_store,
-            override_cache=override_cache, key_store=key_store, key_cache=key_cache,
-            limits=Limits(counters), keyless_probe=KeylessProbe(config), started_at=int(time.time()),
+            decisions=store,
+            decision_writer=writer,
+            override_store=override_store,
+            override_cache=override_cache,
+            key_store=key_store,
+            key_cache=key_cache,
+            limits=Limits(counters),
+            keyless_probe=KeylessProbe(config),
+            started_at=int(time.time()),
             settings=settings,
         )
 
 
-async def _start_shared_cooldowns(stack: AsyncExitStack, router: Router, config: RouterConfig,
-                                  redis_url: str | None) -> None:
+async def _start_shared_cooldowns(
+    stack: AsyncExitStack, router: Router, config: RouterConfig, redis_url: str | None
+) -> None:
     if not redis_url:
         return
     from intent_router.routing.shared_cooldowns import SharedCooldowns  # imports redis
 
-    shared = SharedCooldowns(router.cooldowns, redis_url, config.deployments, config.governance.redis_prefix)
+    shared = SharedCooldowns(
+        router.cooldowns, redis_url, config.deployments, config.governance.redis_prefix
+    )
     shared.start()
     stack.push_async_callback(shared.aclose)
 
 
-def _start_shared_usage(stack: AsyncExitStack, router: Router, config: RouterConfig, counters: Counters,
-                        redis_url: str | None) -> None:
+def _start_shared_usage(
+    stack: AsyncExitStack, router: Router, config: RouterConfig, counters: Counters,
+    redis_url: str | None,
+) -> None:
     """With Redis, headroom groups read every worker's rpm/tpm usage (routing/shared_usage.py),
     counted in the governance counters."""
     limited = [n for n, d in config.deployments.items() if d.group and (d.rpm or d.tpm)]
@@ -158,13 +173,21 @@ def _start_shared_usage(stack: AsyncExitStack, router: Router, config: RouterCon
     stack.push_async_callback(shared.aclose)  # stopped before the counters close (started after)
 
 
-def _start_tracker(stack: AsyncExitStack, config: RouterConfig, settings: ServiceSettings,
-                   store: DecisionStore | None) -> None:
+def _start_tracker(
+    stack: AsyncExitStack,
+    config: RouterConfig,
+    settings: ServiceSettings,
+    store: DecisionStore | None,
+) -> None:
     """MLflow tracking from a thread of this worker; not when ``python -m intent_router.service``
     runs the tracker as a process of its own beside the workers."""
     if not (config.tracking.enabled and store is not None) or settings.tracker_process:
         return
-    tracker = ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
-                             max_traces_per_minute=config.tracking.max_traces_per_minute)
+    tracker = ServingTracker(
+        store,
+        config.tracking.mlflow_tracking_uri,
+        config.tracking.flush_interval_s,
+        max_traces_per_minute=config.tracking.max_traces_per_minute,
+    )
     tracker.start()
     stack.callback(tracker.stop, timeout_s=10)

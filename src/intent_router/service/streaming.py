@@ -14,7 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from litestar.response import Stream
 
-from intent_router.exceptions import AllProvidersFailed, ProviderClientBug, ProviderError, RouterError
+from intent_router.exceptions import (
+    AllProvidersFailed,
+    ProviderClientBug,
+    ProviderError,
+    RouterError,
+)
 from intent_router.providers.upstream_validation import chunk_usage
 from intent_router.router import Plan, StreamOutcome, usage_cost
 from intent_router.service.errors import log_client_bug
@@ -29,13 +34,21 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 
-def stream_response(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body: dict[str, Any],
-                    services: Services, budget: HeldBudget, exits: AsyncExitStack) -> Stream:
+def stream_response(
+    ctx: RequestContext,
+    plan: Plan,
+    outcome: StreamOutcome,
+    body: dict[str, Any],
+    services: Services,
+    budget: HeldBudget,
+    exits: AsyncExitStack,
+) -> Stream:
     """The opened stream as the client's response. It takes over what ``exits`` holds (the budget
     hold) and closes it when the stream ends."""
     result = outcome.result
-    services.metrics.record_route("chat_stream", outcome.intent,
-                                  outcome.decision.source if outcome.decision else "requested")
+    services.metrics.record_route(
+        "chat_stream", outcome.intent, outcome.decision.source if outcome.decision else "requested"
+    )
     services.metrics.record_attempts(result.attempts)
     headers = {
         "x-request-id": ctx.request_id,
@@ -52,8 +65,15 @@ def stream_response(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, bod
     return Stream(events, media_type="text/event-stream", headers=headers)
 
 
-async def _events(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body: dict[str, Any],
-                  services: Services, budget: HeldBudget, exits: AsyncExitStack) -> AsyncIterator[bytes]:
+async def _events(
+    ctx: RequestContext,
+    plan: Plan,
+    outcome: StreamOutcome,
+    body: dict[str, Any],
+    services: Services,
+    budget: HeldBudget,
+    exits: AsyncExitStack,
+) -> AsyncIterator[bytes]:
     router, metrics, recorder = services.router, services.metrics, services.recorder
     resume = router.config.stream_resume
     result = outcome.result
@@ -82,8 +102,12 @@ async def _events(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body:
                     yield error_event(error, "server_error")
                     return
                 except Exception as exc:  # never a bare cut: the client learns the stream failed
-                    logger.error("request %s: stream from %s failed: %s", ctx.request_id, name,
-                                 type(exc).__name__)
+                    logger.error(
+                        "request %s: stream from %s failed: %s",
+                        ctx.request_id,
+                        name,
+                        type(exc).__name__,
+                    )
                     error = f"upstream stream failed: {type(exc).__name__}"
                 else:
                     if last.strip() == b"data: [DONE]":
@@ -92,13 +116,16 @@ async def _events(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body:
                 if sent is None or not sent.resumable():
                     yield error_event(error)
                     return
-                broken = replace(attempts[-1], outcome="failed",
-                                 error=clean_text(f"stream broke: {error}", 300))
+                broken = replace(
+                    attempts[-1], outcome="failed", error=clean_text(f"stream broke: {error}", 300)
+                )
                 attempts = (*attempts[:-1], broken)
                 tried = {a.deployment for a in attempts if a.outcome in ("ok", "failed")}
                 try:
                     resumed = await router.resume_stream(body, ctx.prompt, plan, sent.text, tried)
-                except RouterError as exc:  # none could continue: the error event, as without resume
+                except (
+                    RouterError
+                ) as exc:  # none could continue: the error event, as without resume
                     attempts += exc.attempts if isinstance(exc, AllProvidersFailed) else ()
                     yield error_event(error)
                     return
@@ -112,6 +139,7 @@ async def _events(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body:
                 name, (line, lines), usage, error = resumed.deployment, resumed.value, None, None
                 sent.resumed = True
                 current = router.config.deployments[name]
+                await router.remember(plan, name)  # the session sticks to the one that finished it
                 last = line
                 usage = chunk_usage(line) or usage
                 yield sent.pass_on(line) + b"\n\n"
@@ -123,8 +151,15 @@ async def _events(ctx: RequestContext, plan: Plan, outcome: StreamOutcome, body:
             metrics.cost.labels(name).inc(cost - counted)
             metrics.record_input_tokens(name, usage)
             metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
-            recorder.stream(ctx, plan, name, attempts, usage, cost,
-                            error or (None if last.strip() == b"data: [DONE]" else "client went away"))
+            recorder.stream(
+                ctx,
+                plan,
+                name,
+                attempts,
+                usage,
+                cost,
+                error or (None if last.strip() == b"data: [DONE]" else "client went away"),
+            )
 
 
 async def _close(lines: AsyncIterator[bytes]) -> None:

@@ -150,6 +150,7 @@ async def _events(
             budget.spent_usd = cost if usage else max(cost, budget.estimate_usd)
             metrics.cost.labels(name).inc(cost - counted)
             metrics.record_input_tokens(name, usage)
+            router.count_answer(name, usage, router.request_tokens(body, ctx.prompt))  # headroom
             metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
             recorder.stream(
                 ctx,

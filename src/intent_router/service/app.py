@@ -81,7 +81,8 @@ async def readyz(services: Services) -> Response[Readiness]:
     router = services.router
     report = readiness(router.config, services.needs_litellm and not services.clients.warm,
                        router.cooldowns.available, await services.keyless_probe.unreachable())
-    body = Readiness(report.status, router.classifier.version, list(report.reasons), list(report.usable))
+    body = Readiness(report.status, router.classifier.version, list(report.reasons),
+                     list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
 

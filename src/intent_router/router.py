@@ -136,7 +136,7 @@ class Router:
         sessions: SessionStore | None = None,
     ) -> None:
         self.config = config
-        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions)
+        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions, config.sessions.ttl_s)
         self.classifier = classifier
         self._complete = complete
         self._open_stream = open_stream
@@ -399,6 +399,13 @@ class Router:
         limits = self._limits.get(name)
         return None if limits is None else headroom(*self.usage.used(name), *limits)
 
+    def count_answer(self, name: str, usage: Any, estimate: int) -> None:
+        """An answer's tokens beyond the ``estimate`` of its input counted when it was sent, in
+        ``name``'s usage this minute (headroom); a stream calls it with its usage chunk."""
+        if name in self._limits and isinstance(usage, dict):
+            prompt, completion = usage_tokens(usage)
+            self.usage.add(name, tokens=prompt + completion - estimate)
+
     def _counted(self, call: Callable[[Deployment, float], Awaitable[T]],
                  tokens: int) -> Callable[[Deployment, float], Awaitable[T]]:
         """``call`` counted in the group statistics: in flight while it runs (for a stream,
@@ -419,9 +426,8 @@ class Router:
             try:
                 value = await call(deployment, timeout)
                 latency = (time.monotonic() - began) * 1000
-                if name in limited and isinstance(value, dict):
-                    prompt, completion = usage_tokens(value.get("usage"))
-                    usage.add(name, tokens=prompt + completion - tokens)
+                if isinstance(value, dict):
+                    self.count_answer(name, value.get("usage"), tokens)
                 return value
             finally:
                 stats.finished(name, latency)

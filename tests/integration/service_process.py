@@ -38,7 +38,10 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[fl
     return time.monotonic() - started, slowest
 
 
-def wait_until_ready(url: str, timeout_s: float = 60) -> None:
+STARTUP_DEADLINE_S = 180
+
+
+def wait_until_ready(url: str, timeout_s: float = STARTUP_DEADLINE_S) -> None:
     """Until /readyz answers 200 (litellm loaded)."""
     eventually(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code, lambda status: status == 200,
                timeout_s=timeout_s, interval_s=0.1, what=f"{url}/readyz answering 200")
@@ -137,8 +140,11 @@ class _Service:
                 raise RuntimeError(f"service exited: {self.log_path.read_text(errors='replace')[-2000:]}")
             return httpx.get(probe, timeout=0.5).status_code
 
-        eventually(status, lambda code: code == 200, timeout_s=60, what=f"{probe} answering 200",
-                   ignoring=(httpx.HTTPError,))
+        # A generous deadline on the condition: a service that dies is reported at once, and
+        # a loaded machine (litellm's import alone took 15 s at load average 15) must not fail
+        # a healthy start.
+        eventually(status, lambda code: code == 200, timeout_s=STARTUP_DEADLINE_S,
+                   what=f"{probe} answering 200", ignoring=(httpx.HTTPError,))
 
     def stop(self) -> None:
         self.process.terminate()

@@ -105,7 +105,8 @@ async def open_services(
             clients.warm_up(config.deployments.values())
         counters = make_counters(redis_url, config.governance.redis_prefix)
         stack.push_async_callback(counters.aclose)
-        sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions)
+        sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions,
+                                      grace_s=config.sessions.ttl_s)
         stack.push_async_callback(sessions.aclose)
         router = Router(config, classifier, clients.complete, clients.stream, sessions)
         override_store, key_store = OverrideStore(storage_url), ClientKeyStore(storage_url)

@@ -59,7 +59,7 @@ def stream_response(
     }
     if budget.downgraded:
         headers["x-intent-router-budget"] = "downgraded"
-    note(ctx, outcome.session)  # before the stream's decision row is built
+    note(ctx, outcome.session, services.metrics)  # before the stream's decision row is built
     headers.update(session_headers(outcome.session))
     events = _events(ctx, plan, outcome, body, services, budget, exits.pop_all())
     return Stream(events, media_type="text/event-stream", headers=headers)
@@ -150,6 +150,7 @@ async def _events(
             budget.spent_usd = cost if usage else max(cost, budget.estimate_usd)
             metrics.cost.labels(name).inc(cost - counted)
             metrics.record_input_tokens(name, usage)
+            router.count_answer(name, usage, router.request_tokens(body, ctx.prompt))  # headroom
             metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
             recorder.stream(
                 ctx,

@@ -24,9 +24,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from tests.fakes import tool_replies
+from tests.fakes import hostile_faults, tool_replies
 from tests.fakes.tool_replies import JsonReply, ToolReply
-from tests.fakes import hostile_faults
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,6 +12,7 @@ import pytest
 
 from intent_router.decisions import DecisionStore
 from intent_router.decisions.store import attempts_of
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import BrokenStream, Status
 from tests.integration.fleet_service import Setup, SharedFleets
 
@@ -53,10 +53,8 @@ def _row(s: Setup, request_id: str) -> dict[str, Any]:
     assert s.database_url is not None
     store = DecisionStore(s.database_url)
     try:
-        deadline = time.monotonic() + 10
-        while (row := store.get(request_id)) is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert row is not None
+        row = eventually(lambda: store.get(request_id), lambda got: got is not None, timeout_s=10,
+                         what=f"the decision of {request_id}")
         return row
     finally:
         store.dispose()

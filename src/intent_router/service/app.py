@@ -36,7 +36,6 @@ from intent_router.service.openapi import (
 from intent_router.service.readiness import readiness
 from intent_router.service.recording import RequestContext, clean_id
 from intent_router.service.schema_page import openapi_config
-from intent_router.service.sessions import session_of
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -59,6 +58,7 @@ from intent_router.service.services import (
     open_services,
     services_of,
 )
+from intent_router.service.sessions import session_of
 from intent_router.settings import ServiceSettings
 from intent_router.text import clean_text
 from intent_router.types import Endpoint
@@ -81,7 +81,8 @@ async def readyz(services: Services) -> Response[Readiness]:
     router = services.router
     report = readiness(router.config, services.needs_litellm and not services.clients.warm,
                        router.cooldowns.available, await services.keyless_probe.unreachable())
-    body = Readiness(report.status, router.classifier.version, list(report.reasons), list(report.usable))
+    body = Readiness(report.status, router.classifier.version, list(report.reasons),
+                     list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
 

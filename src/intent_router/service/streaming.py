@@ -59,7 +59,7 @@ def stream_response(
     }
     if budget.downgraded:
         headers["x-intent-router-budget"] = "downgraded"
-    note(ctx, outcome.session)  # before the stream's decision row is built
+    note(ctx, outcome.session, services.metrics)  # before the stream's decision row is built
     headers.update(session_headers(outcome.session))
     events = _events(ctx, plan, outcome, body, services, budget, exits.pop_all())
     return Stream(events, media_type="text/event-stream", headers=headers)
@@ -207,6 +207,8 @@ class _Relay:
         budget.spent_usd = self.cost if usage else max(self.cost, budget.estimate_usd)
         metrics.cost.labels(self.name).inc(self.cost - self.counted)
         metrics.record_input_tokens(self.name, usage)
+        router = self.services.router
+        router.count_answer(self.name, usage, router.request_tokens(self.body, self.ctx.prompt))  # headroom
         metrics.record_latency("chat_stream", 200, self.ctx.elapsed_ms() / 1000)
         ended = None if self.last.strip() == b"data: [DONE]" else "client went away"
         self.services.recorder.stream(

@@ -207,8 +207,8 @@ class _Relay:
         budget.spent_usd = self.cost if usage else max(self.cost, budget.estimate_usd)
         metrics.cost.labels(self.name).inc(self.cost - self.counted)
         metrics.record_input_tokens(self.name, usage)
-        router = self.services.router
-        router.count_answer(self.name, usage, router.request_tokens(self.body, self.ctx.prompt))  # headroom
+        router = self.services.router  # headroom groups count the answer against the member
+        router.count_answer(self.name, usage, router.request_tokens(self.body, self.ctx.prompt))
         metrics.record_latency("chat_stream", 200, self.ctx.elapsed_ms() / 1000)
         ended = None if self.last.strip() == b"data: [DONE]" else "client went away"
         self.services.recorder.stream(

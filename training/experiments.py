@@ -105,15 +105,26 @@ class Spec:
     tail: int = 1000
     classifier: str = "lr"  # "lr" (exported) or "svm" (LinearSVC, softmax of its scores)
     solver: str = "newton-cg"  # same optimum as lbfgs here, ~10x fewer seconds
+    follow_up: float = 1.0  # extra factor on real follow-up rows (serving mixes in context)
+    ambiguous: float = 1.0  # extra factor on real rows labelled ambiguous
+    alt_copy: float = 0.0  # > 0: each ambiguous row also trains as its alt_intent, this weight
+    block_weights: tuple[float, ...] | None = None  # scale of each L2-normalised block
 
     @property
     def exportable(self) -> bool:
-        return self.classifier == "lr" and all(b.exportable for b in self.blocks)
+        """What training/export.py takes as it stands (block weights fold into the
+        coefficients, but the exporter refuses FeatureUnion transformer_weights today)."""
+        return (self.classifier == "lr" and all(b.exportable for b in self.blocks)
+                and self.block_weights is None)
 
-    def weights(self, origins: Sequence[str]) -> np.ndarray:
+    def weights(self, origins: Sequence[str],
+                follow_ups: Sequence[int] = ()) -> np.ndarray:
+        """Each row's fitting weight by origin; rows ``follow_ups`` also times ``follow_up``."""
         table = {AUTHORED: self.authored, VERBATIM: self.verbatim,
                  STYLE_REWRITE: self.style_rewrite}
-        return np.array([table[o] for o in origins], dtype=np.float64)
+        weights = np.array([table[o] for o in origins], dtype=np.float64)
+        weights[list(follow_ups)] *= self.follow_up
+        return weights
 
     def policy(self) -> TruncationPolicy:
         return TruncationPolicy(self.head, self.tail)
@@ -146,6 +157,8 @@ class Data:
     ambiguous: np.ndarray
     contexts: list[list[str]]
     repos: list[str]
+    ids: list[str]
+    alt_intents: list[str | None]
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -174,6 +187,9 @@ def make_data(authored_texts: Sequence[str], authored_intents: Sequence[str],
         ambiguous=np.array([False] * n + [bool(r.get("ambiguous")) for r in real]),
         contexts=[[] for _ in range(n)] + [list(r.get("context") or []) for r in real],
         repos=["authored"] * n + [r["source_repo"] for r in real],
+        ids=[f"authored:{i}" for i in range(n)] + [str(r.get("id", "")) for r in real],
+        alt_intents=[None] * n + [r.get("alt_intent") if r.get("ambiguous") else None
+                                  for r in real],
     )
 
 
@@ -246,7 +262,9 @@ class FeatureCache:
 
     def fold(self, spec: Spec, fold: int):
         parts = [self.block(b, spec.head, spec.tail, fold) for b in spec.blocks]
-        return tuple(sp.hstack([p[k] for p in parts], format="csr") for k in range(3))
+        scales = spec.block_weights or (1.0,) * len(parts)
+        return tuple(sp.hstack([p[k] * w for p, w in zip(parts, scales)], format="csr")
+                     for k in range(3))
 
 
 @dataclass
@@ -298,11 +316,18 @@ def run_spec(spec: Spec, cache: FeatureCache,
     oof = np.zeros((len(data), len(LABELS)))
     oof_ctx: dict[int, np.ndarray] = {}
     fold_f1 = []
-    weights = spec.weights(data.origins)
+    weights = spec.weights(data.origins, [i for i in cache.earlier
+                                          if len(data.texts[i].strip()) <= rule.follow_up_max_chars])
+    weights[data.ambiguous] *= spec.ambiguous
     for k, (train, held) in enumerate(cache.folds):
         x_train, x_held, x_ctx = cache.fold(spec, k)
-        model = spec.classifier_model().fit(x_train, data.intents[train],
-                                            sample_weight=weights[train])
+        y_train, w_train = data.intents[train], weights[train]
+        if spec.alt_copy > 0:
+            alt = [j for j, i in enumerate(train) if data.alt_intents[i]]
+            x_train = sp.vstack([x_train, x_train[alt]], format="csr")
+            y_train = np.concatenate([y_train, [data.alt_intents[train[j]] for j in alt]])
+            w_train = np.concatenate([w_train, w_train[alt] * spec.alt_copy])
+        model = spec.classifier_model().fit(x_train, y_train, sample_weight=w_train)
         if list(model.classes_) != LABELS:
             raise ValueError(f"fold {k} lacks a label: {model.classes_}")
         oof[held] = _probabilities(model, x_held)
@@ -375,7 +400,7 @@ def _grid_weights() -> list[Spec]:
 
 
 def _grid_c() -> list[Spec]:
-    return [replace(SHIPPED, name=f"c{c:g}", c=c) for c in (2, 5, 10, 20, 50, 100)]
+    return [replace(SHIPPED, name=f"c{c:g}", c=c) for c in (5, 10, 50, 100)]
 
 
 def _grid_balanced() -> list[Spec]:
@@ -419,7 +444,29 @@ def _grid_unexported() -> list[Spec]:
     ]
 
 
+def _grid_follow_ups() -> list[Spec]:
+    return [replace(SHIPPED, name=f"follow_up_x{w:g}", follow_up=w) for w in (0.0, 0.3)]
+
+
+def _grid_noise() -> list[Spec]:
+    """Ambiguous rows: weigh them less, or let them also teach their second label."""
+    return [
+        replace(SHIPPED, name="ambiguous_x0.5", ambiguous=0.5),
+        replace(SHIPPED, name="ambiguous_x0.25", ambiguous=0.25),
+        replace(SHIPPED, name="alt_copy_0.3", alt_copy=0.3),
+        replace(SHIPPED, name="alt_copy_0.6", alt_copy=0.6),
+    ]
+
+
+def _grid_block_weights() -> list[Spec]:
+    return [replace(SHIPPED, name=f"blocks_word{w:g}_char{c:g}", block_weights=(w, c))
+            for w, c in [(1.0, 0.6), (1.0, 1.5), (0.6, 1.0)]]
+
+
 GRIDS: dict[str, Callable[[], list[Spec]]] = {
+    "noise": _grid_noise,
+    "block_weights": _grid_block_weights,
+    "follow_ups": _grid_follow_ups,
     "shipped": lambda: [SHIPPED],
     "weights": _grid_weights,
     "c": _grid_c,
@@ -431,16 +478,19 @@ GRIDS: dict[str, Callable[[], list[Spec]]] = {
 
 
 def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
-        results_file: Path | None = RESULTS_FILE, cache_dir: Path | None = None) -> list[Result]:
+        results_file: Path | None = RESULTS_FILE, cache_dir: Path | None = None,
+        diagnose_each: bool = False) -> list[Result]:
     """Score ``specs`` on the same folds and print one line each as it finishes."""
     split = folds_of(data, folds)
     rule = ConversationRule()
     cache = FeatureCache(data, split, earlier_texts(data, rule), cache_dir)
     results = []
     for spec in specs:
-        result, _ = run_spec(spec, cache, rule)
+        result, oof = run_spec(spec, cache, rule)
         results.append(result)
         print(result.line(), flush=True)
+        if diagnose_each:
+            print(diagnose(spec, data, oof), flush=True)
         if results_file is not None:
             with results_file.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(asdict(result)) + "\n")
@@ -462,6 +512,40 @@ def table(results: Sequence[Result], top: int | None = None) -> str:
     return "\n".join([head, *lines])
 
 
+def diagnose(spec: Spec, data: Data, oof: np.ndarray, worst: int = 12, errors: int = 25) -> str:
+    """The OOF confusion matrix on real train rows, per-intent scores, the repositories scored
+    worst, and the most confident errors on clear rows (where label noise shows first)."""
+    from sklearn.metrics import classification_report, confusion_matrix
+
+    real = np.flatnonzero(data.is_real)
+    truth = data.intents[real]
+    predicted = np.array(LABELS)[oof[real].argmax(axis=1)]
+    short = [label[:6] for label in LABELS]
+    matrix = confusion_matrix(truth, predicted, labels=LABELS)
+    out = [f"## {spec.name}: out-of-fold on {len(real)} real train rows (rows: label, "
+           "columns: predicted)", "", "| label | " + " | ".join(short) + " |",
+           "|---|" + "---|" * len(LABELS)]
+    out += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+            for label, row in zip(LABELS, matrix)]
+    out += ["", "```", classification_report(truth, predicted, labels=LABELS, digits=3,
+                                              zero_division=0), "```", ""]
+    by_repo: dict[str, list[bool]] = {}
+    for i, p in zip(real, predicted):
+        by_repo.setdefault(data.repos[i], []).append(p == data.intents[i])
+    ranked = sorted((sum(v) / len(v), -len(v), repo) for repo, v in by_repo.items() if len(v) >= 5)
+    out.append(f"Worst repositories (>= 5 rows), of {len(by_repo)}:")
+    out += [f"- {repo}: accuracy {acc:.2f} over {-n} rows" for acc, n, repo in ranked[:worst]]
+    confidence = oof[real].max(axis=1)
+    wrong = [(confidence[k], i, predicted[k]) for k, i in enumerate(real)
+             if predicted[k] != data.intents[i] and not data.ambiguous[i]]
+    out += ["", f"Most confident errors on clear rows ({len(wrong)} clear errors in all):"]
+    for conf, i, pred in sorted(wrong, reverse=True)[:errors]:
+        text = " ".join(data.texts[i].split())[:160]
+        out.append(f"- {data.ids[i]} [{data.origins[i]}] label {data.intents[i]}, predicted "
+                   f"{pred} ({conf:.2f}): {text!r}")
+    return "\n".join(out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("grids", nargs="*", default=["shipped"],
@@ -473,6 +557,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true",
                         help=f"do not keep fold features in {CACHE_DIR}")
     parser.add_argument("--only", nargs="*", default=None, help="run only these spec names")
+    parser.add_argument("--diagnose", action="store_true",
+                        help="for each spec run: OOF confusion matrix, worst repositories, "
+                        "most confident clear-row errors")
     args = parser.parse_args(argv)
     unknown = [g for g in args.grids if g not in GRIDS]
     if unknown:
@@ -483,7 +570,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     data = load_data()
     print(f"{int(data.is_real.sum())} real train rows, {int((~data.is_real).sum())} authored; "
           f"{len(specs)} specs, {args.folds} repository-grouped folds", flush=True)
-    results = run(specs, data, args.folds, args.results, None if args.no_cache else CACHE_DIR)
+    results = run(specs, data, args.folds, args.results, None if args.no_cache else CACHE_DIR,
+                  args.diagnose)
     if args.table:
         print(table(results))
     return 0

@@ -114,3 +114,32 @@ def test_every_grid_builds_named_distinct_specs() -> None:
     assert len(names) == len(set(names))
     for spec in (s for grid in ex.GRIDS.values() for s in grid()):
         spec.pipeline()  # every block builds
+
+
+def test_diagnosis_shows_the_confusion_matrix_and_errors() -> None:
+    data = _data()
+    folds = ex.folds_of(data, folds=3)
+    cache = ex.FeatureCache(data, folds, ex.earlier_texts(data))
+    _, oof = ex.run_spec(SMALL, cache)
+    text = ex.diagnose(SMALL, data, oof)
+    assert "| debugging |" in text and "Worst repositories" in text
+    assert "Most confident errors on clear rows" in text
+
+
+def test_follow_up_rows_can_be_down_weighted() -> None:
+    spec = ex.Spec("w", SMALL.blocks, verbatim=2.0, follow_up=0.0)
+    assert spec.weights(["verbatim", "verbatim"], [1]).tolist() == [2.0, 0.0]
+
+
+def test_alt_copies_and_block_weights_run() -> None:
+    data = _data()
+    folds = ex.folds_of(data, folds=3)
+    cache = ex.FeatureCache(data, folds, ex.earlier_texts(data))
+    spec = ex.Spec("x", SMALL.blocks, alt_copy=0.5, ambiguous=0.5, block_weights=(1.0, 2.0))
+    x_train, _, _ = cache.fold(spec, 0)
+    plain, _, _ = cache.fold(SMALL, 0)
+    words = len(SMALL.blocks[0].vectorizer().fit([data.texts[i] for i in folds[0][0]])
+                .vocabulary_)
+    assert np.allclose(x_train[:, words:].toarray(), 2.0 * plain[:, words:].toarray())
+    result, _ = ex.run_spec(spec, cache)
+    assert not result.exportable and 0.0 <= result.macro_f1 <= 1.0

@@ -50,14 +50,19 @@ def test_folds_keep_each_repository_on_one_side() -> None:
         assert not train_repos & {data.groups[i] for i in held}
 
 
-def test_cached_fold_features_are_the_pipelines_features() -> None:
+PRUNED = ex.Spec("pruned", (ex.Block("word", (1, 2), 30, 2, punct=True),
+                            ex.Block("char", (1, 3), 60, 3)), head=40, tail=10)
+
+
+@pytest.mark.parametrize("spec", [SMALL, PRUNED], ids=["small", "pruned"])
+def test_cached_fold_features_are_the_pipelines_features(spec: ex.Spec) -> None:
     data = _data()
     folds = ex.folds_of(data, folds=3)
     cache = ex.FeatureCache(data, folds, ex.earlier_texts(data))
     train, held = folds[0]
-    x_train, x_held, _ = cache.fold(SMALL, 0)
-    features = SMALL.pipeline().steps[0][1]
-    texts = cache.texts(SMALL.head, SMALL.tail)
+    x_train, x_held, _ = cache.fold(spec, 0)
+    features = spec.pipeline().steps[0][1]
+    texts = cache.texts(spec.head, spec.tail)
     expected_train = features.fit_transform([texts[i] for i in train])
     expected_held = features.transform([texts[i] for i in held])
     assert np.allclose(x_train.toarray(), expected_train.toarray())

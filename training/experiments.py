@@ -539,7 +539,7 @@ GRIDS: dict[str, Callable[[], list[Spec]]] = {
 
 def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
         results_file: Path | None = RESULTS_FILE, cache_dir: Path | None = None,
-        diagnose_each: bool = False) -> list[Result]:
+        diagnose_each: bool = False, test_split: bool = False) -> list[Result]:
     """Score ``specs`` on the same folds and print one line each as it finishes."""
     split = folds_of(data, folds)
     rule = ConversationRule()
@@ -551,6 +551,8 @@ def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
         print(result.line(), flush=True)
         if diagnose_each:
             print(diagnose(spec, data, oof), flush=True)
+        if test_split:
+            print(score_test_split(spec, data, result), flush=True)
         if results_file is not None:
             with results_file.open("a", encoding="utf-8") as out:
                 out.write(json.dumps(asdict(result)) + "\n")
@@ -570,6 +572,36 @@ def table(results: Sequence[Result], top: int | None = None) -> str:
         for r in rows
     ]
     return "\n".join([head, *lines])
+
+
+def score_test_split(spec: Spec, data: Data, result: Result) -> str:
+    """Fit ``spec`` on every train row, then score the real TEST split once, at the temperature
+    and threshold its cross-validation chose (``result``): for the final choice only."""
+    from training.real_corpus import REAL_DIR
+    from training.real_split import load_split_rows
+    from training.split_report import HeldOut, report_split
+
+    if spec.follow_up != 1.0 or spec.block_weights is not None:
+        raise ValueError("the test-split fit does not apply follow_up or block_weights")
+    _train, test = load_split_rows(REAL_DIR)
+    policy = spec.policy()
+    rows = [i for i in range(len(data))]
+    weights = spec.weights(data.origins)
+    weights[data.ambiguous] *= spec.ambiguous
+    texts = [policy.apply(t) for t in data.texts]
+    intents = data.intents
+    if spec.alt_copy > 0:
+        alt = [i for i in rows if data.alt_intents[i]]
+        texts += [texts[i] for i in alt]
+        intents = np.concatenate([intents, [data.alt_intents[i] for i in alt]])
+        weights = np.concatenate([weights, weights[alt] * spec.alt_copy])
+    pipeline = spec.pipeline().fit(texts, intents, clf__sample_weight=weights)
+    held = HeldOut.real(test, [policy.apply(r["text"]) for r in test])
+    probabilities = scale(pipeline.predict_proba(held.texts), result.temperature)
+    report = report_split(held, probabilities, [str(c) for c in pipeline.classes_],
+                          result.threshold)
+    return "\n".join([f"{spec.name} on the real test split (T {result.temperature:.3f}, "
+                      f"threshold {result.threshold:.2f}):", *report.lines()])
 
 
 def diagnose(spec: Spec, data: Data, oof: np.ndarray, worst: int = 12, errors: int = 25) -> str:
@@ -598,7 +630,13 @@ def diagnose(spec: Spec, data: Data, oof: np.ndarray, worst: int = 12, errors: i
     confidence = oof[real].max(axis=1)
     wrong = [(confidence[k], i, predicted[k]) for k, i in enumerate(real)
              if predicted[k] != data.intents[i] and not data.ambiguous[i]]
-    out += ["", f"Most confident errors on clear rows ({len(wrong)} clear errors in all):"]
+    follow_ups = sum(1 for _, i, _ in wrong
+                     if data.contexts[i] and len(data.texts[i].strip()) <= 32)
+    ascii_share = [sum(c.isascii() for c in data.texts[i]) / max(len(data.texts[i]), 1)
+                   for _, i, _ in wrong]
+    out += ["", f"Most confident errors on clear rows ({len(wrong)} clear errors in all; "
+            f"{follow_ups} of them follow-ups of at most 32 characters whose label comes from "
+            f"their context (rule 4); {sum(a < 0.8 for a in ascii_share)} mostly non-ASCII):"]
     for conf, i, pred in sorted(wrong, reverse=True)[:errors]:
         text = " ".join(data.texts[i].split())[:160]
         out.append(f"- {data.ids[i]} [{data.origins[i]}] label {data.intents[i]}, predicted "
@@ -617,6 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--no-cache", action="store_true",
                         help=f"do not keep fold features in {CACHE_DIR}")
     parser.add_argument("--only", nargs="*", default=None, help="run only these spec names")
+    parser.add_argument("--test-split", action="store_true",
+                        help="after CV, fit each spec on all train rows and score the real test "
+                        "split once (for the final choice only: never tune on it)")
     parser.add_argument("--diagnose", action="store_true",
                         help="for each spec run: OOF confusion matrix, worst repositories, "
                         "most confident clear-row errors")
@@ -631,7 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"{int(data.is_real.sum())} real train rows, {int((~data.is_real).sum())} authored; "
           f"{len(specs)} specs, {args.folds} repository-grouped folds", flush=True)
     results = run(specs, data, args.folds, args.results, None if args.no_cache else CACHE_DIR,
-                  args.diagnose)
+                  args.diagnose, args.test_split)
     if args.table:
         print(table(results))
     return 0

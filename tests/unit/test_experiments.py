@@ -148,3 +148,16 @@ def test_alt_copies_and_block_weights_run() -> None:
     assert np.allclose(x_train[:, words:].toarray(), 2.0 * plain[:, words:].toarray())
     result, _ = ex.run_spec(spec, cache)
     assert not result.exportable and 0.0 <= result.macro_f1 <= 1.0
+
+
+def test_the_shipped_spec_is_the_shipped_candidate() -> None:
+    from training.candidates import default_candidates
+
+    candidate = next(c for c in default_candidates() if c.name == "lr_word12_char24_20k_real3")
+    built, spec = candidate.build(ex.SEED), ex.SHIPPED.pipeline(ex.SEED)
+    blocks = [v for _, v in built.steps[0][1].transformer_list]
+    ours = [v for _, v in spec.steps[0][1].transformer_list]
+    assert [b.get_params() for b in blocks] == [o.get_params() for o in ours]
+    assert built.steps[-1][1].get_params() == spec.steps[-1][1].get_params()
+    assert (candidate.weights.verbatim, candidate.weights.style_rewrite) == (
+        ex.SHIPPED.verbatim / ex.SHIPPED.authored, ex.SHIPPED.style_rewrite / ex.SHIPPED.authored)

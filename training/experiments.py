@@ -55,6 +55,9 @@ from training.features import CharNgrams
 LABELS: list[str] = sorted(INTENTS)
 SEED = 42
 FOLDS = 5
+#: Latest-turn weights tried for follow-ups (serving default 0.6; 1.0: the latest turn alone,
+#: 0.0: the earlier turns alone).
+CONVERSATION_WEIGHTS = (1.0, 0.6, 0.5, 0.4, 0.2, 0.0)
 RESULTS_FILE = Path("/tmp/intent-router-experiments.jsonl")
 #: Fold features on disk (scratch, outside the repository), keyed by block, rows and folds.
 CACHE_DIR = Path("/tmp/intent-router-experiments-cache")
@@ -346,6 +349,8 @@ class Result:
     kept_accuracy: float
     seconds: float
     spec: dict[str, Any] = field(default_factory=dict)
+    #: latest-turn weight -> macro-F1 and follow-up accuracy with the serving mix at it
+    conversation: dict[str, dict[str, float]] = field(default_factory=dict)
 
     def line(self) -> str:
         flag = "" if self.exportable else " (not exported)"
@@ -420,6 +425,21 @@ def score(spec: Spec, data: Data, oof: np.ndarray, oof_ctx: dict[int, np.ndarray
             mixed[i] = rule.latest_weight * calibrated[i] + (1 - rule.latest_weight) * scale(
                 p[None, :], calibration.temperature)[0]
     conv_predicted = np.array(LABELS)[mixed.argmax(axis=1)]
+    follow = [i for i in oof_ctx if len(data.texts[i].strip()) <= rule.follow_up_max_chars
+              and real[i]]
+    by_weight = {}
+    for weight in CONVERSATION_WEIGHTS:
+        varied = calibrated.copy()
+        for i in follow:
+            varied[i] = weight * calibrated[i] + (1 - weight) * scale(
+                oof_ctx[i][None, :], calibration.temperature)[0]
+        labels_v = np.array(LABELS)[varied.argmax(axis=1)]
+        by_weight[f"{weight:g}"] = {
+            "macro_f1": macro_f1(truth, labels_v[real]),
+            "follow_up_accuracy": float(np.mean([labels_v[i] == data.intents[i] for i in follow]))
+            if follow else 0.0,
+            "follow_ups": len(follow),
+        }
     return Result(
         name=spec.name,
         exportable=spec.exportable,
@@ -435,6 +455,7 @@ def score(spec: Spec, data: Data, oof: np.ndarray, oof_ctx: dict[int, np.ndarray
         kept_accuracy=point.accuracy,
         seconds=seconds,
         spec=_spec_dict(spec),
+        conversation=by_weight,
     )
 
 
@@ -551,6 +572,10 @@ def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
         print(result.line(), flush=True)
         if diagnose_each:
             print(diagnose(spec, data, oof), flush=True)
+            print("Follow-ups (serving rule, latest-turn weight -> real macro-F1, follow-up "
+                  "accuracy): " + "; ".join(
+                      f"{w}: {v['macro_f1']:.4f}, {v['follow_up_accuracy']:.3f} of "
+                      f"{v['follow_ups']}" for w, v in result.conversation.items()), flush=True)
         if test_split:
             print(score_test_split(spec, data, result), flush=True)
         if results_file is not None:

@@ -161,3 +161,14 @@ def test_the_shipped_spec_is_the_shipped_candidate() -> None:
     assert built.steps[-1][1].get_params() == spec.steps[-1][1].get_params()
     assert (candidate.weights.verbatim, candidate.weights.style_rewrite) == (
         ex.SHIPPED.verbatim / ex.SHIPPED.authored, ex.SHIPPED.style_rewrite / ex.SHIPPED.authored)
+
+
+def test_follow_up_weights_are_reported() -> None:
+    data = _data()
+    folds = ex.folds_of(data, folds=3)
+    cache = ex.FeatureCache(data, folds, ex.earlier_texts(data))
+    result, _ = ex.run_spec(SMALL, cache)
+    assert set(result.conversation) == {f"{w:g}" for w in ex.CONVERSATION_WEIGHTS}
+    assert result.conversation["1"]["macro_f1"] == pytest.approx(result.macro_f1)
+    assert result.conversation["0.6"]["macro_f1"] == pytest.approx(result.conv_f1)
+    assert result.conversation["1"]["follow_ups"] == 1

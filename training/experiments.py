@@ -58,6 +58,8 @@ FOLDS = 5
 #: Latest-turn weights tried for follow-ups (serving default 0.6; 1.0: the latest turn alone,
 #: 0.0: the earlier turns alone).
 CONVERSATION_WEIGHTS = (1.0, 0.6, 0.5, 0.4, 0.2, 0.0)
+#: The serving default conversation rule (routing/conversation.py).
+SERVING_RULE = ConversationRule()
 RESULTS_FILE = Path("/tmp/intent-router-experiments.jsonl")
 #: Fold features on disk (scratch, outside the repository), keyed by block, rows and folds.
 CACHE_DIR = Path("/tmp/intent-router-experiments-cache")
@@ -76,17 +78,21 @@ class Block:
     sublinear: bool = False  # not exported: sublinear tf instead of binary
 
     def vectorizer(self) -> TfidfVectorizer:
-        common: dict[str, Any] = dict(
-            max_features=self.max_features, min_df=self.min_df, dtype=np.float32,
-            binary=not self.sublinear, sublinear_tf=self.sublinear,
-        )
+        common: dict[str, Any] = {
+            "max_features": self.max_features,
+            "min_df": self.min_df,
+            "dtype": np.float32,
+            "binary": not self.sublinear,
+            "sublinear_tf": self.sublinear,
+        }
         if self.kind == "char":
             return TfidfVectorizer(analyzer=CharNgrams(self.ngram), **common)
         if self.kind != "word":
             raise ValueError(f"unknown block kind {self.kind!r}")
         pattern = WORD_PUNCT_PATTERN if self.punct else WORD_PATTERN
-        return TfidfVectorizer(token_pattern=pattern, lowercase=True, ngram_range=self.ngram,
-                               **common)
+        return TfidfVectorizer(
+            token_pattern=pattern, lowercase=True, ngram_range=self.ngram, **common
+        )
 
     @property
     def exportable(self) -> bool:
@@ -117,14 +123,19 @@ class Spec:
     def exportable(self) -> bool:
         """What training/export.py takes as it stands (block weights fold into the
         coefficients, but the exporter refuses FeatureUnion transformer_weights today)."""
-        return (self.classifier == "lr" and all(b.exportable for b in self.blocks)
-                and self.block_weights is None)
+        return (
+            self.classifier == "lr"
+            and all(b.exportable for b in self.blocks)
+            and self.block_weights is None
+        )
 
-    def weights(self, origins: Sequence[str],
-                follow_ups: Sequence[int] = ()) -> np.ndarray:
+    def weights(self, origins: Sequence[str], follow_ups: Sequence[int] = ()) -> np.ndarray:
         """Each row's fitting weight by origin; rows ``follow_ups`` also times ``follow_up``."""
-        table = {AUTHORED: self.authored, VERBATIM: self.verbatim,
-                 STYLE_REWRITE: self.style_rewrite}
+        table = {
+            AUTHORED: self.authored,
+            VERBATIM: self.verbatim,
+            STYLE_REWRITE: self.style_rewrite,
+        }
         weights = np.array([table[o] for o in origins], dtype=np.float64)
         weights[list(follow_ups)] *= self.follow_up
         return weights
@@ -134,8 +145,13 @@ class Spec:
 
     def classifier_model(self, seed: int = SEED) -> Any:
         if self.classifier == "lr":
-            return LogisticRegression(C=self.c, class_weight=self.class_weight, max_iter=3000,
-                                      solver=self.solver, random_state=seed)
+            return LogisticRegression(
+                C=self.c,
+                class_weight=self.class_weight,
+                max_iter=3000,
+                solver=self.solver,
+                random_state=seed,
+            )
         if self.classifier == "svm":
             from sklearn.svm import LinearSVC
 
@@ -178,8 +194,9 @@ def load_data() -> Data:
     return make_data(list(authored.texts), list(authored.intents), real)
 
 
-def make_data(authored_texts: Sequence[str], authored_intents: Sequence[str],
-              real: Sequence[dict[str, Any]]) -> Data:
+def make_data(
+    authored_texts: Sequence[str], authored_intents: Sequence[str], real: Sequence[dict[str, Any]]
+) -> Data:
     n = len(authored_texts)
     return Data(
         texts=[*authored_texts, *(r["text"] for r in real)],
@@ -191,18 +208,20 @@ def make_data(authored_texts: Sequence[str], authored_intents: Sequence[str],
         contexts=[[] for _ in range(n)] + [list(r.get("context") or []) for r in real],
         repos=["authored"] * n + [r["source_repo"] for r in real],
         ids=[f"authored:{i}" for i in range(n)] + [str(r.get("id", "")) for r in real],
-        alt_intents=[None] * n + [r.get("alt_intent") if r.get("ambiguous") else None
-                                  for r in real],
+        alt_intents=[None] * n
+        + [r.get("alt_intent") if r.get("ambiguous") else None for r in real],
     )
 
 
-def folds_of(data: Data, folds: int = FOLDS, seed: int = SEED) -> list[tuple[np.ndarray, np.ndarray]]:
+def folds_of(
+    data: Data, folds: int = FOLDS, seed: int = SEED
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """train.py's folds: whole repositories on one side."""
     splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
     return list(splitter.split(data.texts, data.intents, data.groups))
 
 
-def earlier_texts(data: Data, rule: ConversationRule = ConversationRule()) -> dict[int, str]:
+def earlier_texts(data: Data, rule: ConversationRule = SERVING_RULE) -> dict[int, str]:
     """Row index -> the earlier turns the serving rule would classify with it (follow-ups only)."""
     from intent_router.routing.conversation import select_turns
 
@@ -238,22 +257,37 @@ def _pruned_tfidf(counts, min_df: int, max_features: int | None):
     df = dfs[columns].astype(x_train.dtype) + 1
     idf = (np.log((x_train.shape[0] + 1) / df) + 1).astype(x_train.dtype)
     weight = sp.diags(idf, format="csr")
-    return tuple(normalize((x[:, columns] @ weight).tocsr(), norm="l2", copy=False)
-                 if x.shape[0] else sp.csr_matrix((0, len(columns)), dtype=x_train.dtype)
-                 for x in (x_train, x_held, x_ctx))
+    return tuple(
+        normalize((x[:, columns] @ weight).tocsr(), norm="l2", copy=False)
+        if x.shape[0]
+        else sp.csr_matrix((0, len(columns)), dtype=x_train.dtype)
+        for x in (x_train, x_held, x_ctx)
+    )
 
 
 class FeatureCache:
     """Per (block, truncation, fold): the block's features of the fold's train rows, its
     held-out rows, and the held-out follow-ups' earlier turns."""
 
-    def __init__(self, data: Data, folds: list[tuple[np.ndarray, np.ndarray]],
-                 earlier: dict[int, str], disk: Path | None = None) -> None:
+    def __init__(
+        self,
+        data: Data,
+        folds: list[tuple[np.ndarray, np.ndarray]],
+        earlier: dict[int, str],
+        disk: Path | None = None,
+    ) -> None:
         self.data, self.folds, self.earlier, self.disk = data, folds, earlier, disk
         # what the cached matrices depend on besides the block: rows, folds, follow-ups
-        self.fingerprint = _digest(json.dumps(
-            [data.texts, data.intents.tolist(), [h.tolist() for _, h in folds],
-             sorted(earlier.items())]))
+        self.fingerprint = _digest(
+            json.dumps(
+                [
+                    data.texts,
+                    data.intents.tolist(),
+                    [h.tolist() for _, h in folds],
+                    sorted(earlier.items()),
+                ]
+            )
+        )
         self._cache: dict[tuple, tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]] = {}
         self._texts: dict[tuple[int, int], list[str]] = {}
 
@@ -274,17 +308,21 @@ class FeatureCache:
             if block.sublinear:
                 self._cache[key] = self._fitted(block, head, tail, fold)
             else:
-                full = self._stored(("counts", replace(block, min_df=1, max_features=None),
-                                     head, tail, fold),
-                                    lambda: self._counts(block, head, tail, fold))
+                full = self._stored(
+                    ("counts", replace(block, min_df=1, max_features=None), head, tail, fold),
+                    lambda: self._counts(block, head, tail, fold),
+                )
                 self._cache[key] = _pruned_tfidf(full, block.min_df, block.max_features)
         return self._cache[key]
 
     def _stored(self, key: tuple, compute: Callable[[], Any]) -> Any:
         if key in self._cache:
             return self._cache[key]
-        path = (self.disk / f"{_digest(repr(key), self.fingerprint)}.joblib"
-                if self.disk is not None else None)
+        path = (
+            self.disk / f"{_digest(repr(key), self.fingerprint)}.joblib"
+            if self.disk is not None
+            else None
+        )
         if path is not None and path.exists():
             value = joblib.load(path)
         else:
@@ -306,13 +344,17 @@ class FeatureCache:
         """Binary n-gram presence over the fold's full train vocabulary (sorted, as
         scikit-learn sorts it), for the three row sets."""
         counter = replace(block, min_df=1, max_features=None).vectorizer()
-        counter = CountVectorizer(**{k: v for k, v in counter.get_params().items()
-                                     if k in CountVectorizer().get_params()})
+        counter = CountVectorizer(
+            **{k: v for k, v in counter.get_params().items() if k in CountVectorizer().get_params()}
+        )
         train, held, earlier = self._rows(head, tail, fold)
         x_train = counter.fit_transform(train).tocsr()
         x_held = counter.transform(held).tocsr()
-        x_ctx = (counter.transform(earlier).tocsr() if earlier
-                 else sp.csr_matrix((0, x_train.shape[1]), dtype=np.float32))
+        x_ctx = (
+            counter.transform(earlier).tocsr()
+            if earlier
+            else sp.csr_matrix((0, x_train.shape[1]), dtype=np.float32)
+        )
         return x_train, x_held, x_ctx
 
     def _fitted(self, block: Block, head: int, tail: int, fold: int):
@@ -320,15 +362,19 @@ class FeatureCache:
         vectorizer = block.vectorizer()
         x_train = vectorizer.fit_transform(train).tocsr()
         x_held = vectorizer.transform(held).tocsr()
-        x_ctx = (vectorizer.transform(earlier).tocsr() if earlier
-                 else sp.csr_matrix((0, x_train.shape[1]), dtype=np.float32))
+        x_ctx = (
+            vectorizer.transform(earlier).tocsr()
+            if earlier
+            else sp.csr_matrix((0, x_train.shape[1]), dtype=np.float32)
+        )
         return x_train, x_held, x_ctx
 
     def fold(self, spec: Spec, fold: int):
         parts = [self.block(b, spec.head, spec.tail, fold) for b in spec.blocks]
         scales = spec.block_weights or (1.0,) * len(parts)
-        return tuple(sp.hstack([p[k] * w for p, w in zip(parts, scales)], format="csr")
-                     for k in range(3))
+        return tuple(
+            sp.hstack([p[k] * w for p, w in zip(parts, scales)], format="csr") for k in range(3)
+        )
 
 
 @dataclass
@@ -354,10 +400,12 @@ class Result:
 
     def line(self) -> str:
         flag = "" if self.exportable else " (not exported)"
-        return (f"{self.name:<40} F1 {self.macro_f1:.4f} ±{self.macro_f1_std:.3f}  clear "
-                f"{self.clear_f1:.4f}  amb {self.ambiguous_f1:.4f}  acc {self.accuracy:.4f}  conv "
-                f"{self.conv_f1:.4f}  T {self.temperature:.2f} thr {self.threshold:.2f} esc "
-                f"{self.escalation:.3f} kept {self.kept_accuracy:.3f}  {self.seconds:.0f}s{flag}")
+        return (
+            f"{self.name:<40} F1 {self.macro_f1:.4f} ±{self.macro_f1_std:.3f}  clear "
+            f"{self.clear_f1:.4f}  amb {self.ambiguous_f1:.4f}  acc {self.accuracy:.4f}  conv "
+            f"{self.conv_f1:.4f}  T {self.temperature:.2f} thr {self.threshold:.2f} esc "
+            f"{self.escalation:.3f} kept {self.kept_accuracy:.3f}  {self.seconds:.0f}s{flag}"
+        )
 
 
 def _probabilities(model: Any, x: sp.csr_matrix) -> np.ndarray:
@@ -373,8 +421,9 @@ def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
     return float(f1_score(truth, predicted, labels=LABELS, average="macro", zero_division=0))
 
 
-def run_spec(spec: Spec, cache: FeatureCache,
-             rule: ConversationRule = ConversationRule()) -> tuple[Result, np.ndarray]:
+def run_spec(
+    spec: Spec, cache: FeatureCache, rule: ConversationRule = SERVING_RULE
+) -> tuple[Result, np.ndarray]:
     """Cross-validate ``spec``; its Result and the OOF probabilities of every row (and of the
     follow-ups' earlier turns, mixed in by ``rule`` for ``conv``)."""
     start = time.perf_counter()
@@ -382,8 +431,10 @@ def run_spec(spec: Spec, cache: FeatureCache,
     oof = np.zeros((len(data), len(LABELS)))
     oof_ctx: dict[int, np.ndarray] = {}
     fold_f1 = []
-    weights = spec.weights(data.origins, [i for i in cache.earlier
-                                          if len(data.texts[i].strip()) <= rule.follow_up_max_chars])
+    weights = spec.weights(
+        data.origins,
+        [i for i in cache.earlier if len(data.texts[i].strip()) <= rule.follow_up_max_chars],
+    )
     weights[data.ambiguous] *= spec.ambiguous
     for k, (train, held) in enumerate(cache.folds):
         x_train, x_held, x_ctx = cache.fold(spec, k)
@@ -402,13 +453,21 @@ def run_spec(spec: Spec, cache: FeatureCache,
             for i, p in zip(ctx_rows, _probabilities(model, x_ctx)):
                 oof_ctx[i] = p
         real_held = held[data.is_real[held]]
-        fold_f1.append(macro_f1(data.intents[real_held],
-                                np.array(LABELS)[oof[real_held].argmax(axis=1)]))
+        fold_f1.append(
+            macro_f1(data.intents[real_held], np.array(LABELS)[oof[real_held].argmax(axis=1)])
+        )
     return score(spec, data, oof, oof_ctx, fold_f1, rule, time.perf_counter() - start), oof
 
 
-def score(spec: Spec, data: Data, oof: np.ndarray, oof_ctx: dict[int, np.ndarray],
-          fold_f1: list[float], rule: ConversationRule, seconds: float) -> Result:
+def score(
+    spec: Spec,
+    data: Data,
+    oof: np.ndarray,
+    oof_ctx: dict[int, np.ndarray],
+    fold_f1: list[float],
+    rule: ConversationRule,
+    seconds: float,
+) -> Result:
     real = data.is_real
     truth = data.intents[real]
     calibration = fit_temperature(list(truth), oof[real], LABELS)
@@ -422,22 +481,28 @@ def score(spec: Spec, data: Data, oof: np.ndarray, oof_ctx: dict[int, np.ndarray
     mixed = calibrated.copy()
     for i, p in oof_ctx.items():
         if len(data.texts[i].strip()) <= rule.follow_up_max_chars:
-            mixed[i] = rule.latest_weight * calibrated[i] + (1 - rule.latest_weight) * scale(
-                p[None, :], calibration.temperature)[0]
+            mixed[i] = (
+                rule.latest_weight * calibrated[i]
+                + (1 - rule.latest_weight) * scale(p[None, :], calibration.temperature)[0]
+            )
     conv_predicted = np.array(LABELS)[mixed.argmax(axis=1)]
-    follow = [i for i in oof_ctx if len(data.texts[i].strip()) <= rule.follow_up_max_chars
-              and real[i]]
+    follow = [
+        i for i in oof_ctx if len(data.texts[i].strip()) <= rule.follow_up_max_chars and real[i]
+    ]
     by_weight = {}
     for weight in CONVERSATION_WEIGHTS:
         varied = calibrated.copy()
         for i in follow:
-            varied[i] = weight * calibrated[i] + (1 - weight) * scale(
-                oof_ctx[i][None, :], calibration.temperature)[0]
+            varied[i] = (
+                weight * calibrated[i]
+                + (1 - weight) * scale(oof_ctx[i][None, :], calibration.temperature)[0]
+            )
         labels_v = np.array(LABELS)[varied.argmax(axis=1)]
         by_weight[f"{weight:g}"] = {
             "macro_f1": macro_f1(truth, labels_v[real]),
             "follow_up_accuracy": float(np.mean([labels_v[i] == data.intents[i] for i in follow]))
-            if follow else 0.0,
+            if follow
+            else 0.0,
             "follow_ups": len(follow),
         }
     return Result(
@@ -474,10 +539,14 @@ SHIPPED = Spec("shipped_word12_char24_20k_real3", (WORD12_20K, CHAR24_20K))
 def _grid_weights() -> list[Spec]:
     out = []
     for verbatim, rewrite in [(1, 1), (2, 2), (5, 5), (8, 8), (3, 1), (5, 3), (3, 5)]:
-        out.append(replace(SHIPPED, name=f"w_v{verbatim}_r{rewrite}", verbatim=verbatim,
-                           style_rewrite=rewrite))
-    out.append(replace(SHIPPED, name="w_authored0_real1", authored=0.0, verbatim=1,
-                       style_rewrite=1))
+        out.append(
+            replace(
+                SHIPPED, name=f"w_v{verbatim}_r{rewrite}", verbatim=verbatim, style_rewrite=rewrite
+            )
+        )
+    out.append(
+        replace(SHIPPED, name="w_authored0_real1", authored=0.0, verbatim=1, style_rewrite=1)
+    )
     return out
 
 
@@ -486,8 +555,7 @@ def _grid_c() -> list[Spec]:
 
 
 def _grid_balanced() -> list[Spec]:
-    return [replace(SHIPPED, name=f"balanced_c{c:g}", c=c, class_weight="balanced")
-            for c in (20,)]
+    return [replace(SHIPPED, name=f"balanced_c{c:g}", c=c, class_weight="balanced") for c in (20,)]
 
 
 def _grid_features() -> list[Spec]:
@@ -499,10 +567,14 @@ def _grid_features() -> list[Spec]:
         "word12_20k_char14_20k": (word, Block("char", (1, 4), 20_000, 3)),
         "word13_30k_char24_20k": (Block("word", (1, 3), 30_000, 2), char),
         "wordpunct12_20k_char24_20k": (replace(word, punct=True), char),
-        "word12_10k_char24_10k": (replace(word, max_features=10_000),
-                                  replace(char, max_features=10_000)),
-        "word12_30k_char24_30k": (replace(word, max_features=30_000),
-                                  replace(char, max_features=30_000)),
+        "word12_10k_char24_10k": (
+            replace(word, max_features=10_000),
+            replace(char, max_features=10_000),
+        ),
+        "word12_30k_char24_30k": (
+            replace(word, max_features=30_000),
+            replace(char, max_features=30_000),
+        ),
         "word12_mindf1_char24_mindf1": (replace(word, min_df=1), replace(char, min_df=1)),
         "word12_mindf3_char24_mindf5": (replace(word, min_df=3), replace(char, min_df=5)),
         "word12_only_20k": (word,),
@@ -512,8 +584,10 @@ def _grid_features() -> list[Spec]:
 
 
 def _grid_truncation() -> list[Spec]:
-    return [replace(SHIPPED, name=f"trunc_{h}_{t}", head=h, tail=t)
-            for h, t in [(500, 300), (1000, 500), (800, 0), (2500, 1500)]]
+    return [
+        replace(SHIPPED, name=f"trunc_{h}_{t}", head=h, tail=t)
+        for h, t in [(500, 300), (1000, 500), (800, 0), (2500, 1500)]
+    ]
 
 
 def _grid_unexported() -> list[Spec]:
@@ -540,8 +614,10 @@ def _grid_noise() -> list[Spec]:
 
 
 def _grid_block_weights() -> list[Spec]:
-    return [replace(SHIPPED, name=f"blocks_word{w:g}_char{c:g}", block_weights=(w, c))
-            for w, c in [(1.0, 0.6), (1.0, 1.5)]]
+    return [
+        replace(SHIPPED, name=f"blocks_word{w:g}_char{c:g}", block_weights=(w, c))
+        for w, c in [(1.0, 0.6), (1.0, 1.5)]
+    ]
 
 
 GRIDS: dict[str, Callable[[], list[Spec]]] = {
@@ -558,9 +634,15 @@ GRIDS: dict[str, Callable[[], list[Spec]]] = {
 }
 
 
-def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
-        results_file: Path | None = RESULTS_FILE, cache_dir: Path | None = None,
-        diagnose_each: bool = False, test_split: bool = False) -> list[Result]:
+def run(
+    specs: Sequence[Spec],
+    data: Data,
+    folds: int = FOLDS,
+    results_file: Path | None = RESULTS_FILE,
+    cache_dir: Path | None = None,
+    diagnose_each: bool = False,
+    test_split: bool = False,
+) -> list[Result]:
     """Score ``specs`` on the same folds and print one line each as it finishes."""
     split = folds_of(data, folds)
     rule = ConversationRule()
@@ -572,10 +654,15 @@ def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
         print(result.line(), flush=True)
         if diagnose_each:
             print(diagnose(spec, data, oof), flush=True)
-            print("Follow-ups (serving rule, latest-turn weight -> real macro-F1, follow-up "
-                  "accuracy): " + "; ".join(
-                      f"{w}: {v['macro_f1']:.4f}, {v['follow_up_accuracy']:.3f} of "
-                      f"{v['follow_ups']}" for w, v in result.conversation.items()), flush=True)
+            print(
+                "Follow-ups (serving rule, latest-turn weight -> real macro-F1, follow-up "
+                "accuracy): "
+                + "; ".join(
+                    f"{w}: {v['macro_f1']:.4f}, {v['follow_up_accuracy']:.3f} of {v['follow_ups']}"
+                    for w, v in result.conversation.items()
+                ),
+                flush=True,
+            )
         if test_split:
             print(score_test_split(spec, data, result), flush=True)
         if results_file is not None:
@@ -587,8 +674,10 @@ def run(specs: Sequence[Spec], data: Data, folds: int = FOLDS,
 def table(results: Sequence[Result], top: int | None = None) -> str:
     """A markdown table of ``results``, best CV macro-F1 first."""
     rows = sorted(results, key=lambda r: -r.macro_f1)[:top]
-    head = ("| spec | CV macro-F1 | std | clear F1 | ambiguous F1 | accuracy | with conversation "
-            "rule | T | threshold | escalation | kept acc | exported |\n|" + "---|" * 12)
+    head = (
+        "| spec | CV macro-F1 | std | clear F1 | ambiguous F1 | accuracy | with conversation "
+        "rule | T | threshold | escalation | kept acc | exported |\n|" + "---|" * 12
+    )
     lines = [
         f"| {r.name} | {r.macro_f1:.4f} | {r.macro_f1_std:.3f} | {r.clear_f1:.4f} | "
         f"{r.ambiguous_f1:.4f} | {r.accuracy:.4f} | {r.conv_f1:.4f} | {r.temperature:.2f} | "
@@ -623,10 +712,14 @@ def score_test_split(spec: Spec, data: Data, result: Result) -> str:
     pipeline = spec.pipeline().fit(texts, intents, clf__sample_weight=weights)
     held = HeldOut.real(test, [policy.apply(r["text"]) for r in test])
     probabilities = scale(pipeline.predict_proba(held.texts), result.temperature)
-    report = report_split(held, probabilities, [str(c) for c in pipeline.classes_],
-                          result.threshold)
-    return "\n".join([f"{spec.name} on the real test split (T {result.temperature:.3f}, "
-                      f"threshold {result.threshold:.2f}):", *report.lines()])
+    report = report_split(
+        held, probabilities, [str(c) for c in pipeline.classes_], result.threshold
+    )
+    title = (
+        f"{spec.name} on the real test split (T {result.temperature:.3f}, "
+        f"threshold {result.threshold:.2f}):"
+    )
+    return "\n".join([title, *report.lines()])
 
 
 def diagnose(spec: Spec, data: Data, oof: np.ndarray, worst: int = 12, errors: int = 25) -> str:
@@ -639,13 +732,22 @@ def diagnose(spec: Spec, data: Data, oof: np.ndarray, worst: int = 12, errors: i
     predicted = np.array(LABELS)[oof[real].argmax(axis=1)]
     short = [label[:6] for label in LABELS]
     matrix = confusion_matrix(truth, predicted, labels=LABELS)
-    out = [f"## {spec.name}: out-of-fold on {len(real)} real train rows (rows: label, "
-           "columns: predicted)", "", "| label | " + " | ".join(short) + " |",
-           "|---|" + "---|" * len(LABELS)]
-    out += [f"| {label} | " + " | ".join(str(v) for v in row) + " |"
-            for label, row in zip(LABELS, matrix)]
-    out += ["", "```", classification_report(truth, predicted, labels=LABELS, digits=3,
-                                              zero_division=0), "```", ""]
+    title = (
+        f"## {spec.name}: out-of-fold on {len(real)} real train rows (rows: label, "
+        "columns: predicted)"
+    )
+    out = [title, "", "| label | " + " | ".join(short) + " |", "|---|" + "---|" * len(LABELS)]
+    out += [
+        f"| {label} | " + " | ".join(str(v) for v in row) + " |"
+        for label, row in zip(LABELS, matrix)
+    ]
+    out += [
+        "",
+        "```",
+        classification_report(truth, predicted, labels=LABELS, digits=3, zero_division=0),
+        "```",
+        "",
+    ]
     by_repo: dict[str, list[bool]] = {}
     for i, p in zip(real, predicted):
         by_repo.setdefault(data.repos[i], []).append(p == data.intents[i])
@@ -653,39 +755,62 @@ def diagnose(spec: Spec, data: Data, oof: np.ndarray, worst: int = 12, errors: i
     out.append(f"Worst repositories (>= 5 rows), of {len(by_repo)}:")
     out += [f"- {repo}: accuracy {acc:.2f} over {-n} rows" for acc, n, repo in ranked[:worst]]
     confidence = oof[real].max(axis=1)
-    wrong = [(confidence[k], i, predicted[k]) for k, i in enumerate(real)
-             if predicted[k] != data.intents[i] and not data.ambiguous[i]]
-    follow_ups = sum(1 for _, i, _ in wrong
-                     if data.contexts[i] and len(data.texts[i].strip()) <= 32)
-    ascii_share = [sum(c.isascii() for c in data.texts[i]) / max(len(data.texts[i]), 1)
-                   for _, i, _ in wrong]
-    out += ["", f"Most confident errors on clear rows ({len(wrong)} clear errors in all; "
-            f"{follow_ups} of them follow-ups of at most 32 characters whose label comes from "
-            f"their context (rule 4); {sum(a < 0.8 for a in ascii_share)} mostly non-ASCII):"]
+    wrong = [
+        (confidence[k], i, predicted[k])
+        for k, i in enumerate(real)
+        if predicted[k] != data.intents[i] and not data.ambiguous[i]
+    ]
+    follow_ups = sum(
+        1 for _, i, _ in wrong if data.contexts[i] and len(data.texts[i].strip()) <= 32
+    )
+    ascii_share = [
+        sum(c.isascii() for c in data.texts[i]) / max(len(data.texts[i]), 1) for _, i, _ in wrong
+    ]
+    heading = (
+        f"Most confident errors on clear rows ({len(wrong)} clear errors in all; "
+        f"{follow_ups} of them follow-ups of at most 32 characters whose label comes "
+        f"from their context (rule 4); {sum(a < 0.8 for a in ascii_share)} mostly "
+        "non-ASCII):"
+    )
+    out += ["", heading]
     for conf, i, pred in sorted(wrong, reverse=True)[:errors]:
         text = " ".join(data.texts[i].split())[:160]
-        out.append(f"- {data.ids[i]} [{data.origins[i]}] label {data.intents[i]}, predicted "
-                   f"{pred} ({conf:.2f}): {text!r}")
+        out.append(
+            f"- {data.ids[i]} [{data.origins[i]}] label {data.intents[i]}, predicted "
+            f"{pred} ({conf:.2f}): {text!r}"
+        )
     return "\n".join(out)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("grids", nargs="*", default=["shipped"],
-                        help=f"which grids to run, of {', '.join(GRIDS)} (default: shipped)")
+    parser.add_argument(
+        "grids",
+        nargs="*",
+        default=["shipped"],
+        help=f"which grids to run, of {', '.join(GRIDS)} (default: shipped)",
+    )
     parser.add_argument("--folds", type=int, default=FOLDS)
-    parser.add_argument("--results", type=Path, default=RESULTS_FILE,
-                        help="append one JSON line per spec here")
+    parser.add_argument(
+        "--results", type=Path, default=RESULTS_FILE, help="append one JSON line per spec here"
+    )
     parser.add_argument("--table", action="store_true", help="print a markdown table at the end")
-    parser.add_argument("--no-cache", action="store_true",
-                        help=f"do not keep fold features in {CACHE_DIR}")
+    parser.add_argument(
+        "--no-cache", action="store_true", help=f"do not keep fold features in {CACHE_DIR}"
+    )
     parser.add_argument("--only", nargs="*", default=None, help="run only these spec names")
-    parser.add_argument("--test-split", action="store_true",
-                        help="after CV, fit each spec on all train rows and score the real test "
-                        "split once (for the final choice only: never tune on it)")
-    parser.add_argument("--diagnose", action="store_true",
-                        help="for each spec run: OOF confusion matrix, worst repositories, "
-                        "most confident clear-row errors")
+    parser.add_argument(
+        "--test-split",
+        action="store_true",
+        help="after CV, fit each spec on all train rows and score the real test "
+        "split once (for the final choice only: never tune on it)",
+    )
+    parser.add_argument(
+        "--diagnose",
+        action="store_true",
+        help="for each spec run: OOF confusion matrix, worst repositories, "
+        "most confident clear-row errors",
+    )
     args = parser.parse_args(argv)
     unknown = [g for g in args.grids if g not in GRIDS]
     if unknown:
@@ -694,10 +819,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.only is not None:
         specs = [s for s in specs if s.name in args.only]
     data = load_data()
-    print(f"{int(data.is_real.sum())} real train rows, {int((~data.is_real).sum())} authored; "
-          f"{len(specs)} specs, {args.folds} repository-grouped folds", flush=True)
-    results = run(specs, data, args.folds, args.results, None if args.no_cache else CACHE_DIR,
-                  args.diagnose, args.test_split)
+    print(
+        f"{int(data.is_real.sum())} real train rows, {int((~data.is_real).sum())} authored; "
+        f"{len(specs)} specs, {args.folds} repository-grouped folds",
+        flush=True,
+    )
+    results = run(
+        specs,
+        data,
+        args.folds,
+        args.results,
+        None if args.no_cache else CACHE_DIR,
+        args.diagnose,
+        args.test_split,
+    )
     if args.table:
         print(table(results))
     return 0

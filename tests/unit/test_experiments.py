@@ -23,14 +23,26 @@ def _rows(repos: int = 10) -> list[dict]:
     rows = []
     for r in range(repos):
         for k, (intent, words) in enumerate(sorted(INTENT_WORDS.items())):
-            rows.append({
-                "text": f"{words} please {r} {k}", "intent": intent,
-                "source_repo": f"o/r{r}", "origin": "verbatim" if r % 2 else "style_rewrite",
-                "ambiguous": k == 0, "context": ["earlier " + words] if k == 1 else [],
-            })
-    rows.append({"text": "yes", "intent": "debugging", "source_repo": "o/r0",
-                 "origin": "verbatim", "ambiguous": False,
-                 "context": ["fix the crash traceback please"]})
+            rows.append(
+                {
+                    "text": f"{words} please {r} {k}",
+                    "intent": intent,
+                    "source_repo": f"o/r{r}",
+                    "origin": "verbatim" if r % 2 else "style_rewrite",
+                    "ambiguous": k == 0,
+                    "context": ["earlier " + words] if k == 1 else [],
+                }
+            )
+    rows.append(
+        {
+            "text": "yes",
+            "intent": "debugging",
+            "source_repo": "o/r0",
+            "origin": "verbatim",
+            "ambiguous": False,
+            "context": ["fix the crash traceback please"],
+        }
+    )
     return rows
 
 
@@ -39,8 +51,7 @@ def _data() -> ex.Data:
     return ex.make_data([t for t, _ in authored], [i for _, i in authored], _rows())
 
 
-SMALL = ex.Spec("small", (ex.Block("word", (1, 2), 50, 1), ex.Block("char", (2, 3), 80, 1)),
-                c=5.0)
+SMALL = ex.Spec("small", (ex.Block("word", (1, 2), 50, 1), ex.Block("char", (2, 3), 80, 1)), c=5.0)
 
 
 def test_folds_keep_each_repository_on_one_side() -> None:
@@ -50,8 +61,12 @@ def test_folds_keep_each_repository_on_one_side() -> None:
         assert not train_repos & {data.groups[i] for i in held}
 
 
-PRUNED = ex.Spec("pruned", (ex.Block("word", (1, 2), 30, 2, punct=True),
-                            ex.Block("char", (1, 3), 60, 3)), head=40, tail=10)
+PRUNED = ex.Spec(
+    "pruned",
+    (ex.Block("word", (1, 2), 30, 2, punct=True), ex.Block("char", (1, 3), 60, 3)),
+    head=40,
+    tail=10,
+)
 
 
 @pytest.mark.parametrize("spec", [SMALL, PRUNED], ids=["small", "pruned"])
@@ -143,8 +158,7 @@ def test_alt_copies_and_block_weights_run() -> None:
     spec = ex.Spec("x", SMALL.blocks, alt_copy=0.5, ambiguous=0.5, block_weights=(1.0, 2.0))
     x_train, _, _ = cache.fold(spec, 0)
     plain, _, _ = cache.fold(SMALL, 0)
-    words = len(SMALL.blocks[0].vectorizer().fit([data.texts[i] for i in folds[0][0]])
-                .vocabulary_)
+    words = len(SMALL.blocks[0].vectorizer().fit([data.texts[i] for i in folds[0][0]]).vocabulary_)
     assert np.allclose(x_train[:, words:].toarray(), 2.0 * plain[:, words:].toarray())
     result, _ = ex.run_spec(spec, cache)
     assert not result.exportable and 0.0 <= result.macro_f1 <= 1.0
@@ -160,7 +174,9 @@ def test_the_shipped_spec_is_the_shipped_candidate() -> None:
     assert [b.get_params() for b in blocks] == [o.get_params() for o in ours]
     assert built.steps[-1][1].get_params() == spec.steps[-1][1].get_params()
     assert (candidate.weights.verbatim, candidate.weights.style_rewrite) == (
-        ex.SHIPPED.verbatim / ex.SHIPPED.authored, ex.SHIPPED.style_rewrite / ex.SHIPPED.authored)
+        ex.SHIPPED.verbatim / ex.SHIPPED.authored,
+        ex.SHIPPED.style_rewrite / ex.SHIPPED.authored,
+    )
 
 
 def test_follow_up_weights_are_reported() -> None:

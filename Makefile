@@ -66,8 +66,9 @@ data-check: venv ## Authored and real-prompt corpus statistics; fail (exit 1) wh
 train: venv ## Train on authored train + real train, report the real test split then the authored one, export models/intent.onnx + intent.json, log to MLflow
 	$(PY) -m training.train --data "$(DATA)" --test "$(TEST)" --text-column "$(TEXT_COLUMN)" --intent-column "$(INTENT_COLUMN)"
 
-eval: venv ## Replay the real test split, then the authored test split (or EVAL=path.jsonl) through routing; log to MLflow (routing-eval)
+eval: venv ## Replay the real test split, then the authored test split (or EVAL=path.jsonl) through routing, then the multi-turn sessions per-turn vs sticky; log to MLflow (routing-eval)
 	$(PY) -m intent_router.evaluation $(if $(EVAL),--data "$(EVAL)") $(EVAL_ARGS)
+	$(PY) -m intent_router.evaluation.sessions $(SESSION_ARGS)
 
 baseline: venv ## The model shipped at BEFORE=<git ref> against models/ now, on the real test split then the authored one
 	$(PY) -m training.baseline --before "$(BEFORE)"

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from intent_router.jsonl import json_objects
 from intent_router.labels import INTENTS
 from intent_router.routing.secrets import SecretDetector
 from training.dataset import DATA_DIR, LabeledPrompts
@@ -104,25 +105,7 @@ def corpus_files(real_dir: Path = REAL_DIR) -> list[Path]:
 
 def read_rows(real_dir: Path = REAL_DIR) -> list[tuple[str, dict[str, Any]]]:
     """(``file:line``, row) for every non-blank line of every corpus part."""
-    return [pair for path in corpus_files(real_dir) for pair in _json_objects(path)]
-
-
-def _json_objects(path: Path) -> list[tuple[str, dict[str, Any]]]:
-    """(``file:line``, object) for every non-blank line of a JSONL file; CorpusError naming
-    the line when one is not a JSON object."""
-    out = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path.name}:{number}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{where}: not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise CorpusError(f"{where}: not a JSON object")
-        out.append((where, row))
-    return out
+    return [pair for path in corpus_files(real_dir) for pair in json_objects(path, CorpusError)]
 
 
 def row_problems(row: dict[str, Any]) -> list[str]:
@@ -281,4 +264,4 @@ def read_double_labels(path: Path = DOUBLE_LABELS_FILE) -> list[dict[str, Any]] 
     when the file is absent. Raises CorpusError on a line that is not a JSON object."""
     if not Path(path).exists():
         return None
-    return [row for _, row in _json_objects(Path(path))]
+    return [row for _, row in json_objects(Path(path), CorpusError)]

@@ -7,20 +7,20 @@ Every error is a ConfigError that names the offending field, e.g.
 from __future__ import annotations
 
 import json
-import os
 import re
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, get_args
 
 import yaml
 
 from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
+from intent_router.types import OverBudget, RoutingMode, Tier
 
 DEFAULT_CONFIG: Final[Path] = Path(__file__).resolve().parent / "defaults" / "router.yaml"
-TIERS: Final[tuple[str, ...]] = ("primary", "fallback_1", "fallback_2", "local")
+TIERS: Final[tuple[Tier, ...]] = get_args(Tier)
 RETRYABLE_CONDITIONS: Final[frozenset[str]] = frozenset({"429", "529", "5xx", "timeout", "oom"})
 #: Where the fast path goes when an OpenAI-compatible deployment sets no api_base.
 OPENAI_API_BASES: Final[dict[str, str]] = {
@@ -50,10 +50,10 @@ DEFAULT_UNDER_ROUTING_REGRET: Final[dict[str, float]] = {
 DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
 #: Routing modes: ``argmax`` routes the most probable intent; ``regret`` the intent whose chain
 #: minimises expected regret plus expected extra cost (routing/regret.py).
-ROUTING_MODES: Final[tuple[str, ...]] = ("argmax", "regret")
+ROUTING_MODES: Final[tuple[RoutingMode, ...]] = get_args(RoutingMode)
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
-GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency")
+GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency", "headroom")
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -63,7 +63,7 @@ class Deployment:
 
     name: str
     model: str
-    tier: str
+    tier: Tier
     api_base: str | None
     api_key_env: str | None
     timeout_s: float
@@ -77,6 +77,8 @@ class Deployment:
     cache_write_cost_per_mtok: float | None = None  # an input token written to the cache; None: input
     group: str | None = None  # a model group: its members share its requests (routing/groups.py)
     weight: float = 1.0  # its share of its group's requests under the "weighted" strategy
+    rpm: int | None = None  # requests a minute its key may send (the "headroom" strategy); None: no limit
+    tpm: int | None = None  # tokens a minute its key may send (the "headroom" strategy); None: no limit
 
     @property
     def provider(self) -> str:
@@ -108,9 +110,10 @@ class StorageConfig:
     store_prompts: bool = False  # full prompt text in the decision log; a SHA-256 otherwise
     decision_log: bool = True  # False: no decision log, hence no MLflow serving run or feedback
 
-    def resolved_url(self) -> str:
-        """``$INTENT_ROUTER_DATABASE_URL`` (it may hold a password) or the configured URL."""
-        return os.environ.get("INTENT_ROUTER_DATABASE_URL") or self.database_url
+    def resolved_url(self, env_url: str | None = None) -> str:
+        """``env_url`` (``ServiceSettings.database_url``: it may hold a password) or the
+        configured URL."""
+        return env_url or self.database_url
 
 
 @dataclass(frozen=True)
@@ -141,12 +144,13 @@ class GovernanceConfig:
     client_keys: bool = False  # True: every /v1 request needs a client key (401 otherwise)
     redis_url: str | None = None  # shared counters and cooldowns; None: per worker
     redis_prefix: str = "intent-router:"  # every key's prefix (several deployments, one Redis)
-    over_budget: str = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
-    downgrade_tier: str = "primary"
+    over_budget: OverBudget = "downgrade"  # "downgrade" to downgrade_tier, or "refuse" with 429
+    downgrade_tier: Tier = "primary"
 
-    def resolved_redis_url(self) -> str | None:
-        """``$INTENT_ROUTER_REDIS_URL`` (it may hold a password) or the configured URL."""
-        return os.environ.get("INTENT_ROUTER_REDIS_URL") or self.redis_url
+    def resolved_redis_url(self, env_url: str | None = None) -> str | None:
+        """``env_url`` (``ServiceSettings.redis_url``: it may hold a password) or the
+        configured URL."""
+        return env_url or self.redis_url
 
 
 def default_regret_matrix() -> dict[str, dict[str, float]]:
@@ -188,11 +192,36 @@ class ConversationRule:
             raise ValueError("max_turns must be >= 1; char_budget and follow_up_max_chars >= 0")
 
 
+#: Intents a session may be upgraded to by default: those whose mistakes cost the most.
+DEFAULT_UPGRADE_INTENTS: Final[tuple[str, ...]] = tuple(i for i in INTENTS if i in HIGH_STAKES_INTENTS)
+
+
+@dataclass(frozen=True)
+class SessionRule:
+    """Sticky sessions: a conversation stays on the chain its first routed turn chose (rule:
+    routing/sessions.py; defaults and why: the README's "Sessions")."""
+
+    enabled: bool = True
+    """False: every turn is routed on its own text, as without sessions."""
+    ttl_s: float = 3600.0
+    """A session idle this long (seconds since its last turn) is routed afresh: one hour, the
+    longest a provider keeps a prompt cache (Anthropic's extended cache; OpenAI's evicts
+    sooner), so past it the cache that stickiness preserves is gone."""
+    max_sessions: int = 100_000
+    """Sessions an in-process store keeps at most (least recently used dropped first)."""
+    upgrade_intents: tuple[str, ...] = DEFAULT_UPGRADE_INTENTS
+    """A turn whose intent is one of these may take over a session stuck to another intent."""
+    upgrade_min_confidence: float = 0.8
+    """... when the local classifier's confidence reaches this: 0.8, the threshold the bundled
+    model routes at without asking the LLM classifier; on the real test split, 96% of the
+    high-stakes predictions at or above it are high-stakes (README, "Sessions")."""
+
+
 @dataclass(frozen=True)
 class RegretConfig:
     """Routing on the probability vector (``mode: regret``); see routing/regret.py."""
 
-    mode: str = "argmax"
+    mode: RoutingMode = "argmax"
     """``argmax`` (route the most probable intent, escalate below the confidence threshold) or
     ``regret`` (route the intent minimising expected regret plus extra cost; escalate when the
     expected gain of asking exceeds its cost)."""
@@ -249,6 +278,7 @@ class RouterConfig:
     conversation: ConversationRule = ConversationRule()
     routing: RegretConfig = RegretConfig()
     groups: dict[str, ModelGroup] = field(default_factory=dict)
+    sessions: SessionRule = SessionRule()
 
     @property
     def premium_deployment(self) -> str:
@@ -280,7 +310,8 @@ def parse_config(raw: Any) -> RouterConfig:
     router = _mapping(root.get("router", {}), "router")
     _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
                                    "max_body_bytes", "strict_readiness", "stream_resume", "upstream",
-                                   "cooldown", "output_tokens", "conversation", "routing", "groups"})
+                                   "cooldown", "output_tokens", "conversation", "routing", "groups",
+                                   "sessions"})
     deployments_raw = _mapping(root.get("deployments"), "deployments")
     if not deployments_raw:
         raise ConfigError("deployments", "at least one deployment is required")
@@ -326,6 +357,28 @@ def parse_config(raw: Any) -> RouterConfig:
         conversation=_conversation(router.get("conversation", {})),
         routing=_routing(router.get("routing", {})),
         groups=groups,
+        sessions=_sessions(router.get("sessions", {})),
+    )
+
+
+def _sessions(raw: Any) -> SessionRule:
+    where = "router.sessions"
+    given = _mapping(raw, where)
+    _no_unknown(given, where, {"enabled", "ttl_s", "max_sessions", "upgrade"})
+    upgrade = _mapping(given.get("upgrade", {}), f"{where}.upgrade")
+    _no_unknown(upgrade, f"{where}.upgrade", {"intents", "min_confidence"})
+    default = SessionRule()
+    intents = _list(upgrade.get("intents", list(default.upgrade_intents)), f"{where}.upgrade.intents")
+    for index, intent in enumerate(intents):
+        if intent not in INTENTS:
+            raise ConfigError(f"{where}.upgrade.intents[{index}]", f"unknown intent {intent!r}")
+    return SessionRule(
+        enabled=_bool(given.get("enabled", default.enabled), f"{where}.enabled"),
+        ttl_s=_positive(given.get("ttl_s", default.ttl_s), f"{where}.ttl_s"),
+        max_sessions=_count(given.get("max_sessions", default.max_sessions), f"{where}.max_sessions"),
+        upgrade_intents=tuple(dict.fromkeys(str(i) for i in intents)),
+        upgrade_min_confidence=_fraction(upgrade.get("min_confidence", default.upgrade_min_confidence),
+                                         f"{where}.upgrade.min_confidence"),
     )
 
 
@@ -358,7 +411,7 @@ def _routing(raw: Any) -> RegretConfig:
     if mode not in ROUTING_MODES:
         raise ConfigError(f"{where}.mode", f"must be one of {list(ROUTING_MODES)}")
     return RegretConfig(
-        mode=str(mode),
+        mode=mode,
         weight=_non_negative(given.get("weight", default.weight), f"{where}.weight"),
         matrix=_regret_matrix(given.get("matrix", {}), f"{where}.matrix"),
         llm_accuracy=_fraction(given.get("llm_accuracy", default.llm_accuracy), f"{where}.llm_accuracy"),
@@ -513,7 +566,7 @@ _DEPLOYMENT_FIELDS = {
     "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
     "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
     "cache_read_cost_per_mtok", "cache_write_cost_per_mtok",
-    "group", "weight",
+    "group", "weight", "rpm", "tpm",
 }
 
 
@@ -561,6 +614,8 @@ def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
         cache_write_cost_per_mtok=_cache_price(spec, "cache_write", "cache_creation_input_token_cost", known, where),
         group=_optional_str(spec.get("group"), f"{where}.group"),
         weight=_non_negative(spec.get("weight", 1.0), f"{where}.weight"),
+        rpm=None if spec.get("rpm") is None else _count(spec["rpm"], f"{where}.rpm"),
+        tpm=None if spec.get("tpm") is None else _count(spec["tpm"], f"{where}.tpm"),
     )
 
 
@@ -631,6 +686,10 @@ def _groups(raw: Any, deployments: dict[str, Deployment]) -> dict[str, ModelGrou
             raise ConfigError(f"{where}.strategy", f"must be one of {list(GROUP_STRATEGIES)}")
         if not any(deployments[n].weight > 0 for n in names):
             raise ConfigError(where, "every member has weight 0: at least one must take requests")
+        unlimited = [n for n in names if deployments[n].rpm is None and deployments[n].tpm is None]
+        if strategy == "headroom" and unlimited:
+            raise ConfigError(f"deployments.{unlimited[0]}.rpm",
+                              f"group {name!r} orders by headroom: every member needs rpm or tpm")
         groups[name] = ModelGroup(name, tuple(names), str(strategy))
     return groups
 

@@ -11,10 +11,11 @@
     │   ├── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
     │   ├── UnknownRequestError     feedback for an unknown request id (HTTP 404)
     │   └── ForbiddenDeploymentError  an override forbids what the request needs (HTTP 403)
-    ├── ProviderError               a provider call failed (status, kind, Retry-After)
+    ├── ProviderError               a provider call failed (status, kind, Retry-After); the
+    │   │                           deployment's retry_on decides whether the chain goes on
     │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
-    │   ├── RetryableProviderError  worth trying the next deployment (429, 5xx, timeout)
-    │   └── FatalProviderError      returned to the caller as it is (400, 401, 403, 404)
+    │   └── FatalProviderError      returned to the caller as it is, ending the chain (an upstream
+    │                               400, 401, 403, 404 the deployment's retry rules do not retry)
     ├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
     │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
     ├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
@@ -23,6 +24,8 @@
 """
 
 from __future__ import annotations
+
+from intent_router.types import Attempt, ProviderErrorKind
 
 
 class RouterError(Exception):
@@ -87,17 +90,15 @@ class UnknownRequestError(InvalidRequestError):
 class ProviderError(RouterError):
     """A call to a model provider failed.
 
-    ``status`` is the HTTP status when there was one; ``kind`` one of "http", "timeout",
-    "connection" (the connection broke), "unreachable" (refused, DNS failure: nothing was
-    sent), "malformed_response" (an answer that breaks the API's contract or the router's
-    limits); ``retry_after_s`` the provider's Retry-After, if sent.
+    ``status`` is the HTTP status when there was one; ``kind`` says how it failed (see
+    ``ProviderErrorKind``); ``retry_after_s`` the provider's Retry-After, if sent.
     """
 
     def __init__(
         self,
         message: str,
         status: int | None = None,
-        kind: str = "http",
+        kind: ProviderErrorKind = "http",
         retry_after_s: float | None = None,
     ) -> None:
         super().__init__(message)
@@ -114,18 +115,17 @@ class MissingKeyError(ProviderError):
         self.variable = variable
 
 
-class RetryableProviderError(ProviderError):
-    """A provider failure after which the next deployment of the chain may be tried."""
-
-
 class FatalProviderError(ProviderError):
-    """A provider failure that is returned to the caller as it is."""
+    """A provider failure that is returned to the caller as it is, ending the chain. Provider
+    clients raise a plain ProviderError and the retry rules decide, for each deployment
+    (``retry_on``), whether the next one is tried; the fallback walk raises this when they say
+    stop (and a provider client, for a deployment it cannot call at all)."""
 
 
 class AllProvidersFailed(RouterError):
     """Every deployment of the chain failed or was unavailable; ``attempts`` tells each."""
 
-    def __init__(self, attempts: tuple[object, ...], deadline_exceeded: bool = False) -> None:
+    def __init__(self, attempts: tuple[Attempt, ...], deadline_exceeded: bool = False) -> None:
         self.attempts = attempts
         self.deadline_exceeded = deadline_exceeded
         super().__init__(f"all {len(attempts)} attempts failed")
@@ -135,7 +135,7 @@ class LocalOnlyFailed(AllProvidersFailed):
     """A sensitive request (a secret in it, or a sensitive repo or user) that only the local
     tier may answer, and the local tier failed: it fails closed, never reaching a cloud."""
 
-    def __init__(self, attempts: tuple[object, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
+    def __init__(self, attempts: tuple[Attempt, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
         super().__init__(attempts, deadline_exceeded)
         self.reasons = reasons
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from intent_router.config import Deployment
-from intent_router.text import clean_text
 from intent_router.exceptions import (
     AllProvidersFailed,
     FatalProviderError,
@@ -24,20 +23,10 @@ from intent_router.routing.retry_rules import (
     failure_from_error,
     verdict,
 )
+from intent_router.text import clean_text
+from intent_router.types import Attempt, AttemptOutcome
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class Attempt:
-    """What happened at one deployment of the chain."""
-
-    deployment: str
-    outcome: str  # "ok", "failed", "skipped_cooldown", "skipped_context", "skipped_deadline",
-    #               "skipped_no_key"
-    error: str | None = None
-    status: int | None = None
-    latency_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -80,12 +69,12 @@ async def walk_chain(
             value = await asyncio.wait_for(call(deployment, min(deployment.timeout_s, remaining)),
                                            timeout=min(deployment.timeout_s, remaining))
         except MissingKeyError as exc:  # not the provider's fault: no cooldown, next one
-            attempts.append(Attempt(name, "skipped_no_key", str(exc)))
+            attempts.append(Attempt(name, "skipped_no_key", error=str(exc)))
             continue
         except (ProviderError, asyncio.TimeoutError) as exc:
             failure = _failure(exc)
             latency = (clock() - began) * 1000
-            attempts.append(Attempt(name, "failed", _describe(exc, failure), failure.status, latency))
+            attempts.append(Attempt(name, "failed", failure.status, _describe(exc, failure), latency))
             decision = verdict(failure, deployment)
             if decision is Verdict.RETURN_TO_CALLER and failure.status is None:
                 # Not retried here (a reset or a timeout outside ``retry_on``), but there is no
@@ -106,7 +95,7 @@ async def walk_chain(
 
 def _skip_reason(
     deployment: Deployment, cooldowns: CooldownTracker, min_context: int, remaining: float
-) -> str | None:
+) -> AttemptOutcome | None:
     if remaining <= 0:
         return "skipped_deadline"
     if not cooldowns.available(deployment.name):

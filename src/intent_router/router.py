@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from intent_router.classifier import IntentClassifier
@@ -17,16 +17,27 @@ from intent_router.costs import (InputTokens, cached_cost_usd, cost_usd, estimat
                                  estimate_tokens)
 from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
-from intent_router.providers.upstream_validation import usage_input_split
+from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.routing import regret
 from intent_router.routing.conversation import TurnSelection, mix_predictions, select_turns
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.escalation import EscalationCache, build_messages, parse_label
 from intent_router.routing.groups import GroupStats, expand_chain, order_members
+from intent_router.routing.headroom import MinuteUsage, headroom
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
-from intent_router.types import Prediction
+from intent_router.routing.session_store import InProcessSessions, SessionStore
+from intent_router.routing.sessions import (
+    Proposal,
+    SessionChoice,
+    SessionId,
+    SessionReport,
+    SessionState,
+    decide,
+    settle,
+)
+from intent_router.types import Prediction, RouteSource, RoutingMode
 
 log = logging.getLogger("intent_router.router")
 T = TypeVar("T")
@@ -43,7 +54,7 @@ class RouteDecision:
     intent: str
     confidence: float
     probabilities: dict[str, float]
-    source: str  # "model", "llm", or "default" (escalation failed: local prediction kept)
+    source: RouteSource
     chain: tuple[str, ...]
     estimated_cost_usd: float
     escalation_cost_usd: float
@@ -56,7 +67,15 @@ class RouteDecision:
     escalate_ms: float = 0.0
     routed_as: str | None = None  # the intent whose chain was chosen (regret routing may differ)
     turns_used: tuple[int, ...] = ()  # positions among the user turns classified, oldest first
-    routing_mode: str = "argmax"
+    routing_mode: RoutingMode = "argmax"
+
+
+@dataclass(frozen=True)
+class SessionTurn:
+    """A turn of a sticky session: its id and the rule's choice (routing/sessions.py)."""
+
+    id: SessionId
+    choice: SessionChoice
 
 
 @dataclass(frozen=True)
@@ -65,6 +84,8 @@ class Plan:
 
     decision: RouteDecision | None  # None when the caller named a deployment
     chain: tuple[str, ...]
+    prefer: str | None = None  # tried first, even inside its model group (a session's deployment)
+    session: SessionTurn | None = None
 
 
 @dataclass(frozen=True)
@@ -75,6 +96,7 @@ class ChatOutcome:
     decision: RouteDecision | None  # None when the caller named a deployment (no classification)
     result: ChainResult[dict[str, Any]]
     cost_usd: float  # the answer's usage at the deployment's prices, plus any escalation
+    session: SessionReport | None = None
 
     @property
     def intent(self) -> str | None:
@@ -87,6 +109,7 @@ class StreamOutcome:
 
     decision: RouteDecision | None
     result: ChainResult[tuple[bytes, AsyncIterator[bytes]]]
+    session: SessionReport | None = None
 
     @property
     def intent(self) -> str | None:
@@ -110,8 +133,10 @@ class Router:
         classifier: IntentClassifier,
         complete: Complete,
         open_stream: OpenStream | None = None,
+        sessions: SessionStore | None = None,
     ) -> None:
         self.config = config
+        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions)
         self.classifier = classifier
         self._complete = complete
         self._open_stream = open_stream
@@ -122,6 +147,9 @@ class Router:
                         if config.sensitive.detect_secrets else None)
         self._regret_matrix = config.routing.regret_matrix()
         self.group_stats = GroupStats()
+        self.usage = MinuteUsage()  # requests and tokens to each rate-limited deployment this minute
+        self._limits = {n: (d.rpm, d.tpm) for n, d in config.deployments.items()
+                        if d.group is not None and (d.rpm or d.tpm)}
         self._rng = random.Random()
         self._group_of = {n: d.group for n, d in config.deployments.items() if d.group is not None}
         self._weights = {n: d.weight for n, d in config.deployments.items()}
@@ -139,17 +167,20 @@ class Router:
         return self.secrets.redact(text) if self.secrets is not None else text
 
     async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False,
-                    override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = ()) -> RouteDecision:
+                    override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = (),
+                    escalate: bool = True) -> RouteDecision:
         """Classify ``prompt`` (with the earlier user turns ``context``, oldest first, when it
-        is a short follow-up: routing/conversation.py), escalate when unsure and choose the
-        chain: the most probable intent's (``argmax``) or the least expected regret's."""
+        is a short follow-up: routing/conversation.py), escalate when unsure (unless not
+        ``escalate``) and choose the chain: the most probable intent's (``argmax``) or the
+        least expected regret's."""
         started = time.perf_counter()
         selection = select_turns([*context, prompt], self.config.conversation)
         prediction = self._classify(selection)
         classified = time.perf_counter()
-        intent, source, spent, error = prediction.intent, "model", 0.0, None
+        source: RouteSource = "model"
+        intent, spent, error = prediction.intent, 0.0, None
         sensitive = sensitive or override.sensitive
-        may_ask = requested_model in AUTO_MODELS and not sensitive
+        may_ask = escalate and requested_model in AUTO_MODELS and not sensitive
         text = _joined(selection)
         if self.config.routing.mode == "regret" and requested_model in AUTO_MODELS:
             routed_as, ask = self._regret_choice(text, prediction, sensitive, override)
@@ -223,12 +254,70 @@ class Router:
         return costs
 
     async def plan(self, prompt: str, model: str = "auto", sensitive: bool = False,
-                   override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = ()) -> Plan:
-        """Classify (for ``auto``) and choose the chain; calls no provider but the LLM classifier."""
+                   override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = (),
+                   session: SessionId | None = None) -> Plan:
+        """Classify (for ``auto``) and choose the chain, the ``session``'s when it sticks;
+        calls no provider but the LLM classifier."""
         if model in AUTO_MODELS:
+            if session is not None and self.config.sessions.enabled:
+                return await self._session_plan(prompt, model, sensitive, override, context, session)
             decision = await self.route(prompt, model, sensitive, override, context)
             return Plan(decision, decision.chain)
         return Plan(None, choose_chain(self.config, "general", model, sensitive, override).chain)
+
+    async def _session_plan(self, prompt: str, model: str, sensitive: bool, override: EffectiveOverride,
+                            context: Sequence[str], session: SessionId) -> Plan:
+        """The plan of a session's turn. A live session's turn does not ask the LLM classifier:
+        only an upgrade could follow its answer, and an upgrade needs the local model sure."""
+        state = None if session.opening else self._usable(await self.sessions.get(session.key))
+        now = time.time()
+        live = state is not None and now < state.expires_at
+        decision = await self.route(prompt, model, sensitive, override, context, escalate=not live)
+        choice = decide(state, Proposal(decision.intent, decision.confidence, decision.chain,
+                                        _binding(state, sensitive, override, self.config)),
+                        now, self.config.sessions, self._blocked)
+        chain = _prefer_first(choice.chain, choice.prefer)
+        if chain != decision.chain:
+            first = self.config.deployments[chain[0]]
+            estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[decision.intent])
+            decision = replace(decision, chain=chain, estimated_cost_usd=estimate + decision.escalation_cost_usd)
+        return Plan(decision, choice.chain, choice.prefer, SessionTurn(session, choice))
+
+    async def route_turn(self, prompt: str, model: str = "auto", sensitive: bool = False,
+                         override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = (),
+                         session: SessionId | None = None) -> tuple[RouteDecision, SessionReport | None]:
+        """``route``, within ``session`` when there is one (for ``auto``, sessions on): the
+        session is stored at once, since no answer will tell which deployment answered."""
+        if model not in AUTO_MODELS or session is None or not self.config.sessions.enabled:
+            return await self.route(prompt, model, sensitive, override, context), None
+        plan = await self._session_plan(prompt, model, sensitive, override, context, session)
+        assert plan.decision is not None  # a session's plan always classifies
+        return plan.decision, await self.remember(plan)
+
+    def _usable(self, state: SessionState | None) -> SessionState | None:
+        """``state`` unless it names a deployment this config does not have (a new config)."""
+        if state is None or state.deployment not in self.config.deployments:
+            return None
+        return state if all(n in self.config.deployments for n in state.chain) else None
+
+    def _blocked(self, deployment: str) -> str | None:
+        return None if self.cooldowns.available(deployment) else "is cooling down"
+
+    async def remember(self, plan: Plan, answered: str | None = None) -> SessionReport | None:
+        """Store the plan's session as it stands once ``answered`` (a deployment; None: nothing
+        was called, as for /v1/route) answered the turn, and say what the turn did."""
+        if plan.session is None:
+            return None
+        choice = plan.session.choice
+        state, outcome, reason = settle(choice, answered or choice.state.deployment)
+        await self.sessions.put(plan.session.id.key, state)
+        return SessionReport(plan.session.id.key, outcome, reason)
+
+    def walk_order(self, plan: Plan) -> tuple[str, ...]:
+        """The deployments a plan tries, in order: its chain with model groups expanded, and
+        the deployment its session prefers first."""
+        chain = self.expand_groups(plan.chain)
+        return _prefer_first(chain, plan.prefer) if plan.prefer in chain else chain
 
     async def chat(
         self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,
@@ -236,17 +325,18 @@ class Router:
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
         plan = plan or await self.plan(prompt, model, sensitive)
-        decision, chain = plan.decision, self.expand_groups(plan.chain)
+        decision, chain = plan.decision, self.walk_order(plan)
         result = await walk_chain(
             chain, self.config.deployments,
-            self._counted(lambda deployment, timeout: self._complete(deployment, request, timeout)),
+            self._counted(lambda deployment, timeout: self._complete(deployment, request, timeout),
+                          _request_tokens(request, prompt)),
             self.cooldowns, self.config.request_deadline_s,
             prompt_tokens=_request_tokens(request, prompt),
         )
         cost = _usage_cost(self.config.deployments[result.deployment], result.value)
         if decision is not None:
             cost += decision.escalation_cost_usd
-        return ChatOutcome(result.value, decision, result, cost)
+        return ChatOutcome(result.value, decision, result, cost, await self.remember(plan, result.deployment))
 
     async def chat_stream(
         self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,
@@ -255,10 +345,9 @@ class Router:
         """Open a stream along the chain. Falling back is allowed until the first line arrives:
         the result holds that line and the rest of the stream of the deployment that sent it."""
         plan = plan or await self.plan(prompt, model, sensitive)
-        decision, chain = plan.decision, self.expand_groups(plan.chain)
-
+        decision, chain = plan.decision, self.walk_order(plan)
         result = await self._walk_stream(chain, request, prompt)
-        return StreamOutcome(decision, result)
+        return StreamOutcome(decision, result, await self.remember(plan, result.deployment))
 
     async def resume_stream(
         self, request: dict[str, Any], prompt: str, plan: Plan, partial: str, tried: Collection[str],
@@ -285,8 +374,9 @@ class Router:
             except StopAsyncIteration as exc:
                 raise ProviderError("upstream sent an empty stream", kind="malformed_response") from exc
 
-        return await walk_chain(chain, self.config.deployments, self._counted(first_line), self.cooldowns,
-                                self.config.request_deadline_s, _request_tokens(request, prompt))
+        tokens = _request_tokens(request, prompt)
+        return await walk_chain(chain, self.config.deployments, self._counted(first_line, tokens), self.cooldowns,
+                                self.config.request_deadline_s, tokens)
 
     def expand_groups(self, chain: Sequence[str]) -> tuple[str, ...]:
         """``chain`` with each model group's members in this request's order (its strategy's;
@@ -296,28 +386,44 @@ class Router:
 
         def order(group: str) -> tuple[str, ...]:
             spec = self.config.groups[group]
-            members = self.group_stats.members(spec.members, self._weights, self.cooldowns.available)
+            members = self.group_stats.members(spec.members, self._weights, self.cooldowns.available,
+                                               self.headroom)
             return order_members(members, spec.strategy, self._rng)
 
         return expand_chain(chain, self._group_of, order)
 
-    def _counted(self, call: Callable[[Deployment, float], Awaitable[T]]) -> Callable[[Deployment, float], Awaitable[T]]:
+    def headroom(self, name: str) -> float | None:
+        """The share of ``name``'s rpm/tpm left this minute (every worker's, with Redis); None
+        when it has no limit."""
+        limits = self._limits.get(name)
+        return None if limits is None else headroom(*self.usage.used(name), *limits)
+
+    def _counted(self, call: Callable[[Deployment, float], Awaitable[T]],
+                 tokens: int) -> Callable[[Deployment, float], Awaitable[T]]:
         """``call`` counted in the group statistics: in flight while it runs (for a stream,
-        until its first line), and its latency when it answers."""
+        until its first line), and its latency when it answers; for a rate-limited deployment,
+        a request and ``tokens`` (estimated input) in this minute's usage, plus the answer's
+        tokens beyond the estimate when it reports usage."""
         if not self._group_of:
             return call
-        stats = self.group_stats
+        stats, usage, limited = self.group_stats, self.usage, self._limits
 
         async def counted(deployment: Deployment, timeout: float) -> T:
-            stats.started(deployment.name)
+            name = deployment.name
+            stats.started(name)
+            if name in limited:
+                usage.add(name, requests=1, tokens=tokens)
             began = time.monotonic()
             latency: float | None = None
             try:
                 value = await call(deployment, timeout)
                 latency = (time.monotonic() - began) * 1000
+                if name in limited and isinstance(value, dict):
+                    prompt, completion = usage_tokens(value.get("usage"))
+                    usage.add(name, tokens=prompt + completion - tokens)
                 return value
             finally:
-                stats.finished(deployment.name, latency)
+                stats.finished(name, latency)
 
         return counted
 
@@ -340,9 +446,16 @@ class Router:
         """The plan on the config's downgrade tier (``governance.downgrade_tier``); None when
         that tier has no allowed deployment."""
         chain = downgrade_chain(self.config, self.config.governance.downgrade_tier, sensitive, override)
-        return Plan(plan.decision, chain) if chain else None
+        if not chain:
+            return None
+        session = plan.session
+        if session is not None:  # a turn of its own: the session keeps its chain
+            session = replace(session, choice=replace(session.choice, chain=chain, prefer=None, outcome="switched",
+                                                      reason="over budget: downgraded, this turn only",
+                                                      sticks=False))
+        return Plan(plan.decision, chain, None, session)
 
-    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, str, float, str | None]:
+    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, RouteSource, float, str | None]:
         cached = self._cache.get(prompt)
         if cached is not None:
             return cached, "llm", 0.0, None
@@ -362,6 +475,24 @@ class Router:
             return local_intent, "default", spent, "llm classifier answer was not one label"
         self._cache.put(prompt, label)
         return label, "llm", spent, None
+
+
+def _prefer_first(chain: tuple[str, ...], prefer: str | None) -> tuple[str, ...]:
+    return chain if prefer is None else (prefer, *(n for n in chain if n != prefer))
+
+
+def _binding(state: SessionState | None, sensitive: bool, override: EffectiveOverride,
+             config: RouterConfig) -> str | None:
+    """Why a turn must take its own chain whatever its session's: local tier only, a pin, or
+    an override forbidding part of the session's chain."""
+    if sensitive or override.sensitive:
+        return "sensitive: local tier only"
+    if override.pin is not None:
+        return f"pinned to {override.pin}"
+    if state is not None and override.applied and any(
+            override.forbids(n, config.deployments[n].provider) for n in (*state.chain, state.deployment)):
+        return f"the session's chain is forbidden by {', '.join(override.applied)}"
+    return None
 
 
 def _joined(selection: TurnSelection) -> str:

@@ -17,6 +17,7 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import fresh_postgres_schema
+from tests.fakes.provider_fleet import FakeProvider, Reply
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_service, running_services, wait_for
 
@@ -36,9 +37,10 @@ ESTIMATE_USD, ACTUAL_USD = 0.015, 0.013
 
 
 class Services:
-    def __init__(self, urls: list[str], database_url: str) -> None:
+    def __init__(self, urls: list[str], database_url: str, fakes: dict[str, FakeProvider]) -> None:
         self.urls = urls
         self.database_url = database_url
+        self.fakes = fakes
 
     def new_key(self, team: str = "acme", **limits: Any) -> tuple[str, dict]:
         answer = httpx.post(f"{self.urls[0]}/admin/keys", json={"team": team, "name": "ci", **limits},
@@ -106,7 +108,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
         env = {**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_REDIS_URL": REDIS_URL,
                "INTENT_ROUTER_ADMIN_KEY": "admin-keys-test"}
         urls = stack.enter_context(running_services(2, config, env=env))
-        yield Services(urls, database_url)
+        yield Services(urls, database_url, fakes)
 
 
 def test_requests_without_a_valid_key_get_401_in_openai_format(services: Services) -> None:
@@ -252,6 +254,27 @@ def test_the_keys_team_is_its_organisation_whatever_the_headers_claim(services: 
     key, _ = services.new_key(team="pinned-team")
     routed = _route(b, key, **{"X-Org": "someone-else"}).json()
     assert routed["override"] == ["org:pinned-team"] and routed["chain"][0] == "kimi-k2.6-together"
+
+
+def test_cached_input_is_charged_and_logged_at_the_cache_price(services: Services) -> None:
+    a, b = services.urls
+    key, created = services.new_key(team="cached")
+    services.fakes["gpt"].script(Reply(cached_tokens=4000))
+    answer = _chat(a, key, max_tokens=3)
+    assert answer.status_code == 200, answer.text
+    usage = answer.json()["usage"]
+    uncached = usage["prompt_tokens"] - 4000
+    # gpt-4o: input at the configured $1000, cached input at litellm's map price ($1.25)
+    expected = (uncached * 1000 + 4000 * 1.25 + usage["completion_tokens"] * 3000) / 1e6
+    assert float(answer.headers["x-intent-router-cost-usd"]) == pytest.approx(expected, abs=1e-9)
+    # settled as the answer ends, which the client may see first (micro-dollars: abs 1e-6)
+    wait_for(lambda: httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]["day_usd"]
+             == pytest.approx(expected, abs=1e-6), timeout_s=10)
+    row = _decision(services, answer.headers["x-request-id"])
+    assert (row["cached_tokens"], row["cache_write_tokens"], row["prompt_tokens"]) == (4000, 0, usage["prompt_tokens"])
+    assert row["cached_input_cost_usd"] == pytest.approx(4000 * 1.25 / 1e6)
+    assert row["input_cost_usd"] == pytest.approx((uncached * 1000 + 4000 * 1.25) / 1e6)
+    assert row["cost_usd"] == pytest.approx(expected)
 
 
 def test_streams_are_charged_when_they_end(services: Services) -> None:

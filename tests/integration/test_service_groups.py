@@ -90,3 +90,15 @@ def test_a_member_in_cooldown_gets_no_traffic(fleets: SharedFleets) -> None:
     answered = _answered(setup, 400)
     assert answered == {"kimi-k2.6": 400}
     assert setup.calls("together") == 1  # none of the 400 reached the member cooling down
+
+
+def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(fleets: SharedFleets) -> None:
+    limits = {"kimi-k2.6": {"group": "kimi", "rpm": 300}, "kimi-k2.6-together": {"group": "kimi", "rpm": 100}}
+    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60},
+                               "groups": {"kimi": {"strategy": "headroom"}}}, deployments=limits, litellm=False)
+    answered = _answered(setup, 400, clients=4)
+    # Within a minute the two members' used shares stay within a request of each other (3:1),
+    # give or take the 3 other clients' requests ordered on usage one request old; the run may
+    # straddle two UTC minutes: at most 2 x (1 + 3) off, and 2 more for rounding.
+    assert abs(answered["kimi-k2.6"] - 300) <= 10, answered
+    assert setup.calls("kimi") == answered["kimi-k2.6"] and setup.calls("claude") == 0

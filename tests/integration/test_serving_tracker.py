@@ -101,3 +101,24 @@ def test_trace_writing_is_capped_per_minute(store: DecisionStore, mlflow_uri: st
     store.add_feedback(Feedback("r4", rating=1))  # untraced after all: stored, not attached
     assert tracker.flush_once()
     assert _run_metrics(MlflowClient(mlflow_uri))["requests"] == 5
+
+
+def test_the_serving_run_counts_cached_and_uncached_input_apart(store: DecisionStore, mlflow_uri: str) -> None:
+    store.insert_many([
+        _decision(0, deployment="claude-sonnet-4", prompt_tokens=1000, cached_tokens=800,
+                  cache_write_tokens=100, input_cost_usd=0.000915, cached_input_cost_usd=0.00024),
+        _decision(1, deployment="claude-sonnet-4", prompt_tokens=1000, input_cost_usd=0.003),
+        _decision(2, deployment="kimi-k2.6", prompt_tokens=400, cached_tokens=100, input_cost_usd=0.0002,
+                  cached_input_cost_usd=0.00001),
+        _decision(3, status="failed", deployment=None, prompt_tokens=0)])  # no answer: no input
+    assert ServingTracker(store, mlflow_uri, interval_s=3600, owner="test").flush_once()
+    metrics = _run_metrics(MlflowClient(mlflow_uri))
+    assert metrics["input_tokens_cached"] == 900 and metrics["input_tokens_uncached"] == 1500
+    assert metrics["input_cost_cached_usd"] == pytest.approx(0.00025)
+    assert metrics["input_cost_uncached_usd"] == pytest.approx(0.000915 + 0.003 + 0.0002 - 0.00025)
+    assert metrics["cache_hit_rate"] == pytest.approx(900 / 2400)
+    assert metrics["cache_hit_rate_claude-sonnet-4"] == pytest.approx(0.4)
+    assert metrics["cache_hit_rate_kimi-k2.6"] == pytest.approx(0.25)
+    assert metrics["input_tokens_cached_kimi-k2.6"] == 100
+    stored = store.get("r0")
+    assert (stored["cached_tokens"], stored["cache_write_tokens"]) == (800, 100)

@@ -12,9 +12,12 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
+from intent_router.governance.counters import RedisCounters
 from intent_router.routing.cooldown import CooldownTracker
+from intent_router.routing.headroom import MinuteUsage
 from intent_router.routing.shared_cooldowns import SharedCooldowns
-from tests.fakes.provider_fleet import Status
+from intent_router.routing.shared_usage import SharedUsage
+from tests.fakes.provider_fleet import Reply, Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_services
 
@@ -96,3 +99,100 @@ def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Pat
         assert second.status_code == 200
         assert second.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
         assert len(fakes["kimi"].requests) == 1  # b never called the rate-limited deployment
+
+
+def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
+    group = {"kimi-k2.6": {"group": "kimi"}, "kimi-k2.6-together": {"group": "kimi"}}  # weighted 1:1
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        config = fleet_config(tmp_path, fakes, deployments=group, litellm=False,
+                              router={"cooldown": {"failures": 1000, "seconds": 60}},
+                              extra={"governance": {"redis_prefix": prefix}})
+        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        fakes["together"].script(Status(429, "slow down on this key", retry_after=60))
+        body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
+        for _ in range(100):  # until a's random order tries Together first (p = 0.5)
+            answer = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)
+            assert answer.status_code == 200 and answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+            if fakes["together"].requests:
+                break
+        assert len(fakes["together"].requests) == 1
+        _wait_until_every_service_read_it(f"{prefix}cooldown:kimi-k2.6-together", services=2)
+        for _ in range(60):  # b never saw the 429: without the shared cooldown half would go there
+            answer = httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30)
+            assert answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+            assert answer.headers["x-intent-router-attempts"] == "1"
+        assert len(fakes["together"].requests) == 1
+
+
+async def test_two_workers_read_each_others_deployment_usage_through_redis() -> None:
+    prefix = f"test-{uuid.uuid4().hex[:8]}:"
+    here_counters, there_counters = RedisCounters(REDIS_URL, prefix), RedisCounters(REDIS_URL, prefix)
+
+    def clock() -> float:  # one minute throughout (Redis expires the keys relative to now)
+        return 1_800_000_010.0
+
+    here, there = MinuteUsage(clock), MinuteUsage(clock)
+    try:
+        here.add("kimi", requests=2, tokens=300)
+        there.add("kimi", requests=1, tokens=50)
+        there.add("gpt", requests=4)
+        for usage, counters in ((here, here_counters), (there, there_counters), (here, here_counters)):
+            assert await SharedUsage(usage, counters, ["kimi", "gpt"], clock=clock).sync_once()
+        assert here.used("kimi") == there.used("kimi") == (3, 350)
+        assert here.used("gpt") == there.used("gpt") == (4, 0)
+    finally:
+        await here_counters.aclose()
+        await there_counters.aclose()
+
+
+def _wait_until_every_service_read_usage(prefix: str, member: str, at_least: int, services: int,
+                                         timeout_s: float = 30) -> None:
+    """Until ``member``'s tokens this minute reach ``at_least`` in Redis and then ``services``
+    distinct connections have read them (each service's usage task reads every 0.5 s, on one
+    connection: no client keys here): a condition, not a sleep."""
+    redis = Redis.from_url(REDIS_URL, decode_responses=True)
+    deadline = time.monotonic() + timeout_s
+    key = f"{prefix}rate:{int(time.time() // 60)}:deployment-tokens:{member}"
+    try:
+        while int(redis.get(key) or 0) < at_least:
+            assert time.monotonic() < deadline, f"{key} never reached {at_least}"
+            time.sleep(0.02)
+        readers: set[tuple[str, str]] = set()
+        with redis.monitor() as monitor:  # every command from now on: all read after the publish
+            while len(readers) < services:
+                assert time.monotonic() < deadline, f"only {len(readers)} services read {key}"
+                seen = monitor.next_command()
+                words = seen["command"].split()
+                if words[0].upper() == "EVALSHA" and key in words and words[-2] == "0":  # a read
+                    readers.add((seen["client_address"], seen["client_port"]))
+    finally:
+        redis.close()
+
+
+def test_two_services_order_a_headroom_group_by_their_shared_usage(tmp_path: Path) -> None:
+    members = ("kimi-k2.6", "kimi-k2.6-together")
+    group = {name: {"group": "kimi", "tpm": 1000} for name in members}
+    with ExitStack() as stack:
+        fakes = stack.enter_context(fake_fleet())
+        prefix = f"test-{uuid.uuid4().hex[:8]}:"
+        config = fleet_config(tmp_path, fakes, deployments=group, litellm=False,
+                              router={"groups": {"kimi": {"strategy": "headroom"}}},
+                              extra={"governance": {"redis_prefix": prefix}})
+        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        left = 60 - time.time() % 60
+        if left < 30:  # usage is counted per UTC minute: keep the test inside one
+            time.sleep(left + 0.05)
+        for fake in ("kimi", "together"):  # whichever a picks reports 900 cached tokens: 90% of its tpm
+            fakes[fake].script(Reply(cached_tokens=900))
+        body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
+        heavy = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30).headers["x-intent-router-deployment"]
+        light = ({*members} - {heavy}).pop()
+        for fake in fakes.values():
+            fake.reset()
+        _wait_until_every_service_read_usage(prefix, heavy, 900, services=2)
+        # b never served the heavy request; alone it would alternate (both members at 100%).
+        answered = [httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30).headers["x-intent-router-deployment"]
+                    for _ in range(8)]
+        assert answered == [light] * 8

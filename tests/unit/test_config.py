@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from intent_router.config import DEFAULT_CONFIG, load_config, parse_config
 from intent_router.exceptions import ConfigError
 from intent_router.labels import INTENTS
+from intent_router.settings import ServiceSettings
 
 RAW: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
 
@@ -157,9 +158,9 @@ def test_downgrading_needs_a_deployment_on_the_downgrade_tier() -> None:
 
 def test_the_redis_url_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config(_with("governance", {"redis_url": "redis://127.0.0.1:6379/0"}))
-    assert config.governance.resolved_redis_url() == "redis://127.0.0.1:6379/0"
+    assert config.governance.resolved_redis_url(ServiceSettings.from_env().redis_url) == "redis://127.0.0.1:6379/0"
     monkeypatch.setenv("INTENT_ROUTER_REDIS_URL", "redis://:secret@cache:6379/1")
-    assert config.governance.resolved_redis_url() == "redis://:secret@cache:6379/1"
+    assert config.governance.resolved_redis_url(ServiceSettings.from_env().redis_url) == "redis://:secret@cache:6379/1"
     assert not load_config().governance.client_keys  # the embedded default: no keys
 
 

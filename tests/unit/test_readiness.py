@@ -88,5 +88,7 @@ def test_model_cards_say_who_owns_each_model() -> None:
     assert [(c.id, c.owned_by, c.created) for c in cards] == [
         ("auto", "intent-router", 1700000000), ("cloud", "anthropic", 1700000000), ("local", "ollama", 1700000000)]
     assert model_card(CONFIG, 1, "intent-router").owned_by == "intent-router"
-    with pytest.raises(UnknownModelError):
-        model_card(CONFIG, 1, "anthropic/claude-x")  # a litellm id is accepted by chat, not listed
+    by_upstream_id = model_card(CONFIG, 1, "anthropic/claude-x")  # chat accepts it: so does this
+    assert (by_upstream_id.id, by_upstream_id.owned_by) == ("anthropic/claude-x", "anthropic")
+    with pytest.raises(UnknownModelError, match="lists 'auto' and every deployment"):
+        model_card(CONFIG, 1, "anthropic/claude-y")

@@ -226,7 +226,7 @@ def test_load_labeled_skips_blank_lines_and_names_the_bad_line(tmp_path: Path) -
         '{"text": "a", "intent": "general"}\n\n{"intent": "general"}\n': r":3: missing or empty 'text'",
         '{"text": "a"}\n': r":1: missing 'intent'",
         '{"text": "a", "intent": "general"}\nnot json\n': r":2: not valid JSON",
-        '["a", "general"]\n': r":1: expected a JSON object",
+        '["a", "general"]\n': r":1: not a JSON object",
         "\n\n": "no labeled rows",
     }
     bad = tmp_path / "bad.jsonl"

@@ -1,4 +1,4 @@
-"""What a stream has sent (service/app.py ``_Sent``): the text a continuation starts from, whether
+"""What a stream has sent (service/streaming.py ``StreamTranscript``): the text a continuation starts from, whether
 it may be resumed, and the continuation's chunks re-written to carry the first id and model."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import json
 from hypothesis import given
 from hypothesis import strategies as st
 
-from intent_router.service.app import _Sent
+from intent_router.service.streaming import StreamTranscript as _Sent
 
 
 def _chunk(id_: str, model: str, delta: dict) -> bytes:

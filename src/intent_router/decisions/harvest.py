@@ -15,15 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from intent_router.config import DEFAULT_CONFIG, load_config
+from intent_router.config import load_config
 from intent_router.decisions.store import DecisionStore
 from intent_router.exceptions import ConfigError
 from intent_router.labels import INTENTS
+from intent_router.settings import ServiceSettings
 
 
 @dataclass(frozen=True)
@@ -65,19 +65,20 @@ def harvest(store: DecisionStore, out: Path, base: Path | None = None) -> Harves
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = ServiceSettings.from_env()
     parser = argparse.ArgumentParser(prog="python -m intent_router.decisions.harvest", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("data/harvested.jsonl"))
     parser.add_argument("--base", type=Path, default=None, help="a labeled JSONL to merge into")
     parser.add_argument("--config", type=Path,
-                        default=Path(os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG))
+                        default=settings.config_path)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"harvest: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
-    store = DecisionStore(config.storage.resolved_url())
+    store = DecisionStore(config.storage.resolved_url(settings.database_url))
     try:
         report = harvest(store, args.out, args.base)
     except (OSError, ValueError) as exc:

@@ -25,8 +25,9 @@ from sqlalchemy import (
 )
 
 from intent_router.db import MigratedStore, metadata
-from intent_router.decisions.records import AttemptRecord, Decision, Feedback
+from intent_router.decisions.records import Decision, Feedback
 from intent_router.decisions.storable import clean_float, clean_int, clean_json, clean_text
+from intent_router.types import Attempt
 
 decisions = Table(
     "decisions", metadata,
@@ -46,6 +47,10 @@ decisions = Table(
     Column("escalation_error", Text),
     Column("prompt_tokens", Integer, nullable=False),
     Column("completion_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False),
+    Column("cache_write_tokens", Integer, nullable=False),
+    Column("input_cost_usd", Float, nullable=False),
+    Column("cached_input_cost_usd", Float, nullable=False),
     Column("cost_usd", Float, nullable=False),
     Column("premium_cost_usd", Float, nullable=False),
     Column("latency_ms", Float, nullable=False),
@@ -57,6 +62,8 @@ decisions = Table(
     Column("org", String(256)),
     Column("client_key_id", String(32)),
     Column("budget", String(16)),
+    Column("session_id", String(64)),
+    Column("session", String(16)),
     Column("prompt_sha256", String(64), nullable=False),
     Column("prompt_text", Text),
     Column("probabilities", JSON, nullable=False),
@@ -215,7 +222,7 @@ class DecisionStore(MigratedStore):
         return True
 
 
-_ATTEMPT_FIELDS = tuple(f.name for f in fields(AttemptRecord))
+_ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 
 
 def _cleaner(column: Column) -> Callable[[Any], Any]:
@@ -268,9 +275,9 @@ def degraded_row(decision: Decision, reason: str) -> dict[str, Any]:
     return _to_row(bare)
 
 
-def attempts_of(row: dict[str, Any]) -> list[AttemptRecord]:
+def attempts_of(row: dict[str, Any]) -> list[Attempt]:
     """The attempts of a stored decision row."""
     raw = row.get("attempts") or []
     if isinstance(raw, str):
         raw = json.loads(raw)
-    return [AttemptRecord(**a) for a in raw]
+    return [Attempt(**a) for a in raw]

@@ -7,7 +7,9 @@ import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from intent_router.jsonl import json_objects
 from intent_router.labels import is_intent
 
 #: The second labeler's file beside the corpus parts: labels, not prompts.
@@ -34,12 +36,12 @@ def load_labeled(path: Path) -> list[LabeledPrompt]:
     if Path(path).suffix == ".json":
         return load_real_test(Path(path))
     try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
+        objects = json_objects(Path(path), DataFileError)
     except FileNotFoundError as exc:
         raise DataFileError(f"{path}: no such file") from exc
     except (OSError, UnicodeDecodeError) as exc:
         raise DataFileError(f"{path}: cannot read: {exc}") from exc
-    rows = [_row(line, f"{path}:{number}") for number, line in enumerate(lines, 1) if line.strip()]
+    rows = [_labeled(raw, f"{path}:{where.rpartition(':')[2]}") for where, raw in objects]
     if not rows:
         raise DataFileError(f"{path}: no labeled rows")
     return rows
@@ -58,15 +60,9 @@ def load_real_test(split_file: Path, corpus_dir: Path | None = None) -> list[Lab
     corpus = corpus_dir or Path(split_file).parent / "real"
     rows = []
     for part in sorted(p for p in corpus.glob("*.jsonl") if p.name != DOUBLE_LABELS):
-        for number, line in enumerate(part.read_text(encoding="utf-8").splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                raw = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFileError(f"{part}:{number}: not valid JSON ({exc.msg})") from exc
-            if isinstance(raw, dict) and raw.get("id") in test_ids:
-                example = _row(line, f"{part}:{number}")
+        for where, raw in json_objects(part, DataFileError):
+            if raw.get("id") in test_ids:
+                example = _labeled(raw, where)
                 source, ambiguous = str(raw.get("source_type", "")), bool(raw.get("ambiguous"))
                 rows.append(LabeledPrompt(example.text, example.intent, source, ambiguous))
     if len(rows) != len(test_ids):
@@ -88,13 +84,7 @@ def file_sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def _row(line: str, where: str) -> LabeledPrompt:
-    try:
-        raw = json.loads(line)
-    except json.JSONDecodeError as exc:
-        raise DataFileError(f"{where}: not valid JSON ({exc.msg})") from exc
-    if not isinstance(raw, dict):
-        raise DataFileError(f"{where}: expected a JSON object with 'text' and 'intent'")
+def _labeled(raw: dict[str, Any], where: str) -> LabeledPrompt:
     text, intent = raw.get("text"), raw.get("intent")
     if not isinstance(text, str) or not text:
         raise DataFileError(f"{where}: missing or empty 'text'")

@@ -68,6 +68,22 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
         return str(run.info.run_id)
 
 
+def log_session_replay(metrics: dict[str, float], params: dict[str, Any],
+                       per_session: dict[str, list[Any]]) -> str:
+    """Log the session replay (per-turn against sticky routing) as run ``session-replay``."""
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never phone home
+    import mlflow
+
+    mlflow.set_tracking_uri(default_tracking_uri())
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run(run_name="session-replay") as run:
+        mlflow.set_tag("intent_router.kind", "session-replay")
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        mlflow.log_table(per_session, "per_session.json")
+        return str(run.info.run_id)
+
+
 def data_name(path: Path) -> str:
     """How a run names its data: ``real-test`` for the real split file, else the file name."""
     return "real-test" if path.suffix == ".json" else path.name

@@ -13,17 +13,17 @@ import hashlib
 import secrets
 import time
 from dataclasses import asdict, dataclass
-from typing import Any, Literal
+from typing import Any, get_args
 
 from sqlalchemy import Column, Float, Integer, String, Table, insert, select, update
 
 from intent_router.db import MigratedStore, metadata
 from intent_router.exceptions import InvalidRequestError
 from intent_router.governance.snapshot import PolledSnapshot, bump_version, read_version
+from intent_router.types import OverBudget
 
 KEY_PREFIX = "ir-"
-OverBudget = Literal["downgrade", "refuse"]
-OVER_BUDGET_CHOICES: tuple[str, ...] = ("downgrade", "refuse")
+OVER_BUDGET_CHOICES: tuple[OverBudget, ...] = get_args(OverBudget)
 
 client_keys = Table(
     "client_keys", metadata,

@@ -55,9 +55,10 @@ def needs_litellm(deployments: Iterable[Deployment]) -> bool:
     return any(d.api_style == "litellm" and _has_key(d) for d in deployments)
 
 
-def _load_litellm_client() -> Any:
-    from intent_router.providers.litellm_client import LitellmClient
+def _load_litellm_client(models: tuple[str, ...] = ()) -> Any:
+    from intent_router.providers.litellm_client import LitellmClient, warm
 
+    warm(models)
     return LitellmClient()
 
 
@@ -82,16 +83,20 @@ class ProviderClients:
         """litellm is loaded (or failed to load: the first call that needs it says why)."""
         return self._litellm is not None and self._litellm.done()
 
-    def warm_up(self) -> None:
-        """Start loading litellm in the background (idempotent)."""
+    def warm_up(self, deployments: Iterable[Deployment] = ()) -> None:
+        """Start loading litellm in the background (idempotent), with its first-call costs
+        paid for the litellm models of ``deployments``."""
         if self._litellm is None:
-            self._litellm = self._loader.submit(_load_litellm_client)
+            models = tuple(d.model for d in deployments if d.api_style == "litellm")
+            self._litellm = self._loader.submit(_load_litellm_client, models)
 
     async def load_for(self, chain: Iterable[Deployment]) -> None:
         """Load litellm now if it is not loaded yet and some deployment of ``chain`` that may be
         called (one with its key: the others are skipped) goes through it: the import then
         counts against no deployment's timeout, and a fallback never fails for it."""
+        chain = tuple(chain)
         if not self.warm and needs_litellm(chain):
+            self.warm_up(chain)
             await self._litellm_client()
 
     async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:

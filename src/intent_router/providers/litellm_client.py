@@ -9,10 +9,12 @@ litellm gets only the request fields it translates (``litellm_arguments``).
 from __future__ import annotations
 
 import functools
+import importlib
 import json
+import logging
 import math
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 from intent_router.config import Deployment
@@ -27,6 +29,45 @@ import litellm  # noqa: E402
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
+_log = logging.getLogger(__name__)
+
+#: What litellm 1.106 imports on its first call rather than at import (found by diffing
+#: ``sys.modules`` around a first call): about 2 s of a loaded 2-core machine, charged to the
+#: first request's deployment timeout unless ``warm`` imports them first.
+_FIRST_CALL_MODULES = (
+    "litellm._service_logger",
+    "litellm.litellm_core_utils.default_encoding",
+    "litellm.proxy._types",
+    "litellm.proxy.types_utils.utils",
+    "litellm.proxy.openai_files_endpoints.common_utils",
+    "litellm.llms.anthropic.completion",
+    "litellm.llms.litellm_proxy.chat",
+    "litellm.llms.openai_like.dynamic_config",
+)
+_WARM_MESSAGES = [{"role": "user", "content": "warm-up"}]
+
+
+def warm(models: Iterable[str]) -> None:
+    """Pay litellm's first-call costs before any request does: its lazily imported modules,
+    and for each model one offline call (``mock_response``: nothing leaves the process) in
+    each mode, which builds the provider's config and litellm's response models. Never
+    raises: a model litellm cannot place is reported by its first real call instead."""
+    for name in _FIRST_CALL_MODULES:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # another litellm version: its first call pays instead
+            _log.debug("litellm warm-up: no module %s", name)
+    for model in dict.fromkeys(models):
+        supported_params(model)
+        for stream in (False, True):
+            try:
+                response = litellm.completion(model=model, messages=_WARM_MESSAGES, stream=stream,
+                                              mock_response="ok", api_key="warm-up")
+                if stream:
+                    for _ in response:
+                        pass
+            except Exception as exc:  # noqa: BLE001 - warm-up is best effort
+                _log.debug("litellm warm-up of %s failed: %s", model, type(exc).__name__)
 
 
 def map_litellm_error(exc: Exception, deployment: Deployment | None = None) -> ProviderError:

@@ -2,8 +2,10 @@
 
 A chain entry that belongs to a group stands, per request, for every member of its group,
 in the order a strategy picks: ``weighted`` (random, each member first with probability
-weight / total), ``least_in_flight`` (fewest requests under way first) or ``lowest_latency``
-(lowest moving average of its recent latencies first; members never measured first of all).
+weight / total), ``least_in_flight`` (fewest requests under way first), ``lowest_latency``
+(lowest moving average of its recent latencies first; members never measured first of all)
+or ``headroom`` (the largest share of its rpm/tpm limits left this minute first:
+routing/headroom.py; over a minute each member fills in proportion to its limits).
 Members cooling down come last, so the chain walk skips them and tells why; they get no
 traffic. ``order_members`` is pure (the randomness is passed in); ``GroupStats`` holds the
 per-process counters the strategies read.
@@ -30,6 +32,7 @@ class Member:
     available: bool = True  # False: cooling down
     in_flight: int = 0
     latency_ms: float | None = None  # moving average; None: never measured
+    headroom: float | None = None  # share of its rpm/tpm left this minute; None: no limit
 
 
 def order_members(members: Sequence[Member], strategy: str, rng: random.Random) -> tuple[str, ...]:
@@ -44,6 +47,8 @@ def order_members(members: Sequence[Member], strategy: str, rng: random.Random) 
         # each member first with probability w / sum(w); weight 0 members go last.
         keyed = [((-(rng.random() ** (1.0 / m.weight)) if m.weight > 0 else 1.0, rng.random()), m.name)
                  for m in ready]
+    elif strategy == "headroom":
+        keyed = [((-(1.0 if m.headroom is None else m.headroom), rng.random()), m.name) for m in ready]
     elif strategy == "least_in_flight":
         keyed = [((float(m.in_flight), rng.random()), m.name) for m in ready]
     else:
@@ -97,8 +102,8 @@ class GroupStats:
         with self._lock:
             return self._latency_ms.get(name)
 
-    def members(self, names: Iterable[str], weights: Mapping[str, float],
-                available: Callable[[str], bool]) -> list[Member]:
+    def members(self, names: Iterable[str], weights: Mapping[str, float], available: Callable[[str], bool],
+                headroom: Callable[[str], float | None] = lambda _: None) -> list[Member]:
         with self._lock:
             return [Member(n, weights.get(n, 1.0), available(n), self._in_flight.get(n, 0),
-                           self._latency_ms.get(n)) for n in names]
+                           self._latency_ms.get(n), headroom(n)) for n in names]

@@ -49,7 +49,7 @@ def choose_chain(
             preferred, reason = config.policy[intent], f"policy for {intent}"
         chain = _with_fallbacks(config, preferred)
     else:
-        first = _deployment_named(config, requested_model)
+        first = deployment_named(config, requested_model)
         if override.forbids(first, config.deployments[first].provider):
             raise ForbiddenDeploymentError(f"{first!r} is forbidden for {', '.join(override.applied)}")
         chain = _with_fallbacks(config, (first,))
@@ -71,7 +71,9 @@ def choose_chain(
     return ChainChoice(chain, reason)
 
 
-def _deployment_named(config: RouterConfig, requested: str) -> str:
+def deployment_named(config: RouterConfig, requested: str) -> str:
+    """The deployment a client names by its name or by its upstream model id (the first
+    deployment serving that id); UnknownModelError otherwise."""
     if requested in config.deployments:
         return requested
     for name, deployment in config.deployments.items():

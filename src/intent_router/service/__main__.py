@@ -16,25 +16,24 @@ import os
 import subprocess
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
-from intent_router.config import DEFAULT_CONFIG, RouterConfig, load_config
+from intent_router.config import RouterConfig, load_config
 from intent_router.exceptions import ConfigError
+from intent_router.settings import ServiceSettings
 
-#: Set for the workers when this process runs the MLflow tracker beside them.
-TRACKER_ENV = "INTENT_ROUTER_TRACKER"
-#: --log-level, handed to the workers (their root logger, litellm's and httpx's included).
-LOG_LEVEL_ENV = "INTENT_ROUTER_LOG_LEVEL"
 #: uvicorn on its C event loop and HTTP parser (both pinned dependencies) rather than asyncio's
 #: loop and the pure-Python h11: the server's share of each request is the bench's baseline too.
 SERVER = {"loop": "uvloop", "http": "httptools"}
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def parse_args(argv: list[str] | None = None, settings: ServiceSettings | None = None) -> argparse.Namespace:
+    settings = settings or ServiceSettings.from_env()
     parser = argparse.ArgumentParser(prog="python -m intent_router.service", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path,
-                        default=Path(os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG),
+                        default=settings.config_path,
                         help="router config file (default: $INTENT_ROUTER_CONFIG or the bundled one)")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
@@ -54,25 +53,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
+    settings = ServiceSettings.from_env()
+    args = parse_args(argv, settings)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
         print(f"intent-router: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
-    if args.workers > 1 and config.governance.client_keys and not config.governance.resolved_redis_url():
+    if (args.workers > 1 and config.governance.client_keys
+            and not config.governance.resolved_redis_url(settings.redis_url)):
         print(f"intent-router: warning: {args.workers} workers count rate limits and budgets each on "
               "their own; set governance.redis_url or $INTENT_ROUTER_REDIS_URL to share them",
               file=sys.stderr)
-    for line in _summary(args.config.resolve(), config):
+    for line in _summary(args.config.resolve(), config, settings):
         print(f"intent-router: {line}", file=sys.stderr, flush=True)
-    os.environ["INTENT_ROUTER_CONFIG"] = str(args.config.resolve())
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="intent-router-metrics-")
-    os.environ[LOG_LEVEL_ENV] = args.log_level  # the workers' root logger follows --log-level
     tracker = _start_tracker(config, args.config)
-    if tracker is not None:
-        os.environ[TRACKER_ENV] = "process"  # the workers leave MLflow to it
+    # The workers are processes of their own: they read these settings back from the environment.
+    # Their root logger follows --log-level; with the tracker a process beside them, they leave
+    # MLflow to it.
+    workers = replace(settings, config_path=args.config.resolve(), log_level=args.log_level,
+                      tracker_process=settings.tracker_process or tracker is not None)
+    os.environ.update(workers.to_env())
     import uvicorn
 
     try:
@@ -89,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _summary(path: Path, config: RouterConfig) -> list[str]:
+def _summary(path: Path, config: RouterConfig, settings: ServiceSettings) -> list[str]:
     """The startup summary (config, model, usable deployments, missing keys, stores), once per
     service rather than once per worker."""
     from intent_router.classifier import DEFAULT_MODELS_DIR
@@ -101,7 +104,8 @@ def _summary(path: Path, config: RouterConfig) -> list[str]:
         metadata = load_metadata(DEFAULT_MODELS_DIR / "intent.json")
     except ModelError as exc:
         return [f"config {path}", f"model: {exc}"]
-    return startup_summary(path, config, metadata.model_version, metadata.confidence_threshold)
+    return startup_summary(path, config, metadata.model_version, metadata.confidence_threshold,
+                           database_url=settings.database_url)
 
 
 def _start_tracker(config: RouterConfig, path: Path) -> subprocess.Popen[bytes] | None:

@@ -12,6 +12,7 @@ from litestar.connection import ASGIConnection
 
 from intent_router.exceptions import AuthenticationError
 from intent_router.governance.client_keys import ClientKey
+from intent_router.service.services import services_of
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
@@ -29,13 +30,13 @@ async def require_client_key(request: Request) -> None:
     A ``before_request`` hook rather than a guard: it runs at the same point (before the body
     is parsed), without the copy of the route handler Litestar makes for every guard call
     (about 4% of /v1/route's CPU)."""
-    state = request.app.state
+    services = services_of(request.app)
     key: ClientKey | None = None
-    if state.router.config.governance.client_keys:
+    if services.router.config.governance.client_keys:
         given = presented_key(request)
         if given is None:
             raise AuthenticationError("a client key is required: Authorization: Bearer <client key>")
-        key = state.key_cache.lookup(given)
+        key = services.key_cache.lookup(given)
         if key is None:
             raise AuthenticationError("the client key is not valid or has been revoked")
     request.state.client_key = key

@@ -32,6 +32,7 @@ from intent_router.exceptions import (
 )
 from intent_router.service.recording import new_request_id
 from intent_router.service.schemas import AttemptInfo, ErrorBody, ErrorDetail
+from intent_router.service.services import maybe_services_of, services_of
 
 log = logging.getLogger("intent_router.service")
 
@@ -116,11 +117,11 @@ def describe(request: Request, exc: Exception) -> ApiError:
 
 def _router_error(request: Request, exc: RouterError) -> ApiError:
     if isinstance(exc, AuthenticationError):
-        request.app.state.metrics.governance.labels("unauthenticated").inc()
+        services_of(request.app).metrics.governance.labels("unauthenticated").inc()
         return ApiError(401, str(exc), "invalid_request_error", "invalid_api_key",
                         headers={"www-authenticate": "Bearer"})
     if isinstance(exc, RateLimitedError):
-        request.app.state.metrics.governance.labels(exc.code).inc()
+        services_of(request.app).metrics.governance.labels(exc.code).inc()
         retry_after = str(max(1, math.ceil(exc.retry_after_s)))
         return ApiError(429, str(exc), "rate_limit_error", exc.code, headers={"retry-after": retry_after})
     if isinstance(exc, CountersUnavailable):
@@ -149,9 +150,9 @@ def _router_error(request: Request, exc: RouterError) -> ApiError:
 
 
 def _all_failed(request: Request, exc: AllProvidersFailed) -> ApiError:
-    request.app.state.metrics.record_attempts(exc.attempts)
+    services_of(request.app).metrics.record_attempts(exc.attempts)
     attempts = [
-        AttemptInfo(a.deployment, a.outcome, _redacted(request, a.error), a.status)  # type: ignore[attr-defined]
+        AttemptInfo(a.deployment, a.outcome, _redacted(request, a.error), a.status)
         for a in exc.attempts
     ]
     message = "every deployment failed: " + "; ".join(f"{a.deployment}: {a.error or a.outcome}" for a in attempts)
@@ -180,7 +181,7 @@ def _http_error(request: Request, exc: HTTPException) -> ApiError:
     status = exc.status_code
     headers = dict(exc.headers or {})
     if status == 413:
-        limit = request.app.state.router.config.max_body_bytes
+        limit = services_of(request.app).router.config.max_body_bytes
         return ApiError(413, f"request body is larger than the limit of {limit:,} bytes "
                         f"(router.max_body_bytes)", "invalid_request_error", "request_too_large")
     if status == 404 and exc.detail == "Not Found":  # no route: Litestar's own 404
@@ -197,7 +198,7 @@ def _http_error(request: Request, exc: HTTPException) -> ApiError:
 def _redacted(request: Request, text: str | None) -> str | None:
     """An upstream's error without the secrets it may echo from the request (as the decision
     log stores it)."""
-    return request.app.state.router.redact(text) if text else text
+    return services_of(request.app).router.redact(text) if text else text
 
 
 def _body_key(exc: ValidationException) -> str | None:
@@ -241,10 +242,11 @@ def _count(request: Request, status: int) -> None:
     when the handler had started it)."""
     ctx = request.state.get("ctx")
     endpoint = ctx.endpoint if ctx is not None else _METERED.get(request.url.path)
-    metrics = request.app.state.get("metrics")
-    if endpoint is None or metrics is None:
+    services = maybe_services_of(request.app)
+    if endpoint is None or services is None:
         return
-    plan = request.state.get("plan")
+    metrics = services.metrics
+    plan = ctx.plan if ctx is not None else None
     decision = getattr(plan, "decision", None)
     intent = decision.intent if decision is not None else None
     source = decision.source if decision is not None else ("requested" if plan is not None else "-")

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from intent_router.config import Deployment, RouterConfig
 from intent_router.mlflow_store import default_tracking_uri
+from intent_router.types import ReadinessStatus
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class ReadinessReport:
     """``status``: ``ready``, ``warming`` (litellm still loading) or ``degraded`` (no
     deployment can answer a chat request: ``reasons`` say why)."""
 
-    status: str
+    status: ReadinessStatus
     reasons: tuple[str, ...]
     usable: tuple[str, ...]
 
@@ -128,9 +129,10 @@ def hide_password(url: str) -> str:
 
 
 def startup_summary(config_path: Path, config: RouterConfig, model_version: str, model_threshold: float,
-                    environ: Mapping[str, str] = os.environ) -> list[str]:
+                    environ: Mapping[str, str] = os.environ, database_url: str | None = None) -> list[str]:
     """What a newcomer needs to know once the service starts: which config, which model, which
-    deployments can answer (and which keys are missing), where decisions and MLflow runs go."""
+    deployments can answer (and which keys are missing), where decisions and MLflow runs go
+    (``database_url``: ``ServiceSettings.database_url``)."""
     found = usability(config, environ)
     threshold = (f"{config.confidence_threshold} (from the config)" if config.confidence_threshold is not None
                  else f"{model_threshold} (the model's recommendation)")
@@ -142,7 +144,7 @@ def startup_summary(config_path: Path, config: RouterConfig, model_version: str,
     if not found.usable:
         lines.append("no deployment can answer chat requests: /readyz says degraded, /v1/route still works")
     storage = config.storage
-    lines.append(f"decision log {hide_password(storage.resolved_url())}" if storage.decision_log
+    lines.append(f"decision log {hide_password(storage.resolved_url(database_url))}" if storage.decision_log
                  else "decision log off (storage.decision_log: false)")
     tracking = config.tracking
     lines.append(f"MLflow {hide_password(tracking.mlflow_tracking_uri or default_tracking_uri())}"

@@ -8,18 +8,19 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any
 
 from intent_router.config import RouterConfig
-from intent_router.costs import cost_usd, estimate_tokens
-from intent_router.decisions import AttemptRecord, Decision, DecisionWriter, prompt_digest
+from intent_router.costs import InputTokens, cost_usd, estimate_tokens, input_parts_usd
+from intent_router.decisions import Decision, DecisionWriter, prompt_digest
 from intent_router.exceptions import AllProvidersFailed, RouterError
-from intent_router.fallback import Attempt
-from intent_router.providers.upstream_validation import usage_tokens
+from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
+from intent_router.routing.sessions import SessionId
+from intent_router.types import Attempt, BudgetEffect, DecisionStatus, Endpoint
 
 MAX_ID_CHARS = 256
 
@@ -40,7 +41,7 @@ def clean_id(value: str | None) -> str | None:
 class RequestContext:
     """Who asked what, when; filled in by the handler."""
 
-    endpoint: str
+    endpoint: Endpoint
     prompt: str
     repo: str | None = None
     user: str | None = None
@@ -48,7 +49,11 @@ class RequestContext:
     override: EffectiveOverride = NO_OVERRIDE
     org: str | None = None
     client_key_id: str | None = None
-    budget: str | None = None  # "downgraded" when a budget moved the request to a cheaper tier
+    budget: BudgetEffect | None = None  # set when a budget moved the request to a cheaper tier
+    plan: Plan | None = None  # set once planned: a failure's decision row and metrics name it
+    session_name: SessionId | None = None  # the sticky session the request belongs to, if any
+    session_id: str | None = None  # a SHA-256 of the sticky session's scoped id
+    session: str | None = None  # the turn's session outcome: new, stuck, switched, upgraded, expired
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -81,14 +86,15 @@ class DecisionRecorder:
         prompt_tokens, completion_tokens = _tokens(usage, ctx.prompt)
         self._submit(ctx, plan.decision, status="ok", deployment=outcome.result.deployment,
                      attempts=outcome.result.attempts, prompt_tokens=prompt_tokens,
-                     completion_tokens=completion_tokens, cost=outcome.cost_usd, chain=plan.chain)
+                     completion_tokens=completion_tokens, cost=outcome.cost_usd, chain=plan.chain,
+                     usage=usage)
 
     def stream(self, ctx: RequestContext, plan: Plan, deployment: str, attempts: Iterable[Attempt],
                usage: dict[str, Any] | None, cost: float, error: str | None) -> None:
         prompt_tokens, completion_tokens = _tokens(usage, ctx.prompt)
         self._submit(ctx, plan.decision, status="failed" if error else "ok", deployment=deployment,
                      attempts=attempts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                     cost=cost, chain=plan.chain, error=error)
+                     cost=cost, chain=plan.chain, error=error, usage=usage)
 
     def failed(self, ctx: RequestContext, plan: Plan | None, exc: RouterError) -> None:
         attempts = exc.attempts if isinstance(exc, AllProvidersFailed) else ()
@@ -97,23 +103,24 @@ class DecisionRecorder:
                      attempts=attempts, prompt_tokens=0, completion_tokens=0, cost=spent,
                      chain=plan.chain if plan else (), error=f"{type(exc).__name__}: {exc}"[:500])
 
-    def _submit(self, ctx: RequestContext, decision: RouteDecision | None, *, status: str,
-                deployment: str | None, attempts: Iterable[Any], prompt_tokens: int,
+    def _submit(self, ctx: RequestContext, decision: RouteDecision | None, *, status: DecisionStatus,
+                deployment: str | None, attempts: Iterable[Attempt], prompt_tokens: int,
                 completion_tokens: int, cost: float, chain: tuple[str, ...] | None = None,
-                error: str | None = None) -> None:
+                error: str | None = None, usage: Any = None) -> None:
         if self.writer is None:
             return
         # Only the latency is taken here; the writer's thread builds the row from the rest.
         self.writer.submit(partial(
             self._decision, ctx, decision, ctx.elapsed_ms(), status=status, deployment=deployment,
             attempts=tuple(attempts), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            cost=cost, chain=chain, error=error))
+            cost=cost, chain=chain, error=error, usage=usage))
 
     def _decision(self, ctx: RequestContext, decision: RouteDecision | None, latency_ms: float, *,
-                  status: str, deployment: str | None, attempts: tuple[Any, ...], prompt_tokens: int,
+                  status: DecisionStatus, deployment: str | None, attempts: tuple[Attempt, ...], prompt_tokens: int,
                   completion_tokens: int, cost: float, chain: tuple[str, ...] | None,
-                  error: str | None) -> Decision:
+                  error: str | None, usage: Any) -> Decision:
         premium = self.config.deployments[self.config.premium_deployment]
+        split = self._input_split(deployment, usage)
         # A prompt with a secret is stored and hashed redacted: the log never holds the secret.
         prompt = self._redact(ctx.prompt) if ctx.secret_kinds else ctx.prompt
         return Decision(
@@ -135,6 +142,10 @@ class DecisionRecorder:
             escalation_error=decision.escalation_error if decision else None,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
+            cached_tokens=split.tokens.cached,
+            cache_write_tokens=split.tokens.cache_write,
+            input_cost_usd=split.cost_usd,
+            cached_input_cost_usd=split.cached_cost_usd,
             cost_usd=cost,
             premium_cost_usd=cost_usd(premium, prompt_tokens, completion_tokens),
             latency_ms=latency_ms,
@@ -145,15 +156,38 @@ class DecisionRecorder:
             org=ctx.org,
             client_key_id=ctx.client_key_id,
             budget=ctx.budget,
+            session_id=ctx.session_id,
+            session=ctx.session,
             traced=self._sample() < self.config.tracking.trace_sample_rate,
             probabilities=dict(decision.probabilities) if decision else {},
         )
 
+    def _input_split(self, deployment: str | None, usage: Any) -> _InputSplit:
+        """The answer's input by the prompt cache, priced at the deployment that answered;
+        nothing when no usage came (a stream without its usage chunk, a route decision)."""
+        known = self.config.deployments.get(deployment) if deployment else None
+        if known is None or not isinstance(usage, dict):
+            return _NO_SPLIT
+        uncached, cached, cache_write, _ = usage_input_split(usage)
+        tokens = InputTokens(uncached, cached, cache_write)
+        parts = input_parts_usd(known, tokens)
+        return _InputSplit(tokens, sum(parts), parts[1])
 
-def _attempt(attempt: Any, redact: Callable[[str], str]) -> AttemptRecord:
+
+@dataclass(frozen=True)
+class _InputSplit:
+    tokens: InputTokens
+    cost_usd: float
+    cached_cost_usd: float
+
+
+_NO_SPLIT = _InputSplit(InputTokens(0), 0.0, 0.0)
+
+
+def _attempt(attempt: Attempt, redact: Callable[[str], str]) -> Attempt:
+    """An attempt as the log stores it: its error redacted (an upstream may echo the prompt)."""
     error = redact(attempt.error) if attempt.error else attempt.error
-    return AttemptRecord(attempt.deployment, attempt.outcome, attempt.status, error,
-                         round(float(attempt.latency_ms), 3))
+    return replace(attempt, error=error, latency_ms=round(float(attempt.latency_ms), 3))
 
 
 def _tokens(usage: Any, prompt: str) -> tuple[int, int]:

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from intent_router.types import ReadinessStatus
+
 #: A token count a client may ask for: bounded, since budgets multiply it by prices (a
 #: 400-digit integer would overflow the float arithmetic).
 TokenCount = Annotated[int, msgspec.Meta(ge=1, le=2**31 - 1)]
@@ -28,6 +30,7 @@ class RouteMetadata(msgspec.Struct, forbid_unknown_fields=False):
     repo: str | None = None
     user: str | None = None
     sensitive: bool = False
+    session_id: str | None = None  # a sticky session's name (the x-session-id header wins)
 
 
 class RouteRequest(msgspec.Struct, forbid_unknown_fields=False):
@@ -72,6 +75,16 @@ def upstream_body(raw: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in raw.items() if k not in ROUTER_ONLY_FIELDS}
 
 
+class RouteSession(msgspec.Struct):
+    """The turn's sticky session: its id (a SHA-256: never the id sent), what the turn did
+    (new, stuck, switched, upgraded or expired) and why."""
+
+    id: str
+    outcome: str
+    reason: str
+    sticky: bool
+
+
 class RouteResponse(msgspec.Struct):
     intent: str
     confidence: float
@@ -91,6 +104,7 @@ class RouteResponse(msgspec.Struct):
     # The user turns classified: indexes into ``messages`` (with ``prompt``: into ``context``,
     # the prompt being index len(context)), oldest first.
     turns_used: list[int] = msgspec.field(default_factory=list)
+    session: RouteSession | None = None  # None: sessions off, a named model, or nothing to name one by
 
 
 class ModelCard(msgspec.Struct):
@@ -104,7 +118,7 @@ class Readiness(msgspec.Struct):
     """GET /readyz: ``ready``, ``warming`` (litellm loading) or ``degraded`` (no deployment can
     answer a chat request; ``reasons`` say why)."""
 
-    status: Literal["ready", "warming", "degraded"]
+    status: ReadinessStatus
     model_version: str
     reasons: list[str] = msgspec.field(default_factory=list)
     usable_deployments: list[str] = msgspec.field(default_factory=list)
@@ -159,6 +173,11 @@ def user_turns(messages: list[Message]) -> tuple[list[int], list[str]]:
     if not indexes and messages:
         indexes = [len(messages) - 1]
     return indexes, [_text(messages[i].content) for i in indexes]
+
+
+def system_text(messages: list[Message]) -> str:
+    """The system (and developer) messages' text, joined: part of a derived session's name."""
+    return "\n".join(_text(m.content) for m in messages if m.role in ("system", "developer"))
 
 
 def last_user_text(messages: list[Message]) -> str:

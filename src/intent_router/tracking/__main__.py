@@ -18,17 +18,19 @@ import sys
 import threading
 from pathlib import Path
 
-from intent_router.config import DEFAULT_CONFIG, load_config
+from intent_router.config import load_config
 from intent_router.decisions import DecisionStore
 from intent_router.exceptions import ConfigError
+from intent_router.settings import ServiceSettings
 from intent_router.tracking.serving import ServingTracker
 
 
 def main(argv: list[str] | None = None) -> int:
+    settings = ServiceSettings.from_env()
     parser = argparse.ArgumentParser(prog="python -m intent_router.tracking", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path,
-                        default=Path(os.environ.get("INTENT_ROUTER_CONFIG") or DEFAULT_CONFIG))
+                        default=settings.config_path)
     parser.add_argument("--parent", type=int, default=None,
                         help="exit when this process id is no longer our parent")
     args = parser.parse_args(argv)
@@ -40,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if not (config.tracking.enabled and config.storage.decision_log):
         return 0
-    store = DecisionStore(config.storage.resolved_url())
+    store = DecisionStore(config.storage.resolved_url(settings.database_url))
     tracker = ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
                              max_traces_per_minute=config.tracking.max_traces_per_minute)
     done = threading.Event()

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections import Counter
+import re
+from collections import Counter, defaultdict
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,7 +13,8 @@ from intent_router.labels import INTENTS
 
 #: The decision-log columns a summary reads.
 SUMMARY_COLUMNS = ("id", "endpoint", "status", "intent", "source", "chain", "deployment",
-                   "cost_usd", "premium_cost_usd", "latency_ms", "budget")
+                   "cost_usd", "premium_cost_usd", "latency_ms", "budget", "prompt_tokens",
+                   "cached_tokens", "input_cost_usd", "cached_input_cost_usd")
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
@@ -44,4 +46,36 @@ def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:
     counts = Counter(r["intent"] for r in classified)
     for intent in INTENTS:
         metrics[f"requests_{intent}"] = float(counts.get(intent, 0))
+    metrics.update(_cache_metrics(answered))
     return metrics
+
+
+def _cache_metrics(answered: Sequence[dict[str, Any]]) -> dict[str, float]:
+    """Input tokens and input cost, cached (read from the provider's prompt cache) and
+    uncached (the rest, cache writes included), and the cache hit rate overall and per
+    deployment: cached input tokens over all input tokens of the answers."""
+    cached = sum(int(r.get("cached_tokens") or 0) for r in answered)
+    prompt = sum(int(r.get("prompt_tokens") or 0) for r in answered)
+    input_cost = sum(float(r.get("input_cost_usd") or 0.0) for r in answered)
+    cached_cost = sum(float(r.get("cached_input_cost_usd") or 0.0) for r in answered)
+    metrics = {
+        "input_tokens_cached": float(cached),
+        "input_tokens_uncached": float(max(prompt - cached, 0)),
+        "input_cost_cached_usd": cached_cost,
+        "input_cost_uncached_usd": max(input_cost - cached_cost, 0.0),
+        "cache_hit_rate": cached / prompt if prompt else 0.0,
+    }
+    per_deployment: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for r in answered:
+        tokens = per_deployment[str(r["deployment"])]
+        tokens[0] += int(r.get("cached_tokens") or 0)
+        tokens[1] += int(r.get("prompt_tokens") or 0)
+    for deployment, (hits, total) in per_deployment.items():
+        name = _METRIC_UNSAFE.sub("_", deployment)
+        metrics[f"input_tokens_cached_{name}"] = float(hits)
+        metrics[f"cache_hit_rate_{name}"] = hits / total if total else 0.0
+    return metrics
+
+
+#: What MLflow does not accept in a metric name (a deployment's name may hold anything).
+_METRIC_UNSAFE = re.compile(r"[^A-Za-z0-9_.\-/ ]")

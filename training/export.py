@@ -320,9 +320,11 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
        (the word block's pattern) and into characters (``training.features``);
     2. each token becomes an integer: a LabelEncoder maps the block's alphabet (the words, or
        the characters, its vocabulary is made of) to 1..A-1, anything else to 0;
-    3. n-gram keys are integer arithmetic on those: g_n = g_(n-1)[:-1] * A + t[n-1:], plus an
-       offset per block and order, so a key names one n-gram exactly; an n-gram holding an
-       out-of-alphabet token (0) is in no vocabulary, so nothing is lost by merging them;
+    3. n-gram keys are integer arithmetic on those, base A digits: g_n = g_(n-1) * A + t
+       shifted by n - 1 (t padded with zeros at the end), plus an offset per block. A
+       vocabulary n-gram's digits are all >= 1, so no key with a 0 digit matches one, except
+       leading zeros: (0, a, b) has the key of (a, b), which the text holds right there too,
+       and binary features count a column once;
     4. one int64 LabelEncoder maps every key to its vocabulary column (a miss: column V);
     5. binary tf counts each column once: ScatterElements (reduction min) records the first
        position of each column in the row, and only the occurrence at that position weighs 1;
@@ -370,10 +372,7 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     ]
     inits = [
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape"),
-        numpy_helper.from_array(np.array([0], dtype=np.int64), "start"),
-        numpy_helper.from_array(np.array([-1], dtype=np.int64), "drop_last"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
-        numpy_helper.from_array(np.array([np.iinfo(np.int64).max], dtype=np.int64), "to_end"),
     ]
     key_parts: list[str] = []
     key_base = 0
@@ -388,15 +387,15 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         base = len(alphabet) + 1
         orders = sorted({len(tokens) for tokens in grams.values()})
         top = max(orders)
-        span = base**top  # g_n < base ** n <= span
-        if key_base + (top + 1) * span >= 2**62:
+        span = base**top  # every key of this block: 0 <= key < base ** top
+        if key_base + span >= 2**62:
             raise ValueError(f"block {index}: its n-gram keys do not fit in int64")
         idf = vectorizer.idf_.astype(np.float32).astype(np.float64)
         for term, column in vectorizer.vocabulary_.items():
             key = 0
             for token in grams[term]:
                 key = key * base + token_id[token]
-            all_keys.append(key_base + len(grams[term]) * span + key)
+            all_keys.append(key_base + key)
             all_columns.append(offset + column)
             table[offset + column, index * k : (index + 1) * k] = coef[offset + column] * idf[column]
             table[offset + column, n_blocks * k + index] = idf[column] ** 2
@@ -408,24 +407,32 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
                              domain="ai.onnx.ml", keys_strings=alphabet,
                              values_int64s=list(range(1, base)), default_int64=0),
         ]
-        inits.append(numpy_helper.from_array(np.array(base, dtype=np.int64), f"{prefix}base"))
-        for n in range(2, top + 1):
-            inits.append(numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"))
-            nodes += [
-                helper.make_node("Slice", [f"{prefix}g{n - 1}", "start", "drop_last", "axis1"],
-                                 [f"{prefix}head{n}"]),
-                helper.make_node("Slice", [f"{prefix}g1", f"{prefix}from{n}", "to_end", "axis1"],
-                                 [f"{prefix}tail{n}"]),
-                helper.make_node("Mul", [f"{prefix}head{n}", f"{prefix}base"], [f"{prefix}shifted{n}"]),
-                helper.make_node("Add", [f"{prefix}shifted{n}", f"{prefix}tail{n}"], [f"{prefix}g{n}"]),
+        if top > 1:
+            nodes.append(helper.make_node("Pad", [f"{prefix}g1", f"{prefix}pads"], [f"{prefix}padded"]))
+            inits += [
+                numpy_helper.from_array(np.array(base, dtype=np.int64), f"{prefix}base"),
+                numpy_helper.from_array(np.array([0, 0, 0, top - 1], dtype=np.int64), f"{prefix}pads"),
             ]
-        for n in orders:
-            inits.append(numpy_helper.from_array(np.array(key_base + n * span, dtype=np.int64),
-                                                 f"{prefix}key_offset{n}"))
-            nodes.append(helper.make_node("Add", [f"{prefix}g{n}", f"{prefix}key_offset{n}"],
-                                          [f"{prefix}keys{n}"]))
-            key_parts.append(f"{prefix}keys{n}")
-        key_base += (top + 1) * span
+        for n in range(2, top + 1):
+            ends = np.array([n - top if n < top else np.iinfo(np.int64).max], dtype=np.int64)
+            inits += [numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"),
+                      numpy_helper.from_array(ends, f"{prefix}until{n}")]
+            nodes += [
+                helper.make_node("Slice", [f"{prefix}padded", f"{prefix}from{n}", f"{prefix}until{n}",
+                                           "axis1"], [f"{prefix}next{n}"]),
+                helper.make_node("Mul", [f"{prefix}g{n - 1}", f"{prefix}base"], [f"{prefix}shifted{n}"]),
+                helper.make_node("Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]),
+            ]
+        block_keys = [f"{prefix}g{n}" for n in orders]
+        if len(block_keys) > 1:
+            nodes.append(helper.make_node("Concat", block_keys, [f"{prefix}grams"], axis=1))
+            block_keys = [f"{prefix}grams"]
+        if key_base:
+            inits.append(numpy_helper.from_array(np.array(key_base, dtype=np.int64), f"{prefix}key_base"))
+            nodes.append(helper.make_node("Add", [block_keys[0], f"{prefix}key_base"], [f"{prefix}keys"]))
+            block_keys = [f"{prefix}keys"]
+        key_parts += block_keys
+        key_base += span
         offset += len(vectorizer.vocabulary_)
     if len(set(all_keys)) != len(all_keys):
         raise ValueError("two n-grams share a key")
@@ -433,17 +440,15 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         helper.make_node("Concat", key_parts, ["keys"], axis=1),
         helper.make_node("LabelEncoder", ["keys"], ["columns"], domain="ai.onnx.ml",
                          keys_int64s=all_keys, values_int64s=all_columns, default_int64=n_columns),
-        helper.make_node("Mul", ["input_shape", "count_width"], ["count_shape"]),
-        helper.make_node("ConstantOfShape", ["count_shape"], ["unseen"],
-                         value=helper.make_tensor("never", TensorProto.INT64, [1], [2**62])),
+        helper.make_node("Expand", ["unseen_row", "input_shape"], ["unseen"]),  # [N, V + 1]
         helper.make_node("Shape", ["columns"], ["columns_shape"]),
-        helper.make_node("Gather", ["columns_shape", "last"], ["n_keys"], axis=0),
-        helper.make_node("Range", ["zero", "n_keys", "one"], ["positions"]),
-        helper.make_node("Expand", ["positions", "columns_shape"], ["row_positions"]),
-        helper.make_node("ScatterElements", ["unseen", "columns", "row_positions"], ["first_seen"],
+        helper.make_node("ConstantOfShape", ["columns_shape"], ["ones"],
+                         value=helper.make_tensor("one", TensorProto.INT32, [1], [1])),
+        helper.make_node("CumSum", ["ones", "axis1"], ["positions"]),  # 1, 2, ... per row
+        helper.make_node("ScatterElements", ["unseen", "columns", "positions"], ["first_seen"],
                          axis=1, reduction="min"),
         helper.make_node("GatherElements", ["first_seen", "columns"], ["first_of_column"], axis=1),
-        helper.make_node("Equal", ["first_of_column", "row_positions"], ["is_first"]),
+        helper.make_node("Equal", ["first_of_column", "positions"], ["is_first"]),
         helper.make_node("Cast", ["is_first"], ["shares"], to=TensorProto.FLOAT),
         helper.make_node("Unsqueeze", ["shares", "axis1"], ["shares3d"]),
         helper.make_node("Gather", ["table", "columns"], ["rows"], axis=0),
@@ -461,10 +466,7 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         helper.make_node("Gather", ["label_names", "label_index"], [LABEL_OUTPUT], axis=0),
     ]
     inits += [
-        numpy_helper.from_array(np.array([1, n_columns + 1], dtype=np.int64), "count_width"),
-        numpy_helper.from_array(np.array(1, dtype=np.int64), "last"),
-        numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
-        numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+        numpy_helper.from_array(np.full((1, n_columns + 1), 2**31 - 1, dtype=np.int32), "unseen_row"),
         numpy_helper.from_array(np.array([n_blocks * k, n_blocks], dtype=np.int64), "split_sizes"),
         numpy_helper.from_array(np.array([-1, n_blocks, 1], dtype=np.int64), "norms_shape"),
         numpy_helper.from_array(np.array([-1, n_blocks, k], dtype=np.int64), "scores_shape"),

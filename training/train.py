@@ -188,6 +188,7 @@ def train(
     log_to_mlflow: bool = True,
     real_dir: Path | None = None,
     split_file: Path | None = SPLIT_FILE,
+    policy: TruncationPolicy | None = None,
 ) -> TrainResult:
     """Run the whole training pipeline and return where the model contract was written.
 
@@ -196,7 +197,7 @@ def train(
     default here: `make train` passes data/real) and
     reports the real test split first, the authored test split beside it."""
     candidates = list(candidates or default_candidates())
-    policy = TruncationPolicy()
+    policy = policy or TruncationPolicy()
     with stage("load data"):
         train_raw = load_prompts(train_source, text_column, intent_column)
         test_raw = load_prompts(test_source, text_column, intent_column)
@@ -423,12 +424,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--real-dir", default=str(REAL_DIR),
                         help="real-prompt corpus ('' for none)")
     parser.add_argument("--real-split", default=str(SPLIT_FILE), help="its repository split")
+    parser.add_argument("--head-chars", type=int, default=TruncationPolicy().head_chars,
+                        help="truncation: characters kept from a long prompt's start")
+    parser.add_argument("--tail-chars", type=int, default=TruncationPolicy().tail_chars,
+                        help="truncation: characters kept from its end")
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train(
         args.data, args.test, args.out, text_column=args.text_column,
         intent_column=args.intent_column, log_to_mlflow=not args.no_mlflow,
         real_dir=Path(args.real_dir) if args.real_dir else None, split_file=Path(args.real_split),
+        policy=TruncationPolicy(args.head_chars, args.tail_chars),
     )
     print(f"[train] finished in {time.perf_counter() - start:.1f}s")
     return 0

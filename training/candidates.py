@@ -67,28 +67,33 @@ class Candidate:
             for step, est in pipeline.steps
             for key, value in est.get_params(deep=True).items()
             if isinstance(value, (int, float, str, bool, tuple, type(None)))
-        } | {"weight.verbatim": self.weights.verbatim,
-             "weight.style_rewrite": self.weights.style_rewrite}
+        } | {
+            "weight.verbatim": self.weights.verbatim,
+            "weight.style_rewrite": self.weights.style_rewrite,
+        }
 
 
 def _tfidf(**overrides: Any) -> TfidfVectorizer:
-    params: dict[str, Any] = dict(
-        token_pattern=WORD_PUNCT_PATTERN,
-        lowercase=True,
-        ngram_range=(1, 2),
-        binary=True,
-        min_df=2,
-        dtype=np.float32,
-    )
+    params: dict[str, Any] = {
+        "token_pattern": WORD_PUNCT_PATTERN,
+        "lowercase": True,
+        "ngram_range": (1, 2),
+        "binary": True,
+        "min_df": 2,
+        "dtype": np.float32,
+    }
     params.update(overrides)
     return TfidfVectorizer(**params)
 
 
 def _chars(**overrides: Any) -> TfidfVectorizer:
     """Character 2-4 grams as the ONNX graph counts them (training.features)."""
-    params: dict[str, Any] = dict(
-        analyzer=CharNgrams((2, 4)), binary=True, min_df=3, dtype=np.float32
-    )
+    params: dict[str, Any] = {
+        "analyzer": CharNgrams((2, 4)),
+        "binary": True,
+        "min_df": 3,
+        "dtype": np.float32,
+    }
     params.update(overrides)
     return TfidfVectorizer(**params)
 
@@ -97,13 +102,20 @@ def _word_char(
     seed: int, c: float = 20.0, word_max: int | None = None, **char_overrides: Any
 ) -> Pipeline:
     """Word 1-2 grams and character n-grams, each block L2-normalised, into one LR."""
-    return Pipeline([
-        ("features", FeatureUnion([
-            ("word", _tfidf(token_pattern=WORD_PATTERN, max_features=word_max)),
-            ("char", _chars(**char_overrides)),
-        ])),
-        ("clf", _lr(seed, c)),
-    ])
+    return Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [
+                        ("word", _tfidf(token_pattern=WORD_PATTERN, max_features=word_max)),
+                        ("char", _chars(**char_overrides)),
+                    ]
+                ),
+            ),
+            ("clf", _lr(seed, c)),
+        ]
+    )
 
 
 #: The LogisticRegression solver. newton-cg reaches the same optimum as lbfgs on these
@@ -123,8 +135,10 @@ def default_candidates() -> list[Candidate]:
     `python -m training.experiments` found no weighting (real rows 1x..8x, verbatim or
     rewrites emphasised), C, vocabulary or n-gram range better by more than the fold noise,
     so the others are in ``extra_candidates`` and no longer cost `make train` a CV each."""
-    return [word_candidates()[0], *(c for c in word_char_candidates()
-                                     if c.name == "lr_word12_char24_20k_real3")]
+    return [
+        word_candidates()[0],
+        *(c for c in word_char_candidates() if c.name == "lr_word12_char24_20k_real3"),
+    ]
 
 
 def word_char_candidates() -> list[Candidate]:
@@ -140,16 +154,24 @@ def word_char_candidates() -> list[Candidate]:
     out = []
     for name, size, cost, description in word_char:
         for weights in weightings if size == 10_000 else weightings[1:2]:
-            suffix = "" if weights.uniform else (
-                f"_real{weights.verbatim:g}" if weights.verbatim == weights.style_rewrite
-                else f"_verbatim{weights.verbatim:g}")
-            out.append(Candidate(
-                name + suffix,
-                f"{description}, binary tf-idf blocks, LogisticRegression",
-                lambda seed, size=size: _word_char(seed, word_max=size, max_features=size),
-                runtime_cost=cost,
-                weights=weights,
-            ))
+            suffix = (
+                ""
+                if weights.uniform
+                else (
+                    f"_real{weights.verbatim:g}"
+                    if weights.verbatim == weights.style_rewrite
+                    else f"_verbatim{weights.verbatim:g}"
+                )
+            )
+            out.append(
+                Candidate(
+                    name + suffix,
+                    f"{description}, binary tf-idf blocks, LogisticRegression",
+                    lambda seed, size=size: _word_char(seed, word_max=size, max_features=size),
+                    runtime_cost=cost,
+                    weights=weights,
+                )
+            )
     return out
 
 

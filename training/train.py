@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -306,7 +306,7 @@ def _metadata(
     parity_diff: float,
     calibration: Calibration,
 ) -> ModelMetadata:
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     data_hash = train_data.sha256()
     metrics = {k: round(v, 6) for r in reports for k, v in r.metrics().items()}
     metrics.update({f"cv_macro_f1_{k}": round(v, 6) for k, v in cv.overall.items()})

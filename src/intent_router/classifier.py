@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import numpy as np
 
@@ -143,10 +143,11 @@ class IntentClassifier:
 def _with_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
     """softmax(logits / T) from softmax(logits): p ** (1 / T), renormalised per row."""
     scaled = np.power(np.clip(probabilities.astype(np.float64), 1e-30, 1.0), 1.0 / temperature)
-    return (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+    tempered: np.ndarray = (scaled / scaled.sum(axis=1, keepdims=True)).astype(np.float32)
+    return tempered
 
 
-def _open_session(model_path: Path, threads: int):  # type: ignore[no-untyped-def]
+def _open_session(model_path: Path, threads: int) -> Any:  # an onnxruntime.InferenceSession
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -83,7 +83,7 @@ class ModelMetadata:
                 temperature=float(raw.get("temperature", 1.0)),
                 schema_version=int(raw.get("schema_version", SCHEMA_VERSION)),
                 input_name=str(raw.get("input_name", INPUT_NAME)),
-                outputs=tuple(raw.get("outputs", (LABEL_OUTPUT, PROBABILITIES_OUTPUT))),  # type: ignore[arg-type]
+                outputs=tuple(raw.get("outputs", (LABEL_OUTPUT, PROBABILITIES_OUTPUT))),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise ModelContractError(f"invalid model metadata: {exc!r}") from exc

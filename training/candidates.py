@@ -129,6 +129,31 @@ def _lr(seed: int, c: float = 20.0) -> LogisticRegression:
     return LogisticRegression(C=c, max_iter=3000, solver=SOLVER, random_state=seed)
 
 
+class SvmSoftmax(LogisticRegression):
+    """A LinearSVC's hyperplanes, served as a multinomial linear-softmax model.
+
+    ``fit`` trains ``LinearSVC(C)`` (squared hinge, one-vs-rest) and keeps its ``coef_`` and
+    ``intercept_``; ``predict_proba`` is LogisticRegression's softmax of the margins. The
+    margins are not probabilities until scaled: train.py's temperature, fitted on the
+    out-of-fold real rows (about 0.25 here, i.e. margins x4) and folded into ``coef_`` and
+    ``intercept_``, makes them calibrated ones. Being a LogisticRegression with coefficients,
+    training/export.py's graph and ``fold_temperature`` take it unchanged."""
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> SvmSoftmax:
+        svm = LinearSVC(C=self.C, max_iter=self.max_iter, random_state=self.random_state)
+        svm.fit(X, y, sample_weight=sample_weight)
+        self.classes_ = svm.classes_
+        self.coef_ = svm.coef_.copy()
+        self.intercept_ = svm.intercept_.copy()
+        self.n_features_in_ = svm.n_features_in_
+        self.n_iter_ = np.array([svm.n_iter_])
+        return self
+
+
+def _svm_softmax(seed: int, c: float) -> SvmSoftmax:
+    return SvmSoftmax(C=c, max_iter=5000, random_state=seed)
+
+
 def default_candidates() -> list[Candidate]:
     """What `make train` compares: today's word model (the baseline) and word 1-2 grams +
     character 2-4 grams, 20,000 each, real rows 3x. The repository-grouped CV of

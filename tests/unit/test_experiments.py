@@ -207,3 +207,16 @@ def test_svm_softmax_is_the_softmax_of_a_linear_svcs_margins() -> None:
     assert fold_temperature(model, 0.25)
     expected = softmax(svm.decision_function(x) / 0.25, axis=1)
     np.testing.assert_allclose(model.predict_proba(x), expected, rtol=1e-5)
+
+
+def test_the_svm_candidate_is_the_linearsvc_spec() -> None:
+    from training.candidates import svm_softmax_candidates
+
+    candidate = svm_softmax_candidates()[0]
+    spec = next(s for s in ex.GRIDS["unexported"]() if s.name == "linearsvc_c0.1")
+    built, ours = candidate.build(ex.SEED), spec.pipeline(ex.SEED)
+    assert [v.get_params() for _, v in built.steps[0][1].transformer_list] == [
+        v.get_params() for _, v in ours.steps[0][1].transformer_list
+    ]
+    assert built.steps[-1][1].get_params() == ours.steps[-1][1].get_params()
+    assert type(built.steps[-1][1]) is type(ours.steps[-1][1])

@@ -43,18 +43,26 @@ $(TOOLS)/bin/uv:
 	python3 -m venv $(TOOLS)
 	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
+# Two locks: requirements.lock is what the service needs (pyproject's dependencies), installed
+# alone on a serving host (make venv LOCK=requirements.lock); requirements-dev.lock adds the
+# training, test and lint tools at the same versions, and is what make venv installs by default.
+LOCK ?= requirements-dev.lock
 # Bytecode compiled ahead: no start compiles sources (nor every start, under $$PYTHONDONTWRITEBYTECODE).
-$(VENV)/.installed: requirements.lock pyproject.toml | $(UV)
+# The stamp names the lock it synced: asking for the other lock syncs again.
+$(VENV)/.installed: $(LOCK) pyproject.toml $(if $(filter-out $(LOCK),$(shell cat $(VENV)/.installed 2>/dev/null)),FORCE) | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(VENV)
-	$(UV) pip sync --quiet --python $(PY) --require-hashes --compile-bytecode requirements.lock
+	$(UV) pip sync --quiet --python $(PY) --require-hashes --compile-bytecode $(LOCK)
 	$(UV) pip install --quiet --python $(PY) --no-deps -e .
 	$(PY) -m compileall -q src
-	@touch $@
+	@echo $(LOCK) > $@
 
-venv: $(VENV)/.installed ## Create the virtual environment from the lock file
+FORCE:
 
-lock: | $(UV) ## Re-resolve requirements.lock from pyproject.toml (exact pins with hashes)
-	$(UV) pip compile pyproject.toml --extra train --extra test --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
+venv: $(VENV)/.installed ## Create the virtual environment from a lock (LOCK=requirements-dev.lock: tests, training, lint; requirements.lock: serving only)
+
+lock: | $(UV) ## Re-resolve both locks from pyproject.toml (exact pins with hashes; serving's pins are the dev lock's)
+	$(UV) pip compile --quiet pyproject.toml --extra train --extra test --extra lint --python-version $(PYTHON_VERSION) --generate-hashes -o requirements-dev.lock
+	$(UV) pip compile --quiet pyproject.toml --constraints requirements-dev.lock --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
 
 split: venv ## Rebuild data/train.jsonl + data/test.jsonl from data/authored/, and data/real_split.json (repositories keep their side; REBUILD=1 reassigns all)
 	$(PY) -m training.dataset
@@ -91,6 +99,13 @@ test: venv ## Run the test suite (TEST_WORKERS=auto processes, a test file per p
 test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
 	$(PY) -m pytest -q tests/unit
 
+# Checks only: ruff format --check never rewrites a file (run $(VENV)/bin/ruff format to apply).
+lint: venv ## ruff check, ruff format --check, mypy on src, the import-direction contracts (import-linter)
+	$(VENV)/bin/ruff check src training tests
+	$(VENV)/bin/ruff format --check src training tests
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
 # LiteLLM's proxy for the proxy bench, in its own venv (never the project's lock or venv).
 $(LITELLM_PROXY_VENV)/.installed: | $(UV)
 	$(UV) venv --quiet --allow-existing --python $(PYTHON_VERSION) $(LITELLM_PROXY_VENV)
@@ -106,7 +121,7 @@ $(PORTKEY_DIR)/.installed:
 	else echo "make bench: node/npm not found: the proxy bench skips Portkey's gateway" >&2; fi
 
 BENCH_PEERS := $(LITELLM_PROXY_VENV)/.installed $(PORTKEY_DIR)/.installed
-bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(BENCH_PEERS)),$(BENCH_PEERS)) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup for one), print tables, write JSON
+bench: venv $(if $(BENCH),$(if $(filter proxy,$(BENCH)),$(BENCH_PEERS)),$(BENCH_PEERS)) ## Run the benchmarks (tests/bench; BENCH=classifier|tracking|route|proxy|client|startup|tokens for one), print tables, write JSON
 	@command -v wrk >/dev/null || { echo "make bench needs wrk on PATH (e.g. apt-get install wrk)" >&2; exit 1; }
 	$(PY) -m tests.bench.run $(BENCH)
 
@@ -116,4 +131,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=p) over the local st
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock split data-check train eval baseline harvest serve demo fake-fleet test test-unit bench mlflow-ui clean
+.PHONY: help venv lock lint FORCE split data-check train eval baseline harvest serve demo fake-fleet test test-unit bench mlflow-ui clean

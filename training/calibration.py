@@ -9,6 +9,7 @@ probabilities: one contract, nothing to apply at serving time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,7 +101,7 @@ def reliability(
     correct = np.array([labels[i] == t for i, t in zip(probabilities.argmax(axis=1), y_true)])
     edges = np.linspace(0.0, 1.0, bins + 1)
     out = []
-    for low, high in zip(edges[:-1], edges[1:]):
+    for low, high in itertools.pairwise(edges):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
             out.append((float(confidence[in_bin].mean()), float(correct[in_bin].mean()),

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -33,9 +34,24 @@ MAX_GAP: Final[int] = 3
 MIN_TURNS: Final[int] = 3
 MAX_TURNS: Final[int] = 12
 #: Provenance every conversation keeps from its rows (one file: the same for all of them).
-FILE_FIELDS: Final[tuple[str, ...]] = ("source_repo", "path", "commit", "license", "source_type", "origin")
+FILE_FIELDS: Final[tuple[str, ...]] = (
+    "source_repo",
+    "path",
+    "commit",
+    "license",
+    "source_type",
+    "origin",
+)
 #: What each turn keeps of the row it comes from.
-TURN_FIELDS: Final[tuple[str, ...]] = ("id", "turn", "text", "intent", "ambiguous", "cut", "redacted")
+TURN_FIELDS: Final[tuple[str, ...]] = (
+    "id",
+    "turn",
+    "text",
+    "intent",
+    "ambiguous",
+    "cut",
+    "redacted",
+)
 
 
 def build_conversations(rows: Iterable[dict[str, Any]], test_ids: set[str]) -> list[dict[str, Any]]:
@@ -67,14 +83,23 @@ def _runs(rows: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 def _with_context_turns(run: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     """The run's turns, with a gap filled from the next row's ``context`` where it covers it."""
     turns = [_turn(run[0])]
-    for previous, row in zip(run, run[1:]):
+    for previous, row in itertools.pairwise(run):
         missing = row["turn"] - previous["turn"] - 1
         context = row.get("context") or []
         if 0 < missing <= len(context):
-            for offset, text in enumerate(context[len(context) - missing:]):
-                turns.append({"id": None, "turn": previous["turn"] + 1 + offset, "text": text, "intent": None,
-                              "ambiguous": None, "cut": "context of the next turn (at most 1,000 chars)",
-                              "redacted": row.get("redacted", False), "from_context_of": row["id"]})
+            for offset, text in enumerate(context[len(context) - missing :]):
+                turns.append(
+                    {
+                        "id": None,
+                        "turn": previous["turn"] + 1 + offset,
+                        "text": text,
+                        "intent": None,
+                        "ambiguous": None,
+                        "cut": "context of the next turn (at most 1,000 chars)",
+                        "redacted": row.get("redacted", False),
+                        "from_context_of": row["id"],
+                    }
+                )
         turns.append(_turn(row))
     return turns
 
@@ -89,7 +114,7 @@ def _row_fields(row: dict[str, Any]) -> dict[str, Any]:
 
 def _pieces(turns: Sequence[dict[str, Any]]) -> list[list[dict[str, Any]]]:
     """At most ``MAX_TURNS`` turns each; a piece under ``MIN_TURNS`` is dropped."""
-    pieces = [list(turns[i:i + MAX_TURNS]) for i in range(0, len(turns), MAX_TURNS)]
+    pieces = [list(turns[i : i + MAX_TURNS]) for i in range(0, len(turns), MAX_TURNS)]
     return [p for p in pieces if len(p) >= MIN_TURNS]
 
 
@@ -100,18 +125,23 @@ def _conversation(turns: list[dict[str, Any]]) -> dict[str, Any]:
     return {"id": f"conv-{digest.hexdigest()[:12]}", **provenance, "split": "test", "turns": clean}
 
 
-def write_conversations(target: Path = CONVERSATIONS_FILE, real_dir: Path = REAL_DIR,
-                        split_file: Path = SPLIT_FILE) -> list[dict[str, Any]]:
+def write_conversations(
+    target: Path = CONVERSATIONS_FILE, real_dir: Path = REAL_DIR, split_file: Path = SPLIT_FILE
+) -> list[dict[str, Any]]:
     test_ids = set(json.loads(split_file.read_text(encoding="utf-8"))["test_ids"])
     conversations = build_conversations((row for _, row in read_rows(real_dir)), test_ids)
-    target.write_text("".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations),
-                      encoding="utf-8")
+    target.write_text(
+        "".join(json.dumps(c, ensure_ascii=False) + "\n" for c in conversations), encoding="utf-8"
+    )
     return conversations
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.conversations", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.conversations",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=CONVERSATIONS_FILE)
     args = parser.parse_args(argv)
     conversations = write_conversations(args.out)

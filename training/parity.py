@@ -95,7 +95,11 @@ def _run_child(model_path: str, inputs: str, outputs: str) -> None:
 
     texts = np.load(inputs, allow_pickle=True)
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
-    labels, probabilities = session.run(None, {"text": texts.reshape(-1, 1)})
+    # In chunks: the graph keeps one vocabulary-wide buffer per row of a call.
+    parts = [session.run(None, {"text": texts[i : i + 64].reshape(-1, 1)})
+             for i in range(0, len(texts), 64)]
+    labels = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=object)
+    probabilities = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0))
     np.savez(outputs, probabilities=probabilities.astype(np.float64), labels=labels)
 
 

@@ -4,7 +4,6 @@ against data/real/LABELLING.md (schema, provenance, licence rule, ids, duplicate
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass

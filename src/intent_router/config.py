@@ -6,11 +6,14 @@ Every error is a ConfigError that names the offending field, e.g.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, get_args
 
 import yaml
@@ -570,7 +573,7 @@ _DEPLOYMENT_FIELDS = {
 }
 
 
-def _deployment(name: str, spec: Any, prices: dict[str, Any]) -> Deployment:
+def _deployment(name: str, spec: Any, prices: Mapping[str, Any]) -> Deployment:
     where = f"deployments.{name}"
     spec = _mapping(spec, where)
     _no_unknown(spec, where, _DEPLOYMENT_FIELDS)
@@ -733,19 +736,21 @@ def _chain(chain: Any, key: str, deployments: dict[str, Deployment]) -> tuple[st
     return tuple(chain)
 
 
-def _cost_map() -> dict[str, Any]:
-    """litellm's bundled cost map, read as a file: importing litellm is slow and may fetch."""
+@functools.cache
+def _cost_map() -> Mapping[str, Any]:
+    """litellm's bundled cost map, read as a file (importing litellm is slow and may fetch),
+    once per process: it is 3 MB of JSON, and a config is parsed more than once."""
     spec = find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
-        return {}
+        return MappingProxyType({})
     path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
     try:
-        return dict(json.loads(path.read_text(encoding="utf-8")))
+        return MappingProxyType(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
-        return {}
+        return MappingProxyType({})
 
 
-def _price_entry(model: str, prices: dict[str, Any]) -> dict[str, Any]:
+def _price_entry(model: str, prices: Mapping[str, Any]) -> dict[str, Any]:
     bare = model.split("/", 1)[1]
     entry = prices.get(model) or prices.get(bare) or {}
     return entry if isinstance(entry, dict) else {}

@@ -20,7 +20,8 @@
     │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
     ├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
     ├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
-    └── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
+    ├── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
+    └── TokenizerUnavailable        litellm's bundled cl100k_base is missing or not the real one
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ class FatalProviderError(ProviderError):
 
 
 class AllProvidersFailed(RouterError):
-    """Every deployment of the chain failed or was unavailable; ``attempts`` tells each."""
+    """Every deployment of the chain failed or was unavailable; ``attempts`` tells each (the
+    fallback walk's ``Attempt`` values: this module sits below it and cannot name their type)."""
 
     def __init__(self, attempts: tuple[Attempt, ...], deadline_exceeded: bool = False) -> None:
         self.attempts = attempts
@@ -163,3 +165,8 @@ class StorageUnavailable(RouterError, RuntimeError):
     """The database (decision log, overrides, client keys) cannot be reached or did not answer:
     feedback and the admin API answer 503 ``storage_unavailable``; routing goes on from each
     worker's last snapshot."""
+
+
+class TokenizerUnavailable(RouterError, RuntimeError):
+    """The token counter's encoding (cl100k_base, bundled with litellm) cannot be loaded: an
+    installation problem, never fixed by downloading it."""

@@ -71,7 +71,7 @@ async def walk_chain(
         except MissingKeyError as exc:  # not the provider's fault: no cooldown, next one
             attempts.append(Attempt(name, "skipped_no_key", error=str(exc)))
             continue
-        except (ProviderError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ProviderError) as exc:
             failure = _failure(exc)
             latency = (clock() - began) * 1000
             attempts.append(Attempt(name, "failed", failure.status, _describe(exc, failure), latency))

@@ -13,8 +13,7 @@ from typing import Any, TypeVar
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
-from intent_router.costs import (InputTokens, cached_cost_usd, cost_usd, estimate_messages_tokens,
-                                 estimate_tokens)
+from intent_router.costs import InputTokens, cached_cost_usd, cost_usd
 from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
 from intent_router.fallback import ChainResult, walk_chain
 from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
@@ -37,6 +36,7 @@ from intent_router.routing.sessions import (
     decide,
     settle,
 )
+from intent_router.tokens import count_message_tokens, count_tokens, default_counter
 from intent_router.types import Prediction, RouteSource, RoutingMode
 
 log = logging.getLogger("intent_router.router")
@@ -136,11 +136,12 @@ class Router:
         sessions: SessionStore | None = None,
     ) -> None:
         self.config = config
-        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions)
+        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions, config.sessions.ttl_s)
         self.classifier = classifier
         self._complete = complete
         self._open_stream = open_stream
         self._cache = EscalationCache()
+        default_counter()  # cl100k_base loads with the router (0.3 s), not on its first request
         self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s,
                                          max_retry_after_s=config.upstream.max_retry_after_s)
         self.secrets = (SecretDetector(dict(config.sensitive.patterns))
@@ -194,7 +195,7 @@ class Router:
         escalated = time.perf_counter()
         choice = choose_chain(self.config, routed_as, requested_model, sensitive, override)
         first = self.config.deployments[choice.chain[0]]
-        estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[intent])
+        estimate = cost_usd(first, count_tokens(prompt), self.config.output_tokens[intent])
         return RouteDecision(
             intent=intent,
             confidence=prediction.confidence,
@@ -242,7 +243,7 @@ class Router:
                       override: EffectiveOverride) -> dict[str, float]:
         """What the request would cost on each intent's chain (its first deployment, the
         expected answer length); intents whose chain is refused are left out."""
-        tokens_in = estimate_tokens(text)
+        tokens_in = count_tokens(text)
         tokens_out = round(sum(p * self.config.output_tokens[i] for i, p in probabilities.items()))
         costs = {}
         for intent in probabilities:
@@ -279,7 +280,7 @@ class Router:
         chain = _prefer_first(choice.chain, choice.prefer)
         if chain != decision.chain:
             first = self.config.deployments[chain[0]]
-            estimate = cost_usd(first, estimate_tokens(prompt), self.config.output_tokens[decision.intent])
+            estimate = cost_usd(first, count_tokens(prompt), self.config.output_tokens[decision.intent])
             decision = replace(decision, chain=chain, estimated_cost_usd=estimate + decision.escalation_cost_usd)
         return Plan(decision, choice.chain, choice.prefer, SessionTurn(session, choice))
 
@@ -398,6 +399,13 @@ class Router:
         limits = self._limits.get(name)
         return None if limits is None else headroom(*self.usage.used(name), *limits)
 
+    def count_answer(self, name: str, usage: Any, estimate: int) -> None:
+        """An answer's tokens beyond the ``estimate`` of its input counted when it was sent, in
+        ``name``'s usage this minute (headroom); a stream calls it with its usage chunk."""
+        if name in self._limits and isinstance(usage, dict):
+            prompt, completion = usage_tokens(usage)
+            self.usage.add(name, tokens=prompt + completion - estimate)
+
     def _counted(self, call: Callable[[Deployment, float], Awaitable[T]],
                  tokens: int) -> Callable[[Deployment, float], Awaitable[T]]:
         """``call`` counted in the group statistics: in flight while it runs (for a stream,
@@ -418,9 +426,8 @@ class Router:
             try:
                 value = await call(deployment, timeout)
                 latency = (time.monotonic() - began) * 1000
-                if name in limited and isinstance(value, dict):
-                    prompt, completion = usage_tokens(value.get("usage"))
-                    usage.add(name, tokens=prompt + completion - tokens)
+                if isinstance(value, dict):
+                    self.count_answer(name, value.get("usage"), tokens)
                 return value
             finally:
                 stats.finished(name, latency)
@@ -464,7 +471,7 @@ class Router:
         timeout = self.config.llm_classifier_timeout_s
         try:
             response = await asyncio.wait_for(self._complete(deployment, request, timeout), timeout)
-        except (ProviderError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, ProviderError) as exc:
             return local_intent, "default", 0.0, f"llm classifier failed: {type(exc).__name__}"
         except ProviderClientBug as exc:  # the local prediction stands, but the bug is told
             log.error("llm classifier: %s", exc)
@@ -502,14 +509,14 @@ def _joined(selection: TurnSelection) -> str:
 
 def _classifier_tokens(text: str) -> int:
     """Input tokens of the LLM-classifier request built around ``text``."""
-    return sum(estimate_tokens(m["content"]) for m in build_messages(text))
+    return sum(count_tokens(m["content"]) for m in build_messages(text))
 
 
 def _request_tokens(request: dict[str, Any], prompt: str) -> int:
     """The context a request needs: its whole conversation, at least the classified prompt."""
     messages = request.get("messages")
-    whole = estimate_messages_tokens(messages) if isinstance(messages, list) else 0
-    return max(whole, estimate_tokens(prompt))
+    whole = count_message_tokens(messages) if isinstance(messages, list) else 0
+    return max(whole, count_tokens(prompt))
 
 
 def _max_tokens(request: dict[str, Any]) -> int | None:

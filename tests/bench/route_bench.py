@@ -64,10 +64,9 @@ def bodies(texts: list[str]) -> list[dict[str, Any]]:
 
 
 def sticky_bodies(texts: list[str]) -> list[dict[str, Any]]:
-    """``bodies`` as the second turn of one session each (the first turn is the same text)."""
-    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t},
-                          {"role": "assistant", "content": "Done."}, {"role": "user", "content": t}],
-             "metadata": {"session_id": f"bench-{i}"}} for i, t in enumerate(texts)]
+    """``bodies``, each naming a session of its own (``metadata.session_id``): the same text to
+    classify and scan, and from the second round on every request is a stuck turn."""
+    return [{**body, "metadata": {"session_id": f"bench-{i}"}} for i, body in enumerate(bodies(texts))]
 
 
 def service_config(directory: Path, sections: dict[str, dict[str, Any]] | None = None,

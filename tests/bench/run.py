@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import json
 import platform
-from datetime import datetime, timezone
-from pathlib import Path
-
 import sys
+from datetime import UTC, datetime
+from pathlib import Path
 
 from tests.bench import (
     classifier_bench,
@@ -15,6 +14,7 @@ from tests.bench import (
     proxy_bench,
     route_bench,
     startup_bench,
+    tokens_bench,
     tracking_bench,
 )
 
@@ -22,7 +22,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench, "route": route_bench,
-              "proxy": proxy_bench, "client": client_bench, "startup": startup_bench}
+              "proxy": proxy_bench, "client": client_bench, "startup": startup_bench,
+              "tokens": tokens_bench}
 
 
 def main(names: list[str]) -> None:
@@ -32,7 +33,7 @@ def main(names: list[str]) -> None:
         bench = BENCHMARKS[name]
         results = bench.run()
         results["machine"] = {"python": platform.python_version(), "processor": platform.machine()}
-        results["measured_at"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        results["measured_at"] = datetime.now(UTC).isoformat(timespec="seconds")
         print(bench.table(results))
         path = RESULTS / f"{name}.json"
         path.write_text(json.dumps(results, indent=2))

@@ -19,8 +19,8 @@ import socket
 import struct
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 MARKER = re.compile(r"\[hostile:([a-z0-9_]+)\]")
@@ -205,7 +205,7 @@ def _reset_after_first(h: Handler) -> None:
 
 
 def _http_date(days: float) -> str:
-    return format_datetime(datetime.now(timezone.utc) + timedelta(days=days), usegmt=True)
+    return format_datetime(datetime.now(UTC) + timedelta(days=days), usegmt=True)
 
 
 SURROGATE_ERROR = b'{"error": {"message": "boom \\udfff", "type": "api_error"}}'

@@ -16,6 +16,7 @@ import httpx
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
+from tests.eventually import eventually
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[float, float]:
@@ -25,14 +26,16 @@ def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[fl
     so that a loaded machine does not fail them and a quiet one still holds them tight."""
     started = time.monotonic()
     slowest = 0.0
-    while True:
+
+    def timed() -> bool:
+        nonlocal slowest
         before = time.monotonic()
         held = condition()
         slowest = max(slowest, time.monotonic() - before)
-        if held:
-            return time.monotonic() - started, slowest
-        assert time.monotonic() - started < timeout_s, f"not within {timeout_s} s"
-        time.sleep(0.05)
+        return held
+
+    eventually(timed, timeout_s=timeout_s)
+    return time.monotonic() - started, slowest
 
 
 STARTUP_DEADLINE_S = 180
@@ -40,10 +43,8 @@ STARTUP_DEADLINE_S = 180
 
 def wait_until_ready(url: str, timeout_s: float = STARTUP_DEADLINE_S) -> None:
     """Until /readyz answers 200 (litellm loaded)."""
-    deadline = time.monotonic() + timeout_s
-    while httpx.get(f"{url}/readyz", timeout=5).status_code != 200:
-        assert time.monotonic() < deadline, f"{url}/readyz not 200 within {timeout_s} s"
-        time.sleep(0.1)
+    eventually(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code, lambda status: status == 200,
+               timeout_s=timeout_s, interval_s=0.1, what=f"{url}/readyz answering 200")
 
 
 def untracked_config(directory: Path, litellm: bool = False) -> Path:
@@ -133,20 +134,17 @@ class _Service:
 
     def wait_until_up(self, ready: bool) -> None:
         probe = f"{self.url}/readyz" if ready else f"{self.url}/healthz"
-        # A deadline on a condition, generous: a service that dies is reported at once (poll),
-        # and a loaded machine (litellm's import alone took 15 s at load average 15) must not
-        # fail a healthy start.
-        deadline = time.monotonic() + STARTUP_DEADLINE_S
-        while time.monotonic() < deadline:
+
+        def status() -> int:
             if self.process.poll() is not None:
                 raise RuntimeError(f"service exited: {self.log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(probe, timeout=0.5).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"{probe} did not answer 200 in {STARTUP_DEADLINE_S} s")
+            return httpx.get(probe, timeout=0.5).status_code
+
+        # A generous deadline on the condition: a service that dies is reported at once, and
+        # a loaded machine (litellm's import alone took 15 s at load average 15) must not fail
+        # a healthy start.
+        eventually(status, lambda code: code == 200, timeout_s=STARTUP_DEADLINE_S,
+                   what=f"{probe} answering 200", ignoring=(httpx.HTTPError,))
 
     def stop(self) -> None:
         self.process.terminate()

@@ -18,6 +18,7 @@ from intent_router.decisions import DecisionStore
 from intent_router.labels import INTENTS
 from intent_router.model_contract import TruncationPolicy
 from intent_router.service.app import MAX_BODY_BYTES
+from tests.eventually import eventually
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import running_service
 
@@ -244,14 +245,10 @@ def test_wrong_methods_and_paths_answer_in_openai_format(service: Service) -> No
 def _classify_ms(service: Service, request_ids: list[str]) -> list[float]:
     store = DecisionStore(service.database_url)
     try:
-        deadline = time.monotonic() + 15
-        rows = [store.get(i) for i in request_ids]
-        while None in rows and time.monotonic() < deadline:
-            time.sleep(0.1)
-            rows = [store.get(i) for i in request_ids]
+        rows = eventually(lambda: [store.get(i) for i in request_ids], lambda got: None not in got,
+                          timeout_s=15, interval_s=0.1, what="the decisions logged")
     finally:
         store.dispose()
-    assert None not in rows, "decisions were not logged"
     return [float(r["classify_ms"]) for r in rows]
 
 

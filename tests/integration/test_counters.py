@@ -8,7 +8,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 from hypothesis import given, settings
@@ -35,7 +35,7 @@ COUNTING_TIMEOUT_S = 5.0
 
 
 def utc(*parts: int) -> float:
-    return datetime(*parts, tzinfo=timezone.utc).timestamp()  # type: ignore[misc]
+    return datetime(*parts, tzinfo=UTC).timestamp()  # type: ignore[misc]
 
 
 NOON = utc(2026, 11, 29, 12, 0, 0)  # the start of a 60 s window

@@ -14,6 +14,7 @@ import openai
 import pytest
 import yaml
 
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import FakeProvider, Status
 from tests.integration.service_process import free_port, running_service
 
@@ -174,12 +175,8 @@ def test_control_characters_in_admin_ids_are_a_400(service: Service, path: str) 
 
 def _wait_for_log(log: Path, needle: str) -> None:
     """The service logs through a queue: wait for the line, not for a fixed time."""
-    import time
-
-    deadline = time.monotonic() + 10
-    while needle not in log.read_text(errors="replace"):
-        assert time.monotonic() < deadline, f"no log line with {needle}"
-        time.sleep(0.02)
+    eventually(lambda: needle in log.read_text(errors="replace"), timeout_s=10, interval_s=0.02,
+               what=f"a log line with {needle}")
 
 
 @pytest.fixture(scope="module")

@@ -100,14 +100,13 @@ def test_malformed_and_empty_bodies(provider: FakeProvider) -> None:
 def test_a_broken_stream_stops_without_done(provider: FakeProvider) -> None:
     provider.script(BrokenStream(chunks_before_break=2))
     chunks: list[str] = []
-    with httpx.Client() as client:
-        with pytest.raises(httpx.HTTPError):
-            with client.stream("POST", f"{provider.url}/v1/chat/completions",
-                               json={"messages": MESSAGES, "stream": True}) as response:
-                for line in response.iter_lines():
-                    chunks.append(line)
-                if not any("[DONE]" in c for c in chunks):
-                    raise httpx.RemoteProtocolError("stream ended without [DONE]")
+    with httpx.Client() as client, pytest.raises(httpx.HTTPError), \
+            client.stream("POST", f"{provider.url}/v1/chat/completions",
+                          json={"messages": MESSAGES, "stream": True}) as response:
+            for line in response.iter_lines():
+                chunks.append(line)
+            if not any("[DONE]" in c for c in chunks):
+                raise httpx.RemoteProtocolError("stream ended without [DONE]")
     data = [c for c in chunks if c.startswith("data: ")]
     assert len(data) == 2 and not any("[DONE]" in c for c in chunks)
 

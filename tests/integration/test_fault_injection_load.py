@@ -19,7 +19,7 @@ import signal
 import statistics
 import time
 from collections import Counter, defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +32,7 @@ from intent_router.config import DEFAULT_CONFIG
 from intent_router.decisions import DecisionStore
 from intent_router.decisions.records import AttemptRecord
 from intent_router.decisions.store import attempts_of
+from tests.eventually import eventually, eventually_async
 from tests.fakes.provider_fleet import FakeProvider, Hang, Reply, SeenRequest, Status
 from tests.integration.fleet_service import CLOUD, FAKES, KEYS, fleet_service
 from tests.integration.service_process import running_service
@@ -253,12 +254,11 @@ def _assert_the_deadline_was_honoured(rows: list[dict[str, Any]], deadline_s: fl
 
 
 def _decision_rows(url: str, expected: int, timeout_s: float = 30) -> list[dict[str, Any]]:
-    """Every decision, once the writer has flushed ``expected`` of them (or the time is up)."""
+    """Every decision, once the writer has flushed ``expected`` of them."""
     store = DecisionStore(url)
     try:
-        deadline = time.monotonic() + timeout_s
-        while store.count() < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(store.count, lambda count: count >= expected, timeout_s=timeout_s, interval_s=0.1,
+                   what=f"{expected} decisions")
         return store.after(0, limit=expected + 100)
     finally:
         store.dispose()
@@ -492,11 +492,14 @@ def _two_worker_config(tmp_path: Path, fakes: Mapping[str, FakeProvider]) -> Pat
 def _worker_pids(url: str, wanted: int, timeout_s: float = 20) -> set[int]:
     """The workers answering /healthz, one fresh connection per ask (the kernel spreads them)."""
     pids: set[int] = set()
-    deadline = time.monotonic() + timeout_s
-    while len(pids) < wanted and time.monotonic() < deadline:
+
+    def answered_by() -> set[int]:
         with httpx.Client(trust_env=False, timeout=5) as fresh:
             pids.add(fresh.get(f"{url}/healthz").json()["worker"])
-    return pids
+        return pids
+
+    return eventually(answered_by, lambda seen: len(seen) >= wanted, timeout_s=timeout_s, interval_s=0,
+                      what=f"{wanted} workers answering")
 
 
 def _is_a_worker_of_the_service(pid: int) -> bool:
@@ -507,23 +510,22 @@ def _is_a_worker_of_the_service(pid: int) -> bool:
 
 async def _new_worker(url: str, known: set[int], timeout_s: float = 30) -> tuple[int, float]:
     """The first pid outside ``known`` answering /healthz, and when."""
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
+    async def answering() -> int:
         async with httpx.AsyncClient(trust_env=False, timeout=5) as fresh:
-            pid = (await fresh.get(f"{url}/healthz")).json()["worker"]
-        if pid not in known:
-            return pid, time.monotonic()
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"no new worker answered within {timeout_s} s")
+            return int((await fresh.get(f"{url}/healthz")).json()["worker"])
+
+    pid = await eventually_async(answering, lambda seen: seen not in known, timeout_s=timeout_s,
+                                 interval_s=0.1, what="a new worker answering")
+    return pid, time.monotonic()
 
 
 async def _seen_dead(pid: int, timeout_s: float = 30) -> float:
     """When ``pid`` was seen dead (polled every 10 ms): the kernel closes a process's sockets
     as it exits, before it becomes a zombie."""
-    deadline = time.monotonic() + timeout_s
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"{pid} still alive {timeout_s} s after SIGKILL"
-        await asyncio.sleep(0.01)
+    async def dead() -> bool:
+        return not _alive(pid)
+
+    await eventually_async(dead, timeout_s=timeout_s, interval_s=0.01, what=f"{pid} dead after SIGKILL")
     return time.monotonic()
 
 
@@ -585,7 +587,8 @@ def test_a_worker_killed_mid_load(tmp_path: Path) -> None:
         assert len(workers) == 2
         run = asyncio.run(_load_killing_a_worker(url, workers))
         survivor = (workers - {run.victim}).pop()
-        reaped = _wait_until(lambda: not Path(f"/proc/{run.victim}").exists(), timeout_s=30)
+        reaped = eventually(lambda: not Path(f"/proc/{run.victim}").exists(), timeout_s=30,
+                            what="the killed worker reaped")
         serving = _worker_pids(url, 2)
         final = asyncio.run(_load(url, 50, 8, first=10**6))
 
@@ -609,12 +612,3 @@ def test_a_worker_killed_mid_load(tmp_path: Path) -> None:
     assert len(meanwhile) > 0
     assert reaped and serving == {survivor, run.replacement}
     assert all(r.response is not None and r.response.status_code == 200 for r in final.values())
-
-
-def _wait_until(condition: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +24,7 @@ import pytest
 import sqlalchemy
 
 from tests.conftest import MlflowStoreMaker
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import Echo, FakeProvider
 from tests.integration.fleet_service import fake_fleet, fleet_config
 from tests.integration.service_process import running_service
@@ -214,21 +214,19 @@ def _wait_for_mlflow(run: Run) -> None:
     expected = sum(1 for r in run.responses if r.request.url.path in ("/v1/route", "/v1/chat/completions")
                    and not (r.status_code == 401 and r.json()["error"]["code"] == "invalid_api_key"))
     engine = sqlalchemy.create_engine(f"sqlite:///{run.tmp / 'decisions.db'}")
-    state = None
-    deadline = time.monotonic() + 90
+
+    def state() -> tuple[object, ...]:
+        with engine.connect() as connection:
+            return tuple(connection.execute(sqlalchemy.text(
+                "SELECT count(*), count(trace_id), "
+                "(SELECT value FROM tracking_state WHERE key = 'mlflow.feedback_watermark') "
+                "FROM decisions")).one())
+
     try:
-        while time.monotonic() < deadline:
-            with engine.connect() as connection:
-                state = connection.execute(sqlalchemy.text(
-                    "SELECT count(*), count(trace_id), "
-                    "(SELECT value FROM tracking_state WHERE key = 'mlflow.feedback_watermark') "
-                    "FROM decisions")).one()
-            if tuple(state) == (expected, expected, "1"):
-                return
-            time.sleep(0.25)
+        eventually(state, lambda seen: seen == (expected, expected, "1"), timeout_s=90, interval_s=0.25,
+                   what=f"(decisions, traced, feedback watermark) == ({expected}, {expected}, '1')")
     finally:
         engine.dispose()
-    raise AssertionError(f"decisions, traced, feedback watermark: {state}; expected {expected} traced")
 
 
 # --- the searches -------------------------------------------------------------------------------

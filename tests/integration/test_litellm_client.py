@@ -12,7 +12,12 @@ import pytest
 from intent_router.config import load_config
 from intent_router.exceptions import ProviderClientBug, ProviderError
 from intent_router.fallback import walk_chain
-from intent_router.providers.litellm_client import LitellmClient, litellm, map_call_failure, map_litellm_error
+from intent_router.providers.litellm_client import (
+    LitellmClient,
+    litellm,
+    map_call_failure,
+    map_litellm_error,
+)
 from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.retry_rules import Verdict, failure_from_error, verdict
 from tests.fakes.provider_fleet import FakeProvider, Status

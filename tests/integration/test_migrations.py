@@ -10,8 +10,8 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect
 
-import intent_router.decisions.store  # noqa: F401  (declares its tables)
-import intent_router.governance.client_keys  # noqa: F401
+import intent_router.decisions.store
+import intent_router.governance.client_keys
 import intent_router.governance.override_store  # noqa: F401
 from intent_router.db import make_engine, metadata
 from intent_router.migrations import upgrade
@@ -47,7 +47,7 @@ def test_threads_of_one_process_share_the_upgrade(database_url: str) -> None:
         engine = make_engine(database_url)
         try:
             upgrade(engine)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
         finally:
             engine.dispose()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -19,6 +18,7 @@ import yaml
 
 from intent_router.config import DEFAULT_CONFIG
 from tests.conftest import REPO_ROOT
+from tests.eventually import eventually
 from tests.integration.service_process import free_port, running_service
 
 
@@ -38,16 +38,14 @@ def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 
 def _settled_readiness(url: str) -> httpx.Response:
     """/readyz once litellm has loaded (it answers 503 warming for a few seconds after start)."""
-    deadline = time.monotonic() + 60
-    while True:
-        probe = httpx.get(f"{url}/readyz")
-        if probe.json()["status"] != "warming" or time.monotonic() > deadline:
-            return probe
-        time.sleep(0.05)
+    settled: httpx.Response = eventually(lambda: httpx.get(f"{url}/readyz"),
+                                         lambda probe: probe.json()["status"] != "warming", timeout_s=60,
+                                         what="/readyz past warming")
+    return settled
 
 
 def test_the_startup_summary_names_config_model_keys_and_stores(keyless: tuple[str, Path, int]) -> None:
-    _, log, closed = keyless
+    _, log, _closed = keyless
     text = log.read_text()
     summary = [line.removeprefix("intent-router: ") for line in text.splitlines() if line.startswith("intent-router: ")]
     assert summary[0].startswith("config /") and summary[0].endswith("router.yaml")

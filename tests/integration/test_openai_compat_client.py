@@ -11,7 +11,15 @@ from intent_router.exceptions import AllProvidersFailed, MissingKeyError, Provid
 from intent_router.fallback import walk_chain
 from intent_router.providers.openai_compat import OpenAICompatClient
 from intent_router.routing.cooldown import CooldownTracker
-from tests.fakes.provider_fleet import BrokenStream, EmptyChoices, FakeProvider, Hang, Malformed, Reset, Status
+from tests.fakes.provider_fleet import (
+    BrokenStream,
+    EmptyChoices,
+    FakeProvider,
+    Hang,
+    Malformed,
+    Reset,
+    Status,
+)
 
 REQUEST = {"messages": [{"role": "user", "content": "hello"}]}
 GPT = load_config().deployments["gpt-4o"]
@@ -104,4 +112,4 @@ async def test_all_fakes_down_lists_the_attempts_within_the_deadline(client, fle
         await walk_chain(("first", "second"), deployments,
                          lambda d, t: client.complete(d, REQUEST, t),
                          CooldownTracker(3, 30), deadline_s=0.8)
-    assert [a.error for a in info.value.attempts if a.outcome == "failed"][0] == "timeout"
+    assert next(a.error for a in info.value.attempts if a.outcome == "failed") == "timeout"

@@ -9,6 +9,7 @@ import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,9 @@ import httpx
 import pytest
 import sqlalchemy
 
+from intent_router.tokens import count_tokens
 from tests.conftest import fresh_postgres_schema
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import FakeProvider, Reply
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_service, running_services, wait_for
@@ -30,7 +33,7 @@ PRICES = {
     "kimi-k2.6-together": {"input_cost_per_mtok": 0.1, "output_cost_per_mtok": 0.1, "fallbacks": []},
     "gpt-4o": {"input_cost_per_mtok": 1000, "output_cost_per_mtok": 3000, "fallbacks": []},
 }
-PROMPT = "write a python function"  # 23 characters: estimated at 6 tokens; 4 words to the fake
+PROMPT = "write a python_function() now"  # 6 tokens (cl100k_base); 4 words to the fake
 # One gpt-4o request with max_tokens 3: held at (6 x 1000 + 3 x 3000) / 1e6 = $0.015 and
 # charged (4 x 1000 + 3 x 3000) / 1e6 = $0.013 (the fake answers "ok from fake": 3 words).
 ESTIMATE_USD, ACTUAL_USD = 0.015, 0.013
@@ -56,9 +59,9 @@ class Services:
         authenticates without counting against any limit."""
         deadline = time.monotonic() + 30  # a condition: on a quiet machine within a second
         for url in self.urls:
-            while httpx.get(f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}).status_code != 200:
-                assert time.monotonic() < deadline, f"{url} never learned of the new key"
-                time.sleep(0.05)
+            eventually(partial(httpx.get, f"{url}/v1/models", headers={"Authorization": f"Bearer {key}"}),
+                       lambda answer: answer.status_code == 200, timeout_s=max(0.0, deadline - time.monotonic()),
+                       what=f"{url} accepting the new key")
 
 
 def _chat(url: str, key: str | None, model: str = "gpt-4o", text: str = PROMPT, **extra: Any) -> httpx.Response:
@@ -76,16 +79,14 @@ def _route(url: str, key: str | None, **headers: str) -> httpx.Response:
 def _decision(services: Services, request_id: str) -> dict[str, Any]:
     """The decision-log row of a request (written in the background: polled for a while)."""
     engine = sqlalchemy.create_engine(services.database_url)
+    def row() -> Any:
+        with engine.connect() as connection:
+            return connection.execute(sqlalchemy.text("SELECT * FROM decisions WHERE request_id = :r"),
+                                      {"r": request_id}).mappings().first()
+
     try:
-        deadline = time.monotonic() + 5
-        while True:
-            with engine.connect() as connection:
-                row = connection.execute(sqlalchemy.text("SELECT * FROM decisions WHERE request_id = :r"),
-                                         {"r": request_id}).mappings().first()
-            if row is not None or time.monotonic() > deadline:
-                assert row is not None, f"no decision for {request_id}"
-                return dict(row)
-            time.sleep(0.1)
+        return dict(eventually(row, lambda found: found is not None, timeout_s=5, interval_s=0.1,
+                               what=f"a decision for {request_id}"))
     finally:
         engine.dispose()
 
@@ -184,16 +185,19 @@ def test_tpm_counts_the_conversation(services: Services) -> None:
     a, b = services.urls
     key, _ = services.new_key(tpm=100)
     _away_from_a_minute_boundary()
-    too_big = _chat(a, key, text="word " * 200)  # about 250 tokens: never fits a 100-token minute
+    fifty = "word " * 49
+    assert count_tokens(fifty) == 50 and count_tokens("word " * 200) == 201  # cl100k_base
+    too_big = _chat(a, key, text="word " * 200)  # never fits a 100-token minute
     assert too_big.status_code == 429 and "more than client key" in too_big.json()["error"]["message"]
-    assert _chat(b, key, text="x" * 200, max_tokens=3).status_code == 200  # 50 tokens
-    assert _chat(a, key, text="x" * 200, max_tokens=3).status_code == 200  # 100
-    third = _chat(b, key, text="x" * 200, max_tokens=3)
+    assert _chat(b, key, text=fifty, max_tokens=3).status_code == 200  # 50 tokens
+    assert _chat(a, key, text=fifty, max_tokens=3).status_code == 200  # 100
+    third = _chat(b, key, text=fifty, max_tokens=3)
     assert third.status_code == 429 and third.json()["error"]["code"] == "rate_limit_exceeded"
 
 
 def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(services: Services) -> None:
     a, b = services.urls
+    assert count_tokens(PROMPT) == 6  # the hold's arithmetic above
     budget = 10 * ESTIMATE_USD  # room for 10 holds at once; 11 real answers at most
     key, created = services.new_key(team="exact", budget_day_usd=budget, over_budget="refuse")
     with ThreadPoolExecutor(16) as pool:
@@ -208,13 +212,10 @@ def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(
     assert charged == pytest.approx(len(ok) * ACTUAL_USD, abs=1e-9)
     # A request's spend is settled as its answer ends, which the client may see first: wait for
     # the last settlement (a hold still counted, or one settled twice, would never match).
-    deadline = time.monotonic() + 30
-    while True:
-        spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
-        if spend["day_usd"] == pytest.approx(charged, abs=1e-9) or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    assert spend["day_usd"] == pytest.approx(charged, abs=1e-9) and spend["day_usd"] <= budget
+    spend = eventually(lambda: httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"],
+                       lambda seen: seen["day_usd"] == pytest.approx(charged, abs=1e-9), timeout_s=30,
+                       what=f"the key's spend settled at {charged}")
+    assert spend["day_usd"] <= budget
     assert spend["month_usd"] == spend["day_usd"]
     team = httpx.get(f"{a}/admin/spend", params={"team": "exact"}, headers=ADMIN).json()
     assert team["day_usd"] == pytest.approx(charged, abs=1e-9) and len(team["keys"]) == 1
@@ -298,7 +299,7 @@ def test_streams_are_charged_when_they_end(services: Services) -> None:
                                   "100%_of_\\teams"])
 def test_hostile_team_names_are_stored_and_read_back_as_given(services: Services, team: str) -> None:
     a, b = services.urls
-    key, created = services.new_key(team=team)
+    _key, created = services.new_key(team=team)
     assert created["team"] == team
     listed = httpx.get(f"{b}/admin/keys", params={"team": team}, headers=ADMIN).json()["data"]
     assert [k["id"] for k in listed] == [created["id"]]  # no LIKE wildcards, no injection

@@ -12,6 +12,7 @@ import pytest
 from intent_router.decisions import DecisionStore, prompt_digest
 from intent_router.decisions.store import attempts_of
 from tests.conftest import MlflowStoreMaker
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, SharedFleets, fleet_service
 
@@ -30,24 +31,16 @@ def _rows_of(database_url: str, request_ids: list[str], timeout_s: float = 30) -
     """The decisions of ``request_ids`` (the log may hold other tests' too), once all are in."""
     store = DecisionStore(database_url)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            rows = [r for r in store.after(0) if r["request_id"] in request_ids]
-            if len({r["request_id"] for r in rows}) == len(set(request_ids)) or time.monotonic() > deadline:
-                return rows
-            time.sleep(0.05)
+        return eventually(lambda: [r for r in store.after(0) if r["request_id"] in request_ids],
+                          lambda rows: {r["request_id"] for r in rows} == set(request_ids),
+                          timeout_s=timeout_s, what="a decision for every request")
     finally:
         store.dispose()
 
 
 def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[dict]:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        rows = store.after(0)
-        if len(rows) >= expected:
-            return rows
-        time.sleep(0.05)
-    return store.after(0)
+    return eventually(lambda: store.after(0), lambda rows: len(rows) >= expected,
+                      timeout_s=timeout_s, what=f"{expected} decisions")
 
 
 def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None:
@@ -129,17 +122,18 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: P
         ids = [s.chat("auto", PROMPT).headers["x-request-id"] for _ in range(3)]
         httpx.post(f"{s.url}/v1/feedback", json={"request_id": ids[0], "correct_intent": "code_generation"})
         client = MlflowClient(uri)
-        deadline = time.monotonic() + 120  # a condition: seconds on a quiet machine
-        traces: list = []
-        while time.monotonic() < deadline:
+
+        def traces_with_feedback() -> list:
             experiment = client.get_experiment_by_name("routing-serving")
-            if experiment is not None:
-                traces = client.search_traces([experiment.experiment_id])
-                # Every trace with its tags (written after the trace itself), and the feedback.
-                tagged = {t.info.tags.get("request_id") for t in traces}
-                if tagged == set(ids) and any(t.info.assessments for t in traces):
-                    break
-            time.sleep(0.25)
+            return [] if experiment is None else client.search_traces([experiment.experiment_id])
+
+        # Every trace with its tags (written after the trace itself), and the feedback; the
+        # deadline is a condition's: seconds on a quiet machine.
+        traces = eventually(traces_with_feedback,
+                            lambda found: ({t.info.tags.get("request_id") for t in found} == set(ids)
+                                           and any(t.info.assessments for t in found)),
+                            timeout_s=120, interval_s=0.25, what="every trace tagged, the feedback logged")
+        experiment = client.get_experiment_by_name("routing-serving")
     by_request = {t.info.tags["request_id"]: t for t in traces}
     assert set(by_request) == set(ids)
     assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == ["code_generation"]

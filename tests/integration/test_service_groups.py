@@ -4,15 +4,15 @@ form the group ``kimi`` with weights 3 and 1; a request for ``kimi-k2.6`` is spr
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import Counter
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.fakes.provider_fleet import Status
+from tests.fakes.provider_fleet import Reply, Status
 from tests.integration.fleet_service import Setup, SharedFleets
 
 GROUP = {"kimi-k2.6": {"group": "kimi", "weight": 3}, "kimi-k2.6-together": {"group": "kimi", "weight": 1}}
@@ -102,3 +102,26 @@ def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(fleets:
     # straddle two UTC minutes: at most 2 x (1 + 3) off, and 2 more for rounding.
     assert abs(answered["kimi-k2.6"] - 300) <= 10, answered
     assert setup.calls("kimi") == answered["kimi-k2.6"] and setup.calls("claude") == 0
+
+
+def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) -> None:
+    members = ("kimi-k2.6", "kimi-k2.6-together")
+    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60},
+                               "groups": {"kimi": {"strategy": "headroom"}}},
+                       deployments={name: {"group": "kimi", "tpm": 1000} for name in members}, litellm=False)
+    left = 60 - time.time() % 60
+    if left < 20:  # usage is counted per UTC minute: keep the test inside one
+        time.sleep(left + 0.05)
+    for fake in ("kimi", "together"):  # whichever answers reports 900 cached tokens: 90% of its tpm
+        setup.fakes[fake].script(Reply(cached_tokens=900))
+    stream = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
+    with httpx.stream("POST", f"{setup.url}/v1/chat/completions", json=stream, timeout=30) as response:
+        heavy = response.headers["x-intent-router-deployment"]
+        assert response.read().rstrip().endswith(b"data: [DONE]")
+    light = ({*members} - {heavy}).pop()
+    for fake in setup.fakes.values():
+        fake.reset()
+    # Counted when the stream ended (before its last bytes reached the client): without its
+    # usage chunk the two members would alternate from here.
+    answered = [setup.chat("kimi-k2.6", max_tokens=5).headers["x-intent-router-deployment"] for _ in range(6)]
+    assert answered == [light] * 6

@@ -10,7 +10,12 @@ import httpx
 import pytest
 
 from tests.conftest import fresh_postgres_schema
-from tests.integration.service_process import running_service, running_services, untracked_config, wait_for
+from tests.integration.service_process import (
+    running_service,
+    running_services,
+    untracked_config,
+    wait_for,
+)
 
 ADMIN = {"Authorization": "Bearer admin-secret-1"}
 POLL_S = 0.5  # how often each worker reloads the overrides

@@ -3,7 +3,6 @@ or traced with the secret."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +10,7 @@ import httpx
 import pytest
 
 from intent_router.decisions import DecisionStore
+from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import CLOUD, OOM, SharedFleets
 
@@ -51,10 +51,8 @@ def test_a_secret_anywhere_in_the_request_keeps_it_on_the_local_tier(fleets: Sha
     assert s.database_url is not None
     store = DecisionStore(s.database_url)
     try:
-        deadline = time.monotonic() + 30
-        while any(store.get(i) is None for i in ids) and time.monotonic() < deadline:
-            time.sleep(0.05)
-        rows = [store.get(i) for i in ids]
+        rows = eventually(lambda: [store.get(i) for i in ids], lambda got: None not in got, timeout_s=30,
+                          what="the three decisions logged")
     finally:
         store.dispose()
     assert "[REDACTED:aws_access_key_id]" in rows[0]["prompt_text"]

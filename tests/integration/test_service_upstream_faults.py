@@ -25,6 +25,7 @@ import yaml
 from intent_router.decisions import DecisionStore
 from intent_router.decisions.store import attempts_of
 from intent_router.labels import INTENTS
+from tests.eventually import eventually
 from tests.fakes.hostile_faults import MODES, RETRY_AFTER, closed_port_url
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.service_process import running_service
@@ -117,9 +118,9 @@ def _prompt(mode: str | None) -> str:
 
 def chat(fleet: Fleet, model: str, prompt: str, stream: bool = False, **extra: Any) -> Answer:
     body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, **extra}
-    with httpx.Client(base_url=fleet.url, timeout=30, trust_env=False) as client:
-        with client.stream("POST", "/v1/chat/completions", json=body) as response:
-            raw = response.read().decode("utf-8")
+    with httpx.Client(base_url=fleet.url, timeout=30, trust_env=False) as client, \
+            client.stream("POST", "/v1/chat/completions", json=body) as response:
+        raw = response.read().decode("utf-8")
     if response.status_code == 200 and stream:
         events = [line[len("data: "):] for line in raw.split("\n") if line.startswith("data: ")]
         return Answer(200, response.headers, [e if e == "[DONE]" else json.loads(e) for e in events], raw)
@@ -128,20 +129,14 @@ def chat(fleet: Fleet, model: str, prompt: str, stream: bool = False, **extra: A
 
 def _row(store: DecisionStore, request_id: str) -> dict[str, Any]:
     """The request's decision (request_id is unique: one row at most), once written."""
-    deadline = time.monotonic() + 10
-    while (row := store.get(request_id)) is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert row is not None, f"no decision row for {request_id}"
+    row: dict[str, Any] = eventually(lambda: store.get(request_id), lambda got: got is not None, timeout_s=10,
+                                     interval_s=0.02, what=f"a decision row for {request_id}")
     return row
 
 
 def _logged(fleet: Fleet, request_id: str) -> bool:
-    deadline = time.monotonic() + 10
-    while request_id not in fleet.log.read_text(errors="replace"):
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
+    return eventually(lambda: request_id in fleet.log.read_text(errors="replace"), timeout_s=10,
+                      interval_s=0.02, what=f"a log line for {request_id}")
 
 
 def _checked(fleet: Fleet, store: DecisionStore, answer: Answer) -> dict[str, Any]:
@@ -313,10 +308,13 @@ def test_retry_after_dates_and_absurd_values_cool_down_for_at_most_the_cap(fleet
         assert answer.headers["x-intent-router-deployment"] == "calm"
         assert answer.headers["x-intent-router-attempts"] == "2"
     waiting = set(cooled)
-    while waiting and time.monotonic() - started < 10:
+
+    def still_cooling() -> set[str]:
         for model in sorted(waiting):
             if chat(fleet, model, _prompt(None)).headers["x-intent-router-deployment"] == model:
                 waiting.discard(model)
-        time.sleep(0.1)
-    assert not waiting, f"{waiting} still cooling down {time.monotonic() - started:.1f} s later"
+        return waiting
+
+    eventually(still_cooling, lambda models: not models, timeout_s=max(0.0, started + 10 - time.monotonic()),
+               interval_s=0.1, what="every cooled deployment answering again")
     assert time.monotonic() - started >= LIMITS["max_retry_after_s"] - 0.1

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
+from tests.eventually import eventually
 from tests.integration.service_process import running_service, untracked_config
 
 ROUTE_LINE = 'intent_router_requests_total{endpoint="route",intent="refactoring",source="model",status="200"}'
@@ -23,11 +23,14 @@ def _metric(text: str, line_start: str) -> float:
 def test_two_workers_serve_and_report_metrics_for_the_whole_service(tmp_path: Path) -> None:
     with running_service(untracked_config(tmp_path), workers=2) as url:
         workers: set[int] = set()
-        deadline = time.monotonic() + 20
-        while len(workers) < 2 and time.monotonic() < deadline:
+
+        def answered_by() -> set[int]:
             with httpx.Client() as fresh:  # a new connection each time: the kernel spreads them
                 workers.add(fresh.get(f"{url}/healthz").json()["worker"])
-        assert len(workers) == 2
+            return workers
+
+        eventually(answered_by, lambda seen: len(seen) == 2, timeout_s=20, interval_s=0,
+                   what="both workers answering")
         for _ in range(30):
             with httpx.Client() as fresh:
                 answer = fresh.post(f"{url}/v1/route", json={"prompt": "rename getUser to fetchUser everywhere"})

@@ -26,7 +26,11 @@ def test_the_session_replay_prints_and_logs_both_policies(mlflow_uri: str) -> No
     # Sticky routing switches less, by construction of the rule; by how much is the measurement.
     assert metrics["sticky_switches_per_session"] < metrics["per_turn_switches_per_session"]
     for policy in ("per_turn", "sticky"):
-        assert 0 < metrics[f"{policy}_input_cost_usd"] <= metrics[f"{policy}_list_input_cost_usd"] * 1.25
+        assert (
+            0
+            < metrics[f"{policy}_input_cost_usd"]
+            <= metrics[f"{policy}_list_input_cost_usd"] * 1.25
+        )
         assert f"{metrics[f'{policy}_input_cost_usd']:.4f}" in printed
     assert 0 <= metrics["sticky_under_routing_share"] <= 1 and "under-routing" in printed
     assert "per_session.json" in {a.path for a in client.list_artifacts(run.info.run_id)}

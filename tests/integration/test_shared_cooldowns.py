@@ -17,6 +17,7 @@ from intent_router.routing.cooldown import CooldownTracker
 from intent_router.routing.headroom import MinuteUsage
 from intent_router.routing.shared_cooldowns import SharedCooldowns
 from intent_router.routing.shared_usage import SharedUsage
+from tests.eventually import eventually, eventually_async
 from tests.fakes.provider_fleet import Reply, Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_services
@@ -33,11 +34,12 @@ async def test_a_cooldown_started_on_one_worker_reaches_the_others() -> None:
     second.start()
     try:
         here.record_failure("kimi", retry_after_s=20)
-        for _ in range(100):
-            if not there.available("kimi"):
-                break
-            await asyncio.sleep(0.02)
-        assert not there.available("kimi") and there.available("gpt")
+
+        async def kimi_cooled_there() -> bool:
+            return not there.available("kimi")
+
+        await eventually_async(kimi_cooled_there, timeout_s=10, interval_s=0.02, what="kimi's cooldown shared")
+        assert there.available("gpt")
         assert 18 < there.remaining_s("kimi") <= 20  # the same end, not a fresh 20 s
         # Repeated failures trip the configured cooldown; a shorter one never shortens it.
         there.record_failure("gpt", retry_after_s=1)
@@ -69,9 +71,7 @@ def _wait_until_every_service_read_it(key: str, services: int, timeout_s: float 
     redis = Redis.from_url(REDIS_URL)
     deadline = time.monotonic() + timeout_s
     try:
-        while not redis.exists(key):
-            assert time.monotonic() < deadline, f"{key} never published"
-            time.sleep(0.02)
+        eventually(lambda: redis.exists(key), timeout_s=timeout_s, interval_s=0.02, what=f"{key} published")
         readers: set[tuple[str, str]] = set()
         with redis.monitor() as monitor:  # every command from now on: all read after the publish
             while len(readers) < services:

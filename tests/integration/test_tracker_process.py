@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import os
 import signal
-import time
 from pathlib import Path
 
 import httpx
 
 from tests.bench import procs
+from tests.eventually import eventually
 from tests.integration.fleet_service import fleet_service
-
 
 TRACKER_NOTICE_S = 1.0  # python -m intent_router.tracking checks its parent every second
 TRACKER_STOP_TIMEOUT_S = 30.0  # ... and gives its last flush this long
@@ -32,15 +31,13 @@ def test_the_tracker_is_a_process_of_its_own_and_dies_with_the_service(tmp_path:
         assert len(trackers) == 1
         tracker = trackers[0]
         assert s.chat("auto", "write a python function that parses dates").status_code == 200
-        deadline = time.monotonic() + 60  # a condition: on a quiet machine a few seconds
-        while "pyarrow" not in Path(f"/proc/{tracker}/maps").read_text() and time.monotonic() < deadline:
-            time.sleep(0.2)  # the first flush with rows loads MLflow (and pandas, pyarrow)
-        assert "pyarrow" in Path(f"/proc/{tracker}/maps").read_text()
+        # The first flush with rows loads MLflow (and pandas, pyarrow): on a quiet machine
+        # within a few seconds.
+        eventually(lambda: "pyarrow" in Path(f"/proc/{tracker}/maps").read_text(), timeout_s=60,
+                   interval_s=0.2, what="pyarrow loaded by the tracker")
         assert "pyarrow" not in Path(f"/proc/{service}/maps").read_text()  # never in a worker
         os.kill(service, signal.SIGKILL)  # no chance to stop the tracker itself
         # It notices within a second, then flushes once more (for at most its stop timeout,
         # 30 s: MLflow on a loaded machine can take seconds) and exits.
-        deadline = time.monotonic() + TRACKER_NOTICE_S + TRACKER_STOP_TIMEOUT_S + 10
-        while _alive(tracker) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert not _alive(tracker)
+        eventually(lambda: not _alive(tracker), timeout_s=TRACKER_NOTICE_S + TRACKER_STOP_TIMEOUT_S + 10,
+                   interval_s=0.1, what="the tracker exited")

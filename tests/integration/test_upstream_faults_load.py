@@ -27,6 +27,7 @@ import yaml
 from intent_router.decisions import DecisionStore
 from intent_router.labels import INTENTS
 from tests.conftest import fresh_postgres_schema
+from tests.eventually import eventually
 from tests.fakes.hostile_faults import MODES, closed_port_url
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.service_process import running_service
@@ -151,9 +152,8 @@ def _check(outcome: Outcome) -> str:
 def _rows(database: str, expected: int, timeout_s: float = 60) -> list[dict[str, Any]]:
     store = DecisionStore(database)
     try:
-        deadline = time.monotonic() + timeout_s
-        while store.count() < expected and time.monotonic() < deadline:
-            time.sleep(0.1)
+        eventually(store.count, lambda count: count >= expected, timeout_s=timeout_s, interval_s=0.1,
+                   what=f"{expected} decisions")
         time.sleep(0.5)  # a duplicate would land with the last batch
         return store.after(0, limit=expected + 1000)
     finally:

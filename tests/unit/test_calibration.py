@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 from sklearn.linear_model import LogisticRegression
 
 from training.calibration import fit_temperature, fold_temperature, reliability, scale

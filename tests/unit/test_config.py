@@ -87,7 +87,7 @@ def test_openai_compatible_deployments_get_their_provider_default_api_base() -> 
 
 def test_a_model_missing_from_the_cost_map_needs_prices() -> None:
     raw = _with("deployments/gpt-4o/model", "openai/no-such-model-xyz")
-    with pytest.raises(ConfigError, match="deployments.gpt-4o.input_cost_per_mtok"):
+    with pytest.raises(ConfigError, match=r"deployments\.gpt-4o\.input_cost_per_mtok"):
         parse_config(raw)
 
 

@@ -15,7 +15,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from intent_router import config as config_module
-from intent_router.config import DEFAULT_CONFIG, RETRYABLE_CONDITIONS, TIERS, load_config, parse_config
+from intent_router.config import (
+    DEFAULT_CONFIG,
+    RETRYABLE_CONDITIONS,
+    TIERS,
+    load_config,
+    parse_config,
+)
 from intent_router.exceptions import ConfigError
 from intent_router.labels import INTENTS
 
@@ -70,9 +76,9 @@ def deployment_specs(draw: st.DrawFn, name: str, others: list[str]) -> dict[str,
     for field, strategy in optional.items():
         if draw(st.booleans()):
             spec[field] = draw(strategy)
-    if spec.get("api_style") == "openai" or (provider == "openai" and "api_style" not in spec):
-        if spec.get("api_base") is None and provider not in ("openai", "together_ai"):
-            spec["api_base"] = f"http://127.0.0.1:9/{name}/v1"
+    openai_style = spec.get("api_style") == "openai" or (provider == "openai" and "api_style" not in spec)
+    if openai_style and spec.get("api_base") is None and provider not in ("openai", "together_ai"):
+        spec["api_base"] = f"http://127.0.0.1:9/{name}/v1"
     return spec
 
 

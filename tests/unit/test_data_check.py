@@ -67,7 +67,7 @@ def _rows(per_label: int) -> list[dict[str, str]]:
 
 def test_split_is_stratified_and_stable_when_rows_are_added() -> None:
     rows = _rows(50)
-    train, test = stratified_split(rows)
+    _train, test = stratified_split(rows)
     assert Counter(r["intent"] for r in test) == {label: 10 for label in INTENTS}
     extra = rows + [{"text": "a brand new example", "intent": "general"}]
     _, test_after = stratified_split(extra)

@@ -76,31 +76,49 @@ def test_every_workers_totals_replace_the_local_count_plus_what_is_not_published
 
 
 def test_the_member_with_the_most_headroom_goes_first_and_cooling_ones_last() -> None:
-    members = [Member("a", headroom=0.2), Member("b", headroom=0.9), Member("c", headroom=-0.1),
-               Member("d", headroom=1.0, available=False)]
+    members = [
+        Member("a", headroom=0.2),
+        Member("b", headroom=0.9),
+        Member("c", headroom=-0.1),
+        Member("d", headroom=1.0, available=False),
+    ]
     assert order_members(members, "headroom", random.Random(0)) == ("b", "a", "c", "d")
 
 
-@given(st.lists(st.integers(1, 500), min_size=2, max_size=4), st.integers(0, 1500), st.integers(0, 2**32))
+@given(
+    st.lists(st.integers(1, 500), min_size=2, max_size=4),
+    st.integers(0, 1500),
+    st.integers(0, 2**32),
+)
 def test_taking_the_most_headroom_fills_members_in_proportion_to_their_limits(
-        limits: list[int], requests: int, seed: int) -> None:
+    limits: list[int], requests: int, seed: int
+) -> None:
     rng, used = random.Random(seed), [0] * len(limits)
     names = [str(i) for i in range(len(limits))]
     for _ in range(requests):
-        members = [Member(n, headroom=headroom(used[i], 0, limits[i], None)) for i, n in enumerate(names)]
+        members = [
+            Member(n, headroom=headroom(used[i], 0, limits[i], None)) for i, n in enumerate(names)
+        ]
         used[int(order_members(members, "headroom", rng)[0])] += 1
     shares = [u / limit for u, limit in zip(used, limits)]
     assert max(shares) - min(shares) <= max(1 / limit for limit in limits) + 1e-9
 
 
 async def test_the_router_counts_each_request_and_its_tokens_against_the_members_limits() -> None:
-    async def complete(deployment: Deployment, request: dict[str, Any], timeout: float) -> dict[str, Any]:
-        return {"id": "x", "choices": [{"message": {"role": "assistant", "content": "ok"}}],
-                "usage": {"prompt_tokens": 40, "completion_tokens": 60}}
+    async def complete(
+        deployment: Deployment, request: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        return {
+            "id": "x",
+            "choices": [{"message": {"role": "assistant", "content": "ok"}}],
+            "usage": {"prompt_tokens": 40, "completion_tokens": 60},
+        }
 
     router = Router(parse_config(_config({"rpm": 30}, {"rpm": 10})), _Classifier(), complete)  # type: ignore[arg-type]
     router.usage = MinuteUsage(_Clock())  # one minute throughout
-    answered = Counter([(await router.chat(REQUEST, "hi", model=A)).result.deployment for _ in range(40)])
+    answered = Counter(
+        [(await router.chat(REQUEST, "hi", model=A)).result.deployment for _ in range(40)]
+    )
     assert answered == {A: 30, B: 10}  # both full at once: 30:10 is their limits' ratio
     requests, tokens = router.usage.used(A)
     assert requests == 30 and tokens == 30 * 100  # the answers' usage, not the estimate
@@ -120,7 +138,9 @@ class _Down:
         raise CountersUnavailable("down")
 
 
-async def test_two_workers_sharing_counters_see_each_others_usage_and_keep_it_while_they_are_down() -> None:
+async def test_two_workers_sharing_counters_see_each_others_usage_and_keep_it_while_they_are_down() -> (
+    None
+):
     clock = _Clock(60 * 1000 + 10)
     counters = InProcessCounters()  # what two workers on one Redis share (tests/integration: Redis)
     here, there = MinuteUsage(clock), MinuteUsage(clock)
@@ -128,7 +148,9 @@ async def test_two_workers_sharing_counters_see_each_others_usage_and_keep_it_wh
     sync_there = SharedUsage(there, counters, [A, B], clock=clock)
     here.add(A, requests=2, tokens=200)
     there.add(A, requests=1, tokens=10)
-    assert await sync_here.sync_once() and await sync_there.sync_once() and await sync_here.sync_once()
+    assert (
+        await sync_here.sync_once() and await sync_there.sync_once() and await sync_here.sync_once()
+    )
     assert here.used(A) == there.used(A) == (3, 210)
     down = SharedUsage(there, _Down(), [A, B], clock=clock)
     there.add(B, requests=5)

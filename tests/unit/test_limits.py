@@ -7,7 +7,12 @@ import asyncio
 import pytest
 
 from intent_router.config import load_config
-from intent_router.exceptions import BudgetExceededError, CountersUnavailable, InvalidRequestError, RateLimitedError
+from intent_router.exceptions import (
+    BudgetExceededError,
+    CountersUnavailable,
+    InvalidRequestError,
+    RateLimitedError,
+)
 from intent_router.governance.client_keys import ClientKey, KeyLimits, hash_key, new_key
 from intent_router.governance.counters import InProcessCounters
 from intent_router.governance.limits import BudgetHold, Limits

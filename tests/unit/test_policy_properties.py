@@ -11,7 +11,11 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from intent_router.config import TIERS, Deployment, RouterConfig, load_config
-from intent_router.exceptions import ForbiddenDeploymentError, InvalidRequestError, UnknownModelError
+from intent_router.exceptions import (
+    ForbiddenDeploymentError,
+    InvalidRequestError,
+    UnknownModelError,
+)
 from intent_router.labels import INTENTS
 from intent_router.routing.overrides import NO_OVERRIDE, Override, parse_override, resolve
 from intent_router.routing.policy import NoLocalDeploymentError, choose_chain
@@ -175,7 +179,7 @@ def test_forbidding_one_more_deployment_only_removes_it(scenario, intent: str, d
 @SETTINGS
 @given(scenario=scenarios(), intent=st.sampled_from(INTENTS), model=st.sampled_from(["auto", "gpt-x"]))
 def test_overrides_of_other_subjects_change_nothing(scenario, intent: str, model: str) -> None:
-    config, table, mine = scenario
+    config, table, _mine = scenario
     only_mine = {k: v for k, v in table.items() if k[1].startswith("my-")}
     strangers = resolve(table, "nobody", None, "someone")
     assert strangers == NO_OVERRIDE

@@ -131,13 +131,13 @@ def test_problems_name_the_file_and_line(tmp_path: Path) -> None:
     )
     problems = corpus_problems([("a.jsonl:1", make_row()), ("a.jsonl:2", make_row(id="x"))])
     assert [p.where for p in problems] == ["a.jsonl:2", "a.jsonl:2"]  # bad id, duplicate text
-    with pytest.raises(CorpusError, match="a.jsonl:2: verbatim text under 'AGPL-3.0-only'"):
+    with pytest.raises(CorpusError, match=r"a\.jsonl:2: verbatim text under 'AGPL-3\.0-only'"):
         load_real_rows(tmp_path)
 
 
 def test_invalid_json_names_its_line(tmp_path: Path) -> None:
     (tmp_path / "a.jsonl").write_text(json.dumps(make_row()) + "\n{oops\n")
-    with pytest.raises(CorpusError, match="a.jsonl:2: not valid JSON"):
+    with pytest.raises(CorpusError, match=r"a\.jsonl:2: not valid JSON"):
         load_real_rows(tmp_path)
 
 
@@ -149,7 +149,7 @@ def test_an_absent_corpus_or_double_label_file_is_empty(tmp_path: Path) -> None:
 def test_a_broken_double_label_line_is_named(tmp_path: Path) -> None:
     path = tmp_path / "double_labels.jsonl"
     path.write_text('{"id": "a", "intent_b": "general"}\n\n[1]\n')
-    with pytest.raises(CorpusError, match="double_labels.jsonl:3: not a JSON object"):
+    with pytest.raises(CorpusError, match=r"double_labels\.jsonl:3: not a JSON object"):
         read_double_labels(path)
     path.write_text('{"id": "a", "intent_b": "general"}\n')
     assert read_double_labels(path) == [{"id": "a", "intent_b": "general"}]

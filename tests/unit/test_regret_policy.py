@@ -11,6 +11,7 @@ from intent_router.config import default_regret_matrix
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
 from intent_router.routing.regret import choose, expected_losses, route_as
 
+
 def one_hot(intent: str, labels: tuple[str, ...]) -> dict[str, float]:
     return {label: 1.0 if label == intent else 0.0 for label in labels}
 

@@ -7,13 +7,29 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from intent_router.config import Deployment
-from intent_router.evaluation.session_cost import MIN_CACHEABLE_TOKENS, prompt_sizes, session_cost, totals
+from intent_router.evaluation.session_cost import (
+    MIN_CACHEABLE_TOKENS,
+    prompt_sizes,
+    session_cost,
+    totals,
+)
 
 
 def _deployment(name: str, read: float | None = 0.3, write: float | None = 3.75) -> Deployment:
-    return Deployment(name=name, model=f"anthropic/{name}", tier="primary", api_base=None, api_key_env=None,
-                      timeout_s=10, context_window=200_000, input_cost_per_mtok=3.0, output_cost_per_mtok=15.0,
-                      retry_on=frozenset(), cache_read_cost_per_mtok=read, cache_write_cost_per_mtok=write)
+    return Deployment(
+        name=name,
+        model=f"anthropic/{name}",
+        tier="primary",
+        api_base=None,
+        api_key_env=None,
+        timeout_s=10,
+        context_window=200_000,
+        input_cost_per_mtok=3.0,
+        output_cost_per_mtok=15.0,
+        retry_on=frozenset(),
+        cache_read_cost_per_mtok=read,
+        cache_write_cost_per_mtok=write,
+    )
 
 
 A, B = _deployment("a"), _deployment("b")
@@ -61,12 +77,15 @@ def test_totals_count_switches_per_session_and_the_hit_rate() -> None:
     assert summed["cache_hit_rate"] == pytest.approx(2010 / (2010 + 2030) / 2)
 
 
-turns = st.lists(st.tuples(st.integers(0, 5000), st.integers(0, 2000), st.booleans()), min_size=1, max_size=12)
+turns = st.lists(
+    st.tuples(st.integers(0, 5000), st.integers(0, 2000), st.booleans()), min_size=1, max_size=12
+)
 
 
 @given(turns, st.integers(0, 20_000), st.floats(0, 3.0), st.one_of(st.none(), st.floats(3.0, 10.0)))
-def test_switching_between_equal_deployments_never_saves(rows, prefix: int, read: float,
-                                                         write: float | None) -> None:
+def test_switching_between_equal_deployments_never_saves(
+    rows, prefix: int, read: float, write: float | None
+) -> None:
     a, b = _deployment("a", read, write), _deployment("b", read, write)
     users, replies = [u for u, _, _ in rows], [r for _, r, _ in rows]
     stay = session_cost([a] * len(rows), users, replies, prefix)

@@ -34,7 +34,12 @@ def _route(intent: str, confidence: float = 0.9) -> TurnRoute:
 
 
 def test_per_turn_routing_follows_every_turns_intent_and_sticky_keeps_the_first() -> None:
-    routes = [_route("code_generation"), _route("debugging", 0.5), _route("code_generation"), _route("general")]
+    routes = [
+        _route("code_generation"),
+        _route("debugging", 0.5),
+        _route("code_generation"),
+        _route("general"),
+    ]
     assert per_turn_deployments(routes, CONFIG, random.Random(0)) == [KIMI, CLAUDE, KIMI, KIMI]
     answered, outcomes = sticky_deployments(routes, CONFIG, random.Random(0))
     assert answered == [KIMI] * 4  # debugging at 0.5 is below the upgrade confidence
@@ -59,7 +64,12 @@ def test_a_session_sticks_to_its_group_member_while_per_turn_draws_one_every_tur
 
 
 def test_sticking_saves_switches_and_cache_misses() -> None:
-    routes = [_route("code_generation"), _route("debugging", 0.5), _route("code_generation"), _route("debugging", 0.6)]
+    routes = [
+        _route("code_generation"),
+        _route("debugging", 0.5),
+        _route("code_generation"),
+        _route("debugging", 0.6),
+    ]
     tokens = ConversationTokens("c", (50, 20, 30, 10), (800, 600, 800, 600))
     replay = replay_session(tokens, routes, CONFIG, prefix_tokens=4000, kept=False)
     assert (replay.per_turn.switches, replay.sticky.switches) == (3, 0)
@@ -94,13 +104,19 @@ def test_every_turn_is_corpus_text_of_the_test_split_with_its_provenance() -> No
             for field in ("source_repo", "path", "commit", "license", "source_type", "origin"):
                 assert conversation[field] == row[field]
             if turn["id"] is not None:
-                assert (turn["text"], turn["intent"], turn["turn"]) == (row["text"], row["intent"], row["turn"])
+                assert (turn["text"], turn["intent"], turn["turn"]) == (
+                    row["text"],
+                    row["intent"],
+                    row["turn"],
+                )
             else:  # an unrecorded turn between two rows: the later row's recorded context
                 assert turn["text"] in row["context"] and turn["intent"] is None
 
 
 def test_the_set_mixes_intents_so_per_turn_routing_has_something_to_switch_on() -> None:
-    intents = Counter(t["intent"] for c in load_conversations(CONVERSATIONS) for t in c["turns"] if t["intent"])
+    intents = Counter(
+        t["intent"] for c in load_conversations(CONVERSATIONS) for t in c["turns"] if t["intent"]
+    )
     assert len(intents) >= 5
 
 

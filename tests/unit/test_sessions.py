@@ -25,22 +25,34 @@ KIMI = ("kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4", "gpt-4o")
 CLAUDE = ("claude-sonnet-4", "gpt-4o", "kimi-k2.6")
 
 
-def _proposal(intent: str = "code_generation", confidence: float = 0.95,
-              chain: tuple[str, ...] = KIMI, binding: str | None = None) -> Proposal:
+def _proposal(
+    intent: str = "code_generation",
+    confidence: float = 0.95,
+    chain: tuple[str, ...] = KIMI,
+    binding: str | None = None,
+) -> Proposal:
     return Proposal(intent, confidence, chain, binding)
 
 
-def _state(intent: str = "debugging", chain: tuple[str, ...] = CLAUDE, deployment: str | None = None,
-           turns: int = 1, expires_at: float = NOW + 60) -> SessionState:
+def _state(
+    intent: str = "debugging",
+    chain: tuple[str, ...] = CLAUDE,
+    deployment: str | None = None,
+    turns: int = 1,
+    expires_at: float = NOW + 60,
+) -> SessionState:
     return SessionState(chain, deployment or chain[0], intent, 0.9, turns, expires_at)
 
 
 # --- examples ---------------------------------------------------------------------------------
 
+
 def test_the_first_turn_fixes_the_chain() -> None:
     choice = decide(None, _proposal("debugging", chain=CLAUDE), NOW, RULE)
     assert (choice.outcome, choice.chain, choice.prefer) == ("new", CLAUDE, None)
-    assert choice.state == SessionState(CLAUDE, "claude-sonnet-4", "debugging", 0.95, 1, NOW + RULE.ttl_s)
+    assert choice.state == SessionState(
+        CLAUDE, "claude-sonnet-4", "debugging", 0.95, 1, NOW + RULE.ttl_s
+    )
 
 
 def test_yes_do_it_after_a_traceback_stays_on_the_session_chain() -> None:
@@ -51,14 +63,18 @@ def test_yes_do_it_after_a_traceback_stays_on_the_session_chain() -> None:
 
 
 def test_a_confident_high_stakes_turn_upgrades_a_cheap_session() -> None:
-    choice = decide(_state("code_generation", KIMI), _proposal("security_audit", 0.95, CLAUDE), NOW, RULE)
+    choice = decide(
+        _state("code_generation", KIMI), _proposal("security_audit", 0.95, CLAUDE), NOW, RULE
+    )
     assert (choice.outcome, choice.chain) == ("upgraded", CLAUDE)
     assert choice.state.intent == "security_audit" and choice.state.turns == 2
     assert "security_audit at confidence 0.95" in choice.reason
 
 
 def test_an_unsure_high_stakes_turn_does_not_upgrade() -> None:
-    choice = decide(_state("code_generation", KIMI), _proposal("security_audit", 0.6, CLAUDE), NOW, RULE)
+    choice = decide(
+        _state("code_generation", KIMI), _proposal("security_audit", 0.6, CLAUDE), NOW, RULE
+    )
     assert (choice.outcome, choice.chain) == ("stuck", KIMI)
 
 
@@ -100,7 +116,9 @@ def test_a_new_session_sticks_to_the_group_member_that_answered() -> None:
 
 def test_a_bound_turn_takes_its_own_chain_once_and_the_session_keeps_its_own() -> None:
     local = ("qwen-32b-local",)
-    choice = decide(_state("debugging"), _proposal(chain=local, binding="contains a secret: aws_key"), NOW, RULE)
+    choice = decide(
+        _state("debugging"), _proposal(chain=local, binding="contains a secret: aws_key"), NOW, RULE
+    )
     assert (choice.outcome, choice.chain, choice.sticky) == ("switched", local, False)
     state, outcome, _ = settle(choice, "qwen-32b-local")
     assert (state.chain, state.deployment, outcome) == (CLAUDE, "claude-sonnet-4", "switched")
@@ -108,32 +126,67 @@ def test_a_bound_turn_takes_its_own_chain_once_and_the_session_keeps_its_own() -
 
 
 def test_session_names_header_first_scoped_by_client_and_hashed() -> None:
-    a = name_session(header="task-7", metadata="m", client="key1", system="", first_user="x", user_turns=1)
-    b = name_session(header="task-7", metadata=None, client="key2", system="", first_user="x", user_turns=1)
-    meta = name_session(header=None, metadata="task-7", client="key1", system="", first_user="x", user_turns=1)
+    a = name_session(
+        header="task-7", metadata="m", client="key1", system="", first_user="x", user_turns=1
+    )
+    b = name_session(
+        header="task-7", metadata=None, client="key2", system="", first_user="x", user_turns=1
+    )
+    meta = name_session(
+        header=None, metadata="task-7", client="key1", system="", first_user="x", user_turns=1
+    )
     assert a is not None and b is not None and meta is not None
     assert a.source == "header" and not a.opening and a.key != b.key and meta.key == a.key
     assert len(a.key) == 64 and "task-7" not in a.key
 
 
 def test_a_derived_session_opens_with_one_user_turn_and_continues_with_more() -> None:
-    one = name_session(header=None, metadata=None, client="ana", system="sys", first_user="fix it", user_turns=1)
-    two = name_session(header=None, metadata=None, client="ana", system="sys", first_user="fix it", user_turns=3)
-    other = name_session(header=None, metadata=None, client="ana", system="sys2", first_user="fix it", user_turns=3)
+    one = name_session(
+        header=None, metadata=None, client="ana", system="sys", first_user="fix it", user_turns=1
+    )
+    two = name_session(
+        header=None, metadata=None, client="ana", system="sys", first_user="fix it", user_turns=3
+    )
+    other = name_session(
+        header=None, metadata=None, client="ana", system="sys2", first_user="fix it", user_turns=3
+    )
     assert one is not None and two is not None and other is not None
     assert one.opening and not two.opening and one.key == two.key != other.key
-    assert name_session(header=None, metadata=None, client=None, system="", first_user=None, user_turns=0) is None
+    assert (
+        name_session(
+            header=None, metadata=None, client=None, system="", first_user=None, user_turns=0
+        )
+        is None
+    )
 
 
 def test_session_config_is_validated_naming_the_field() -> None:
-    base = {"deployments": {"a": {"model": "openai/gpt-4o", "tier": "primary"}}, "policy": {"default": ["a"]}}
-    config = parse_config({**base, "router": {"sessions": {"ttl_s": 600, "upgrade": {
-        "intents": ["security_audit"], "min_confidence": 0.7}}}})
-    assert config.sessions == SessionRule(ttl_s=600, upgrade_intents=("security_audit",), upgrade_min_confidence=0.7)
-    bad = [({"ttl_s": 0}, "router.sessions.ttl_s"), ({"enabled": "yes"}, "router.sessions.enabled"),
-           ({"upgrade": {"intents": ["typo"]}}, "router.sessions.upgrade.intents[0]"),
-           ({"upgrade": {"min_confidence": 2}}, "router.sessions.upgrade.min_confidence"),
-           ({"max_sessions": 0.5}, "router.sessions.max_sessions"), ({"ttl": 5}, "router.sessions.ttl")]
+    base = {
+        "deployments": {"a": {"model": "openai/gpt-4o", "tier": "primary"}},
+        "policy": {"default": ["a"]},
+    }
+    config = parse_config(
+        {
+            **base,
+            "router": {
+                "sessions": {
+                    "ttl_s": 600,
+                    "upgrade": {"intents": ["security_audit"], "min_confidence": 0.7},
+                }
+            },
+        }
+    )
+    assert config.sessions == SessionRule(
+        ttl_s=600, upgrade_intents=("security_audit",), upgrade_min_confidence=0.7
+    )
+    bad = [
+        ({"ttl_s": 0}, "router.sessions.ttl_s"),
+        ({"enabled": "yes"}, "router.sessions.enabled"),
+        ({"upgrade": {"intents": ["typo"]}}, "router.sessions.upgrade.intents[0]"),
+        ({"upgrade": {"min_confidence": 2}}, "router.sessions.upgrade.min_confidence"),
+        ({"max_sessions": 0.5}, "router.sessions.max_sessions"),
+        ({"ttl": 5}, "router.sessions.ttl"),
+    ]
     for given_, field in bad:
         with pytest.raises(ConfigError) as raised:
             parse_config({**base, "router": {"sessions": given_}})
@@ -146,31 +199,45 @@ NAMES = ("a", "b", "c", "d", "e")
 chains = st.lists(st.sampled_from(NAMES), min_size=1, max_size=4, unique=True).map(tuple)
 intents = st.sampled_from(INTENTS)
 confidences = st.floats(0.0, 1.0)
-proposals = st.builds(Proposal, intents, confidences, chains,
-                      st.one_of(st.none(), st.just("contains a secret")))
+proposals = st.builds(
+    Proposal, intents, confidences, chains, st.one_of(st.none(), st.just("contains a secret"))
+)
 
 
 @st.composite
 def states(draw: st.DrawFn) -> SessionState:
     chain = draw(chains)
-    return SessionState(chain, draw(st.sampled_from(chain)), draw(intents), draw(confidences),
-                        draw(st.integers(1, 500)), NOW + draw(st.floats(-7200, 7200)))
+    return SessionState(
+        chain,
+        draw(st.sampled_from(chain)),
+        draw(intents),
+        draw(confidences),
+        draw(st.integers(1, 500)),
+        NOW + draw(st.floats(-7200, 7200)),
+    )
 
 
 @given(st.one_of(st.none(), states()), proposals, st.sets(st.sampled_from(NAMES)))
 def test_every_turn_takes_the_session_or_its_own_chain_and_refreshes_the_session(
-        state: SessionState | None, proposal: Proposal, cooling: set[str]) -> None:
-    choice = decide(state, proposal, NOW, RULE, lambda n: "is cooling down" if n in cooling else None)
+    state: SessionState | None, proposal: Proposal, cooling: set[str]
+) -> None:
+    choice = decide(
+        state, proposal, NOW, RULE, lambda n: "is cooling down" if n in cooling else None
+    )
     assert choice.outcome in OUTCOMES and choice.reason
     assert choice.chain in {proposal.chain, state.chain if state else proposal.chain}
     assert choice.state.expires_at == NOW + RULE.ttl_s
     assert choice.state.turns == (state.turns + 1 if state else 1)
-    assert choice.prefer is None or (choice.prefer == choice.state.deployment and choice.prefer not in cooling)
+    assert choice.prefer is None or (
+        choice.prefer == choice.state.deployment and choice.prefer not in cooling
+    )
     assert choice.state.deployment in choice.state.chain
 
 
 @given(states(), proposals)
-def test_a_live_unbound_session_only_leaves_its_chain_by_an_upgrade(state: SessionState, proposal: Proposal) -> None:
+def test_a_live_unbound_session_only_leaves_its_chain_by_an_upgrade(
+    state: SessionState, proposal: Proposal
+) -> None:
     choice = decide(state, replace(proposal, binding=None), NOW, RULE)
     if state.expires_at > NOW and choice.chain != state.chain:
         assert choice.outcome == "upgraded"
@@ -181,18 +248,28 @@ def test_a_live_unbound_session_only_leaves_its_chain_by_an_upgrade(state: Sessi
 
 
 @given(states(), proposals, st.sampled_from(NAMES))
-def test_a_bound_turn_never_changes_what_the_session_stuck_to(state: SessionState, proposal: Proposal,
-                                                             answered: str) -> None:
+def test_a_bound_turn_never_changes_what_the_session_stuck_to(
+    state: SessionState, proposal: Proposal, answered: str
+) -> None:
     state = replace(state, expires_at=NOW + 10)
     choice = decide(state, replace(proposal, binding="contains a secret"), NOW, RULE)
     after, outcome, _ = settle(choice, answered)
     assert outcome == "switched" and choice.chain == proposal.chain
-    assert (after.chain, after.deployment, after.intent) == (state.chain, state.deployment, state.intent)
+    assert (after.chain, after.deployment, after.intent) == (
+        state.chain,
+        state.deployment,
+        state.intent,
+    )
 
 
-@given(st.lists(st.tuples(proposals, st.floats(0, 7200), st.sampled_from(NAMES)), min_size=1, max_size=30))
+@given(
+    st.lists(
+        st.tuples(proposals, st.floats(0, 7200), st.sampled_from(NAMES)), min_size=1, max_size=30
+    )
+)
 def test_between_expiries_a_session_upgrades_at_most_once_and_sticks_to_who_answered(
-        turns: list[tuple[Proposal, float, str]]) -> None:
+    turns: list[tuple[Proposal, float, str]],
+) -> None:
     state: SessionState | None = None
     now = NOW
     upgrades = 0

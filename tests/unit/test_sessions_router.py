@@ -32,8 +32,11 @@ class _Classifier:
 
     def predict(self, text: str) -> Prediction:
         rest = (1 - self.confidence) / (len(INTENTS) - 1)
-        return Prediction(self.intent, self.confidence,
-                          {i: self.confidence if i == self.intent else rest for i in INTENTS})
+        return Prediction(
+            self.intent,
+            self.confidence,
+            {i: self.confidence if i == self.intent else rest for i in INTENTS},
+        )
 
     def predict_batch(self, texts: list[str]) -> list[Prediction]:
         return [self.predict(t) for t in texts]
@@ -46,12 +49,17 @@ class _Fleet:
         self.down: set[str] = set()
         self.calls: list[str] = []
 
-    async def __call__(self, deployment: Deployment, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def __call__(
+        self, deployment: Deployment, request: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
         self.calls.append(deployment.name)
         if deployment.name in self.down:
             raise ProviderError("unavailable", status=503)
-        return {"id": "x", "choices": [{"message": {"role": "assistant", "content": "general"}}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+        return {
+            "id": "x",
+            "choices": [{"message": {"role": "assistant", "content": "general"}}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+        }
 
 
 def _router(fleet: _Fleet, classifier: _Classifier, group: bool = False) -> Router:
@@ -78,7 +86,9 @@ async def test_a_session_sticks_to_the_group_member_that_answered_its_first_turn
     assert {await _turn(router) for _ in range(20)} == {(first, "stuck")}
 
 
-async def test_a_cooling_down_deployment_falls_back_and_the_session_sticks_to_who_answered() -> None:
+async def test_a_cooling_down_deployment_falls_back_and_the_session_sticks_to_who_answered() -> (
+    None
+):
     fleet, classifier = _Fleet(), _Classifier()
     classifier.intent = "debugging"
     router = _router(fleet, classifier)
@@ -124,12 +134,44 @@ async def test_a_session_naming_a_deployment_no_longer_configured_starts_afresh(
 
 async def test_the_in_process_store_drops_the_least_recently_used_and_the_expired() -> None:
     now = [1000.0]
-    store = InProcessSessions(2, clock=lambda: now[0])
+    store = InProcessSessions(2, grace_s=50, clock=lambda: now[0])
     state = SessionState(("a",), "a", "general", 0.9, 1, 1100.0)
     await store.put("one", state)
     await store.put("two", state)
     assert await store.get("one") == state  # "one" is now the most recently used
     await store.put("three", state)
     assert await store.get("two") is None and await store.get("one") == state and len(store) == 2
-    now[0] = 1100.0
+    now[0] = 1149.0  # expired, but kept a grace period: the turn is told it expired
+    assert await store.get("one") == state
+    now[0] = 1150.0
     assert await store.get("one") is None and len(store) == 1
+
+
+async def test_a_budget_downgrade_is_a_turn_of_its_own_and_the_session_keeps_its_chain() -> None:
+    fleet, classifier = _Fleet(), _Classifier()
+    classifier.intent = "debugging"
+    router = _router(fleet, classifier)
+    await _turn(router)  # the session sticks to Claude
+    cheaper = router.downgraded(await router.plan("go on", session=SESSION))
+    assert cheaper is not None and cheaper.session is not None and cheaper.prefer is None
+    assert cheaper.chain == (A, B) and cheaper.session.choice.outcome == "switched"
+    outcome = await router.chat(
+        {"messages": [{"role": "user", "content": "go on"}]}, "go on", plan=cheaper
+    )
+    assert outcome.result.deployment == A and outcome.session is not None
+    assert "over budget" in outcome.session.reason
+    assert await _turn(router) == ("claude-sonnet-4", "stuck")
+
+
+async def test_a_turn_after_the_ttl_is_told_its_session_expired_and_starts_afresh() -> None:
+    import time
+
+    router = _router(_Fleet(), _Classifier())
+    idle = SessionState(
+        ("claude-sonnet-4",), "claude-sonnet-4", "debugging", 0.9, 4, time.time() - 1
+    )
+    await router.sessions.put(SESSION.key, idle)  # past its TTL, within the store's grace
+    plan = await router.plan("go on", session=SESSION)
+    assert (
+        plan.session is not None and plan.session.choice.outcome == "expired" and plan.chain[0] == A
+    )

@@ -7,8 +7,8 @@ import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from email.utils import format_datetime
-from datetime import datetime, timezone
 
 import msgspec
 import pytest
@@ -218,7 +218,7 @@ NOW = 1_800_000_000.0
 
 
 def _date(offset_s: float) -> str:
-    return format_datetime(datetime.fromtimestamp(NOW + offset_s, timezone.utc), usegmt=True)
+    return format_datetime(datetime.fromtimestamp(NOW + offset_s, UTC), usegmt=True)
 
 
 @pytest.mark.parametrize(("value", "expected"), [

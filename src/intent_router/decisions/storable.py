@@ -12,7 +12,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from intent_router.text import REPLACEMENT, clean_text  # re-exported: the decision log's own names
+from intent_router.text import (
+    REPLACEMENT as REPLACEMENT,  # re-exported: the decision log's own names
+)
+from intent_router.text import clean_text as clean_text
 
 INT_MAX = 2**31 - 1  # PostgreSQL's INTEGER; SQLite's is wider, the same bound keeps them alike
 INT_MIN = -(2**31)
@@ -27,7 +30,7 @@ def clean_int(value: Any, default: int | None = 0) -> int | None:
         if not math.isfinite(value):
             return default
         value = int(value)
-    return max(INT_MIN, min(INT_MAX, value))
+    return max(INT_MIN, min(INT_MAX, int(value)))
 
 
 def clean_float(value: Any, default: float | None = 0.0) -> float | None:

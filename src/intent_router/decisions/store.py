@@ -225,7 +225,7 @@ class DecisionStore(MigratedStore):
 _ATTEMPT_FIELDS = tuple(f.name for f in fields(Attempt))
 
 
-def _cleaner(column: Column) -> Callable[[Any], Any]:
+def _cleaner(column: Column[Any]) -> Callable[[Any], Any]:
     """How a value becomes storable in ``column`` (see decisions/storable.py)."""
     kind, nullable = column.type, bool(column.nullable)
     if isinstance(kind, (String, Text)):

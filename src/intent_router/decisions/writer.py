@@ -78,9 +78,8 @@ class DecisionWriter:
             except Exception as exc:  # the database is down or locked: keep the rows, retry
                 log.warning("decision log write failed (%s rows kept, retrying): %s",
                             len(self._pending), type(exc).__name__)
-                if self._stop.wait(backoff):
-                    if backoff > 5:  # shutting down and the database stays down
-                        return
+                if self._stop.wait(backoff) and backoff > 5:  # shutting down, the database stays down
+                    return
                 backoff = min(backoff * 2, 10.0)
                 continue
             backoff = self._interval_s

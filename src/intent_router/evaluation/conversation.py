@@ -11,6 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from intent_router.classifier import DEFAULT_MODELS_DIR, IntentClassifier
 from intent_router.config import DEFAULT_CONFIG, ConversationRule, load_config
@@ -21,7 +22,7 @@ from intent_router.types import Prediction
 DATA_DIR = Path(__file__).resolve().parents[3] / "data"
 
 
-def rows_with_context(split_file: Path, side: str = "test") -> list[dict]:
+def rows_with_context(split_file: Path, side: str = "test") -> list[dict[str, Any]]:
     """The real corpus rows of ``side`` of the split that carry earlier user turns."""
     ids = set(json.loads(split_file.read_text(encoding="utf-8"))[f"{side}_ids"])
     rows = []
@@ -42,7 +43,7 @@ def classify(classifier: IntentClassifier, turns: Sequence[str], rule: Conversat
     return mix_predictions(latest, earlier, rule.latest_weight)
 
 
-def accuracy(classifier: IntentClassifier, rows: Sequence[dict], rule: ConversationRule) -> float:
+def accuracy(classifier: IntentClassifier, rows: Sequence[dict[str, Any]], rule: ConversationRule) -> float:
     hits = [classify(classifier, [*r["context"], r["text"]], rule).intent == r["intent"] for r in rows]
     return sum(hits) / len(hits) if hits else 0.0
 

@@ -12,8 +12,8 @@ from intent_router.costs import cost_usd
 from intent_router.evaluation.data import LabeledPrompt
 from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS
-from intent_router.routing.escalation import build_messages
 from intent_router.routing import regret
+from intent_router.routing.escalation import build_messages
 from intent_router.routing.policy import choose_chain
 from intent_router.tokens import count_tokens
 from intent_router.types import Prediction

@@ -41,16 +41,16 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
         for point in summary.risk_coverage:
             mlflow.log_metrics(
                 {"rc_coverage": point.coverage, "rc_local_accuracy": point.accuracy},
-                step=int(round(point.threshold * 100)),
+                step=round(point.threshold * 100),
             )
-        for step, point in enumerate(evaluation.regret_curve):
+        for step, regret in enumerate(evaluation.regret_curve):
             mlflow.log_metrics({
-                "regret_curve_weight": point.weight,
-                "regret_curve_under_routing": point.under_routing_share,
-                "regret_curve_over_routing": point.over_routing_share,
-                "regret_curve_cost_per_1k_usd": point.cost_per_1k_usd,
-                "regret_curve_served_as_intended": point.accuracy_served,
-                "regret_curve_under_routing_worst_intent": point.under_routing_worst_intent,
+                "regret_curve_weight": regret.weight,
+                "regret_curve_under_routing": regret.under_routing_share,
+                "regret_curve_over_routing": regret.over_routing_share,
+                "regret_curve_cost_per_1k_usd": regret.cost_per_1k_usd,
+                "regret_curve_served_as_intended": regret.accuracy_served,
+                "regret_curve_under_routing_worst_intent": regret.under_routing_worst_intent,
             }, step=step)
         for step, ask in enumerate(evaluation.ask_curve):
             mlflow.log_metrics({

@@ -72,7 +72,9 @@ class SessionCost:
         return sum(t.cached_tokens for t in self.turns)
 
 
-def prompt_sizes(user_tokens: Sequence[int], reply_tokens: Sequence[int], prefix_tokens: int) -> list[int]:
+def prompt_sizes(
+    user_tokens: Sequence[int], reply_tokens: Sequence[int], prefix_tokens: int
+) -> list[int]:
     """Input tokens of every turn's prompt: the prefix, the conversation so far, the turn."""
     if len(user_tokens) != len(reply_tokens):
         raise ValueError("one answer length per user turn")
@@ -83,16 +85,22 @@ def prompt_sizes(user_tokens: Sequence[int], reply_tokens: Sequence[int], prefix
     return sizes
 
 
-def session_cost(deployments: Sequence[Deployment], user_tokens: Sequence[int], reply_tokens: Sequence[int],
-                 prefix_tokens: int, kept: bool = True) -> SessionCost:
+def session_cost(
+    deployments: Sequence[Deployment],
+    user_tokens: Sequence[int],
+    reply_tokens: Sequence[int],
+    prefix_tokens: int,
+    kept: bool = True,
+) -> SessionCost:
     """The cost of a session whose turn k was answered by ``deployments[k]``; ``kept``: a
     deployment's cache outlives a switch away from it."""
     if len(deployments) != len(user_tokens):
         raise ValueError("one deployment per turn")
     cached_prompt: dict[str, int] = {}  # deployment -> the last prompt it cached in this session
     turns: list[TurnCost] = []
-    for deployment, size, reply in zip(deployments, prompt_sizes(user_tokens, reply_tokens, prefix_tokens),
-                                       reply_tokens):
+    for deployment, size, reply in zip(
+        deployments, prompt_sizes(user_tokens, reply_tokens, prefix_tokens), reply_tokens
+    ):
         if not kept and turns and turns[-1].deployment != deployment.name:
             cached_prompt.clear()
         cached = cached_prompt.get(deployment.name, 0)
@@ -101,11 +109,16 @@ def session_cost(deployments: Sequence[Deployment], user_tokens: Sequence[int], 
             tokens = InputTokens(uncached=0, cached=cached, cache_write=size - cached)
         else:
             tokens = InputTokens(uncached=size)
-        turns.append(TurnCost(
-            deployment=deployment.name, input_tokens=size, cached_tokens=cached,
-            input_cost_usd=sum(input_parts_usd(deployment, tokens)),
-            list_input_cost_usd=size * deployment.input_cost_per_mtok / 1_000_000,
-            output_cost_usd=reply * deployment.output_cost_per_mtok / 1_000_000))
+        turns.append(
+            TurnCost(
+                deployment=deployment.name,
+                input_tokens=size,
+                cached_tokens=cached,
+                input_cost_usd=sum(input_parts_usd(deployment, tokens)),
+                list_input_cost_usd=size * deployment.input_cost_per_mtok / 1_000_000,
+                output_cost_usd=reply * deployment.output_cost_per_mtok / 1_000_000,
+            )
+        )
     return SessionCost(tuple(turns))
 
 
@@ -123,5 +136,7 @@ def totals(sessions: Mapping[str, SessionCost]) -> dict[str, float]:
         "input_cost_usd": sum(s.input_cost_usd for s in values),
         "list_input_cost_usd": sum(s.list_input_cost_usd for s in values),
         "output_cost_usd": sum(s.output_cost_usd for s in values),
-        "cache_hit_rate": sum(s.cached_tokens for s in values) / input_tokens if input_tokens else 0.0,
+        "cache_hit_rate": sum(s.cached_tokens for s in values) / input_tokens
+        if input_tokens
+        else 0.0,
     }

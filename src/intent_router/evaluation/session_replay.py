@@ -52,7 +52,9 @@ class SessionReplay:
     sticky_outcomes: tuple[str, ...]  # the session rule's outcome of every turn
 
 
-def under_routed(cost: SessionCost, intents: Sequence[str | None], config: RouterConfig) -> tuple[int, int]:
+def under_routed(
+    cost: SessionCost, intents: Sequence[str | None], config: RouterConfig
+) -> tuple[int, int]:
     """(high-stakes turns answered by a deployment cheaper than their labelled intent's policy
     wants, labelled high-stakes turns): the quality side of sticking (``make eval``'s
     under-routing, turn by turn)."""
@@ -78,18 +80,26 @@ def first_deployment(chain: Sequence[str], config: RouterConfig, rng: random.Ran
     return expand_chain(chain[:1], group_of, order)[0]
 
 
-def per_turn_deployments(routes: Sequence[TurnRoute], config: RouterConfig, rng: random.Random) -> list[str]:
+def per_turn_deployments(
+    routes: Sequence[TurnRoute], config: RouterConfig, rng: random.Random
+) -> list[str]:
     return [first_deployment(route.chain, config, rng) for route in routes]
 
 
-def sticky_deployments(routes: Sequence[TurnRoute], config: RouterConfig,
-                       rng: random.Random) -> tuple[list[str], list[str]]:
+def sticky_deployments(
+    routes: Sequence[TurnRoute], config: RouterConfig, rng: random.Random
+) -> tuple[list[str], list[str]]:
     """The deployment of every turn and the rule's outcome, a session from the first turn."""
     state: SessionState | None = None
-    answered, outcomes = [], []
+    answered: list[str] = []
+    outcomes: list[str] = []
     for index, route in enumerate(routes):
-        choice = decide(state, Proposal(route.intent, route.confidence, route.chain),
-                        index * TURN_INTERVAL_S, config.sessions)
+        choice = decide(
+            state,
+            Proposal(route.intent, route.confidence, route.chain),
+            index * TURN_INTERVAL_S,
+            config.sessions,
+        )
         deployment = choice.prefer or first_deployment(choice.chain, config, rng)
         state, outcome, _ = settle(choice, deployment)
         answered.append(deployment)
@@ -97,8 +107,14 @@ def sticky_deployments(routes: Sequence[TurnRoute], config: RouterConfig,
     return answered, outcomes
 
 
-def replay_session(conversation: ConversationTokens, routes: Sequence[TurnRoute], config: RouterConfig,
-                   prefix_tokens: int, seed: int = 0, kept: bool = True) -> SessionReplay:
+def replay_session(
+    conversation: ConversationTokens,
+    routes: Sequence[TurnRoute],
+    config: RouterConfig,
+    prefix_tokens: int,
+    seed: int = 0,
+    kept: bool = True,
+) -> SessionReplay:
     """Both policies on one conversation (each drawing group members from its own ``seed``);
     ``kept``: a deployment's prompt cache outlives a switch away from it (session_cost.py)."""
     if len(routes) != len(conversation.user_tokens):
@@ -107,7 +123,12 @@ def replay_session(conversation: ConversationTokens, routes: Sequence[TurnRoute]
     sticky, outcomes = sticky_deployments(routes, config, random.Random(seed))
 
     def cost(names: Sequence[str]) -> SessionCost:
-        return session_cost([config.deployments[n] for n in names], conversation.user_tokens,
-                            conversation.reply_tokens, prefix_tokens, kept)
+        return session_cost(
+            [config.deployments[n] for n in names],
+            conversation.user_tokens,
+            conversation.reply_tokens,
+            prefix_tokens,
+            kept,
+        )
 
     return SessionReplay(conversation.id, cost(per_turn), cost(sticky), tuple(outcomes))

@@ -59,15 +59,23 @@ class ReplayResult:
 
     def totals(self, policy: str) -> dict[str, float]:
         under, stakes = self.under_routed[policy]
-        return {**totals({s.conversation: getattr(s, policy) for s in self.sessions}),
-                "under_routed_high_stakes_turns": float(under),
-                "under_routing_share": under / stakes if stakes else 0.0}
+        return {
+            **totals({s.conversation: getattr(s, policy) for s in self.sessions}),
+            "under_routed_high_stakes_turns": float(under),
+            "under_routing_share": under / stakes if stakes else 0.0,
+        }
 
     def metrics(self) -> dict[str, float]:
         """``<policy>_<total>`` for both policies, and the sticky rule's outcome counts."""
-        metrics = {f"{policy}_{key}": value for policy in POLICIES for key, value in self.totals(policy).items()}
+        metrics = {
+            f"{policy}_{key}": value
+            for policy in POLICIES
+            for key, value in self.totals(policy).items()
+        }
         outcomes = Counter(o for s in self.sessions for o in s.sticky_outcomes)
-        metrics.update({f"sticky_turns_{outcome}": float(count) for outcome, count in outcomes.items()})
+        metrics.update(
+            {f"sticky_turns_{outcome}": float(count) for outcome, count in outcomes.items()}
+        )
         return metrics
 
 
@@ -85,8 +93,14 @@ def load_conversations(path: Path) -> list[dict[str, Any]]:
             conversation = json.loads(line)
             texts = [t["text"] for t in conversation["turns"]]
         except (ValueError, KeyError, TypeError) as exc:
-            raise DataFileError(f"{path}:{number}: not a conversation with turns of text ({exc})") from exc
-        if not texts or not all(isinstance(t, str) and t for t in texts) or not isinstance(conversation.get("id"), str):
+            raise DataFileError(
+                f"{path}:{number}: not a conversation with turns of text ({exc})"
+            ) from exc
+        if (
+            not texts
+            or not all(isinstance(t, str) and t for t in texts)
+            or not isinstance(conversation.get("id"), str)
+        ):
             raise DataFileError(f"{path}:{number}: a conversation needs an id and turns of text")
         conversations.append(conversation)
     if not conversations:
@@ -94,36 +108,58 @@ def load_conversations(path: Path) -> list[dict[str, Any]]:
     return conversations
 
 
-def route_turns(texts: Sequence[str], classifier: IntentClassifier, config: RouterConfig) -> list[TurnRoute]:
+def route_turns(
+    texts: Sequence[str], classifier: IntentClassifier, config: RouterConfig
+) -> list[TurnRoute]:
     """How the router routes each turn on its own text (and its earlier turns, by the rule)."""
     routes = []
     for index in range(len(texts)):
-        prediction = classify(classifier, texts[:index + 1], config.conversation)
+        prediction = classify(classifier, texts[: index + 1], config.conversation)
         chain = choose_chain(config, prediction.intent).chain
         routes.append(TurnRoute(prediction.intent, prediction.confidence, chain))
     return routes
 
 
-def replay_conversations(conversations: Sequence[dict[str, Any]], classifier: IntentClassifier,
-                         config: RouterConfig, prefix_tokens: int = AGENT_PREFIX_TOKENS,
-                         kept: bool = True) -> ReplayResult:
+def replay_conversations(
+    conversations: Sequence[dict[str, Any]],
+    classifier: IntentClassifier,
+    config: RouterConfig,
+    prefix_tokens: int = AGENT_PREFIX_TOKENS,
+    kept: bool = True,
+) -> ReplayResult:
     sessions = []
     under = {policy: [0, 0] for policy in POLICIES}
     for conversation in conversations:
         texts = [t["text"] for t in conversation["turns"]]
         # Answer lengths by the turn's labelled intent (unlabelled turns: general): the same
         # conversation, whoever answers.
-        replies = tuple(config.output_tokens[t.get("intent") or "general"] for t in conversation["turns"])
-        tokens = ConversationTokens(conversation["id"], tuple(count_tokens(t) for t in texts), replies)
+        replies = tuple(
+            config.output_tokens[t.get("intent") or "general"] for t in conversation["turns"]
+        )
+        tokens = ConversationTokens(
+            conversation["id"], tuple(count_tokens(t) for t in texts), replies
+        )
         routes = route_turns(texts, classifier, config)
         replayed = replay_session(tokens, routes, config, prefix_tokens, kept=kept)
         sessions.append(replayed)
         for policy in POLICIES:
-            counts = under_routed(getattr(replayed, policy), [t.get("intent") for t in conversation["turns"]], config)
+            counts = under_routed(
+                getattr(replayed, policy), [t.get("intent") for t in conversation["turns"]], config
+            )
             under[policy] = [under[policy][0] + counts[0], under[policy][1] + counts[1]]
-    threshold = config.confidence_threshold if config.confidence_threshold is not None else classifier.threshold
-    return ReplayResult(tuple(sessions), {p: (u[0], u[1]) for p, u in under.items()}, prefix_tokens,
-                        threshold, classifier.version, kept)
+    threshold = (
+        config.confidence_threshold
+        if config.confidence_threshold is not None
+        else classifier.threshold
+    )
+    return ReplayResult(
+        tuple(sessions),
+        {p: (u[0], u[1]) for p, u in under.items()},
+        prefix_tokens,
+        threshold,
+        classifier.version,
+        kept,
+    )
 
 
 _ROWS = (
@@ -139,18 +175,33 @@ _ROWS = (
 
 def format_replay(result: ReplayResult, data: Path) -> str:
     per_turn, sticky = result.totals("per_turn"), result.totals("sticky")
-    head = (f"session replay: {per_turn['sessions']:.0f} conversations, {per_turn['turns']:.0f} turns "
-            f"({data.name}), agent prefix {result.prefix_tokens} tokens, cache after a switch "
-            f"{'kept' if result.cache_kept else 'lost'}, model {result.model_version}")
+    head = (
+        f"session replay: {per_turn['sessions']:.0f} conversations, {per_turn['turns']:.0f} turns "
+        f"({data.name}), agent prefix {result.prefix_tokens} tokens, cache after a switch "
+        f"{'kept' if result.cache_kept else 'lost'}, model {result.model_version}"
+    )
     rows = [("", "per-turn", "sticky")]
-    rows += [(label, pattern.format(per_turn[key]), pattern.format(sticky[key])) for label, key, pattern in _ROWS]
-    total = [per_turn["input_cost_usd"] + per_turn["output_cost_usd"], sticky["input_cost_usd"] + sticky["output_cost_usd"]]
+    rows += [
+        (label, pattern.format(per_turn[key]), pattern.format(sticky[key]))
+        for label, key, pattern in _ROWS
+    ]
+    total = [
+        per_turn["input_cost_usd"] + per_turn["output_cost_usd"],
+        sticky["input_cost_usd"] + sticky["output_cost_usd"],
+    ]
     rows.append(("input (cached) + output", f"${total[0]:.4f}", f"${total[1]:.4f}"))
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
-    lines = [head] + [f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows]
-    switches = {policy: Counter(min(getattr(s, policy).switches, 3) for s in result.sessions) for policy in POLICIES}
+    lines = [head] + [
+        f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}" for r in rows
+    ]
+    switches = {
+        policy: Counter(min(getattr(s, policy).switches, 3) for s in result.sessions)
+        for policy in POLICIES
+    }
     for policy in POLICIES:
-        spread = ", ".join(f"{'3+' if k == 3 else k}: {switches[policy].get(k, 0)}" for k in range(4))
+        spread = ", ".join(
+            f"{'3+' if k == 3 else k}: {switches[policy].get(k, 0)}" for k in range(4)
+        )
         lines.append(f"sessions by switches, {policy.replace('_', '-')}: {spread}")
     outcomes = Counter(o for s in result.sessions for o in s.sticky_outcomes)
     lines.append("sticky turns: " + ", ".join(f"{k} {v}" for k, v in sorted(outcomes.items())))
@@ -158,16 +209,27 @@ def format_replay(result: ReplayResult, data: Path) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m intent_router.evaluation.sessions", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m intent_router.evaluation.sessions",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--data", type=Path, default=CONVERSATIONS)
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--prefix-tokens", type=int, default=AGENT_PREFIX_TOKENS,
-                        help="tokens the agent sends before the conversation every turn")
-    parser.add_argument("--cache-after-switch", choices=("kept", "lost"), default="kept",
-                        help="kept: a session coming back to a deployment reads what it cached there; "
-                             "lost: a switch loses every cache")
+    parser.add_argument(
+        "--prefix-tokens",
+        type=int,
+        default=AGENT_PREFIX_TOKENS,
+        help="tokens the agent sends before the conversation every turn",
+    )
+    parser.add_argument(
+        "--cache-after-switch",
+        choices=("kept", "lost"),
+        default="kept",
+        help="kept: a session coming back to a deployment reads what it cached there; "
+        "lost: a switch loses every cache",
+    )
     parser.add_argument("--no-mlflow", action="store_true", help="print only")
     args = parser.parse_args(argv)
     if args.prefix_tokens < 0:
@@ -175,8 +237,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load_config(args.config)
         classifier = IntentClassifier.from_dir(args.models_dir)
-        result = replay_conversations(load_conversations(args.data), classifier, config, args.prefix_tokens,
-                                      kept=args.cache_after_switch == "kept")
+        result = replay_conversations(
+            load_conversations(args.data),
+            classifier,
+            config,
+            args.prefix_tokens,
+            kept=args.cache_after_switch == "kept",
+        )
     except (DataFileError, ConfigError, ModelError) as exc:
         return _fail(str(exc))
     print(format_replay(result, args.data))
@@ -189,15 +256,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _params(result: ReplayResult, args: argparse.Namespace) -> dict[str, Any]:
-    return {"data": str(args.data), "config": str(args.config), "model_version": result.model_version,
-            "prefix_tokens": result.prefix_tokens, "threshold": result.threshold, "escalation": "local",
-            "cache_after_switch": "kept" if result.cache_kept else "lost"}
+    return {
+        "data": str(args.data),
+        "config": str(args.config),
+        "model_version": result.model_version,
+        "prefix_tokens": result.prefix_tokens,
+        "threshold": result.threshold,
+        "escalation": "local",
+        "cache_after_switch": "kept" if result.cache_kept else "lost",
+    }
 
 
 def _per_session(result: ReplayResult) -> dict[str, list[Any]]:
     sessions = result.sessions
-    table: dict[str, list[Any]] = {"conversation": [s.conversation for s in sessions],
-                                   "turns": [len(s.per_turn.turns) for s in sessions]}
+    table: dict[str, list[Any]] = {
+        "conversation": [s.conversation for s in sessions],
+        "turns": [len(s.per_turn.turns) for s in sessions],
+    }
     for policy in POLICIES:
         costs = [getattr(s, policy) for s in sessions]
         table[f"{policy}_switches"] = [c.switches for c in costs]

@@ -19,15 +19,20 @@ from intent_router.labels import HIGH_STAKES_INTENTS
 THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.95)
 
 
-def upgrade_table(rows: list[LabeledPrompt], classifier: IntentClassifier) -> list[tuple[float, int, float, float]]:
+def upgrade_table(
+    rows: list[LabeledPrompt], classifier: IntentClassifier
+) -> list[tuple[float, int, float, float]]:
     """(threshold, upgrades, precision, recall) per threshold: an upgrade is a high-stakes
     prediction at or above it; precision: truly high-stakes; recall: of the truly high-stakes."""
     predictions = classifier.predict_batch([r.text for r in rows])
     truly = sum(r.intent in HIGH_STAKES_INTENTS for r in rows)
     table = []
     for threshold in THRESHOLDS:
-        chosen = [r for p, r in zip(predictions, rows, strict=True)
-                  if p.intent in HIGH_STAKES_INTENTS and p.confidence >= threshold]
+        chosen = [
+            r
+            for p, r in zip(predictions, rows, strict=True)
+            if p.intent in HIGH_STAKES_INTENTS and p.confidence >= threshold
+        ]
         right = sum(r.intent in HIGH_STAKES_INTENTS for r in chosen)
         table.append((threshold, len(chosen), right / max(1, len(chosen)), right / max(1, truly)))
     return table
@@ -36,9 +41,13 @@ def upgrade_table(rows: list[LabeledPrompt], classifier: IntentClassifier) -> li
 def main(argv: list[str]) -> None:
     split = Path(argv[0]) if argv else Path("data/real_split.json")
     rows = load_real_test(split)
-    print(f"{len(rows)} real test rows; {sum(r.intent in HIGH_STAKES_INTENTS for r in rows)} high-stakes")
+    print(
+        f"{len(rows)} real test rows; {sum(r.intent in HIGH_STAKES_INTENTS for r in rows)} high-stakes"
+    )
     print(f"{'min confidence':>14}{'upgrades':>10}{'precision':>11}{'recall':>8}")
-    for threshold, count, precision, recall in upgrade_table(rows, IntentClassifier.from_dir(DEFAULT_MODELS_DIR)):
+    for threshold, count, precision, recall in upgrade_table(
+        rows, IntentClassifier.from_dir(DEFAULT_MODELS_DIR)
+    ):
         print(f"{threshold:>14.2f}{count:>10}{precision:>11.3f}{recall:>8.3f}")
 
 

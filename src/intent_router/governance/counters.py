@@ -28,7 +28,7 @@ import time
 import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 from intent_router.exceptions import CountersUnavailable
@@ -133,7 +133,7 @@ def to_micros(usd: float) -> int:
 
 def period_key(period: Period, now: float) -> str:
     """The UTC calendar day (``2026-11-29``) or month (``2026-11``) containing ``now``."""
-    moment = datetime.fromtimestamp(now, timezone.utc)
+    moment = datetime.fromtimestamp(now, UTC)
     if period == "day":
         return moment.strftime("%Y-%m-%d")
     if period == "month":
@@ -143,7 +143,7 @@ def period_key(period: Period, now: float) -> str:
 
 def period_end(period: Period, now: float) -> float:
     """When the UTC day or month containing ``now`` ends (seconds since the epoch)."""
-    moment = datetime.fromtimestamp(now, timezone.utc)
+    moment = datetime.fromtimestamp(now, UTC)
     start = moment.replace(hour=0, minute=0, second=0, microsecond=0)
     if period == "day":
         return start.timestamp() + 86_400
@@ -351,8 +351,8 @@ class RedisCounters:
         budget, estimate = to_micros(budget_usd), to_micros(estimate_usd)
         pkey = period_key(period, now)
         held = Reservation(scope, period, pkey, uuid.uuid4().hex, estimate, now + self._ttl_s)
-        args = [repr(now), budget, estimate, held.id, repr(held.expires_at),
-                _key_ttl_s(period, now)]
+        args: list[str | int] = [repr(now), budget, estimate, held.id, repr(held.expires_at),
+                                 _key_ttl_s(period, now)]
         ok = await self._guarded(self._reserve(self._budget_keys(scope, pkey), args), "reserve")
         return held if ok else None
 
@@ -361,7 +361,7 @@ class RedisCounters:
         # waiting for an answer may send it again without charging twice.
         keys = [*self._budget_keys(reservation.scope, reservation.period_key),
                 f"{self._prefix}committed:{reservation.id}"]
-        args = [reservation.id, to_micros(actual_usd), PERIOD_GRACE_S, COMMIT_MARKER_TTL_S]
+        args: list[str | int] = [reservation.id, to_micros(actual_usd), PERIOD_GRACE_S, COMMIT_MARKER_TTL_S]
         await self._guarded(self._commit(keys, args), "commit")
 
     async def release(self, reservation: Reservation) -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterable
-from contextlib import aclosing
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import aclosing
 from functools import partial
 from typing import Any
 
 from intent_router.config import Deployment, UpstreamLimits
 from intent_router.exceptions import MissingKeyError
-from intent_router.providers.openai_compat import OpenAICompatClient, api_key, stream_timeout, without_key
+from intent_router.providers.openai_compat import (
+    OpenAICompatClient,
+    api_key,
+    stream_timeout,
+    without_key,
+)
 from intent_router.providers.upstream_validation import (
     checked_completion,
     checked_events,
@@ -20,7 +25,7 @@ from intent_router.providers.upstream_validation import (
 )
 
 
-async def _bounded(lines: AsyncIterator[bytes], limits: UpstreamLimits) -> AsyncIterator[bytes]:
+async def _bounded(lines: AsyncGenerator[bytes, None], limits: UpstreamLimits) -> AsyncIterator[bytes]:
     """litellm's stream within the limits the fast path keeps while reading bytes: each line
     within ``stream_idle_s`` of the last and ``max_sse_line_bytes`` long, all within
     ``stream_total_s`` (litellm's own timeout bounds each read, so a trickle never ends)."""
@@ -115,7 +120,7 @@ class ProviderClients:
 
     async def _litellm_stream(
         self, deployment: Deployment, request: dict[str, Any], timeout_s: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         api_key(deployment)
         client = await self._litellm_client()
         async for line in _bounded(client.stream(deployment, request, timeout_s), self.openai.limits):

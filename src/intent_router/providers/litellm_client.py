@@ -14,7 +14,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncGenerator, Iterable
 from typing import Any
 
 from intent_router.config import Deployment
@@ -25,7 +25,7 @@ from intent_router.providers.upstream_validation import parse_retry_after
 
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")  # never fetch the price map
 
-import litellm  # noqa: E402
+import litellm
 
 litellm.suppress_debug_info = True
 litellm.telemetry = False
@@ -66,7 +66,7 @@ def warm(models: Iterable[str]) -> None:
                 if stream:
                     for _ in response:
                         pass
-            except Exception as exc:  # noqa: BLE001 - warm-up is best effort
+            except Exception as exc:
                 _log.debug("litellm warm-up of %s failed: %s", model, type(exc).__name__)
 
 
@@ -164,7 +164,7 @@ class LitellmClient:
             raise map_call_failure(exc, deployment) from exc
         return dict(response.model_dump())
 
-    async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+    async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncGenerator[bytes, None]:
         """Yield OpenAI-style SSE lines (``data: {...}``, then ``data: [DONE]``)."""
         try:
             response = await _acompletion(deployment, request, timeout_s, stream=True)

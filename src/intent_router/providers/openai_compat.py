@@ -10,12 +10,10 @@ client took 42% of a worker's CPU (py-spy), the chat path's hot spot.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import socket
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from typing import Any
-
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -95,7 +93,7 @@ class OpenAICompatClient:
 
     async def stream(
         self, deployment: Deployment, request: dict[str, Any], timeout_s: float
-    ) -> AsyncIterator[bytes]:
+    ) -> AsyncGenerator[bytes, None]:
         """Yield the upstream's SSE lines; errors before the first line raise ProviderError."""
         body = {**request, "model": upstream_model(deployment), "stream": True}
         loop = asyncio.get_running_loop()

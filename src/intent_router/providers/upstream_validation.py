@@ -13,15 +13,15 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import aclosing
 from email.utils import parsedate_to_datetime
 from typing import Any, Final
 
 import msgspec
 
-from intent_router.text import clean_text
 from intent_router.exceptions import ProviderError
+from intent_router.text import clean_text
 
 MAX_TOKENS: Final[int] = 2**31 - 1  # the decision log's column; no real answer comes near
 MAX_ID_CHARS: Final[int] = 512
@@ -178,7 +178,7 @@ def chunk_usage(line: bytes) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-async def checked_events(lines: AsyncIterator[bytes],
+async def checked_events(lines: AsyncGenerator[bytes, None],
                          redact: Callable[[str], str] = lambda text: text) -> AsyncIterator[bytes]:
     """An upstream's SSE lines, checked: comments before the first chunk and fields other than
     ``data`` dropped, every data event a valid chunk, the stream ending at ``data: [DONE]``. The first event must be a
@@ -265,6 +265,7 @@ def parse_retry_after(value: str | None, cap_s: float, now: Callable[[], float] 
     if value is None:
         return None
     text = value.strip()
+    seconds: float | None
     try:
         seconds = float(text)
     except ValueError:
@@ -324,5 +325,6 @@ def _sample(value: Any) -> str:
     if isinstance(value, int):
         return repr(value) if abs(value) < 10**30 else "an integer of over 30 digits"
     size = f" of {len(value)}" if isinstance(value, (str, bytes, list, dict)) else ""
-    unit = {str: " characters", bytes: " bytes", list: " items", dict: " keys"}.get(type(value), "")
+    units: dict[type, str] = {str: " characters", bytes: " bytes", list: " items", dict: " keys"}
+    unit = units.get(type(value), "")
     return f"a {type(value).__name__}{size}{unit}"

@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from intent_router.config import GROUP_STRATEGIES as STRATEGIES
+
 LATENCY_SMOOTHING = 0.2
 """Weight of the newest latency in a member's moving average."""
 

@@ -62,9 +62,13 @@ class MinuteUsage:
         """(requests, tokens) sent to ``name`` this minute, by every worker as far as known."""
         window = window_of(self._clock())
         with self._lock:
-            shared, pending, local = (c.get(name) for c in (self._shared, self._pending, self._local))
+            shared, pending, local = (
+                c.get(name) for c in (self._shared, self._pending, self._local)
+            )
             if shared is not None and shared.window == window:
-                extra = pending if pending is not None and pending.window == window else _Count(window)
+                extra = (
+                    pending if pending is not None and pending.window == window else _Count(window)
+                )
                 return shared.requests + extra.requests, shared.tokens + extra.tokens
             if local is not None and local.window == window:
                 return local.requests, local.tokens

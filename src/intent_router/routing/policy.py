@@ -41,6 +41,7 @@ def choose_chain(
     sensitive subject) keeps local-tier deployments only, and fails closed when there is none.
     """
     if requested_model in AUTO_MODELS:
+        preferred: tuple[str, ...]
         if override.pin is not None:
             preferred, reason = (override.pin,), f"pinned to {override.pin}"
         elif intent in override.policy:

@@ -1,6 +1,7 @@
-"""Where sessions live: in this process (bounded, least recently used first out, expired on
-read), or in Redis when ``governance.redis_url`` is set, so every worker of every instance
-routes a session alike.
+"""Where sessions live: in this process (bounded, least recently used first out), or in Redis
+when ``governance.redis_url`` is set, so every worker of every instance routes a session alike.
+Either keeps a state ``grace_s`` past its expiry (then drops it), so that a turn arriving in
+that window is told its session ``expired`` rather than taken for a ``new`` one.
 
 Redis is never a reason to fail a request: when it does not answer (``timeout_s``), the
 session is read from and written to the in-process store instead, a warning is logged once,
@@ -37,15 +38,17 @@ class SessionStore(Protocol):
         """Store ``state`` until ``state.expires_at``."""
         ...
 
-    async def aclose(self) -> None:
-        ...
+    async def aclose(self) -> None: ...
 
 
 class InProcessSessions:
     """Sessions of this process: at most ``max_sessions``, the least recently used dropped first."""
 
-    def __init__(self, max_sessions: int, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, max_sessions: int, grace_s: float = 0.0, clock: Callable[[], float] = time.time
+    ) -> None:
         self._max = max_sessions
+        self._grace_s = grace_s
         self._clock = clock
         self._states: OrderedDict[str, SessionState] = OrderedDict()
         self._lock = threading.Lock()
@@ -58,7 +61,7 @@ class InProcessSessions:
             state = self._states.get(key)
             if state is None:
                 return None
-            if state.expires_at <= self._clock():
+            if state.expires_at + self._grace_s <= self._clock():
                 del self._states[key]
                 return None
             self._states.move_to_end(key)
@@ -79,16 +82,27 @@ class RedisSessions:
     """Sessions in Redis, shared by every worker and instance with the same URL and prefix;
     the in-process ``fallback`` while Redis does not answer."""
 
-    def __init__(self, url: str, prefix: str, fallback: InProcessSessions, *, timeout_s: float = 0.25,
-                 retry_s: float = 5.0, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        fallback: InProcessSessions,
+        *,
+        grace_s: float = 0.0,
+        timeout_s: float = 0.25,
+        retry_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         from redis.asyncio import Redis  # only Redis-backed services pay for the import
         from redis.exceptions import RedisError
 
         self._failures = (RedisError, OSError, TimeoutError)
-        self._redis: Redis = Redis.from_url(url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                            decode_responses=True)
+        self._redis: Redis = Redis.from_url(
+            url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s, decode_responses=True
+        )
         self._prefix = f"{prefix}session:"
         self._fallback = fallback
+        self._grace_s = grace_s
         self._timeout_s = timeout_s
         self._retry_s = retry_s
         self._clock = clock
@@ -106,10 +120,14 @@ class RedisSessions:
             return await self._fallback.get(key)
         self._answered()
         state = SessionState.from_json(text) if text is not None else None
-        return state if state is not None and state.expires_at > self._clock() else None
+        return (
+            state
+            if state is not None and state.expires_at + self._grace_s > self._clock()
+            else None
+        )
 
     async def put(self, key: str, state: SessionState) -> None:
-        ttl_ms = int((state.expires_at - self._clock()) * 1000)
+        ttl_ms = int((state.expires_at + self._grace_s - self._clock()) * 1000)
         if ttl_ms <= 0:
             return
         if self._skipping():
@@ -132,8 +150,12 @@ class RedisSessions:
 
     def _failed(self, exc: BaseException) -> None:
         if not self._down:
-            log.warning("sessions: Redis did not answer (%s); sessions are kept per process "
-                        "until it does (retried every %g s)", type(exc).__name__, self._retry_s)
+            log.warning(
+                "sessions: Redis did not answer (%s); sessions are kept per process "
+                "until it does (retried every %g s)",
+                type(exc).__name__,
+                self._retry_s,
+            )
         self._down = True
         self._down_until = self._clock() + self._retry_s
 
@@ -143,7 +165,9 @@ class RedisSessions:
             self._down = False
 
 
-def make_session_store(redis_url: str | None, prefix: str, max_sessions: int) -> SessionStore:
+def make_session_store(
+    redis_url: str | None, prefix: str, max_sessions: int, grace_s: float
+) -> SessionStore:
     """Redis-backed sessions when a URL is given (several workers), in-process ones otherwise."""
-    local = InProcessSessions(max_sessions)
-    return RedisSessions(redis_url, prefix, local) if redis_url else local
+    local = InProcessSessions(max_sessions, grace_s)
+    return RedisSessions(redis_url, prefix, local, grace_s=grace_s) if redis_url else local

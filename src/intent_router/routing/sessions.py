@@ -50,8 +50,15 @@ class SessionId:
     """True: the request opens its conversation (a derived id, one user turn): start afresh."""
 
 
-def name_session(*, header: str | None, metadata: str | None, client: str | None,
-                 system: str, first_user: str | None, user_turns: int) -> SessionId | None:
+def name_session(
+    *,
+    header: str | None,
+    metadata: str | None,
+    client: str | None,
+    system: str,
+    first_user: str | None,
+    user_turns: int,
+) -> SessionId | None:
     """The session a request belongs to; None when it names none and has no user message."""
     scope = client or ""
     for given, source in ((header, "header"), (metadata, "metadata")):
@@ -59,7 +66,9 @@ def name_session(*, header: str | None, metadata: str | None, client: str | None
             return SessionId(_digest("id", scope, given), source)  # type: ignore[arg-type]
     if first_user is None:
         return None
-    return SessionId(_digest("derived", scope, system, first_user), "derived", opening=user_turns <= 1)
+    return SessionId(
+        _digest("derived", scope, system, first_user), "derived", opening=user_turns <= 1
+    )
 
 
 def _digest(*parts: str) -> str:
@@ -83,19 +92,34 @@ class SessionState:
     """Unix time; every turn pushes it ``ttl_s`` ahead."""
 
     def to_json(self) -> str:
-        return json.dumps([list(self.chain), self.deployment, self.intent, self.confidence,
-                           self.turns, self.expires_at], separators=(",", ":"))
+        return json.dumps(
+            [
+                list(self.chain),
+                self.deployment,
+                self.intent,
+                self.confidence,
+                self.turns,
+                self.expires_at,
+            ],
+            separators=(",", ":"),
+        )
 
     @classmethod
     def from_json(cls, text: str | bytes) -> SessionState | None:
         """The state ``to_json`` wrote; None for anything else (a corrupt or foreign value)."""
         try:
             chain, deployment, intent, confidence, turns, expires_at = json.loads(text)
-            state = cls(tuple(chain), deployment, intent, float(confidence), int(turns), float(expires_at))
+            state = cls(
+                tuple(chain), deployment, intent, float(confidence), int(turns), float(expires_at)
+            )
         except (ValueError, TypeError):
             return None
-        valid = (state.chain and all(isinstance(n, str) for n in state.chain)
-                 and isinstance(state.deployment, str) and isinstance(state.intent, str))
+        valid = (
+            state.chain
+            and all(isinstance(n, str) for n in state.chain)
+            and isinstance(state.deployment, str)
+            and isinstance(state.intent, str)
+        )
         return state if valid else None
 
 
@@ -129,45 +153,98 @@ class SessionChoice:
         return self.outcome in ("stuck", "switched") and self.sticks
 
 
-def decide(state: SessionState | None, proposal: Proposal, now: float, rule: SessionRule,
-           blocked: Callable[[str], str | None] = lambda _: None) -> SessionChoice:
+def decide(
+    state: SessionState | None,
+    proposal: Proposal,
+    now: float,
+    rule: SessionRule,
+    blocked: Callable[[str], str | None] = lambda _: None,
+) -> SessionChoice:
     """The chain of one turn of a session in ``state`` (None: unknown), given how the turn
     would be routed alone; ``blocked(deployment)`` says why a deployment cannot be tried now
     (cooling down), or None."""
     if state is None:
         return _fresh(proposal, now, rule, "new", "first turn of the session", turns=1)
     if now >= state.expires_at:
-        return _fresh(proposal, now, rule, "expired",
-                      f"idle for over {rule.ttl_s:g} s: routed afresh", turns=state.turns + 1)
-    ongoing = SessionState(state.chain, state.deployment, state.intent, state.confidence, state.turns + 1,
-                           now + rule.ttl_s)
+        return _fresh(
+            proposal,
+            now,
+            rule,
+            "expired",
+            f"idle for over {rule.ttl_s:g} s: routed afresh",
+            turns=state.turns + 1,
+        )
+    ongoing = SessionState(
+        state.chain,
+        state.deployment,
+        state.intent,
+        state.confidence,
+        state.turns + 1,
+        now + rule.ttl_s,
+    )
     if proposal.binding is not None:
-        return SessionChoice(proposal.chain, None, "switched", f"{proposal.binding}: this turn only",
-                             ongoing, sticks=False)
+        return SessionChoice(
+            proposal.chain,
+            None,
+            "switched",
+            f"{proposal.binding}: this turn only",
+            ongoing,
+            sticks=False,
+        )
     if _upgrades(state, proposal, rule):
         if proposal.chain[0] != state.chain[0]:
-            return _fresh(proposal, now, rule, "upgraded",
-                          f"{proposal.intent} at confidence {proposal.confidence:.2f} >= "
-                          f"{rule.upgrade_min_confidence:g}: upgraded from {state.intent}",
-                          turns=ongoing.turns)
+            return _fresh(
+                proposal,
+                now,
+                rule,
+                "upgraded",
+                f"{proposal.intent} at confidence {proposal.confidence:.2f} >= "
+                f"{rule.upgrade_min_confidence:g}: upgraded from {state.intent}",
+                turns=ongoing.turns,
+            )
         ongoing = replace(ongoing, intent=proposal.intent, confidence=proposal.confidence)
     why = blocked(state.deployment)
     if why is not None:
-        return SessionChoice(state.chain, None, "switched",
-                             f"{state.deployment} {why}: falling back along the session's chain", ongoing)
-    return SessionChoice(state.chain, state.deployment, "stuck",
-                         f"turn {ongoing.turns} of a session on {state.deployment}", ongoing)
+        return SessionChoice(
+            state.chain,
+            None,
+            "switched",
+            f"{state.deployment} {why}: falling back along the session's chain",
+            ongoing,
+        )
+    return SessionChoice(
+        state.chain,
+        state.deployment,
+        "stuck",
+        f"turn {ongoing.turns} of a session on {state.deployment}",
+        ongoing,
+    )
 
 
 def _upgrades(state: SessionState, proposal: Proposal, rule: SessionRule) -> bool:
-    return (proposal.intent in rule.upgrade_intents and state.intent not in rule.upgrade_intents
-            and proposal.confidence >= rule.upgrade_min_confidence)
+    return (
+        proposal.intent in rule.upgrade_intents
+        and state.intent not in rule.upgrade_intents
+        and proposal.confidence >= rule.upgrade_min_confidence
+    )
 
 
-def _fresh(proposal: Proposal, now: float, rule: SessionRule, outcome: SessionOutcome, reason: str,
-           turns: int) -> SessionChoice:
-    state = SessionState(proposal.chain, proposal.chain[0], proposal.intent, proposal.confidence,
-                         turns, now + rule.ttl_s)
+def _fresh(
+    proposal: Proposal,
+    now: float,
+    rule: SessionRule,
+    outcome: SessionOutcome,
+    reason: str,
+    turns: int,
+) -> SessionChoice:
+    state = SessionState(
+        proposal.chain,
+        proposal.chain[0],
+        proposal.intent,
+        proposal.confidence,
+        turns,
+        now + rule.ttl_s,
+    )
     return SessionChoice(proposal.chain, None, outcome, reason, state)
 
 
@@ -192,7 +269,11 @@ def settle(choice: SessionChoice, answered: str) -> tuple[SessionState, SessionO
         return state, choice.outcome, choice.reason
     moved = replace(state, deployment=answered)
     if choice.outcome == "stuck":
-        return moved, "switched", f"{state.deployment} did not answer: the session now sticks to {answered}"
+        return (
+            moved,
+            "switched",
+            f"{state.deployment} did not answer: the session now sticks to {answered}",
+        )
     if choice.outcome == "switched":
         return moved, "switched", f"{choice.reason}; the session now sticks to {answered}"
     return moved, choice.outcome, f"{choice.reason}; sticks to {answered}, which answered"

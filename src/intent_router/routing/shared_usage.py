@@ -29,14 +29,22 @@ UNBOUNDED = 2**50
 class WindowCounters(Protocol):
     """What this needs of governance/counters.py's Counters: fixed-minute hits."""
 
-    async def hit(self, key: str, limit_per_minute: int, amount: int = 1, now: float | None = None) -> Any: ...
+    async def hit(
+        self, key: str, limit_per_minute: int, amount: int = 1, now: float | None = None
+    ) -> Any: ...
 
 
 class SharedUsage:
     """Publishes ``usage``'s counts of ``deployments`` and applies every worker's."""
 
-    def __init__(self, usage: MinuteUsage, counters: WindowCounters, deployments: Iterable[str],
-                 interval_s: float = 0.5, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        usage: MinuteUsage,
+        counters: WindowCounters,
+        deployments: Iterable[str],
+        interval_s: float = 0.5,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._usage = usage
         self._counters = counters
         self._deployments = list(deployments)
@@ -57,8 +65,11 @@ class SharedUsage:
         """Publish what was counted here, then read every worker's totals; False if the
         counters did not answer (the counts are kept for the next try)."""
         now = self._clock()
-        unsent = {name: list(counts) for name, counts in self._usage.take_pending().items()
-                  if counts[0] >= window_of(now)}  # a past minute's: no one reads it any more
+        unsent = {
+            name: list(counts)
+            for name, counts in self._usage.take_pending().items()
+            if counts[0] >= window_of(now)
+        }  # a past minute's: no one reads it any more
         try:
             for name, counts in unsent.items():
                 at = counts[0] * WINDOW_S + WINDOW_S / 2  # inside the minute it was counted in
@@ -67,11 +78,16 @@ class SharedUsage:
                         await self._counters.hit(_key(kind, name), UNBOUNDED, counts[index], now=at)
                         counts[index] = 0  # published: never sent twice
             for name in self._deployments:
-                used = [UNBOUNDED - (await self._counters.hit(_key(kind, name), UNBOUNDED, 0, now=now)).remaining
-                        for kind in ("requests", "tokens")]
+                used = [
+                    UNBOUNDED
+                    - (await self._counters.hit(_key(kind, name), UNBOUNDED, 0, now=now)).remaining
+                    for kind in ("requests", "tokens")
+                ]
                 self._usage.apply_shared(name, window_of(now), used[0], used[1])
         except CountersUnavailable as exc:
-            self._usage.put_back({name: (c[0], c[1], c[2]) for name, c in unsent.items() if c[1] or c[2]})
+            self._usage.put_back(
+                {name: (c[0], c[1], c[2]) for name, c in unsent.items() if c[1] or c[2]}
+            )
             log.debug("shared deployment usage unavailable: %s", exc)
             return False
         return True

@@ -18,14 +18,21 @@ import sys
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from intent_router.config import RouterConfig, load_config
 from intent_router.exceptions import ConfigError
 from intent_router.settings import ServiceSettings
 
+
+class _ServerOptions(TypedDict):
+    loop: Literal["uvloop"]
+    http: Literal["httptools"]
+
+
 #: uvicorn on its C event loop and HTTP parser (both pinned dependencies) rather than asyncio's
 #: loop and the pure-Python h11: the server's share of each request is the bench's baseline too.
-SERVER = {"loop": "uvloop", "http": "httptools"}
+SERVER: _ServerOptions = {"loop": "uvloop", "http": "httptools"}
 
 
 def parse_args(argv: list[str] | None = None, settings: ServiceSettings | None = None) -> argparse.Namespace:

@@ -8,12 +8,11 @@ from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
-
 from litestar import delete, get, post, put
 from litestar.connection import ASGIConnection
-from litestar.params import Parameter
 from litestar.exceptions import NotAuthorizedException, NotFoundException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.params import Parameter
 
 from intent_router.db import storage_outage_as_unavailable
 from intent_router.exceptions import InvalidRequestError, UnknownRequestError

@@ -36,7 +36,6 @@ from intent_router.service.openapi import (
 from intent_router.service.readiness import readiness
 from intent_router.service.recording import RequestContext, clean_id
 from intent_router.service.schema_page import openapi_config
-from intent_router.service.sessions import session_of
 from intent_router.service.schemas import (
     ChatCompletion,
     ChatRequest,
@@ -52,13 +51,19 @@ from intent_router.service.schemas import (
     upstream_body,
     user_turns,
 )
-from intent_router.service.services import DEPENDENCIES, STATE_KEY, Services, open_services
+from intent_router.service.services import (
+    DEPENDENCIES,
+    STATE_KEY,
+    Services,
+    open_services,
+    services_of,
+)
+from intent_router.service.sessions import session_of
 from intent_router.settings import ServiceSettings
 from intent_router.text import clean_text
 from intent_router.types import Endpoint
 
 MAX_BODY_BYTES = 1024 * 1024  # the default of router.max_body_bytes
-logger = logging.getLogger(__name__)
 
 
 @get("/healthz", sync_to_thread=False)
@@ -76,7 +81,7 @@ async def readyz(services: Services) -> Response[Readiness]:
     router = services.router
     report = readiness(router.config, services.needs_litellm and not services.clients.warm,
                        router.cooldowns.available, await services.keyless_probe.unreachable())
-    body = Readiness(report.status, router.classifier.version, list(report.reasons),  # type: ignore[arg-type]
+    body = Readiness(report.status, router.classifier.version, list(report.reasons),
                      list(report.usable))
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
@@ -116,10 +121,16 @@ def _utf8_header(request: Request, name: str) -> str | None:
         return value
 
 
+# Handlers receive the ``services`` dependency but for the two hot ones, /v1/route and chat:
+# they take the Request anyway, and reading the services from it skips Litestar's dependency
+# resolution, which costs CPU on every request (``python -m tests.bench.services_access``).
+
+
 @post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation,
       before_request=require_client_key)
-async def route(data: RouteRequest, request: Request, services: Services) -> Response[RouteResponse]:
+async def route(data: RouteRequest, request: Request) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
+    services = services_of(request.app)  # not injected: the hot path (see above)
     prompt, context, positions = route_input(data)
     ctx = await _context("route", prompt, request, services, data.metadata)
     ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages or []),
@@ -129,8 +140,9 @@ async def route(data: RouteRequest, request: Request, services: Services) -> Res
 
 @post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
       before_request=require_client_key)
-async def chat_completions(data: ChatRequest, request: Request, services: Services) -> Response[ChatCompletion]:
+async def chat_completions(data: ChatRequest, request: Request) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
+    services = services_of(request.app)  # not injected: the hot path (see above)
     body = upstream_body(await request.json())
     ctx = await _context("chat_stream" if data.stream else "chat", last_user_text(data.messages), request,
                          services, data.metadata, data.user)

@@ -106,7 +106,7 @@ async def route_prompt(
     decision, session = await services.router.route_turn(
         ctx.prompt, data.model, bool(sensitive), ctx.override, context, ctx.session_name
     )
-    note(ctx, session)
+    note(ctx, session, services.metrics)
     services.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
     services.metrics.record_route("route", decision.intent, decision.source)
     services.recorder.route(ctx, decision)
@@ -182,7 +182,7 @@ def _answer(
     metrics.cost.labels(result.deployment).inc(outcome.cost_usd)
     cached = metrics.record_input_tokens(result.deployment, outcome.response.get("usage"))
     assert ctx.plan is not None  # planned before any answer
-    note(ctx, outcome.session)
+    note(ctx, outcome.session, services.metrics)
     services.recorder.chat(ctx, ctx.plan, outcome)
     headers = {
         "x-request-id": ctx.request_id,

@@ -10,8 +10,8 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from intent_router.types import Attempt
 from intent_router.providers.upstream_validation import usage_input_split
+from intent_router.types import Attempt
 
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
@@ -44,6 +44,9 @@ class RouterMetrics:
         self.governance = Counter("intent_router_governance_total",
                                   "Client-key events: unauthenticated, rate_limit_exceeded, "
                                   "budget_exceeded, downgraded", ["event"], registry=self.registry)
+        self.sessions = Counter("intent_router_session_turns_total",
+                                "Turns of sticky sessions by endpoint and outcome: new, stuck, switched, "
+                                "upgraded, expired", ["endpoint", "outcome"], registry=self.registry)
         # labels() takes a lock and checks its arguments at every call: each request's children
         # are looked up once per label set, then kept.
         self._children: dict[tuple[str, ...], Any] = {}
@@ -62,6 +65,9 @@ class RouterMetrics:
         if cached:
             self._child(self.input_tokens, "input_tokens", deployment, "true").inc(cached)
         return cached
+
+    def record_session(self, endpoint: str, outcome: str) -> None:
+        self._child(self.sessions, "sessions", endpoint, outcome).inc()
 
     def record_latency(self, endpoint: str, status: int, seconds: float) -> None:
         self._child(self.latency, "latency", endpoint, str(status)).observe(seconds)

@@ -23,18 +23,18 @@ READYZ_WARMING = ResponseSpec(data_container=Readiness, generate_examples=False,
                                           "(status 'degraded')")
 
 #: A missing, unknown or revoked client key, when client keys are on.
-AUTH_ERRORS: dict[int | str, ResponseSpec] = {
+AUTH_ERRORS: dict[int, ResponseSpec] = {
     401: _error("Client keys are on and the request has no valid key (code invalid_api_key)"),
 }
 
 #: Errors of GET /v1/models/{model}.
-MODEL_ERRORS: dict[int | str, ResponseSpec] = {
+MODEL_ERRORS: dict[int, ResponseSpec] = {
     **AUTH_ERRORS,
     404: _error("Neither 'auto' nor a configured deployment (code model_not_found)"),
 }
 
 #: Errors any endpoint with a JSON body and a ``model`` field can answer.
-BODY_ERRORS: dict[int | str, ResponseSpec] = {
+BODY_ERRORS: dict[int, ResponseSpec] = {
     400: _error("Invalid JSON, UTF-8, field types or values (OpenAI error format)"),
     404: _error("The model is neither 'auto' nor a configured deployment (code model_not_found)"),
     413: _error("Body larger than router.max_body_bytes (1 MiB by default)"),
@@ -50,7 +50,7 @@ BODY_ERRORS: dict[int | str, ResponseSpec] = {
 STORAGE_DOWN = _error("The database did not answer (code storage_unavailable); Retry-After says when to retry")
 
 #: Errors of POST /v1/feedback.
-FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
+FEEDBACK_ERRORS: dict[int, ResponseSpec] = {
     400: BODY_ERRORS[400],
     404: _error("No decision with that request_id (code request_not_found)"),
     413: BODY_ERRORS[413],
@@ -59,7 +59,7 @@ FEEDBACK_ERRORS: dict[int | str, ResponseSpec] = {
 }
 
 #: Errors of the admin API.
-ADMIN_ERRORS: dict[int | str, ResponseSpec] = {
+ADMIN_ERRORS: dict[int, ResponseSpec] = {
     400: _error("Invalid body, or a control character in an id or query (OpenAI error format)"),
     401: _error("Missing or wrong admin key"),
     404: _error("No such override, client key or team, or the admin API is off "
@@ -68,9 +68,10 @@ ADMIN_ERRORS: dict[int | str, ResponseSpec] = {
 }
 
 #: Errors of a chat completion: the upstream's own client errors are passed on as they are.
-CHAT_ERRORS: dict[int | str, ResponseSpec] = {
+CHAT_ERRORS: dict[int, ResponseSpec] = {
     **BODY_ERRORS,
-    "4XX": _error("A provider's client error (401, 403, 404, 422, ...) passed on as it came"),
+    # OpenAPI's status range: litestar writes a key as given, though its annotation says int.
+    "4XX": _error("A provider's client error (401, 403, 404, 422, ...) passed on as it came"),  # type: ignore[dict-item]
     502: _error("A provider's non-retryable server error"),
     503: _error("Every deployment of the chain failed (error.attempts lists each attempt), or the "
                 "shared counters did not answer (code counters_unavailable)"),

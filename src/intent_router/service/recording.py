@@ -13,13 +13,14 @@ from functools import partial
 from typing import Any
 
 from intent_router.config import RouterConfig
-from intent_router.costs import InputTokens, cost_usd, estimate_tokens, input_parts_usd
+from intent_router.costs import InputTokens, cost_usd, input_parts_usd
 from intent_router.decisions import Decision, DecisionWriter, prompt_digest
 from intent_router.exceptions import AllProvidersFailed, RouterError
 from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.sessions import SessionId
+from intent_router.tokens import count_tokens
 from intent_router.types import Attempt, BudgetEffect, DecisionStatus, Endpoint
 
 MAX_ID_CHARS = 256
@@ -75,7 +76,7 @@ class DecisionRecorder:
         self._sample = sample
 
     def route(self, ctx: RequestContext, decision: RouteDecision) -> None:
-        tokens = estimate_tokens(ctx.prompt)
+        tokens = count_tokens(ctx.prompt)
         output = self.config.output_tokens[decision.intent]
         self._submit(ctx, decision, status="ok", deployment=None, attempts=(),
                      prompt_tokens=tokens, completion_tokens=output,
@@ -193,4 +194,4 @@ def _attempt(attempt: Attempt, redact: Callable[[str], str]) -> Attempt:
 def _tokens(usage: Any, prompt: str) -> tuple[int, int]:
     if isinstance(usage, dict):
         return usage_tokens(usage)
-    return estimate_tokens(prompt), 0
+    return count_tokens(prompt), 0

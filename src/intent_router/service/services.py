@@ -19,12 +19,12 @@ from intent_router.config import RouterConfig
 from intent_router.decisions import DecisionStore, DecisionWriter
 from intent_router.governance.client_keys import ClientKeyCache, ClientKeyStore
 from intent_router.governance.counters import Counters, make_counters
-from intent_router.routing.session_store import make_session_store
-from intent_router.routing.shared_usage import SharedUsage
 from intent_router.governance.limits import Limits
 from intent_router.governance.override_store import OverrideCache, OverrideStore
 from intent_router.providers.dispatch import ProviderClients, needs_litellm
 from intent_router.router import Router
+from intent_router.routing.session_store import make_session_store
+from intent_router.routing.shared_usage import SharedUsage
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.readiness import KeylessProbe
 from intent_router.service.recording import DecisionRecorder
@@ -105,7 +105,12 @@ async def open_services(
             clients.warm_up(config.deployments.values())
         counters = make_counters(redis_url, config.governance.redis_prefix)
         stack.push_async_callback(counters.aclose)
-        sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions)
+        sessions = make_session_store(
+            redis_url,
+            config.governance.redis_prefix,
+            config.sessions.max_sessions,
+            grace_s=config.sessions.ttl_s,
+        )
         stack.push_async_callback(sessions.aclose)
         router = Router(config, classifier, clients.complete, clients.stream, sessions)
         override_store, key_store = OverrideStore(storage_url), ClientKeyStore(storage_url)
@@ -160,7 +165,10 @@ async def _start_shared_cooldowns(
 
 
 def _start_shared_usage(
-    stack: AsyncExitStack, router: Router, config: RouterConfig, counters: Counters,
+    stack: AsyncExitStack,
+    router: Router,
+    config: RouterConfig,
+    counters: Counters,
     redis_url: str | None,
 ) -> None:
     """With Redis, headroom groups read every worker's rpm/tpm usage (routing/shared_usage.py),

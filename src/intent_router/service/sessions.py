@@ -7,21 +7,31 @@ from litestar import Request
 
 from intent_router.router import Plan
 from intent_router.routing.sessions import SessionId, SessionReport, name_session
+from intent_router.service.metrics import RouterMetrics
 from intent_router.service.recording import RequestContext
 from intent_router.service.schemas import RouteMetadata, RouteSession
 
 SESSION_HEADER = "x-session-id"
 
 
-def session_of(request: Request, metadata: RouteMetadata | None, ctx: RequestContext,
-               system: str, turns: list[str]) -> SessionId | None:
+def session_of(
+    request: Request,
+    metadata: RouteMetadata | None,
+    ctx: RequestContext,
+    system: str,
+    turns: list[str],
+) -> SessionId | None:
     """The session named by the ``x-session-id`` header, else ``metadata.session_id``, else
     derived from the client (its key, else its user), ``system`` and the first of the user
     ``turns``; scoped to the client either way."""
-    return name_session(header=request.headers.get(SESSION_HEADER),
-                        metadata=metadata.session_id if metadata else None,
-                        client=ctx.client_key_id or ctx.user, system=system,
-                        first_user=turns[0] if turns else None, user_turns=len(turns))
+    return name_session(
+        header=request.headers.get(SESSION_HEADER),
+        metadata=metadata.session_id if metadata else None,
+        client=ctx.client_key_id or ctx.user,
+        system=system,
+        first_user=turns[0] if turns else None,
+        user_turns=len(turns),
+    )
 
 
 def note_plan(ctx: RequestContext, plan: Plan) -> None:
@@ -30,10 +40,11 @@ def note_plan(ctx: RequestContext, plan: Plan) -> None:
         ctx.session_id, ctx.session = plan.session.id.key, plan.session.choice.outcome
 
 
-def note(ctx: RequestContext, report: SessionReport | None) -> None:
-    """The decision log records the session's hashed id and the turn's outcome."""
+def note(ctx: RequestContext, report: SessionReport | None, metrics: RouterMetrics) -> None:
+    """The decision log records the session's hashed id and the turn's outcome; /metrics counts it."""
     if report is not None:
         ctx.session_id, ctx.session = report.key, report.outcome
+        metrics.record_session(ctx.endpoint, report.outcome)
 
 
 def session_headers(report: SessionReport | None) -> dict[str, str]:

@@ -13,8 +13,12 @@ down_revision = "0005_sessions"
 branch_labels = None
 depends_on = None
 
-_COLUMNS = (("cached_tokens", sa.Integer()), ("cache_write_tokens", sa.Integer()),
-            ("input_cost_usd", sa.Float()), ("cached_input_cost_usd", sa.Float()))
+_COLUMNS = (
+    ("cached_tokens", sa.Integer()),
+    ("cache_write_tokens", sa.Integer()),
+    ("input_cost_usd", sa.Float()),
+    ("cached_input_cost_usd", sa.Float()),
+)
 
 
 def upgrade() -> None:

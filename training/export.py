@@ -170,7 +170,9 @@ def _fast_lr_graph(
         sizes = np.array([len(labels), 1], dtype=np.int64)
         inits.append(numpy_helper.from_array(sizes, "split_sizes"))
         nodes += [
-            helper.make_node("Split", ["products", "split_sizes"], ["raw_scores", "sum_squares"], axis=1),
+            helper.make_node(
+                "Split", ["products", "split_sizes"], ["raw_scores", "sum_squares"], axis=1
+            ),
             helper.make_node("Sqrt", ["sum_squares"], ["norm"]),
         ]
         scores = "raw_scores"
@@ -198,9 +200,7 @@ def _fast_lr_graph(
     return _model(graph)
 
 
-def _weighting_graph(
-    vectorizer: TfidfVectorizer, idf_done: bool, padding: int
-) -> onnx.ModelProto:
+def _weighting_graph(vectorizer: TfidfVectorizer, idf_done: bool, padding: int) -> onnx.ModelProto:
     """Counts -> scikit-learn's TF-IDF features: 1 + log(tf) if sublinear, idf, L2 norm."""
     n_features = len(vectorizer.vocabulary_)
     nodes: list[onnx.NodeProto] = []
@@ -213,7 +213,9 @@ def _weighting_graph(
             numpy_helper.from_array(np.array([1], dtype=np.int64), "slice_axis"),
         ]
         nodes.append(
-            helper.make_node("Slice", [current, "slice_start", "slice_end", "slice_axis"], ["unpadded"])
+            helper.make_node(
+                "Slice", [current, "slice_start", "slice_end", "slice_axis"], ["unpadded"]
+            )
         )
         current = "unpadded"
     if vectorizer.sublinear_tf and not vectorizer.binary:
@@ -274,7 +276,9 @@ def _output_infos(n_labels: int) -> list[onnx.ValueInfoProto]:
 def _model(graph: onnx.GraphProto, opsets: dict[str, int] | None = None) -> onnx.ModelProto:
     return helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted((opsets or ONNX_OPSET).items())],
+        opset_imports=[
+            helper.make_opsetid(d, v) for d, v in sorted((opsets or ONNX_OPSET).items())
+        ],
         ir_version=IR_VERSION,
         producer_name="intent-router",
     )
@@ -312,74 +316,234 @@ def _chain(parts: list[onnx.ModelProto], n_labels: int) -> onnx.ModelProto:
 
 def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     """Text [N, 1] -> probabilities of a multinomial LogisticRegression over the concatenated,
-    separately L2-normalised binary tf-idf blocks of ``union``.
+    separately L2-normalised binary tf-idf blocks of ``union`` (word and character n-grams).
 
-    Each block b gives weighted n-grams z_b [N, V_b] (idf folded into its TfIdfVectorizer
-    node); one MatMul against [W_b | idf_b] gives its scores and |z_b|^2, and the logits are
-    sum_b (z_b . W_b) / |z_b| + intercept: the one-MatMul-per-block fast path of a single
-    vectorizer, summed. A temperature already folded into W and the intercept rides along.
+    Nothing here reads the whole vocabulary per prompt, and no string is hashed twice:
+
+    1. the text is lower-cased once (StringNormalizer, C locale) and tokenized into words
+       (the word block's pattern) and into characters (``training.features``);
+    2. each token becomes an integer: a LabelEncoder maps the block's alphabet (the words, or
+       the characters, its vocabulary is made of) to 1..A-1, anything else to 0;
+    3. n-gram keys are integer arithmetic on those, base A digits: g_n = g_(n-1) * A + t
+       shifted by n - 1 (t padded with zeros at the end), plus an offset per block. A
+       vocabulary n-gram's digits are all >= 1, so no key with a 0 digit matches one, except
+       leading zeros: (0, a, b) has the key of (a, b), which the text holds right there too,
+       and binary features count a column once;
+    4. one int64 LabelEncoder maps every key to its vocabulary column (a miss: column V);
+    5. binary tf counts each column once: ScatterElements (reduction min) records the first
+       position of each column in the row, and only the occurrence at that position weighs 1;
+    6. one Gather fetches, per occurrence, the table row [idf_j * W_j in block b's K slots |
+       idf_j ** 2 in block b's norm slot] (column V: zeros), and one MatMul against the
+       weights sums them: per block, z_b . W_b and |z_b| ** 2, so the logits are
+       sum_b (z_b . W_b) / |z_b| + intercept.
+
+    The work is the prompt's n-grams, plus one [N, V + 1] position buffer (filled, not read
+    in full). A temperature already folded into W and the intercept rides along.
     """
     if not _is_multinomial_lr(classifier):
-        raise ValueError("a FeatureUnion is exported only in front of a multinomial LogisticRegression")
+        raise ValueError(
+            "a FeatureUnion is exported only in front of a multinomial LogisticRegression"
+        )
     if union.transformer_weights:
         raise ValueError("FeatureUnion transformer_weights are not exported")
     labels = [str(c) for c in classifier.classes_]
     k = len(labels)
-    coef_all = classifier.coef_.T.astype(np.float32)
-    nodes: list[onnx.NodeProto] = []
-    inits: list[onnx.TensorProto] = [
-        numpy_helper.from_array(classifier.intercept_.astype(np.float32), "intercept"),
-        numpy_helper.from_array(np.array([1e-30], dtype=np.float32), "tiny"),
-        numpy_helper.from_array(np.array([k, 1], dtype=np.int64), "split_sizes"),
-        helper.make_tensor("label_names", TensorProto.STRING, [k], labels),
-    ]
-    opsets = dict(ONNX_OPSET)
-    offset = 0
-    block_scores = []
-    for index, (name, vectorizer) in enumerate(union.transformer_list):
+    blocks = []
+    for name, vectorizer in union.transformer_list:
         if vectorizer in ("drop", "passthrough") or not isinstance(vectorizer, TfidfVectorizer):
             raise ValueError(f"FeatureUnion block {name!r} must be a TfidfVectorizer")
-        if not (vectorizer.binary and vectorizer.use_idf and vectorizer.norm == "l2"
-                and not vectorizer.sublinear_tf):
+        if not (
+            vectorizer.binary
+            and vectorizer.use_idf
+            and vectorizer.norm == "l2"
+            and not vectorizer.sublinear_tf
+        ):
             raise ValueError(f"block {name!r}: only binary, idf, l2-normalised blocks are exported")
-        prefix = f"b{index}_"
-        n_features = len(vectorizer.vocabulary_)
-        if isinstance(vectorizer.analyzer, CharNgrams):
-            front_nodes, front_inits, weighted, padding = _char_ngram_nodes(vectorizer, prefix)
-            opsets["com.microsoft"] = 1
-        else:
+        if not isinstance(vectorizer.analyzer, CharNgrams):
             _split_pipeline(Pipeline([("tfidf", vectorizer), ("clf", classifier)]))  # validates
-            front, padding = _ngram_graph(vectorizer, fold_idf=True)
-            graph = onnx.compose.add_prefix(front, prefix).graph
-            front_nodes = [helper.make_node("Identity", [INPUT_NAME], [graph.input[0].name]),
-                           *graph.node]
-            front_inits = list(graph.initializer)
-            weighted = graph.output[0].name
-            for opset in front.opset_import:
-                opsets[opset.domain] = max(opsets.get(opset.domain, 0), opset.version)
-        coef = np.hstack([coef_all[offset : offset + n_features],
-                          vectorizer.idf_.astype(np.float32).reshape(-1, 1)])
-        coef = np.vstack([coef, np.zeros((padding, k + 1), dtype=np.float32)])
-        offset += n_features
-        inits += [*front_inits, numpy_helper.from_array(coef, f"{prefix}coef")]
+            if not vectorizer.lowercase:
+                raise ValueError(f"block {name!r} must lower-case (the graph lower-cases once)")
+        blocks.append(vectorizer)
+    n_blocks = len(blocks)
+    width = n_blocks * (k + 1)
+    n_columns = sum(len(v.vocabulary_) for v in blocks)
+    if n_columns != classifier.coef_.shape[1]:
+        raise ValueError(
+            f"the classifier has {classifier.coef_.shape[1]} features, the union {n_columns}"
+        )
+    coef = classifier.coef_.T.astype(np.float64)
+    table = np.zeros((n_columns + 1, width), dtype=np.float64)  # row n_columns: a miss
+    all_keys: list[int] = []
+    all_columns: list[int] = []
+    nodes = [
+        helper.make_node("Shape", [INPUT_NAME], ["input_shape"]),
+        helper.make_node("Reshape", [INPUT_NAME, "flat_shape"], ["flat"]),
+        helper.make_node(
+            "StringNormalizer",
+            ["flat"],
+            ["lower"],
+            case_change_action="LOWER",
+            is_case_sensitive=0,
+            locale="C",
+        ),
+    ]
+    inits = [
+        numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape"),
+        numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
+    ]
+    key_parts: list[str] = []
+    key_base = 0
+    offset = 0
+    for index, vectorizer in enumerate(blocks):
+        prefix = f"b{index}_"
+        is_char = isinstance(vectorizer.analyzer, CharNgrams)
+        grams = {
+            term: (tuple(term) if is_char else tuple(term.split(" ")))
+            for term in vectorizer.vocabulary_
+        }
+        alphabet = sorted({token for tokens in grams.values() for token in tokens})
+        token_id = {token: i + 1 for i, token in enumerate(alphabet)}
+        base = len(alphabet) + 1
+        orders = sorted({len(tokens) for tokens in grams.values()})
+        top = max(orders)
+        span = base**top  # every key of this block: 0 <= key < base ** top
+        if key_base + span >= 2**62:
+            raise ValueError(f"block {index}: its n-gram keys do not fit in int64")
+        idf = vectorizer.idf_.astype(np.float32).astype(np.float64)
+        for term, column in vectorizer.vocabulary_.items():
+            key = 0
+            for token in grams[term]:
+                key = key * base + token_id[token]
+            all_keys.append(key_base + key)
+            all_columns.append(offset + column)
+            table[offset + column, index * k : (index + 1) * k] = (
+                coef[offset + column] * idf[column]
+            )
+            table[offset + column, n_blocks * k + index] = idf[column] ** 2
+        tokenizer = dict(separators=[""]) if is_char else dict(tokenexp=vectorizer.token_pattern)
         nodes += [
-            *front_nodes,
-            helper.make_node("MatMul", [weighted, f"{prefix}coef"], [f"{prefix}products"]),
-            helper.make_node("Split", [f"{prefix}products", "split_sizes"],
-                             [f"{prefix}raw_scores", f"{prefix}sum_squares"], axis=1),
-            helper.make_node("Sqrt", [f"{prefix}sum_squares"], [f"{prefix}norm"]),
-            helper.make_node("Max", [f"{prefix}norm", "tiny"], [f"{prefix}safe_norm"]),
-            helper.make_node("Div", [f"{prefix}raw_scores", f"{prefix}safe_norm"],
-                             [f"{prefix}scores"]),
+            helper.make_node(
+                "Tokenizer",
+                ["lower"],
+                [f"{prefix}tokens"],
+                domain="com.microsoft",
+                mark=0,
+                mincharnum=1,
+                pad_value=PAD_TOKEN,
+                **tokenizer,
+            ),
+            helper.make_node(
+                "LabelEncoder",
+                [f"{prefix}tokens"],
+                [f"{prefix}g1"],
+                domain="ai.onnx.ml",
+                keys_strings=alphabet,
+                values_int64s=list(range(1, base)),
+                default_int64=0,
+            ),
         ]
-        block_scores.append(f"{prefix}scores")
-    if offset != coef_all.shape[0]:
-        raise ValueError(f"the classifier has {coef_all.shape[0]} features, the union {offset}")
+        if top > 1:
+            nodes.append(
+                helper.make_node("Pad", [f"{prefix}g1", f"{prefix}pads"], [f"{prefix}padded"])
+            )
+            inits += [
+                numpy_helper.from_array(np.array(base, dtype=np.int64), f"{prefix}base"),
+                numpy_helper.from_array(
+                    np.array([0, 0, 0, top - 1], dtype=np.int64), f"{prefix}pads"
+                ),
+            ]
+        for n in range(2, top + 1):
+            ends = np.array([n - top if n < top else np.iinfo(np.int64).max], dtype=np.int64)
+            inits += [
+                numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"),
+                numpy_helper.from_array(ends, f"{prefix}until{n}"),
+            ]
+            nodes += [
+                helper.make_node(
+                    "Slice",
+                    [f"{prefix}padded", f"{prefix}from{n}", f"{prefix}until{n}", "axis1"],
+                    [f"{prefix}next{n}"],
+                ),
+                helper.make_node(
+                    "Mul", [f"{prefix}g{n - 1}", f"{prefix}base"], [f"{prefix}shifted{n}"]
+                ),
+                helper.make_node(
+                    "Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]
+                ),
+            ]
+        block_keys = [f"{prefix}g{n}" for n in orders]
+        if len(block_keys) > 1:
+            nodes.append(helper.make_node("Concat", block_keys, [f"{prefix}grams"], axis=1))
+            block_keys = [f"{prefix}grams"]
+        if key_base:
+            inits.append(
+                numpy_helper.from_array(np.array(key_base, dtype=np.int64), f"{prefix}key_base")
+            )
+            nodes.append(
+                helper.make_node("Add", [block_keys[0], f"{prefix}key_base"], [f"{prefix}keys"])
+            )
+            block_keys = [f"{prefix}keys"]
+        key_parts += block_keys
+        key_base += span
+        offset += len(vectorizer.vocabulary_)
+    if len(set(all_keys)) != len(all_keys):
+        raise ValueError("two n-grams share a key")
     nodes += [
-        helper.make_node("Sum", [*block_scores, "intercept"], ["logits"]),
+        helper.make_node("Concat", key_parts, ["keys"], axis=1),
+        helper.make_node(
+            "LabelEncoder",
+            ["keys"],
+            ["columns"],
+            domain="ai.onnx.ml",
+            keys_int64s=all_keys,
+            values_int64s=all_columns,
+            default_int64=n_columns,
+        ),
+        helper.make_node("Expand", ["unseen_row", "input_shape"], ["unseen"]),  # [N, V + 1]
+        helper.make_node("Shape", ["columns"], ["columns_shape"]),
+        helper.make_node(
+            "ConstantOfShape",
+            ["columns_shape"],
+            ["ones"],
+            value=helper.make_tensor("one", TensorProto.INT32, [1], [1]),
+        ),
+        helper.make_node("CumSum", ["ones", "axis1"], ["positions"]),  # 1, 2, ... per row
+        helper.make_node(
+            "ScatterElements",
+            ["unseen", "columns", "positions"],
+            ["first_seen"],
+            axis=1,
+            reduction="min",
+        ),
+        helper.make_node("GatherElements", ["first_seen", "columns"], ["first_of_column"], axis=1),
+        helper.make_node("Equal", ["first_of_column", "positions"], ["is_first"]),
+        helper.make_node("Cast", ["is_first"], ["shares"], to=TensorProto.FLOAT),
+        helper.make_node("Unsqueeze", ["shares", "axis1"], ["shares3d"]),
+        helper.make_node("Gather", ["table", "columns"], ["rows"], axis=0),
+        helper.make_node("MatMul", ["shares3d", "rows"], ["sums"]),  # [N, 1, width]
+        helper.make_node("Split", ["sums", "split_sizes"], ["raw_scores", "sum_squares"], axis=2),
+        helper.make_node("Sqrt", ["sum_squares"], ["norms"]),
+        helper.make_node("Max", ["norms", "tiny"], ["safe_norms"]),
+        helper.make_node("Reshape", ["safe_norms", "norms_shape"], ["block_norms"]),
+        helper.make_node("Reshape", ["raw_scores", "scores_shape"], ["block_scores"]),
+        helper.make_node("Div", ["block_scores", "block_norms"], ["scaled_scores"]),
+        helper.make_node("ReduceSum", ["scaled_scores", "axis1"], ["summed"], keepdims=0),
+        helper.make_node("Add", ["summed", "intercept"], ["logits"]),
         helper.make_node("Softmax", ["logits"], [PROBABILITIES_OUTPUT], axis=1),
         helper.make_node("ArgMax", ["logits"], ["label_index"], axis=1, keepdims=0),
         helper.make_node("Gather", ["label_names", "label_index"], [LABEL_OUTPUT], axis=0),
+    ]
+    inits += [
+        numpy_helper.from_array(
+            np.full((1, n_columns + 1), 2**31 - 1, dtype=np.int32), "unseen_row"
+        ),
+        numpy_helper.from_array(np.array([n_blocks * k, n_blocks], dtype=np.int64), "split_sizes"),
+        numpy_helper.from_array(np.array([-1, n_blocks, 1], dtype=np.int64), "norms_shape"),
+        numpy_helper.from_array(np.array([-1, n_blocks, k], dtype=np.int64), "scores_shape"),
+        numpy_helper.from_array(np.array([1e-30], dtype=np.float32), "tiny"),
+        numpy_helper.from_array(table.astype(np.float32), "table"),
+        numpy_helper.from_array(classifier.intercept_.astype(np.float32), "intercept"),
+        helper.make_tensor("label_names", TensorProto.STRING, [k], labels),
     ]
     graph = helper.make_graph(
         nodes,
@@ -388,52 +552,4 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         _output_infos(k),
         initializer=inits,
     )
-    return _model(graph, opsets)
-
-
-def _char_ngram_nodes(
-    vectorizer: TfidfVectorizer, prefix: str
-) -> tuple[list[onnx.NodeProto], list[onnx.TensorProto], str, int]:
-    """Text [N, 1] -> idf-weighted binary character n-grams [N, V] (training.features): ASCII
-    lower-casing (C locale), one token per character, then n-grams of tokens."""
-    analyzer: CharNgrams = vectorizer.analyzer
-    by_order: dict[int, list[tuple[str, int]]] = {}
-    for gram, column in vectorizer.vocabulary_.items():
-        by_order.setdefault(len(gram), []).append((gram, column))
-    low, high = min(by_order), max(by_order)
-    if low < analyzer.ngram_range[0] or high > analyzer.ngram_range[1]:
-        raise ValueError("the character vocabulary does not match the analyzer's ngram_range")
-    pool: list[str] = []
-    starts: list[int] = []
-    columns: list[int] = []
-    for order in range(1, high + 1):
-        starts.append(len(pool))
-        for gram, column in sorted(by_order.get(order, [])):
-            pool.extend(gram)
-            columns.append(column)
-    idf = vectorizer.idf_.astype(np.float32)
-    n_features = len(vectorizer.vocabulary_)
-    nodes = [
-        helper.make_node("Reshape", [INPUT_NAME, f"{prefix}flat_shape"], [f"{prefix}flat"]),
-        helper.make_node("StringNormalizer", [f"{prefix}flat"], [f"{prefix}lower"],
-                         case_change_action="LOWER", is_case_sensitive=0, locale="C"),
-        helper.make_node("Reshape", [f"{prefix}lower", f"{prefix}column_shape"],
-                         [f"{prefix}column"]),
-        helper.make_node("Tokenizer", [f"{prefix}column"], [f"{prefix}chars3d"],
-                         domain="com.microsoft", mark=0, mincharnum=1, pad_value=PAD_TOKEN,
-                         separators=[""]),
-        helper.make_node("Flatten", [f"{prefix}chars3d"], [f"{prefix}chars"], axis=1),
-        helper.make_node(
-            "TfIdfVectorizer", [f"{prefix}chars"], [f"{prefix}weighted"],
-            mode="IDF", min_gram_length=low, max_gram_length=high, max_skip_count=0,
-            ngram_counts=starts, ngram_indexes=columns, pool_strings=pool,
-            weights=[float(idf[c]) for c in columns],
-        ),
-    ]
-    inits = [
-        numpy_helper.from_array(np.array([-1], dtype=np.int64), f"{prefix}flat_shape"),
-        numpy_helper.from_array(np.array([-1, 1], dtype=np.int64), f"{prefix}column_shape"),
-    ]
-    if len(set(columns)) != n_features or max(columns) != n_features - 1:
-        raise ValueError("the character vocabulary's columns are not 0..V-1")
-    return nodes, inits, f"{prefix}weighted", 0
+    return _model(graph, {**ONNX_OPSET, "com.microsoft": 1})

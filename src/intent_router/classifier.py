@@ -25,6 +25,8 @@ from intent_router.model_contract import (
 from intent_router.types import Prediction
 
 DEFAULT_MODELS_DIR: Final[Path] = Path(__file__).resolve().parents[2] / "models"
+#: Prompts per ONNX Runtime call in predict_batch.
+BATCH_ROWS: Final[int] = 32
 _PROBES: Final[tuple[str, ...]] = (
     "",
     "write a python function that parses a csv file",
@@ -40,6 +42,7 @@ class IntentClassifier:
         self.metadata: ModelMetadata = load_metadata(metadata_path)
         self._labels = list(self.metadata.labels)
         self._session = _open_session(model_path, threads)
+        self._outputs = [PROBABILITIES_OUTPUT]
         self._check_contract()
 
     @classmethod
@@ -61,15 +64,27 @@ class IntentClassifier:
 
     def predict(self, text: str) -> Prediction:
         """Classify one prompt."""
-        return self.predict_batch([text])[0]
+        prepared, truncated = self._prepare(text)
+        batch = np.array([[prepared]], dtype=object)
+        row = self._session.run(self._outputs, {INPUT_NAME: batch})[0][0]
+        if self.metadata.temperature != 1.0:
+            row = _with_temperature(row.reshape(1, -1), self.metadata.temperature)[0]
+        return self._prediction(row, truncated) if text.strip() else self._no_text()
 
     def predict_batch(self, texts: Sequence[str]) -> list[Prediction]:
-        """Classify several prompts in one ONNX call."""
+        """Classify several prompts, ``BATCH_ROWS`` per ONNX call (the graph keeps one
+        vocabulary-wide buffer per row of a call)."""
+        out: list[Prediction] = []
+        for start in range(0, len(texts), BATCH_ROWS):
+            out += self._predict_chunk(texts[start : start + BATCH_ROWS])
+        return out
+
+    def _predict_chunk(self, texts: Sequence[str]) -> list[Prediction]:
         if not texts:
             return []
         prepared = [self._prepare(t) for t in texts]
         batch = np.array([p for p, _ in prepared], dtype=object).reshape(-1, 1)
-        probabilities = self._session.run([PROBABILITIES_OUTPUT], {INPUT_NAME: batch})[0]
+        probabilities = self._session.run(self._outputs, {INPUT_NAME: batch})[0]
         if self.metadata.temperature != 1.0:
             probabilities = _with_temperature(probabilities, self.metadata.temperature)
         return [
@@ -81,16 +96,19 @@ class IntentClassifier:
         if not isinstance(text, str):
             raise TypeError(f"prompt must be str, not {type(text).__name__}")
         bounded = self.metadata.truncation.apply(text)
-        # Lone surrogates cannot cross into ONNX Runtime (UTF-8); replace them.
-        safe = bounded.encode("utf-8", "replace").decode("utf-8")
-        return safe, len(bounded) != len(text)
+        truncated = len(bounded) != len(text)
+        if not bounded.isascii():
+            # Lone surrogates cannot cross into ONNX Runtime (UTF-8); replace them.
+            bounded = bounded.encode("utf-8", "replace").decode("utf-8")
+        return bounded, truncated
 
     def _prediction(self, row: np.ndarray, truncated: bool) -> Prediction:
-        best = int(row.argmax())
+        values = row.tolist()
+        best = max(range(len(values)), key=values.__getitem__)
         return Prediction(
             intent=self._labels[best],
-            confidence=float(row[best]),
-            probabilities={label: float(p) for label, p in zip(self._labels, row, strict=True)},
+            confidence=values[best],
+            probabilities=dict(zip(self._labels, values)),
             truncated=truncated,
         )
 

@@ -20,8 +20,11 @@ LABEL_OUTPUT: Final[str] = "label"
 PROBABILITIES_OUTPUT: Final[str] = "probabilities"
 
 #: Prompts longer than HEAD + TAIL characters keep only their head and tail (see truncate_prompt).
-DEFAULT_HEAD_CHARS: Final[int] = 1500
-DEFAULT_TAIL_CHARS: Final[int] = 1000
+#: 1,000 + 500 was chosen by repository-grouped CV on the real training rows (out-of-fold
+#: macro-F1 0.615 against 0.606 for 1,500 + 1,000 and 0.597 for 600 + 400): it reads less of a
+#: pasted log and bounds the classifier's per-character work (README "Speed").
+DEFAULT_HEAD_CHARS: Final[int] = 1000
+DEFAULT_TAIL_CHARS: Final[int] = 500
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,9 @@
                                 workers do not track (set by ``python -m intent_router.service``)
     INTENT_ROUTER_LOG_LEVEL     the workers' root log level (set from ``--log-level``)
 
-Other modules receive a ``ServiceSettings`` (or one of its fields), never ``os.environ``.
+Other modules receive a ``ServiceSettings`` (or one of its fields) and read no ``INTENT_ROUTER_*``
+variable themselves. Third-party variables (provider keys, ``PROMETHEUS_MULTIPROC_DIR``,
+``MLFLOW_*``) stay with the modules that use them.
 ``python -m intent_router.service`` hands its settings to the uvicorn workers, which are
 processes of their own, through ``ServiceSettings.to_env()``.
 """

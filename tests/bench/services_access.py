@@ -27,7 +27,9 @@ class _Services:
 
 
 @post("/provide", status_code=200)
-async def via_provide(data: dict[str, Any], request: Request, services: _Services) -> dict[str, int]:
+async def via_provide(
+    data: dict[str, Any], request: Request, services: _Services
+) -> dict[str, int]:
     return {"answer": services.answer}
 
 
@@ -47,9 +49,12 @@ def _provide(state: State) -> _Services:
     return services
 
 
-APP = Litestar([via_provide, via_state, via_request], logging_config=None,
-               dependencies={"services": Provide(_provide, sync_to_thread=False)},
-               state=State({"services": _Services(1)}))
+APP = Litestar(
+    [via_provide, via_state, via_request],
+    logging_config=None,
+    dependencies={"services": Provide(_provide, sync_to_thread=False)},
+    state=State({"services": _Services(1)}),
+)
 
 
 async def _call(path: str) -> None:
@@ -66,10 +71,20 @@ async def _call(path: str) -> None:
         if message["type"] == "http.response.start":
             assert message["status"] == 200, message
 
-    scope = {"type": "http", "http_version": "1.1", "method": "POST", "path": path,
-             "raw_path": path.encode(), "root_path": "", "scheme": "http", "query_string": b"",
-             "headers": [(b"content-type", b"application/json")], "client": ("127.0.0.1", 1),
-             "server": ("127.0.0.1", 80), "state": {}}
+    scope = {
+        "type": "http",
+        "http_version": "1.1",
+        "method": "POST",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "scheme": "http",
+        "query_string": b"",
+        "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 80),
+        "state": {},
+    }
     await APP(scope, receive, send)  # type: ignore[arg-type]
 
 
@@ -87,8 +102,10 @@ async def main() -> None:
             cpu_us[path].append((time.process_time() - began) / CALLS * 1e6)
     median = {path: sorted(times)[ROUNDS // 2] for path, times in cpu_us.items()}
     for path in paths:
-        print(f"{path:9} {median[path]:6.1f} us CPU a request  "
-              f"({median[path] / median['/request']:.2f}x reading it from the Request)")
+        print(
+            f"{path:9} {median[path]:6.1f} us CPU a request  "
+            f"({median[path] / median['/request']:.2f}x reading it from the Request)"
+        )
 
 
 if __name__ == "__main__":

@@ -88,6 +88,8 @@ class BrokenStream:
     chunks_before_break: int = 2
     tool_call: bool = False
     """The chunks stream a tool call's arguments (OpenAI-style only) rather than text."""
+    stall_s: float = 0.0
+    """How long the stream stays open, silent, before the connection drops."""
 
 
 Fault = Reply | ToolReply | JsonReply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
@@ -320,7 +322,11 @@ class _Handler(BaseHTTPRequestHandler):
         for index, event in enumerate(events):
             if index >= limit + (1 if anthropic else 0) and isinstance(fault, BrokenStream):
                 self.wfile.flush()
-                self.connection.shutdown(socket.SHUT_RDWR)
+                time.sleep(fault.stall_s)
+                try:
+                    self.connection.shutdown(socket.SHUT_RDWR)
+                except OSError:  # the router left first (it closed its side while we stalled)
+                    pass
                 self.close_connection = True
                 return
             self.wfile.write(event.encode())

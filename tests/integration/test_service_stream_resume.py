@@ -45,12 +45,17 @@ def _text(chunks: list[dict[str, Any]]) -> str:
 
 
 def _attempts(s: Setup, request_id: str) -> list[tuple[str, str]]:
+    return [(a.deployment, a.outcome) for a in attempts_of(_row(s, request_id))]
+
+
+def _row(s: Setup, request_id: str) -> dict[str, Any]:
+    """The request's decision row, once the decision log has it (within 10 s)."""
     assert s.database_url is not None
     store = DecisionStore(s.database_url)
     try:
         row = eventually(lambda: store.get(request_id), lambda got: got is not None, timeout_s=10,
                          what=f"the decision of {request_id}")
-        return [(a.deployment, a.outcome) for a in attempts_of(row)]
+        return row
     finally:
         store.dispose()
 
@@ -129,3 +134,16 @@ def test_with_resume_off_a_broken_stream_ends_with_the_error_event(fleets: Share
     _, lines = _stream(s)
     assert "data: [DONE]" not in lines and "error" in json.loads(lines[-1][6:])
     assert _text(_chunks(lines[:-1])) == "ok from" and s.calls("gpt") == 0
+
+
+def test_a_client_that_leaves_mid_stream_is_recorded_as_gone(fleets: SharedFleets) -> None:
+    # The upstream sends one chunk and then nothing for a while: the client reads it and leaves.
+    s = fleets.get(router={"cooldown": NEVER_TRIPS}, litellm=False)
+    s.fakes["kimi"].script(BrokenStream(chunks_before_break=1, stall_s=5))
+    body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
+    with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
+        request_id = response.headers["x-request-id"]
+        assert next(response.iter_lines()).startswith("data: ")
+    row = _row(s, request_id)  # the stream's end was handled: closed, counted, recorded
+    assert (row["status"], row["error"], row["deployment"]) == ("failed", "client went away", "kimi-k2.6")
+

@@ -105,8 +105,12 @@ async def open_services(
             clients.warm_up(config.deployments.values())
         counters = make_counters(redis_url, config.governance.redis_prefix)
         stack.push_async_callback(counters.aclose)
-        sessions = make_session_store(redis_url, config.governance.redis_prefix, config.sessions.max_sessions,
-                                      grace_s=config.sessions.ttl_s)
+        sessions = make_session_store(
+            redis_url,
+            config.governance.redis_prefix,
+            config.sessions.max_sessions,
+            grace_s=config.sessions.ttl_s,
+        )
         stack.push_async_callback(sessions.aclose)
         router = Router(config, classifier, clients.complete, clients.stream, sessions)
         override_store, key_store = OverrideStore(storage_url), ClientKeyStore(storage_url)
@@ -161,7 +165,10 @@ async def _start_shared_cooldowns(
 
 
 def _start_shared_usage(
-    stack: AsyncExitStack, router: Router, config: RouterConfig, counters: Counters,
+    stack: AsyncExitStack,
+    router: Router,
+    config: RouterConfig,
+    counters: Counters,
     redis_url: str | None,
 ) -> None:
     """With Redis, headroom groups read every worker's rpm/tpm usage (routing/shared_usage.py),

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncGenerator, AsyncIterator
+from contextlib import AsyncExitStack, aclosing
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
@@ -74,93 +74,146 @@ async def _events(
     budget: HeldBudget,
     exits: AsyncExitStack,
 ) -> AsyncIterator[bytes]:
-    router, metrics, recorder = services.router, services.metrics, services.recorder
-    resume = router.config.stream_resume
-    result = outcome.result
-    first, rest = result.value
-    last, cost, usage, error = first, outcome.escalation_cost_usd, None, None
-    counted = 0.0  # of ``cost``, in the cost metric already (a resumed stream's first part)
-    name, attempts, lines = result.deployment, result.attempts, rest
-    current = router.config.deployments[name]
-    sent = StreamTranscript(first) if resume else None
+    relay = _Relay(ctx, plan, outcome, body, services)
     async with exits:  # settles the budget hold once the stream is over
         try:
-            yield first + b"\n\n"
-            usage = chunk_usage(first) or usage
-            while True:
-                try:
-                    async for line in lines:
-                        last = line
-                        usage = chunk_usage(line) or usage
-                        yield (sent.pass_on(line) if sent is not None else line) + b"\n\n"
-                except ProviderError as exc:
-                    # After the first chunk there is no falling back: resume, or an error event.
-                    error = f"upstream stream failed: {exc}"
-                except ProviderClientBug as exc:
-                    log_client_bug(ctx.request_id, exc)
-                    error = str(exc)
-                    yield error_event(error, "server_error")
-                    return
-                except Exception as exc:  # never a bare cut: the client learns the stream failed
-                    logger.error(
-                        "request %s: stream from %s failed: %s",
-                        ctx.request_id,
-                        name,
-                        type(exc).__name__,
-                    )
-                    error = f"upstream stream failed: {type(exc).__name__}"
-                else:
-                    if last.strip() == b"data: [DONE]":
-                        return
-                    error = "upstream stream ended before [DONE]"
-                if sent is None or not sent.resumable():
-                    yield error_event(error)
-                    return
-                broken = replace(
-                    attempts[-1], outcome="failed", error=clean_text(f"stream broke: {error}", 300)
-                )
-                attempts = (*attempts[:-1], broken)
-                tried = {a.deployment for a in attempts if a.outcome in ("ok", "failed")}
-                try:
-                    resumed = await router.resume_stream(body, ctx.prompt, plan, sent.text, tried)
-                except (
-                    RouterError
-                ) as exc:  # none could continue: the error event, as without resume
-                    attempts += exc.attempts if isinstance(exc, AllProvidersFailed) else ()
-                    yield error_event(error)
-                    return
-                await _close(lines)
-                cost += usage_cost(current, usage) if usage else 0.0
-                metrics.cost.labels(name).inc(cost - counted)
-                counted = cost
-                metrics.record_input_tokens(name, usage)
-                metrics.record_attempts(resumed.attempts)
-                attempts += resumed.attempts
-                name, (line, lines), usage, error = resumed.deployment, resumed.value, None, None
-                sent.resumed = True
-                current = router.config.deployments[name]
-                await router.remember(plan, name)  # the session sticks to the one that finished it
-                last = line
-                usage = chunk_usage(line) or usage
-                yield sent.pass_on(line) + b"\n\n"
+            async with aclosing(relay.events()) as events:
+                async for event in events:
+                    yield event
         finally:
-            await _close(lines)  # an upstream left mid-stream (the client went away) is closed now
-            cost += usage_cost(current, usage) if usage else 0.0
-            # Without a usage chunk the held estimate is charged: it bounds the real cost.
-            budget.spent_usd = cost if usage else max(cost, budget.estimate_usd)
-            metrics.cost.labels(name).inc(cost - counted)
-            metrics.record_input_tokens(name, usage)
-            router.count_answer(name, usage, router.request_tokens(body, ctx.prompt))  # headroom
-            metrics.record_latency("chat_stream", 200, ctx.elapsed_ms() / 1000)
-            recorder.stream(
-                ctx,
-                plan,
-                name,
-                attempts,
-                usage,
-                cost,
-                error or (None if last.strip() == b"data: [DONE]" else "client went away"),
+            await relay.finish(budget)
+
+
+class _Relay:
+    """One chat stream on its way to the client: the upstream sending it now, what it has cost
+    and used so far, its attempts, and how it ended."""
+
+    def __init__(
+        self,
+        ctx: RequestContext,
+        plan: Plan,
+        outcome: StreamOutcome,
+        body: dict[str, Any],
+        services: Services,
+    ) -> None:
+        self.ctx, self.plan, self.body, self.services = ctx, plan, body, services
+        result = outcome.result
+        first, self.lines = result.value
+        self.first = self.last = first
+        self.name, self.attempts = result.deployment, result.attempts
+        self.current = services.router.config.deployments[self.name]
+        self.cost = outcome.escalation_cost_usd
+        # Of ``cost``, what the cost metric has already (a resumed stream's first part).
+        self.counted = 0.0
+        self.usage: dict[str, Any] | None = None
+        self.error: str | None = None  # why the current upstream ended; None: [DONE], or not yet
+        self.client_bug = False  # it ended in our provider client's bug: never resumed
+        resume = services.router.config.stream_resume
+        self.sent = StreamTranscript(first) if resume else None
+
+    async def events(self) -> AsyncGenerator[bytes, None]:
+        """The SSE events: the upstream's lines, continued by the next deployment when it breaks
+        (``router.stream_resume``), else ended with an error event."""
+        yield self.first + b"\n\n"  # the transcript has it already
+        self.usage = chunk_usage(self.first)
+        while True:
+            async with aclosing(self._upstream()) as lines:
+                async for event in lines:
+                    yield event
+            if self.error is None:
+                return
+            if self.client_bug:
+                yield error_event(self.error, "server_error")
+                return
+            if self.sent is None or not self.sent.resumable():
+                yield error_event(self.error)
+                return
+            line = await self._resume(self.sent)
+            if line is None:  # none could continue: the error event, as without resume
+                yield error_event(self.error)
+                return
+            yield self._noted(line)
+
+    async def _upstream(self) -> AsyncGenerator[bytes, None]:
+        """The current upstream's lines, until it ends; ``error`` says why it ended, None for
+        ``[DONE]``."""
+        try:
+            async for line in self.lines:
+                yield self._noted(line)
+        except ProviderError as exc:
+            # After the first chunk there is no falling back: resume, or an error event.
+            self.error = f"upstream stream failed: {exc}"
+        except ProviderClientBug as exc:
+            log_client_bug(self.ctx.request_id, exc)
+            self.error, self.client_bug = str(exc), True
+        except Exception as exc:  # never a bare cut: the client learns the stream failed
+            logger.error(
+                "request %s: stream from %s failed: %s",
+                self.ctx.request_id,
+                self.name,
+                type(exc).__name__,
             )
+            self.error = f"upstream stream failed: {type(exc).__name__}"
+        else:
+            done = self.last.strip() == b"data: [DONE]"
+            self.error = None if done else "upstream stream ended before [DONE]"
+
+    def _noted(self, line: bytes) -> bytes:
+        """``line`` as the client gets it, its usage noted."""
+        self.last = line
+        self.usage = chunk_usage(line) or self.usage
+        return (self.sent.pass_on(line) if self.sent is not None else line) + b"\n\n"
+
+    async def _resume(self, sent: StreamTranscript) -> bytes | None:
+        """The first line of the chain's next deployment continuing what was sent, or None when
+        none could."""
+        router, metrics = self.services.router, self.services.metrics
+        broken = replace(
+            self.attempts[-1],
+            outcome="failed",
+            error=clean_text(f"stream broke: {self.error}", 300),
+        )
+        self.attempts = (*self.attempts[:-1], broken)
+        tried = {a.deployment for a in self.attempts if a.outcome in ("ok", "failed")}
+        try:
+            resumed = await router.resume_stream(
+                self.body, self.ctx.prompt, self.plan, sent.text, tried
+            )
+        except RouterError as exc:
+            self.attempts += exc.attempts if isinstance(exc, AllProvidersFailed) else ()
+            return None
+        await _close(self.lines)
+        self.cost += usage_cost(self.current, self.usage) if self.usage else 0.0
+        metrics.cost.labels(self.name).inc(self.cost - self.counted)
+        self.counted = self.cost
+        metrics.record_input_tokens(self.name, self.usage)
+        metrics.record_attempts(resumed.attempts)
+        self.attempts += resumed.attempts
+        self.name, (line, self.lines) = resumed.deployment, resumed.value
+        self.usage, self.error = None, None
+        sent.resumed = True
+        self.current = router.config.deployments[self.name]
+        # The session sticks to the deployment that finished the stream.
+        await router.remember(self.plan, self.name)
+        return line
+
+    async def finish(self, budget: HeldBudget) -> None:
+        """However the stream ended: the upstream closed, the cost counted and charged, the
+        decision recorded."""
+        await _close(self.lines)  # an upstream left mid-stream (the client went away) is closed now
+        metrics, usage = self.services.metrics, self.usage
+        self.cost += usage_cost(self.current, usage) if usage else 0.0
+        # Without a usage chunk the held estimate is charged: it bounds the real cost.
+        budget.spent_usd = self.cost if usage else max(self.cost, budget.estimate_usd)
+        metrics.cost.labels(self.name).inc(self.cost - self.counted)
+        metrics.record_input_tokens(self.name, usage)
+        router = self.services.router  # headroom groups count the answer against the member
+        router.count_answer(self.name, usage, router.request_tokens(self.body, self.ctx.prompt))
+        metrics.record_latency("chat_stream", 200, self.ctx.elapsed_ms() / 1000)
+        ended = None if self.last.strip() == b"data: [DONE]" else "client went away"
+        self.services.recorder.stream(
+            self.ctx, self.plan, self.name, self.attempts, usage, self.cost, self.error or ended
+        )
 
 
 async def _close(lines: AsyncIterator[bytes]) -> None:

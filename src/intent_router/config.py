@@ -1,7 +1,9 @@
 """The router's config file: schema, loading and validation. No I/O at import.
 
-Every error is a ConfigError that names the offending field, e.g.
-``deployments.gpt-4o.timeout_s: must be a positive number``.
+The file's schema is a set of msgspec Structs (types, bounds, no unknown fields); what a schema
+cannot say (names that refer to deployments, groups and intents; prices from litellm's cost
+map) is checked by hand after it. Every error is a ConfigError that names the offending field,
+e.g. ``deployments.gpt-4o.timeout_s: must be a number > 0.0``.
 """
 
 from __future__ import annotations

@@ -112,7 +112,7 @@ class Spec:
     style_rewrite: float = 3.0
     head: int = 1500
     tail: int = 1000
-    classifier: str = "lr"  # "lr" (exported) or "svm" (LinearSVC, softmax of its scores)
+    classifier: str = "lr"  # "lr", or "svm": candidates.SvmSoftmax (a LinearSVC's margins)
     solver: str = "newton-cg"  # same optimum as lbfgs here, ~10x fewer seconds
     follow_up: float = 1.0  # extra factor on real follow-up rows (serving mixes in context)
     ambiguous: float = 1.0  # extra factor on real rows labelled ambiguous
@@ -124,7 +124,7 @@ class Spec:
         """What training/export.py takes as it stands (block weights fold into the
         coefficients, but the exporter refuses FeatureUnion transformer_weights today)."""
         return (
-            self.classifier == "lr"
+            self.classifier in ("lr", "svm")
             and all(b.exportable for b in self.blocks)
             and self.block_weights is None
         )
@@ -153,9 +153,11 @@ class Spec:
                 random_state=seed,
             )
         if self.classifier == "svm":
-            from sklearn.svm import LinearSVC
+            from training.candidates import SvmSoftmax
 
-            return LinearSVC(C=self.c, class_weight=self.class_weight, random_state=seed)
+            if self.class_weight is not None:
+                raise ValueError("the svm classifier takes no class_weight")
+            return SvmSoftmax(C=self.c, max_iter=5000, random_state=seed)
         raise ValueError(f"unknown classifier {self.classifier!r}")
 
     def pipeline(self, seed: int = SEED) -> Pipeline:
@@ -397,6 +399,7 @@ class Result:
     spec: dict[str, Any] = field(default_factory=dict)
     #: latest-turn weight -> macro-F1 and follow-up accuracy with the serving mix at it
     conversation: dict[str, dict[str, float]] = field(default_factory=dict)
+    fold_f1: list[float] = field(default_factory=list)  # real-row macro-F1 per fold
 
     def line(self) -> str:
         flag = "" if self.exportable else " (not exported)"
@@ -409,12 +412,7 @@ class Result:
 
 
 def _probabilities(model: Any, x: sp.csr_matrix) -> np.ndarray:
-    if hasattr(model, "predict_proba"):
-        return model.predict_proba(x)
-    scores = model.decision_function(x)  # LinearSVC: softmax of the margins (T fitted later)
-    scores = scores - scores.max(axis=1, keepdims=True)
-    exp = np.exp(scores)
-    return exp / exp.sum(axis=1, keepdims=True)
+    return model.predict_proba(x)  # SvmSoftmax: softmax of the margins (T fitted later)
 
 
 def macro_f1(truth: Sequence[str], predicted: Sequence[str]) -> float:
@@ -521,6 +519,7 @@ def score(
         seconds=seconds,
         spec=_spec_dict(spec),
         conversation=by_weight,
+        fold_f1=[round(f, 4) for f in fold_f1],
     )
 
 
@@ -594,8 +593,10 @@ def _grid_unexported() -> list[Spec]:
     sub = (replace(WORD12_20K, sublinear=True), replace(CHAR24_20K, sublinear=True))
     return [
         replace(SHIPPED, name="sublinear_word12_char24_20k", blocks=sub),
-        replace(SHIPPED, name="linearsvc_c0.5", classifier="svm", c=0.5),
-        replace(SHIPPED, name="linearsvc_c0.1", classifier="svm", c=0.1),
+        *(
+            replace(SHIPPED, name=f"linearsvc_c{c:g}", classifier="svm", c=c)
+            for c in (0.5, 0.2, 0.1, 0.05, 0.03)
+        ),
         replace(SHIPPED, name="shipped_lbfgs", solver="lbfgs"),
     ]
 
@@ -652,6 +653,7 @@ def run(
         result, oof = run_spec(spec, cache, rule)
         results.append(result)
         print(result.line(), flush=True)
+        print(f"  per fold: {result.fold_f1}", flush=True)
         if diagnose_each:
             print(diagnose(spec, data, oof), flush=True)
             print(

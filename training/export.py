@@ -170,7 +170,9 @@ def _fast_lr_graph(
         sizes = np.array([len(labels), 1], dtype=np.int64)
         inits.append(numpy_helper.from_array(sizes, "split_sizes"))
         nodes += [
-            helper.make_node("Split", ["products", "split_sizes"], ["raw_scores", "sum_squares"], axis=1),
+            helper.make_node(
+                "Split", ["products", "split_sizes"], ["raw_scores", "sum_squares"], axis=1
+            ),
             helper.make_node("Sqrt", ["sum_squares"], ["norm"]),
         ]
         scores = "raw_scores"
@@ -198,9 +200,7 @@ def _fast_lr_graph(
     return _model(graph)
 
 
-def _weighting_graph(
-    vectorizer: TfidfVectorizer, idf_done: bool, padding: int
-) -> onnx.ModelProto:
+def _weighting_graph(vectorizer: TfidfVectorizer, idf_done: bool, padding: int) -> onnx.ModelProto:
     """Counts -> scikit-learn's TF-IDF features: 1 + log(tf) if sublinear, idf, L2 norm."""
     n_features = len(vectorizer.vocabulary_)
     nodes: list[onnx.NodeProto] = []
@@ -213,7 +213,9 @@ def _weighting_graph(
             numpy_helper.from_array(np.array([1], dtype=np.int64), "slice_axis"),
         ]
         nodes.append(
-            helper.make_node("Slice", [current, "slice_start", "slice_end", "slice_axis"], ["unpadded"])
+            helper.make_node(
+                "Slice", [current, "slice_start", "slice_end", "slice_axis"], ["unpadded"]
+            )
         )
         current = "unpadded"
     if vectorizer.sublinear_tf and not vectorizer.binary:
@@ -274,7 +276,9 @@ def _output_infos(n_labels: int) -> list[onnx.ValueInfoProto]:
 def _model(graph: onnx.GraphProto, opsets: dict[str, int] | None = None) -> onnx.ModelProto:
     return helper.make_model(
         graph,
-        opset_imports=[helper.make_opsetid(d, v) for d, v in sorted((opsets or ONNX_OPSET).items())],
+        opset_imports=[
+            helper.make_opsetid(d, v) for d, v in sorted((opsets or ONNX_OPSET).items())
+        ],
         ir_version=IR_VERSION,
         producer_name="intent-router",
     )
@@ -337,7 +341,9 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     in full). A temperature already folded into W and the intercept rides along.
     """
     if not _is_multinomial_lr(classifier):
-        raise ValueError("a FeatureUnion is exported only in front of a multinomial LogisticRegression")
+        raise ValueError(
+            "a FeatureUnion is exported only in front of a multinomial LogisticRegression"
+        )
     if union.transformer_weights:
         raise ValueError("FeatureUnion transformer_weights are not exported")
     labels = [str(c) for c in classifier.classes_]
@@ -346,8 +352,12 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     for name, vectorizer in union.transformer_list:
         if vectorizer in ("drop", "passthrough") or not isinstance(vectorizer, TfidfVectorizer):
             raise ValueError(f"FeatureUnion block {name!r} must be a TfidfVectorizer")
-        if not (vectorizer.binary and vectorizer.use_idf and vectorizer.norm == "l2"
-                and not vectorizer.sublinear_tf):
+        if not (
+            vectorizer.binary
+            and vectorizer.use_idf
+            and vectorizer.norm == "l2"
+            and not vectorizer.sublinear_tf
+        ):
             raise ValueError(f"block {name!r}: only binary, idf, l2-normalised blocks are exported")
         if not isinstance(vectorizer.analyzer, CharNgrams):
             _split_pipeline(Pipeline([("tfidf", vectorizer), ("clf", classifier)]))  # validates
@@ -358,8 +368,9 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     width = n_blocks * (k + 1)
     n_columns = sum(len(v.vocabulary_) for v in blocks)
     if n_columns != classifier.coef_.shape[1]:
-        raise ValueError(f"the classifier has {classifier.coef_.shape[1]} features, the union "
-                         f"{n_columns}")
+        raise ValueError(
+            f"the classifier has {classifier.coef_.shape[1]} features, the union {n_columns}"
+        )
     coef = classifier.coef_.T.astype(np.float64)
     table = np.zeros((n_columns + 1, width), dtype=np.float64)  # row n_columns: a miss
     all_keys: list[int] = []
@@ -367,8 +378,14 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     nodes = [
         helper.make_node("Shape", [INPUT_NAME], ["input_shape"]),
         helper.make_node("Reshape", [INPUT_NAME, "flat_shape"], ["flat"]),
-        helper.make_node("StringNormalizer", ["flat"], ["lower"], case_change_action="LOWER",
-                         is_case_sensitive=0, locale="C"),
+        helper.make_node(
+            "StringNormalizer",
+            ["flat"],
+            ["lower"],
+            case_change_action="LOWER",
+            is_case_sensitive=0,
+            locale="C",
+        ),
     ]
     inits = [
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape"),
@@ -380,8 +397,10 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     for index, vectorizer in enumerate(blocks):
         prefix = f"b{index}_"
         is_char = isinstance(vectorizer.analyzer, CharNgrams)
-        grams = {term: (tuple(term) if is_char else tuple(term.split(" ")))
-                 for term in vectorizer.vocabulary_}
+        grams = {
+            term: (tuple(term) if is_char else tuple(term.split(" ")))
+            for term in vectorizer.vocabulary_
+        }
         alphabet = sorted({token for tokens in grams.values() for token in tokens})
         token_id = {token: i + 1 for i, token in enumerate(alphabet)}
         base = len(alphabet) + 1
@@ -397,39 +416,72 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
                 key = key * base + token_id[token]
             all_keys.append(key_base + key)
             all_columns.append(offset + column)
-            table[offset + column, index * k : (index + 1) * k] = coef[offset + column] * idf[column]
+            table[offset + column, index * k : (index + 1) * k] = (
+                coef[offset + column] * idf[column]
+            )
             table[offset + column, n_blocks * k + index] = idf[column] ** 2
         tokenizer = dict(separators=[""]) if is_char else dict(tokenexp=vectorizer.token_pattern)
         nodes += [
-            helper.make_node("Tokenizer", ["lower"], [f"{prefix}tokens"], domain="com.microsoft",
-                             mark=0, mincharnum=1, pad_value=PAD_TOKEN, **tokenizer),
-            helper.make_node("LabelEncoder", [f"{prefix}tokens"], [f"{prefix}g1"],
-                             domain="ai.onnx.ml", keys_strings=alphabet,
-                             values_int64s=list(range(1, base)), default_int64=0),
+            helper.make_node(
+                "Tokenizer",
+                ["lower"],
+                [f"{prefix}tokens"],
+                domain="com.microsoft",
+                mark=0,
+                mincharnum=1,
+                pad_value=PAD_TOKEN,
+                **tokenizer,
+            ),
+            helper.make_node(
+                "LabelEncoder",
+                [f"{prefix}tokens"],
+                [f"{prefix}g1"],
+                domain="ai.onnx.ml",
+                keys_strings=alphabet,
+                values_int64s=list(range(1, base)),
+                default_int64=0,
+            ),
         ]
         if top > 1:
-            nodes.append(helper.make_node("Pad", [f"{prefix}g1", f"{prefix}pads"], [f"{prefix}padded"]))
+            nodes.append(
+                helper.make_node("Pad", [f"{prefix}g1", f"{prefix}pads"], [f"{prefix}padded"])
+            )
             inits += [
                 numpy_helper.from_array(np.array(base, dtype=np.int64), f"{prefix}base"),
-                numpy_helper.from_array(np.array([0, 0, 0, top - 1], dtype=np.int64), f"{prefix}pads"),
+                numpy_helper.from_array(
+                    np.array([0, 0, 0, top - 1], dtype=np.int64), f"{prefix}pads"
+                ),
             ]
         for n in range(2, top + 1):
             ends = np.array([n - top if n < top else np.iinfo(np.int64).max], dtype=np.int64)
-            inits += [numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"),
-                      numpy_helper.from_array(ends, f"{prefix}until{n}")]
+            inits += [
+                numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"),
+                numpy_helper.from_array(ends, f"{prefix}until{n}"),
+            ]
             nodes += [
-                helper.make_node("Slice", [f"{prefix}padded", f"{prefix}from{n}", f"{prefix}until{n}",
-                                           "axis1"], [f"{prefix}next{n}"]),
-                helper.make_node("Mul", [f"{prefix}g{n - 1}", f"{prefix}base"], [f"{prefix}shifted{n}"]),
-                helper.make_node("Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]),
+                helper.make_node(
+                    "Slice",
+                    [f"{prefix}padded", f"{prefix}from{n}", f"{prefix}until{n}", "axis1"],
+                    [f"{prefix}next{n}"],
+                ),
+                helper.make_node(
+                    "Mul", [f"{prefix}g{n - 1}", f"{prefix}base"], [f"{prefix}shifted{n}"]
+                ),
+                helper.make_node(
+                    "Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]
+                ),
             ]
         block_keys = [f"{prefix}g{n}" for n in orders]
         if len(block_keys) > 1:
             nodes.append(helper.make_node("Concat", block_keys, [f"{prefix}grams"], axis=1))
             block_keys = [f"{prefix}grams"]
         if key_base:
-            inits.append(numpy_helper.from_array(np.array(key_base, dtype=np.int64), f"{prefix}key_base"))
-            nodes.append(helper.make_node("Add", [block_keys[0], f"{prefix}key_base"], [f"{prefix}keys"]))
+            inits.append(
+                numpy_helper.from_array(np.array(key_base, dtype=np.int64), f"{prefix}key_base")
+            )
+            nodes.append(
+                helper.make_node("Add", [block_keys[0], f"{prefix}key_base"], [f"{prefix}keys"])
+            )
             block_keys = [f"{prefix}keys"]
         key_parts += block_keys
         key_base += span
@@ -438,15 +490,31 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         raise ValueError("two n-grams share a key")
     nodes += [
         helper.make_node("Concat", key_parts, ["keys"], axis=1),
-        helper.make_node("LabelEncoder", ["keys"], ["columns"], domain="ai.onnx.ml",
-                         keys_int64s=all_keys, values_int64s=all_columns, default_int64=n_columns),
+        helper.make_node(
+            "LabelEncoder",
+            ["keys"],
+            ["columns"],
+            domain="ai.onnx.ml",
+            keys_int64s=all_keys,
+            values_int64s=all_columns,
+            default_int64=n_columns,
+        ),
         helper.make_node("Expand", ["unseen_row", "input_shape"], ["unseen"]),  # [N, V + 1]
         helper.make_node("Shape", ["columns"], ["columns_shape"]),
-        helper.make_node("ConstantOfShape", ["columns_shape"], ["ones"],
-                         value=helper.make_tensor("one", TensorProto.INT32, [1], [1])),
+        helper.make_node(
+            "ConstantOfShape",
+            ["columns_shape"],
+            ["ones"],
+            value=helper.make_tensor("one", TensorProto.INT32, [1], [1]),
+        ),
         helper.make_node("CumSum", ["ones", "axis1"], ["positions"]),  # 1, 2, ... per row
-        helper.make_node("ScatterElements", ["unseen", "columns", "positions"], ["first_seen"],
-                         axis=1, reduction="min"),
+        helper.make_node(
+            "ScatterElements",
+            ["unseen", "columns", "positions"],
+            ["first_seen"],
+            axis=1,
+            reduction="min",
+        ),
         helper.make_node("GatherElements", ["first_seen", "columns"], ["first_of_column"], axis=1),
         helper.make_node("Equal", ["first_of_column", "positions"], ["is_first"]),
         helper.make_node("Cast", ["is_first"], ["shares"], to=TensorProto.FLOAT),
@@ -466,7 +534,9 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         helper.make_node("Gather", ["label_names", "label_index"], [LABEL_OUTPUT], axis=0),
     ]
     inits += [
-        numpy_helper.from_array(np.full((1, n_columns + 1), 2**31 - 1, dtype=np.int32), "unseen_row"),
+        numpy_helper.from_array(
+            np.full((1, n_columns + 1), 2**31 - 1, dtype=np.int32), "unseen_row"
+        ),
         numpy_helper.from_array(np.array([n_blocks * k, n_blocks], dtype=np.int64), "split_sizes"),
         numpy_helper.from_array(np.array([-1, n_blocks, 1], dtype=np.int64), "norms_shape"),
         numpy_helper.from_array(np.array([-1, n_blocks, k], dtype=np.int64), "scores_shape"),

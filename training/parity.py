@@ -31,7 +31,7 @@ STRESS_CORPUS: tuple[str, ...] = (
     "ÜBER-LANGE FUNKTION REFAKTORISIEREN İstanbul",
     "def f(x):\n    return x + 1  # TODO: handle None\n",
     "SELECT * FROM users WHERE id = '1' OR '1'='1'; --",
-    'Traceback (most recent call last):\n  File "app.py", line 3\nKeyError: \'id\'',
+    "Traceback (most recent call last):\n  File \"app.py\", line 3\nKeyError: 'id'",
     "a",
     "!!!???...",
     "x" * 100_000,
@@ -59,7 +59,9 @@ class ParityReport:
         )
 
 
-def onnx_probabilities_in_c_locale(model_path: Path, texts: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+def onnx_probabilities_in_c_locale(
+    model_path: Path, texts: Sequence[str]
+) -> tuple[np.ndarray, list[str]]:
     """Run the ONNX graph over ``texts`` in a child process whose locale is C/POSIX."""
     with tempfile.TemporaryDirectory() as tmp:
         inputs = Path(tmp) / "texts.npy"
@@ -96,8 +98,10 @@ def _run_child(model_path: str, inputs: str, outputs: str) -> None:
     texts = np.load(inputs, allow_pickle=True)
     session = ort.InferenceSession(model_path, providers=["CPUExecutionProvider"])
     # In chunks: the graph keeps one vocabulary-wide buffer per row of a call.
-    parts = [session.run(None, {"text": texts[i : i + 64].reshape(-1, 1)})
-             for i in range(0, len(texts), 64)]
+    parts = [
+        session.run(None, {"text": texts[i : i + 64].reshape(-1, 1)})
+        for i in range(0, len(texts), 64)
+    ]
     labels = np.concatenate([p[0] for p in parts]) if parts else np.array([], dtype=object)
     probabilities = np.concatenate([p[1] for p in parts]) if parts else np.zeros((0, 0))
     np.savez(outputs, probabilities=probabilities.astype(np.float64), labels=labels)

@@ -117,8 +117,9 @@ def cross_validate(
     splits = list(splitter.split(texts, intents, train_set.groups))
     start = time.perf_counter()
     results = Parallel(n_jobs=min(CV_JOBS, len(splits)))(
-        delayed(_fold_probabilities)(candidates, texts, intents, train_set.origins, train, test,
-                                     seed)
+        delayed(_fold_probabilities)(
+            candidates, texts, intents, train_set.origins, train, test, seed
+        )
         for train, test in splits
     )
     elapsed = time.perf_counter() - start
@@ -144,8 +145,13 @@ def cross_validate(
 
 
 def _fold_probabilities(
-    candidates: Sequence[Candidate], texts: np.ndarray, intents: np.ndarray,
-    origins: Sequence[str], train: np.ndarray, test: np.ndarray, seed: int,
+    candidates: Sequence[Candidate],
+    texts: np.ndarray,
+    intents: np.ndarray,
+    origins: Sequence[str],
+    train: np.ndarray,
+    test: np.ndarray,
+    seed: int,
 ) -> dict[str, np.ndarray]:
     """One fold: every candidate's probabilities on ``test`` (columns: sorted intents), each
     distinct feature step fitted once on ``train``."""
@@ -154,16 +160,20 @@ def _fold_probabilities(
     with threadpool_limits(1):  # BLAS threads on small L-BFGS vectors only contend
         for candidate in candidates:
             pipeline = candidate.build(seed)
-            front = Pipeline(pipeline.steps[:-1]) if len(pipeline.steps) > 2 else pipeline.steps[0][1]
+            front = (
+                Pipeline(pipeline.steps[:-1]) if len(pipeline.steps) > 2 else pipeline.steps[0][1]
+            )
             key = joblib.hash(front)
             if key not in features:
                 fitted = front.fit_transform(list(texts[train]), intents[train])
                 features[key] = (fitted, front.transform(list(texts[test])))
             x_train, x_test = features[key]
             last, classifier = pipeline.steps[-1]
-            params = {name.partition("__")[2]: value[train]
-                      for name, value in candidate.fit_params(origins).items()
-                      if name.startswith(f"{last}__")}
+            params = {
+                name.partition("__")[2]: value[train]
+                for name, value in candidate.fit_params(origins).items()
+                if name.startswith(f"{last}__")
+            }
             classifier.fit(x_train, intents[train], **params)
             probabilities = np.zeros((len(test), len(INTENTS)))
             columns = [sorted(INTENTS).index(str(c)) for c in classifier.classes_]
@@ -188,6 +198,7 @@ def train(
     log_to_mlflow: bool = True,
     real_dir: Path | None = None,
     split_file: Path | None = SPLIT_FILE,
+    policy: TruncationPolicy | None = None,
 ) -> TrainResult:
     """Run the whole training pipeline and return where the model contract was written.
 
@@ -196,24 +207,27 @@ def train(
     default here: `make train` passes data/real) and
     reports the real test split first, the authored test split beside it."""
     candidates = list(candidates or default_candidates())
-    policy = TruncationPolicy()
+    policy = policy or TruncationPolicy()
     with stage("load data"):
         train_raw = load_prompts(train_source, text_column, intent_column)
         test_raw = load_prompts(test_source, text_column, intent_column)
         real_train, real_test = load_split_rows(real_dir, split_file) if real_dir else ([], [])
         train_set = training_set(train_raw, real_train, policy)
         test_data = truncated(test_raw, policy)
-        print(f"  authored train {len(train_raw)}  authored test {len(test_data)}  "
-              f"real train {len(real_train)}  real test {len(real_test)} "
-              f"({len({r['source_repo'] for r in real_test})} repositories held out)")
+        print(
+            f"  authored train {len(train_raw)}  authored test {len(test_data)}  "
+            f"real train {len(real_train)}  real test {len(real_test)} "
+            f"({len({r['source_repo'] for r in real_test})} repositories held out)"
+        )
     with stage(f"cross-validate {len(candidates)} candidates ({folds} repository-grouped folds)"):
         cv = cross_validate(candidates, train_set, folds, seed)
         chosen, why = choose(cv.selection, candidates)
         print(f"  chosen: {chosen.name}: {why}")
     with stage(f"fit {chosen.name} on authored train + real train"):
         with threadpool_limits(1):  # BLAS threads on small L-BFGS vectors only contend
-            pipeline = chosen.build(seed).fit(train_set.data.texts, train_set.data.intents,
-                                              **chosen.fit_params(train_set.origins))
+            pipeline = chosen.build(seed).fit(
+                train_set.data.texts, train_set.data.intents, **chosen.fit_params(train_set.origins)
+            )
         labels = [str(c) for c in pipeline.classes_]
     # The operating point is chosen on the rows the router meets: real rows when there are any.
     rows = train_set.is_real if train_set.is_real.any() else np.ones(len(train_set.is_real), bool)
@@ -222,14 +236,20 @@ def train(
     with stage(f"calibrate: temperature scaling on the out-of-fold {rows_name}"):
         calibration = fit_temperature(truth, cv.oof[chosen.name][rows], sorted(INTENTS))
         if not fold_temperature(pipeline.steps[-1][1], calibration.temperature):
-            calibration = replace(calibration, temperature=1.0, ece_after=calibration.ece_before,
-                                  nll_after=calibration.nll_before)
+            calibration = replace(
+                calibration,
+                temperature=1.0,
+                ece_after=calibration.ece_before,
+                nll_after=calibration.nll_before,
+            )
             print("  the classifier is not a multinomial LogisticRegression: left uncalibrated")
         oof = scale(cv.oof[chosen.name], calibration.temperature)
-        print(f"  temperature {calibration.temperature:.3f} on {calibration.rows} rows: ECE "
-              f"{calibration.ece_before:.4f} -> {calibration.ece_after:.4f}, log loss "
-              f"{calibration.nll_before:.4f} -> {calibration.nll_after:.4f} (folded into the "
-              "classifier's coefficients, so into the ONNX graph)")
+        print(
+            f"  temperature {calibration.temperature:.3f} on {calibration.rows} rows: ECE "
+            f"{calibration.ece_before:.4f} -> {calibration.ece_after:.4f}, log loss "
+            f"{calibration.nll_before:.4f} -> {calibration.nll_after:.4f} (folded into the "
+            "classifier's coefficients, so into the ONNX graph)"
+        )
     with stage("evaluate on the real test split, then the authored test split"):
         curve = ev.risk_coverage(truth, oof[rows], sorted(INTENTS))
         threshold = ev.recommend_threshold(curve)
@@ -237,10 +257,13 @@ def train(
         if real_test:
             real_texts = [policy.apply(r["text"]) for r in real_test]
             held_out.insert(0, HeldOut.real(real_test, real_texts))
-        reports = [report_split(h, pipeline.predict_proba(h.texts), labels, threshold)
-                   for h in held_out]
-        print(f"  recommended threshold {threshold} (the lowest whose calibrated out-of-fold "
-              f"local accuracy on the {rows_name} reaches {ev.DEFAULT_TARGET_ACCURACY})")
+        reports = [
+            report_split(h, pipeline.predict_proba(h.texts), labels, threshold) for h in held_out
+        ]
+        print(
+            f"  recommended threshold {threshold} (the lowest whose calibrated out-of-fold "
+            f"local accuracy on the {rows_name} reaches {ev.DEFAULT_TARGET_ACCURACY})"
+        )
         for report in reports:
             print("\n".join(report.lines()))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -257,8 +280,17 @@ def train(
         )
         if not parity.passed:
             raise RuntimeError(f"ONNX parity failed: {parity}")
-    metadata = _metadata(pipeline, chosen, cv, reports, threshold, train_set.data, policy,
-                         parity.max_abs_diff, calibration)
+    metadata = _metadata(
+        pipeline,
+        chosen,
+        cv,
+        reports,
+        threshold,
+        train_set.data,
+        policy,
+        parity.max_abs_diff,
+        calibration,
+    )
     kept = _unchanged_metadata(previous_onnx, onnx_path, meta_path, metadata)
     if kept is not None:  # same model: keep its version and date, so git shows no change
         metadata = kept
@@ -268,17 +300,34 @@ def train(
     registration = "not logged"
     if log_to_mlflow:
         with stage("log to MLflow"):
-            reliability = {"before": reliability_of(truth, cv.oof[chosen.name][rows], labels),
-                           "after": reliability_of(truth, oof[rows], labels)}
-            registration = _log(metadata, candidates, cv, reports, test_data, held_out, labels,
-                                pipeline, curve, onnx_path, meta_path, chosen, why, reliability)
+            reliability = {
+                "before": reliability_of(truth, cv.oof[chosen.name][rows], labels),
+                "after": reliability_of(truth, oof[rows], labels),
+            }
+            registration = _log(
+                metadata,
+                candidates,
+                cv,
+                reports,
+                test_data,
+                held_out,
+                labels,
+                pipeline,
+                curve,
+                onnx_path,
+                meta_path,
+                chosen,
+                why,
+                reliability,
+            )
             print(f"  {registration}")
     print(f"[train] wrote {onnx_path} and {meta_path} (model {metadata.model_version})")
     return TrainResult(metadata, onnx_path, meta_path, registration)
 
 
-def _unchanged_metadata(previous_onnx: bytes | None, onnx_path: Path, meta_path: Path,
-                        new: ModelMetadata) -> ModelMetadata | None:
+def _unchanged_metadata(
+    previous_onnx: bytes | None, onnx_path: Path, meta_path: Path, new: ModelMetadata
+) -> ModelMetadata | None:
     """The stored metadata when the exported model is byte-identical to the previous one and
     was trained on the same data with the same threshold and scored the same on the test
     splits; None when anything differs."""
@@ -288,9 +337,12 @@ def _unchanged_metadata(previous_onnx: bytes | None, onnx_path: Path, meta_path:
         old = load_metadata(meta_path)
     except ModelError:
         return None
-    same = (old.training_data_sha256 == new.training_data_sha256
-            and old.confidence_threshold == new.confidence_threshold and old.labels == new.labels
-            and old.metrics == new.metrics)
+    same = (
+        old.training_data_sha256 == new.training_data_sha256
+        and old.confidence_threshold == new.confidence_threshold
+        and old.labels == new.labels
+        and old.metrics == new.metrics
+    )
     return old if same else None
 
 
@@ -324,11 +376,16 @@ def _metadata(
             "candidate": chosen.name,
             "description": chosen.description,
             "vocabulary_size": _vocabulary_size(pipeline.steps[0][1]),
-            "sample_weights": {"authored": 1.0, "verbatim": chosen.weights.verbatim,
-                               "style_rewrite": chosen.weights.style_rewrite},
-            "calibration": {"method": "temperature scaling on out-of-fold real training rows",
-                            "temperature": calibration.temperature,
-                            "folded_into_graph": True},
+            "sample_weights": {
+                "authored": 1.0,
+                "verbatim": chosen.weights.verbatim,
+                "style_rewrite": chosen.weights.style_rewrite,
+            },
+            "calibration": {
+                "method": "temperature scaling on out-of-fold real training rows",
+                "temperature": calibration.temperature,
+                "folded_into_graph": True,
+            },
         },
         truncation=policy,
     )
@@ -371,22 +428,43 @@ def _log(
         artifacts = []
         for split, report in zip(held_out, reports, strict=True):
             text = Path(tmp) / f"{report.name}_classification_report.txt"
-            text.write_text("\n".join(report.lines()) + "\n\n" + ev.classification_report_text(
-                split.intents, pipeline.predict_proba(split.texts), labels))
-            artifacts += [text, plot_confusion_matrix(
-                report.evaluation, Path(tmp) / f"{report.name}_confusion_matrix.png", report.name)]
+            text.write_text(
+                "\n".join(report.lines())
+                + "\n\n"
+                + ev.classification_report_text(
+                    split.intents, pipeline.predict_proba(split.texts), labels
+                )
+            )
+            artifacts += [
+                text,
+                plot_confusion_matrix(
+                    report.evaluation,
+                    Path(tmp) / f"{report.name}_confusion_matrix.png",
+                    report.name,
+                ),
+            ]
         temperature = metadata.estimator["calibration"]["temperature"]
-        artifacts.append(plot_reliability(
-            {"out-of-fold, before (T=1)": reliability["before"],
-             f"out-of-fold, after (T={temperature:.2f})": reliability["after"]},
-            Path(tmp) / "reliability_cv_real.png",
-            "Reliability on out-of-fold real training rows"))
+        artifacts.append(
+            plot_reliability(
+                {
+                    "out-of-fold, before (T=1)": reliability["before"],
+                    f"out-of-fold, after (T={temperature:.2f})": reliability["after"],
+                },
+                Path(tmp) / "reliability_cv_real.png",
+                "Reliability on out-of-fold real training rows",
+            )
+        )
         (Path(tmp) / "reliability_cv_real.json").write_text(json.dumps(reliability, indent=2))
         artifacts.append(Path(tmp) / "reliability_cv_real.json")
         coverage = Path(tmp) / "risk_coverage_cv.json"
         coverage.write_text(json.dumps([p.__dict__ for p in curve], indent=2))
-        params = {"candidate": chosen.name, "selection": why, "seed": SEED, "cv_folds": CV_FOLDS,
-                  "cv": "StratifiedGroupKFold by repository (authored rows: one group each)"}
+        params = {
+            "candidate": chosen.name,
+            "selection": why,
+            "seed": SEED,
+            "cv_folds": CV_FOLDS,
+            "cv": "StratifiedGroupKFold by repository (authored rows: one group each)",
+        }
         params.update(chosen.params(SEED))
         selection_metric = f"{reports[0].name}_macro_f1"
         registration = log_training_run(
@@ -397,14 +475,20 @@ def _log(
             selection_metric=selection_metric,
             selection_value=reports[0].evaluation.macro_f1,
             candidate_table=[
-                {"candidate": c.name, "cv_macro_f1": cv.overall[c.name],
-                 "cv_real_macro_f1": cv.real.get(c.name, float("nan")),
-                 "description": c.description, "runtime_cost": c.runtime_cost,
-                 "chosen": c.name == chosen.name}
+                {
+                    "candidate": c.name,
+                    "cv_macro_f1": cv.overall[c.name],
+                    "cv_real_macro_f1": cv.real.get(c.name, float("nan")),
+                    "description": c.description,
+                    "runtime_cost": c.runtime_cost,
+                    "chosen": c.name == chosen.name,
+                }
                 for c in candidates
             ],
-            tags={"model_version": metadata.model_version,
-                  "training_data_sha256": metadata.training_data_sha256},
+            tags={
+                "model_version": metadata.model_version,
+                "training_data_sha256": metadata.training_data_sha256,
+            },
         )
     return (
         f"registered intent-classifier v{registration.version} as {registration.alias}: "
@@ -420,15 +504,34 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--intent-column", default="intent")
     parser.add_argument("--out", default=str(MODELS_DIR), type=Path)
     parser.add_argument("--no-mlflow", action="store_true")
-    parser.add_argument("--real-dir", default=str(REAL_DIR),
-                        help="real-prompt corpus ('' for none)")
+    parser.add_argument(
+        "--real-dir", default=str(REAL_DIR), help="real-prompt corpus ('' for none)"
+    )
     parser.add_argument("--real-split", default=str(SPLIT_FILE), help="its repository split")
+    parser.add_argument(
+        "--head-chars",
+        type=int,
+        default=TruncationPolicy().head_chars,
+        help="truncation: characters kept from a long prompt's start",
+    )
+    parser.add_argument(
+        "--tail-chars",
+        type=int,
+        default=TruncationPolicy().tail_chars,
+        help="truncation: characters kept from its end",
+    )
     args = parser.parse_args(argv)
     start = time.perf_counter()
     train(
-        args.data, args.test, args.out, text_column=args.text_column,
-        intent_column=args.intent_column, log_to_mlflow=not args.no_mlflow,
-        real_dir=Path(args.real_dir) if args.real_dir else None, split_file=Path(args.real_split),
+        args.data,
+        args.test,
+        args.out,
+        text_column=args.text_column,
+        intent_column=args.intent_column,
+        log_to_mlflow=not args.no_mlflow,
+        real_dir=Path(args.real_dir) if args.real_dir else None,
+        split_file=Path(args.real_split),
+        policy=TruncationPolicy(args.head_chars, args.tail_chars),
     )
     print(f"[train] finished in {time.perf_counter() - start:.1f}s")
     return 0

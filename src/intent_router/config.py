@@ -230,8 +230,8 @@ class SessionRule:
     """A turn whose intent is one of these may take over a session stuck to another intent."""
     upgrade_min_confidence: float = 0.8
     """... when the local classifier's confidence reaches this: 0.8, the threshold the bundled
-    model routes at without asking the LLM classifier; on the real test split, 96% of the
-    high-stakes predictions at or above it are high-stakes (README, "Sessions")."""
+    model routes at without asking the LLM classifier; on the real test split, 94% of the
+    high-stakes predictions at or above it are high-stakes (README, "Sticky sessions")."""
 
 
 @dataclass(frozen=True)

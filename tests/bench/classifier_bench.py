@@ -28,7 +28,10 @@ def _percentiles(samples: list[float]) -> tuple[float, float]:
 
 
 def _time_calls(
-    fn: Callable[[str], Any], texts: Sequence[str], calls: int, clock: Callable[[], float] = time.perf_counter
+    fn: Callable[[str], Any],
+    texts: Sequence[str],
+    calls: int,
+    clock: Callable[[], float] = time.perf_counter,
 ) -> list[float]:
     out = []
     for i in range(calls):
@@ -46,7 +49,9 @@ def _buckets() -> dict[str, list[str]]:
         "short (<10 words)": [t for t in texts if words[t] < 10],
         "medium (10-80 words)": [t for t in texts if 10 <= words[t] <= 80],
         "long (>80 words)": [t for t in texts if words[t] > 80],
-        "huge (100,000 chars, truncated)": ["fix this crash please\n" + "at com.x.Y(Y.java:1)\n" * 4800],
+        "huge (100,000 chars, truncated)": [
+            "fix this crash please\n" + "at com.x.Y(Y.java:1)\n" * 4800
+        ],
         "authored test split": texts,
         "real test split": _real_test_texts(),
     }
@@ -61,7 +66,9 @@ def _real_test_texts() -> list[str]:
 
 
 def _sklearn_pipeline(candidate_name: str):  # type: ignore[no-untyped-def]
-    candidate = next(c for c in default_candidates() + extra_candidates() if c.name == candidate_name)
+    candidate = next(
+        c for c in default_candidates() + extra_candidates() if c.name == candidate_name
+    )
     train = read_jsonl(TRAIN_FILE)
     classifier = IntentClassifier.from_dir()
     policy = classifier.metadata.truncation
@@ -79,11 +86,16 @@ def run() -> dict[str, Any]:
         onnx_rounds, cpu_rounds, sk_rounds = [], [], []
         classifier.predict(texts[0])  # warm up
         for _ in range(ROUNDS):
-            onnx_rounds.append(_percentiles(_time_calls(classifier.predict, texts, CALLS_PER_ROUND)))
+            onnx_rounds.append(
+                _percentiles(_time_calls(classifier.predict, texts, CALLS_PER_ROUND))
+            )
             # this thread's CPU time: what a call costs, without the time another process held
             # the core (the machine is shared; wall-clock p99 is mostly preemption under load)
-            cpu_rounds.append(_percentiles(
-                _time_calls(classifier.predict, texts, CALLS_PER_ROUND, time.thread_time)))
+            cpu_rounds.append(
+                _percentiles(
+                    _time_calls(classifier.predict, texts, CALLS_PER_ROUND, time.thread_time)
+                )
+            )
             sk_rounds.append(
                 _percentiles(
                     _time_calls(lambda t: pipeline.predict_proba([policy.apply(t)]), texts, 60)
@@ -116,8 +128,12 @@ def _batch_throughput(classifier: IntentClassifier, pipeline: Any, policy: Any) 
         pipeline.predict_proba([policy.apply(t) for t in texts])
         rates_sk.append(len(texts) / (time.perf_counter() - start))
     onnx, sk = statistics.median(rates_onnx), statistics.median(rates_sk)
-    return {"batch_size": len(texts), "onnx_prompts_per_s": onnx, "sklearn_prompts_per_s": sk,
-            "ratio": onnx / sk}
+    return {
+        "batch_size": len(texts),
+        "onnx_prompts_per_s": onnx,
+        "sklearn_prompts_per_s": sk,
+        "ratio": onnx / sk,
+    }
 
 
 def table(results: dict[str, Any]) -> str:
@@ -134,8 +150,10 @@ def table(results: dict[str, Any]) -> str:
             f"{b['sklearn_p50_us']:>16.1f}{b['speedup_p50']:>10.1f}"
         )
     batch = results["batch"]
-    lines.append("CPU: the calling thread's CPU time per call (time.thread_time), which machine "
-                 "load does not inflate by preemption")
+    lines.append(
+        "CPU: the calling thread's CPU time per call (time.thread_time), which machine "
+        "load does not inflate by preemption"
+    )
     lines.append(
         f"batch of {batch['batch_size']}: ONNX {batch['onnx_prompts_per_s']:.0f} prompts/s, "
         f"sklearn {batch['sklearn_prompts_per_s']:.0f} prompts/s ({batch['ratio']:.1f}x)"

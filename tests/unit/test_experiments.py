@@ -124,7 +124,7 @@ def test_a_spec_is_scored_on_real_rows_only() -> None:
 
 
 def test_unexported_specs_say_so() -> None:
-    assert not ex.Spec("s", SMALL.blocks, classifier="svm").exportable
+    assert ex.Spec("s", SMALL.blocks, classifier="svm").exportable
     sub = ex.Spec("s", (ex.Block("word", (1, 1), None, 1, sublinear=True),))
     assert not sub.exportable and ex.SHIPPED.exportable
 
@@ -188,3 +188,35 @@ def test_follow_up_weights_are_reported() -> None:
     assert result.conversation["1"]["macro_f1"] == pytest.approx(result.macro_f1)
     assert result.conversation["0.6"]["macro_f1"] == pytest.approx(result.conv_f1)
     assert result.conversation["1"]["follow_ups"] == 1
+
+
+def test_svm_softmax_is_the_softmax_of_a_linear_svcs_margins() -> None:
+    from scipy.special import softmax
+    from sklearn.svm import LinearSVC
+
+    from training.calibration import fold_temperature
+    from training.candidates import SvmSoftmax
+
+    data = _data()
+    x = SMALL.pipeline().steps[0][1].fit_transform(data.texts)
+    model = SvmSoftmax(C=0.1, max_iter=5000, random_state=0).fit(x, data.intents)
+    svm = LinearSVC(C=0.1, max_iter=5000, random_state=0).fit(x, data.intents)
+    assert list(model.classes_) == ex.LABELS
+    expected = softmax(svm.decision_function(x), axis=1)
+    np.testing.assert_allclose(model.predict_proba(x), expected, rtol=1e-6)
+    assert fold_temperature(model, 0.25)
+    expected = softmax(svm.decision_function(x) / 0.25, axis=1)
+    np.testing.assert_allclose(model.predict_proba(x), expected, rtol=1e-5)
+
+
+def test_the_svm_candidate_is_the_linearsvc_spec() -> None:
+    from training.candidates import svm_softmax_candidates
+
+    candidate = svm_softmax_candidates()[0]
+    spec = next(s for s in ex.GRIDS["unexported"]() if s.name == "linearsvc_c0.1")
+    built, ours = candidate.build(ex.SEED), spec.pipeline(ex.SEED)
+    assert [v.get_params() for _, v in built.steps[0][1].transformer_list] == [
+        v.get_params() for _, v in ours.steps[0][1].transformer_list
+    ]
+    assert built.steps[-1][1].get_params() == ours.steps[-1][1].get_params()
+    assert type(built.steps[-1][1]) is type(ours.steps[-1][1])

@@ -251,3 +251,37 @@ def test_the_bundled_file_restates_the_schema_defaults() -> None:
     assert stated["router"].pop("output_tokens") == config_module.DEFAULT_OUTPUT_TOKENS
     del defaults["router"]["llm_classifier"]["deployment"], defaults["router"]["output_tokens"]
     assert stated == {k: v for k, v in defaults.items() if k not in ("deployments", "policy")}
+
+
+def test_msgspec_errors_name_the_field_in_our_words() -> None:
+    for path, value, expected in [
+        (
+            "deployments/gpt-4o/timeout_s",
+            "fast",
+            "deployments.gpt-4o.timeout_s: must be a number, got a string",
+        ),
+        (
+            "router/cooldown/failures",
+            2.5,
+            "router.cooldown.failures: must be an integer, got a float",
+        ),
+        (
+            "router/upstream/max_body_bytes",
+            10,
+            "router.upstream.max_body_bytes: must be an integer >= 1024",
+        ),
+        ("router/upstream/colour", 1, "router.upstream.colour: unknown field"),
+        ("colour", 1, "config.colour: unknown field"),
+        (
+            "deployments",
+            {7: {"model": "openai/gpt-4o", "tier": "local"}},
+            "deployments: has a key that is not a string",
+        ),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            parse_config(_with(path, value))
+        assert str(info.value) == expected
+    raw = copy.deepcopy(RAW)
+    del raw["deployments"]["gpt-4o"]["tier"]
+    with pytest.raises(ConfigError, match=r"^deployments\.gpt-4o\.tier: is required$"):
+        parse_config(raw)

@@ -1,7 +1,9 @@
 """The router's config file: schema, loading and validation. No I/O at import.
 
-Every error is a ConfigError that names the offending field, e.g.
-``deployments.gpt-4o.timeout_s: must be a positive number``.
+The file's schema is a set of msgspec Structs (types, bounds, no unknown fields); what a schema
+cannot say (names that refer to deployments, groups and intents; prices from litellm's cost
+map) is checked by hand after it. Every error is a ConfigError that names the offending field,
+e.g. ``deployments.gpt-4o.timeout_s: must be a number > 0.0``.
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, get_args
+from typing import Annotated, Any, Final, Literal, TypeVar, get_args, overload
 
+import msgspec
 import yaml
+from msgspec import UNSET, Meta, Struct, UnsetType
 
 from intent_router.exceptions import ConfigError
 from intent_router.labels import HIGH_STAKES_INTENTS, INTENTS
@@ -56,7 +60,8 @@ DEFAULT_MISMATCH_REGRET: Final[float] = 0.001
 ROUTING_MODES: Final[tuple[RoutingMode, ...]] = get_args(RoutingMode)
 #: The policy key whose chain serves every intent the policy does not list.
 DEFAULT_POLICY: Final[str] = "default"
-GROUP_STRATEGIES: Final[tuple[str, ...]] = ("weighted", "least_in_flight", "lowest_latency", "headroom")
+GroupStrategy = Literal["weighted", "least_in_flight", "lowest_latency", "headroom"]
+GROUP_STRATEGIES: Final[tuple[GroupStrategy, ...]] = get_args(GroupStrategy)
 _ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
 
 
@@ -77,11 +82,17 @@ class Deployment:
     fallbacks: tuple[str, ...] = ()
     api_style: str = "litellm"  # "openai": the pooled-aiohttp fast path; "litellm": litellm
     cache_read_cost_per_mtok: float | None = None  # a cached input token; None: the input price
-    cache_write_cost_per_mtok: float | None = None  # an input token written to the cache; None: input
+    cache_write_cost_per_mtok: float | None = (
+        None  # an input token written to the cache; None: input
+    )
     group: str | None = None  # a model group: its members share its requests (routing/groups.py)
     weight: float = 1.0  # its share of its group's requests under the "weighted" strategy
-    rpm: int | None = None  # requests a minute its key may send (the "headroom" strategy); None: no limit
-    tpm: int | None = None  # tokens a minute its key may send (the "headroom" strategy); None: no limit
+    rpm: int | None = (
+        None  # requests a minute its key may send (the "headroom" strategy); None: no limit
+    )
+    tpm: int | None = (
+        None  # tokens a minute its key may send (the "headroom" strategy); None: no limit
+    )
 
     @property
     def provider(self) -> str:
@@ -162,7 +173,8 @@ def default_regret_matrix() -> dict[str, dict[str, float]]:
     mismatch regret elsewhere."""
     return {
         true: {
-            routed: 0.0 if routed == true
+            routed: 0.0
+            if routed == true
             else DEFAULT_UNDER_ROUTING_REGRET[true]
             if true in HIGH_STAKES_INTENTS and routed not in HIGH_STAKES_INTENTS
             else DEFAULT_MISMATCH_REGRET
@@ -196,7 +208,9 @@ class ConversationRule:
 
 
 #: Intents a session may be upgraded to by default: those whose mistakes cost the most.
-DEFAULT_UPGRADE_INTENTS: Final[tuple[str, ...]] = tuple(i for i in INTENTS if i in HIGH_STAKES_INTENTS)
+DEFAULT_UPGRADE_INTENTS: Final[tuple[str, ...]] = tuple(
+    i for i in INTENTS if i in HIGH_STAKES_INTENTS
+)
 
 
 @dataclass(frozen=True)
@@ -288,8 +302,10 @@ class RouterConfig:
         """The deployment that "always premium" sends everything to."""
         if self.tracking.premium_deployment is not None:
             return self.tracking.premium_deployment
-        return next((n for n, d in self.deployments.items() if d.tier == "fallback_1"),
-                    next(iter(self.deployments)))
+        return next(
+            (n for n, d in self.deployments.items() if d.tier == "fallback_1"),
+            next(iter(self.deployments)),
+        )
 
 
 def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
@@ -299,31 +315,253 @@ def load_config(path: Path | str = DEFAULT_CONFIG) -> RouterConfig:
     except OSError as exc:
         raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from exc
     except UnicodeDecodeError as exc:
-        raise ConfigError("config", f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}") from exc
+        raise ConfigError(
+            "config", f"{path} is not UTF-8 text: {exc.reason} at byte {exc.start}"
+        ) from exc
     except (yaml.YAMLError, RecursionError) as exc:
         raise ConfigError("config", f"{path} is not valid YAML: {exc}") from exc
     return parse_config(raw)
 
 
+# --- the file's schema ------------------------------------------------------------------------
+# The config file as msgspec Structs: types, bounds (``Meta``) and unknown fields are checked by
+# ``msgspec.convert``; each default is stated once, on the public dataclass above where it has
+# one, else here. Mappings keyed by names (deployments, policy, groups, ...) are typed
+# ``dict[str, Any]`` and each value converted on its own, so an error names its key. Every
+# Struct is frozen (a default is shared) and forbids unknown fields.
+
+Positive = Annotated[float, Meta(gt=0, lt=1e12)]
+NonNegative = Annotated[float, Meta(ge=0, lt=1e12)]
+Fraction = Annotated[float, Meta(ge=0, le=1)]
+Count = Annotated[int, Meta(gt=0, lt=10**12)]
+Names = dict[str, Any]  # a mapping keyed by names; each value is converted with its key in the path
+
+
+class _Upstream(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=1024**3)] = UpstreamLimits.max_body_bytes
+    max_sse_line_bytes: Annotated[int, Meta(ge=1024, le=1024**3)] = (
+        UpstreamLimits.max_sse_line_bytes
+    )
+    stream_idle_s: Positive = UpstreamLimits.stream_idle_s
+    stream_total_s: Positive = UpstreamLimits.stream_total_s
+    max_retry_after_s: Positive = UpstreamLimits.max_retry_after_s
+
+
+class _LlmClassifier(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    deployment: str | None = None  # None: the first deployment
+    timeout_s: Positive = 2.0
+
+
+class _Cooldown(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    failures: Count = 3
+    seconds: Positive = 30.0
+
+
+class _Conversation(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    enabled: bool = ConversationRule.enabled
+    follow_up_max_chars: Count = ConversationRule.follow_up_max_chars
+    max_turns: Count = ConversationRule.max_turns
+    char_budget: Count = ConversationRule.char_budget
+    latest_weight: Annotated[float, Meta(ge=0.5, le=1)] = (
+        ConversationRule.latest_weight
+    )  # the latest weighs most
+
+
+class _Upgrade(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    intents: list[str] = msgspec.field(default_factory=lambda: list(SessionRule.upgrade_intents))
+    min_confidence: Fraction = SessionRule.upgrade_min_confidence
+
+
+class _Sessions(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    enabled: bool = SessionRule.enabled
+    ttl_s: Positive = SessionRule.ttl_s
+    max_sessions: Count = SessionRule.max_sessions
+    upgrade: _Upgrade = _Upgrade()
+
+
+class _Routing(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    mode: RoutingMode = RegretConfig.mode
+    weight: NonNegative = RegretConfig.weight
+    matrix: Names = {}
+    llm_accuracy: Fraction = RegretConfig.llm_accuracy
+    escalation_latency_s: NonNegative = RegretConfig.escalation_latency_s
+    latency_usd_per_s: NonNegative = RegretConfig.latency_usd_per_s
+
+
+class _Group(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    strategy: GroupStrategy = "weighted"
+
+
+class _Router(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    confidence_threshold: Fraction | None = None  # None: the model's recommended threshold
+    request_deadline_s: Positive = 60.0
+    llm_classifier: _LlmClassifier = _LlmClassifier()
+    max_body_bytes: Annotated[int, Meta(ge=1024, le=64 * 1024 * 1024)] = RouterConfig.max_body_bytes
+    strict_readiness: bool = RouterConfig.strict_readiness
+    stream_resume: bool = RouterConfig.stream_resume
+    upstream: _Upstream = _Upstream()
+    cooldown: _Cooldown = _Cooldown()
+    output_tokens: Names = {}
+    conversation: _Conversation = _Conversation()
+    routing: _Routing = _Routing()
+    groups: Names = {}
+    sessions: _Sessions = _Sessions()
+
+
+class _Storage(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    database_url: Annotated[str, Meta(pattern="://")] = StorageConfig.database_url
+    store_prompts: bool = StorageConfig.store_prompts
+    decision_log: bool = StorageConfig.decision_log
+
+
+class _Tracking(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    enabled: bool = TrackingConfig.enabled
+    mlflow_tracking_uri: str | None = TrackingConfig.mlflow_tracking_uri
+    flush_interval_s: Positive = TrackingConfig.flush_interval_s
+    trace_sample_rate: Fraction = TrackingConfig.trace_sample_rate
+    max_traces_per_minute: Count = TrackingConfig.max_traces_per_minute
+    premium_deployment: str | None = TrackingConfig.premium_deployment
+
+
+class _Sensitive(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    detect_secrets: bool = SensitiveConfig.detect_secrets
+    patterns: Names = {}
+
+
+class _Governance(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    client_keys: bool = GovernanceConfig.client_keys
+    redis_url: Annotated[str, Meta(pattern=r"^(redis|rediss|unix)://")] | None = (
+        GovernanceConfig.redis_url
+    )
+    redis_prefix: Annotated[str, Meta(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")] = (
+        GovernanceConfig.redis_prefix
+    )
+    over_budget: OverBudget = GovernanceConfig.over_budget
+    downgrade_tier: Tier = GovernanceConfig.downgrade_tier
+
+
+class _Deployment(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    model: Annotated[str, Meta(pattern="/")]
+    tier: Tier
+    api_base: str | None = None  # None: litellm's default, or OPENAI_API_BASES for api_style openai
+    api_style: Literal["openai", "litellm"] | None = (
+        None  # None: openai for OpenAI's models, else litellm
+    )
+    api_key_env: Annotated[str, Meta(pattern=_ENV_NAME.pattern)] | None = None
+    timeout_s: Positive = 60.0
+    context_window: Count | UnsetType = UNSET  # unset: litellm's cost map, else 128k
+    input_cost_per_mtok: NonNegative | UnsetType = UNSET  # unset: litellm's cost map
+    output_cost_per_mtok: NonNegative | UnsetType = UNSET
+    cache_read_cost_per_mtok: NonNegative | UnsetType = UNSET  # unset: the map's, else as input
+    cache_write_cost_per_mtok: NonNegative | UnsetType = UNSET
+    retry_on: list[str | int] = msgspec.field(default_factory=lambda: ["429", "5xx", "timeout"])
+    fallbacks: list[str] = []
+    group: str | None = None
+    weight: NonNegative = Deployment.weight
+    rpm: Count | None = Deployment.rpm
+    tpm: Count | None = Deployment.tpm
+
+
+class _Config(Struct, forbid_unknown_fields=True, frozen=True, kw_only=True):
+    deployments: Names
+    policy: Names
+    router: _Router = _Router()
+    storage: _Storage = _Storage()
+    tracking: _Tracking = _Tracking()
+    sensitive: _Sensitive = _Sensitive()
+    governance: _Governance = _Governance()
+
+
+#: What a field must hold, where msgspec's own words ("Expected `str` matching regex ...",
+#: "Invalid enum value 'x'") would not tell a reader: by the field's last name.
+_HINTS: Final[dict[str, str]] = {
+    "model": "must be a litellm model id like 'openai/gpt-4o'",
+    "tier": f"must be one of {list(TIERS)}",
+    "downgrade_tier": f"must be one of {list(TIERS)}",
+    "api_style": "must be 'openai' or 'litellm'",
+    "api_key_env": "must name an environment variable, not hold a key",
+    "mode": f"must be one of {list(ROUTING_MODES)}",
+    "strategy": f"must be one of {list(GROUP_STRATEGIES)}",
+    "over_budget": "must be 'downgrade' or 'refuse'",
+    "database_url": "must be a SQLAlchemy URL like sqlite:///intent-router.db",
+    "redis_url": "must be a redis://, rediss:// or unix:// URL, or null",
+    "redis_prefix": "must be 1 to 64 letters, digits or _.:-",
+}
+_ERROR = re.compile(
+    r"(?P<problem>.*?)(?: - at `(?P<path>[^`]*)`(?: in `(?P<outer>[^`]*)`)?)?", re.DOTALL
+)
+_NAMED_FIELD = re.compile(
+    r"Object (?P<what>contains unknown|missing required) field `(?P<name>[^`]*)`"
+)
+#: msgspec's type names, as the problem says them: what a field must be, and what it got.
+_EXPECTED: Final[dict[str, str]] = {
+    "object": "a mapping",
+    "array": "a list",
+    "float": "a number",
+    "int": "an integer",
+    "bool": "true or false",
+    "str": "a string",
+}
+_GOT: Final[dict[str, str]] = {**_EXPECTED, "float": "a float", "bool": "a boolean"}
+
+
+_T = TypeVar("_T")
+
+
+@overload
+def _convert(value: Any, schema: type[_T], where: str) -> _T: ...
+@overload
+def _convert(value: Any, schema: Any, where: str) -> Any: ...
+def _convert(value: Any, schema: Any, where: str) -> Any:
+    """``value`` as ``schema`` (a Struct or a type), or a ConfigError naming the field under
+    ``where`` (``""``: the file's root) that msgspec refused."""
+    try:
+        return msgspec.convert(value, schema)
+    except msgspec.ValidationError as exc:
+        raise _config_error(str(exc), where) from None
+
+
+def _config_error(message: str, where: str) -> ConfigError:
+    """msgspec's ``Expected `float` > 0.0 - at `$.upstream.stream_idle_s``` as
+    ``<where>.upstream.stream_idle_s: must be a number > 0.0``."""
+    match = _ERROR.fullmatch(message)
+    problem = match["problem"] if match else message
+    path = (match["outer"] or match["path"] or "$") if match else "$"
+    field_ = (where + path.removeprefix("$")).lstrip(".")
+    named = _NAMED_FIELD.fullmatch(problem)
+    if match and match["outer"]:  # "Expected `str` - at `key` in `$.x`": a key of $.x
+        problem = "has a key that is not a string"
+    elif named and named["what"] == "contains unknown":
+        field_, problem = f"{field_ or 'config'}.{named['name']}", "unknown field"
+    elif named:
+        field_, problem = f"{field_}.{named['name']}".lstrip("."), "is required"
+    else:
+        expected, _, got = problem.partition(", got ")
+        expected = re.sub(
+            r"`([^`]*)`",
+            lambda m: " or ".join(_EXPECTED.get(t, t) for t in m[1].split(" | ")),
+            expected.replace("Expected ", "must be ", 1),
+        )
+        problem = f"{expected}, got {_GOT.get(got.strip('`'), got.strip('`'))}" if got else expected
+        problem = _HINTS.get(re.split(r"[.\[]", field_)[-1], problem)
+    return ConfigError(field_ or "config", problem)
+
+
+# --- validation: the schema, then cross-references ------------------------------------------
+
+
 def parse_config(raw: Any) -> RouterConfig:
     """Validate an already parsed config mapping."""
-    root = _mapping(raw, "config")
-    _no_unknown(root, "config", {"router", "deployments", "policy", "storage", "tracking", "sensitive",
-                                 "governance"})
-    router = _mapping(root.get("router", {}), "router")
-    _no_unknown(router, "router", {"confidence_threshold", "request_deadline_s", "llm_classifier",
-                                   "max_body_bytes", "strict_readiness", "stream_resume", "upstream",
-                                   "cooldown", "output_tokens", "conversation", "routing", "groups",
-                                   "sessions"})
-    deployments_raw = _mapping(root.get("deployments"), "deployments")
-    if not deployments_raw:
+    config = _convert(raw, _Config, "")
+    router = config.router
+    if not config.deployments:
         raise ConfigError("deployments", "at least one deployment is required")
     prices = _cost_map()
     deployments = {
-        str(name): _deployment(str(name), spec, prices) for name, spec in deployments_raw.items()
+        name: _deployment(name, spec, prices) for name, spec in config.deployments.items()
     }
-    groups = _groups(router.get("groups", {}), deployments)
-    policy = _policy(root.get("policy"), deployments, groups)
+    groups = _groups(router.groups, deployments)
+    policy = _policy(config.policy, deployments, groups)
     for deployment in deployments.values():
         for index, name in enumerate(deployment.fallbacks):
             if name not in deployments or name == deployment.name:
@@ -331,181 +569,105 @@ def parse_config(raw: Any) -> RouterConfig:
                     f"deployments.{deployment.name}.fallbacks[{index}]",
                     f"unknown or self-referencing deployment {name!r}",
                 )
-    escalation = _mapping(router.get("llm_classifier", {}), "router.llm_classifier")
-    _no_unknown(escalation, "router.llm_classifier", {"deployment", "timeout_s"})
-    classifier = str(escalation.get("deployment", next(iter(deployments))))
+    classifier = router.llm_classifier.deployment or next(iter(deployments))
     if classifier not in deployments:
         raise ConfigError("router.llm_classifier.deployment", f"unknown deployment {classifier!r}")
-    cooldown = _mapping(router.get("cooldown", {}), "router.cooldown")
-    _no_unknown(cooldown, "router.cooldown", {"failures", "seconds"})
-    threshold = router.get("confidence_threshold")
     return RouterConfig(
         deployments=deployments,
         policy=policy,
-        confidence_threshold=None if threshold is None else _fraction(threshold, "router.confidence_threshold"),
-        request_deadline_s=_positive(router.get("request_deadline_s", 60), "router.request_deadline_s"),
+        confidence_threshold=router.confidence_threshold,
+        request_deadline_s=router.request_deadline_s,
         llm_classifier=classifier,
-        llm_classifier_timeout_s=_positive(escalation.get("timeout_s", 2.0), "router.llm_classifier.timeout_s"),
-        cooldown_failures=_count(cooldown.get("failures", 3), "router.cooldown.failures"),
-        cooldown_s=_positive(cooldown.get("seconds", 30), "router.cooldown.seconds"),
-        output_tokens=_output_tokens(router.get("output_tokens", {})),
-        max_body_bytes=_body_limit(router.get("max_body_bytes", 1024 * 1024)),
-        upstream=_upstream(router.get("upstream", {})),
-        strict_readiness=_bool(router.get("strict_readiness", False), "router.strict_readiness"),
-        stream_resume=_bool(router.get("stream_resume", False), "router.stream_resume"),
-        storage=_storage(root.get("storage", {})),
-        tracking=_tracking(root.get("tracking", {}), deployments),
-        sensitive=_sensitive(root.get("sensitive", {})),
-        governance=_governance(root.get("governance", {}), deployments),
-        conversation=_conversation(router.get("conversation", {})),
-        routing=_routing(router.get("routing", {})),
+        llm_classifier_timeout_s=router.llm_classifier.timeout_s,
+        cooldown_failures=router.cooldown.failures,
+        cooldown_s=router.cooldown.seconds,
+        output_tokens=_output_tokens(router.output_tokens),
+        max_body_bytes=router.max_body_bytes,
+        upstream=_upstream(router.upstream),
+        strict_readiness=router.strict_readiness,
+        stream_resume=router.stream_resume,
+        storage=_storage(config.storage),
+        tracking=_tracking(config.tracking, deployments),
+        sensitive=_sensitive(config.sensitive),
+        governance=_governance(config.governance, deployments),
+        conversation=ConversationRule(**msgspec.structs.asdict(router.conversation)),
+        routing=_routing(router.routing),
         groups=groups,
-        sessions=_sessions(router.get("sessions", {})),
+        sessions=_sessions(router.sessions),
     )
 
 
-def _sessions(raw: Any) -> SessionRule:
-    where = "router.sessions"
-    given = _mapping(raw, where)
-    _no_unknown(given, where, {"enabled", "ttl_s", "max_sessions", "upgrade"})
-    upgrade = _mapping(given.get("upgrade", {}), f"{where}.upgrade")
-    _no_unknown(upgrade, f"{where}.upgrade", {"intents", "min_confidence"})
-    default = SessionRule()
-    intents = _list(upgrade.get("intents", list(default.upgrade_intents)), f"{where}.upgrade.intents")
-    for index, intent in enumerate(intents):
+def _sessions(given: _Sessions) -> SessionRule:
+    for index, intent in enumerate(given.upgrade.intents):
         if intent not in INTENTS:
-            raise ConfigError(f"{where}.upgrade.intents[{index}]", f"unknown intent {intent!r}")
+            raise ConfigError(
+                f"router.sessions.upgrade.intents[{index}]", f"unknown intent {intent!r}"
+            )
     return SessionRule(
-        enabled=_bool(given.get("enabled", default.enabled), f"{where}.enabled"),
-        ttl_s=_positive(given.get("ttl_s", default.ttl_s), f"{where}.ttl_s"),
-        max_sessions=_count(given.get("max_sessions", default.max_sessions), f"{where}.max_sessions"),
-        upgrade_intents=tuple(dict.fromkeys(str(i) for i in intents)),
-        upgrade_min_confidence=_fraction(upgrade.get("min_confidence", default.upgrade_min_confidence),
-                                         f"{where}.upgrade.min_confidence"),
+        enabled=given.enabled,
+        ttl_s=given.ttl_s,
+        max_sessions=given.max_sessions,
+        upgrade_intents=tuple(dict.fromkeys(given.upgrade.intents)),
+        upgrade_min_confidence=given.upgrade.min_confidence,
     )
 
 
-def _conversation(raw: Any) -> ConversationRule:
-    where = "router.conversation"
-    given = _mapping(raw, where)
-    _no_unknown(given, where, {"enabled", "follow_up_max_chars", "max_turns", "char_budget",
-                               "latest_weight"})
-    default = ConversationRule()
-    weight = _fraction(given.get("latest_weight", default.latest_weight), f"{where}.latest_weight")
-    if weight < 0.5:
-        raise ConfigError(f"{where}.latest_weight", "must be in [0.5, 1]: the latest turn weighs most")
-    return ConversationRule(
-        enabled=_bool(given.get("enabled", default.enabled), f"{where}.enabled"),
-        follow_up_max_chars=_count(given.get("follow_up_max_chars", default.follow_up_max_chars),
-                                   f"{where}.follow_up_max_chars"),
-        max_turns=_count(given.get("max_turns", default.max_turns), f"{where}.max_turns"),
-        char_budget=_count(given.get("char_budget", default.char_budget), f"{where}.char_budget"),
-        latest_weight=weight,
-    )
-
-
-def _routing(raw: Any) -> RegretConfig:
-    where = "router.routing"
-    given = _mapping(raw, where)
-    _no_unknown(given, where, {"mode", "weight", "matrix", "llm_accuracy", "escalation_latency_s",
-                               "latency_usd_per_s"})
-    default = RegretConfig()
-    mode = given.get("mode", default.mode)
-    if mode not in ROUTING_MODES:
-        raise ConfigError(f"{where}.mode", f"must be one of {list(ROUTING_MODES)}")
+def _routing(given: _Routing) -> RegretConfig:
     return RegretConfig(
-        mode=mode,
-        weight=_non_negative(given.get("weight", default.weight), f"{where}.weight"),
-        matrix=_regret_matrix(given.get("matrix", {}), f"{where}.matrix"),
-        llm_accuracy=_fraction(given.get("llm_accuracy", default.llm_accuracy), f"{where}.llm_accuracy"),
-        escalation_latency_s=_non_negative(given.get("escalation_latency_s", default.escalation_latency_s),
-                                           f"{where}.escalation_latency_s"),
-        latency_usd_per_s=_non_negative(given.get("latency_usd_per_s", default.latency_usd_per_s),
-                                        f"{where}.latency_usd_per_s"),
+        mode=given.mode,
+        weight=given.weight,
+        matrix=_regret_matrix(given.matrix, "router.routing.matrix"),
+        llm_accuracy=given.llm_accuracy,
+        escalation_latency_s=given.escalation_latency_s,
+        latency_usd_per_s=given.latency_usd_per_s,
     )
 
 
-def _regret_matrix(raw: Any, where: str) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
+def _regret_matrix(
+    rows: Names, where: str
+) -> tuple[tuple[str, tuple[tuple[str, float], ...]], ...]:
     """Cells given as ``{true intent: {routed-as intent: USD}}``; the diagonal stays 0."""
-    rows = _mapping(raw, where)
     _no_unknown(rows, where, set(INTENTS))
     cells = []
     for true, row in rows.items():
-        given = _mapping(row, f"{where}.{true}")
+        given = _convert(row, Names, f"{where}.{true}")
         _no_unknown(given, f"{where}.{true}", set(INTENTS))
         if true in given and given[true] != 0:
             raise ConfigError(f"{where}.{true}.{true}", "the diagonal (a right route) must be 0")
-        cells.append((str(true), tuple((str(routed), _non_negative(value, f"{where}.{true}.{routed}"))
-                                       for routed, value in given.items())))
+        values = (
+            (routed, _convert(value, NonNegative, f"{where}.{true}.{routed}"))
+            for routed, value in given.items()
+        )
+        cells.append((true, tuple(values)))
     return tuple(cells)
 
 
-def _non_negative(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
-        raise ConfigError(where, "must be a number >= 0")
-    return float(value)
+def _upstream(given: _Upstream) -> UpstreamLimits:
+    if given.stream_idle_s > given.stream_total_s:
+        raise ConfigError(
+            "router.upstream.stream_idle_s", "must not exceed router.upstream.stream_total_s"
+        )
+    return UpstreamLimits(**msgspec.structs.asdict(given))
 
 
-def _upstream(raw: Any) -> UpstreamLimits:
-    upstream = _mapping(raw, "router.upstream")
-    _no_unknown(upstream, "router.upstream", {"max_body_bytes", "max_sse_line_bytes", "stream_idle_s",
-                                              "stream_total_s", "max_retry_after_s"})
-    defaults = UpstreamLimits()
-    limits = UpstreamLimits(
-        max_body_bytes=_count(upstream.get("max_body_bytes", defaults.max_body_bytes),
-                              "router.upstream.max_body_bytes"),
-        max_sse_line_bytes=_count(upstream.get("max_sse_line_bytes", defaults.max_sse_line_bytes),
-                                  "router.upstream.max_sse_line_bytes"),
-        stream_idle_s=_positive(upstream.get("stream_idle_s", defaults.stream_idle_s), "router.upstream.stream_idle_s"),
-        stream_total_s=_positive(upstream.get("stream_total_s", defaults.stream_total_s),
-                                 "router.upstream.stream_total_s"),
-        max_retry_after_s=_positive(upstream.get("max_retry_after_s", defaults.max_retry_after_s),
-                                    "router.upstream.max_retry_after_s"),
-    )
-    for name in ("max_body_bytes", "max_sse_line_bytes"):
-        if not 1024 <= getattr(limits, name) <= 1024**3:
-            raise ConfigError(f"router.upstream.{name}", "must be between 1024 (1 KiB) and 1073741824 (1 GiB)")
-    if limits.stream_idle_s > limits.stream_total_s:
-        raise ConfigError("router.upstream.stream_idle_s", "must not exceed router.upstream.stream_total_s")
-    return limits
-
-
-def _governance(raw: Any, deployments: dict[str, Deployment]) -> GovernanceConfig:
-    governance = _mapping(raw, "governance")
-    _no_unknown(governance, "governance", {"client_keys", "redis_url", "redis_prefix", "over_budget",
-                                           "downgrade_tier"})
-    prefix = governance.get("redis_prefix", "intent-router:")
-    if not isinstance(prefix, str) or not re.fullmatch(r"[A-Za-z0-9_.:-]{1,64}", prefix):
-        raise ConfigError("governance.redis_prefix", "must be 1 to 64 letters, digits or _.:-")
-    url = _optional_str(governance.get("redis_url"), "governance.redis_url")
-    if url is not None:
-        if not url.startswith(("redis://", "rediss://", "unix://")):
-            raise ConfigError("governance.redis_url", "must be a redis://, rediss:// or unix:// URL")
-        if _has_password(url):
-            raise ConfigError("governance.redis_url", "holds a password: set $INTENT_ROUTER_REDIS_URL instead")
-    over_budget = governance.get("over_budget", "downgrade")
-    if over_budget not in ("downgrade", "refuse"):
-        raise ConfigError("governance.over_budget", "must be 'downgrade' or 'refuse'")
-    tier = governance.get("downgrade_tier", "primary")
-    if tier not in TIERS:
-        raise ConfigError("governance.downgrade_tier", f"must be one of {list(TIERS)}")
-    if over_budget == "downgrade" and not any(d.tier == tier for d in deployments.values()):
+def _governance(given: _Governance, deployments: dict[str, Deployment]) -> GovernanceConfig:
+    if given.redis_url is not None and _has_password(given.redis_url):
+        raise ConfigError(
+            "governance.redis_url", "holds a password: set $INTENT_ROUTER_REDIS_URL instead"
+        )
+    tier = given.downgrade_tier
+    if given.over_budget == "downgrade" and not any(d.tier == tier for d in deployments.values()):
         raise ConfigError("governance.downgrade_tier", f"no deployment has tier {tier!r}")
-    return GovernanceConfig(client_keys=_bool(governance.get("client_keys", False), "governance.client_keys"),
-                            redis_url=url, redis_prefix=prefix, over_budget=over_budget,
-                            downgrade_tier=tier)
+    return GovernanceConfig(**msgspec.structs.asdict(given))
 
 
 def _has_password(url: str) -> bool:
     return re.search(r"://[^/@]*:[^/@]*@", url) is not None
 
 
-def _sensitive(raw: Any) -> SensitiveConfig:
-    sensitive = _mapping(raw, "sensitive")
-    _no_unknown(sensitive, "sensitive", {"detect_secrets", "patterns"})
-    patterns = _mapping(sensitive.get("patterns", {}), "sensitive.patterns")
+def _sensitive(given: _Sensitive) -> SensitiveConfig:
     rules = []
-    for name, pattern in patterns.items():
+    for name, pattern in given.patterns.items():
         where = f"sensitive.patterns.{name}"
         if not isinstance(pattern, str) or not pattern:
             raise ConfigError(where, "must be a non-empty regular expression")
@@ -513,204 +675,158 @@ def _sensitive(raw: Any) -> SensitiveConfig:
             re.compile(pattern)
         except (re.error, OverflowError, RecursionError) as exc:
             raise ConfigError(where, f"is not a valid regular expression: {exc}") from exc
-        rules.append((str(name), pattern))
-    return SensitiveConfig(detect_secrets=_bool(sensitive.get("detect_secrets", True), "sensitive.detect_secrets"),
-                           patterns=tuple(rules))
+        rules.append((name, pattern))
+    return SensitiveConfig(detect_secrets=given.detect_secrets, patterns=tuple(rules))
 
 
-def _storage(raw: Any) -> StorageConfig:
-    storage = _mapping(raw, "storage")
-    _no_unknown(storage, "storage", {"database_url", "store_prompts", "decision_log"})
-    url = storage.get("database_url", StorageConfig.database_url)
-    if not isinstance(url, str) or "://" not in url:
-        raise ConfigError("storage.database_url", "must be a SQLAlchemy URL like sqlite:///intent-router.db")
-    if _has_password(url):
-        raise ConfigError("storage.database_url", "holds a password: set $INTENT_ROUTER_DATABASE_URL instead")
-    return StorageConfig(database_url=url,
-                         store_prompts=_bool(storage.get("store_prompts", False), "storage.store_prompts"),
-                         decision_log=_bool(storage.get("decision_log", True), "storage.decision_log"))
+def _storage(given: _Storage) -> StorageConfig:
+    if _has_password(given.database_url):
+        raise ConfigError(
+            "storage.database_url", "holds a password: set $INTENT_ROUTER_DATABASE_URL instead"
+        )
+    return StorageConfig(**msgspec.structs.asdict(given))
 
 
-def _tracking(raw: Any, deployments: dict[str, Deployment]) -> TrackingConfig:
-    tracking = _mapping(raw, "tracking")
-    _no_unknown(tracking, "tracking", {"enabled", "mlflow_tracking_uri", "flush_interval_s",
-                                       "trace_sample_rate", "max_traces_per_minute",
-                                       "premium_deployment"})
-    premium = tracking.get("premium_deployment")
-    if premium is not None and (not isinstance(premium, str) or premium not in deployments):
+def _tracking(given: _Tracking, deployments: dict[str, Deployment]) -> TrackingConfig:
+    premium = given.premium_deployment
+    if premium is not None and premium not in deployments:
         raise ConfigError("tracking.premium_deployment", f"unknown deployment {premium!r}")
-    return TrackingConfig(
-        enabled=_bool(tracking.get("enabled", True), "tracking.enabled"),
-        mlflow_tracking_uri=_optional_str(tracking.get("mlflow_tracking_uri"), "tracking.mlflow_tracking_uri"),
-        flush_interval_s=_positive(tracking.get("flush_interval_s", 30.0), "tracking.flush_interval_s"),
-        trace_sample_rate=_fraction(tracking.get("trace_sample_rate", 0.01), "tracking.trace_sample_rate"),
-        max_traces_per_minute=_count(tracking.get("max_traces_per_minute", 60), "tracking.max_traces_per_minute"),
-        premium_deployment=premium,
-    )
+    return TrackingConfig(**msgspec.structs.asdict(given))
 
 
-def _bool(value: Any, where: str) -> bool:
-    if not isinstance(value, bool):
-        raise ConfigError(where, "must be true or false")
-    return value
-
-
-def _output_tokens(raw: Any) -> dict[str, int]:
+def _output_tokens(given: Names) -> dict[str, int]:
     """Per-intent output-token estimates; unset intents keep the defaults."""
-    given = _mapping(raw, "router.output_tokens")
     _no_unknown(given, "router.output_tokens", set(INTENTS))
     tokens = dict(DEFAULT_OUTPUT_TOKENS)
     for intent, value in given.items():
-        tokens[str(intent)] = _count(value, f"router.output_tokens.{intent}")
+        tokens[intent] = _convert(value, Count, f"router.output_tokens.{intent}")
     return tokens
 
 
-_DEPLOYMENT_FIELDS = {
-    "model", "tier", "api_base", "api_key_env", "timeout_s", "context_window",
-    "input_cost_per_mtok", "output_cost_per_mtok", "retry_on", "fallbacks", "api_style",
-    "cache_read_cost_per_mtok", "cache_write_cost_per_mtok",
-    "group", "weight", "rpm", "tpm",
-}
-
-
-def _deployment(name: str, spec: Any, prices: Mapping[str, Any]) -> Deployment:
+def _deployment(name: str, raw: Any, prices: Mapping[str, Any]) -> Deployment:
+    """The schema, then what it cannot say: retry conditions, the fast path's api_base and
+    prices from litellm's cost map where the config gives none."""
     where = f"deployments.{name}"
-    spec = _mapping(spec, where)
-    _no_unknown(spec, where, _DEPLOYMENT_FIELDS)
-    model = spec.get("model")
-    if not isinstance(model, str) or "/" not in model:
-        raise ConfigError(f"{where}.model", "must be a litellm model id like 'openai/gpt-4o'")
-    tier = spec.get("tier")
-    if tier not in TIERS:
-        raise ConfigError(f"{where}.tier", f"must be one of {list(TIERS)}")
-    key_env = spec.get("api_key_env")
-    if key_env is not None and (not isinstance(key_env, str) or not _ENV_NAME.match(key_env)):
-        raise ConfigError(f"{where}.api_key_env", "must name an environment variable, not hold a key")
-    known = _price_entry(model, prices)
-    retry = {str(c).lower() for c in _list(spec.get("retry_on", ["429", "5xx", "timeout"]), f"{where}.retry_on")}
+    spec = _convert(raw, _Deployment, where)
+    known = _price_entry(spec.model, prices)
+    retry = {str(c).lower() for c in spec.retry_on}
     if not retry <= RETRYABLE_CONDITIONS:
-        raise ConfigError(f"{where}.retry_on", f"unknown conditions {sorted(retry - RETRYABLE_CONDITIONS)}")
-    api_style = _api_style(spec.get("api_style"), model, f"{where}.api_style")
-    api_base = _optional_str(spec.get("api_base"), f"{where}.api_base")
+        raise ConfigError(
+            f"{where}.retry_on", f"unknown conditions {sorted(retry - RETRYABLE_CONDITIONS)}"
+        )
+    api_style = spec.api_style or ("openai" if spec.model.startswith("openai/") else "litellm")
+    api_base = spec.api_base
     if api_style == "openai" and api_base is None:
-        api_base = OPENAI_API_BASES.get(model.split("/", 1)[0])
+        api_base = OPENAI_API_BASES.get(spec.model.split("/", 1)[0])
         if api_base is None:
             raise ConfigError(f"{where}.api_base", "is required when api_style is 'openai'")
-    input_price = _price(spec, "input", known, where)
-    cache_read = _cache_price(spec, "cache_read", "cache_read_input_token_cost", known, where)
-    if cache_read is not None and "cache_read_cost_per_mtok" not in spec:
+    input_price = _price(
+        spec.input_cost_per_mtok, known.get("input_cost_per_token"), f"{where}.input_cost_per_mtok"
+    )
+    cache_read = _cache_price(
+        spec.cache_read_cost_per_mtok, known.get("cache_read_input_token_cost")
+    )
+    if cache_read is not None and spec.cache_read_cost_per_mtok is UNSET:
         cache_read = min(cache_read, input_price)  # a configured input price below the map's
+    context_window = spec.context_window
+    if context_window is UNSET:
+        context_window = _convert(
+            known.get("max_input_tokens") or 128_000, Count, f"{where}.context_window"
+        )
     return Deployment(
         name=name,
-        model=model,
-        tier=tier,
+        model=spec.model,
+        tier=spec.tier,
         api_base=api_base,
-        api_key_env=key_env,
-        timeout_s=_positive(spec.get("timeout_s", 60), f"{where}.timeout_s"),
-        context_window=_count(spec.get("context_window", known.get("max_input_tokens") or 128_000), f"{where}.context_window"),
+        api_key_env=spec.api_key_env,
+        timeout_s=spec.timeout_s,
+        context_window=context_window,
         input_cost_per_mtok=input_price,
-        output_cost_per_mtok=_price(spec, "output", known, where),
+        output_cost_per_mtok=_price(
+            spec.output_cost_per_mtok,
+            known.get("output_cost_per_token"),
+            f"{where}.output_cost_per_mtok",
+        ),
         retry_on=frozenset(retry),
-        fallbacks=tuple(str(f) for f in _list(spec.get("fallbacks", []), f"{where}.fallbacks")),
+        fallbacks=tuple(spec.fallbacks),
         api_style=api_style,
         cache_read_cost_per_mtok=cache_read,
-        cache_write_cost_per_mtok=_cache_price(spec, "cache_write", "cache_creation_input_token_cost", known, where),
-        group=_optional_str(spec.get("group"), f"{where}.group"),
-        weight=_non_negative(spec.get("weight", 1.0), f"{where}.weight"),
-        rpm=None if spec.get("rpm") is None else _count(spec["rpm"], f"{where}.rpm"),
-        tpm=None if spec.get("tpm") is None else _count(spec["tpm"], f"{where}.tpm"),
+        cache_write_cost_per_mtok=_cache_price(
+            spec.cache_write_cost_per_mtok, known.get("cache_creation_input_token_cost")
+        ),
+        group=spec.group,
+        weight=spec.weight,
+        rpm=spec.rpm,
+        tpm=spec.tpm,
     )
 
 
-def _api_style(value: Any, model: str, where: str) -> str:
-    """Default: the fast path for OpenAI itself, litellm for everything else."""
-    if value is None:
-        return "openai" if model.startswith("openai/") else "litellm"
-    if value not in ("openai", "litellm"):
-        raise ConfigError(where, "must be 'openai' or 'litellm'")
-    return str(value)
-
-
-def _price(spec: dict[str, Any], side: str, known: dict[str, Any], where: str) -> float:
-    price = _configured_price(spec, side, where)
-    if price is not None:
-        return price
-    per_token = known.get(f"{side}_cost_per_token")
+def _price(configured: float | UnsetType, per_token: Any, where: str) -> float:
+    """A price per million tokens: the config's, else litellm's cost map's."""
+    if configured is not UNSET:
+        return configured
     if per_token is None:
-        raise ConfigError(f"{where}.{side}_cost_per_mtok", "not in litellm's cost map: set it in the config")
+        raise ConfigError(where, "not in litellm's cost map: set it in the config")
     return float(per_token) * 1_000_000
 
 
-def _configured_price(spec: dict[str, Any], side: str, where: str) -> float | None:
-    """The config's ``<side>_cost_per_mtok``, checked; None when the config does not set it."""
-    field = f"{side}_cost_per_mtok"
-    if field not in spec:
-        return None
-    value = spec[field]
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1e12:
-        raise ConfigError(f"{where}.{field}", "must be a number >= 0")
-    return float(value)
-
-
-def _cache_price(spec: dict[str, Any], side: str, map_field: str, known: dict[str, Any],
-                 where: str) -> float | None:
+def _cache_price(configured: float | UnsetType, per_token: Any) -> float | None:
     """A prompt-cache price per million tokens: the config's, else litellm's cost map's, else
     None (such tokens are priced as ordinary input)."""
-    price = _configured_price(spec, side, where)
-    if price is not None:
-        return price
-    per_token = known.get(map_field)
-    if isinstance(per_token, bool) or not isinstance(per_token, (int, float)) or not 0 <= per_token < 1e6:
+    if configured is not UNSET:
+        return configured
+    if (
+        isinstance(per_token, bool)
+        or not isinstance(per_token, (int, float))
+        or not 0 <= per_token < 1e6
+    ):
         return None
     return float(per_token) * 1_000_000
 
 
-def _groups(raw: Any, deployments: dict[str, Deployment]) -> dict[str, ModelGroup]:
+def _groups(settings: Names, deployments: dict[str, Deployment]) -> dict[str, ModelGroup]:
     """The model groups the deployments' ``group`` fields make, each with its strategy
     (``router.groups.<name>.strategy``, default ``weighted``)."""
-    settings = _mapping(raw, "router.groups")
     members: dict[str, list[str]] = {}
     for deployment in deployments.values():
         if deployment.group is not None:
             if deployment.group in deployments:
-                raise ConfigError(f"deployments.{deployment.name}.group",
-                                  f"{deployment.group!r} is a deployment's name: a group needs its own")
+                raise ConfigError(
+                    f"deployments.{deployment.name}.group",
+                    f"{deployment.group!r} is a deployment's name: a group needs its own",
+                )
             members.setdefault(deployment.group, []).append(deployment.name)
     groups: dict[str, ModelGroup] = {}
     for name in settings:
-        if str(name) not in members:
+        if name not in members:
             raise ConfigError(f"router.groups.{name}", "no deployment has this group")
     for name, names in members.items():
         where = f"router.groups.{name}"
-        given = _mapping(settings.get(name, {}), where)
-        _no_unknown(given, where, {"strategy"})
-        strategy = given.get("strategy", "weighted")
-        if strategy not in GROUP_STRATEGIES:
-            raise ConfigError(f"{where}.strategy", f"must be one of {list(GROUP_STRATEGIES)}")
+        strategy = _convert(settings.get(name, {}), _Group, where).strategy
         if not any(deployments[n].weight > 0 for n in names):
             raise ConfigError(where, "every member has weight 0: at least one must take requests")
         unlimited = [n for n in names if deployments[n].rpm is None and deployments[n].tpm is None]
         if strategy == "headroom" and unlimited:
-            raise ConfigError(f"deployments.{unlimited[0]}.rpm",
-                              f"group {name!r} orders by headroom: every member needs rpm or tpm")
-        groups[name] = ModelGroup(name, tuple(names), str(strategy))
+            raise ConfigError(
+                f"deployments.{unlimited[0]}.rpm",
+                f"group {name!r} orders by headroom: every member needs rpm or tpm",
+            )
+        groups[name] = ModelGroup(name, tuple(names), strategy)
     return groups
 
 
-def _policy(raw: Any, deployments: dict[str, Deployment],
-            groups: dict[str, ModelGroup] | None = None) -> dict[str, tuple[str, ...]]:
+def _policy(
+    policy: Names, deployments: dict[str, Deployment], groups: dict[str, ModelGroup] | None = None
+) -> dict[str, tuple[str, ...]]:
     """The chain of every intent: its own, else ``policy.default``'s (so a small config may
     list one chain for everything). A group's name stands for its first member (which stands
     for the whole group when the chain is walked)."""
-    policy = _mapping(raw, "policy")
     _no_unknown(policy, "policy", {*INTENTS, DEFAULT_POLICY})
     aliases = {name: group.members[0] for name, group in (groups or {}).items()}
 
     def chain_of(key: str) -> tuple[str, ...]:
-        entries = policy[key]
-        if isinstance(entries, list):
-            entries = [aliases.get(e, e) if isinstance(e, str) else e for e in entries]
-        return _chain(entries, key, deployments)
+        chain = [aliases.get(e, e) for e in _convert(policy[key], list[str], f"policy.{key}")]
+        return _chain(chain, key, deployments)
 
     default = chain_of(DEFAULT_POLICY) if DEFAULT_POLICY in policy else None
     chains: dict[str, tuple[str, ...]] = {}
@@ -720,16 +836,19 @@ def _policy(raw: Any, deployments: dict[str, Deployment],
         elif default is not None:
             chains[intent] = default
         else:
-            raise ConfigError(f"policy.{intent}", "must be a non-empty list of deployment names "
-                              "(or set policy.default for every intent without its own)")
+            raise ConfigError(
+                f"policy.{intent}",
+                "must be a non-empty list of deployment names "
+                "(or set policy.default for every intent without its own)",
+            )
     return chains
 
 
-def _chain(chain: Any, key: str, deployments: dict[str, Deployment]) -> tuple[str, ...]:
-    if not isinstance(chain, list) or not chain:
+def _chain(chain: list[str], key: str, deployments: dict[str, Deployment]) -> tuple[str, ...]:
+    if not chain:
         raise ConfigError(f"policy.{key}", "must be a non-empty list of deployment names")
     for index, name in enumerate(chain):
-        if not isinstance(name, str) or name not in deployments:
+        if name not in deployments:
             raise ConfigError(f"policy.{key}[{index}]", f"unknown deployment {name!r}")
     if len(set(chain)) != len(chain):
         raise ConfigError(f"policy.{key}", "names a deployment twice")
@@ -743,7 +862,10 @@ def _cost_map() -> Mapping[str, Any]:
     spec = find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
         return MappingProxyType({})
-    path = Path(next(iter(spec.submodule_search_locations))) / "model_prices_and_context_window_backup.json"
+    path = (
+        Path(next(iter(spec.submodule_search_locations)))
+        / "model_prices_and_context_window_backup.json"
+    )
     try:
         return MappingProxyType(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
@@ -756,52 +878,7 @@ def _price_entry(model: str, prices: Mapping[str, Any]) -> dict[str, Any]:
     return entry if isinstance(entry, dict) else {}
 
 
-def _list(value: Any, where: str) -> list[Any]:
-    if not isinstance(value, list):
-        raise ConfigError(where, "must be a list")
-    return value
-
-
-def _mapping(value: Any, where: str) -> dict[str, Any]:
-    if not isinstance(value, dict):
-        raise ConfigError(where, "must be a mapping")
-    return value
-
-
-def _no_unknown(mapping: dict[str, Any], where: str, allowed: set[str]) -> None:
-    unknown = sorted(str(k) for k in mapping if k not in allowed)
+def _no_unknown(mapping: Names, where: str, allowed: set[str]) -> None:
+    unknown = sorted(k for k in mapping if k not in allowed)
     if unknown:
         raise ConfigError(f"{where}.{unknown[0]}", f"unknown field (allowed: {sorted(allowed)})")
-
-
-def _positive(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < 1e12:
-        raise ConfigError(where, "must be a positive number")
-    return float(value)
-
-
-def _body_limit(value: Any) -> int:
-    limit = _count(value, "router.max_body_bytes")
-    if not 1024 <= limit <= 64 * 1024 * 1024:
-        raise ConfigError("router.max_body_bytes", "must be between 1024 (1 KiB) and 67108864 (64 MiB)")
-    return limit
-
-
-def _count(value: Any, where: str) -> int:
-    """A positive whole number (3 or 3.0, not 0.5: int() would make that 0)."""
-    number = _positive(value, where)
-    if number != int(number):
-        raise ConfigError(where, "must be a positive whole number")
-    return int(number)
-
-
-def _fraction(value: Any, where: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ConfigError(where, "must be a number in [0, 1]")
-    return float(value)
-
-
-def _optional_str(value: Any, where: str) -> str | None:
-    if value is not None and not isinstance(value, str):
-        raise ConfigError(where, "must be a string or null")
-    return value

@@ -50,4 +50,4 @@ def test_a_bad_config_stops_the_service_before_it_starts(tmp_path: Path) -> None
     done = subprocess.run([sys.executable, "-m", "intent_router.service", "--config", str(path),
                            "--port", "1", "--workers", "2"], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
-    assert "deployments.gpt-4o.timeout_s: must be a positive number" in done.stderr
+    assert "deployments.gpt-4o.timeout_s: must be a number, got a string" in done.stderr

@@ -63,8 +63,16 @@ def test_the_default_config_mirrors_the_tier_table() -> None:
         ("router/output_tokens/poetry", 10, "router.output_tokens.poetry"),
         ("router/routing", {"mode": "cheapest"}, "router.routing.mode"),
         ("router/routing", {"weight": -1}, "router.routing.weight"),
-        ("router/routing", {"matrix": {"debugging": {"general": -0.1}}}, "router.routing.matrix.debugging.general"),
-        ("router/routing", {"matrix": {"debugging": {"debugging": 0.1}}}, "router.routing.matrix.debugging.debugging"),
+        (
+            "router/routing",
+            {"matrix": {"debugging": {"general": -0.1}}},
+            "router.routing.matrix.debugging.general",
+        ),
+        (
+            "router/routing",
+            {"matrix": {"debugging": {"debugging": 0.1}}},
+            "router.routing.matrix.debugging.debugging",
+        ),
         ("router/routing", {"matrix": {"poetry": {}}}, "router.routing.matrix.poetry"),
         ("router/routing", {"llm_accuracy": 2}, "router.routing.llm_accuracy"),
         ("router/conversation", {"latest_weight": 0.3}, "router.conversation.latest_weight"),
@@ -100,11 +108,19 @@ def test_unreadable_and_invalid_files_fail_clearly(tmp_path: Path) -> None:
         load_config(bad)
 
 
-@given(st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
-    max_leaves=12,
-))
+@given(
+    st.recursive(
+        st.none()
+        | st.booleans()
+        | st.integers()
+        | st.floats(allow_nan=False)
+        | st.text(max_size=8),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+        ),
+        max_leaves=12,
+    )
+)
 def test_any_yaml_value_either_parses_or_raises_config_error(raw: Any) -> None:
     try:
         parse_config(raw)
@@ -112,8 +128,11 @@ def test_any_yaml_value_either_parses_or_raises_config_error(raw: Any) -> None:
         pass
 
 
-@given(st.sampled_from(sorted(INTENTS)), st.sampled_from(["timeout_s", "context_window"]),
-       st.one_of(st.integers(max_value=0), st.text(max_size=5), st.booleans()))
+@given(
+    st.sampled_from(sorted(INTENTS)),
+    st.sampled_from(["timeout_s", "context_window"]),
+    st.one_of(st.integers(max_value=0), st.text(max_size=5), st.booleans()),
+)
 def test_invalid_numbers_anywhere_name_their_field(intent: str, field: str, value: Any) -> None:
     name = RAW["policy"][intent][0]
     with pytest.raises(ConfigError) as info:
@@ -132,14 +151,17 @@ def test_fallbacks_must_name_other_known_deployments() -> None:
     assert info.value.field == "deployments.gpt-4o.fallbacks[0]"
 
 
-@pytest.mark.parametrize(("section", "value", "field"), [
-    ({"over_budget": "shrug"}, None, "governance.over_budget"),
-    ({"downgrade_tier": "cheap"}, None, "governance.downgrade_tier"),
-    ({"redis_url": "http://cache:6379"}, None, "governance.redis_url"),
-    ({"redis_url": "redis://user:hunter2@cache:6379/0"}, None, "governance.redis_url"),
-    ({"client_keys": "yes"}, None, "governance.client_keys"),
-    ({"budgets": {}}, None, "governance.budgets"),
-])
+@pytest.mark.parametrize(
+    ("section", "value", "field"),
+    [
+        ({"over_budget": "shrug"}, None, "governance.over_budget"),
+        ({"downgrade_tier": "cheap"}, None, "governance.downgrade_tier"),
+        ({"redis_url": "http://cache:6379"}, None, "governance.redis_url"),
+        ({"redis_url": "redis://user:hunter2@cache:6379/0"}, None, "governance.redis_url"),
+        ({"client_keys": "yes"}, None, "governance.client_keys"),
+        ({"budgets": {}}, None, "governance.budgets"),
+    ],
+)
 def test_a_bad_governance_field_is_named(section: dict, value: Any, field: str) -> None:
     with pytest.raises(ConfigError) as bad:
         parse_config(_with("governance", {**RAW["governance"], **section}))
@@ -158,9 +180,15 @@ def test_downgrading_needs_a_deployment_on_the_downgrade_tier() -> None:
 
 def test_the_redis_url_comes_from_the_environment_first(monkeypatch: pytest.MonkeyPatch) -> None:
     config = parse_config(_with("governance", {"redis_url": "redis://127.0.0.1:6379/0"}))
-    assert config.governance.resolved_redis_url(ServiceSettings.from_env().redis_url) == "redis://127.0.0.1:6379/0"
+    assert (
+        config.governance.resolved_redis_url(ServiceSettings.from_env().redis_url)
+        == "redis://127.0.0.1:6379/0"
+    )
     monkeypatch.setenv("INTENT_ROUTER_REDIS_URL", "redis://:secret@cache:6379/1")
-    assert config.governance.resolved_redis_url(ServiceSettings.from_env().redis_url) == "redis://:secret@cache:6379/1"
+    assert (
+        config.governance.resolved_redis_url(ServiceSettings.from_env().redis_url)
+        == "redis://:secret@cache:6379/1"
+    )
     assert not load_config().governance.client_keys  # the embedded default: no keys
 
 
@@ -168,10 +196,13 @@ def test_the_production_profile_is_the_default_with_keys_redis_and_postgresql() 
     production_path = DEFAULT_CONFIG.with_name("production.yaml")
     production = yaml.safe_load(production_path.read_text())
     # Everything but governance and storage stays in step with the bundled config.
-    assert {k: v for k, v in production.items() if k not in ("governance", "storage")} == \
-        {k: v for k, v in RAW.items() if k not in ("governance", "storage")}
+    assert {k: v for k, v in production.items() if k not in ("governance", "storage")} == {
+        k: v for k, v in RAW.items() if k not in ("governance", "storage")
+    }
     config = load_config(production_path)
-    assert config.governance.client_keys and config.governance.redis_url == "redis://127.0.0.1:6379/0"
+    assert (
+        config.governance.client_keys and config.governance.redis_url == "redis://127.0.0.1:6379/0"
+    )
     assert config.storage.database_url.startswith("postgresql+psycopg://")
 
 
@@ -187,8 +218,70 @@ def test_the_body_limit_is_configurable_within_bounds() -> None:
 def test_regret_routing_is_off_by_default_and_matrix_cells_override_the_defaults() -> None:
     default = load_config()
     assert default.routing.mode == "argmax" and default.conversation.enabled
-    raw = _with("router/routing", {"mode": "regret", "weight": 2, "matrix": {"documentation": {"general": 0.2}}})
+    raw = _with(
+        "router/routing",
+        {"mode": "regret", "weight": 2, "matrix": {"documentation": {"general": 0.2}}},
+    )
     routing = parse_config(raw).routing
     matrix = routing.regret_matrix()
-    assert (routing.mode, routing.weight, matrix["documentation"]["general"]) == ("regret", 2.0, 0.2)
-    assert matrix["security_audit"]["general"] == default.routing.regret_matrix()["security_audit"]["general"]
+    assert (routing.mode, routing.weight, matrix["documentation"]["general"]) == (
+        "regret",
+        2.0,
+        0.2,
+    )
+    assert (
+        matrix["security_audit"]["general"]
+        == default.routing.regret_matrix()["security_audit"]["general"]
+    )
+
+
+def test_the_bundled_file_restates_the_schema_defaults() -> None:
+    """The defaults are stated once, in config.py; router.yaml writes them out as a commented
+    reference, and this keeps the two in step (production.yaml differs in governance and
+    storage only, which another test checks)."""
+    import msgspec
+
+    from intent_router import config as config_module
+
+    defaults = msgspec.to_builtins(config_module._Config(deployments={}, policy={}))
+    stated = copy.deepcopy({k: v for k, v in RAW.items() if k not in ("deployments", "policy")})
+    # Not defaults in the schema: the classifier's deployment defaults to the first one, and
+    # unset output-token estimates come from DEFAULT_OUTPUT_TOKENS.
+    assert stated["router"]["llm_classifier"].pop("deployment") == next(iter(RAW["deployments"]))
+    assert stated["router"].pop("output_tokens") == config_module.DEFAULT_OUTPUT_TOKENS
+    del defaults["router"]["llm_classifier"]["deployment"], defaults["router"]["output_tokens"]
+    assert stated == {k: v for k, v in defaults.items() if k not in ("deployments", "policy")}
+
+
+def test_msgspec_errors_name_the_field_in_our_words() -> None:
+    for path, value, expected in [
+        (
+            "deployments/gpt-4o/timeout_s",
+            "fast",
+            "deployments.gpt-4o.timeout_s: must be a number, got a string",
+        ),
+        (
+            "router/cooldown/failures",
+            2.5,
+            "router.cooldown.failures: must be an integer, got a float",
+        ),
+        (
+            "router/upstream/max_body_bytes",
+            10,
+            "router.upstream.max_body_bytes: must be an integer >= 1024",
+        ),
+        ("router/upstream/colour", 1, "router.upstream.colour: unknown field"),
+        ("colour", 1, "config.colour: unknown field"),
+        (
+            "deployments",
+            {7: {"model": "openai/gpt-4o", "tier": "local"}},
+            "deployments: has a key that is not a string",
+        ),
+    ]:
+        with pytest.raises(ConfigError) as info:
+            parse_config(_with(path, value))
+        assert str(info.value) == expected
+    raw = copy.deepcopy(RAW)
+    del raw["deployments"]["gpt-4o"]["tier"]
+    with pytest.raises(ConfigError, match=r"^deployments\.gpt-4o\.tier: is required$"):
+        parse_config(raw)

@@ -96,6 +96,9 @@ fake-fleet: venv ## The fake provider fleet on 127.0.0.1:9100 (PORT=p); then mak
 test: venv ## Run the test suite (TEST_WORKERS=auto processes, a test file per process at a time)
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
+test-fast: venv ## Everything but the bounded load runs (pytest marker `load`): the loop before a push
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not load"
+
 test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
 	$(PY) -m pytest -q tests/unit
 
@@ -131,4 +134,4 @@ mlflow-ui: venv ## MLflow UI on 127.0.0.1:5000 (MLFLOW_PORT=p) over the local st
 clean: ## Remove caches (keeps the venv and the MLflow store)
 	rm -rf .pytest_cache .hypothesis tests/bench/results
 
-.PHONY: help venv lock lint FORCE split data-check train eval baseline harvest serve demo fake-fleet test test-unit bench mlflow-ui clean
+.PHONY: help venv lock lint FORCE split data-check train eval baseline harvest serve demo fake-fleet test test-fast test-unit bench mlflow-ui clean

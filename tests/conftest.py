@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, settings
 # Hypothesis's per-example deadline measures wall time, which a loaded CI machine stretches:
 # a property test fails on what it asserts, never on how busy the machine is (speed is
 # measured by the benchmarks, not by tests).
-settings.register_profile("project", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow])
+settings.register_profile(
+    "project", deadline=None, print_blob=True, suppress_health_check=[HealthCheck.too_slow]
+)
 settings.load_profile("project")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -63,15 +65,19 @@ def fresh_mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> MlflowStoreM
     def make(path: Path, cwd: Path) -> str:
         with sqlite3.connect(template) as source, sqlite3.connect(path) as copy:
             source.backup(copy)
-            copy.execute("UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
-                         (str(cwd.resolve() / "mlruns" / "0"),))
+            copy.execute(
+                "UPDATE experiments SET artifact_location = ? WHERE experiment_id = 0",
+                (str(cwd.resolve() / "mlruns" / "0"),),
+            )
         return f"sqlite:///{path}"
 
     return make
 
 
 @pytest.fixture
-def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_mlflow_store: MlflowStoreMaker) -> str:
+def mlflow_uri(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_mlflow_store: MlflowStoreMaker
+) -> str:
     """A fresh SQLite MLflow store in a temp dir, set as MLFLOW_TRACKING_URI."""
     uri = fresh_mlflow_store(tmp_path / "mlflow.db", tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
@@ -79,7 +85,9 @@ def mlflow_uri(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fresh_mlflow_sto
     return uri
 
 
-POSTGRES_URL = os.environ.get("INTENT_ROUTER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+POSTGRES_URL = os.environ.get(
+    "INTENT_ROUTER_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 @contextmanager

@@ -41,12 +41,20 @@ class _Observation:
         return time.monotonic() >= self.deadline
 
     def failure(self) -> AssertionError:
-        return AssertionError(f"{self.what or 'condition'} did not hold within {self.timeout_s} s; {self.last}")
+        return AssertionError(
+            f"{self.what or 'condition'} did not hold within {self.timeout_s} s; {self.last}"
+        )
 
 
-def eventually(probe: Callable[[], T], until: Callable[[T], bool] = _held, *,
-               timeout_s: float = 30.0, interval_s: float = INTERVAL_S, what: str = "",
-               ignoring: tuple[type[BaseException], ...] = ()) -> T:
+def eventually(
+    probe: Callable[[], T],
+    until: Callable[[T], bool] = _held,
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = INTERVAL_S,
+    what: str = "",
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> T:
     """``probe()``'s first value for which ``until`` holds (by default: a truthy one).
 
     Exceptions listed in ``ignoring`` count as "not yet"; any other exception from ``probe``
@@ -68,9 +76,15 @@ def eventually(probe: Callable[[], T], until: Callable[[T], bool] = _held, *,
         time.sleep(interval_s)
 
 
-async def eventually_async(probe: Callable[[], Awaitable[T]], until: Callable[[T], bool] = _held, *,
-                           timeout_s: float = 30.0, interval_s: float = INTERVAL_S, what: str = "",
-                           ignoring: tuple[type[BaseException], ...] = ()) -> T:
+async def eventually_async(
+    probe: Callable[[], Awaitable[T]],
+    until: Callable[[T], bool] = _held,
+    *,
+    timeout_s: float = 30.0,
+    interval_s: float = INTERVAL_S,
+    what: str = "",
+    ignoring: tuple[type[BaseException], ...] = (),
+) -> T:
     """:func:`eventually` for a coroutine probe, sleeping on the event loop between polls."""
     seen = _Observation(what, timeout_s)
     while True:

@@ -66,7 +66,9 @@ def fit_temperature(
     low, high = np.log(TEMPERATURE_BOUNDS[0]), np.log(TEMPERATURE_BOUNDS[1])
     result = minimize_scalar(
         lambda log_t: _nll(scale(probabilities, float(np.exp(log_t))), truth),
-        bounds=(low, high), method="bounded", options={"xatol": 1e-4},
+        bounds=(low, high),
+        method="bounded",
+        options={"xatol": 1e-4},
     )
     temperature = round(float(np.exp(result.x)), 4)
     after = scale(probabilities, temperature)
@@ -104,8 +106,9 @@ def reliability(
     for low, high in itertools.pairwise(edges):
         in_bin = (confidence > low) & (confidence <= high)
         if in_bin.any():
-            out.append((float(confidence[in_bin].mean()), float(correct[in_bin].mean()),
-                        int(in_bin.sum())))
+            out.append(
+                (float(confidence[in_bin].mean()), float(correct[in_bin].mean()), int(in_bin.sum()))
+            )
     return out
 
 

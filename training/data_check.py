@@ -150,7 +150,9 @@ class DataReport:
             f"carrying code/traces/diffs/logs/paths/config: {self.code_share:.1%}",
             f"languages/stacks with >= {MIN_EXAMPLES_PER_LANGUAGE} examples: "
             f"{sum(n >= MIN_EXAMPLES_PER_LANGUAGE for n in self.languages.values())} "
-            + ", ".join(f"{k} {v}" for k, v in sorted(self.languages.items(), key=lambda kv: -kv[1])),
+            + ", ".join(
+                f"{k} {v}" for k, v in sorted(self.languages.items(), key=lambda kv: -kv[1])
+            ),
             f"template-like (shared skeleton or origin=template): {self.template_share:.1%}",
             f"near-duplicates (char 5-gram Jaccard >= {NEAR_DUPLICATE_JACCARD}): "
             f"{self.near_duplicate_share:.1%}",
@@ -160,14 +162,18 @@ class DataReport:
         return out
 
 
-def check(rows: Sequence[dict[str, str]], train: Sequence[dict[str, str]], test: Sequence[dict[str, str]]) -> DataReport:
+def check(
+    rows: Sequence[dict[str, str]], train: Sequence[dict[str, str]], test: Sequence[dict[str, str]]
+) -> DataReport:
     """Compute the report over all ``rows`` and the split, with the floors it misses."""
     texts = [r["text"] for r in rows]
     n = max(len(rows), 1)
     words = [word_count(t) for t in texts]
     skeletons = Counter(template_skeleton(t) for t in texts)
     templated = sum(
-        1 for r, t in zip(rows, texts) if r.get("origin") == "template" or skeletons[template_skeleton(t)] > 1
+        1
+        for r, t in zip(rows, texts)
+        if r.get("origin") == "template" or skeletons[template_skeleton(t)] > 1
     )
     near = near_duplicate_pairs(texts)
     in_near = {i for i, _, _ in near} | {j for _, j, _ in near}

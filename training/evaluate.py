@@ -44,15 +44,11 @@ class Evaluation:
         return metrics
 
 
-def evaluate(
-    y_true: Sequence[str], probabilities: np.ndarray, labels: Sequence[str]
-) -> Evaluation:
+def evaluate(y_true: Sequence[str], probabilities: np.ndarray, labels: Sequence[str]) -> Evaluation:
     """Score predictions given as a probability matrix whose columns follow ``labels``."""
     labels = list(labels)
     y_pred = [labels[i] for i in probabilities.argmax(axis=1)]
-    report = classification_report(
-        y_true, y_pred, labels=labels, output_dict=True, zero_division=0
-    )
+    report = classification_report(y_true, y_pred, labels=labels, output_dict=True, zero_division=0)
     per_label = {
         label: {
             "precision": float(report[label]["precision"]),

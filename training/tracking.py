@@ -47,8 +47,9 @@ def log_training_run(
         mlflow.log_metrics(metrics)
         for path in artifacts:
             mlflow.log_artifact(str(path))
-        mlflow.log_table({k: [row[k] for row in candidate_table] for k in candidate_table[0]},
-                         "candidates.json")
+        mlflow.log_table(
+            {k: [row[k] for row in candidate_table] for k in candidate_table[0]}, "candidates.json"
+        )
         info = mlflow.onnx.log_model(
             onnx.load(str(onnx_path)),
             name="intent_onnx",
@@ -56,8 +57,7 @@ def log_training_run(
             save_as_external_data=False,
         )
         version = str(info.registered_model_version)
-        alias, reason = _assign_alias(MlflowClient(), version, selection_metric,
-                                      selection_value)
+        alias, reason = _assign_alias(MlflowClient(), version, selection_metric, selection_value)
         return Registration(version=version, alias=alias, reason=reason, run_id=run.info.run_id)
 
 

@@ -10,7 +10,8 @@ from intent_router.config import Deployment
 def cost_usd(deployment: Deployment, input_tokens: int, output_tokens: int) -> float:
     """What ``deployment`` charges for the given token counts."""
     return (
-        input_tokens * deployment.input_cost_per_mtok + output_tokens * deployment.output_cost_per_mtok
+        input_tokens * deployment.input_cost_per_mtok
+        + output_tokens * deployment.output_cost_per_mtok
     ) / 1_000_000
 
 
@@ -35,12 +36,16 @@ def input_parts_usd(deployment: Deployment, tokens: InputTokens) -> tuple[float,
     per_mtok = deployment.input_cost_per_mtok
     read = deployment.cache_read_cost_per_mtok
     write = deployment.cache_write_cost_per_mtok
-    return (tokens.uncached * per_mtok / 1_000_000,
-            tokens.cached * (per_mtok if read is None else read) / 1_000_000,
-            tokens.cache_write * (per_mtok if write is None else write) / 1_000_000)
+    return (
+        tokens.uncached * per_mtok / 1_000_000,
+        tokens.cached * (per_mtok if read is None else read) / 1_000_000,
+        tokens.cache_write * (per_mtok if write is None else write) / 1_000_000,
+    )
 
 
 def cached_cost_usd(deployment: Deployment, tokens: InputTokens, output_tokens: int) -> float:
     """What ``deployment`` charges for a prompt split by the prompt cache, and the answer."""
-    return sum(input_parts_usd(deployment, tokens)) + output_tokens * deployment.output_cost_per_mtok / 1_000_000
-
+    return (
+        sum(input_parts_usd(deployment, tokens))
+        + output_tokens * deployment.output_cost_per_mtok / 1_000_000
+    )

@@ -1,27 +1,27 @@
 """The exception hierarchy of intent-router.
 
-    RouterError
-    ├── ConfigError                 the config file is missing or invalid (names the field)
-    ├── ModelError                  the ONNX model or its metadata cannot be used
-    │   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
-    ├── AuthenticationError         no valid client key while client keys are on (HTTP 401)
-    ├── RateLimitedError            a client key is over its RPM or TPM (HTTP 429, Retry-After)
-    │   └── BudgetExceededError     ... or over its budget and may not downgrade (HTTP 429)
-    ├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
-    │   ├── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
-    │   ├── UnknownRequestError     feedback for an unknown request id (HTTP 404)
-    │   └── ForbiddenDeploymentError  an override forbids what the request needs (HTTP 403)
-    ├── ProviderError               a provider call failed (status, kind, Retry-After); the
-    │   │                           deployment's retry_on decides whether the chain goes on
-    │   ├── MissingKeyError         the deployment's key variable is unset (skipped)
-    │   └── FatalProviderError      returned to the caller as it is, ending the chain (an upstream
-    │                               400, 401, 403, 404 the deployment's retry rules do not retry)
-    ├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
-    │   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
-    ├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
-    ├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
-    ├── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
-    └── TokenizerUnavailable        litellm's bundled cl100k_base is missing or not the real one
+RouterError
+├── ConfigError                 the config file is missing or invalid (names the field)
+├── ModelError                  the ONNX model or its metadata cannot be used
+│   └── ModelContractError      metadata and graph disagree (labels, inputs, outputs)
+├── AuthenticationError         no valid client key while client keys are on (HTTP 401)
+├── RateLimitedError            a client key is over its RPM or TPM (HTTP 429, Retry-After)
+│   └── BudgetExceededError     ... or over its budget and may not downgrade (HTTP 429)
+├── InvalidRequestError         the caller sent something we cannot route (HTTP 400)
+│   ├── UnknownModelError       no deployment by that name (HTTP 404, model_not_found)
+│   ├── UnknownRequestError     feedback for an unknown request id (HTTP 404)
+│   └── ForbiddenDeploymentError  an override forbids what the request needs (HTTP 403)
+├── ProviderError               a provider call failed (status, kind, Retry-After); the
+│   │                           deployment's retry_on decides whether the chain goes on
+│   ├── MissingKeyError         the deployment's key variable is unset (skipped)
+│   └── FatalProviderError      returned to the caller as it is, ending the chain (an upstream
+│                               400, 401, 403, 404 the deployment's retry rules do not retry)
+├── AllProvidersFailed          every deployment of the chain failed (HTTP 503)
+│   └── LocalOnlyFailed         a sensitive request's local tier failed: failed closed
+├── ProviderClientBug           our provider client failed, not the provider (HTTP 500)
+├── CountersUnavailable         the shared counters (Redis) did not answer (HTTP 503)
+├── StorageUnavailable          the database did not answer (HTTP 503, storage_unavailable)
+└── TokenizerUnavailable        litellm's bundled cl100k_base is missing or not the real one
 """
 
 from __future__ import annotations
@@ -137,7 +137,12 @@ class LocalOnlyFailed(AllProvidersFailed):
     """A sensitive request (a secret in it, or a sensitive repo or user) that only the local
     tier may answer, and the local tier failed: it fails closed, never reaching a cloud."""
 
-    def __init__(self, attempts: tuple[Attempt, ...], reasons: tuple[str, ...], deadline_exceeded: bool = False) -> None:
+    def __init__(
+        self,
+        attempts: tuple[Attempt, ...],
+        reasons: tuple[str, ...],
+        deadline_exceeded: bool = False,
+    ) -> None:
         super().__init__(attempts, deadline_exceeded)
         self.reasons = reasons
 
@@ -150,8 +155,10 @@ class ProviderClientBug(RouterError):
     ``bug`` names the underlying exception's type (and a missing module), never its message."""
 
     def __init__(self, deployment: str, bug: str) -> None:
-        super().__init__(f"internal error in the provider client of deployment {deployment!r}: {bug}; "
-                         "not retried on another deployment")
+        super().__init__(
+            f"internal error in the provider client of deployment {deployment!r}: {bug}; "
+            "not retried on another deployment"
+        )
         self.deployment = deployment
         self.bug = bug
 

@@ -66,15 +66,19 @@ async def walk_chain(
             continue
         began = clock()
         try:
-            value = await asyncio.wait_for(call(deployment, min(deployment.timeout_s, remaining)),
-                                           timeout=min(deployment.timeout_s, remaining))
+            value = await asyncio.wait_for(
+                call(deployment, min(deployment.timeout_s, remaining)),
+                timeout=min(deployment.timeout_s, remaining),
+            )
         except MissingKeyError as exc:  # not the provider's fault: no cooldown, next one
             attempts.append(Attempt(name, "skipped_no_key", error=str(exc)))
             continue
         except (TimeoutError, ProviderError) as exc:
             failure = _failure(exc)
             latency = (clock() - began) * 1000
-            attempts.append(Attempt(name, "failed", failure.status, _describe(exc, failure), latency))
+            attempts.append(
+                Attempt(name, "failed", failure.status, _describe(exc, failure), latency)
+            )
             decision = verdict(failure, deployment)
             if decision is Verdict.RETURN_TO_CALLER and failure.status is None:
                 # Not retried here (a reset or a timeout outside ``retry_on``), but there is no

@@ -47,6 +47,7 @@ Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any
 #: Streaming call: (deployment, request, timeout in s) -> SSE lines.
 OpenStream = Callable[[Deployment, dict[str, Any], float], AsyncIterator[bytes]]
 
+
 @dataclass(frozen=True)
 class RouteDecision:
     """Everything /v1/route answers."""
@@ -120,8 +121,10 @@ class StreamOutcome:
         return self.decision.escalation_cost_usd if self.decision else 0.0
 
 
-CONTINUE_INSTRUCTION = ("Your previous answer was cut off. Continue it exactly where it stopped, "
-                        "without repeating anything and without any preamble.")
+CONTINUE_INSTRUCTION = (
+    "Your previous answer was cut off. Continue it exactly where it stopped, "
+    "without repeating anything and without any preamble."
+)
 
 
 class Router:
@@ -136,21 +139,34 @@ class Router:
         sessions: SessionStore | None = None,
     ) -> None:
         self.config = config
-        self.sessions = sessions or InProcessSessions(config.sessions.max_sessions, config.sessions.ttl_s)
+        self.sessions = sessions or InProcessSessions(
+            config.sessions.max_sessions, config.sessions.ttl_s
+        )
         self.classifier = classifier
         self._complete = complete
         self._open_stream = open_stream
         self._cache = EscalationCache()
         default_counter()  # cl100k_base loads with the router (0.3 s), not on its first request
-        self.cooldowns = CooldownTracker(config.cooldown_failures, config.cooldown_s,
-                                         max_retry_after_s=config.upstream.max_retry_after_s)
-        self.secrets = (SecretDetector(dict(config.sensitive.patterns))
-                        if config.sensitive.detect_secrets else None)
+        self.cooldowns = CooldownTracker(
+            config.cooldown_failures,
+            config.cooldown_s,
+            max_retry_after_s=config.upstream.max_retry_after_s,
+        )
+        self.secrets = (
+            SecretDetector(dict(config.sensitive.patterns))
+            if config.sensitive.detect_secrets
+            else None
+        )
         self._regret_matrix = config.routing.regret_matrix()
         self.group_stats = GroupStats()
-        self.usage = MinuteUsage()  # requests and tokens to each rate-limited deployment this minute
-        self._limits = {n: (d.rpm, d.tpm) for n, d in config.deployments.items()
-                        if d.group is not None and (d.rpm or d.tpm)}
+        self.usage = (
+            MinuteUsage()
+        )  # requests and tokens to each rate-limited deployment this minute
+        self._limits = {
+            n: (d.rpm, d.tpm)
+            for n, d in config.deployments.items()
+            if d.group is not None and (d.rpm or d.tpm)
+        }
         self._rng = random.Random()
         self._group_of = {n: d.group for n, d in config.deployments.items() if d.group is not None}
         self._weights = {n: d.weight for n, d in config.deployments.items()}
@@ -167,9 +183,15 @@ class Router:
     def redact(self, text: str) -> str:
         return self.secrets.redact(text) if self.secrets is not None else text
 
-    async def route(self, prompt: str, requested_model: str = "auto", sensitive: bool = False,
-                    override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = (),
-                    escalate: bool = True) -> RouteDecision:
+    async def route(
+        self,
+        prompt: str,
+        requested_model: str = "auto",
+        sensitive: bool = False,
+        override: EffectiveOverride = NO_OVERRIDE,
+        context: Sequence[str] = (),
+        escalate: bool = True,
+    ) -> RouteDecision:
         """Classify ``prompt`` (with the earlier user turns ``context``, oldest first, when it
         is a short follow-up: routing/conversation.py), escalate when unsure (unless not
         ``escalate``) and choose the chain: the most probable intent's (``argmax``) or the
@@ -223,24 +245,36 @@ class Router:
         latest, earlier = self.classifier.predict_batch([selection.latest, selection.earlier])
         return mix_predictions(latest, earlier, self.config.conversation.latest_weight)
 
-    def _regret_choice(self, text: str, prediction: Prediction, sensitive: bool,
-                       override: EffectiveOverride) -> tuple[str, bool]:
+    def _regret_choice(
+        self, text: str, prediction: Prediction, sensitive: bool, override: EffectiveOverride
+    ) -> tuple[str, bool]:
         """The intent regret routing chooses, and whether asking the LLM classifier is worth it."""
         settings = self.config.routing
         costs = self._intent_costs(text, prediction.probabilities, sensitive, override)
         if prediction.intent not in costs:  # its chain is refused: let choose_chain say why
             return prediction.intent, False
         classifier = self.config.deployments[self.config.llm_classifier]
-        asking = (cost_usd(classifier, _classifier_tokens(text), 10)
-                  + settings.escalation_latency_s * settings.latency_usd_per_s)
+        asking = (
+            cost_usd(classifier, _classifier_tokens(text), 10)
+            + settings.escalation_latency_s * settings.latency_usd_per_s
+        )
         choice = regret.choose(
-            {i: p for i, p in prediction.probabilities.items() if i in costs}, self._regret_matrix,
-            costs, settings.weight, llm_accuracy=settings.llm_accuracy, escalation_cost_usd=asking,
+            {i: p for i, p in prediction.probabilities.items() if i in costs},
+            self._regret_matrix,
+            costs,
+            settings.weight,
+            llm_accuracy=settings.llm_accuracy,
+            escalation_cost_usd=asking,
         )
         return choice.routed_as, choice.escalate
 
-    def _intent_costs(self, text: str, probabilities: dict[str, float], sensitive: bool,
-                      override: EffectiveOverride) -> dict[str, float]:
+    def _intent_costs(
+        self,
+        text: str,
+        probabilities: dict[str, float],
+        sensitive: bool,
+        override: EffectiveOverride,
+    ) -> dict[str, float]:
         """What the request would cost on each intent's chain (its first deployment, the
         expected answer length); intents whose chain is refused are left out."""
         tokens_in = count_tokens(text)
@@ -254,39 +288,73 @@ class Router:
             costs[intent] = cost_usd(self.config.deployments[chain[0]], tokens_in, tokens_out)
         return costs
 
-    async def plan(self, prompt: str, model: str = "auto", sensitive: bool = False,
-                   override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = (),
-                   session: SessionId | None = None) -> Plan:
+    async def plan(
+        self,
+        prompt: str,
+        model: str = "auto",
+        sensitive: bool = False,
+        override: EffectiveOverride = NO_OVERRIDE,
+        context: Sequence[str] = (),
+        session: SessionId | None = None,
+    ) -> Plan:
         """Classify (for ``auto``) and choose the chain, the ``session``'s when it sticks;
         calls no provider but the LLM classifier."""
         if model in AUTO_MODELS:
             if session is not None and self.config.sessions.enabled:
-                return await self._session_plan(prompt, model, sensitive, override, context, session)
+                return await self._session_plan(
+                    prompt, model, sensitive, override, context, session
+                )
             decision = await self.route(prompt, model, sensitive, override, context)
             return Plan(decision, decision.chain)
         return Plan(None, choose_chain(self.config, "general", model, sensitive, override).chain)
 
-    async def _session_plan(self, prompt: str, model: str, sensitive: bool, override: EffectiveOverride,
-                            context: Sequence[str], session: SessionId) -> Plan:
+    async def _session_plan(
+        self,
+        prompt: str,
+        model: str,
+        sensitive: bool,
+        override: EffectiveOverride,
+        context: Sequence[str],
+        session: SessionId,
+    ) -> Plan:
         """The plan of a session's turn. A live session's turn does not ask the LLM classifier:
         only an upgrade could follow its answer, and an upgrade needs the local model sure."""
         state = None if session.opening else self._usable(await self.sessions.get(session.key))
         now = time.time()
         live = state is not None and now < state.expires_at
         decision = await self.route(prompt, model, sensitive, override, context, escalate=not live)
-        choice = decide(state, Proposal(decision.intent, decision.confidence, decision.chain,
-                                        _binding(state, sensitive, override, self.config)),
-                        now, self.config.sessions, self._blocked)
+        choice = decide(
+            state,
+            Proposal(
+                decision.intent,
+                decision.confidence,
+                decision.chain,
+                _binding(state, sensitive, override, self.config),
+            ),
+            now,
+            self.config.sessions,
+            self._blocked,
+        )
         chain = _prefer_first(choice.chain, choice.prefer)
         if chain != decision.chain:
             first = self.config.deployments[chain[0]]
-            estimate = cost_usd(first, count_tokens(prompt), self.config.output_tokens[decision.intent])
-            decision = replace(decision, chain=chain, estimated_cost_usd=estimate + decision.escalation_cost_usd)
+            estimate = cost_usd(
+                first, count_tokens(prompt), self.config.output_tokens[decision.intent]
+            )
+            decision = replace(
+                decision, chain=chain, estimated_cost_usd=estimate + decision.escalation_cost_usd
+            )
         return Plan(decision, choice.chain, choice.prefer, SessionTurn(session, choice))
 
-    async def route_turn(self, prompt: str, model: str = "auto", sensitive: bool = False,
-                         override: EffectiveOverride = NO_OVERRIDE, context: Sequence[str] = (),
-                         session: SessionId | None = None) -> tuple[RouteDecision, SessionReport | None]:
+    async def route_turn(
+        self,
+        prompt: str,
+        model: str = "auto",
+        sensitive: bool = False,
+        override: EffectiveOverride = NO_OVERRIDE,
+        context: Sequence[str] = (),
+        session: SessionId | None = None,
+    ) -> tuple[RouteDecision, SessionReport | None]:
         """``route``, within ``session`` when there is one (for ``auto``, sessions on): the
         session is stored at once, since no answer will tell which deployment answered."""
         if model not in AUTO_MODELS or session is None or not self.config.sessions.enabled:
@@ -321,26 +389,40 @@ class Router:
         return _prefer_first(chain, plan.prefer) if plan.prefer in chain else chain
 
     async def chat(
-        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,
+        self,
+        request: dict[str, Any],
+        prompt: str,
+        model: str = "auto",
+        sensitive: bool = False,
         plan: Plan | None = None,
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
         plan = plan or await self.plan(prompt, model, sensitive)
         decision, chain = plan.decision, self.walk_order(plan)
         result = await walk_chain(
-            chain, self.config.deployments,
-            self._counted(lambda deployment, timeout: self._complete(deployment, request, timeout),
-                          _request_tokens(request, prompt)),
-            self.cooldowns, self.config.request_deadline_s,
+            chain,
+            self.config.deployments,
+            self._counted(
+                lambda deployment, timeout: self._complete(deployment, request, timeout),
+                _request_tokens(request, prompt),
+            ),
+            self.cooldowns,
+            self.config.request_deadline_s,
             prompt_tokens=_request_tokens(request, prompt),
         )
         cost = _usage_cost(self.config.deployments[result.deployment], result.value)
         if decision is not None:
             cost += decision.escalation_cost_usd
-        return ChatOutcome(result.value, decision, result, cost, await self.remember(plan, result.deployment))
+        return ChatOutcome(
+            result.value, decision, result, cost, await self.remember(plan, result.deployment)
+        )
 
     async def chat_stream(
-        self, request: dict[str, Any], prompt: str, model: str = "auto", sensitive: bool = False,
+        self,
+        request: dict[str, Any],
+        prompt: str,
+        model: str = "auto",
+        sensitive: bool = False,
         plan: Plan | None = None,
     ) -> StreamOutcome:
         """Open a stream along the chain. Falling back is allowed until the first line arrives:
@@ -351,33 +433,52 @@ class Router:
         return StreamOutcome(decision, result, await self.remember(plan, result.deployment))
 
     async def resume_stream(
-        self, request: dict[str, Any], prompt: str, plan: Plan, partial: str, tried: Collection[str],
+        self,
+        request: dict[str, Any],
+        prompt: str,
+        plan: Plan,
+        partial: str,
+        tried: Collection[str],
     ) -> ChainResult[tuple[bytes, AsyncIterator[bytes]]]:
         """Continue a stream that broke after ``partial`` was sent: the chain's deployments not
         ``tried`` yet, in order (cooling down or keyless ones skipped), get the request with the
         partial answer as an assistant message and an instruction to go on from there."""
         chain = tuple(name for name in self.expand_groups(plan.chain) if name not in tried)
-        messages = [*request.get("messages", []), {"role": "assistant", "content": partial},
-                    {"role": "user", "content": CONTINUE_INSTRUCTION}]
+        messages = [
+            *request.get("messages", []),
+            {"role": "assistant", "content": partial},
+            {"role": "user", "content": CONTINUE_INSTRUCTION},
+        ]
         continuation = {**request, "messages": messages}
         return await self._walk_stream(chain, continuation, prompt + partial)
 
-    async def _walk_stream(self, chain: Sequence[str], request: dict[str, Any],
-                           prompt: str) -> ChainResult[tuple[bytes, AsyncIterator[bytes]]]:
+    async def _walk_stream(
+        self, chain: Sequence[str], request: dict[str, Any], prompt: str
+    ) -> ChainResult[tuple[bytes, AsyncIterator[bytes]]]:
         if self._open_stream is None:
             raise RuntimeError("this Router was built without a streaming client")
         open_stream = self._open_stream
 
-        async def first_line(deployment: Deployment, timeout: float) -> tuple[bytes, AsyncIterator[bytes]]:
+        async def first_line(
+            deployment: Deployment, timeout: float
+        ) -> tuple[bytes, AsyncIterator[bytes]]:
             lines = open_stream(deployment, {**request, "stream": True}, timeout)
             try:
                 return await lines.__anext__(), lines
             except StopAsyncIteration as exc:
-                raise ProviderError("upstream sent an empty stream", kind="malformed_response") from exc
+                raise ProviderError(
+                    "upstream sent an empty stream", kind="malformed_response"
+                ) from exc
 
         tokens = _request_tokens(request, prompt)
-        return await walk_chain(chain, self.config.deployments, self._counted(first_line, tokens), self.cooldowns,
-                                self.config.request_deadline_s, tokens)
+        return await walk_chain(
+            chain,
+            self.config.deployments,
+            self._counted(first_line, tokens),
+            self.cooldowns,
+            self.config.request_deadline_s,
+            tokens,
+        )
 
     def expand_groups(self, chain: Sequence[str]) -> tuple[str, ...]:
         """``chain`` with each model group's members in this request's order (its strategy's;
@@ -387,8 +488,9 @@ class Router:
 
         def order(group: str) -> tuple[str, ...]:
             spec = self.config.groups[group]
-            members = self.group_stats.members(spec.members, self._weights, self.cooldowns.available,
-                                               self.headroom)
+            members = self.group_stats.members(
+                spec.members, self._weights, self.cooldowns.available, self.headroom
+            )
             return order_members(members, spec.strategy, self._rng)
 
         return expand_chain(chain, self._group_of, order)
@@ -406,8 +508,9 @@ class Router:
             prompt, completion = usage_tokens(usage)
             self.usage.add(name, tokens=prompt + completion - estimate)
 
-    def _counted(self, call: Callable[[Deployment, float], Awaitable[T]],
-                 tokens: int) -> Callable[[Deployment, float], Awaitable[T]]:
+    def _counted(
+        self, call: Callable[[Deployment, float], Awaitable[T]], tokens: int
+    ) -> Callable[[Deployment, float], Awaitable[T]]:
         """``call`` counted in the group statistics: in flight while it runs (for a stream,
         until its first line), and its latency when it answers; for a rate-limited deployment,
         a request and ``tokens`` (estimated input) in this minute's usage, plus the answer's
@@ -438,31 +541,48 @@ class Router:
         """The tokens a chat request sends (its whole conversation, estimated)."""
         return _request_tokens(request, prompt)
 
-    def estimate_cost(self, chain: Iterable[str], request: dict[str, Any], prompt: str,
-                      intent: str | None) -> float:
+    def estimate_cost(
+        self, chain: Iterable[str], request: dict[str, Any], prompt: str, intent: str | None
+    ) -> float:
         """What a chat request may cost at most along ``chain``: its whole conversation in, and
         its ``max_tokens`` (else the intent's assumed answer length) out, at the dearest
         deployment of the chain (a fallback may answer). Budgets hold this until the answer's
         real usage is known."""
         tokens_in = _request_tokens(request, prompt)
         tokens_out = _max_tokens(request) or self.config.output_tokens[intent or "general"]
-        return max((cost_usd(self.config.deployments[n], tokens_in, tokens_out) for n in chain), default=0.0)
+        return max(
+            (cost_usd(self.config.deployments[n], tokens_in, tokens_out) for n in chain),
+            default=0.0,
+        )
 
-    def downgraded(self, plan: Plan, sensitive: bool = False,
-                   override: EffectiveOverride = NO_OVERRIDE) -> Plan | None:
+    def downgraded(
+        self, plan: Plan, sensitive: bool = False, override: EffectiveOverride = NO_OVERRIDE
+    ) -> Plan | None:
         """The plan on the config's downgrade tier (``governance.downgrade_tier``); None when
         that tier has no allowed deployment."""
-        chain = downgrade_chain(self.config, self.config.governance.downgrade_tier, sensitive, override)
+        chain = downgrade_chain(
+            self.config, self.config.governance.downgrade_tier, sensitive, override
+        )
         if not chain:
             return None
         session = plan.session
         if session is not None:  # a turn of its own: the session keeps its chain
-            session = replace(session, choice=replace(session.choice, chain=chain, prefer=None, outcome="switched",
-                                                      reason="over budget: downgraded, this turn only",
-                                                      sticks=False))
+            session = replace(
+                session,
+                choice=replace(
+                    session.choice,
+                    chain=chain,
+                    prefer=None,
+                    outcome="switched",
+                    reason="over budget: downgraded, this turn only",
+                    sticks=False,
+                ),
+            )
         return Plan(plan.decision, chain, None, session)
 
-    async def _escalate(self, prompt: str, local_intent: str) -> tuple[str, RouteSource, float, str | None]:
+    async def _escalate(
+        self, prompt: str, local_intent: str
+    ) -> tuple[str, RouteSource, float, str | None]:
         cached = self._cache.get(prompt)
         if cached is not None:
             return cached, "llm", 0.0, None
@@ -475,7 +595,12 @@ class Router:
             return local_intent, "default", 0.0, f"llm classifier failed: {type(exc).__name__}"
         except ProviderClientBug as exc:  # the local prediction stands, but the bug is told
             log.error("llm classifier: %s", exc)
-            return local_intent, "default", 0.0, f"llm classifier failed: ProviderClientBug: {exc.bug}"
+            return (
+                local_intent,
+                "default",
+                0.0,
+                f"llm classifier failed: ProviderClientBug: {exc.bug}",
+            )
         spent = _usage_cost(deployment, response)
         label = parse_label(_answer_text(response))
         if label is None:
@@ -488,16 +613,23 @@ def _prefer_first(chain: tuple[str, ...], prefer: str | None) -> tuple[str, ...]
     return chain if prefer is None else (prefer, *(n for n in chain if n != prefer))
 
 
-def _binding(state: SessionState | None, sensitive: bool, override: EffectiveOverride,
-             config: RouterConfig) -> str | None:
+def _binding(
+    state: SessionState | None, sensitive: bool, override: EffectiveOverride, config: RouterConfig
+) -> str | None:
     """Why a turn must take its own chain whatever its session's: local tier only, a pin, or
     an override forbidding part of the session's chain."""
     if sensitive or override.sensitive:
         return "sensitive: local tier only"
     if override.pin is not None:
         return f"pinned to {override.pin}"
-    if state is not None and override.applied and any(
-            override.forbids(n, config.deployments[n].provider) for n in (*state.chain, state.deployment)):
+    if (
+        state is not None
+        and override.applied
+        and any(
+            override.forbids(n, config.deployments[n].provider)
+            for n in (*state.chain, state.deployment)
+        )
+    ):
         return f"the session's chain is forbidden by {', '.join(override.applied)}"
     return None
 
@@ -539,7 +671,10 @@ def usage_cost(deployment: Deployment, usage: Any) -> float:
     """USD for an OpenAI ``usage`` object at the deployment's prices; a count that is not a
     valid token count (an upstream's "many", -500, NaN) counts as 0: never a negative cost."""
     uncached, cached, cache_write, completion_tokens = usage_input_split(usage)
-    return max(0.0, cached_cost_usd(deployment, InputTokens(uncached, cached, cache_write), completion_tokens))
+    return max(
+        0.0,
+        cached_cost_usd(deployment, InputTokens(uncached, cached, cache_write), completion_tokens),
+    )
 
 
 def _usage_cost(deployment: Deployment, response: dict[str, Any]) -> float:

@@ -28,7 +28,11 @@ from intent_router.exceptions import TokenizerUnavailable
 
 #: litellm ships cl100k_base in tiktoken's cache layout: the file is named by the SHA-1 of the
 #: URL tiktoken would fetch it from.
-BUNDLED_FILE: Final = ("litellm_core_utils", "tokenizers", "9b5ad71b2ce5302211f9c61530b329a4922fc6a4")
+BUNDLED_FILE: Final = (
+    "litellm_core_utils",
+    "tokenizers",
+    "9b5ad71b2ce5302211f9c61530b329a4922fc6a4",
+)
 #: tiktoken's expected SHA-256 of cl100k_base.tiktoken (tiktoken_ext.openai_public).
 CL100K_SHA256: Final = "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7"
 #: cl100k_base's pre-tokenizer, as tiktoken_ext.openai_public defines it (a test compares them).
@@ -56,7 +60,9 @@ def bundled_encoding_path() -> Path:
     """Where litellm's copy of cl100k_base is, without importing litellm."""
     spec = find_spec("litellm")
     if spec is None or not spec.submodule_search_locations:
-        raise TokenizerUnavailable("litellm is not installed: its bundled cl100k_base is the token counter's")
+        raise TokenizerUnavailable(
+            "litellm is not installed: its bundled cl100k_base is the token counter's"
+        )
     return Path(next(iter(spec.submodule_search_locations))).joinpath(*BUNDLED_FILE)
 
 
@@ -70,9 +76,16 @@ def load_cl100k(path: Path) -> Any:
         raise TokenizerUnavailable(f"cannot read cl100k_base at {path}: {exc}") from exc
     if hashlib.sha256(data).hexdigest() != CL100K_SHA256:
         raise TokenizerUnavailable(f"{path} is not tiktoken's cl100k_base (SHA-256 differs)")
-    ranks = {base64.b64decode(token): int(rank) for token, rank in (line.split() for line in data.splitlines() if line)}
-    encoding = tiktoken.Encoding("cl100k_base", pat_str=CL100K_PATTERN, mergeable_ranks=ranks,
-                                 special_tokens=dict(CL100K_SPECIAL))
+    ranks = {
+        base64.b64decode(token): int(rank)
+        for token, rank in (line.split() for line in data.splitlines() if line)
+    }
+    encoding = tiktoken.Encoding(
+        "cl100k_base",
+        pat_str=CL100K_PATTERN,
+        mergeable_ranks=ranks,
+        special_tokens=dict(CL100K_SPECIAL),
+    )
     # The encoder (Rust) holds its own copy of the ranks; tiktoken keeps this Python one only to
     # pickle the encoding, which nothing here does: about 15 MB less in every worker.
     encoding._mergeable_ranks = {}
@@ -90,8 +103,13 @@ class TokenCounter:
     longer than encoding ``call_chars`` characters takes, whatever its size.
     """
 
-    def __init__(self, encoding: Any, exact_chars: int = EXACT_CHARS, call_chars: int = CALL_CHARS,
-                 cache_chars: int = CACHE_CHARS) -> None:
+    def __init__(
+        self,
+        encoding: Any,
+        exact_chars: int = EXACT_CHARS,
+        call_chars: int = CALL_CHARS,
+        cache_chars: int = CACHE_CHARS,
+    ) -> None:
         if min(exact_chars, call_chars) < 1:
             raise ValueError("exact_chars and call_chars must be at least 1")
         self.encoding = encoding

@@ -15,9 +15,12 @@ from litestar import Litestar, post
 from intent_router.service.__main__ import SERVER
 
 ANSWER = {
-    "intent": "refactoring", "confidence": 0.99, "source": "model",
+    "intent": "refactoring",
+    "confidence": 0.99,
+    "source": "model",
     "chain": ["kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4"],
-    "estimated_cost_usd": 0.0004, "model_version": "bare",
+    "estimated_cost_usd": 0.0004,
+    "model_version": "bare",
 }
 
 
@@ -38,8 +41,16 @@ def main() -> None:
     args = parser.parse_args()
     import uvicorn
 
-    uvicorn.run("tests.bench.bare_app:create_app", factory=True, host=args.host, port=args.port,
-                workers=1, log_level=args.log_level, access_log=False, **SERVER)
+    uvicorn.run(
+        "tests.bench.bare_app:create_app",
+        factory=True,
+        host=args.host,
+        port=args.port,
+        workers=1,
+        log_level=args.log_level,
+        access_log=False,
+        **SERVER,
+    )
 
 
 if __name__ == "__main__":

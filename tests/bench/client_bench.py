@@ -38,18 +38,22 @@ async def _cpu_per_call_us(call: Callable[[], Awaitable[None]]) -> float:
 async def _httpx(url: str) -> float:
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
+
         async def call() -> None:
             response = await client.post(url, json=BODY, timeout=10)
             response.json()
+
         return await _cpu_per_call_us(call)
 
 
 async def _aiohttp(url: str) -> float:
     connector = aiohttp.TCPConnector(limit=200, limit_per_host=0)
     async with aiohttp.ClientSession(connector=connector, trust_env=False) as session:
+
         async def call() -> None:
             async with session.post(url, json=BODY) as response:
                 json.loads(await response.read())
+
         return await _cpu_per_call_us(call)
 
 
@@ -65,18 +69,25 @@ def run() -> dict[str, Any]:
                 samples["aiohttp"].append(asyncio.run(_aiohttp(url)))
                 samples["httpx"].append(asyncio.run(_httpx(url)))
     medians = {name: statistics.median(values) for name, values in samples.items()}
-    return {"rounds": ROUNDS, "calls_per_round": CALLS, "concurrency": CONCURRENCY,
-            "cpu_us_per_call": medians, "samples": samples,
-            "httpx_over_aiohttp": medians["httpx"] / medians["aiohttp"]}
+    return {
+        "rounds": ROUNDS,
+        "calls_per_round": CALLS,
+        "concurrency": CONCURRENCY,
+        "cpu_us_per_call": medians,
+        "samples": samples,
+        "httpx_over_aiohttp": medians["httpx"] / medians["aiohttp"],
+    }
 
 
 def table(results: dict[str, Any]) -> str:
     cpu = results["cpu_us_per_call"]
-    return "\n".join([
-        f"HTTP client CPU per upstream call ({results['rounds']} alternating rounds of "
-        f"{results['calls_per_round']} calls at concurrency {results['concurrency']}; medians)",
-        f"{'client':<10}{'CPU us/call':>12}",
-        f"{'aiohttp':<10}{cpu['aiohttp']:>12.0f}   (the fast path)",
-        f"{'httpx':<10}{cpu['httpx']:>12.0f}",
-        f"httpx costs {results['httpx_over_aiohttp']:.1f}x aiohttp's CPU per call",
-    ])
+    return "\n".join(
+        [
+            f"HTTP client CPU per upstream call ({results['rounds']} alternating rounds of "
+            f"{results['calls_per_round']} calls at concurrency {results['concurrency']}; medians)",
+            f"{'client':<10}{'CPU us/call':>12}",
+            f"{'aiohttp':<10}{cpu['aiohttp']:>12.0f}   (the fast path)",
+            f"{'httpx':<10}{cpu['httpx']:>12.0f}",
+            f"httpx costs {results['httpx_over_aiohttp']:.1f}x aiohttp's CPU per call",
+        ]
+    )

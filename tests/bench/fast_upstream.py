@@ -12,14 +12,28 @@ import argparse
 import asyncio
 import json
 
-COMPLETION = json.dumps({
-    "id": "chatcmpl-bench", "object": "chat.completion", "created": 1700000000, "model": "gpt-4o-mini",
-    "choices": [{"index": 0, "finish_reason": "stop",
-                 "message": {"role": "assistant", "content": "ok from the bench upstream"}}],
-    "usage": {"prompt_tokens": 120, "completion_tokens": 6, "total_tokens": 126},
-}).encode()
-RESPONSE = (b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
-            + str(len(COMPLETION)).encode() + b"\r\n\r\n" + COMPLETION)
+COMPLETION = json.dumps(
+    {
+        "id": "chatcmpl-bench",
+        "object": "chat.completion",
+        "created": 1700000000,
+        "model": "gpt-4o-mini",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "ok from the bench upstream"},
+            }
+        ],
+        "usage": {"prompt_tokens": 120, "completion_tokens": 6, "total_tokens": 126},
+    }
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: "
+    + str(len(COMPLETION)).encode()
+    + b"\r\n\r\n"
+    + COMPLETION
+)
 MAX_HEADER = 64 * 1024
 
 

@@ -37,12 +37,23 @@ class Child:
 def spawn(argv: list[str], log: Path, env: dict[str, str] | None = None) -> Iterator[Child]:
     """Start ``argv`` in a new session (its own process group); on exit SIGTERM the group,
     then SIGKILL whatever is left after 10 s."""
-    child_env = {**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                 "MLFLOW_DISABLE_TELEMETRY": "true", "PYTHONPATH": str(REPO), **(env or {})}
+    child_env = {
+        **os.environ,
+        "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "PYTHONPATH": str(REPO),
+        **(env or {}),
+    }
     log_file = log.open("wb")
     started = time.perf_counter()
-    process = subprocess.Popen(argv, env=child_env, stdout=log_file, stderr=subprocess.STDOUT,
-                               cwd=REPO, start_new_session=True)
+    process = subprocess.Popen(
+        argv,
+        env=child_env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        cwd=REPO,
+        start_new_session=True,
+    )
     try:
         yield Child(process, log, started)
     finally:
@@ -68,13 +79,20 @@ def _stop_group(process: subprocess.Popen[bytes]) -> None:
         break
 
 
-def wait_until(child: Child, probe: Callable[[], bool], what: str, timeout_s: float = 90.0,
-               every_s: float = 0.05) -> float:
+def wait_until(
+    child: Child,
+    probe: Callable[[], bool],
+    what: str,
+    timeout_s: float = 90.0,
+    every_s: float = 0.05,
+) -> float:
     """Poll ``probe`` until it is true; seconds since the child was spawned."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if child.process.poll() is not None:
-            raise RuntimeError(f"{what}: process exited ({child.process.returncode}): {child.tail()}")
+            raise RuntimeError(
+                f"{what}: process exited ({child.process.returncode}): {child.tail()}"
+            )
         try:
             if probe():
                 return time.perf_counter() - child.started
@@ -84,12 +102,16 @@ def wait_until(child: Child, probe: Callable[[], bool], what: str, timeout_s: fl
     raise RuntimeError(f"{what}: not ready in {timeout_s:.0f} s: {child.tail()}")
 
 
-def http_ok(url: str, json: object | None = None, headers: dict[str, str] | None = None) -> Callable[[], bool]:
+def http_ok(
+    url: str, json: object | None = None, headers: dict[str, str] | None = None
+) -> Callable[[], bool]:
     """A probe: GET ``url`` (POST ``json`` when given) answers 200."""
+
     def probe() -> bool:
         if json is None:
             return httpx.get(url, timeout=1.0, headers=headers).status_code == 200
         return httpx.post(url, json=json, timeout=2.0, headers=headers).status_code == 200
+
     return probe
 
 
@@ -143,6 +165,8 @@ def _descendants(pid: int) -> list[int]:
 def cmdline(pid: int) -> str:
     """A process's command line, arguments separated by spaces ("" once it is gone)."""
     try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        return (
+            Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        )
     except FileNotFoundError:
         return ""

@@ -38,7 +38,9 @@ LITELLM_VERSION = "1.106.12"
 LITELLM_VENV = procs.REPO / "tests" / "bench" / ".litellm-proxy-venv"
 PORTKEY_VERSION = "1.15.2"
 PORTKEY_DIR = procs.REPO / "tests" / "bench" / ".portkey-gateway"
-PORTKEY_SERVER = PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+PORTKEY_SERVER = (
+    PORTKEY_DIR / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
+)
 MASTER_KEY = "sk-bench-master-key"
 UPSTREAM_KEY = "sk-upstream"
 ROUNDS = 3
@@ -47,7 +49,10 @@ CONCURRENCY = (1, 8)
 PEERS = ("litellm", "portkey")
 LOG_LEVEL = "info"  # every proxy at its defaults
 TARGET_ADDED_P50_FRACTION = 0.1  # our added p50 <= 1/10 of LiteLLM's
-TARGET_THROUGHPUT_RATIO = {"litellm": 15.0, "portkey": 2.0}  # our req/s at concurrency 8 >= these x theirs
+TARGET_THROUGHPUT_RATIO = {
+    "litellm": 15.0,
+    "portkey": 2.0,
+}  # our req/s at concurrency 8 >= these x theirs
 
 
 def _router_config(directory: Path, upstream: str) -> Path:
@@ -62,8 +67,16 @@ def _router_config(directory: Path, upstream: str) -> Path:
 
 def _litellm_config(directory: Path, upstream: str) -> Path:
     raw = {
-        "model_list": [{"model_name": "bench", "litellm_params": {
-            "model": "openai/gpt-4o-mini", "api_base": f"{upstream}/v1", "api_key": UPSTREAM_KEY}}],
+        "model_list": [
+            {
+                "model_name": "bench",
+                "litellm_params": {
+                    "model": "openai/gpt-4o-mini",
+                    "api_base": f"{upstream}/v1",
+                    "api_key": UPSTREAM_KEY,
+                },
+            }
+        ],
         "general_settings": {"master_key": MASTER_KEY},
     }
     path = directory / "litellm.yaml"
@@ -72,9 +85,14 @@ def _litellm_config(directory: Path, upstream: str) -> Path:
 
 
 def _bodies(model: str) -> list[dict[str, Any]]:
-    return [{"model": model, "max_tokens": 256,
-             "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}]}
-            for t in prompts()]
+    return [
+        {
+            "model": model,
+            "max_tokens": 256,
+            "messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}],
+        }
+        for t in prompts()
+    ]
 
 
 def portkey_missing() -> str | None:
@@ -98,37 +116,79 @@ def _portkey_env() -> dict[str, str]:
 def run() -> dict[str, Any]:
     litellm_bin = LITELLM_VENV / "bin" / "litellm"
     if not litellm_bin.exists():
-        raise RuntimeError(f"{litellm_bin} is missing: `make bench` installs litellm[proxy]=={LITELLM_VERSION}")
+        raise RuntimeError(
+            f"{litellm_bin} is missing: `make bench` installs litellm[proxy]=={LITELLM_VERSION}"
+        )
     skipped = portkey_missing()
     if skipped:
         print(f"proxy bench: Portkey's gateway skipped: {skipped}", flush=True)
     paths = ("direct", "router", "litellm") + (() if skipped else ("portkey",))
-    samples: dict[int, dict[str, list[WrkResult]]] = {c: {p: [] for p in paths} for c in CONCURRENCY}
+    samples: dict[int, dict[str, list[WrkResult]]] = {
+        c: {p: [] for p in paths} for c in CONCURRENCY
+    }
     cpu: dict[int, dict[str, list[float]]] = {c: {p: [] for p in paths} for c in CONCURRENCY}
     with ExitStack() as stack:
         scratch = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-proxy-")))
         ports = {p: free_port() for p in paths}
         upstream = f"http://127.0.0.1:{ports['direct']}"
         argv = {
-            "direct": procs.python_module("tests.bench.fast_upstream", "--port", str(ports["direct"])),
-            "router": procs.python_module("intent_router.service", "--host", "127.0.0.1", "--port",
-                                          str(ports["router"]), "--workers", "1", "--log-level", LOG_LEVEL,
-                                          "--config", str(_router_config(scratch, upstream))),
-            "litellm": [str(litellm_bin), "--config", str(_litellm_config(scratch, upstream)), "--host",
-                        "127.0.0.1", "--port", str(ports["litellm"]), "--num_workers", "1"],
+            "direct": procs.python_module(
+                "tests.bench.fast_upstream", "--port", str(ports["direct"])
+            ),
+            "router": procs.python_module(
+                "intent_router.service",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["router"]),
+                "--workers",
+                "1",
+                "--log-level",
+                LOG_LEVEL,
+                "--config",
+                str(_router_config(scratch, upstream)),
+            ),
+            "litellm": [
+                str(litellm_bin),
+                "--config",
+                str(_litellm_config(scratch, upstream)),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(ports["litellm"]),
+                "--num_workers",
+                "1",
+            ],
         }
-        env = {"direct": {}, "router": {**service_env(scratch), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY},
-               "litellm": {"LITELLM_LOG": "ERROR"}}
+        env = {
+            "direct": {},
+            "router": {**service_env(scratch), "BENCH_UPSTREAM_KEY": UPSTREAM_KEY},
+            "litellm": {"LITELLM_LOG": "ERROR"},
+        }
         if "portkey" in paths:
             argv["portkey"], env["portkey"] = _portkey_argv(ports["portkey"]), _portkey_env()
-        children = {p: stack.enter_context(procs.spawn(argv[p], scratch / f"{p}.log", env=env[p]))
-                    for p in paths}
-        headers = {"litellm": {"Authorization": f"Bearer {MASTER_KEY}"},
-                   "portkey": {"Authorization": f"Bearer {UPSTREAM_KEY}", "x-portkey-provider": "openai",
-                               "x-portkey-custom-host": f"{upstream}/v1"}}
-        models = {"direct": "gpt-4o-mini", "router": "auto", "litellm": "bench", "portkey": "gpt-4o-mini"}
+        children = {
+            p: stack.enter_context(procs.spawn(argv[p], scratch / f"{p}.log", env=env[p]))
+            for p in paths
+        }
+        headers = {
+            "litellm": {"Authorization": f"Bearer {MASTER_KEY}"},
+            "portkey": {
+                "Authorization": f"Bearer {UPSTREAM_KEY}",
+                "x-portkey-provider": "openai",
+                "x-portkey-custom-host": f"{upstream}/v1",
+            },
+        }
+        models = {
+            "direct": "gpt-4o-mini",
+            "router": "auto",
+            "litellm": "bench",
+            "portkey": "gpt-4o-mini",
+        }
         urls = {p: f"http://127.0.0.1:{ports[p]}/v1/chat/completions" for p in paths}
-        scripts = {p: write_script(_bodies(models[p]), headers.get(p), directory=scratch) for p in paths}
+        scripts = {
+            p: write_script(_bodies(models[p]), headers.get(p), directory=scratch) for p in paths
+        }
         for path in paths:
             probe = procs.http_ok(urls[path], _bodies(models[path])[0], headers.get(path))
             procs.wait_until(children[path], probe, path, timeout_s=120, every_s=0.2)
@@ -145,14 +205,20 @@ def run() -> dict[str, Any]:
     return _summary(samples, cpu, skipped)
 
 
-def _summary(samples: dict[int, dict[str, list[WrkResult]]], cpu: dict[int, dict[str, list[float]]],
-             portkey_skipped: str | None) -> dict[str, Any]:
+def _summary(
+    samples: dict[int, dict[str, list[WrkResult]]],
+    cpu: dict[int, dict[str, list[float]]],
+    portkey_skipped: str | None,
+) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "rounds": ROUNDS, "seconds_per_sample": SECONDS, "litellm_version": LITELLM_VERSION,
-        "portkey_version": PORTKEY_VERSION, "portkey_skipped": portkey_skipped,
+        "rounds": ROUNDS,
+        "seconds_per_sample": SECONDS,
+        "litellm_version": LITELLM_VERSION,
+        "portkey_version": PORTKEY_VERSION,
+        "portkey_skipped": portkey_skipped,
         "measured": "router: model auto (classified, routed), confidence_threshold 0, decision log "
-                    "+ MLflow tracking on; litellm proxy: one worker, master key, no database; "
-                    "portkey gateway: one Node process, provider openai at a custom host",
+        "+ MLflow tracking on; litellm proxy: one worker, master key, no database; "
+        "portkey gateway: one Node process, provider openai at a custom host",
         "load_average": _load_average(),
         "concurrency": {},
     }
@@ -165,7 +231,8 @@ def _summary(samples: dict[int, dict[str, list[WrkResult]]], cpu: dict[int, dict
                 "p99_ms": statistics.median(r.p99_ms for r in runs),
                 # per round, against the direct p50 of the same round
                 "added_p50_ms": statistics.median(
-                    r.p50_ms - d.p50_ms for r, d in zip(runs, by_path["direct"], strict=True)),
+                    r.p50_ms - d.p50_ms for r, d in zip(runs, by_path["direct"], strict=True)
+                ),
                 "rps_samples": [r.rps for r in runs],
                 # the path's process and its children (the router's MLflow tracker included)
                 "cpu_us_per_request": statistics.median(cpu[concurrency][path]),
@@ -173,20 +240,28 @@ def _summary(samples: dict[int, dict[str, list[WrkResult]]], cpu: dict[int, dict
         for peer in PEERS:
             if peer in rows:
                 rows[f"cpu_ratio_{peer}_to_router"] = (
-                    rows[peer]["cpu_us_per_request"] / rows["router"]["cpu_us_per_request"])
+                    rows[peer]["cpu_us_per_request"] / rows["router"]["cpu_us_per_request"]
+                )
                 rows[f"added_p50_fraction_router_to_{peer}"] = (
-                    rows["router"]["added_p50_ms"] / rows[peer]["added_p50_ms"])
-                rows[f"throughput_ratio_router_to_{peer}"] = rows["router"]["rps_median"] / rows[peer]["rps_median"]
+                    rows["router"]["added_p50_ms"] / rows[peer]["added_p50_ms"]
+                )
+                rows[f"throughput_ratio_router_to_{peer}"] = (
+                    rows["router"]["rps_median"] / rows[peer]["rps_median"]
+                )
         results["concurrency"][str(concurrency)] = rows
     c8 = results["concurrency"][str(max(CONCURRENCY))]
     c1 = results["concurrency"][str(min(CONCURRENCY))]
     targets = {
-        "added_p50_at_most_1/10_of_litellm_c1": c1["added_p50_fraction_router_to_litellm"] <= TARGET_ADDED_P50_FRACTION,
-        "added_p50_at_most_1/10_of_litellm_c8": c8["added_p50_fraction_router_to_litellm"] <= TARGET_ADDED_P50_FRACTION,
+        "added_p50_at_most_1/10_of_litellm_c1": c1["added_p50_fraction_router_to_litellm"]
+        <= TARGET_ADDED_P50_FRACTION,
+        "added_p50_at_most_1/10_of_litellm_c8": c8["added_p50_fraction_router_to_litellm"]
+        <= TARGET_ADDED_P50_FRACTION,
     }
     for peer, ratio in TARGET_THROUGHPUT_RATIO.items():
         if f"throughput_ratio_router_to_{peer}" in c8:
-            targets[f"throughput_at_least_{ratio:g}x_{peer}_c8"] = c8[f"throughput_ratio_router_to_{peer}"] >= ratio
+            targets[f"throughput_at_least_{ratio:g}x_{peer}_c8"] = (
+                c8[f"throughput_ratio_router_to_{peer}"] >= ratio
+            )
     results["targets"] = targets
     return results
 
@@ -211,16 +286,24 @@ def table(results: dict[str, Any]) -> str:
                 continue
             row = rows[path]
             added = "-" if path == "direct" else f"{row['added_p50_ms']:.2f}"
-            lines.append(f"{concurrency:>4} {path:<8}{row['rps_median']:>9.0f}{row['p50_ms']:>9.2f}"
-                         f"{row['p99_ms']:>9.2f}{added:>14}{row['cpu_us_per_request']:>12.0f}")
+            lines.append(
+                f"{concurrency:>4} {path:<8}{row['rps_median']:>9.0f}{row['p50_ms']:>9.2f}"
+                f"{row['p99_ms']:>9.2f}{added:>14}{row['cpu_us_per_request']:>12.0f}"
+            )
         for peer in PEERS:
             if peer in rows:
-                lines.append(f"     router added p50 = {rows[f'added_p50_fraction_router_to_{peer}']:.3f} x "
-                             f"{peer}'s; router req/s = {rows[f'throughput_ratio_router_to_{peer}']:.2f} x {peer}'s; "
-                             f"{peer}'s CPU per request = {rows[f'cpu_ratio_{peer}_to_router']:.2f} x the router's")
-    lines.append("  direct = the fake upstream's own capacity with this client (the ceiling for every proxy)")
-    lines.append("  CPU us/req: CPU time of the path's processes (children included) over a round / its "
-                 "requests, median of rounds; steadier than req/s on a shared machine")
+                lines.append(
+                    f"     router added p50 = {rows[f'added_p50_fraction_router_to_{peer}']:.3f} x "
+                    f"{peer}'s; router req/s = {rows[f'throughput_ratio_router_to_{peer}']:.2f} x {peer}'s; "
+                    f"{peer}'s CPU per request = {rows[f'cpu_ratio_{peer}_to_router']:.2f} x the router's"
+                )
+    lines.append(
+        "  direct = the fake upstream's own capacity with this client (the ceiling for every proxy)"
+    )
+    lines.append(
+        "  CPU us/req: CPU time of the path's processes (children included) over a round / its "
+        "requests, median of rounds; steadier than req/s on a shared machine"
+    )
     for name, ok in results["targets"].items():
         lines.append(f"  target {name}: {'PASS' if ok else 'MISS'}")
     return "\n".join(lines)

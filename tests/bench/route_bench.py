@@ -59,18 +59,23 @@ def prompts() -> list[str]:
 
 
 def bodies(texts: list[str]) -> list[dict[str, Any]]:
-    return [{"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}]}
-            for t in texts]
+    return [
+        {"messages": [{"role": "system", "content": SYSTEM}, {"role": "user", "content": t}]}
+        for t in texts
+    ]
 
 
 def sticky_bodies(texts: list[str]) -> list[dict[str, Any]]:
     """``bodies``, each naming a session of its own (``metadata.session_id``): the same text to
     classify and scan, and from the second round on every request is a stuck turn."""
-    return [{**body, "metadata": {"session_id": f"bench-{i}"}} for i, body in enumerate(bodies(texts))]
+    return [
+        {**body, "metadata": {"session_id": f"bench-{i}"}} for i, body in enumerate(bodies(texts))
+    ]
 
 
-def service_config(directory: Path, sections: dict[str, dict[str, Any]] | None = None,
-                   **router: Any) -> Path:
+def service_config(
+    directory: Path, sections: dict[str, dict[str, Any]] | None = None, **router: Any
+) -> Path:
     """The default config with ``router`` fields (and other sections') changed, written to
     ``directory``."""
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -87,8 +92,10 @@ def service_config(directory: Path, sections: dict[str, dict[str, Any]] | None =
 
 def service_env(directory: Path) -> dict[str, str]:
     """The decision log and MLflow store in ``directory``, never the repo's own."""
-    return {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{directory / 'decisions.db'}",
-            "MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}"}
+    return {
+        "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{directory / 'decisions.db'}",
+        "MLFLOW_TRACKING_URI": f"sqlite:///{directory / 'mlflow.db'}",
+    }
 
 
 def run() -> dict[str, Any]:
@@ -101,9 +108,14 @@ def run() -> dict[str, Any]:
         scripts = {STICKY: write_script(sticky_bodies(texts), directory=scratch)}
         ports = {name: free_port() for name in APPS}
         pids: dict[str, int] = {}
-        bare = stack.enter_context(procs.spawn(
-            procs.python_module("tests.bench.bare_app", "--port", str(ports["bare"]),
-                                "--log-level", LOG_LEVEL), scratch / "bare.log"))
+        bare = stack.enter_context(
+            procs.spawn(
+                procs.python_module(
+                    "tests.bench.bare_app", "--port", str(ports["bare"]), "--log-level", LOG_LEVEL
+                ),
+                scratch / "bare.log",
+            )
+        )
         urls = {name: f"http://127.0.0.1:{port}/v1/route" for name, port in ports.items()}
         urls[STICKY] = urls["route"]
         procs.wait_until(bare, procs.http_ok(urls["bare"], bodies(texts[:1])[0]), "bare app")
@@ -114,11 +126,25 @@ def run() -> dict[str, Any]:
             home = scratch / name.replace(" ", "-")
             home.mkdir()
             config = service_config(home, extra, confidence_threshold=0.0)
-            service = stack.enter_context(procs.spawn(
-                procs.python_module("intent_router.service", "--host", "127.0.0.1", "--port",
-                                    str(ports[name]), "--workers", "1", "--config", str(config),
-                                    "--log-level", LOG_LEVEL),
-                home / "service.log", env=service_env(home)))
+            service = stack.enter_context(
+                procs.spawn(
+                    procs.python_module(
+                        "intent_router.service",
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(ports[name]),
+                        "--workers",
+                        "1",
+                        "--config",
+                        str(config),
+                        "--log-level",
+                        LOG_LEVEL,
+                    ),
+                    home / "service.log",
+                    env=service_env(home),
+                )
+            )
             # /readyz: the worker is up (litellm is not loaded: /v1/route never calls it).
             procs.wait_until(service, procs.http_ok(f"http://127.0.0.1:{ports[name]}/readyz"), name)
             pids[name] = service.pid
@@ -155,11 +181,21 @@ def _session_turn_cpu_us(texts: list[str], turns: int = 20_000) -> float:
     async def work() -> float:
         started = time.process_time()
         for i in range(turns):
-            session = name_session(header=None, metadata=f"bench-{i % len(texts)}", client=None,
-                                   system=SYSTEM, first_user=texts[i % len(texts)], user_turns=2)
+            session = name_session(
+                header=None,
+                metadata=f"bench-{i % len(texts)}",
+                client=None,
+                system=SYSTEM,
+                first_user=texts[i % len(texts)],
+                user_turns=2,
+            )
             assert session is not None
-            choice = decide(await store.get(session.key), Proposal("general", 0.9, chain), time.time(),
-                            config.sessions)
+            choice = decide(
+                await store.get(session.key),
+                Proposal("general", 0.9, chain),
+                time.time(),
+                config.sessions,
+            )
             await store.put(session.key, settle(choice, choice.state.deployment)[0])
         return (time.process_time() - started) * 1e6 / turns
 
@@ -193,19 +229,33 @@ def _sources(url: str, request_bodies: list[dict[str, Any]]) -> dict[str, int]:
     return counts
 
 
-def _summary(samples: dict[str, list[WrkResult]], cpu: dict[str, list[float]], texts: list[str],
-             sources: dict[str, int], sessions: dict[str, int], session_cpu_us: float) -> dict[str, Any]:
+def _summary(
+    samples: dict[str, list[WrkResult]],
+    cpu: dict[str, list[float]],
+    texts: list[str],
+    sources: dict[str, int],
+    sessions: dict[str, int],
+    session_cpu_us: float,
+) -> dict[str, Any]:
     results: dict[str, Any] = {
-        "rounds": ROUNDS, "seconds_per_sample": SECONDS, "connections": CONNECTIONS,
-        "wrk_threads": 1, "uvicorn_log_level": LOG_LEVEL, "target_ratio": TARGET_RATIO,
-        "prompts": {"count": len(texts), "median_chars": statistics.median(len(t) for t in texts),
-                    "max_chars": max(len(t) for t in texts), "system_prompt_chars": len(SYSTEM)},
+        "rounds": ROUNDS,
+        "seconds_per_sample": SECONDS,
+        "connections": CONNECTIONS,
+        "wrk_threads": 1,
+        "uvicorn_log_level": LOG_LEVEL,
+        "target_ratio": TARGET_RATIO,
+        "prompts": {
+            "count": len(texts),
+            "median_chars": statistics.median(len(t) for t in texts),
+            "max_chars": max(len(t) for t in texts),
+            "system_prompt_chars": len(SYSTEM),
+        },
         "route_sources": sources,
         "sticky_outcomes": sessions,
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "measured": "service: default config, confidence_threshold 0 (no LLM escalation), "
-                    "decision log + MLflow tracking on (defaults), secret scan on; "
-                    "bare: Litestar POST returning a constant JSON",
+        "decision log + MLflow tracking on (defaults), secret scan on; "
+        "bare: Litestar POST returning a constant JSON",
     }
     for name, rows in samples.items():
         results[name] = {
@@ -220,11 +270,16 @@ def _summary(samples: dict[str, list[WrkResult]], cpu: dict[str, list[float]], t
         results[name]["ratio_to_bare"] = results[name]["rps_median"] / results["bare"]["rps_median"]
     sticky = results[STICKY]["rps_median"] / results["route, sessions off"]["rps_median"]
     results["ratio_sticky_to_sessions_off"] = sticky
-    results["ratio_sticky_to_route"] = results[STICKY]["rps_median"] / results["route"]["rps_median"]
-    results["cpu_ratio_sticky_to_sessions_off"] = (results[STICKY]["cpu_us_per_request"]
-                                                   / results["route, sessions off"]["cpu_us_per_request"])
+    results["ratio_sticky_to_route"] = (
+        results[STICKY]["rps_median"] / results["route"]["rps_median"]
+    )
+    results["cpu_ratio_sticky_to_sessions_off"] = (
+        results[STICKY]["cpu_us_per_request"] / results["route, sessions off"]["cpu_us_per_request"]
+    )
     results["session_turn_cpu_us"] = session_cpu_us
-    results["session_turn_cpu_share"] = session_cpu_us / results["route, sessions off"]["cpu_us_per_request"]
+    results["session_turn_cpu_share"] = (
+        session_cpu_us / results["route, sessions off"]["cpu_us_per_request"]
+    )
     results["sticky_target_met"] = sticky >= STICKY_TARGET
     ratio = results["route"]["ratio_to_bare"]
     results["ratio_route_to_bare"] = ratio
@@ -246,17 +301,25 @@ def table(results: dict[str, Any]) -> str:
     ]
     for name in (*APPS, STICKY):
         row = results[name]
-        lines.append(f"{name:<26}{row['rps_median']:>8.0f}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}"
-                     f"{row['p99_ms']:>9.2f}{row['ratio_to_bare']:>9.3f}{row['cpu_us_per_request']:>12.0f}")
+        lines.append(
+            f"{name:<26}{row['rps_median']:>8.0f}{row['p50_ms']:>9.2f}{row['p90_ms']:>9.2f}"
+            f"{row['p99_ms']:>9.2f}{row['ratio_to_bare']:>9.3f}{row['cpu_us_per_request']:>12.0f}"
+        )
     lines.append(f"  sticky-lookup outcomes: {json.dumps(results['sticky_outcomes'])}")
     verdict = "PASS" if results["target_met"] else "MISS"
-    lines.append(f"route (as shipped) / bare throughput ratio {results['ratio_route_to_bare']:.3f} "
-                 f"(target >= {results['target_ratio']}): {verdict}")
+    lines.append(
+        f"route (as shipped) / bare throughput ratio {results['ratio_route_to_bare']:.3f} "
+        f"(target >= {results['target_ratio']}): {verdict}"
+    )
     sticky = "PASS" if results["sticky_target_met"] else "MISS"
-    lines.append(f"sticky lookup / route with sessions off throughput ratio "
-                 f"{results['ratio_sticky_to_sessions_off']:.3f} (target >= {STICKY_TARGET}): {sticky}; "
-                 f"/ route as shipped {results['ratio_sticky_to_route']:.3f}; CPU per request, sticky / "
-                 f"sessions off: {results['cpu_ratio_sticky_to_sessions_off']:.3f}")
-    lines.append(f"a sticky turn's session work in-process: {results['session_turn_cpu_us']:.1f} us of CPU, "
-                 f"{100 * results['session_turn_cpu_share']:.1f}% of /v1/route's CPU per request (sessions off)")
+    lines.append(
+        f"sticky lookup / route with sessions off throughput ratio "
+        f"{results['ratio_sticky_to_sessions_off']:.3f} (target >= {STICKY_TARGET}): {sticky}; "
+        f"/ route as shipped {results['ratio_sticky_to_route']:.3f}; CPU per request, sticky / "
+        f"sessions off: {results['cpu_ratio_sticky_to_sessions_off']:.3f}"
+    )
+    lines.append(
+        f"a sticky turn's session work in-process: {results['session_turn_cpu_us']:.1f} us of CPU, "
+        f"{100 * results['session_turn_cpu_share']:.1f}% of /v1/route's CPU per request (sessions off)"
+    )
     return "\n".join(lines)

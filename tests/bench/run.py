@@ -21,9 +21,15 @@ from tests.bench import (
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
-BENCHMARKS = {"classifier": classifier_bench, "tracking": tracking_bench, "route": route_bench,
-              "proxy": proxy_bench, "client": client_bench, "startup": startup_bench,
-              "tokens": tokens_bench}
+BENCHMARKS = {
+    "classifier": classifier_bench,
+    "tracking": tracking_bench,
+    "route": route_bench,
+    "proxy": proxy_bench,
+    "client": client_bench,
+    "startup": startup_bench,
+    "tokens": tokens_bench,
+}
 
 
 def main(names: list[str]) -> None:

@@ -48,7 +48,9 @@ def _config(directory: Path, variant: str) -> Path:
     raw["tracking"]["flush_interval_s"] = FLUSH_INTERVAL_S
     if variant == "openai-style only":
         for spec in raw["deployments"].values():
-            spec.update(api_base=spec.get("api_base") or "http://127.0.0.1:9/v1", api_style="openai")
+            spec.update(
+                api_base=spec.get("api_base") or "http://127.0.0.1:9/v1", api_style="openai"
+            )
     else:
         raw["deployments"]["claude-sonnet-4"]["api_base"] = CLOSED_PORT_BASE
     path = directory / "router.yaml"
@@ -78,12 +80,24 @@ def _one_run(scratch: Path, variant: str, script: Path, body: dict[str, Any]) ->
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     config = _config(scratch, variant)
-    argv = procs.python_module("intent_router.service", "--host", "127.0.0.1", "--port", str(port),
-                               "--workers", "1", "--config", str(config), "--log-level", "warning")
+    argv = procs.python_module(
+        "intent_router.service",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+        "--config",
+        str(config),
+        "--log-level",
+        "warning",
+    )
     env = {**service_env(scratch), "ANTHROPIC_API_KEY": "sk-bench-unused"}
     with procs.spawn(argv, scratch / "service.log", env=env) as child:
-        first_route = procs.wait_until(child, procs.http_ok(f"{base}/v1/route", body), variant,
-                                       every_s=0.02)
+        first_route = procs.wait_until(
+            child, procs.http_ok(f"{base}/v1/route", body), variant, every_s=0.02
+        )
         ready = procs.wait_until(child, procs.http_ok(f"{base}/readyz"), variant, every_s=0.02)
         for _ in range(50):
             httpx.post(f"{base}/v1/route", json=body, timeout=5).raise_for_status()
@@ -92,25 +106,40 @@ def _one_run(scratch: Path, variant: str, script: Path, body: dict[str, Any]) ->
         mlflow_db = scratch / "mlflow.db"  # created by the tracker's first flush
         flushed_before_warm = mlflow_db.exists()
         run_wrk(f"{base}/v1/route", script, LOAD_SECONDS, 8)
-        procs.wait_until(child, mlflow_db.exists, f"{variant}: first MLflow flush", timeout_s=FLUSH_INTERVAL_S + 30)
+        procs.wait_until(
+            child,
+            mlflow_db.exists,
+            f"{variant}: first MLflow flush",
+            timeout_s=FLUSH_INTERVAL_S + 30,
+        )
         time.sleep(2.0)  # let the flush finish
         loaded = [procs.rss_mb(p) for p in workers]
         with_litellm = None
         if variant == "default config":  # the first call to a litellm deployment loads it
-            httpx.post(f"{base}/v1/chat/completions", timeout=120, json={
-                "model": "claude-sonnet-4", "messages": [{"role": "user", "content": "hi"}]})
+            httpx.post(
+                f"{base}/v1/chat/completions",
+                timeout=120,
+                json={"model": "claude-sonnet-4", "messages": [{"role": "user", "content": "hi"}]},
+            )
             with_litellm = max(procs.rss_mb(p) for p in workers)
-        return {"first_route_s": first_route, "ready_s": ready, "workers": len(workers),
-                "rss_warm_mb": max(warm), "rss_after_load_mb": max(loaded),
-                "rss_with_litellm_mb": with_litellm,
-                "tracker_rss_mb": max((procs.rss_mb(p) for p in trackers), default=0.0),
-                "mlflow_flushed_before_warm": flushed_before_warm}
+        return {
+            "first_route_s": first_route,
+            "ready_s": ready,
+            "workers": len(workers),
+            "rss_warm_mb": max(warm),
+            "rss_after_load_mb": max(loaded),
+            "rss_with_litellm_mb": with_litellm,
+            "tracker_rss_mb": max((procs.rss_mb(p) for p in trackers), default=0.0),
+            "mlflow_flushed_before_warm": flushed_before_warm,
+        }
 
 
 def run() -> dict[str, Any]:
     runs: dict[str, list[dict[str, Any]]] = {v: [] for v in VARIANTS}
     with ExitStack() as stack:
-        scratch_root = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-startup-")))
+        scratch_root = Path(
+            stack.enter_context(tempfile.TemporaryDirectory(prefix="bench-startup-"))
+        )
         texts = prompts()
         script = write_script(bodies(texts), directory=scratch_root)
         body = bodies(texts[:1])[0]
@@ -119,16 +148,29 @@ def run() -> dict[str, Any]:
                 scratch = scratch_root / f"{index}-{VARIANTS.index(variant)}"
                 scratch.mkdir()
                 runs[variant].append(_one_run(scratch, variant, script, body))
-    results: dict[str, Any] = {"runs": RUNS, "load_seconds": LOAD_SECONDS,
-                               "load_average": [round(x, 2) for x in os.getloadavg()],
-                               "flush_interval_s": FLUSH_INTERVAL_S, "variants": {},
-                               "bytecode_precompiled": bytecode_precompiled(),
-                               "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
+    results: dict[str, Any] = {
+        "runs": RUNS,
+        "load_seconds": LOAD_SECONDS,
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "flush_interval_s": FLUSH_INTERVAL_S,
+        "variants": {},
+        "bytecode_precompiled": bytecode_precompiled(),
+        "dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE")),
+    }
     for variant, rows in runs.items():
-        summary = {key: statistics.median(r[key] for r in rows)
-                   for key in ("first_route_s", "ready_s", "rss_warm_mb", "rss_after_load_mb",
-                               "tracker_rss_mb")}
-        litellm_rows = [r["rss_with_litellm_mb"] for r in rows if r["rss_with_litellm_mb"] is not None]
+        summary = {
+            key: statistics.median(r[key] for r in rows)
+            for key in (
+                "first_route_s",
+                "ready_s",
+                "rss_warm_mb",
+                "rss_after_load_mb",
+                "tracker_rss_mb",
+            )
+        }
+        litellm_rows = [
+            r["rss_with_litellm_mb"] for r in rows if r["rss_with_litellm_mb"] is not None
+        ]
         summary["rss_with_litellm_mb"] = statistics.median(litellm_rows) if litellm_rows else None
         summary["workers"] = max(r["workers"] for r in rows)
         summary["mlflow_flushed_before_warm"] = any(r["mlflow_flushed_before_warm"] for r in rows)
@@ -152,16 +194,25 @@ def table(results: dict[str, Any]) -> str:
             f"{row['rss_warm_mb']:>12.0f}{row['rss_after_load_mb']:>12.0f}"
             f"{'PASS' if row['cold_start_target_met'] else 'MISS':>9}"
             f"{'PASS' if row['rss_target_met'] else 'MISS':>9}{row['tracker_rss_mb']:>11.0f}"
-            f"{'-' if row['rss_with_litellm_mb'] is None else format(row['rss_with_litellm_mb'], '.0f'):>12}")
+            f"{'-' if row['rss_with_litellm_mb'] is None else format(row['rss_with_litellm_mb'], '.0f'):>12}"
+        )
     if any(row["mlflow_flushed_before_warm"] for row in results["variants"].values()):
-        lines.append("  NOTE: the first MLflow flush came before a warm measurement (mlflow included)")
-    lines.append("  RSS warm: after 50 requests to /v1/route; RSS load: after wrk and the first MLflow "
-                 "flush, which loads mlflow in the tracker process only (tracker MB: its own RSS, one "
-                 "per instance, not per worker); +litellm MB: after a first chat call to a litellm "
-                 "deployment, which loads litellm into that worker")
+        lines.append(
+            "  NOTE: the first MLflow flush came before a warm measurement (mlflow included)"
+        )
+    lines.append(
+        "  RSS warm: after 50 requests to /v1/route; RSS load: after wrk and the first MLflow "
+        "flush, which loads mlflow in the tracker process only (tracker MB: its own RSS, one "
+        "per instance, not per worker); +litellm MB: after a first chat call to a litellm "
+        "deployment, which loads litellm into that worker"
+    )
     lines.append(f"  load average at the end (1, 5, 15 min): {results['load_average']}")
-    lines.append(f"  bytecode precompiled: {results['bytecode_precompiled']}; "
-                 f"PYTHONDONTWRITEBYTECODE set: {results['dont_write_bytecode']}")
-    lines.append("  procs: serving processes (uvicorn forks none with --workers 1: the RSS is the "
-                 "process started); RSS = VmRSS, MB = 10^6 bytes")
+    lines.append(
+        f"  bytecode precompiled: {results['bytecode_precompiled']}; "
+        f"PYTHONDONTWRITEBYTECODE set: {results['dont_write_bytecode']}"
+    )
+    lines.append(
+        "  procs: serving processes (uvicorn forks none with --workers 1: the RSS is the "
+        "process started); RSS = VmRSS, MB = 10^6 bytes"
+    )
     return "\n".join(lines)

@@ -44,7 +44,11 @@ def _timings(texts: list[str]) -> dict[str, dict[str, float]]:
     """Per prompt, the fastest of ``ROUNDS`` (a busy machine only adds time), then percentiles
     over the prompts."""
     encoding = default_counter().encoding
-    samples: dict[str, list[list[float]]] = {"first sight": [], "again (cached)": [], "old estimate": []}
+    samples: dict[str, list[list[float]]] = {
+        "first sight": [],
+        "again (cached)": [],
+        "old estimate": [],
+    }
     for _ in range(ROUNDS):
         counter = TokenCounter(encoding)
         samples["first sight"].append(_per_call_us(counter.count, texts))
@@ -53,13 +57,18 @@ def _timings(texts: list[str]) -> dict[str, dict[str, float]]:
     out = {}
     for name, rounds in samples.items():
         best = np.min(np.array(rounds), axis=0)
-        out[name] = {"p50_us": float(np.percentile(best, 50)), "p99_us": float(np.percentile(best, 99)),
-                     "mean_us": float(np.mean(best))}
+        out[name] = {
+            "p50_us": float(np.percentile(best, 50)),
+            "p99_us": float(np.percentile(best, 99)),
+            "mean_us": float(np.mean(best)),
+        }
     return out
 
 
 def _error(texts: list[str]) -> dict[str, float]:
-    exact = np.array([len(default_counter().encoding.encode_ordinary(t)) for t in texts], dtype=float)
+    exact = np.array(
+        [len(default_counter().encoding.encode_ordinary(t)) for t in texts], dtype=float
+    )
     estimate = np.array([old_estimate(t) for t in texts], dtype=float)
     relative = (estimate - exact) / exact
     return {
@@ -81,8 +90,11 @@ def _huge_bodies() -> dict[str, dict[str, float]]:
     bounded count against encoding every text whole (byte-pair encoding's slow case)."""
     encoding = default_counter().encoding
     words = ("fix the failing test in the parser " * 40000)[:HUGE_BODY_CHARS]
-    cases = {"words": [words], "one letter": ["x" * HUGE_BODY_CHARS],
-             "64 messages": [f"{i} {words[: HUGE_BODY_CHARS // 64]}" for i in range(64)]}
+    cases = {
+        "words": [words],
+        "one letter": ["x" * HUGE_BODY_CHARS],
+        "64 messages": [f"{i} {words[: HUGE_BODY_CHARS // 64]}" for i in range(64)],
+    }
     out = {}
     for name, texts in cases.items():
         start = time.perf_counter()
@@ -91,8 +103,12 @@ def _huge_bodies() -> dict[str, dict[str, float]]:
         start = time.perf_counter()
         whole = sum(len(encoding.encode_ordinary(text)) for text in texts)
         whole_ms = (time.perf_counter() - start) * 1000
-        out[name] = {"bounded_ms": bounded_ms, "whole_ms": whole_ms, "bounded_tokens": bounded,
-                     "whole_tokens": whole}
+        out[name] = {
+            "bounded_ms": bounded_ms,
+            "whole_ms": whole_ms,
+            "bounded_tokens": bounded,
+            "whole_tokens": whole,
+        }
     return out
 
 
@@ -109,17 +125,26 @@ print((time.perf_counter() - started) * 1000, rss() - before)
 
 def _load_cost() -> dict[str, float]:
     """Loading cl100k_base in a fresh process: time and resident memory added."""
-    ms, mb = subprocess.run([sys.executable, "-c", _LOAD], check=True, capture_output=True,
-                            text=True).stdout.split()
+    ms, mb = subprocess.run(
+        [sys.executable, "-c", _LOAD], check=True, capture_output=True, text=True
+    ).stdout.split()
     return {"load_ms": float(ms), "rss_added_mb": float(mb)}
 
 
 def run() -> dict[str, Any]:
     texts = [row["text"] for row in load_real_rows() if row.get("text")]
-    return {"error": _error(texts), "timings": _timings(texts), "huge": _huge_bodies(),
-            "load": _load_cost(), "exact_chars": EXACT_CHARS, "call_chars": CALL_CHARS,
-            "prompt_chars": {"p50": float(np.percentile([len(t) for t in texts], 50)),
-                             "p99": float(np.percentile([len(t) for t in texts], 99))}}
+    return {
+        "error": _error(texts),
+        "timings": _timings(texts),
+        "huge": _huge_bodies(),
+        "load": _load_cost(),
+        "exact_chars": EXACT_CHARS,
+        "call_chars": CALL_CHARS,
+        "prompt_chars": {
+            "p50": float(np.percentile([len(t) for t in texts], 50)),
+            "p99": float(np.percentile([len(t) for t in texts], 99)),
+        },
+    }
 
 
 def table(results: dict[str, Any]) -> str:
@@ -138,8 +163,10 @@ def table(results: dict[str, Any]) -> str:
         f"{results['call_chars']:,} new characters encoded per call, the rest extrapolated):",
     ]
     for name, h in results["huge"].items():
-        lines.append(f"  {name:<11} bounded {h['bounded_ms']:7.1f} ms ({h['bounded_tokens']:,} tokens); "
-                     f"whole {h['whole_ms']:7.1f} ms ({h['whole_tokens']:,} tokens)")
+        lines.append(
+            f"  {name:<11} bounded {h['bounded_ms']:7.1f} ms ({h['bounded_tokens']:,} tokens); "
+            f"whole {h['whole_ms']:7.1f} ms ({h['whole_tokens']:,} tokens)"
+        )
     lines += [
         "the old estimate (ceil(characters / 4)) against cl100k_base, per prompt:",
         f"  total {e['tokens_old_estimate']:,.0f} vs {e['tokens_exact']:,.0f} tokens (x{e['total_ratio']:.3f}); "

@@ -21,7 +21,9 @@ from tests.integration.fleet_service import fleet_service
 VARIANTS: dict[str, dict[str, Any]] = {
     "no recording": {"storage": {"decision_log": False}, "tracking": {"enabled": False}},
     "decision log": {"tracking": {"enabled": False}},
-    "decision log + MLflow": {"tracking": {"enabled": True}},  # the defaults: 30 s flushes, 1% traces
+    "decision log + MLflow": {
+        "tracking": {"enabled": True}
+    },  # the defaults: 30 s flushes, 1% traces
 }
 ROUNDS = 5
 SECONDS = 5.0
@@ -35,12 +37,15 @@ async def _load(url: str, path: str, body: dict[str, Any], seconds: float) -> fl
     stop = time.perf_counter() + seconds
     limits = httpx.Limits(max_connections=CONCURRENCY, max_keepalive_connections=CONCURRENCY)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+
         async def worker() -> None:
             nonlocal done
             while time.perf_counter() < stop:
                 response = await client.post(path, json=body)
                 if response.status_code != 200:
-                    raise RuntimeError(f"{path} answered {response.status_code}: {response.text[:200]}")
+                    raise RuntimeError(
+                        f"{path} answered {response.status_code}: {response.text[:200]}"
+                    )
                 done += 1
 
         started = time.perf_counter()
@@ -51,7 +56,10 @@ async def _load(url: str, path: str, body: dict[str, Any], seconds: float) -> fl
 def run() -> dict[str, Any]:
     endpoints = {
         "route": ("/v1/route", {"prompt": PROMPT}),
-        "chat": ("/v1/chat/completions", {"model": "auto", "messages": [{"role": "user", "content": PROMPT}]}),
+        "chat": (
+            "/v1/chat/completions",
+            {"model": "auto", "messages": [{"role": "user", "content": PROMPT}]},
+        ),
     }
     samples: dict[str, dict[str, list[float]]] = {e: {v: [] for v in VARIANTS} for e in endpoints}
     with ExitStack() as stack:
@@ -60,8 +68,10 @@ def run() -> dict[str, Any]:
         for index, (name, extra) in enumerate(VARIANTS.items()):
             home = scratch / str(index)
             home.mkdir()
-            env = {"MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-                   "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{home / 'decisions.db'}"}
+            env = {
+                "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
+                "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{home / 'decisions.db'}",
+            }
             setup = stack.enter_context(fleet_service(home, extra=extra, env=env))
             urls[name] = setup.url
         for url in urls.values():  # warm up: first requests load lazily imported code
@@ -70,22 +80,33 @@ def run() -> dict[str, Any]:
             for endpoint, (path, body) in endpoints.items():
                 for name, url in urls.items():
                     samples[endpoint][name].append(asyncio.run(_load(url, path, body, SECONDS)))
-    results: dict[str, Any] = {"rounds": ROUNDS, "seconds_per_sample": SECONDS, "concurrency": CONCURRENCY}
+    results: dict[str, Any] = {
+        "rounds": ROUNDS,
+        "seconds_per_sample": SECONDS,
+        "concurrency": CONCURRENCY,
+    }
     for endpoint, by_variant in samples.items():
         baseline = statistics.median(by_variant["no recording"])
         results[endpoint] = {
-            name: {"rps_median": statistics.median(values), "ratio_to_no_recording":
-                   statistics.median(values) / baseline, "rps_samples": values}
+            name: {
+                "rps_median": statistics.median(values),
+                "ratio_to_no_recording": statistics.median(values) / baseline,
+                "rps_samples": values,
+            }
             for name, values in by_variant.items()
         }
     return results
 
 
 def table(results: dict[str, Any]) -> str:
-    lines = [f"Recording overhead ({results['rounds']} interleaved rounds of {results['seconds_per_sample']:.0f} s, "
-             f"concurrency {results['concurrency']}, median requests/s)",
-             f"{'endpoint':<8} {'variant':<24} {'req/s':>8} {'vs none':>8}"]
+    lines = [
+        f"Recording overhead ({results['rounds']} interleaved rounds of {results['seconds_per_sample']:.0f} s, "
+        f"concurrency {results['concurrency']}, median requests/s)",
+        f"{'endpoint':<8} {'variant':<24} {'req/s':>8} {'vs none':>8}",
+    ]
     for endpoint in ("route", "chat"):
         for name, row in results[endpoint].items():
-            lines.append(f"{endpoint:<8} {name:<24} {row['rps_median']:>8.0f} {row['ratio_to_no_recording']:>8.3f}")
+            lines.append(
+                f"{endpoint:<8} {name:<24} {row['rps_median']:>8.0f} {row['ratio_to_no_recording']:>8.3f}"
+            )
     return "\n".join(lines)

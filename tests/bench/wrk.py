@@ -49,12 +49,14 @@ def _lua_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def write_script(bodies: Sequence[object], headers: dict[str, str] | None = None,
-                 directory: Path | None = None) -> Path:
+def write_script(
+    bodies: Sequence[object], headers: dict[str, str] | None = None, directory: Path | None = None
+) -> Path:
     """A wrk Lua script that POSTs ``bodies`` (JSON-encoded) in turn."""
     lines = ",\n".join("  " + _lua_string(json.dumps(b)) for b in bodies)
-    header_lines = "\n".join(f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}"
-                             for k, v in (headers or {}).items())
+    header_lines = "\n".join(
+        f"wrk.headers[{_lua_string(k)}] = {_lua_string(v)}" for k, v in (headers or {}).items()
+    )
     fd, name = tempfile.mkstemp(prefix="wrk-", suffix=".lua", dir=directory)
     with open(fd, "w") as out:
         out.write(_SCRIPT % {"bodies": lines, "headers": header_lines})
@@ -64,25 +66,50 @@ def write_script(bodies: Sequence[object], headers: dict[str, str] | None = None
 def wrk_binary() -> str:
     found = shutil.which("wrk")
     if found is None:
-        raise RuntimeError("wrk is not installed: `make bench` installs it (apt-get install -y wrk)")
+        raise RuntimeError(
+            "wrk is not installed: `make bench` installs it (apt-get install -y wrk)"
+        )
     return found
 
 
-def run_wrk(url: str, script: Path, seconds: float, connections: int, threads: int = 1) -> WrkResult:
+def run_wrk(
+    url: str, script: Path, seconds: float, connections: int, threads: int = 1
+) -> WrkResult:
     """Run wrk against ``url`` with ``connections`` keep-alive connections for ``seconds``.
 
     Any non-2xx answer or socket error fails the bench: a fast error is not a fast answer."""
-    argv = [wrk_binary(), "-t", str(threads), "-c", str(connections), "-d", f"{seconds:g}s",
-            "--timeout", "10s", "-s", str(script), url]
+    argv = [
+        wrk_binary(),
+        "-t",
+        str(threads),
+        "-c",
+        str(connections),
+        "-d",
+        f"{seconds:g}s",
+        "--timeout",
+        "10s",
+        "-s",
+        str(script),
+        url,
+    ]
     done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("WRK_JSON ")), None)
     if done.returncode != 0 or line is None:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}")
+        raise RuntimeError(
+            f"wrk failed ({done.returncode}): {done.stdout[-1500:]} {done.stderr[-1500:]}"
+        )
     raw = json.loads(line.removeprefix("WRK_JSON "))
     errors = raw["status_errors"] + raw["socket_errors"]
     if errors:
-        raise RuntimeError(f"wrk against {url}: {raw['status_errors']} non-2xx answers, "
-                           f"{raw['socket_errors']} socket errors:\n{done.stdout[-1500:]}")
-    return WrkResult(rps=raw["requests"] / (raw["duration_us"] / 1e6), p50_ms=raw["p50_us"] / 1e3,
-                     p90_ms=raw["p90_us"] / 1e3, p99_ms=raw["p99_us"] / 1e3,
-                     requests=raw["requests"], errors=errors)
+        raise RuntimeError(
+            f"wrk against {url}: {raw['status_errors']} non-2xx answers, "
+            f"{raw['socket_errors']} socket errors:\n{done.stdout[-1500:]}"
+        )
+    return WrkResult(
+        rps=raw["requests"] / (raw["duration_us"] / 1e6),
+        p50_ms=raw["p50_us"] / 1e3,
+        p90_ms=raw["p90_us"] / 1e3,
+        p99_ms=raw["p99_us"] / 1e3,
+        requests=raw["requests"],
+        errors=errors,
+    )

@@ -25,7 +25,9 @@ from typing import Any, Protocol
 
 MARKER = re.compile(r"\[hostile:([a-z0-9_]+)\]")
 HEADER = "X-Hostile-Mode"
-HUGE_BYTES = 4 * 1024 * 1024  # a huge body or SSE line (the issue's 50 MB, scaled to the tests' caps)
+HUGE_BYTES = (
+    4 * 1024 * 1024
+)  # a huge body or SSE line (the issue's 50 MB, scaled to the tests' caps)
 TRICKLE_INTERVAL_S = 0.05  # one byte (or one chunk, for ``endless``) this often ...
 TRICKLE_FOR_S = 5.0  # ... for at most this long, or until the router hangs up
 
@@ -65,7 +67,11 @@ def answer(handler: Handler, mode: str, body: dict[str, Any]) -> None:
     act = (STREAMING if stream else PLAIN).get(mode)
     try:
         if act is None:
-            _send(handler, 400, json.dumps({"error": {"message": f"unknown hostile mode {mode!r}"}}).encode())
+            _send(
+                handler,
+                400,
+                json.dumps({"error": {"message": f"unknown hostile mode {mode!r}"}}).encode(),
+            )
         else:
             act(handler)
     except (BrokenPipeError, ConnectionResetError):  # the router hung up, as it should
@@ -83,35 +89,56 @@ def closed_port_url() -> str:
 
 # -- what the modes send ---------------------------------------------------------------------------
 
-def _completion(content: str = "ok from hostile", usage: str = '{"prompt_tokens": 3, "completion_tokens": 3}',
-                choices: str | None = None, id_: str = '"chatcmpl-hostile"') -> bytes:
+
+def _completion(
+    content: str = "ok from hostile",
+    usage: str = '{"prompt_tokens": 3, "completion_tokens": 3}',
+    choices: str | None = None,
+    id_: str = '"chatcmpl-hostile"',
+) -> bytes:
     """A completion as JSON text, with any part replaced by raw (possibly invalid) JSON."""
     message = json.dumps({"role": "assistant", "content": content})
     choices = choices or f'[{{"index": 0, "message": {message}, "finish_reason": "stop"}}]'
-    return (f'{{"id": {id_}, "object": "chat.completion", "created": 1, "model": "hostile", '
-            f'"choices": {choices}, "usage": {usage}}}').encode()
+    return (
+        f'{{"id": {id_}, "object": "chat.completion", "created": 1, "model": "hostile", '
+        f'"choices": {choices}, "usage": {usage}}}'
+    ).encode()
 
 
-def _chunk(content: str = "ok", usage: str | None = None, choices: str | None = None,
-           id_: str = '"chatcmpl-hostile"') -> bytes:
+def _chunk(
+    content: str = "ok",
+    usage: str | None = None,
+    choices: str | None = None,
+    id_: str = '"chatcmpl-hostile"',
+) -> bytes:
     delta = json.dumps({"content": content})
     choices = choices or f'[{{"index": 0, "delta": {delta}, "finish_reason": null}}]'
     extra = f', "usage": {usage}' if usage is not None else ""
-    return (f'data: {{"id": {id_}, "object": "chat.completion.chunk", "created": 1, "model": "hostile", '
-            f'"choices": {choices}{extra}}}\n\n').encode()
+    return (
+        f'data: {{"id": {id_}, "object": "chat.completion.chunk", "created": 1, "model": "hostile", '
+        f'"choices": {choices}{extra}}}\n\n'
+    ).encode()
 
 
 GOOD_STREAM = [_chunk("ok"), _chunk(" from"), _chunk(" hostile"), b"data: [DONE]\n\n"]
 HUGE_CHUNK = _chunk("x" * HUGE_BYTES)
 
 
-def _send(handler: Handler, code: int, data: bytes, content_type: str = "application/json",
-          headers: dict[str, str] | None = None, length: bool = True) -> None:
+def _send(
+    handler: Handler,
+    code: int,
+    data: bytes,
+    content_type: str = "application/json",
+    headers: dict[str, str] | None = None,
+    length: bool = True,
+) -> None:
     handler.send_response(code)
     handler.send_header("Content-Type", content_type)
     if length:
         handler.send_header("Content-Length", str(len(data)))
-    handler.send_header("Connection", "close")  # as it does: no pooled connection is left to go stale
+    handler.send_header(
+        "Connection", "close"
+    )  # as it does: no pooled connection is left to go stale
     for key, value in (headers or {}).items():
         handler.send_header(key, value)
     handler.end_headers()
@@ -139,11 +166,13 @@ def _trickle(handler: Handler, data: bytes) -> None:
     for index in range(len(data)):
         if time.monotonic() > ends:
             return
-        _write(handler, data[index:index + 1])
+        _write(handler, data[index : index + 1])
         time.sleep(TRICKLE_INTERVAL_S)
 
 
-def _status(code: int, raw_body: bytes, headers: dict[str, str] | None = None) -> Callable[[Handler], None]:
+def _status(
+    code: int, raw_body: bytes, headers: dict[str, str] | None = None
+) -> Callable[[Handler], None]:
     return lambda h: _send(h, code, raw_body, headers=headers)
 
 
@@ -155,6 +184,7 @@ def _stream(*parts: bytes, content_type: str = "text/event-stream") -> Callable[
     def act(h: Handler) -> None:
         _open_stream(h, content_type)
         _write(h, *parts)
+
     return act
 
 
@@ -185,6 +215,7 @@ def _trickle_stream(first: bytes = b"") -> Callable[[Handler], None]:
         _open_stream(h)
         _write(h, first)
         _trickle(h, b"".join(GOOD_STREAM))
+
     return act
 
 
@@ -219,8 +250,10 @@ BAD_USAGE = {  # raw JSON of usage: its prompt_tokens, or its cache counts
     "usage_huge": '{"prompt_tokens": ' + "1" + "0" * 300 + ', "completion_tokens": 3}',
     "usage_fraction": '{"prompt_tokens": 1.5, "completion_tokens": 3}',
     "usage_not_object": '"lots"',
-    "usage_cached_over_prompt": ('{"prompt_tokens": 3, "completion_tokens": 3, '
-                                 '"prompt_tokens_details": {"cached_tokens": 4}}'),
+    "usage_cached_over_prompt": (
+        '{"prompt_tokens": 3, "completion_tokens": 3, '
+        '"prompt_tokens_details": {"cached_tokens": 4}}'
+    ),
     "usage_cached_negative": '{"prompt_tokens": 3, "completion_tokens": 3, "cache_read_input_tokens": -1}',
 }
 BAD_CHOICES = {
@@ -239,7 +272,11 @@ RETRY_AFTER = {
 
 
 def _rate_limited(value: str) -> Callable[[Handler], None]:
-    return _status(429, b'{"error": {"message": "slow down", "type": "rate_limit_error"}}', {"Retry-After": value})
+    return _status(
+        429,
+        b'{"error": {"message": "slow down", "type": "rate_limit_error"}}',
+        {"Retry-After": value},
+    )
 
 
 PLAIN: dict[str, Callable[[Handler], None]] = {
@@ -268,10 +305,15 @@ PLAIN: dict[str, Callable[[Handler], None]] = {
 }
 
 STREAMING: dict[str, Callable[[Handler], None]] = {
-    **{name: PLAIN[name] for name in ("error_surrogate", "error_surrogate_400", "error_invalid_utf8",
-                                      *RETRY_AFTER)},
+    **{
+        name: PLAIN[name]
+        for name in ("error_surrogate", "error_surrogate_400", "error_invalid_utf8", *RETRY_AFTER)
+    },
     **{name: _stream(_chunk(usage=usage), *GOOD_STREAM[1:]) for name, usage in BAD_USAGE.items()},
-    **{name: _stream(_chunk(choices=choices), *GOOD_STREAM[1:]) for name, choices in BAD_CHOICES.items()},
+    **{
+        name: _stream(_chunk(choices=choices), *GOOD_STREAM[1:])
+        for name, choices in BAD_CHOICES.items()
+    },
     "delta_string": _stream(_chunk(choices='[{"index": 0, "delta": "yes"}]'), *GOOD_STREAM[1:]),
     **{name: _stream(_chunk(id_=id_), *GOOD_STREAM[1:]) for name, id_ in BAD_IDS.items()},
     "surrogate_content": _stream(_chunk("ok @").replace(b"@", b"\\udfff"), *GOOD_STREAM[1:]),

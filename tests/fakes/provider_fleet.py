@@ -92,7 +92,18 @@ class BrokenStream:
     """How long the stream stays open, silent, before the connection drops."""
 
 
-Fault = Reply | ToolReply | JsonReply | Status | Echo | Hang | Reset | Malformed | EmptyChoices | BrokenStream
+Fault = (
+    Reply
+    | ToolReply
+    | JsonReply
+    | Status
+    | Echo
+    | Hang
+    | Reset
+    | Malformed
+    | EmptyChoices
+    | BrokenStream
+)
 
 
 @dataclass
@@ -147,12 +158,15 @@ class FakeProvider:
     def __init__(self, name: str = "fake", hostile: bool = False, port: int = 0) -> None:
         self.name = name
         self._state = _State()
-        handler = type("Handler", (_Handler,), {"state": self._state, "provider": name, "hostile": hostile})
+        handler = type(
+            "Handler", (_Handler,), {"state": self._state, "provider": name, "hostile": hostile}
+        )
         self._server = _Server(("127.0.0.1", port), handler)  # port 0: any free one
         self._server.daemon_threads = True
         # shutdown() waits for serve_forever's next poll: 0.5 s by default, per fake, per test.
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.02},
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
 
     def __enter__(self) -> FakeProvider:
         self._thread.start()
@@ -172,7 +186,9 @@ class FakeProvider:
         with self._state.lock:
             self._state.script.extend(faults)
 
-    def chaos(self, faults: Sequence[tuple[Fault, float]], probability: float, seed: int = 0) -> None:
+    def chaos(
+        self, faults: Sequence[tuple[Fault, float]], probability: float, seed: int = 0
+    ) -> None:
         """From now on, when the script is empty, answer each request with a fault with
         ``probability`` (picked among ``faults`` by weight), else normally.
 
@@ -181,8 +197,12 @@ class FakeProvider:
         if not faults or not 0 <= probability <= 1:
             raise ValueError("chaos needs faults with weights and a probability in [0, 1]")
         with self._state.lock:
-            self._state.chaos = _Chaos(tuple(f for f, _ in faults), tuple(w for _, w in faults),
-                                       probability, random.Random(seed))
+            self._state.chaos = _Chaos(
+                tuple(f for f, _ in faults),
+                tuple(w for _, w in faults),
+                probability,
+                random.Random(seed),
+            )
 
     def reset(self) -> None:
         """Forget the script, ``chaos`` and the recorded requests: a fake as new, for the next
@@ -229,7 +249,9 @@ class _Handler(BaseHTTPRequestHandler):
         mode = hostile_faults.mode_of(body, self.headers) if self.hostile else None
         with self.state.lock:
             fault = self.state.next_fault() if mode is None else Reply()
-            self.state.seen.append(SeenRequest(self.path, dict(self.headers), body, arrived, fault, mode))
+            self.state.seen.append(
+                SeenRequest(self.path, dict(self.headers), body, arrived, fault, mode)
+            )
         if mode is not None:
             hostile_faults.answer(self, mode, body)
             return
@@ -251,29 +273,50 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if isinstance(fault, Echo):
             credentials = [self.headers.get(h) for h in ("Authorization", "x-api-key", "api-key")]
-            message = (f"Incorrect API key provided: {' '.join(c for c in credentials if c)}; "
-                       f"request messages: {json.dumps(body.get('messages'))}")
+            message = (
+                f"Incorrect API key provided: {' '.join(c for c in credentials if c)}; "
+                f"request messages: {json.dumps(body.get('messages'))}"
+            )
             self._status(Status(fault.code, message), anthropic)
         elif isinstance(fault, Status):
             self._status(fault, anthropic)
         elif isinstance(fault, Malformed):
             self._raw(200, b'{"id": "broken", "choices": [', "application/json")
         elif isinstance(fault, EmptyChoices):
-            self._json(200, {"id": "empty", "object": "chat.completion", "choices": [], "model": body.get("model")})
+            self._json(
+                200,
+                {
+                    "id": "empty",
+                    "object": "chat.completion",
+                    "choices": [],
+                    "model": body.get("model"),
+                },
+            )
         elif (problem := tool_replies.conversation_problem(body, anthropic)) is not None:
             self._status(Status(400, problem), anthropic)
-        elif isinstance(fault, JsonReply) and (as_tool := tool_replies.as_tool_reply(fault, body, anthropic)):
+        elif isinstance(fault, JsonReply) and (
+            as_tool := tool_replies.as_tool_reply(fault, body, anthropic)
+        ):
             self._answer(as_tool, body, anthropic)
         elif isinstance(fault, ToolReply):
             self._tools(fault, body, anthropic)
         elif body.get("stream"):
             self._stream(body, fault, anthropic)
         else:
-            text = (fault.text if isinstance(fault, Reply)
-                    else json.dumps(fault.value) if isinstance(fault, JsonReply) else "ok from fake")
+            text = (
+                fault.text
+                if isinstance(fault, Reply)
+                else json.dumps(fault.value)
+                if isinstance(fault, JsonReply)
+                else "ok from fake"
+            )
             cache = _cache(fault)
-            self._json(200, _anthropic_message(body, text, cache) if anthropic
-                       else _openai_completion(body, text, cache))
+            self._json(
+                200,
+                _anthropic_message(body, text, cache)
+                if anthropic
+                else _openai_completion(body, text, cache),
+            )
 
     def _status(self, fault: Status, anthropic: bool) -> None:
         headers = {}
@@ -292,12 +335,19 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _tools(self, reply: ToolReply, body: dict[str, Any], anthropic: bool) -> None:
         if not body.get("stream"):
-            self._json(200, tool_replies.anthropic_tool_message(body, reply) if anthropic
-                       else tool_replies.openai_tool_completion(body, reply))
+            self._json(
+                200,
+                tool_replies.anthropic_tool_message(body, reply)
+                if anthropic
+                else tool_replies.openai_tool_completion(body, reply),
+            )
             return
         self._stream_head()
-        events = (tool_replies.anthropic_tool_events(body, reply) if anthropic
-                  else tool_replies.openai_tool_chunks(body, reply) + ["data: [DONE]\n\n"])
+        events = (
+            tool_replies.anthropic_tool_events(body, reply)
+            if anthropic
+            else tool_replies.openai_tool_chunks(body, reply) + ["data: [DONE]\n\n"]
+        )
         for event in events:
             self.wfile.write(event.encode())
             self.wfile.flush()
@@ -312,11 +362,18 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _stream(self, body: dict[str, Any], fault: Fault, anthropic: bool) -> None:
         self._stream_head()
-        words = (tool_replies.split_text(json.dumps(fault.value)) if isinstance(fault, JsonReply)
-                 else ["ok", " from", " fake", " stream"])
+        words = (
+            tool_replies.split_text(json.dumps(fault.value))
+            if isinstance(fault, JsonReply)
+            else ["ok", " from", " fake", " stream"]
+        )
         limit = fault.chunks_before_break if isinstance(fault, BrokenStream) else len(words)
         cache = _cache(fault)
-        events = _anthropic_events(body, words, cache) if anthropic else _openai_chunks(body, words, cache)
+        events = (
+            _anthropic_events(body, words, cache)
+            if anthropic
+            else _openai_chunks(body, words, cache)
+        )
         if isinstance(fault, BrokenStream) and fault.tool_call and not anthropic:
             events = _openai_tool_chunks(body, words)
         for index, event in enumerate(events):
@@ -338,7 +395,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, code: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._raw(code, json.dumps(payload).encode(), "application/json", headers)
 
-    def _raw(self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None) -> None:
+    def _raw(
+        self, code: int, data: bytes, content_type: str, headers: dict[str, str] | None = None
+    ) -> None:
         self.send_response(code)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
@@ -349,7 +408,11 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def _usage(body: dict[str, Any], text: str) -> tuple[int, int]:
-    prompt = sum(len(str(m.get("content", "")).split()) for m in body.get("messages", []) if isinstance(m, dict))
+    prompt = sum(
+        len(str(m.get("content", "")).split())
+        for m in body.get("messages", [])
+        if isinstance(m, dict)
+    )
     return max(prompt, 1), len(text.split())
 
 
@@ -357,79 +420,148 @@ def _cache(fault: Fault) -> tuple[int, int]:
     return (fault.cached_tokens, fault.cache_write_tokens) if isinstance(fault, Reply) else (0, 0)
 
 
-def _openai_usage(prompt_tokens: int, completion_tokens: int, cache: tuple[int, int]) -> dict[str, Any]:
+def _openai_usage(
+    prompt_tokens: int, completion_tokens: int, cache: tuple[int, int]
+) -> dict[str, Any]:
     """OpenAI's usage: cached tokens are counted in ``prompt_tokens`` too."""
     prompt_tokens += cache[0] + cache[1]
-    usage: dict[str, Any] = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                             "total_tokens": prompt_tokens + completion_tokens}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
     if cache[0]:
         usage["prompt_tokens_details"] = {"cached_tokens": cache[0]}
     return usage
 
 
-def _openai_completion(body: dict[str, Any], text: str, cache: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+def _openai_completion(
+    body: dict[str, Any], text: str, cache: tuple[int, int] = (0, 0)
+) -> dict[str, Any]:
     prompt_tokens, completion_tokens = _usage(body, text)
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "fake-model"),
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "choices": [
+            {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
+        ],
         "usage": _openai_usage(prompt_tokens, completion_tokens, cache),
     }
 
 
-def _openai_chunks(body: dict[str, Any], words: list[str], cache: tuple[int, int] = (0, 0)) -> list[str]:
-    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": body.get("model", "fake-model")}
+def _openai_chunks(
+    body: dict[str, Any], words: list[str], cache: tuple[int, int] = (0, 0)
+) -> list[str]:
+    base = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+    }
     chunks = [
-        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": w} if i == 0 else {"content": w},
-                              "finish_reason": None}]}
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": {"role": "assistant", "content": w} if i == 0 else {"content": w},
+                    "finish_reason": None,
+                }
+            ],
+        }
         for i, w in enumerate(words)
     ]
     chunks.append({**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     if (body.get("stream_options") or {}).get("include_usage"):
         prompt_tokens, completion_tokens = _usage(body, "".join(words))
-        chunks.append({**base, "choices": [], "usage": _openai_usage(prompt_tokens, completion_tokens, cache)})
+        chunks.append(
+            {**base, "choices": [], "usage": _openai_usage(prompt_tokens, completion_tokens, cache)}
+        )
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
 
 def _openai_tool_chunks(body: dict[str, Any], words: list[str]) -> list[str]:
     """A stream of one tool call whose arguments come a word per chunk."""
-    base = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": body.get("model", "fake-model")}
-    chunks = [{**base, "choices": [{"index": 0, "finish_reason": None, "delta": {
-        "tool_calls": [{"index": 0, "id": "call_fake", "type": "function",
-                        "function": {"name": "lookup", "arguments": w}} if i == 0
-                       else {"index": 0, "function": {"arguments": w}}]}}]}
-              for i, w in enumerate(words)]
+    base = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+    }
+    chunks = [
+        {
+            **base,
+            "choices": [
+                {
+                    "index": 0,
+                    "finish_reason": None,
+                    "delta": {
+                        "tool_calls": [
+                            {
+                                "index": 0,
+                                "id": "call_fake",
+                                "type": "function",
+                                "function": {"name": "lookup", "arguments": w},
+                            }
+                            if i == 0
+                            else {"index": 0, "function": {"arguments": w}}
+                        ]
+                    },
+                }
+            ],
+        }
+        for i, w in enumerate(words)
+    ]
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
 
-def _anthropic_message(body: dict[str, Any], text: str, cache: tuple[int, int] = (0, 0)) -> dict[str, Any]:
+def _anthropic_message(
+    body: dict[str, Any], text: str, cache: tuple[int, int] = (0, 0)
+) -> dict[str, Any]:
     """Anthropic's usage: ``input_tokens`` are the uncached ones, the cache's counted apart."""
     prompt_tokens, completion_tokens = _usage(body, text)
     usage: dict[str, Any] = {"input_tokens": prompt_tokens, "output_tokens": completion_tokens}
     if cache != (0, 0):
         usage.update(cache_read_input_tokens=cache[0], cache_creation_input_tokens=cache[1])
     return {
-        "id": "msg_fake", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
-        "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+        "id": "msg_fake",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "fake"),
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
         "usage": usage,
     }
 
 
-def _anthropic_events(body: dict[str, Any], words: list[str], cache: tuple[int, int] = (0, 0)) -> list[str]:
+def _anthropic_events(
+    body: dict[str, Any], words: list[str], cache: tuple[int, int] = (0, 0)
+) -> list[str]:
     def event(kind: str, data: dict[str, Any]) -> str:
         return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
     message = _anthropic_message(body, "", cache)
     message["content"] = []
-    events = [event("message_start", {"message": message}),
-              event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}})]
-    events += [event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}}) for w in words]
-    events += [event("content_block_stop", {"index": 0}),
-               event("message_delta", {"delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                                       "usage": {"output_tokens": len(words)}}),
-               event("message_stop", {})]
+    events = [
+        event("message_start", {"message": message}),
+        event("content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}),
+    ]
+    events += [
+        event("content_block_delta", {"index": 0, "delta": {"type": "text_delta", "text": w}})
+        for w in words
+    ]
+    events += [
+        event("content_block_stop", {"index": 0}),
+        event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"output_tokens": len(words)},
+            },
+        ),
+        event("message_stop", {}),
+    ]
     return events

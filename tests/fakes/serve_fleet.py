@@ -18,18 +18,30 @@ DEFAULT_PORT = 9100  # the port src/intent_router/defaults/examples/fake-fleet.y
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.serve_fleet", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.serve_fleet",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
-    parser.add_argument("--hostile", action="store_true",
-                        help="obey [hostile:MODE] markers in prompts (tests/fakes/hostile_faults.py)")
+    parser.add_argument(
+        "--hostile",
+        action="store_true",
+        help="obey [hostile:MODE] markers in prompts (tests/fakes/hostile_faults.py)",
+    )
     args = parser.parse_args(argv)
     with FakeProvider("fleet", port=args.port, hostile=args.hostile) as fleet:
-        print(f"fake provider fleet on {fleet.url} (OpenAI: {fleet.url}/v1, Anthropic: {fleet.url}); "
-              "Ctrl-C stops it", flush=True)
+        print(
+            f"fake provider fleet on {fleet.url} (OpenAI: {fleet.url}/v1, Anthropic: {fleet.url}); "
+            "Ctrl-C stops it",
+            flush=True,
+        )
         if args.port != DEFAULT_PORT:
-            print(f"src/intent_router/defaults/examples/fake-fleet.yaml expects port {DEFAULT_PORT}: change its api_base lines "
-                  f"to {fleet.url}/v1", flush=True)
+            print(
+                f"src/intent_router/defaults/examples/fake-fleet.yaml expects port {DEFAULT_PORT}: change its api_base lines "
+                f"to {fleet.url}/v1",
+                flush=True,
+            )
         try:
             threading.Event().wait()
         except KeyboardInterrupt:

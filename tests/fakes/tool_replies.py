@@ -50,7 +50,9 @@ class JsonReply:
 def forced_tool(body: dict[str, Any]) -> str | None:
     """The tool an Anthropic request forces (``tool_choice: {"type": "tool", "name": ...}``)."""
     choice = body.get("tool_choice")
-    return str(choice["name"]) if isinstance(choice, dict) and choice.get("type") == "tool" else None
+    return (
+        str(choice["name"]) if isinstance(choice, dict) and choice.get("type") == "tool" else None
+    )
 
 
 def as_tool_reply(reply: JsonReply, body: dict[str, Any], anthropic: bool) -> ToolReply | None:
@@ -62,64 +64,122 @@ def as_tool_reply(reply: JsonReply, body: dict[str, Any], anthropic: bool) -> To
 def split_text(text: str, parts: int = 3) -> list[str]:
     """``text`` in about ``parts`` pieces, as a stream delivers it."""
     size = max(1, -(-len(text) // parts))
-    return [text[i:i + size] for i in range(0, len(text), size)] or [""]
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
 
 
 def _usage(body: dict[str, Any], reply: ToolReply) -> tuple[int, int]:
-    prompt = sum(len(json.dumps(m).split()) for m in body.get("messages", []) if isinstance(m, dict))
+    prompt = sum(
+        len(json.dumps(m).split()) for m in body.get("messages", []) if isinstance(m, dict)
+    )
     return max(prompt, 1), max(1, sum(len(json.dumps(c.arguments).split()) for c in reply.calls))
 
 
 def openai_tool_completion(body: dict[str, Any], reply: ToolReply) -> dict[str, Any]:
     prompt_tokens, completion_tokens = _usage(body, reply)
-    calls = [{"id": c.call_id(i, False), "type": "function",
-              "function": {"name": c.name, "arguments": json.dumps(c.arguments)}}
-             for i, c in enumerate(reply.calls)]
+    calls = [
+        {
+            "id": c.call_id(i, False),
+            "type": "function",
+            "function": {"name": c.name, "arguments": json.dumps(c.arguments)},
+        }
+        for i, c in enumerate(reply.calls)
+    ]
     return {
-        "id": "chatcmpl-fake-tools", "object": "chat.completion", "created": int(time.time()),
+        "id": "chatcmpl-fake-tools",
+        "object": "chat.completion",
+        "created": int(time.time()),
         "model": body.get("model", "fake-model"),
-        "choices": [{"index": 0, "finish_reason": "tool_calls",
-                     "message": {"role": "assistant", "content": reply.text or None, "tool_calls": calls}}],
-        "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                  "total_tokens": prompt_tokens + completion_tokens},
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": "tool_calls",
+                "message": {
+                    "role": "assistant",
+                    "content": reply.text or None,
+                    "tool_calls": calls,
+                },
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
     }
 
 
 def openai_tool_chunks(body: dict[str, Any], reply: ToolReply) -> list[str]:
     """SSE events: the text, then per call a header delta (id, name) and argument fragments."""
-    base = {"id": "chatcmpl-fake-tools", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": body.get("model", "fake-model")}
+    base = {
+        "id": "chatcmpl-fake-tools",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": body.get("model", "fake-model"),
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
         return {**base, "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
 
     chunks = [chunk({"role": "assistant", "content": reply.text or None})]
     for i, call in enumerate(reply.calls):
-        chunks.append(chunk({"tool_calls": [{"index": i, "id": call.call_id(i, False), "type": "function",
-                                             "function": {"name": call.name, "arguments": ""}}]}))
-        chunks += [chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]})
-                   for part in split_text(json.dumps(call.arguments))]
+        chunks.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": i,
+                            "id": call.call_id(i, False),
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
+        chunks += [
+            chunk({"tool_calls": [{"index": i, "function": {"arguments": part}}]})
+            for part in split_text(json.dumps(call.arguments))
+        ]
     chunks.append(chunk({}, "tool_calls"))
     if (body.get("stream_options") or {}).get("include_usage"):
         prompt_tokens, completion_tokens = _usage(body, reply)
-        chunks.append({**base, "choices": [], "usage": {"prompt_tokens": prompt_tokens,
-                       "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}})
+        chunks.append(
+            {
+                **base,
+                "choices": [],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
     return [f"data: {json.dumps(c)}\n\n" for c in chunks]
 
 
 def anthropic_tool_message(body: dict[str, Any], reply: ToolReply) -> dict[str, Any]:
     prompt_tokens, completion_tokens = _usage(body, reply)
     content: list[dict[str, Any]] = [{"type": "text", "text": reply.text}] if reply.text else []
-    content += [{"type": "tool_use", "id": c.call_id(i, True), "name": c.name, "input": c.arguments}
-                for i, c in enumerate(reply.calls)]
-    return {"id": "msg_fake_tools", "type": "message", "role": "assistant", "model": body.get("model", "fake"),
-            "content": content, "stop_reason": "tool_use", "stop_sequence": None,
-            "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens}}
+    content += [
+        {"type": "tool_use", "id": c.call_id(i, True), "name": c.name, "input": c.arguments}
+        for i, c in enumerate(reply.calls)
+    ]
+    return {
+        "id": "msg_fake_tools",
+        "type": "message",
+        "role": "assistant",
+        "model": body.get("model", "fake"),
+        "content": content,
+        "stop_reason": "tool_use",
+        "stop_sequence": None,
+        "usage": {"input_tokens": prompt_tokens, "output_tokens": completion_tokens},
+    }
 
 
 def anthropic_tool_events(body: dict[str, Any], reply: ToolReply) -> list[str]:
     """SSE events: message_start, a text block if any, one tool_use block per call with its
     input as ``input_json_delta`` parts, message_delta (stop_reason tool_use), message_stop."""
+
     def event(kind: str, data: dict[str, Any]) -> str:
         return f"event: {kind}\ndata: {json.dumps({'type': kind, **data})}\n\n"
 
@@ -130,15 +190,25 @@ def anthropic_tool_events(body: dict[str, Any], reply: ToolReply) -> list[str]:
         blocks.append(({"type": "text", "text": ""}, [{"type": "text_delta", "text": reply.text}]))
     for i, call in enumerate(reply.calls):
         header = {"type": "tool_use", "id": call.call_id(i, True), "name": call.name, "input": {}}
-        parts = [{"type": "input_json_delta", "partial_json": p} for p in split_text(json.dumps(call.arguments))]
+        parts = [
+            {"type": "input_json_delta", "partial_json": p}
+            for p in split_text(json.dumps(call.arguments))
+        ]
         blocks.append((header, parts))
     for index, (header, deltas) in enumerate(blocks):
         events.append(event("content_block_start", {"index": index, "content_block": header}))
         events += [event("content_block_delta", {"index": index, "delta": d}) for d in deltas]
         events.append(event("content_block_stop", {"index": index}))
-    events += [event("message_delta", {"delta": {"stop_reason": "tool_use", "stop_sequence": None},
-                                       "usage": {"output_tokens": _usage(body, reply)[1]}}),
-               event("message_stop", {})]
+    events += [
+        event(
+            "message_delta",
+            {
+                "delta": {"stop_reason": "tool_use", "stop_sequence": None},
+                "usage": {"output_tokens": _usage(body, reply)[1]},
+            },
+        ),
+        event("message_stop", {}),
+    ]
     return events
 
 
@@ -152,11 +222,15 @@ def _openai_problem(messages: list[dict[str, Any]]) -> str | None:
     open_calls: set[str] = set()
     for message in messages:
         if message.get("role") == "assistant":
-            open_calls = {str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)}
+            open_calls = {
+                str(c.get("id")) for c in message.get("tool_calls") or [] if isinstance(c, dict)
+            }
         elif message.get("role") == "tool":
             if message.get("tool_call_id") not in open_calls:
-                return (f"messages with role 'tool' must be a response to a preceding message with "
-                        f"'tool_calls' (tool_call_id {message.get('tool_call_id')!r})")
+                return (
+                    f"messages with role 'tool' must be a response to a preceding message with "
+                    f"'tool_calls' (tool_call_id {message.get('tool_call_id')!r})"
+                )
             open_calls.discard(message["tool_call_id"])
         elif open_calls:
             return f"an assistant message with 'tool_calls' must be followed by tool messages ({sorted(open_calls)})"
@@ -165,7 +239,11 @@ def _openai_problem(messages: list[dict[str, Any]]) -> str | None:
 
 def _blocks(message: dict[str, Any], kind: str) -> list[dict[str, Any]]:
     content = message.get("content")
-    return [b for b in content if isinstance(b, dict) and b.get("type") == kind] if isinstance(content, list) else []
+    return (
+        [b for b in content if isinstance(b, dict) and b.get("type") == kind]
+        if isinstance(content, list)
+        else []
+    )
 
 
 def _anthropic_problem(messages: list[dict[str, Any]]) -> str | None:
@@ -173,9 +251,14 @@ def _anthropic_problem(messages: list[dict[str, Any]]) -> str | None:
         results = {str(b.get("tool_use_id")) for b in _blocks(message, "tool_result")}
         uses = {str(b.get("id")) for b in _blocks(messages[i - 1], "tool_use")} if i else set()
         if results - uses:
-            return f"unexpected `tool_use_id` found in `tool_result` blocks: {sorted(results - uses)}"
-        following = {str(b.get("tool_use_id")) for b in _blocks(messages[i + 1], "tool_result")} \
-            if i + 1 < len(messages) else None
+            return (
+                f"unexpected `tool_use_id` found in `tool_result` blocks: {sorted(results - uses)}"
+            )
+        following = (
+            {str(b.get("tool_use_id")) for b in _blocks(messages[i + 1], "tool_result")}
+            if i + 1 < len(messages)
+            else None
+        )
         mine = {str(b.get("id")) for b in _blocks(message, "tool_use")}
         if following is not None and mine - following:
             return f"`tool_use` ids were found without `tool_result` blocks immediately after: {sorted(mine - following)}"

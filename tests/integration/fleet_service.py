@@ -16,10 +16,19 @@ from intent_router.config import DEFAULT_CONFIG
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.service_process import running_service, wait_until_ready
 
-KEYS = {"CLOUDFLARE_API_KEY": "cf-k", "TOGETHER_API_KEY": "tg-k", "ANTHROPIC_API_KEY": "an-k",
-        "OPENAI_API_KEY": "oa-k"}
-FAKES = {"kimi-k2.6": "kimi", "kimi-k2.6-together": "together", "claude-sonnet-4": "claude",
-         "gpt-4o": "gpt", "qwen-32b-local": "ollama"}
+KEYS = {
+    "CLOUDFLARE_API_KEY": "cf-k",
+    "TOGETHER_API_KEY": "tg-k",
+    "ANTHROPIC_API_KEY": "an-k",
+    "OPENAI_API_KEY": "oa-k",
+}
+FAKES = {
+    "kimi-k2.6": "kimi",
+    "kimi-k2.6-together": "together",
+    "claude-sonnet-4": "claude",
+    "gpt-4o": "gpt",
+    "qwen-32b-local": "ollama",
+}
 CLOUD = ("kimi", "together", "claude", "gpt")
 OOM = "model requires more system memory (21.5 GiB) than is available (15.2 GiB)"
 
@@ -42,12 +51,19 @@ class Setup:
         """The sum of the /metrics samples whose line starts with ``prefix`` (0 if none): a
         test sharing a service compares it before and after, never with an absolute count."""
         text = httpx.get(f"{self.url}/metrics", timeout=30).text
-        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix))
+        return sum(
+            float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
+        )
 
 
-def fleet_config(tmp_path: Path, fakes: dict[str, FakeProvider], router: dict[str, Any] | None = None,
-                 deployments: dict[str, dict[str, Any]] | None = None,
-                 extra: dict[str, Any] | None = None, litellm: bool = True) -> Path:
+def fleet_config(
+    tmp_path: Path,
+    fakes: dict[str, FakeProvider],
+    router: dict[str, Any] | None = None,
+    deployments: dict[str, dict[str, Any]] | None = None,
+    extra: dict[str, Any] | None = None,
+    litellm: bool = True,
+) -> Path:
     """The bundled config pointed at the fakes, with ``router``, ``deployments`` and other
     sections (``extra``) updated; written to ``tmp_path/router.yaml``. MLflow tracking is
     on only when ``extra`` has a ``tracking`` section. Anthropic goes through litellm unless
@@ -61,8 +77,14 @@ def fleet_config(tmp_path: Path, fakes: dict[str, FakeProvider], router: dict[st
         else:
             spec.update(api_base=f"{fakes[fake].url}/v1", api_style="openai", timeout_s=3)
         spec.update((deployments or {}).get(deployment, {}))
-    raw["router"].update({"confidence_threshold": 0.0, "request_deadline_s": 10,
-                          "cooldown": {"failures": 3, "seconds": 60}, **(router or {})})
+    raw["router"].update(
+        {
+            "confidence_threshold": 0.0,
+            "request_deadline_s": 10,
+            "cooldown": {"failures": 3, "seconds": 60},
+            **(router or {}),
+        }
+    )
     # The MLflow tracker (a process of its own, importing MLflow for its flushes) only for the
     # tests that configure it: a second or two of CPU per service that no other test needs.
     raw["tracking"]["enabled"] = "tracking" in (extra or {})
@@ -81,10 +103,15 @@ def fake_fleet() -> Iterator[dict[str, FakeProvider]]:
 
 
 @contextmanager
-def fleet_service(tmp_path: Path, router: dict[str, Any] | None = None,
-                  deployments: dict[str, dict[str, Any]] | None = None,
-                  ready: bool = False, extra: dict[str, Any] | None = None,
-                  env: dict[str, str] | None = None, litellm: bool = True) -> Iterator[Setup]:
+def fleet_service(
+    tmp_path: Path,
+    router: dict[str, Any] | None = None,
+    deployments: dict[str, dict[str, Any]] | None = None,
+    ready: bool = False,
+    extra: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+    litellm: bool = True,
+) -> Iterator[Setup]:
     """The fleet and a service over it; ``ready`` waits until litellm (Anthropic's path) is loaded."""
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
@@ -122,16 +149,26 @@ class SharedFleets:
     def __exit__(self, *exc: object) -> None:
         self._stack.close()
 
-    def get(self, router: dict[str, Any] | None = None, deployments: dict[str, dict[str, Any]] | None = None,
-            ready: bool = False, extra: dict[str, Any] | None = None, env: dict[str, str] | None = None,
-            litellm: bool = True) -> Setup:
+    def get(
+        self,
+        router: dict[str, Any] | None = None,
+        deployments: dict[str, dict[str, Any]] | None = None,
+        ready: bool = False,
+        extra: dict[str, Any] | None = None,
+        env: dict[str, str] | None = None,
+        litellm: bool = True,
+    ) -> Setup:
         key = json.dumps([router, deployments, extra, env, litellm], sort_keys=True, default=str)
         if key not in self._running:
             home = self._home / f"service-{len(self._running)}"
             home.mkdir()
-            env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{home / 'decisions.db'}", **(env or {})}
+            env = {
+                "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{home / 'decisions.db'}",
+                **(env or {}),
+            }
             self._running[key] = self._stack.enter_context(
-                fleet_service(home, router, deployments, ready, extra, env, litellm))
+                fleet_service(home, router, deployments, ready, extra, env, litellm)
+            )
         setup = self._running[key]
         if ready:
             wait_until_ready(setup.url)

@@ -43,8 +43,13 @@ STARTUP_DEADLINE_S = 180
 
 def wait_until_ready(url: str, timeout_s: float = STARTUP_DEADLINE_S) -> None:
     """Until /readyz answers 200 (litellm loaded)."""
-    eventually(lambda: httpx.get(f"{url}/readyz", timeout=5).status_code, lambda status: status == 200,
-               timeout_s=timeout_s, interval_s=0.1, what=f"{url}/readyz answering 200")
+    eventually(
+        lambda: httpx.get(f"{url}/readyz", timeout=5).status_code,
+        lambda status: status == 200,
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        what=f"{url}/readyz answering 200",
+    )
 
 
 def untracked_config(directory: Path, litellm: bool = False) -> Path:
@@ -71,8 +76,13 @@ def free_port() -> int:
 
 @contextmanager
 def running_service(
-    config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False,
-    workers: int = 1, log: Path | None = None, log_level: str = "warning", cwd: Path | None = None,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    ready: bool = False,
+    workers: int = 1,
+    log: Path | None = None,
+    log_level: str = "warning",
+    cwd: Path | None = None,
 ) -> Iterator[str]:
     """Yield the base URL of the service (``python -m intent_router.service``, what
     ``make serve`` runs) on a free loopback port; stop it afterwards.
@@ -87,14 +97,22 @@ def running_service(
 
 @contextmanager
 def running_services(
-    count: int, config: Path | None = None, env: dict[str, str] | None = None, ready: bool = False,
-    workers: int = 1, log: Path | None = None, log_level: str = "warning", cwd: Path | None = None,
+    count: int,
+    config: Path | None = None,
+    env: dict[str, str] | None = None,
+    ready: bool = False,
+    workers: int = 1,
+    log: Path | None = None,
+    log_level: str = "warning",
+    cwd: Path | None = None,
 ) -> Iterator[list[str]]:
     """``count`` services as ``running_service`` starts one (one ``log`` is shared), started
     together and stopped together: their starts overlap instead of adding up."""
     processes: list[_Service] = []
     try:
-        processes = [_Service(config, env, workers, log, log_level, cwd, append=i > 0) for i in range(count)]
+        processes = [
+            _Service(config, env, workers, log, log_level, cwd, append=i > 0) for i in range(count)
+        ]
         for process in processes:
             process.wait_until_up(ready)
         yield [process.url for process in processes]
@@ -108,8 +126,16 @@ def running_services(
 class _Service:
     """One ``python -m intent_router.service`` child process, started at once."""
 
-    def __init__(self, config: Path | None, env: dict[str, str] | None, workers: int, log: Path | None,
-                 log_level: str, cwd: Path | None, append: bool = False) -> None:
+    def __init__(
+        self,
+        config: Path | None,
+        env: dict[str, str] | None,
+        workers: int,
+        log: Path | None,
+        log_level: str,
+        cwd: Path | None,
+        append: bool = False,
+    ) -> None:
         port = free_port()
         scratch = tempfile.mkdtemp(prefix="intent-router-test-")
         child_env = {
@@ -124,11 +150,25 @@ class _Service:
         self.log_path = log or Path(scratch) / "service.log"
         self.log_file = self.log_path.open("ab" if append else "wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "intent_router.service", "--host", "127.0.0.1", "--port", str(port),
-             "--workers", str(workers), "--log-level", log_level],
+            [
+                sys.executable,
+                "-m",
+                "intent_router.service",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+                "--log-level",
+                log_level,
+            ],
             # A file, not a pipe: nobody reads a pipe while the service runs, and a full one
             # would block the service's logging threads.
-            env=child_env, stdout=self.log_file, stderr=subprocess.STDOUT, cwd=cwd,
+            env=child_env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
         )
         self.url = f"http://127.0.0.1:{port}"
 
@@ -137,14 +177,21 @@ class _Service:
 
         def status() -> int:
             if self.process.poll() is not None:
-                raise RuntimeError(f"service exited: {self.log_path.read_text(errors='replace')[-2000:]}")
+                raise RuntimeError(
+                    f"service exited: {self.log_path.read_text(errors='replace')[-2000:]}"
+                )
             return httpx.get(probe, timeout=0.5).status_code
 
         # A generous deadline on the condition: a service that dies is reported at once, and
         # a loaded machine (litellm's import alone took 15 s at load average 15) must not fail
         # a healthy start.
-        eventually(status, lambda code: code == 200, timeout_s=STARTUP_DEADLINE_S,
-                   what=f"{probe} answering 200", ignoring=(httpx.HTTPError,))
+        eventually(
+            status,
+            lambda code: code == 200,
+            timeout_s=STARTUP_DEADLINE_S,
+            what=f"{probe} answering 200",
+            ignoring=(httpx.HTTPError,),
+        )
 
     def stop(self) -> None:
         self.process.terminate()

@@ -23,9 +23,11 @@ from tests.fakes.provider_fleet import FakeProvider
 from tests.fakes.tool_replies import JsonReply, ToolCall, ToolReply
 from tests.integration.fleet_service import Setup, fleet_service
 
-pytestmark = [pytest.mark.slow,
-              # litellm's own types, built when it first streams: not ours to fix
-              pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning")]
+pytestmark = [
+    pytest.mark.slow,
+    # litellm's own types, built when it first streams: not ours to fix
+    pytest.mark.filterwarnings("ignore:Item .* is using the `ReadOnly` qualifier:UserWarning"),
+]
 
 #: deployment -> the fake that serves it (fast path: OpenAI API; litellm: Anthropic, Cloudflare)
 PATHS = {"gpt-4o": "gpt", "claude-sonnet-4": "claude", "kimi-k2.6": "kimi"}
@@ -33,14 +35,34 @@ PATHS = {"gpt-4o": "gpt", "claude-sonnet-4": "claude", "kimi-k2.6": "kimi"}
 THROUGH_LITELLM = {"kimi-k2.6": {"api_style": "litellm"}}
 USER = [{"role": "user", "content": "find where fetchUser is defined and fix its null check"}]
 TOOLS = [
-    {"type": "function", "function": {
-        "name": "read_file", "description": "Read a file of the repository",
-        "parameters": {"type": "object", "properties": {"path": {"type": "string"}}, "required": ["path"]}}},
-    {"type": "function", "function": {
-        "name": "grep", "description": "Search the repository",
-        "parameters": {"type": "object", "properties": {"pattern": {"type": "string"}}, "required": ["pattern"]}}},
+    {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file of the repository",
+            "parameters": {
+                "type": "object",
+                "properties": {"path": {"type": "string"}},
+                "required": ["path"],
+            },
+        },
+    },
+    {
+        "type": "function",
+        "function": {
+            "name": "grep",
+            "description": "Search the repository",
+            "parameters": {
+                "type": "object",
+                "properties": {"pattern": {"type": "string"}},
+                "required": ["pattern"],
+            },
+        },
+    },
 ]
-PARALLEL = ToolReply((ToolCall("grep", {"pattern": "def fetchUser"}), ToolCall("read_file", {"path": "users.py"})))
+PARALLEL = ToolReply(
+    (ToolCall("grep", {"pattern": "def fetchUser"}), ToolCall("read_file", {"path": "users.py"}))
+)
 EXPECTED_CALLS = [("grep", {"pattern": "def fetchUser"}), ("read_file", {"path": "users.py"})]
 
 
@@ -49,8 +71,14 @@ class Verdict(pydantic.BaseModel):
     line: int
 
 
-VERDICT_FORMAT = {"type": "json_schema", "json_schema": {
-    "name": "Verdict", "strict": True, "schema": Verdict.model_json_schema() | {"additionalProperties": False}}}
+VERDICT_FORMAT = {
+    "type": "json_schema",
+    "json_schema": {
+        "name": "Verdict",
+        "strict": True,
+        "schema": Verdict.model_json_schema() | {"additionalProperties": False},
+    },
+}
 
 
 @dataclass
@@ -61,8 +89,10 @@ class Answer:
     headers: dict[str, str] | None  # None: the client API hides them (the fakes still tell)
 
     def calls(self) -> list[tuple[str, dict[str, Any]]]:
-        return [(c["function"]["name"], json.loads(c["function"]["arguments"]))
-                for c in self.message.get("tool_calls") or []]
+        return [
+            (c["function"]["name"], json.loads(c["function"]["arguments"]))
+            for c in self.message.get("tool_calls") or []
+        ]
 
 
 class AgentClient(Protocol):
@@ -78,18 +108,24 @@ class OpenAISDK:
         self.client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
 
     def create(self, model: str, messages: list[dict[str, Any]], **extra: Any) -> Answer:
-        raw = self.client.chat.completions.with_raw_response.create(model=model, messages=messages, **extra)
-        return Answer(raw.parse().choices[0].message.model_dump(exclude_none=True), dict(raw.headers))
+        raw = self.client.chat.completions.with_raw_response.create(
+            model=model, messages=messages, **extra
+        )
+        return Answer(
+            raw.parse().choices[0].message.model_dump(exclude_none=True), dict(raw.headers)
+        )
 
     def stream(self, model: str, messages: list[dict[str, Any]], **extra: Any) -> Answer:
         raw = self.client.chat.completions.with_raw_response.create(
-            model=model, messages=messages, stream=True, **extra)
+            model=model, messages=messages, stream=True, **extra
+        )
         chunks = list(raw.parse())
         return Answer(_accumulate(c.model_dump() for c in chunks), dict(raw.headers))
 
     def parse(self, model: str, messages: list[dict[str, Any]]) -> tuple[Verdict | None, Answer]:
         raw = self.client.chat.completions.with_raw_response.parse(
-            model=model, messages=messages, response_format=Verdict)
+            model=model, messages=messages, response_format=Verdict
+        )
         message = raw.parse().choices[0].message
         return message.parsed, Answer({"content": message.content}, dict(raw.headers))
 
@@ -105,15 +141,22 @@ class LitellmAsClient:
         import litellm
 
         self.litellm = litellm
-        self.base = dict(api_base=f"{url}/v1", api_key="unused", num_retries=0, _skip_mcp_handler=True)
+        self.base = dict(
+            api_base=f"{url}/v1", api_key="unused", num_retries=0, _skip_mcp_handler=True
+        )
 
     def create(self, model: str, messages: list[dict[str, Any]], **extra: Any) -> Answer:
-        response = self.litellm.completion(model=f"openai/{model}", messages=messages, **self.base, **extra)
-        return Answer(response.choices[0].message.model_dump(exclude_none=True), _litellm_headers(response))
+        response = self.litellm.completion(
+            model=f"openai/{model}", messages=messages, **self.base, **extra
+        )
+        return Answer(
+            response.choices[0].message.model_dump(exclude_none=True), _litellm_headers(response)
+        )
 
     def stream(self, model: str, messages: list[dict[str, Any]], **extra: Any) -> Answer:
-        stream = self.litellm.completion(model=f"openai/{model}", messages=messages, stream=True,
-                                         **self.base, **extra)
+        stream = self.litellm.completion(
+            model=f"openai/{model}", messages=messages, stream=True, **self.base, **extra
+        )
         chunks = [chunk.model_dump() for chunk in stream]
         return Answer(_accumulate(chunks), _litellm_headers(stream))
 
@@ -132,8 +175,10 @@ def _accumulate(chunks: Iterator[dict[str, Any]] | list[dict[str, Any]]) -> dict
             delta = choice.get("delta") or {}
             text += delta.get("content") or ""
             for part in delta.get("tool_calls") or []:
-                call = calls.setdefault(part["index"], {"id": None, "type": "function",
-                                                        "function": {"name": "", "arguments": ""}})
+                call = calls.setdefault(
+                    part["index"],
+                    {"id": None, "type": "function", "function": {"name": "", "arguments": ""}},
+                )
                 call["id"] = part.get("id") or call["id"]
                 function = part.get("function") or {}
                 call["function"]["name"] += function.get("name") or ""
@@ -152,7 +197,9 @@ def _schema_sent(upstream: dict[str, Any]) -> bool:
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    with fleet_service(tmp_path_factory.mktemp("agents"), deployments=THROUGH_LITELLM, ready=True) as setup:
+    with fleet_service(
+        tmp_path_factory.mktemp("agents"), deployments=THROUGH_LITELLM, ready=True
+    ) as setup:
         yield setup
 
 
@@ -176,14 +223,20 @@ class OneAttempt:
 
     def check(self, answer: Answer) -> dict[str, Any]:
         """The upstream request's body, after checking who answered."""
-        grown = {n: self.service.calls(n) - c for n, c in self.before.items() if self.service.calls(n) != c}
+        grown = {
+            n: self.service.calls(n) - c
+            for n, c in self.before.items()
+            if self.service.calls(n) != c
+        }
         assert grown == {PATHS[self.deployment]: 1}, f"calls per fake: {grown}"
         if answer.headers is not None:
             assert answer.headers["x-intent-router-deployment"] == self.deployment
             assert answer.headers["x-intent-router-attempts"] == "1"
         upstream = self.fake.requests[-1]
         agent = {k.lower(): v for k, v in upstream.headers.items()}.get("user-agent", "")
-        assert agent.startswith("litellm/") == (self.deployment != "gpt-4o"), agent  # the path meant
+        assert agent.startswith("litellm/") == (self.deployment != "gpt-4o"), (
+            agent
+        )  # the path meant
         return upstream.body
 
 
@@ -219,10 +272,15 @@ def test_parallel_tool_calls(client: AgentClient, deployment: str, once: OneAtte
     answer = client.create(deployment, USER, tools=TOOLS)
     upstream = once.check(answer)
     assert answer.calls() == EXPECTED_CALLS
-    assert [t.get("name") or t["function"]["name"] for t in upstream["tools"]] == ["read_file", "grep"]
+    assert [t.get("name") or t["function"]["name"] for t in upstream["tools"]] == [
+        "read_file",
+        "grep",
+    ]
 
 
-def test_parallel_tool_calls_streamed(client: AgentClient, deployment: str, once: OneAttempt) -> None:
+def test_parallel_tool_calls_streamed(
+    client: AgentClient, deployment: str, once: OneAttempt
+) -> None:
     once.fake.script(PARALLEL)
     answer = client.stream(deployment, USER, tools=TOOLS)
     once.check(answer)
@@ -235,11 +293,17 @@ def test_tool_choice_and_parallel_tool_calls_reach_the_provider(
 ) -> None:
     once.fake.script(ToolReply((ToolCall("read_file", {"path": "users.py"}),)))
     choice = {"type": "function", "function": {"name": "read_file"}}
-    answer = client.create(deployment, USER, tools=TOOLS, tool_choice=choice, parallel_tool_calls=False)
+    answer = client.create(
+        deployment, USER, tools=TOOLS, tool_choice=choice, parallel_tool_calls=False
+    )
     upstream = once.check(answer)
     assert answer.calls() == [("read_file", {"path": "users.py"})]
     if deployment == "claude-sonnet-4":  # Anthropic's own spelling of both
-        assert upstream["tool_choice"] == {"type": "tool", "name": "read_file", "disable_parallel_tool_use": True}
+        assert upstream["tool_choice"] == {
+            "type": "tool",
+            "name": "read_file",
+            "disable_parallel_tool_use": True,
+        }
     else:
         assert upstream["tool_choice"] == choice and upstream["parallel_tool_calls"] is False
 
@@ -248,8 +312,10 @@ def test_tool_results_round_trip(client: AgentClient, deployment: str, once: One
     once.fake.script(PARALLEL)
     first = client.create(deployment, USER, tools=TOOLS)
     calls = first.message["tool_calls"]
-    results = [{"role": "tool", "tool_call_id": c["id"], "content": f"result of {c['function']['name']}"}
-               for c in calls]
+    results = [
+        {"role": "tool", "tool_call_id": c["id"], "content": f"result of {c['function']['name']}"}
+        for c in calls
+    ]
     conversation = [*USER, {"role": "assistant", "content": None, "tool_calls": calls}, *results]
     once.before = {name: once.service.calls(name) for name in once.service.fakes}
     answer = client.create(deployment, conversation, tools=TOOLS)  # the fake refuses orphan results
@@ -263,7 +329,9 @@ def test_structured_output(client: AgentClient, deployment: str, once: OneAttemp
     once.fake.script(JsonReply({"file": "users.py", "line": 42}))
     answer = client.create(deployment, USER, response_format=VERDICT_FORMAT)
     assert _schema_sent(once.check(answer))
-    assert Verdict.model_validate_json(answer.message["content"]) == Verdict(file="users.py", line=42)
+    assert Verdict.model_validate_json(answer.message["content"]) == Verdict(
+        file="users.py", line=42
+    )
 
 
 def test_structured_output_streamed(client: AgentClient, deployment: str, once: OneAttempt) -> None:
@@ -273,7 +341,9 @@ def test_structured_output_streamed(client: AgentClient, deployment: str, once: 
     assert Verdict.model_validate_json(answer.message["content"]) == Verdict(file="api.py", line=3)
 
 
-def test_openai_sdk_parses_structured_output(service: Setup, deployment: str, once: OneAttempt) -> None:
+def test_openai_sdk_parses_structured_output(
+    service: Setup, deployment: str, once: OneAttempt
+) -> None:
     once.fake.script(JsonReply({"file": "users.py", "line": 7}))
     parsed, answer = OpenAISDK(service.url).parse(deployment, USER)
     upstream = once.check(answer)
@@ -292,4 +362,6 @@ def test_openai_sdk_stream_helper_assembles_parallel_calls(
     message = final.choices[0].message
     once.check(Answer(message.model_dump(exclude_none=True, exclude={"parsed"}), None))
     assert final.choices[0].finish_reason == "tool_calls"
-    assert [(c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls] == EXPECTED_CALLS
+    assert [
+        (c.function.name, json.loads(c.function.arguments)) for c in message.tool_calls
+    ] == EXPECTED_CALLS

@@ -38,9 +38,15 @@ class Service:
     database_url: str
     client: httpx.Client
 
-    def post(self, path: str, content: bytes | Iterator[bytes], headers: dict[str, str] | None = None,
-             ) -> httpx.Response:
-        response = self.client.post(path, content=content, headers=JSON if headers is None else headers)
+    def post(
+        self,
+        path: str,
+        content: bytes | Iterator[bytes],
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        response = self.client.post(
+            path, content=content, headers=JSON if headers is None else headers
+        )
         assert response.status_code < 500, (path, response.status_code, response.text[:300])
         return response
 
@@ -51,8 +57,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     database_url = f"sqlite:///{tmp / 'decisions.db'}"
     with fake_fleet() as fakes:
         config = fleet_config(tmp, fakes, litellm=False)
-        with running_service(config, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}) as url, \
-                httpx.Client(base_url=url, timeout=30) as client:
+        with (
+            running_service(
+                config, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}
+            ) as url,
+            httpx.Client(base_url=url, timeout=30) as client,
+        ):
             yield Service(url, database_url, client)
 
 
@@ -68,6 +78,7 @@ def _openai_error(response: httpx.Response, status: int) -> dict:
 
 
 # --- size -------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/feedback"])
 def test_oversize_bodies_get_413_on_every_endpoint(service: Service, path: str) -> None:
@@ -97,11 +108,19 @@ def test_the_limit_follows_the_config(tmp_path) -> None:
     with fake_fleet() as fakes:
         config = fleet_config(tmp_path, fakes, router={"max_body_bytes": 4096}, litellm=False)
         with running_service(config, env=KEYS) as url:
-            small = httpx.post(f"{url}/v1/route", content=body[:4000] + b'"}',
-                               headers={"content-type": "application/json"})
+            small = httpx.post(
+                f"{url}/v1/route",
+                content=body[:4000] + b'"}',
+                headers={"content-type": "application/json"},
+            )
             assert small.status_code == 200
-            large = httpx.post(f"{url}/v1/route", content=body, headers={"content-type": "application/json"})
-            assert large.status_code == 413 and large.json()["error"]["type"] == "invalid_request_error"
+            large = httpx.post(
+                f"{url}/v1/route", content=body, headers={"content-type": "application/json"}
+            )
+            assert (
+                large.status_code == 413
+                and large.json()["error"]["type"] == "invalid_request_error"
+            )
 
 
 # --- undecodable, malformed, mistyped -----------------------------------------------------------
@@ -120,8 +139,15 @@ MALFORMED = {
     "invalid UTF-8": b'{"prompt": "\xff\xfe"}',
     "overlong UTF-8": b'{"prompt": "\xc0\xaf"}',
     "UTF-16": '{"prompt": "fix"}'.encode("utf-16"),
-    "nested too deeply (arrays)": b'{"prompt": "fix", "x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}",
-    "nested too deeply (objects)": b'{"prompt": "fix", "x": ' + b'{"a":' * 100_000 + b"1" + b"}" * 100_000 + b"}",
+    "nested too deeply (arrays)": b'{"prompt": "fix", "x": '
+    + b"[" * 200_000
+    + b"]" * 200_000
+    + b"}",
+    "nested too deeply (objects)": b'{"prompt": "fix", "x": '
+    + b'{"a":' * 100_000
+    + b"1"
+    + b"}" * 100_000
+    + b"}",
 }
 
 
@@ -144,19 +170,37 @@ def test_invalid_utf8_inside_a_field_is_named_as_such(service: Service, path: st
     assert "UTF-8" in error["message"]
 
 
-@pytest.mark.parametrize(("path", "body", "param"), [
-    ("/v1/route", b'{"prompt": ["fix"]}', "prompt"),
-    ("/v1/route", b'{"prompt": "fix", "metadata": {"sensitive": "yes"}}', "metadata.sensitive"),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": 5}]}', "messages[0].content"),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}', "stream"),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x"}], "model": 4}', "model"),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "x"}], "metadata": {"repo": 5}}',
-     "metadata.repo"),
-    ("/v1/feedback", b'{"request_id": "abc", "rating": 3.5}', "rating"),
-    ("/v1/feedback", b'{"request_id": "abc", "rating": 9}', "rating"),
-    ("/v1/feedback", b'{"request_id": "a b/../c", "rating": 3}', "request_id"),
-    ("/v1/feedback", b'{"request_id": "abc", "correct_intent": "poetry"}', "correct_intent"),
-])
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/route", b'{"prompt": ["fix"]}', "prompt"),
+        ("/v1/route", b'{"prompt": "fix", "metadata": {"sensitive": "yes"}}', "metadata.sensitive"),
+        (
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": 5}]}',
+            "messages[0].content",
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": "x"}], "stream": "yes"}',
+            "stream",
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": "x"}], "model": 4}',
+            "model",
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": "x"}], "metadata": {"repo": 5}}',
+            "metadata.repo",
+        ),
+        ("/v1/feedback", b'{"request_id": "abc", "rating": 3.5}', "rating"),
+        ("/v1/feedback", b'{"request_id": "abc", "rating": 9}', "rating"),
+        ("/v1/feedback", b'{"request_id": "a b/../c", "rating": 3}', "request_id"),
+        ("/v1/feedback", b'{"request_id": "abc", "correct_intent": "poetry"}', "correct_intent"),
+    ],
+)
 def test_wrong_types_name_the_field(service: Service, path: str, body: bytes, param: str) -> None:
     error = _openai_error(service.post(path, body), 400)
     assert error["param"] == param and f"{param}: " in error["message"]
@@ -164,14 +208,17 @@ def test_wrong_types_name_the_field(service: Service, path: str, body: bytes, pa
 
 # --- content types ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("path", ENDPOINTS)
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
 def test_a_json_body_under_another_content_type_is_read_as_json_or_refused(
-        service: Service, path: str, content_type: str | None) -> None:
+    service: Service, path: str, content_type: str | None
+) -> None:
     """Lenient (read as JSON, as OpenAI's own API does) or strict (415): never anything else."""
     expected = service.post(path, VALID[path])
-    response = service.post(path, VALID[path], headers={} if content_type is None else
-                            {"content-type": content_type})
+    response = service.post(
+        path, VALID[path], headers={} if content_type is None else {"content-type": content_type}
+    )
     if response.status_code == 415:
         _openai_error(response, 415)
         return
@@ -189,8 +236,10 @@ def test_a_json_body_under_another_content_type_is_read_as_json_or_refused(
 def test_bodies_that_are_not_json_get_400_or_415(service: Service, path: str, kind: str) -> None:
     content, content_type = {
         "form": (b"prompt=fix+this&request_id=abc", "application/x-www-form-urlencoded"),
-        "multipart": (b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nfix\r\n--b--\r\n',
-                      "multipart/form-data; boundary=b"),
+        "multipart": (
+            b'--b\r\nContent-Disposition: form-data; name="prompt"\r\n\r\nfix\r\n--b--\r\n',
+            "multipart/form-data; boundary=b",
+        ),
         "xml": (b"<prompt>fix this</prompt>", "application/xml"),
     }[kind]
     response = service.post(path, content, headers={"content-type": content_type})
@@ -199,28 +248,50 @@ def test_bodies_that_are_not_json_get_400_or_415(service: Service, path: str, ki
 
 # --- odd but valid ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize(("path", "body"), [
-    ("/v1/route", b'{"prompt": "fix \\u0000 this \\u0007 crash"}'),
-    ("/v1/route", b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "fix it"},'
-                  b' {"type": "image_url", "image_url": {"url": "data:,"}}]}]}'),
-    ("/v1/route", b'{"prompt": "\xf0\x9f\x90\x9b fix \xe4\xbf\xae\xe5\xa4\x8d \xd8\xa7\xd9\x84\xd8\xae\xd8\xb7\xd8\xa3"}'),
-    ("/v1/route", b'{"prompt": ""}'),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi \\u0000"}]}'),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": null}]}'),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "seed": 123456789012345678901234567890}'),
-    ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi"}], "x": ' + b"[" * 200 + b"]" * 200 + b"}"),
-])
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v1/route", b'{"prompt": "fix \\u0000 this \\u0007 crash"}'),
+        (
+            "/v1/route",
+            b'{"messages": [{"role": "user", "content": [{"type": "text", "text": "fix it"},'
+            b' {"type": "image_url", "image_url": {"url": "data:,"}}]}]}',
+        ),
+        (
+            "/v1/route",
+            b'{"prompt": "\xf0\x9f\x90\x9b fix \xe4\xbf\xae\xe5\xa4\x8d \xd8\xa7\xd9\x84\xd8\xae\xd8\xb7\xd8\xa3"}',
+        ),
+        ("/v1/route", b'{"prompt": ""}'),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": "hi \\u0000"}]}'),
+        ("/v1/chat/completions", b'{"messages": [{"role": "user", "content": null}]}'),
+        (
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": "hi"}], "seed": 123456789012345678901234567890}',
+        ),
+        (
+            "/v1/chat/completions",
+            b'{"messages": [{"role": "user", "content": "hi"}], "x": '
+            + b"[" * 200
+            + b"]" * 200
+            + b"}",
+        ),
+    ],
+)
 def test_odd_but_valid_bodies_are_answered(service: Service, path: str, body: bytes) -> None:
     response = service.post(path, body)
     assert response.status_code == 200, response.text[:300]
     assert ("intent" in response.json()) if path == "/v1/route" else response.json()["choices"]
 
 
-@pytest.mark.parametrize("headers", [
-    {"x-repo": "r" * 100_000},
-    {"x-user": "a\tb c"},
-    {"x-org": b"caf\xc3\xa9 \xff"},  # UTF-8 and not: ASGI hands headers over as latin-1
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"x-repo": "r" * 100_000},
+        {"x-user": "a\tb c"},
+        {"x-org": b"caf\xc3\xa9 \xff"},  # UTF-8 and not: ASGI hands headers over as latin-1
+    ],
+)
 def test_odd_headers_are_tolerated(service: Service, headers: dict[str, Any]) -> None:
     response = service.post("/v1/route", VALID["/v1/route"], headers={**JSON, **headers})
     assert response.status_code == 200 and response.json()["intent"] == "debugging"
@@ -242,30 +313,48 @@ def test_wrong_methods_and_paths_answer_in_openai_format(service: Service) -> No
 
 # --- a 1,000,000-character prompt ---------------------------------------------------------------
 
+
 def _classify_ms(service: Service, request_ids: list[str]) -> list[float]:
     store = DecisionStore(service.database_url)
     try:
-        rows = eventually(lambda: [store.get(i) for i in request_ids], lambda got: None not in got,
-                          timeout_s=15, interval_s=0.1, what="the decisions logged")
+        rows = eventually(
+            lambda: [store.get(i) for i in request_ids],
+            lambda got: None not in got,
+            timeout_s=15,
+            interval_s=0.1,
+            what="the decisions logged",
+        )
     finally:
         store.dispose()
     return [float(r["classify_ms"]) for r in rows]
 
 
-def test_a_million_character_prompt_is_classified_on_its_head_and_tail_only(service: Service) -> None:
+def test_a_million_character_prompt_is_classified_on_its_head_and_tail_only(
+    service: Service,
+) -> None:
     policy = TruncationPolicy()
-    head = ("Why does this crash with a segfault when the login handler runs? " * 30)[: policy.head_chars]
-    tail = (" The test fails with this traceback and exit code 139, please fix the bug." * 20)[-policy.tail_chars:]
-    middle = ("Write the README. Add docstrings to every public function. Document the API endpoints in a "
-              "tutorial. Update the changelog and explain what the module does in comments. ")
-    prompt = head + (middle * (1_000_000 // len(middle) + 1))[: 1_000_000 - len(head) - len(tail)] + tail
+    head = ("Why does this crash with a segfault when the login handler runs? " * 30)[
+        : policy.head_chars
+    ]
+    tail = (" The test fails with this traceback and exit code 139, please fix the bug." * 20)[
+        -policy.tail_chars :
+    ]
+    middle = (
+        "Write the README. Add docstrings to every public function. Document the API endpoints in a "
+        "tutorial. Update the changelog and explain what the module does in comments. "
+    )
+    prompt = (
+        head + (middle * (1_000_000 // len(middle) + 1))[: 1_000_000 - len(head) - len(tail)] + tail
+    )
     assert len(prompt) == 1_000_000
     seen = policy.apply(prompt)
     assert len(seen) == policy.head_chars + 1 + policy.tail_chars
 
     classifier = IntentClassifier.from_dir()
     untruncated = IntentClassifier.from_dir()
-    untruncated.metadata = dataclasses.replace(untruncated.metadata, truncation=TruncationPolicy(2_000_000, 0))
+    untruncated.metadata = dataclasses.replace(
+        untruncated.metadata, truncation=TruncationPolicy(2_000_000, 0)
+    )
     expected = classifier.predict(prompt)
     assert expected.intent == "debugging" and expected.truncated
     # The middle would decide otherwise: the answer shows only the head and tail were read.
@@ -292,6 +381,7 @@ def test_the_service_is_still_healthy(service: Service) -> None:
 
 # --- what the decision log gets --------------------------------------------------------------
 
+
 def test_a_nul_character_loses_no_decision_or_feedback(database_url: str) -> None:
     """PostgreSQL's text columns refuse NUL: a prompt, an upstream error or a comment holding one
     is still logged (NUL as U+FFFD), not dropped as a bad row."""
@@ -299,16 +389,31 @@ def test_a_nul_character_loses_no_decision_or_feedback(database_url: str) -> Non
     from intent_router.decisions.records import AttemptRecord, Decision
 
     def decision(request_id: str, **fields: object) -> Decision:
-        return Decision(request_id=request_id, created_at=time.time(), endpoint="chat", status="failed",
-                        intent="debugging", confidence=0.9, source="model", chain=("gpt-4o",),
-                        model_version="v", prompt_sha256="0" * 64, **fields)  # type: ignore[arg-type]
+        return Decision(
+            request_id=request_id,
+            created_at=time.time(),
+            endpoint="chat",
+            status="failed",
+            intent="debugging",
+            confidence=0.9,
+            source="model",
+            chain=("gpt-4o",),
+            model_version="v",
+            prompt_sha256="0" * 64,
+            **fields,
+        )  # type: ignore[arg-type]
 
     store = DecisionStore(database_url)
     writer = DecisionWriter(store)
     try:
         writer.submit(decision("nul-prompt", prompt_text="fix \x00 this"))
-        writer.submit(decision("nul-error", error="HTTP 500: upstream said \x00",
-                               attempts=(AttemptRecord("gpt-4o", "failed", 500, "said \x00", 1.0),)))
+        writer.submit(
+            decision(
+                "nul-error",
+                error="HTTP 500: upstream said \x00",
+                attempts=(AttemptRecord("gpt-4o", "failed", 500, "said \x00", 1.0),),
+            )
+        )
         assert writer.flush(timeout_s=10)
         assert store.get("nul-prompt")["prompt_text"] == "fix \ufffd this"
         assert store.get("nul-error")["error"] == "HTTP 500: upstream said \ufffd"

@@ -13,7 +13,9 @@ def test_create_list_revoke_and_what_a_worker_sees(database_url: str) -> None:
     cache = ClientKeyCache(store)
     try:
         assert store.version() == 0 and store.list() == []
-        key, record = store.create("acme", "ci", KeyLimits(budget_day_usd=2.5, rpm=60, over_budget="refuse"))
+        key, record = store.create(
+            "acme", "ci", KeyLimits(budget_day_usd=2.5, rpm=60, over_budget="refuse")
+        )
         other_key, other = store.create("globex", "bot")
         assert store.version() == 2
         assert store.get(record.id) == record and record.budget_day_usd == 2.5 and record.rpm == 60
@@ -24,7 +26,9 @@ def test_create_list_revoke_and_what_a_worker_sees(database_url: str) -> None:
         assert cache.lookup(key + "x") is None and cache.lookup("") is None
         assert set(store.active_by_hash()) == {hash_key(key), hash_key(other_key)}
 
-        assert store.revoke(record.id) and not store.revoke(record.id) and not store.revoke("key_nope")
+        assert (
+            store.revoke(record.id) and not store.revoke(record.id) and not store.revoke("key_nope")
+        )
         assert store.version() == 3
         cache.refresh()
         assert cache.lookup(key) is None and cache.lookup(other_key) == other
@@ -48,7 +52,9 @@ def test_a_cache_keeps_its_snapshot_when_the_database_goes_away(tmp_path) -> Non
     assert cache.lookup(key) == record  # requests keep authenticating from the last snapshot
 
 
-@pytest.mark.parametrize("limits", [{"budget_month_usd": 2e9}, {"tpm": 0}, {"over_budget": "sometimes"}])
+@pytest.mark.parametrize(
+    "limits", [{"budget_month_usd": 2e9}, {"tpm": 0}, {"over_budget": "sometimes"}]
+)
 def test_limits_are_checked_before_anything_is_stored(limits: dict) -> None:
     with pytest.raises(InvalidRequestError):
         KeyLimits(**limits)

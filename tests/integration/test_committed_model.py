@@ -34,8 +34,9 @@ def test_model_loads_and_predicts_with_only_the_c_locale() -> None:
         "print(c.predict('Écrire une fonction naïve 修复 🙂').intent)\n"
     )
     env = {**os.environ, "LC_ALL": "C", "LANG": "C"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
-                         check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
     assert out.stdout.strip() in INTENTS
 
 

@@ -71,7 +71,9 @@ async def counters(request: pytest.FixtureRequest, redis_prefix: str) -> AsyncIt
 
 @pytest.fixture
 async def two_workers(redis_prefix: str) -> AsyncIterator[tuple[RedisCounters, RedisCounters]]:
-    first, second = (RedisCounters(REDIS_URL, redis_prefix, timeout_s=COUNTING_TIMEOUT_S) for _ in range(2))
+    first, second = (
+        RedisCounters(REDIS_URL, redis_prefix, timeout_s=COUNTING_TIMEOUT_S) for _ in range(2)
+    )
     yield first, second
     await first.aclose()
     await second.aclose()

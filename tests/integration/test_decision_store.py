@@ -13,13 +13,31 @@ from intent_router.decisions.store import attempts_of
 
 
 def _decision(request_id: str, **fields) -> Decision:
-    base = dict(request_id=request_id, created_at=time.time(), endpoint="chat", status="ok",
-                intent="debugging", confidence=0.42, source="llm", chain=("claude-sonnet-4", "gpt-4o"),
-                model_version="v1", prompt_sha256="ab" * 32, deployment="gpt-4o",
-                attempts=(AttemptRecord("claude-sonnet-4", "failed", 529, "overloaded", 12.5),
-                          AttemptRecord("gpt-4o", "ok", None, None, 30.0)),
-                llm_label="debugging", prompt_tokens=10, completion_tokens=20, cost_usd=0.001,
-                premium_cost_usd=0.002, latency_ms=45.0, repo="acme/api", user="ana")
+    base = dict(
+        request_id=request_id,
+        created_at=time.time(),
+        endpoint="chat",
+        status="ok",
+        intent="debugging",
+        confidence=0.42,
+        source="llm",
+        chain=("claude-sonnet-4", "gpt-4o"),
+        model_version="v1",
+        prompt_sha256="ab" * 32,
+        deployment="gpt-4o",
+        attempts=(
+            AttemptRecord("claude-sonnet-4", "failed", 529, "overloaded", 12.5),
+            AttemptRecord("gpt-4o", "ok", None, None, 30.0),
+        ),
+        llm_label="debugging",
+        prompt_tokens=10,
+        completion_tokens=20,
+        cost_usd=0.001,
+        premium_cost_usd=0.002,
+        latency_ms=45.0,
+        repo="acme/api",
+        user="ana",
+    )
     base.update(fields)
     return Decision(**base)
 
@@ -29,8 +47,14 @@ def test_decisions_round_trip(database_url: str) -> None:
     hostile = "'; DROP TABLE decisions; -- ünïcødé " + "x" * 200
     store.insert_many([_decision("r1"), _decision("r2", repo=hostile[:256], user=None)])
     row = store.get("r1")
-    assert row is not None and row["intent"] == "debugging" and row["chain"] == ["claude-sonnet-4", "gpt-4o"]
-    assert attempts_of(row)[0] == AttemptRecord("claude-sonnet-4", "failed", 529, "overloaded", 12.5)
+    assert (
+        row is not None
+        and row["intent"] == "debugging"
+        and row["chain"] == ["claude-sonnet-4", "gpt-4o"]
+    )
+    assert attempts_of(row)[0] == AttemptRecord(
+        "claude-sonnet-4", "failed", 529, "overloaded", 12.5
+    )
     assert store.get("r2")["repo"] == hostile[:256]
     assert store.count() == 2 and store.get("missing") is None
     assert [r["request_id"] for r in store.after(0)] == ["r1", "r2"]
@@ -40,19 +64,24 @@ def test_decisions_round_trip(database_url: str) -> None:
 
 def test_feedback_and_harvest_prefer_the_latest_correction(database_url: str) -> None:
     store = DecisionStore(database_url)
-    store.insert_many([
-        _decision("esc", prompt_text="why does it crash?"),                       # LLM-labeled
-        _decision("corrected", source="model", llm_label=None, prompt_text="add docs"),
-        _decision("both", prompt_text="review this"),                             # LLM, then corrected
-        _decision("plain", source="model", llm_label=None),                       # nothing to learn
-    ])
+    store.insert_many(
+        [
+            _decision("esc", prompt_text="why does it crash?"),  # LLM-labeled
+            _decision("corrected", source="model", llm_label=None, prompt_text="add docs"),
+            _decision("both", prompt_text="review this"),  # LLM, then corrected
+            _decision("plain", source="model", llm_label=None),  # nothing to learn
+        ]
+    )
     store.add_feedback(Feedback("corrected", correct_intent="refactoring"))
     store.add_feedback(Feedback("corrected", correct_intent="documentation", rating=4))
     store.add_feedback(Feedback("both", correct_intent="security_audit"))
     store.add_feedback(Feedback("plain", rating=5))
     harvested = {r["request_id"]: (r["intent"], r["how"]) for r in store.harvestable()}
-    assert harvested == {"esc": ("debugging", "llm"), "corrected": ("documentation", "feedback"),
-                         "both": ("security_audit", "feedback")}
+    assert harvested == {
+        "esc": ("debugging", "llm"),
+        "corrected": ("documentation", "feedback"),
+        "both": ("security_audit", "feedback"),
+    }
     assert [f["rating"] for f in store.feedback_for("corrected")] == [None, 4]
     store.dispose()
 
@@ -101,7 +130,8 @@ def test_concurrent_submitters_lose_nothing(database_url: str) -> None:
 
 
 def test_the_writer_builds_deferred_rows_on_its_own_thread_and_survives_a_failing_one(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     store = DecisionStore(f"sqlite:///{tmp_path / 'decisions.db'}")
     writer = DecisionWriter(store, interval_s=0.01)
     built_on: list[str] = []

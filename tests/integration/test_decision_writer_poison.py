@@ -16,15 +16,25 @@ from tests.integration.test_decision_store import _decision
 LONE_SURROGATE = "boom \udfff"
 
 POISONS = {
-    "surrogate_in_attempt_error": dict(attempts=(AttemptRecord("gpt-4o", "failed", 500, LONE_SURROGATE, 1.0),)),
+    "surrogate_in_attempt_error": dict(
+        attempts=(AttemptRecord("gpt-4o", "failed", 500, LONE_SURROGATE, 1.0),)
+    ),
     "surrogate_in_error": dict(status="failed", error=f"HTTP 500: {LONE_SURROGATE}"),
     "surrogate_in_prompt": dict(prompt_text="fix \ud800 this"),
-    "nul_everywhere": dict(prompt_text="a\x00b", repo="acme\x00", error="e\x00",
-                           attempts=(AttemptRecord("gpt-4o", "failed", 500, "x\x00y", 1.0),)),
+    "nul_everywhere": dict(
+        prompt_text="a\x00b",
+        repo="acme\x00",
+        error="e\x00",
+        attempts=(AttemptRecord("gpt-4o", "failed", 500, "x\x00y", 1.0),),
+    ),
     "huge_token_count": dict(prompt_tokens=10**300, completion_tokens=-(10**40)),
     "float_token_count": dict(prompt_tokens=float("nan"), completion_tokens=float("inf")),
-    "non_finite_costs": dict(cost_usd=float("nan"), premium_cost_usd=float("inf"),
-                             latency_ms=-math.inf, confidence=float("nan")),
+    "non_finite_costs": dict(
+        cost_usd=float("nan"),
+        premium_cost_usd=float("inf"),
+        latency_ms=-math.inf,
+        confidence=float("nan"),
+    ),
     "huge_int_cost": dict(cost_usd=10**400),
     "string_where_number": dict(prompt_tokens="many", completion_tokens=[1]),  # type: ignore[dict-item]
     "overlong_ids": dict(repo="r" * 5000, user="u" * 5000, deployment="d" * 500, intent="i" * 200),
@@ -40,7 +50,9 @@ def _stored(store: DecisionStore, request_id: str) -> dict:
 
 
 @pytest.mark.parametrize("poison", sorted(POISONS))
-def test_a_poison_row_is_stored_sanitised_and_blocks_nothing(database_url: str, poison: str) -> None:
+def test_a_poison_row_is_stored_sanitised_and_blocks_nothing(
+    database_url: str, poison: str
+) -> None:
     store = DecisionStore(database_url)
     writer = DecisionWriter(store, interval_s=0.01)
     writer.submit(_decision("before"))
@@ -63,10 +75,14 @@ def test_a_poison_row_is_stored_sanitised_and_blocks_nothing(database_url: str, 
 
 def test_sanitised_values_keep_what_can_be_kept(database_url: str) -> None:
     store = DecisionStore(database_url)
-    store.insert_many([_decision("p", **POISONS["surrogate_in_attempt_error"]),
-                       _decision("h", **POISONS["huge_token_count"]),
-                       _decision("n", **POISONS["non_finite_costs"]),
-                       _decision("l", **POISONS["overlong_ids"])])
+    store.insert_many(
+        [
+            _decision("p", **POISONS["surrogate_in_attempt_error"]),
+            _decision("h", **POISONS["huge_token_count"]),
+            _decision("n", **POISONS["non_finite_costs"]),
+            _decision("l", **POISONS["overlong_ids"]),
+        ]
+    )
     assert attempts_of(_stored(store, "p"))[0].error == "boom \ufffd"
     huge = _stored(store, "h")
     assert huge["prompt_tokens"] == 2**31 - 1 and huge["completion_tokens"] == -(2**31)
@@ -78,7 +94,8 @@ def test_sanitised_values_keep_what_can_be_kept(database_url: str) -> None:
 
 
 def test_a_row_the_database_refuses_is_logged_once_and_the_rest_are_written(
-    database_url: str, caplog: pytest.LogCaptureFixture,
+    database_url: str,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A request id written twice (the unique column refuses the second) is the one refusal
     sanitising cannot cure: it is logged with its id, the batch around it still lands."""
@@ -90,7 +107,12 @@ def test_a_row_the_database_refuses_is_logged_once_and_the_rest_are_written(
             writer.submit(_decision(request_id))
         assert writer.flush(timeout_s=20)
         writer.close()
-    assert store.count() == 4 and {r["request_id"] for r in store.after(0)} == {"dup", "a", "b", "c"}
+    assert store.count() == 4 and {r["request_id"] for r in store.after(0)} == {
+        "dup",
+        "a",
+        "b",
+        "c",
+    }
     refusals = [r.getMessage() for r in caplog.records if "dup" in r.getMessage()]
     assert len(refusals) == 1 and "IntegrityError" in refusals[0]
     assert not any("boom" in r.getMessage() for r in caplog.records)

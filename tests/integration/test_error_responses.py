@@ -32,8 +32,12 @@ class Service:
 
     def chat(self, model: str = "auto", **extra: object) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": "fix this bug"}], **extra}
-        return httpx.post(f"{self.url}/v1/chat/completions", json=body, timeout=30,
-                          headers={"Authorization": f"Bearer {self.client_key}"})
+        return httpx.post(
+            f"{self.url}/v1/chat/completions",
+            json=body,
+            timeout=30,
+            headers={"Authorization": f"Bearer {self.client_key}"},
+        )
 
     def metrics(self) -> str:
         return httpx.get(f"{self.url}/metrics").text
@@ -41,15 +45,37 @@ class Service:
 
 def _config(path: Path, a: str, b: str, **storage: object) -> Path:
     raw = {
-        "router": {"confidence_threshold": 0.0, "max_body_bytes": 2048,
-                   "cooldown": {"failures": 1000, "seconds": 1}},
+        "router": {
+            "confidence_threshold": 0.0,
+            "max_body_bytes": 2048,
+            "cooldown": {"failures": 1000, "seconds": 1},
+        },
         "deployments": {
-            "a": {"model": "openai/a", "tier": "primary", "api_base": f"{a}/v1", "api_key_env": "A_KEY",
-                  "input_cost_per_mtok": 1, "output_cost_per_mtok": 2, "fallbacks": ["b"]},
-            "b": {"model": "openai/b", "tier": "fallback_1", "api_base": f"{b}/v1", "api_key_env": "B_KEY",
-                  "input_cost_per_mtok": 3, "output_cost_per_mtok": 4},
-            "keyless": {"model": "openai/c", "tier": "fallback_2", "api_base": f"{b}/v1",
-                        "api_key_env": MISSING_KEY, "input_cost_per_mtok": 1, "output_cost_per_mtok": 1},
+            "a": {
+                "model": "openai/a",
+                "tier": "primary",
+                "api_base": f"{a}/v1",
+                "api_key_env": "A_KEY",
+                "input_cost_per_mtok": 1,
+                "output_cost_per_mtok": 2,
+                "fallbacks": ["b"],
+            },
+            "b": {
+                "model": "openai/b",
+                "tier": "fallback_1",
+                "api_base": f"{b}/v1",
+                "api_key_env": "B_KEY",
+                "input_cost_per_mtok": 3,
+                "output_cost_per_mtok": 4,
+            },
+            "keyless": {
+                "model": "openai/c",
+                "tier": "fallback_2",
+                "api_base": f"{b}/v1",
+                "api_key_env": MISSING_KEY,
+                "input_cost_per_mtok": 1,
+                "output_cost_per_mtok": 1,
+            },
         },
         "policy": {"default": ["a", "b"]},
         "governance": {"client_keys": True},
@@ -85,8 +111,12 @@ def _assert_error(response: httpx.Response, status: int, code: str, retry: bool)
 
 
 @pytest.mark.parametrize("path", ["/v1/responses", "/v1/completions", "/v1/embeddings", "/nope"])
-def test_an_unknown_endpoint_gets_a_404_listing_the_supported_ones(service: Service, path: str) -> None:
-    error = _assert_error(httpx.post(f"{service.url}{path}", json={}), 404, "unknown_url", retry=False)
+def test_an_unknown_endpoint_gets_a_404_listing_the_supported_ones(
+    service: Service, path: str
+) -> None:
+    error = _assert_error(
+        httpx.post(f"{service.url}{path}", json={}), 404, "unknown_url", retry=False
+    )
     assert f"POST {path}" in error["message"]
     assert "POST /v1/chat/completions" in error["message"] and "GET /v1/models" in error["message"]
 
@@ -99,8 +129,14 @@ def test_a_wrong_method_gets_a_405_naming_the_allowed_ones(service: Service) -> 
 
 def test_a_body_over_the_limit_gets_a_413_stating_the_limit(service: Service) -> None:
     body = b'{"prompt": "' + b"x" * 4000 + b'"}'
-    answer = httpx.post(f"{service.url}/v1/route", content=body, headers={
-        "content-type": "application/json", "authorization": f"Bearer {service.client_key}"})
+    answer = httpx.post(
+        f"{service.url}/v1/route",
+        content=body,
+        headers={
+            "content-type": "application/json",
+            "authorization": f"Bearer {service.client_key}",
+        },
+    )
     error = _assert_error(answer, 413, "request_too_large", retry=False)
     assert "2,048 bytes" in error["message"] and "router.max_body_bytes" in error["message"]
 
@@ -128,14 +164,19 @@ def test_a_chain_without_keys_is_a_503_that_says_not_to_retry(service: Service) 
 
 def test_the_openai_sdk_does_not_retry_a_chain_without_keys(service: Service) -> None:
     def failed_503s() -> float:
-        line = re.search(r'intent_router_requests_total\{endpoint="chat",intent="-",source="requested",'
-                         r'status="503"\} (\S+)', service.metrics())
+        line = re.search(
+            r'intent_router_requests_total\{endpoint="chat",intent="-",source="requested",'
+            r'status="503"\} (\S+)',
+            service.metrics(),
+        )
         return float(line.group(1)) if line else 0.0
 
     before = failed_503s()
     client = openai.OpenAI(base_url=f"{service.url}/v1", api_key=service.client_key, max_retries=3)
     with pytest.raises(openai.InternalServerError) as raised:
-        client.chat.completions.create(model="keyless", messages=[{"role": "user", "content": "hi"}])
+        client.chat.completions.create(
+            model="keyless", messages=[{"role": "user", "content": "hi"}]
+        )
     assert raised.value.code == "all_providers_failed"
     assert failed_503s() == before + 1  # one request: the SDK read x-should-retry: false
 
@@ -149,10 +190,16 @@ def test_a_failed_chain_is_a_logged_retryable_503_counted_in_the_metrics(service
     assert [a["status"] for a in error["attempts"]] == [500, 502]
     rid = answer.headers["x-request-id"]
     text = service.metrics()
-    assert re.search(r'intent_router_requests_total\{endpoint="chat",intent="\w+",source="model",status="503"\} 1',
-                     text)
-    assert re.search(r'intent_router_request_seconds_count\{endpoint="chat",status="503"\} [1-9]', text)
-    assert 'intent_router_requests_total{endpoint="chat",intent="-",source="-",status="400"}' in text
+    assert re.search(
+        r'intent_router_requests_total\{endpoint="chat",intent="\w+",source="model",status="503"\} 1',
+        text,
+    )
+    assert re.search(
+        r'intent_router_request_seconds_count\{endpoint="chat",status="503"\} [1-9]', text
+    )
+    assert (
+        'intent_router_requests_total{endpoint="chat",intent="-",source="-",status="400"}' in text
+    )
     _wait_for_log(service.log, rid)
     line = next(line for line in service.log.read_text().splitlines() if rid in line)
     assert "503 all_providers_failed" in line and "AllProvidersFailed" in line
@@ -165,18 +212,36 @@ def test_an_upstream_client_error_comes_back_with_a_code_and_no_retry(service: S
     assert "unprocessable" in error["message"]
 
 
-@pytest.mark.parametrize("path", ["/admin/keys/ab%00cd", "/admin/keys/ab%0Acd", "/admin/keys?team=a%00b",
-                                  "/admin/spend?team=%1B%5B31m", "/admin/keys/x%7F"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/keys/ab%00cd",
+        "/admin/keys/ab%0Acd",
+        "/admin/keys?team=a%00b",
+        "/admin/spend?team=%1B%5B31m",
+        "/admin/keys/x%7F",
+    ],
+)
 def test_control_characters_in_admin_ids_are_a_400(service: Service, path: str) -> None:
-    _assert_error(httpx.get(f"{service.url}{path}", headers=ADMIN), 400, "invalid_request", retry=False)
-    assert httpx.delete(f"{service.url}/admin/overrides?scope=repo&subject=a%00b",
-                        headers=ADMIN).status_code == 400
+    _assert_error(
+        httpx.get(f"{service.url}{path}", headers=ADMIN), 400, "invalid_request", retry=False
+    )
+    assert (
+        httpx.delete(
+            f"{service.url}/admin/overrides?scope=repo&subject=a%00b", headers=ADMIN
+        ).status_code
+        == 400
+    )
 
 
 def _wait_for_log(log: Path, needle: str) -> None:
     """The service logs through a queue: wait for the line, not for a fixed time."""
-    eventually(lambda: needle in log.read_text(errors="replace"), timeout_s=10, interval_s=0.02,
-               what=f"a log line with {needle}")
+    eventually(
+        lambda: needle in log.read_text(errors="replace"),
+        timeout_s=10,
+        interval_s=0.02,
+        what=f"a log line with {needle}",
+    )
 
 
 @pytest.fixture(scope="module")
@@ -189,26 +254,34 @@ def storage_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
         raw["governance"]["client_keys"] = False
         config.write_text(yaml.safe_dump(raw))
         down = f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/gone?connect_timeout=2"
-        env = {"A_KEY": "ka", "B_KEY": "kb", "INTENT_ROUTER_ADMIN_KEY": "admin-errors",
-               "INTENT_ROUTER_DATABASE_URL": down}
+        env = {
+            "A_KEY": "ka",
+            "B_KEY": "kb",
+            "INTENT_ROUTER_ADMIN_KEY": "admin-errors",
+            "INTENT_ROUTER_DATABASE_URL": down,
+        }
         log = tmp / "service.log"
         with running_service(config, env=env, log=log) as url:
             yield url, log
 
 
-@pytest.mark.parametrize("method, path, body", [
-    ("POST", "/v1/feedback", {"request_id": "abc", "rating": 3}),
-    ("GET", "/admin/keys", None),
-    ("POST", "/admin/keys", {"team": "t"}),
-    ("GET", "/admin/keys/k1", None),
-    ("DELETE", "/admin/keys/k1", None),
-    ("GET", "/admin/spend?team=t", None),
-    ("GET", "/admin/overrides", None),
-    ("PUT", "/admin/overrides", {"scope": "repo", "subject": "acme/api", "pin": "a"}),
-    ("DELETE", "/admin/overrides?scope=repo&subject=acme/api", None),
-])
-def test_the_database_down_is_a_503_storage_unavailable(storage_down: tuple[str, Path], method: str,
-                                                         path: str, body: dict | None) -> None:
+@pytest.mark.parametrize(
+    "method, path, body",
+    [
+        ("POST", "/v1/feedback", {"request_id": "abc", "rating": 3}),
+        ("GET", "/admin/keys", None),
+        ("POST", "/admin/keys", {"team": "t"}),
+        ("GET", "/admin/keys/k1", None),
+        ("DELETE", "/admin/keys/k1", None),
+        ("GET", "/admin/spend?team=t", None),
+        ("GET", "/admin/overrides", None),
+        ("PUT", "/admin/overrides", {"scope": "repo", "subject": "acme/api", "pin": "a"}),
+        ("DELETE", "/admin/overrides?scope=repo&subject=acme/api", None),
+    ],
+)
+def test_the_database_down_is_a_503_storage_unavailable(
+    storage_down: tuple[str, Path], method: str, path: str, body: dict | None
+) -> None:
     url, log = storage_down
     answer = httpx.request(method, f"{url}{path}", json=body, headers=ADMIN, timeout=30)
     error = _assert_error(answer, 503, "storage_unavailable", retry=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
@@ -36,6 +37,9 @@ from tests.eventually import eventually, eventually_async
 from tests.fakes.provider_fleet import FakeProvider, Hang, Reply, SeenRequest, Status
 from tests.integration.fleet_service import CLOUD, FAKES, KEYS, fleet_service
 from tests.integration.service_process import running_service
+
+# Bounded load runs (thousands of requests, tens of seconds each): `make test-fast` skips them.
+pytestmark = pytest.mark.load
 
 CHAIN = ["kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4", "gpt-4o"]  # model "kimi-k2.6"
 DEPLOYMENT_OF = {fake: deployment for deployment, fake in FAKES.items()}
@@ -68,7 +72,10 @@ class Sent:
 
 
 def _body(index: int) -> dict[str, Any]:
-    return {"model": "kimi-k2.6", "messages": [{"role": "user", "content": f"fault-load {index}: say hi"}]}
+    return {
+        "model": "kimi-k2.6",
+        "messages": [{"role": "user", "content": f"fault-load {index}: say hi"}],
+    }
 
 
 async def _send(client: httpx.AsyncClient, index: int) -> Sent:
@@ -110,10 +117,12 @@ def _arrivals(fakes: Mapping[str, FakeProvider]) -> dict[tuple[str, int], list[S
     return seen
 
 
-def _assert_attempts_match_the_fleet(index: int, attempts: list[AttemptRecord], arrivals: Arrivals) -> None:
+def _assert_attempts_match_the_fleet(
+    index: int, attempts: list[AttemptRecord], arrivals: Arrivals
+) -> None:
     """What the router says it did with request ``index`` is what the fakes saw: a skipped
     deployment received nothing, a tried one exactly that request with the matching fault."""
-    assert [a.deployment for a in attempts] == CHAIN[:len(attempts)], (index, attempts)
+    assert [a.deployment for a in attempts] == CHAIN[: len(attempts)], (index, attempts)
     for attempt in attempts:
         got = arrivals.get((attempt.deployment, index), [])
         where = f"request {index} at {attempt.deployment}: {attempt} but the fake saw {got}"
@@ -127,8 +136,10 @@ def _assert_attempts_match_the_fleet(index: int, attempts: list[AttemptRecord], 
         else:  # a hang, or any answer later than the deployment's timeout
             assert attempt.outcome == "failed" and "timeout" in (attempt.error or ""), where
             assert len(got) <= 1, where
-    for deployment in CHAIN[len(attempts):]:
-        assert not arrivals.get((deployment, index)), f"request {index} reached {deployment} after the chain ended"
+    for deployment in CHAIN[len(attempts) :]:
+        assert not arrivals.get((deployment, index)), (
+            f"request {index} reached {deployment} after the chain ended"
+        )
 
 
 @dataclass(frozen=True)
@@ -143,22 +154,32 @@ class Cooldown:
     why: str
 
 
-def _assert_no_deployment_went_silent(sent: Mapping[int, Sent], attempts: Mapping[int, list[AttemptRecord]],
-                                      arrivals: Arrivals) -> None:
+def _assert_no_deployment_went_silent(
+    sent: Mapping[int, Sent], attempts: Mapping[int, list[AttemptRecord]], arrivals: Arrivals
+) -> None:
     """A deployment the router still tries in the last quarter of the load still receives
     those requests. Under load an attempt may time out before its request leaves the service
     (event-loop lag, a burst of new connections), but not most of them: that would be the
     service stuck, not the provider."""
-    last = sorted(sent.values(), key=lambda r: r.started)[-len(sent) // 4:]
+    last = sorted(sent.values(), key=lambda r: r.started)[-len(sent) // 4 :]
     for deployment in CHAIN:
-        tried = [r.index for r in last
-                 if any(a.deployment == deployment and a.outcome in ("ok", "failed") for a in attempts[r.index])]
+        tried = [
+            r.index
+            for r in last
+            if any(
+                a.deployment == deployment and a.outcome in ("ok", "failed")
+                for a in attempts[r.index]
+            )
+        ]
         reached = sum(bool(arrivals.get((deployment, i))) for i in tried)
-        assert len(tried) < 20 or reached >= len(tried) / 2, f"{deployment}: {reached} of {len(tried)} reached it"
+        assert len(tried) < 20 or reached >= len(tried) / 2, (
+            f"{deployment}: {reached} of {len(tried)} reached it"
+        )
 
 
-def _retry_after_cooldowns(sent: Mapping[int, Sent], attempts: Mapping[int, list[AttemptRecord]],
-                           arrivals: Arrivals) -> list[Cooldown]:
+def _retry_after_cooldowns(
+    sent: Mapping[int, Sent], attempts: Mapping[int, list[AttemptRecord]], arrivals: Arrivals
+) -> list[Cooldown]:
     """One per 429 the router saw (a 429 that came after the timeout is only a timeout).
 
     The fake logged the 429's request at t, then answered; the router noted the Retry-After
@@ -171,13 +192,24 @@ def _retry_after_cooldowns(sent: Mapping[int, Sent], attempts: Mapping[int, list
             if attempt.outcome == "failed" and attempt.status == 429:
                 (answered,) = arrivals[(attempt.deployment, j)]
                 assert isinstance(answered.fault, Status) and answered.fault.retry_after is not None
-                cooldowns.append(Cooldown(attempt.deployment, sent[j].ended,
-                                          answered.arrived + answered.fault.retry_after, f"429 on request {j}"))
+                cooldowns.append(
+                    Cooldown(
+                        attempt.deployment,
+                        sent[j].ended,
+                        answered.arrived + answered.fault.retry_after,
+                        f"429 on request {j}",
+                    )
+                )
     return cooldowns
 
 
-def _failure_count_cooldowns(sent: Mapping[int, Sent], attempts: Mapping[int, list[AttemptRecord]],
-                             arrivals: Arrivals, failures_to_trip: int, cooldown_s: float) -> list[Cooldown]:
+def _failure_count_cooldowns(
+    sent: Mapping[int, Sent],
+    attempts: Mapping[int, list[AttemptRecord]],
+    arrivals: Arrivals,
+    failures_to_trip: int,
+    cooldown_s: float,
+) -> list[Cooldown]:
     """The cooldowns of a phase in which every attempt failed (no success resets a count):
     each deployment's k-th noted failure, k a multiple of ``failures_to_trip``, starts one.
 
@@ -197,13 +229,19 @@ def _failure_count_cooldowns(sent: Mapping[int, Sent], attempts: Mapping[int, li
                     highs.append(sent[j].ended)
         lows.sort()
         highs.sort()
-        cooldowns += [Cooldown(deployment, highs[k - 1], lows[k - 1] + cooldown_s, f"failure {k}")
-                      for k in range(failures_to_trip, len(lows) + 1, failures_to_trip)]
+        cooldowns += [
+            Cooldown(deployment, highs[k - 1], lows[k - 1] + cooldown_s, f"failure {k}")
+            for k in range(failures_to_trip, len(lows) + 1, failures_to_trip)
+        ]
     return cooldowns
 
 
-def _assert_cooldowns_kept(cooldowns: list[Cooldown], sent: Mapping[int, Sent],
-                           attempts: Mapping[int, list[AttemptRecord]], arrivals: Arrivals) -> int:
+def _assert_cooldowns_kept(
+    cooldowns: list[Cooldown],
+    sent: Mapping[int, Sent],
+    attempts: Mapping[int, list[AttemptRecord]],
+    arrivals: Arrivals,
+) -> int:
     """No request sent inside a provable cooldown reached its deployment before it ended,
     and those answered before it ended say they skipped it. Returns how many requests were
     sent inside one, to show the check had work to do."""
@@ -216,10 +254,15 @@ def _assert_cooldowns_kept(cooldowns: list[Cooldown], sent: Mapping[int, Sent],
             for late in arrivals.get((cooldown.deployment, i), []):
                 assert late.arrived >= cooldown.lasts_until, (
                     f"{cooldown.deployment} got request {i} {cooldown.lasts_until - late.arrived:.3f} s before "
-                    f"the cooldown after its {cooldown.why} ended")
+                    f"the cooldown after its {cooldown.why} ended"
+                )
             if request.ended < cooldown.lasts_until and i in attempts:
                 outcome = {a.deployment: a.outcome for a in attempts[i]}.get(cooldown.deployment)
-                assert outcome in (None, "skipped_cooldown", "skipped_deadline"), (i, cooldown, outcome)
+                assert outcome in (None, "skipped_cooldown", "skipped_deadline"), (
+                    i,
+                    cooldown,
+                    outcome,
+                )
     return covered
 
 
@@ -237,7 +280,9 @@ def _event_loop_lag(health: list[tuple[int, float]]) -> float:
     return max(took for _, took in health)
 
 
-def _assert_the_deadline_was_honoured(rows: list[dict[str, Any]], deadline_s: float, lag_s: float) -> None:
+def _assert_the_deadline_was_honoured(
+    rows: list[dict[str, Any]], deadline_s: float, lag_s: float
+) -> None:
     """The router's own record of each request, then its clock.
 
     Exactly, whatever the load: no attempt began once the deadline had passed (the attempts
@@ -247,18 +292,24 @@ def _assert_the_deadline_was_honoured(rows: list[dict[str, Any]], deadline_s: fl
         tried = attempts_of(row)
         began = [i for i, a in enumerate(tried) if not a.outcome.startswith("skipped")]
         if began:
-            before_last = sum(a.latency_ms for a in tried[:began[-1]]) / 1000
+            before_last = sum(a.latency_ms for a in tried[: began[-1]]) / 1000
             assert before_last < deadline_s, (row["request_id"], tried)
         assert row["latency_ms"] / 1000 < deadline_s + TIMER_SLACK_S + lag_s, (
-            f"the router took {row['latency_ms'] / 1000:.2f} s (event-loop lag measured: {lag_s:.2f} s)")
+            f"the router took {row['latency_ms'] / 1000:.2f} s (event-loop lag measured: {lag_s:.2f} s)"
+        )
 
 
 def _decision_rows(url: str, expected: int, timeout_s: float = 30) -> list[dict[str, Any]]:
     """Every decision, once the writer has flushed ``expected`` of them."""
     store = DecisionStore(url)
     try:
-        eventually(store.count, lambda count: count >= expected, timeout_s=timeout_s, interval_s=0.1,
-                   what=f"{expected} decisions")
+        eventually(
+            store.count,
+            lambda count: count >= expected,
+            timeout_s=timeout_s,
+            interval_s=0.1,
+            what=f"{expected} decisions",
+        )
         return store.after(0, limit=expected + 100)
     finally:
         store.dispose()
@@ -277,14 +328,22 @@ LOAD_TIMEOUTS = {"kimi-k2.6": 0.5, "kimi-k2.6-together": 1.5, "claude-sonnet-4":
 # the measured event-loop lag, on a loaded machine).
 QUEUEING_MARGIN_S = 5.0
 KIMI_FAULTS = [  # 30% of kimi's answers; the hang outlasts kimi's timeout and the whole deadline
-    (Status(429, "rate limited", retry_after=0.2), 1), (Status(429, "rate limited", retry_after=0.5), 1),
-    (Status(529, "overloaded"), 1), (Status(500, "boom"), 1), (Hang(20.0), 1),
+    (Status(429, "rate limited", retry_after=0.2), 1),
+    (Status(429, "rate limited", retry_after=0.5), 1),
+    (Status(529, "overloaded"), 1),
+    (Status(500, "boom"), 1),
+    (Hang(20.0), 1),
 ]
-TOGETHER_FAULTS = [(Status(503, "unavailable"), 2), (Status(500, "boom"), 2),
-                   (Status(429, "slow down", retry_after=0.3), 1)]
+TOGETHER_FAULTS = [
+    (Status(503, "unavailable"), 2),
+    (Status(500, "boom"), 2),
+    (Status(429, "slow down", retry_after=0.3), 1),
+]
 
 
-def _answered_attempts(index: int, request: Sent, rows: Mapping[str, dict[str, Any]]) -> list[AttemptRecord]:
+def _answered_attempts(
+    index: int, request: Sent, rows: Mapping[str, dict[str, Any]]
+) -> list[AttemptRecord]:
     """The attempts of a 200, from its decision, checked against the response on the way."""
     response = request.response
     assert response is not None and response.status_code == 200, (index, response and response.text)
@@ -303,13 +362,20 @@ def _answered_attempts(index: int, request: Sent, rows: Mapping[str, dict[str, A
 def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'decisions.db'}"
     router = {"request_deadline_s": LOAD_DEADLINE_S, "cooldown": LOAD_COOLDOWN}
-    deployments: dict[str, dict[str, Any]] = {name: {"timeout_s": t} for name, t in LOAD_TIMEOUTS.items()}
+    deployments: dict[str, dict[str, Any]] = {
+        name: {"timeout_s": t} for name, t in LOAD_TIMEOUTS.items()
+    }
     # Cloudflare does not send 529 (Anthropic's "overloaded"), so kimi's default retry_on
     # hands a 529 back to the caller. Kimi opts in here, to drive 529s through the
     # pooled-httpx path under load; the default rule has its own tests.
     deployments["kimi-k2.6"]["retry_on"] = ["429", "529", "5xx", "timeout"]
-    with fleet_service(tmp_path, router=router, deployments=deployments, ready=True,
-                       env={"INTENT_ROUTER_DATABASE_URL": database, **QUIET_LITELLM}) as s:
+    with fleet_service(
+        tmp_path,
+        router=router,
+        deployments=deployments,
+        ready=True,
+        env={"INTENT_ROUTER_DATABASE_URL": database, **QUIET_LITELLM},
+    ) as s:
         s.fakes["kimi"].chaos(KIMI_FAULTS, probability=0.3, seed=1)
         s.fakes["together"].chaos(TOGETHER_FAULTS, probability=0.1, seed=2)
         sent, health = asyncio.run(_load_watching_health(s.url, LOAD_REQUESTS, LOAD_CONCURRENCY))
@@ -331,8 +397,10 @@ def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
     cooldowns = _retry_after_cooldowns(sent, attempts, arrivals)
     covered = _assert_cooldowns_kept(cooldowns, sent, attempts, arrivals)
     answered_by = Counter(row["deployment"] for row in rows)
-    print(f"answered by {dict(answered_by)}; {len(cooldowns)} Retry-Afters, {covered} requests sent inside "
-          f"them; slowest {slowest:.2f} s, routed in {slowest_routed:.2f} s; event-loop lag {lag:.2f} s")
+    print(
+        f"answered by {dict(answered_by)}; {len(cooldowns)} Retry-Afters, {covered} requests sent inside "
+        f"them; slowest {slowest:.2f} s, routed in {slowest_routed:.2f} s; event-loop lag {lag:.2f} s"
+    )
     _assert_no_deployment_went_silent(sent, attempts, arrivals)
     assert len(cooldowns) >= 20 and covered >= 100  # the cooldown check had work to do
     assert answered_by["kimi-k2.6-together"] > 0 and answered_by["claude-sonnet-4"] > 0
@@ -345,18 +413,25 @@ def test_load_with_a_flaky_primary_and_secondary(tmp_path: Path) -> None:
 DOWN_REQUESTS, DOWN_CONCURRENCY = 120, 32
 DOWN_DEADLINE_S = 1.5
 DOWN_TIMEOUT_S = 1.0  # each; four of them (4 s) would overrun the deadline
-DOWN_COOLDOWN = {"failures": 3, "seconds": 2.5}  # long enough to be still on when the fleet recovers
+DOWN_COOLDOWN = {
+    "failures": 3,
+    "seconds": 2.5,
+}  # long enough to be still on when the fleet recovers
 DOWN_FAULTS = [(Status(503, "down"), 1), (Hang(5.0), 3)]
 DOWN_QUEUEING_MARGIN_S = 2.0  # as QUEUEING_MARGIN_S, with 32 in flight
 
 
-async def _load_watching_health(url: str, count: int, concurrency: int) -> tuple[dict[int, Sent], list[Any]]:
+async def _load_watching_health(
+    url: str, count: int, concurrency: int
+) -> tuple[dict[int, Sent], list[Any]]:
     """The load, with /healthz asked every 50 ms on its own connection meanwhile."""
     health: list[tuple[int, float]] = []
     done = asyncio.Event()
 
     async def watch() -> None:
-        async with httpx.AsyncClient(base_url=url, timeout=CLIENT_TIMEOUT_S, trust_env=False) as client:
+        async with httpx.AsyncClient(
+            base_url=url, timeout=CLIENT_TIMEOUT_S, trust_env=False
+        ) as client:
             while not done.is_set():
                 started = time.monotonic()
                 answer = await client.get("/healthz")
@@ -391,8 +466,13 @@ def _failed_attempts(index: int, response: httpx.Response | None) -> list[Attemp
     assert response is not None and response.status_code == 503, (index, response and response.text)
     assert response.headers["x-request-id"]
     error = response.json()["error"]
-    assert error["type"] == "all_providers_failed" and error["message"].startswith("every deployment failed")
-    tried = [AttemptRecord(a["deployment"], a["outcome"], a.get("status"), a.get("error")) for a in error["attempts"]]
+    assert error["type"] == "all_providers_failed" and error["message"].startswith(
+        "every deployment failed"
+    )
+    tried = [
+        AttemptRecord(a["deployment"], a["outcome"], a.get("status"), a.get("error"))
+        for a in error["attempts"]
+    ]
     assert [a.deployment for a in tried] == CHAIN  # every deployment accounted for
     assert {a.outcome for a in tried} <= {"failed", "skipped_cooldown", "skipped_deadline"}
     return tried
@@ -402,8 +482,13 @@ def test_every_deployment_failing_then_recovering(tmp_path: Path) -> None:
     database = f"sqlite:///{tmp_path / 'decisions.db'}"
     router = {"request_deadline_s": DOWN_DEADLINE_S, "cooldown": DOWN_COOLDOWN}
     cooldown_s = DOWN_COOLDOWN["seconds"]
-    with fleet_service(tmp_path, router=router, deployments={d: {"timeout_s": DOWN_TIMEOUT_S} for d in CHAIN},
-                       ready=True, env={"INTENT_ROUTER_DATABASE_URL": database, **QUIET_LITELLM}) as s:
+    with fleet_service(
+        tmp_path,
+        router=router,
+        deployments={d: {"timeout_s": DOWN_TIMEOUT_S} for d in CHAIN},
+        ready=True,
+        env={"INTENT_ROUTER_DATABASE_URL": database, **QUIET_LITELLM},
+    ) as s:
         for seed, name in enumerate(CLOUD):
             s.fakes[name].chaos(DOWN_FAULTS, probability=1.0, seed=seed)
         sent, health = asyncio.run(_load_watching_health(s.url, DOWN_REQUESTS, DOWN_CONCURRENCY))
@@ -417,39 +502,54 @@ def test_every_deployment_failing_then_recovering(tmp_path: Path) -> None:
         arrivals = _arrivals(s.fakes)
         rows = _decision_rows(database, len(sent) + len(probes) + len(after))
 
-    assert [i for i, r in sent.items() if r.error is not None] == []  # none reached the client's timeout
+    assert [
+        i for i, r in sent.items() if r.error is not None
+    ] == []  # none reached the client's timeout
     attempts = {i: _failed_attempts(i, r.response) for i, r in sent.items()}
     *waiting, recovered = probes.values()
     attempts.update({p.index: _failed_attempts(p.index, p.response) for p in waiting})
     for index, tried in attempts.items():
         _assert_attempts_match_the_fleet(index, tried, arrivals)
-    assert all(a.outcome == "skipped_cooldown" for p in waiting for a in attempts[p.index])  # nothing fails now
+    assert all(
+        a.outcome == "skipped_cooldown" for p in waiting for a in attempts[p.index]
+    )  # nothing fails now
     failing = {i: attempts[i] for i in sent}
-    cooldowns = _failure_count_cooldowns(sent, failing, arrivals, DOWN_COOLDOWN["failures"], cooldown_s)
+    cooldowns = _failure_count_cooldowns(
+        sent, failing, arrivals, DOWN_COOLDOWN["failures"], cooldown_s
+    )
     covered = _assert_cooldowns_kept(cooldowns, {**sent, **probes, **after}, attempts, arrivals)
 
     slowest = max(r.elapsed for r in sent.values())
     slowest_routed = max(r["latency_ms"] for r in rows) / 1000
     cut = sum(any(a.outcome == "skipped_deadline" for a in tried) for tried in failing.values())
     lag = _event_loop_lag(health)
-    print(f"{cut} requests cut by the deadline; {len(cooldowns)} cooldowns, {covered} requests sent inside them; "
-          f"slowest {slowest:.2f} s (routed {slowest_routed:.2f} s); {len(health)} health checks, slowest "
-          f"{lag:.2f} s; {len(waiting)} probes refused, then one answered "
-          f"{recovered.ended - calmed:.2f} s after the fleet recovered")
+    print(
+        f"{cut} requests cut by the deadline; {len(cooldowns)} cooldowns, {covered} requests sent inside them; "
+        f"slowest {slowest:.2f} s (routed {slowest_routed:.2f} s); {len(health)} health checks, slowest "
+        f"{lag:.2f} s; {len(waiting)} probes refused, then one answered "
+        f"{recovered.ended - calmed:.2f} s after the fleet recovered"
+    )
     _assert_the_deadline_was_honoured(rows, DOWN_DEADLINE_S, lag)
-    assert slowest < DOWN_DEADLINE_S + DOWN_QUEUEING_MARGIN_S + lag, f"a request took {slowest:.2f} s"
+    assert slowest < DOWN_DEADLINE_S + DOWN_QUEUEING_MARGIN_S + lag, (
+        f"a request took {slowest:.2f} s"
+    )
     assert cut > 0 and len(cooldowns) >= 4 and covered >= 50
     # Health checks never wait on the hanging fleet: one that did would take a deployment's
     # timeout. The median, not the slowest: a loaded machine stalls a few of them anyway.
     assert len(health) >= 5 and all(code == 200 for code, _ in health)
     assert statistics.median(took for _, took in health) < DOWN_TIMEOUT_S / 2
     assert len(rows) == len({r["request_id"] for r in rows}) == len(sent) + len(probes) + len(after)
-    assert Counter(r["status"] for r in rows) == {"failed": len(sent) + len(waiting), "ok": 1 + len(after)}
+    assert Counter(r["status"] for r in rows) == {
+        "failed": len(sent) + len(waiting),
+        "ok": 1 + len(after),
+    }
     # The fleet is back: the first success comes once the last cooldown is over (not later):
     # every cooldown began before ``calmed``, so a probe sent after ``calmed + cooldown_s``
     # finds none, and only probes sent before that were refused.
     assert recovered.response is not None and recovered.response.status_code == 200
-    assert all(p.started < calmed + cooldown_s for p in waiting), [p.started - calmed for p in waiting]
+    assert all(p.started < calmed + cooldown_s for p in waiting), [
+        p.started - calmed for p in waiting
+    ]
     for request in after.values():
         assert request.response is not None and request.response.status_code == 200
         assert request.response.headers["x-intent-router-deployment"] == "kimi-k2.6"
@@ -481,7 +581,9 @@ def _two_worker_config(tmp_path: Path, fakes: Mapping[str, FakeProvider]) -> Pat
     for deployment, fake in FAKES.items():
         # Every deployment on the pooled-httpx path: no worker, nor the one uvicorn starts
         # in place of the killed one, spends seconds importing litellm no request here needs.
-        raw["deployments"][deployment].update(api_base=f"{fakes[fake].url}/v1", api_style="openai", timeout_s=3)
+        raw["deployments"][deployment].update(
+            api_base=f"{fakes[fake].url}/v1", api_style="openai", timeout_s=3
+        )
     raw["router"].update({"confidence_threshold": 0.0, "request_deadline_s": 10})
     raw["tracking"]["enabled"] = False  # no MLflow either
     path = tmp_path / "router.yaml"
@@ -498,8 +600,13 @@ def _worker_pids(url: str, wanted: int, timeout_s: float = 20) -> set[int]:
             pids.add(fresh.get(f"{url}/healthz").json()["worker"])
         return pids
 
-    return eventually(answered_by, lambda seen: len(seen) >= wanted, timeout_s=timeout_s, interval_s=0,
-                      what=f"{wanted} workers answering")
+    return eventually(
+        answered_by,
+        lambda seen: len(seen) >= wanted,
+        timeout_s=timeout_s,
+        interval_s=0,
+        what=f"{wanted} workers answering",
+    )
 
 
 def _is_a_worker_of_the_service(pid: int) -> bool:
@@ -510,22 +617,31 @@ def _is_a_worker_of_the_service(pid: int) -> bool:
 
 async def _new_worker(url: str, known: set[int], timeout_s: float = 30) -> tuple[int, float]:
     """The first pid outside ``known`` answering /healthz, and when."""
+
     async def answering() -> int:
         async with httpx.AsyncClient(trust_env=False, timeout=5) as fresh:
             return int((await fresh.get(f"{url}/healthz")).json()["worker"])
 
-    pid = await eventually_async(answering, lambda seen: seen not in known, timeout_s=timeout_s,
-                                 interval_s=0.1, what="a new worker answering")
+    pid = await eventually_async(
+        answering,
+        lambda seen: seen not in known,
+        timeout_s=timeout_s,
+        interval_s=0.1,
+        what="a new worker answering",
+    )
     return pid, time.monotonic()
 
 
 async def _seen_dead(pid: int, timeout_s: float = 30) -> float:
     """When ``pid`` was seen dead (polled every 10 ms): the kernel closes a process's sockets
     as it exits, before it becomes a zombie."""
+
     async def dead() -> bool:
         return not _alive(pid)
 
-    await eventually_async(dead, timeout_s=timeout_s, interval_s=0.01, what=f"{pid} dead after SIGKILL")
+    await eventually_async(
+        dead, timeout_s=timeout_s, interval_s=0.01, what=f"{pid} dead after SIGKILL"
+    )
     return time.monotonic()
 
 
@@ -571,8 +687,10 @@ async def _load_killing_a_worker(url: str, workers: set[int]) -> KillRun:
         dead_at = await _seen_dead(victim)
         replacement, replaced_at = await _new_worker(url, workers)
         deadline = time.monotonic() + 60
-        while (sum(r.started >= dead_at for r in sent.values()) < LATER_REQUESTS
-               and time.monotonic() < deadline):
+        while (
+            sum(r.started >= dead_at for r in sent.values()) < LATER_REQUESTS
+            and time.monotonic() < deadline
+        ):
             await asyncio.sleep(0.05)
         stop.set()
         await asyncio.gather(*slots)
@@ -582,22 +700,29 @@ async def _load_killing_a_worker(url: str, workers: set[int]) -> KillRun:
 def test_a_worker_killed_mid_load(tmp_path: Path) -> None:
     with ExitStack() as stack:
         fakes = {name: stack.enter_context(FakeProvider(name)) for name in FAKES.values()}
-        url = stack.enter_context(running_service(_two_worker_config(tmp_path, fakes), env=KEYS, workers=2))
+        url = stack.enter_context(
+            running_service(_two_worker_config(tmp_path, fakes), env=KEYS, workers=2)
+        )
         workers = _worker_pids(url, 2)
         assert len(workers) == 2
         run = asyncio.run(_load_killing_a_worker(url, workers))
         survivor = (workers - {run.victim}).pop()
-        reaped = eventually(lambda: not Path(f"/proc/{run.victim}").exists(), timeout_s=30,
-                            what="the killed worker reaped")
+        reaped = eventually(
+            lambda: not Path(f"/proc/{run.victim}").exists(),
+            timeout_s=30,
+            what="the killed worker reaped",
+        )
         serving = _worker_pids(url, 2)
         final = asyncio.run(_load(url, 50, 8, first=10**6))
 
     failed = sorted((r for r in run.sent.values() if r.error is not None), key=lambda r: r.started)
     answered = [r for r in run.sent.values() if r.response is not None]
-    print(f"{len(run.sent)} requests, pool on {dict(run.pool_pids)}; killed {run.victim}, seen dead "
-          f"{run.dead_at - run.killed_at:.3f} s later: {len(failed)} failed "
-          f"({sorted({type(r.error).__name__ for r in failed})}); replacement {run.replacement} answered "
-          f"{run.replaced_at - run.killed_at:.2f} s later")
+    print(
+        f"{len(run.sent)} requests, pool on {dict(run.pool_pids)}; killed {run.victim}, seen dead "
+        f"{run.dead_at - run.killed_at:.3f} s later: {len(failed)} failed "
+        f"({sorted({type(r.error).__name__ for r in failed})}); replacement {run.replacement} answered "
+        f"{run.replaced_at - run.killed_at:.2f} s later"
+    )
     assert all(r.response.status_code == 200 for r in answered)  # a response is never an error
     # Only requests in flight when the worker died fail, with a broken connection, and no more
     # of them than there were in flight.

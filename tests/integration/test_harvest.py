@@ -15,9 +15,20 @@ from training.dataset import load_prompts
 
 
 def _decision(request_id: str, text: str | None, **fields) -> Decision:
-    base = dict(request_id=request_id, created_at=time.time(), endpoint="chat", status="ok",
-                intent="debugging", confidence=0.4, source="llm", chain=("claude-sonnet-4",),
-                model_version="v1", prompt_sha256="0" * 64, prompt_text=text, llm_label="debugging")
+    base = dict(
+        request_id=request_id,
+        created_at=time.time(),
+        endpoint="chat",
+        status="ok",
+        intent="debugging",
+        confidence=0.4,
+        source="llm",
+        chain=("claude-sonnet-4",),
+        model_version="v1",
+        prompt_sha256="0" * 64,
+        prompt_text=text,
+        llm_label="debugging",
+    )
     base.update(fields)
     return Decision(**base)
 
@@ -25,24 +36,35 @@ def _decision(request_id: str, text: str | None, **fields) -> Decision:
 def test_harvest_exports_what_the_llm_and_users_taught(tmp_path: Path, monkeypatch, capsys) -> None:
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
     store = DecisionStore(url)
-    store.insert_many([
-        _decision("a", "why does my loop never end?"),
-        _decision("b", "add docstrings here", source="model", llm_label=None, intent="general"),
-        _decision("c", None),  # hash only: not exportable
-        _decision("d", "write a parser", source="model", llm_label=None, intent="code_generation"),
-    ])
+    store.insert_many(
+        [
+            _decision("a", "why does my loop never end?"),
+            _decision("b", "add docstrings here", source="model", llm_label=None, intent="general"),
+            _decision("c", None),  # hash only: not exportable
+            _decision(
+                "d", "write a parser", source="model", llm_label=None, intent="code_generation"
+            ),
+        ]
+    )
     store.add_feedback(Feedback("b", correct_intent="documentation"))
     store.add_feedback(Feedback("d", rating=5))  # a rating teaches no label
     base = tmp_path / "base.jsonl"
-    base.write_text(json.dumps({"text": "add docstrings here", "intent": "general"}) + "\n"
-                    + json.dumps({"text": "hello there", "intent": "general"}) + "\n")
+    base.write_text(
+        json.dumps({"text": "add docstrings here", "intent": "general"})
+        + "\n"
+        + json.dumps({"text": "hello there", "intent": "general"})
+        + "\n"
+    )
     monkeypatch.setenv("INTENT_ROUTER_DATABASE_URL", url)
     out = tmp_path / "harvested.jsonl"
     assert main(["--out", str(out), "--base", str(base), "--config", str(DEFAULT_CONFIG)]) == 0
     rows = {r["text"]: r for r in map(json.loads, out.read_text().splitlines())}
     assert {t: (r["intent"], r["source"]) for t, r in rows.items()} == {
         "why does my loop never end?": ("debugging", "llm"),
-        "add docstrings here": ("documentation", "feedback"),  # the user's label replaces the base's
+        "add docstrings here": (
+            "documentation",
+            "feedback",
+        ),  # the user's label replaces the base's
         "hello there": ("general", "base"),
     }
     assert "1 decisions had only a prompt hash" in capsys.readouterr().out

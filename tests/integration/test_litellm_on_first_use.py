@@ -21,10 +21,19 @@ with TestClient(create_app()) as client:
 
 
 def test_the_default_config_routes_and_is_ready_without_loading_litellm(tmp_path: Path) -> None:
-    env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'decisions.db'}",
-           "INTENT_ROUTER_TRACKER": "process", "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True,
-                          timeout=60, cwd=tmp_path)
+    env = {
+        "INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'decisions.db'}",
+        "INTENT_ROUTER_TRACKER": "process",
+        "PATH": "/usr/bin:/bin",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", SCRIPT],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     status, readiness, routed, first, litellm_loaded = done.stdout.split()
     # The default chain starts at Cloudflare, a litellm deployment: routing to it calls nothing.

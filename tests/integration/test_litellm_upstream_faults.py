@@ -15,7 +15,9 @@ from intent_router.providers.dispatch import ProviderClients
 from intent_router.routing.cooldown import CooldownTracker
 from tests.fakes.provider_fleet import FakeProvider
 
-LIMITS = UpstreamLimits(max_body_bytes=65536, max_sse_line_bytes=65536, stream_idle_s=0.5, stream_total_s=1.0)
+LIMITS = UpstreamLimits(
+    max_body_bytes=65536, max_sse_line_bytes=65536, stream_idle_s=0.5, stream_total_s=1.0
+)
 # For the idle bound alone: a total far away, so a busy machine cannot reach it first.
 IDLE_ONLY = replace(LIMITS, stream_total_s=30.0)
 # An OpenAI-compatible upstream through litellm (api_style: litellm), as a LiteLLM user may set it.
@@ -46,17 +48,23 @@ async def _stream(clients: ProviderClients, fake: FakeProvider, mode: str) -> li
 
 
 @pytest.mark.parametrize("mode", ["huge_body", "huge_body_chunked"])
-async def test_a_huge_answer_read_whole_by_litellm_is_still_malformed(clients, hostile, mode: str) -> None:
+async def test_a_huge_answer_read_whole_by_litellm_is_still_malformed(
+    clients, hostile, mode: str
+) -> None:
     with pytest.raises(ProviderError) as info:
         await clients.complete(replace(GPT, api_base=f"{hostile.url}/v1"), _request(mode), 3.0)
     assert info.value.kind == "malformed_response" and "over the limit of 65536" in str(info.value)
 
 
-@pytest.mark.parametrize(("mode", "problem", "limits"), [
-    ("trickle", "no complete stream line for 0.5 s", IDLE_ONLY),
-    ("trickle_late", "no complete stream line for 0.5 s", IDLE_ONLY),
-    ("endless", "lasted over 1 s", LIMITS), ("long_line", "longer than 65536 bytes", LIMITS),
-])
+@pytest.mark.parametrize(
+    ("mode", "problem", "limits"),
+    [
+        ("trickle", "no complete stream line for 0.5 s", IDLE_ONLY),
+        ("trickle_late", "no complete stream line for 0.5 s", IDLE_ONLY),
+        ("endless", "lasted over 1 s", LIMITS),
+        ("long_line", "longer than 65536 bytes", LIMITS),
+    ],
+)
 async def test_a_litellm_stream_is_held_to_the_same_limits(
     hostile, monkeypatch: pytest.MonkeyPatch, mode: str, problem: str, limits: UpstreamLimits
 ) -> None:
@@ -69,14 +77,22 @@ async def test_a_litellm_stream_is_held_to_the_same_limits(
         await clients.aclose()
 
 
-@pytest.mark.parametrize(("mode", "kind"), [("error_surrogate", AllProvidersFailed),
-                                            ("error_surrogate_400", FatalProviderError)])
-async def test_a_lone_surrogate_in_litellms_message_is_replaced(clients, hostile, mode: str, kind: type) -> None:
+@pytest.mark.parametrize(
+    ("mode", "kind"),
+    [("error_surrogate", AllProvidersFailed), ("error_surrogate_400", FatalProviderError)],
+)
+async def test_a_lone_surrogate_in_litellms_message_is_replaced(
+    clients, hostile, mode: str, kind: type
+) -> None:
     deployment = replace(GPT, api_base=f"{hostile.url}/v1")
     with pytest.raises(kind) as info:
-        await walk_chain([GPT.name], {GPT.name: deployment},
-                         lambda d, timeout: clients.complete(d, _request(mode), timeout),
-                         CooldownTracker(100, 30), deadline_s=5)
+        await walk_chain(
+            [GPT.name],
+            {GPT.name: deployment},
+            lambda d, timeout: clients.complete(d, _request(mode), timeout),
+            CooldownTracker(100, 30),
+            deadline_s=5,
+        )
     text = str(info.value) if kind is FatalProviderError else info.value.attempts[0].error
     assert "boom \ufffd" in text
     text.encode("utf-8")  # sendable and storable

@@ -23,15 +23,28 @@ def test_head_matches_the_declared_tables(database_url: str) -> None:
     upgrade(engine)  # idempotent
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []
-    assert {"decisions", "feedback", "tracking_state", "overrides", "settings_version", "client_keys", "alembic_version"} <= set(
-        inspect(engine).get_table_names())
+    assert {
+        "decisions",
+        "feedback",
+        "tracking_state",
+        "overrides",
+        "settings_version",
+        "client_keys",
+        "alembic_version",
+    } <= set(inspect(engine).get_table_names())
     engine.dispose()
 
 
 def test_workers_upgrading_at_once_all_succeed(database_url: str) -> None:
     """Three processes (like three service workers) migrate one fresh database together."""
-    processes = [subprocess.Popen([sys.executable, "-m", "intent_router.migrations", database_url],
-                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(3)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-m", "intent_router.migrations", database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
+        for _ in range(3)
+    ]
     outputs = [p.communicate(timeout=120)[0].decode() for p in processes]
     assert [p.returncode for p in processes] == [0, 0, 0], outputs
     engine = make_engine(database_url)

@@ -38,20 +38,34 @@ def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 
 def _settled_readiness(url: str) -> httpx.Response:
     """/readyz once litellm has loaded (it answers 503 warming for a few seconds after start)."""
-    settled: httpx.Response = eventually(lambda: httpx.get(f"{url}/readyz"),
-                                         lambda probe: probe.json()["status"] != "warming", timeout_s=60,
-                                         what="/readyz past warming")
+    settled: httpx.Response = eventually(
+        lambda: httpx.get(f"{url}/readyz"),
+        lambda probe: probe.json()["status"] != "warming",
+        timeout_s=60,
+        what="/readyz past warming",
+    )
     return settled
 
 
-def test_the_startup_summary_names_config_model_keys_and_stores(keyless: tuple[str, Path, int]) -> None:
+def test_the_startup_summary_names_config_model_keys_and_stores(
+    keyless: tuple[str, Path, int],
+) -> None:
     _, log, _closed = keyless
     text = log.read_text()
-    summary = [line.removeprefix("intent-router: ") for line in text.splitlines() if line.startswith("intent-router: ")]
+    summary = [
+        line.removeprefix("intent-router: ")
+        for line in text.splitlines()
+        if line.startswith("intent-router: ")
+    ]
     assert summary[0].startswith("config /") and summary[0].endswith("router.yaml")
-    assert re.match(r"model \S+, confidence threshold 0\.\d+ \(the model's recommendation\)", summary[1])
+    assert re.match(
+        r"model \S+, confidence threshold 0\.\d+ \(the model's recommendation\)", summary[1]
+    )
     assert summary[2] == "deployments usable: qwen-32b-local"
-    assert "$ANTHROPIC_API_KEY (claude-sonnet-4)" in summary[3] and "$OPENAI_API_KEY (gpt-4o)" in summary[3]
+    assert (
+        "$ANTHROPIC_API_KEY (claude-sonnet-4)" in summary[3]
+        and "$OPENAI_API_KEY (gpt-4o)" in summary[3]
+    )
     assert any(line.startswith("decision log sqlite:///") for line in summary)
     assert any(line.startswith("MLflow sqlite:///") for line in summary)
 
@@ -67,14 +81,23 @@ def test_readyz_is_degraded_and_says_why(keyless: tuple[str, Path, int]) -> None
     assert httpx.post(f"{url}/v1/route", json={"prompt": "fix this"}).status_code == 200
 
 
-def test_models_have_created_and_owned_by_and_can_be_retrieved(keyless: tuple[str, Path, int]) -> None:
+def test_models_have_created_and_owned_by_and_can_be_retrieved(
+    keyless: tuple[str, Path, int],
+) -> None:
     url, _, _ = keyless
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     listed = {m.id: m for m in client.models.list()}
-    assert listed["auto"].owned_by == "intent-router" and listed["claude-sonnet-4"].owned_by == "anthropic"
+    assert (
+        listed["auto"].owned_by == "intent-router"
+        and listed["claude-sonnet-4"].owned_by == "anthropic"
+    )
     assert all(isinstance(m.created, int) and m.created > 1_600_000_000 for m in listed.values())
     one = client.models.retrieve("kimi-k2.6")
-    assert (one.id, one.owned_by, one.created) == ("kimi-k2.6", "cloudflare", listed["kimi-k2.6"].created)
+    assert (one.id, one.owned_by, one.created) == (
+        "kimi-k2.6",
+        "cloudflare",
+        listed["kimi-k2.6"].created,
+    )
     with pytest.raises(openai.NotFoundError) as raised:
         client.models.retrieve("gpt-5-ultra")
     assert raised.value.code == "model_not_found"
@@ -106,8 +129,12 @@ def fake_fleet_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
     """`make fake-fleet PORT=p` (its command) and the service on src/intent_router/defaults/examples/fake-fleet.yaml,
     whose api_base lines are pointed at port p."""
     port = free_port()
-    fleet = subprocess.Popen([sys.executable, "-m", "tests.fakes.serve_fleet", "--port", str(port)],
-                             cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    fleet = subprocess.Popen(
+        [sys.executable, "-m", "tests.fakes.serve_fleet", "--port", str(port)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert f"127.0.0.1:{port}" in (fleet.stdout.readline() if fleet.stdout else "")
         example = (REPO_ROOT / "src/intent_router/defaults/examples/fake-fleet.yaml").read_text()
@@ -127,6 +154,7 @@ def test_the_fake_fleet_example_answers_without_any_key(fake_fleet_example: str)
     assert probe["status"] == "ready" and len(probe["usable_deployments"]) == 4
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     reply = client.chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": "why does this segfault?"}])
+        model="auto", messages=[{"role": "user", "content": "why does this segfault?"}]
+    )
     assert reply.headers["x-intent-router-deployment"] in ("claude-sonnet-4", "kimi-k2.6")
     assert reply.parse().choices[0].message.content == "ok from fake"

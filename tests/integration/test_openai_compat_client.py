@@ -96,9 +96,13 @@ async def test_a_503_falls_back_to_the_second_fake_over_real_sockets(client, fle
     a, b = fleet
     a.script(Status(503, "down"))
     deployments = {"first": _at(a, "first"), "second": _at(b, "second")}
-    result = await walk_chain(("first", "second"), deployments,
-                              lambda d, t: client.complete(d, REQUEST, t),
-                              CooldownTracker(3, 30), deadline_s=5)
+    result = await walk_chain(
+        ("first", "second"),
+        deployments,
+        lambda d, t: client.complete(d, REQUEST, t),
+        CooldownTracker(3, 30),
+        deadline_s=5,
+    )
     assert result.deployment == "second"
     assert len(a.requests) == 1 and len(b.requests) == 1
 
@@ -109,7 +113,11 @@ async def test_all_fakes_down_lists_the_attempts_within_the_deadline(client, fle
     b.script(Hang(3.0))
     deployments = {"first": _at(a, "first"), "second": _at(b, "second")}
     with pytest.raises(AllProvidersFailed) as info:
-        await walk_chain(("first", "second"), deployments,
-                         lambda d, t: client.complete(d, REQUEST, t),
-                         CooldownTracker(3, 30), deadline_s=0.8)
+        await walk_chain(
+            ("first", "second"),
+            deployments,
+            lambda d, t: client.complete(d, REQUEST, t),
+            CooldownTracker(3, 30),
+            deadline_s=0.8,
+        )
     assert next(a.error for a in info.value.attempts if a.outcome == "failed") == "timeout"

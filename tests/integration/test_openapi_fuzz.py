@@ -19,8 +19,12 @@ from intent_router.config import DEFAULT_CONFIG
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.service_process import running_service
 
-KEYS = {"CLOUDFLARE_API_KEY": "cf-fuzz", "ANTHROPIC_API_KEY": "ant-fuzz", "OPENAI_API_KEY": "oa-fuzz",
-        "INTENT_ROUTER_ADMIN_KEY": "admin-fuzz"}
+KEYS = {
+    "CLOUDFLARE_API_KEY": "cf-fuzz",
+    "ANTHROPIC_API_KEY": "ant-fuzz",
+    "OPENAI_API_KEY": "oa-fuzz",
+    "INTENT_ROUTER_ADMIN_KEY": "admin-fuzz",
+}
 
 
 @pytest.fixture(scope="module")
@@ -37,11 +41,24 @@ def service_url(tmp_path_factory: pytest.TempPathFactory):
             yield url
 
 
-OPERATIONS = ["GET /healthz", "GET /readyz", "GET /v1/models", "GET /v1/models/{model}", "GET /metrics",
-              "POST /v1/route", "POST /v1/chat/completions", "POST /v1/feedback",
-              "GET /admin/overrides", "PUT /admin/overrides", "DELETE /admin/overrides",
-              "POST /admin/keys", "GET /admin/keys", "GET /admin/keys/{key_id}",
-              "DELETE /admin/keys/{key_id}", "GET /admin/spend"]
+OPERATIONS = [
+    "GET /healthz",
+    "GET /readyz",
+    "GET /v1/models",
+    "GET /v1/models/{model}",
+    "GET /metrics",
+    "POST /v1/route",
+    "POST /v1/chat/completions",
+    "POST /v1/feedback",
+    "GET /admin/overrides",
+    "PUT /admin/overrides",
+    "DELETE /admin/overrides",
+    "POST /admin/keys",
+    "GET /admin/keys",
+    "GET /admin/keys/{key_id}",
+    "DELETE /admin/keys/{key_id}",
+    "GET /admin/spend",
+]
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +76,9 @@ def test_the_document_lists_every_endpoint(operations: dict) -> None:
 
 
 @pytest.mark.parametrize("label", OPERATIONS)
-def test_every_documented_operation_conforms(label: str, operations: dict, service_url: str) -> None:
+def test_every_documented_operation_conforms(
+    label: str, operations: dict, service_url: str
+) -> None:
     operation = operations[label]
 
     admin = label.split(" ", 1)[1].startswith("/admin/")
@@ -69,8 +88,13 @@ def test_every_documented_operation_conforms(label: str, operations: dict, servi
     excluded = [schemathesis.checks.positive_data_acceptance] if admin else None
 
     @given(case=operation.as_strategy())
-    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck))
+    @settings(
+        max_examples=40,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
     def conforms(case) -> None:
         case.call_and_validate(base_url=service_url, headers=headers, excluded_checks=excluded)
 

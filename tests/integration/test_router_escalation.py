@@ -29,11 +29,16 @@ async def setup(monkeypatch: pytest.MonkeyPatch):
     with FakeProvider("kimi") as fake:
         base = load_config()
         kimi = replace(base.deployments["kimi-k2.6"], api_base=f"{fake.url}/v1")
-        config = replace(base, deployments={**base.deployments, "kimi-k2.6": kimi},
-                         llm_classifier_timeout_s=LLM_TIMEOUT_S)
+        config = replace(
+            base,
+            deployments={**base.deployments, "kimi-k2.6": kimi},
+            llm_classifier_timeout_s=LLM_TIMEOUT_S,
+        )
 
         def make(threshold: float) -> Router:
-            return Router(replace(config, confidence_threshold=threshold), CLASSIFIER, client.complete)
+            return Router(
+                replace(config, confidence_threshold=threshold), CLASSIFIER, client.complete
+            )
 
         yield make, fake
     await client.aclose()
@@ -106,10 +111,14 @@ async def test_a_client_bug_in_the_llm_classifier_keeps_the_local_prediction_and
     router = Router(replace(load_config(), confidence_threshold=1.01), CLASSIFIER, broken)
     decision = await router.route("rename getUser to fetchUser everywhere")
     assert (decision.intent, decision.source) == ("refactoring", "default")
-    assert decision.escalation_error == "llm classifier failed: ProviderClientBug: ModuleNotFoundError (module 'mcp')"
+    assert (
+        decision.escalation_error
+        == "llm classifier failed: ProviderClientBug: ModuleNotFoundError (module 'mcp')"
+    )
     assert [r.getMessage() for r in caplog.records if r.name == "intent_router.router"] == [
         "llm classifier: internal error in the provider client of deployment 'kimi-k2.6': "
-        "ModuleNotFoundError (module 'mcp'); not retried on another deployment"]
+        "ModuleNotFoundError (module 'mcp'); not retried on another deployment"
+    ]
 
 
 def _regret(router: Router, **routing: float) -> Router:
@@ -118,15 +127,23 @@ def _regret(router: Router, **routing: float) -> Router:
     return Router(replace(router.config, routing=settings), CLASSIFIER, router._complete)
 
 
-async def test_regret_routing_sends_a_doubtful_high_stakes_prompt_to_the_premium_chain(setup) -> None:
+async def test_regret_routing_sends_a_doubtful_high_stakes_prompt_to_the_premium_chain(
+    setup,
+) -> None:
     make, fake = setup
     doubtful = "document this function and check the input handling"  # documentation 0.42
     argmax = await make(0.0).route(doubtful)
     regret = await _regret(make(0.0), latency_usd_per_s=1e6).route(doubtful)  # asking priced out
     assert (argmax.intent, argmax.chain[0]) == ("documentation", "kimi-k2.6")
-    assert (regret.intent, regret.routed_as, regret.chain[0]) == ("documentation", "security_audit", "claude-sonnet-4")
+    assert (regret.intent, regret.routed_as, regret.chain[0]) == (
+        "documentation",
+        "security_audit",
+        "claude-sonnet-4",
+    )
     assert regret.routing_mode == "regret" and regret.source == "model" and fake.requests == []
-    sure = await _regret(make(0.0), latency_usd_per_s=1e6).route("rename getUser to fetchUser everywhere")
+    sure = await _regret(make(0.0), latency_usd_per_s=1e6).route(
+        "rename getUser to fetchUser everywhere"
+    )
     assert sure.routed_as == "refactoring" and sure.chain[0] == "kimi-k2.6"  # certain: argmax
 
 
@@ -134,8 +151,16 @@ async def test_regret_routing_asks_the_llm_when_the_expected_gain_beats_its_pric
     make, fake = setup
     fake.script(Reply('{"intent": "documentation"}'))
     doubtful = "document this function and check the input handling"
-    decision = await _regret(make(1.0), latency_usd_per_s=0.002).route(doubtful)  # 0.8 s at 0.002 USD/s
-    assert (decision.source, decision.intent, decision.routed_as) == ("llm", "documentation", "documentation")
+    decision = await _regret(make(1.0), latency_usd_per_s=0.002).route(
+        doubtful
+    )  # 0.8 s at 0.002 USD/s
+    assert (decision.source, decision.intent, decision.routed_as) == (
+        "llm",
+        "documentation",
+        "documentation",
+    )
     assert decision.chain[0] == "kimi-k2.6" and len(fake.requests) == 1
-    sure = await _regret(make(1.0), latency_usd_per_s=0.002).route("write docs for the password reset flow")
+    sure = await _regret(make(1.0), latency_usd_per_s=0.002).route(
+        "write docs for the password reset flow"
+    )
     assert sure.source == "model" and len(fake.requests) == 1  # nothing to gain: not asked

@@ -19,8 +19,13 @@ from intent_router.evaluation.pipeline import evaluate_routing
 from intent_router.thresholds import THRESHOLD_GRID
 from tests.conftest import REPO_ROOT, MlflowStoreMaker
 
-ARTIFACTS = {"quality_vs_cost.png", "risk_coverage.png", "regret_curve.png", "regret_ask_curve.png",
-             "per_prompt.json"}
+ARTIFACTS = {
+    "quality_vs_cost.png",
+    "risk_coverage.png",
+    "regret_curve.png",
+    "regret_ask_curve.png",
+    "per_prompt.json",
+}
 
 
 def _run_cli(root: Path, args: list[str], fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
@@ -41,7 +46,9 @@ def _run_cli(root: Path, args: list[str], fresh_mlflow_store: MlflowStoreMaker) 
 
 
 def _table(client: MlflowClient, run_id: str, dst: Path) -> dict[str, list[Any]]:
-    raw = json.loads(Path(client.download_artifacts(run_id, "per_prompt.json", str(dst))).read_text())
+    raw = json.loads(
+        Path(client.download_artifacts(run_id, "per_prompt.json", str(dst))).read_text()
+    )
     return {name: [row[i] for row in raw["data"]] for i, name in enumerate(raw["columns"])}
 
 
@@ -55,22 +62,38 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def plain(data: Path, tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
-    return _run_cli(tmp_path_factory.mktemp("plain") / "store", ["--data", str(data)], fresh_mlflow_store)
+def plain(
+    data: Path, tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: MlflowStoreMaker
+) -> dict[str, Any]:
+    return _run_cli(
+        tmp_path_factory.mktemp("plain") / "store", ["--data", str(data)], fresh_mlflow_store
+    )
 
 
 @pytest.fixture(scope="module")
-def redacted(data: Path, tmp_path_factory: pytest.TempPathFactory,
-             fresh_mlflow_store: MlflowStoreMaker) -> dict[str, Any]:
+def redacted(
+    data: Path, tmp_path_factory: pytest.TempPathFactory, fresh_mlflow_store: MlflowStoreMaker
+) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("redacted")
     models = root / "models"
     models.mkdir()
     for name in ("intent.onnx", "intent.json"):
         shutil.copy(REPO_ROOT / "models" / name, models / name)
     before = json.loads((models / "intent.json").read_text())
-    result = _run_cli(root / "store", ["--data", str(data), "--models-dir", str(models),
-                                       "--escalation", "oracle", "--redact", "--write-threshold"],
-                      fresh_mlflow_store)
+    result = _run_cli(
+        root / "store",
+        [
+            "--data",
+            str(data),
+            "--models-dir",
+            str(models),
+            "--escalation",
+            "oracle",
+            "--redact",
+            "--write-threshold",
+        ],
+        fresh_mlflow_store,
+    )
     return {**result, "models": models, "before": before}
 
 
@@ -85,8 +108,13 @@ def test_one_run_logs_what_the_summary_computes(plain: dict[str, Any], data: Pat
     params = run.data.params
     assert params["rows"] == "40" and params["escalation"] == "local"
     assert params["data_sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()
-    assert (params["premium_deployment"], params["primary_deployment"]) == ("claude-sonnet-4", "kimi-k2.6")
-    assert params["threshold"] == str(json.loads((REPO_ROOT / "models/intent.json").read_text())["confidence_threshold"])
+    assert (params["premium_deployment"], params["primary_deployment"]) == (
+        "claude-sonnet-4",
+        "kimi-k2.6",
+    )
+    assert params["threshold"] == str(
+        json.loads((REPO_ROOT / "models/intent.json").read_text())["confidence_threshold"]
+    )
     assert run.info.run_id in plain["stdout"] and "savings vs premium" in plain["stdout"]
 
 
@@ -106,17 +134,27 @@ def test_the_regret_curve_is_logged_by_step_beside_the_argmax_comparison(
     [run] = plain["runs"]
     client: MlflowClient = plain["client"]
     evaluation = evaluate_routing(data)
-    for key, field in (("regret_curve_weight", "weight"), ("regret_curve_under_routing", "under_routing_share"),
-                       ("regret_curve_cost_per_1k_usd", "cost_per_1k_usd")):
+    for key, field in (
+        ("regret_curve_weight", "weight"),
+        ("regret_curve_under_routing", "under_routing_share"),
+        ("regret_curve_cost_per_1k_usd", "cost_per_1k_usd"),
+    ):
         history = sorted(client.get_metric_history(run.info.run_id, key), key=lambda m: m.step)
-        assert [m.value for m in history] == pytest.approx([getattr(p, field) for p in evaluation.regret_curve])
-    shares = sorted(client.get_metric_history(run.info.run_id, "ask_curve_escalation_share"),
-                    key=lambda m: m.step)
-    assert [m.value for m in shares] == pytest.approx([p.escalation_share for p in evaluation.ask_curve])
+        assert [m.value for m in history] == pytest.approx(
+            [getattr(p, field) for p in evaluation.regret_curve]
+        )
+    shares = sorted(
+        client.get_metric_history(run.info.run_id, "ask_curve_escalation_share"),
+        key=lambda m: m.step,
+    )
+    assert [m.value for m in shares] == pytest.approx(
+        [p.escalation_share for p in evaluation.ask_curve]
+    )
     metrics = run.data.metrics
     for variant in ("argmax_alone", "regret_alone", "argmax", "regret"):
         assert metrics[f"routing_{variant}_under_routing_share"] == pytest.approx(
-            evaluation.comparison[variant]["under_routing_share"])
+            evaluation.comparison[variant]["under_routing_share"]
+        )
     assert "regret (model alone)" in plain["stdout"]
 
 
@@ -155,7 +193,9 @@ def test_write_threshold_changes_only_the_threshold(redacted: dict[str, Any]) ->
     assert {k: v for k, v in after.items() if k != "confidence_threshold"} == {
         k: v for k, v in before.items() if k != "confidence_threshold"
     }
-    assert (redacted["models"] / "intent.onnx").read_bytes() == (REPO_ROOT / "models/intent.onnx").read_bytes()
+    assert (redacted["models"] / "intent.onnx").read_bytes() == (
+        REPO_ROOT / "models/intent.onnx"
+    ).read_bytes()
     assert "wrote confidence_threshold" in redacted["stdout"]
 
 
@@ -180,14 +220,17 @@ def test_the_real_split_and_an_authored_file_are_logged_side_by_side(
 ) -> None:
     from tests.conftest import FIXTURES
 
-    sample = [json.loads(line) for line in (FIXTURES / "real_sample.jsonl").read_text().splitlines()]
+    sample = [
+        json.loads(line) for line in (FIXTURES / "real_sample.jsonl").read_text().splitlines()
+    ]
     (tmp_path / "real").mkdir()
     shutil.copy(FIXTURES / "real_sample.jsonl", tmp_path / "real" / "part.jsonl")
     held_out = sample[::4]
     split = tmp_path / "real_split.json"
     split.write_text(json.dumps({"seed": 0, "test_ids": [r["id"] for r in held_out]}))
-    result = _run_cli(tmp_path / "store", ["--data", str(split), "--data", str(data)],
-                      fresh_mlflow_store)
+    result = _run_cli(
+        tmp_path / "store", ["--data", str(split), "--data", str(data)], fresh_mlflow_store
+    )
     runs = {run.data.params["data"]: run for run in result["runs"]}
     real = runs[str(split)]
     assert real.info.run_name.startswith("real-test ")

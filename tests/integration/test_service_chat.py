@@ -13,8 +13,11 @@ from intent_router.config import DEFAULT_CONFIG
 from tests.fakes.provider_fleet import BrokenStream, FakeProvider, Status
 from tests.integration.service_process import running_service
 
-KEYS = {"CLOUDFLARE_API_KEY": "cf-secret-123", "ANTHROPIC_API_KEY": "sk-ant-secret-456",
-        "OPENAI_API_KEY": "sk-openai-secret-789"}
+KEYS = {
+    "CLOUDFLARE_API_KEY": "cf-secret-123",
+    "ANTHROPIC_API_KEY": "sk-ant-secret-456",
+    "OPENAI_API_KEY": "sk-openai-secret-789",
+}
 ARCHITECTURE = "should we split our monolith into microservices or keep a modular monolith?"
 
 
@@ -42,7 +45,9 @@ def _client(url: str) -> openai.OpenAI:
 def test_the_openai_sdk_gets_a_routed_answer(fleet_and_service) -> None:
     f = fleet_and_service
     raw = _client(f["url"]).chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": "rename getUser to fetchUser everywhere"}])
+        model="auto",
+        messages=[{"role": "user", "content": "rename getUser to fetchUser everywhere"}],
+    )
     reply = raw.parse()
     assert reply.choices[0].message.content == "ok from fake"
     assert raw.headers["x-intent-router-intent"] == "refactoring"
@@ -55,9 +60,14 @@ def test_the_openai_sdk_gets_a_routed_answer(fleet_and_service) -> None:
 def test_a_chat_follow_up_is_routed_with_the_earlier_user_turns(fleet_and_service) -> None:
     f = fleet_and_service
     audit = "the login endpoint is vulnerable to sql injection, audit the auth module for other injection bugs"
-    raw = _client(f["url"]).chat.completions.with_raw_response.create(model="auto", messages=[
-        {"role": "user", "content": audit}, {"role": "assistant", "content": "Found two more."},
-        {"role": "user", "content": "now the tests"}])
+    raw = _client(f["url"]).chat.completions.with_raw_response.create(
+        model="auto",
+        messages=[
+            {"role": "user", "content": audit},
+            {"role": "assistant", "content": "Found two more."},
+            {"role": "user", "content": "now the tests"},
+        ],
+    )
     assert raw.headers["x-intent-router-intent"] == "security_audit"  # alone: refactoring
     assert raw.headers["x-intent-router-deployment"] == "claude-sonnet-4"
 
@@ -67,7 +77,8 @@ def test_529_from_anthropic_falls_back_to_openai(fleet_and_service) -> None:
     f["claude"].script(Status(529, "Overloaded"))
     seen = len(f["claude"].requests)
     raw = _client(f["url"]).chat.completions.with_raw_response.create(
-        model="auto", messages=[{"role": "user", "content": ARCHITECTURE}])
+        model="auto", messages=[{"role": "user", "content": ARCHITECTURE}]
+    )
     assert raw.headers["x-intent-router-intent"] == "architecture_review"
     assert raw.headers["x-intent-router-deployment"] == "gpt-4o"
     assert raw.headers["x-intent-router-attempts"] == "2"
@@ -77,7 +88,8 @@ def test_529_from_anthropic_falls_back_to_openai(fleet_and_service) -> None:
 def test_a_concrete_deployment_skips_classification(fleet_and_service) -> None:
     f = fleet_and_service
     raw = _client(f["url"]).chat.completions.with_raw_response.create(
-        model="gpt-4o", messages=[{"role": "user", "content": "hello"}])
+        model="gpt-4o", messages=[{"role": "user", "content": "hello"}]
+    )
     assert raw.headers["x-intent-router-intent"] == "-"
     assert raw.headers["x-intent-router-deployment"] == "gpt-4o"
 
@@ -87,25 +99,38 @@ def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -
     f["claude"].script(Status(503, "down"))
     f["gpt"].script(Status(500, "boom"))
     f["kimi"].script(Status(502, "bad gateway"))
-    response = httpx.post(f"{f['url']}/v1/chat/completions", timeout=10,
-                          json={"model": "auto", "messages": [{"role": "user", "content": ARCHITECTURE}]})
+    response = httpx.post(
+        f"{f['url']}/v1/chat/completions",
+        timeout=10,
+        json={"model": "auto", "messages": [{"role": "user", "content": ARCHITECTURE}]},
+    )
     assert response.status_code == 503
     error = response.json()["error"]
     assert [(a["deployment"], a["outcome"]) for a in error["attempts"]] == [
-        ("claude-sonnet-4", "failed"), ("gpt-4o", "failed"), ("kimi-k2.6", "failed"),
-        ("kimi-k2.6-together", "skipped_no_key")]  # no $TOGETHER_API_KEY in this service
+        ("claude-sonnet-4", "failed"),
+        ("gpt-4o", "failed"),
+        ("kimi-k2.6", "failed"),
+        ("kimi-k2.6-together", "skipped_no_key"),
+    ]  # no $TOGETHER_API_KEY in this service
     assert "$TOGETHER_API_KEY" in error["message"]
     for secret in KEYS.values():
         assert secret not in response.text
 
 
-@pytest.mark.parametrize(("body", "status", "param"), [
-    ({"model": "auto"}, 400, None),
-    ({"model": "auto", "messages": []}, 400, "messages"),
-    ({"messages": [{"role": 3, "content": "x"}]}, 400, "messages[0].role"),
-    ({"messages": [{"role": "user", "content": "x"}], "temperature": "hot"}, 400, "temperature"),
-    ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404, None),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "param"),
+    [
+        ({"model": "auto"}, 400, None),
+        ({"model": "auto", "messages": []}, 400, "messages"),
+        ({"messages": [{"role": 3, "content": "x"}]}, 400, "messages[0].role"),
+        (
+            {"messages": [{"role": "user", "content": "x"}], "temperature": "hot"},
+            400,
+            "temperature",
+        ),
+        ({"model": "nope", "messages": [{"role": "user", "content": "x"}]}, 404, None),
+    ],
+)
 def test_bad_chat_requests_get_a_clear_4xx(fleet_and_service, body, status, param) -> None:
     response = httpx.post(f"{fleet_and_service['url']}/v1/chat/completions", json=body)
     assert response.status_code == status, body
@@ -118,17 +143,41 @@ def test_bad_chat_requests_get_a_clear_4xx(fleet_and_service, body, status, para
 
 def test_tools_and_tool_calls_reach_the_provider_as_sent(fleet_and_service) -> None:
     f = fleet_and_service
-    tools = [{"type": "function", "function": {"name": "read_file", "parameters": {
-        "type": "object", "properties": {"path": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "read_file",
+                "parameters": {"type": "object", "properties": {"path": {"type": "string"}}},
+            },
+        }
+    ]
     messages = [
         {"role": "user", "content": "write a function that parses ISO dates"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "call_1", "type": "function",
-         "function": {"name": "read_file", "arguments": "{\"path\": \"a.py\"}"}}]},
+        {
+            "role": "assistant",
+            "content": None,
+            "tool_calls": [
+                {
+                    "id": "call_1",
+                    "type": "function",
+                    "function": {"name": "read_file", "arguments": '{"path": "a.py"}'},
+                }
+            ],
+        },
         {"role": "tool", "tool_call_id": "call_1", "content": "def parse(): ..."},
     ]
-    response = httpx.post(f"{f['url']}/v1/chat/completions", json={
-        "model": "auto", "messages": messages, "tools": tools, "tool_choice": "auto",
-        "metadata": {"repo": "acme/api"}, "seed": 7})
+    response = httpx.post(
+        f"{f['url']}/v1/chat/completions",
+        json={
+            "model": "auto",
+            "messages": messages,
+            "tools": tools,
+            "tool_choice": "auto",
+            "metadata": {"repo": "acme/api"},
+            "seed": 7,
+        },
+    )
     assert response.status_code == 200
     sent = f["kimi"].requests[-1].body
     assert sent["messages"] == messages and sent["tools"] == tools and sent["seed"] == 7
@@ -143,8 +192,10 @@ def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
         path = tmp_path / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         with running_service(path) as url:
-            response = httpx.post(f"{url}/v1/chat/completions",
-                                  json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]})
+            response = httpx.post(
+                f"{url}/v1/chat/completions",
+                json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
+            )
     assert response.status_code == 503
     error = response.json()["error"]
     assert "$OPENAI_API_KEY" in error["message"] and "$ANTHROPIC_API_KEY" in error["message"]
@@ -155,7 +206,10 @@ def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
 def test_streaming_through_the_openai_sdk(fleet_and_service) -> None:
     f = fleet_and_service
     raw = _client(f["url"]).chat.completions.with_raw_response.create(
-        model="auto", stream=True, messages=[{"role": "user", "content": "rename getUser to fetchUser"}])
+        model="auto",
+        stream=True,
+        messages=[{"role": "user", "content": "rename getUser to fetchUser"}],
+    )
     assert raw.headers["x-intent-router-deployment"] == "kimi-k2.6"
     text = "".join(c.choices[0].delta.content or "" for c in raw.parse() if c.choices)
     assert text == "ok from fake stream"
@@ -164,9 +218,16 @@ def test_streaming_through_the_openai_sdk(fleet_and_service) -> None:
 def test_a_stream_failing_before_its_first_chunk_falls_back(fleet_and_service) -> None:
     f = fleet_and_service
     f["claude"].script(Status(529, "Overloaded"))
-    with httpx.stream("POST", f"{f['url']}/v1/chat/completions", timeout=10,
-                      json={"model": "auto", "stream": True,
-                            "messages": [{"role": "user", "content": ARCHITECTURE}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{f['url']}/v1/chat/completions",
+        timeout=10,
+        json={
+            "model": "auto",
+            "stream": True,
+            "messages": [{"role": "user", "content": ARCHITECTURE}],
+        },
+    ) as response:
         body = response.read().decode()
         assert response.headers["x-intent-router-deployment"] == "gpt-4o"
     assert body.rstrip().endswith("data: [DONE]") and "ok" in body
@@ -175,23 +236,40 @@ def test_a_stream_failing_before_its_first_chunk_falls_back(fleet_and_service) -
 def test_a_stream_broken_after_its_first_chunk_ends_with_an_error_event(fleet_and_service) -> None:
     f = fleet_and_service
     f["kimi"].script(BrokenStream(chunks_before_break=2))
-    with httpx.stream("POST", f"{f['url']}/v1/chat/completions", timeout=10,
-                      json={"model": "auto", "stream": True,
-                            "messages": [{"role": "user", "content": "rename getUser to fetchUser"}]}) as response:
+    with httpx.stream(
+        "POST",
+        f"{f['url']}/v1/chat/completions",
+        timeout=10,
+        json={
+            "model": "auto",
+            "stream": True,
+            "messages": [{"role": "user", "content": "rename getUser to fetchUser"}],
+        },
+    ) as response:
         lines = [line for line in response.iter_lines() if line]
     assert len([line for line in lines if '"delta"' in line]) == 2
-    assert "\"error\"" in lines[-1] and "data: [DONE]" not in lines
+    assert '"error"' in lines[-1] and "data: [DONE]" not in lines
 
 
 def test_metrics_count_requests_fallbacks_errors_and_cost(fleet_and_service) -> None:
     f = fleet_and_service
     f["claude"].script(Status(529, "Overloaded"))
-    _client(f["url"]).chat.completions.create(model="auto", messages=[{"role": "user", "content": ARCHITECTURE}])
+    _client(f["url"]).chat.completions.create(
+        model="auto", messages=[{"role": "user", "content": ARCHITECTURE}]
+    )
     text = httpx.get(f"{f['url']}/metrics").text
-    assert 'intent_router_requests_total{endpoint="chat",intent="architecture_review",source="model",status="200"}' in text
-    fallbacks = [line for line in text.splitlines() if line.startswith("intent_router_fallbacks_total ")]
+    assert (
+        'intent_router_requests_total{endpoint="chat",intent="architecture_review",source="model",status="200"}'
+        in text
+    )
+    fallbacks = [
+        line for line in text.splitlines() if line.startswith("intent_router_fallbacks_total ")
+    ]
     assert fallbacks and float(fallbacks[0].split()[1]) >= 1
-    assert 'intent_router_provider_errors_total{deployment="claude-sonnet-4",outcome="failed",status="529"}' in text
+    assert (
+        'intent_router_provider_errors_total{deployment="claude-sonnet-4",outcome="failed",status="529"}'
+        in text
+    )
     assert 'intent_router_cost_usd_total{deployment="gpt-4o"}' in text
     assert 'intent_router_request_seconds_count{endpoint="chat",status="200"}' in text
     for secret in KEYS.values():

@@ -31,32 +31,53 @@ def _rows_of(database_url: str, request_ids: list[str], timeout_s: float = 30) -
     """The decisions of ``request_ids`` (the log may hold other tests' too), once all are in."""
     store = DecisionStore(database_url)
     try:
-        return eventually(lambda: [r for r in store.after(0) if r["request_id"] in request_ids],
-                          lambda rows: {r["request_id"] for r in rows} == set(request_ids),
-                          timeout_s=timeout_s, what="a decision for every request")
+        return eventually(
+            lambda: [r for r in store.after(0) if r["request_id"] in request_ids],
+            lambda rows: {r["request_id"] for r in rows} == set(request_ids),
+            timeout_s=timeout_s,
+            what="a decision for every request",
+        )
     finally:
         store.dispose()
 
 
 def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[dict]:
-    return eventually(lambda: store.after(0), lambda rows: len(rows) >= expected,
-                      timeout_s=timeout_s, what=f"{expected} decisions")
+    return eventually(
+        lambda: store.after(0),
+        lambda rows: len(rows) >= expected,
+        timeout_s=timeout_s,
+        what=f"{expected} decisions",
+    )
 
 
 def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None:
     s = fleets.get(router={"cooldown": NEVER_TRIPS}, litellm=False)
     assert s.database_url is not None
-    routed = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}})
+    routed = httpx.post(
+        f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}}
+    )
     ok = s.chat("auto", PROMPT, user="ana")
     for name in ("kimi", "together", "claude", "gpt"):
         s.fakes[name].script(Status(503, "down"))
     failed = s.chat("kimi-k2.6", PROMPT)
-    with httpx.stream("POST", f"{s.url}/v1/chat/completions", headers={"X-Repo": "acme/web"},
-                      json={"model": "auto", "stream": True, "stream_options": {"include_usage": True},
-                            "messages": [{"role": "user", "content": PROMPT}]}) as streamed:
+    with httpx.stream(
+        "POST",
+        f"{s.url}/v1/chat/completions",
+        headers={"X-Repo": "acme/web"},
+        json={
+            "model": "auto",
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": PROMPT}],
+        },
+    ) as streamed:
         list(streamed.iter_lines())
-    ids = [routed.headers["x-request-id"], ok.headers["x-request-id"], failed.headers["x-request-id"],
-           streamed.headers["x-request-id"]]
+    ids = [
+        routed.headers["x-request-id"],
+        ok.headers["x-request-id"],
+        failed.headers["x-request-id"],
+        streamed.headers["x-request-id"],
+    ]
     found = _rows_of(s.database_url, ids)
     rows = {r["request_id"]: r for r in found}
     assert len(found) == len(rows) == 4  # one each, no more
@@ -86,8 +107,12 @@ def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None
 
 def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}, litellm=False,
-                       extra={"storage": {"store_prompts": True}}) as s:
+    with fleet_service(
+        tmp_path,
+        env={"INTENT_ROUTER_DATABASE_URL": url},
+        litellm=False,
+        extra={"storage": {"store_prompts": True}},
+    ) as s:
         rid = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT}).headers["x-request-id"]
         row = {r["request_id"]: r for r in _rows(DecisionStore(url), 1)}[rid]
     assert row["prompt_text"] == PROMPT
@@ -98,8 +123,10 @@ def test_feedback_is_stored_with_its_decision(fleets: SharedFleets) -> None:
     assert s.database_url is not None
     rid = s.chat("auto", PROMPT).headers["x-request-id"]
     # At once: the decision may still be queued for the writer; feedback waits for it.
-    answer = httpx.post(f"{s.url}/v1/feedback",
-                        json={"request_id": rid, "correct_intent": "code_generation", "rating": 2})
+    answer = httpx.post(
+        f"{s.url}/v1/feedback",
+        json={"request_id": rid, "correct_intent": "code_generation", "rating": 2},
+    )
     assert answer.status_code == 200 and answer.json()["stored"] is True
     unknown = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "nope", "rating": 3})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "request_not_found"
@@ -111,16 +138,22 @@ def test_feedback_is_stored_with_its_decision(fleets: SharedFleets) -> None:
     assert [(f["correct_intent"], f["rating"]) for f in stored] == [("code_generation", 2)]
 
 
-def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: Path,
-                                                                    fresh_mlflow_store: MlflowStoreMaker) -> None:
+def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(
+    tmp_path: Path, fresh_mlflow_store: MlflowStoreMaker
+) -> None:
     from mlflow import MlflowClient
 
-    uri = fresh_mlflow_store(tmp_path / "mlflow.db", Path.cwd())  # the service runs where pytest does
+    uri = fresh_mlflow_store(
+        tmp_path / "mlflow.db", Path.cwd()
+    )  # the service runs where pytest does
     tracking = {"flush_interval_s": 0.5, "trace_sample_rate": 1.0}
-    with fleet_service(tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking},
-                       litellm=False) as s:
+    with fleet_service(
+        tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking}, litellm=False
+    ) as s:
         ids = [s.chat("auto", PROMPT).headers["x-request-id"] for _ in range(3)]
-        httpx.post(f"{s.url}/v1/feedback", json={"request_id": ids[0], "correct_intent": "code_generation"})
+        httpx.post(
+            f"{s.url}/v1/feedback", json={"request_id": ids[0], "correct_intent": "code_generation"}
+        )
         client = MlflowClient(uri)
 
         def traces_with_feedback() -> list:
@@ -129,23 +162,41 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(tmp_path: P
 
         # Every trace with its tags (written after the trace itself), and the feedback; the
         # deadline is a condition's: seconds on a quiet machine.
-        traces = eventually(traces_with_feedback,
-                            lambda found: ({t.info.tags.get("request_id") for t in found} == set(ids)
-                                           and any(t.info.assessments for t in found)),
-                            timeout_s=120, interval_s=0.25, what="every trace tagged, the feedback logged")
+        traces = eventually(
+            traces_with_feedback,
+            lambda found: (
+                {t.info.tags.get("request_id") for t in found} == set(ids)
+                and any(t.info.assessments for t in found)
+            ),
+            timeout_s=120,
+            interval_s=0.25,
+            what="every trace tagged, the feedback logged",
+        )
         experiment = client.get_experiment_by_name("routing-serving")
     by_request = {t.info.tags["request_id"]: t for t in traces}
     assert set(by_request) == set(ids)
-    assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == ["code_generation"]
+    assert [a.value for a in by_request[ids[0]].info.assessments if a.name == "correct_intent"] == [
+        "code_generation"
+    ]
     (run,) = client.search_runs([experiment.experiment_id])
     assert sum(m.value for m in client.get_metric_history(run.info.run_id, "chat_requests")) == 3
 
 
-def test_an_unreachable_tracking_server_leaves_requests_fast_and_loses_no_decision(tmp_path: Path) -> None:
+def test_an_unreachable_tracking_server_leaves_requests_fast_and_loses_no_decision(
+    tmp_path: Path,
+) -> None:
     url = f"sqlite:///{tmp_path / 'decisions.db'}"
-    tracking = {"flush_interval_s": 0.2, "trace_sample_rate": 1.0, "mlflow_tracking_uri": "http://127.0.0.1:9"}
-    with fleet_service(tmp_path, env={"INTENT_ROUTER_DATABASE_URL": url}, extra={"tracking": tracking},
-                       litellm=False) as s:
+    tracking = {
+        "flush_interval_s": 0.2,
+        "trace_sample_rate": 1.0,
+        "mlflow_tracking_uri": "http://127.0.0.1:9",
+    }
+    with fleet_service(
+        tmp_path,
+        env={"INTENT_ROUTER_DATABASE_URL": url},
+        extra={"tracking": tracking},
+        litellm=False,
+    ) as s:
         slowest = 0.0
         for _ in range(40):
             started = time.monotonic()

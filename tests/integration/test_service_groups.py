@@ -15,7 +15,10 @@ import pytest
 from tests.fakes.provider_fleet import Reply, Status
 from tests.integration.fleet_service import Setup, SharedFleets
 
-GROUP = {"kimi-k2.6": {"group": "kimi", "weight": 3}, "kimi-k2.6-together": {"group": "kimi", "weight": 1}}
+GROUP = {
+    "kimi-k2.6": {"group": "kimi", "weight": 3},
+    "kimi-k2.6-together": {"group": "kimi", "weight": 1},
+}
 BODY = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}
 
 
@@ -27,8 +30,11 @@ def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
 
 def _spread(fleets: SharedFleets, **router: Any) -> Setup:
     # cooldown.failures 1000: no test of this configuration trips a cooldown by counting
-    return fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60}, **router},
-                      deployments=GROUP, litellm=False)
+    return fleets.get(
+        router={"cooldown": {"failures": 1000, "seconds": 60}, **router},
+        deployments=GROUP,
+        litellm=False,
+    )
 
 
 def _answered(setup: Setup, requests: int, clients: int = 16) -> Counter[str]:
@@ -58,7 +64,10 @@ def test_the_spread_over_2000_requests_matches_the_weights(fleets: SharedFleets)
     assert set(answered) == {"kimi-k2.6", "kimi-k2.6-together"}
     # Expected 0.75; the standard error over 2,000 draws is ~0.97 points: +-4 points is > 4 sigma.
     assert abs(answered["kimi-k2.6"] / 2000 - 0.75) < 0.04
-    assert setup.calls("kimi") == answered["kimi-k2.6"] and setup.calls("together") == answered["kimi-k2.6-together"]
+    assert (
+        setup.calls("kimi") == answered["kimi-k2.6"]
+        and setup.calls("together") == answered["kimi-k2.6-together"]
+    )
     assert setup.calls("claude") == 0  # the chain's next entry is never needed
 
 
@@ -79,7 +88,9 @@ def test_a_429_on_one_member_moves_to_the_other_member_first(fleets: SharedFleet
 
 def test_a_member_in_cooldown_gets_no_traffic(fleets: SharedFleets) -> None:
     # A configuration of its own: the cooldown it starts outlives this test.
-    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 61}}, deployments=GROUP, litellm=False)
+    setup = fleets.get(
+        router={"cooldown": {"failures": 1000, "seconds": 61}}, deployments=GROUP, litellm=False
+    )
     setup.fakes["together"].script(Status(429, "slow down", retry_after=120))
     with httpx.Client(base_url=setup.url, timeout=30) as client:
         for _ in range(200):  # until the weighted order reaches Together once (p = 0.25)
@@ -92,10 +103,21 @@ def test_a_member_in_cooldown_gets_no_traffic(fleets: SharedFleets) -> None:
     assert setup.calls("together") == 1  # none of the 400 reached the member cooling down
 
 
-def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(fleets: SharedFleets) -> None:
-    limits = {"kimi-k2.6": {"group": "kimi", "rpm": 300}, "kimi-k2.6-together": {"group": "kimi", "rpm": 100}}
-    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60},
-                               "groups": {"kimi": {"strategy": "headroom"}}}, deployments=limits, litellm=False)
+def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(
+    fleets: SharedFleets,
+) -> None:
+    limits = {
+        "kimi-k2.6": {"group": "kimi", "rpm": 300},
+        "kimi-k2.6-together": {"group": "kimi", "rpm": 100},
+    }
+    setup = fleets.get(
+        router={
+            "cooldown": {"failures": 1000, "seconds": 60},
+            "groups": {"kimi": {"strategy": "headroom"}},
+        },
+        deployments=limits,
+        litellm=False,
+    )
     answered = _answered(setup, 400, clients=4)
     # Within a minute the two members' used shares stay within a request of each other (3:1),
     # give or take the 3 other clients' requests ordered on usage one request old; the run may
@@ -106,16 +128,23 @@ def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(fleets:
 
 def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) -> None:
     members = ("kimi-k2.6", "kimi-k2.6-together")
-    setup = fleets.get(router={"cooldown": {"failures": 1000, "seconds": 60},
-                               "groups": {"kimi": {"strategy": "headroom"}}},
-                       deployments={name: {"group": "kimi", "tpm": 1000} for name in members}, litellm=False)
+    setup = fleets.get(
+        router={
+            "cooldown": {"failures": 1000, "seconds": 60},
+            "groups": {"kimi": {"strategy": "headroom"}},
+        },
+        deployments={name: {"group": "kimi", "tpm": 1000} for name in members},
+        litellm=False,
+    )
     left = 60 - time.time() % 60
     if left < 20:  # usage is counted per UTC minute: keep the test inside one
         time.sleep(left + 0.05)
     for fake in ("kimi", "together"):  # whichever answers reports 900 cached tokens: 90% of its tpm
         setup.fakes[fake].script(Reply(cached_tokens=900))
     stream = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
-    with httpx.stream("POST", f"{setup.url}/v1/chat/completions", json=stream, timeout=30) as response:
+    with httpx.stream(
+        "POST", f"{setup.url}/v1/chat/completions", json=stream, timeout=30
+    ) as response:
         heavy = response.headers["x-intent-router-deployment"]
         assert response.read().rstrip().endswith(b"data: [DONE]")
     light = ({*members} - {heavy}).pop()
@@ -123,5 +152,8 @@ def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) ->
         fake.reset()
     # Counted when the stream ended (before its last bytes reached the client): without its
     # usage chunk the two members would alternate from here.
-    answered = [setup.chat("kimi-k2.6", max_tokens=5).headers["x-intent-router-deployment"] for _ in range(6)]
+    answered = [
+        setup.chat("kimi-k2.6", max_tokens=5).headers["x-intent-router-deployment"]
+        for _ in range(6)
+    ]
     assert answered == [light] * 6

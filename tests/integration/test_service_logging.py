@@ -12,13 +12,17 @@ from tests.integration.service_process import running_service
 
 
 @pytest.mark.parametrize(("level", "expect_info"), [("warning", False), ("info", True)])
-def test_the_log_level_applies_to_the_application_loggers(tmp_path: Path, level: str, expect_info: bool) -> None:
+def test_the_log_level_applies_to_the_application_loggers(
+    tmp_path: Path, level: str, expect_info: bool
+) -> None:
     log = tmp_path / "service.log"
     with fake_fleet() as fakes:
         config = fleet_config(tmp_path, fakes, litellm=False)
         with running_service(config, env=KEYS, log=log, log_level=level) as url:
             body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
-            assert httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+            assert (
+                httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+            )
             # A logger of the application at INFO, the kind Litestar's root INFO let through.
             routed = httpx.post(f"{url}/v1/route", json={"prompt": "hi"}).status_code
             assert routed == 200

@@ -28,7 +28,9 @@ def _route(url: str, prompt: str = DEBUG_PROMPT, **headers: str) -> dict:
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def two_services(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
+def two_services(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
     """Two services sharing one database (SQLite, then the real PostgreSQL), for the module:
     each test uses subjects of its own."""
     with ExitStack() as stack:
@@ -36,17 +38,26 @@ def two_services(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPa
             database_url = f"sqlite:///{tmp_path_factory.mktemp('overrides') / 'decisions.db'}"
         else:
             database_url = stack.enter_context(fresh_postgres_schema())
-        env = {"INTENT_ROUTER_DATABASE_URL": database_url, "INTENT_ROUTER_ADMIN_KEY": "admin-secret-1"}
+        env = {
+            "INTENT_ROUTER_DATABASE_URL": database_url,
+            "INTENT_ROUTER_ADMIN_KEY": "admin-secret-1",
+        }
         config = untracked_config(tmp_path_factory.mktemp("config"))
         yield stack.enter_context(running_services(2, config, env=env))
 
 
 def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(two_services) -> None:
     a, b = two_services
-    assert _route(b, **{"X-Repo": "acme/api"})["chain"][0] == "claude-sonnet-4"  # the config's policy
+    assert (
+        _route(b, **{"X-Repo": "acme/api"})["chain"][0] == "claude-sonnet-4"
+    )  # the config's policy
     puts = [
         {"scope": "org", "subject": "acme", "pin": "kimi-k2.6", "forbid_providers": ["openai"]},
-        {"scope": "repo", "subject": "acme/api", "policy": {"debugging": ["gpt-4o", "claude-sonnet-4"]}},
+        {
+            "scope": "repo",
+            "subject": "acme/api",
+            "policy": {"debugging": ["gpt-4o", "claude-sonnet-4"]},
+        },
         {"scope": "user", "subject": "ana", "pin": "claude-sonnet-4"},
     ]
     for body in puts:
@@ -68,13 +79,23 @@ def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(tw
     # is less specific than the repo's policy only for preferences it does not set: pin wins.
     repo = _route(b, **{"X-Org": "acme", "X-Repo": "acme/api"})
     assert repo["chain"][0] == "kimi-k2.6" and "gpt-4o" not in repo["chain"]
-    forbidden = httpx.post(f"{b}/v1/chat/completions", headers={"X-Org": "acme"},
-                           json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
-    assert forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "deployment_forbidden"
+    forbidden = httpx.post(
+        f"{b}/v1/chat/completions",
+        headers={"X-Org": "acme"},
+        json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
+    )
+    assert (
+        forbidden.status_code == 403 and forbidden.json()["error"]["code"] == "deployment_forbidden"
+    )
 
-    httpx.put(f"{a}/admin/overrides", headers=ADMIN,
-              json={"scope": "repo", "subject": "acme/secret-sauce", "sensitive": True})
-    deleted = httpx.delete(f"{a}/admin/overrides", params={"scope": "org", "subject": "acme"}, headers=ADMIN)
+    httpx.put(
+        f"{a}/admin/overrides",
+        headers=ADMIN,
+        json={"scope": "repo", "subject": "acme/secret-sauce", "sensitive": True},
+    )
+    deleted = httpx.delete(
+        f"{a}/admin/overrides", params={"scope": "org", "subject": "acme"}, headers=ADMIN
+    )
     assert deleted.json() == {"deleted": True}
     # The delete and the last put are visible on b by the same poll.
     took, slowest = wait_for(lambda: _route(b, **{"X-Org": "acme"})["override"] == [])
@@ -91,27 +112,52 @@ def test_the_admin_api_needs_its_key_and_survives_hostile_ids(two_services) -> N
     a, _ = two_services
     body = {"scope": "repo", "subject": "x"}
     assert httpx.put(f"{a}/admin/overrides", json=body).status_code == 401
-    assert httpx.put(f"{a}/admin/overrides", json=body, headers={"Authorization": "Bearer nope"}).status_code == 401
-    assert httpx.get(f"{a}/admin/overrides", headers={"Authorization": "admin-secret-1"}).status_code == 401
+    assert (
+        httpx.put(
+            f"{a}/admin/overrides", json=body, headers={"Authorization": "Bearer nope"}
+        ).status_code
+        == 401
+    )
+    assert (
+        httpx.get(f"{a}/admin/overrides", headers={"Authorization": "admin-secret-1"}).status_code
+        == 401
+    )
     hostile = ["'; DROP TABLE overrides; --", "ünïcødé/репо/リポジトリ", "r" * 256, "a%20b?c=d&e"]
     for subject in hostile:
-        answer = httpx.put(f"{a}/admin/overrides", headers=ADMIN,
-                           json={"scope": "repo", "subject": subject, "pin": "gpt-4o"})
+        answer = httpx.put(
+            f"{a}/admin/overrides",
+            headers=ADMIN,
+            json={"scope": "repo", "subject": subject, "pin": "gpt-4o"},
+        )
         assert answer.status_code == 200, subject
-    too_long = httpx.put(f"{a}/admin/overrides", headers=ADMIN, json={"scope": "repo", "subject": "r" * 257})
+    too_long = httpx.put(
+        f"{a}/admin/overrides", headers=ADMIN, json={"scope": "repo", "subject": "r" * 257}
+    )
     assert too_long.status_code == 400
-    unknown = httpx.put(f"{a}/admin/overrides", headers=ADMIN, json={"scope": "repo", "subject": "x", "pin": "gpt-9"})
+    unknown = httpx.put(
+        f"{a}/admin/overrides",
+        headers=ADMIN,
+        json={"scope": "repo", "subject": "x", "pin": "gpt-9"},
+    )
     assert unknown.status_code == 400 and "pin" in unknown.json()["error"]["message"]
     listed = {o["subject"] for o in httpx.get(f"{a}/admin/overrides", headers=ADMIN).json()["data"]}
     assert set(hostile) <= listed
-    routed = _route(a, "add docs", **{"X-Repo": "ünïcødé/репо/リポジトリ"})  # a UTF-8 header matches
+    routed = _route(
+        a, "add docs", **{"X-Repo": "ünïcødé/репо/リポジトリ"}
+    )  # a UTF-8 header matches
     assert routed["override"] == ["repo:ünïcødé/репо/リポジトリ"] and routed["chain"][0] == "gpt-4o"
-    assert httpx.delete(f"{a}/admin/overrides", params={"scope": "repo", "subject": "nope"},
-                        headers=ADMIN).status_code == 404
+    assert (
+        httpx.delete(
+            f"{a}/admin/overrides", params={"scope": "repo", "subject": "nope"}, headers=ADMIN
+        ).status_code
+        == 404
+    )
 
 
 def test_without_an_admin_key_the_admin_api_is_off(tmp_path) -> None:
     env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}"}
     with running_service(untracked_config(tmp_path), env=env) as url:
         answer = httpx.get(f"{url}/admin/overrides", headers={"Authorization": "Bearer anything"})
-    assert answer.status_code == 404 and "INTENT_ROUTER_ADMIN_KEY" in answer.json()["error"]["message"]
+    assert (
+        answer.status_code == 404 and "INTENT_ROUTER_ADMIN_KEY" in answer.json()["error"]["message"]
+    )

@@ -16,9 +16,24 @@ from tests.fakes.provider_fleet import FakeProvider, Reply
 from tests.integration.service_process import running_service, wait_for
 
 KEYS = {"CLOUDFLARE_API_KEY": "cf-k", "ANTHROPIC_API_KEY": "an-k", "OPENAI_API_KEY": "oa-k"}
-CACHED_PROMPT = [{"role": "system", "content": [{"type": "text", "cache_control": {"type": "ephemeral"},
-                                                 "text": "You are a careful reviewer of a large codebase."}]},
-    {"role": "user", "content": [{"type": "text", "text": "review the diff", "cache_control": {"type": "ephemeral"}}]}]
+CACHED_PROMPT = [
+    {
+        "role": "system",
+        "content": [
+            {
+                "type": "text",
+                "cache_control": {"type": "ephemeral"},
+                "text": "You are a careful reviewer of a large codebase.",
+            }
+        ],
+    },
+    {
+        "role": "user",
+        "content": [
+            {"type": "text", "text": "review the diff", "cache_control": {"type": "ephemeral"}}
+        ],
+    },
+]
 
 
 @pytest.fixture(scope="module")
@@ -26,30 +41,60 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
     with FakeProvider("kimi") as kimi, FakeProvider("claude") as claude:
         raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
         deployments = raw["deployments"]
-        deployments["kimi-k2.6"].update(api_base=f"{kimi.url}/v1", api_style="openai", timeout_s=3,
-                                        output_cost_per_mtok=2.0, cache_read_cost_per_mtok=0.05, fallbacks=[])
-        deployments["claude-sonnet-4"].update(api_base=claude.url, timeout_s=5, fallbacks=[])  # litellm
-        deployments["claude-fast"] = {**deployments["claude-sonnet-4"], "api_style": "openai",  # Anthropic's
-                                      "api_base": f"{claude.url}/v1"}  # OpenAI-compatible endpoint
+        deployments["kimi-k2.6"].update(
+            api_base=f"{kimi.url}/v1",
+            api_style="openai",
+            timeout_s=3,
+            output_cost_per_mtok=2.0,
+            cache_read_cost_per_mtok=0.05,
+            fallbacks=[],
+        )
+        deployments["claude-sonnet-4"].update(
+            api_base=claude.url, timeout_s=5, fallbacks=[]
+        )  # litellm
+        deployments["claude-fast"] = {
+            **deployments["claude-sonnet-4"],
+            "api_style": "openai",  # Anthropic's
+            "api_base": f"{claude.url}/v1",
+        }  # OpenAI-compatible endpoint
         raw["tracking"]["enabled"] = False
         directory = tmp_path_factory.mktemp("cfg")
         path = directory / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         database_url = f"sqlite:///{directory / 'decisions.db'}"
-        with running_service(path, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}, ready=True) as url:
-            yield {"url": url, "kimi": kimi, "claude": claude, "decisions": DecisionStore(database_url)}
+        with running_service(
+            path, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}, ready=True
+        ) as url:
+            yield {
+                "url": url,
+                "kimi": kimi,
+                "claude": claude,
+                "decisions": DecisionStore(database_url),
+            }
 
 
 def _post(url: str, model: str, **extra: object) -> httpx.Response:
-    return httpx.post(f"{url}/v1/chat/completions", timeout=30,
-                      json={"model": model, "messages": CACHED_PROMPT, **extra})
+    return httpx.post(
+        f"{url}/v1/chat/completions",
+        timeout=30,
+        json={"model": model, "messages": CACHED_PROMPT, **extra},
+    )
 
 
 def _stream(url: str, model: str, **extra: object) -> dict:
     """The usage chunk of a streamed answer (the client asked for one), and its request id."""
-    with httpx.stream("POST", f"{url}/v1/chat/completions", timeout=30,
-                      json={"model": model, "messages": CACHED_PROMPT, "stream": True,
-                            "stream_options": {"include_usage": True}, **extra}) as response:
+    with httpx.stream(
+        "POST",
+        f"{url}/v1/chat/completions",
+        timeout=30,
+        json={
+            "model": model,
+            "messages": CACHED_PROMPT,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+            **extra,
+        },
+    ) as response:
         assert response.status_code == 200
         request_id = response.headers["x-request-id"]
         events = [line[5:].strip() for line in response.iter_lines() if line.startswith("data:")]
@@ -67,7 +112,11 @@ def _decision(fleet: dict, request_id: str) -> dict:
 
 def _metric(url: str, deployment: str, cached: str) -> float:
     prefix = f'intent_router_input_tokens_total{{cached="{cached}",deployment="{deployment}"}}'
-    lines = [line for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines() if line.startswith(prefix)]
+    lines = [
+        line
+        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+        if line.startswith(prefix)
+    ]
     return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0
 
 
@@ -112,14 +161,20 @@ def test_cache_control_reaches_anthropic_unchanged_on_the_fast_path_too(fleet) -
     assert sent.path.endswith("/chat/completions") and sent.body["messages"] == CACHED_PROMPT
 
 
-@pytest.mark.parametrize(("deployment", "fake", "cached"),
-                         [("kimi-k2.6", "kimi", 700), ("claude-sonnet-4", "claude", 500)])
-def test_a_streams_usage_chunk_counts_its_cached_tokens(fleet, deployment: str, fake: str, cached: int) -> None:
+@pytest.mark.parametrize(
+    ("deployment", "fake", "cached"),
+    [("kimi-k2.6", "kimi", 700), ("claude-sonnet-4", "claude", 500)],
+)
+def test_a_streams_usage_chunk_counts_its_cached_tokens(
+    fleet, deployment: str, fake: str, cached: int
+) -> None:
     fleet[fake].script(Reply(cached_tokens=cached))
     before = _metric(fleet["url"], deployment, "true")
     usage = _stream(fleet["url"], deployment)
     assert usage["prompt_tokens_details"]["cached_tokens"] == cached
-    assert _metric(fleet["url"], deployment, "true") == before + cached  # settled when the stream ended
+    assert (
+        _metric(fleet["url"], deployment, "true") == before + cached
+    )  # settled when the stream ended
     assert fleet[fake].requests[-1].body.get("stream") is True
 
 
@@ -137,9 +192,15 @@ def test_cache_control_in_a_stream_reaches_anthropic_unchanged(fleet, deployment
 
 
 def test_cache_control_on_a_tool_definition_reaches_anthropic_through_litellm(fleet) -> None:
-    tool = {"type": "function", "function": {"name": "read_file", "description": "Read a file",
-                                             "parameters": {"type": "object", "properties": {}}},
-            "cache_control": {"type": "ephemeral"}}
+    tool = {
+        "type": "function",
+        "function": {
+            "name": "read_file",
+            "description": "Read a file",
+            "parameters": {"type": "object", "properties": {}},
+        },
+        "cache_control": {"type": "ephemeral"},
+    }
     fleet["claude"].script(Reply())
     response = _post(fleet["url"], "claude-sonnet-4", tools=[tool])
     assert response.status_code == 200, response.text
@@ -157,7 +218,9 @@ def test_a_streams_cache_reads_and_writes_reach_the_decision_log_priced_apart(fl
     assert row["prompt_tokens"] == usage["prompt_tokens"] and uncached >= 1
     assert row["cached_input_cost_usd"] == pytest.approx(600 * 0.30 / 1e6)
     assert row["input_cost_usd"] == pytest.approx((uncached * 3.0 + 600 * 0.30 + 200 * 3.75) / 1e6)
-    assert row["cost_usd"] == pytest.approx(row["input_cost_usd"] + row["completion_tokens"] * 15.0 / 1e6)
+    assert row["cost_usd"] == pytest.approx(
+        row["input_cost_usd"] + row["completion_tokens"] * 15.0 / 1e6
+    )
 
 
 def test_an_openai_answers_cached_tokens_reach_the_decision_log(fleet) -> None:

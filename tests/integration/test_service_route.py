@@ -26,8 +26,12 @@ def test_probes_and_models(service: str) -> None:
 
 
 def test_route_answers_intent_chain_and_cost(service: str) -> None:
-    body = {"messages": [{"role": "system", "content": "you are helpful"},
-                         {"role": "user", "content": "rename getUser to fetchUser everywhere"}]}
+    body = {
+        "messages": [
+            {"role": "system", "content": "you are helpful"},
+            {"role": "user", "content": "rename getUser to fetchUser everywhere"},
+        ]
+    }
     answer = httpx.post(f"{service}/v1/route", json=body).json()
     assert answer["intent"] == "refactoring" and answer["source"] == "model"
     assert answer["chain"][0] == "kimi-k2.6" and answer["estimated_cost_usd"] > 0
@@ -36,8 +40,9 @@ def test_route_answers_intent_chain_and_cost(service: str) -> None:
 
 
 def test_sensitive_metadata_routes_local_only(service: str) -> None:
-    answer = httpx.post(f"{service}/v1/route",
-                        json={"prompt": "fix auth", "metadata": {"sensitive": True}}).json()
+    answer = httpx.post(
+        f"{service}/v1/route", json={"prompt": "fix auth", "metadata": {"sensitive": True}}
+    ).json()
     assert answer["chain"] == ["qwen-32b-local"]
 
 
@@ -56,38 +61,52 @@ def test_sensitive_metadata_routes_local_only(service: str) -> None:
 def test_bad_requests_get_a_clear_4xx_in_openai_format(
     service: str, content: bytes, fragment: str, status: int
 ) -> None:
-    response = httpx.post(f"{service}/v1/route", content=content,
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{service}/v1/route", content=content, headers={"content-type": "application/json"}
+    )
     assert response.status_code == status
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error" and fragment in error["message"]
 
 
 def test_oversize_bodies_get_413(service: str) -> None:
-    response = httpx.post(f"{service}/v1/route", content=b"x" * (1024 * 1024 + 10),
-                          headers={"content-type": "application/json"})
+    response = httpx.post(
+        f"{service}/v1/route",
+        content=b"x" * (1024 * 1024 + 10),
+        headers={"content-type": "application/json"},
+    )
     assert response.status_code == 413 and "error" in response.json()
 
 
 def test_a_million_character_prompt_is_classified(service: str) -> None:
-    answer = httpx.post(f"{service}/v1/route", json={"prompt": "fix this crash " + "a" * 900_000},
-                        timeout=10)
+    answer = httpx.post(
+        f"{service}/v1/route", json={"prompt": "fix this crash " + "a" * 900_000}, timeout=10
+    )
     assert answer.status_code == 200 and answer.json()["intent"] in INTENTS
 
 
-def test_a_short_follow_up_is_classified_with_the_earlier_turns_and_says_which(service: str) -> None:
+def test_a_short_follow_up_is_classified_with_the_earlier_turns_and_says_which(
+    service: str,
+) -> None:
     audit = "the login endpoint is vulnerable to sql injection, audit the auth module for other injection bugs"
-    body = {"messages": [{"role": "user", "content": audit},
-                         {"role": "assistant", "content": "Found two more."},
-                         {"role": "user", "content": "now the tests"}]}
+    body = {
+        "messages": [
+            {"role": "user", "content": audit},
+            {"role": "assistant", "content": "Found two more."},
+            {"role": "user", "content": "now the tests"},
+        ]
+    }
     answer = httpx.post(f"{service}/v1/route", json=body).json()
     assert answer["turns_used"] == [0, 2]  # message indexes, oldest first
     assert answer["intent"] == answer["routed_as"] == "security_audit"
     alone = httpx.post(f"{service}/v1/route", json={"prompt": "now the tests"}).json()
     assert alone["turns_used"] == [0] and alone["intent"] != "security_audit"
-    with_context = httpx.post(f"{service}/v1/route",
-                              json={"prompt": "now the tests", "context": [audit]}).json()
+    with_context = httpx.post(
+        f"{service}/v1/route", json={"prompt": "now the tests", "context": [audit]}
+    ).json()
     assert with_context["turns_used"] == [0, 1] and with_context["intent"] == "security_audit"
     long_turn = "please write a README section on installing with uv and running make test"
-    separate = httpx.post(f"{service}/v1/route", json={"prompt": long_turn, "context": [audit]}).json()
+    separate = httpx.post(
+        f"{service}/v1/route", json={"prompt": long_turn, "context": [audit]}
+    ).json()
     assert separate["turns_used"] == [1]  # not a follow-up: classified alone

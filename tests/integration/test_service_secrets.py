@@ -20,8 +20,13 @@ PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5v
 
 # One service detects the bundled secret kinds and an extra pattern, stores prompts (redacted);
 # another has detection off. No request here reaches Anthropic: no litellm.
-DETECTING = {"litellm": False, "extra": {"storage": {"store_prompts": True},
-                       "sensitive": {"detect_secrets": True, "patterns": {"acme_token": r"\bacme_[0-9a-f]{32}\b"}}}}
+DETECTING = {
+    "litellm": False,
+    "extra": {
+        "storage": {"store_prompts": True},
+        "sensitive": {"detect_secrets": True, "patterns": {"acme_token": r"\bacme_[0-9a-f]{32}\b"}},
+    },
+}
 NOT_DETECTING = {"extra": {"sensitive": {"detect_secrets": False}}, "litellm": False}
 
 
@@ -33,26 +38,50 @@ def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
 
 def test_a_secret_anywhere_in_the_request_keeps_it_on_the_local_tier(fleets: SharedFleets) -> None:
     s = fleets.get(**DETECTING)
-    routed = httpx.post(f"{s.url}/v1/route", json={"prompt": f"why is {AWS_KEY} rejected by S3?"}).json()
+    routed = httpx.post(
+        f"{s.url}/v1/route", json={"prompt": f"why is {AWS_KEY} rejected by S3?"}
+    ).json()
     assert routed["sensitive"] is True and routed["secrets_found"] == ["aws_access_key_id"]
-    assert routed["chain"] == ["qwen-32b-local"] and routed["source"] == "model"  # no LLM escalation
+    assert (
+        routed["chain"] == ["qwen-32b-local"] and routed["source"] == "model"
+    )  # no LLM escalation
 
     in_user = s.chat("gpt-4o", f"deploy with key {AWS_KEY} please")  # even a named cloud model
     assert in_user.status_code == 200
     assert in_user.headers["x-intent-router-deployment"] == "qwen-32b-local"
-    in_tool = httpx.post(f"{s.url}/v1/chat/completions", json={"model": "auto", "messages": [
-        {"role": "user", "content": "summarise the file"},
-        {"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function",
-         "function": {"name": "read", "arguments": "{\"path\": \"id_ed25519\"}"}}]},
-        {"role": "tool", "tool_call_id": "c1", "content": PRIVATE_KEY}]})
+    in_tool = httpx.post(
+        f"{s.url}/v1/chat/completions",
+        json={
+            "model": "auto",
+            "messages": [
+                {"role": "user", "content": "summarise the file"},
+                {
+                    "role": "assistant",
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "id": "c1",
+                            "type": "function",
+                            "function": {"name": "read", "arguments": '{"path": "id_ed25519"}'},
+                        }
+                    ],
+                },
+                {"role": "tool", "tool_call_id": "c1", "content": PRIVATE_KEY},
+            ],
+        },
+    )
     assert in_tool.headers["x-intent-router-deployment"] == "qwen-32b-local"
     assert all(s.calls(name) == 0 for name in CLOUD)
     ids = [routed["request_id"], in_user.headers["x-request-id"], in_tool.headers["x-request-id"]]
     assert s.database_url is not None
     store = DecisionStore(s.database_url)
     try:
-        rows = eventually(lambda: [store.get(i) for i in ids], lambda got: None not in got, timeout_s=30,
-                          what="the three decisions logged")
+        rows = eventually(
+            lambda: [store.get(i) for i in ids],
+            lambda got: None not in got,
+            timeout_s=30,
+            what="the three decisions logged",
+        )
     finally:
         store.dispose()
     assert "[REDACTED:aws_access_key_id]" in rows[0]["prompt_text"]

@@ -41,7 +41,9 @@ def _chunks(lines: list[str]) -> list[dict[str, Any]]:
 
 
 def _text(chunks: list[dict[str, Any]]) -> str:
-    return "".join(c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices"))
+    return "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in chunks if c.get("choices")
+    )
 
 
 def _attempts(s: Setup, request_id: str) -> list[tuple[str, str]]:
@@ -53,15 +55,21 @@ def _row(s: Setup, request_id: str) -> dict[str, Any]:
     assert s.database_url is not None
     store = DecisionStore(s.database_url)
     try:
-        row = eventually(lambda: store.get(request_id), lambda got: got is not None, timeout_s=10,
-                         what=f"the decision of {request_id}")
+        row = eventually(
+            lambda: store.get(request_id),
+            lambda got: got is not None,
+            timeout_s=10,
+            what=f"the decision of {request_id}",
+        )
         return row
     finally:
         store.dispose()
 
 
 @pytest.mark.parametrize("sent", [1, 3])
-def test_a_stream_broken_after_some_chunks_is_continued_as_one_response(fleets: SharedFleets, sent: int) -> None:
+def test_a_stream_broken_after_some_chunks_is_continued_as_one_response(
+    fleets: SharedFleets, sent: int
+) -> None:
     s = fleets.get(router=RESUME, litellm=False)
     s.fakes["kimi"].script(BrokenStream(chunks_before_break=sent))
     headers, lines = _stream(s)
@@ -77,7 +85,9 @@ def test_a_stream_broken_after_some_chunks_is_continued_as_one_response(fleets: 
     assert messages[0] == {"role": "user", "content": PROMPT}
     assert messages[1] == {"role": "assistant", "content": prefix}
     assert messages[2]["role"] == "user" and "continue" in messages[2]["content"].lower()
-    assert chunks[0]["model"] == s.fakes["kimi"].requests[0].body["model"] != continued.body["model"]
+    assert (
+        chunks[0]["model"] == s.fakes["kimi"].requests[0].body["model"] != continued.body["model"]
+    )
     assert headers["x-intent-router-intent"] == "refactoring"
     assert headers["x-intent-router-deployment"] == "kimi-k2.6"
     assert _attempts(s, headers["x-request-id"]) == [("kimi-k2.6", "failed"), ("gpt-4o", "ok")]
@@ -87,13 +97,21 @@ def test_the_openai_sdk_reads_a_resumed_stream_as_one_answer(fleets: SharedFleet
     s = fleets.get(router=RESUME, litellm=False)
     s.fakes["kimi"].script(BrokenStream(chunks_before_break=2))
     client = openai.OpenAI(base_url=f"{s.url}/v1", api_key="client-key", max_retries=0)
-    chunks = list(client.chat.completions.create(
-        model="auto", stream=True, messages=[{"role": "user", "content": PROMPT}]))
-    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "ok fromok from fake stream"
+    chunks = list(
+        client.chat.completions.create(
+            model="auto", stream=True, messages=[{"role": "user", "content": PROMPT}]
+        )
+    )
+    assert (
+        "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        == "ok fromok from fake stream"
+    )
     assert len({c.id for c in chunks}) == 1 and chunks[-1].choices[0].finish_reason == "stop"
 
 
-def test_a_continuation_that_breaks_too_is_continued_with_all_the_text_sent(fleets: SharedFleets) -> None:
+def test_a_continuation_that_breaks_too_is_continued_with_all_the_text_sent(
+    fleets: SharedFleets,
+) -> None:
     s = fleets.get(router=RESUME, litellm=False)
     s.fakes["kimi"].script(BrokenStream(chunks_before_break=2))
     s.fakes["gpt"].script(BrokenStream(chunks_before_break=1))
@@ -101,12 +119,20 @@ def test_a_continuation_that_breaks_too_is_continued_with_all_the_text_sent(flee
     chunks = _chunks(lines)
     assert lines.count("data: [DONE]") == 1 and lines[-1] == "data: [DONE]"
     assert _text(chunks) == "ok from" + "ok" + "ok from fake stream"
-    assert s.fakes["together"].requests[0].body["messages"][1] == {"role": "assistant", "content": "ok fromok"}
+    assert s.fakes["together"].requests[0].body["messages"][1] == {
+        "role": "assistant",
+        "content": "ok fromok",
+    }
     assert _attempts(s, headers["x-request-id"]) == [
-        ("kimi-k2.6", "failed"), ("gpt-4o", "failed"), ("kimi-k2.6-together", "ok")]
+        ("kimi-k2.6", "failed"),
+        ("gpt-4o", "failed"),
+        ("kimi-k2.6-together", "ok"),
+    ]
 
 
-def test_when_no_deployment_can_continue_the_stream_ends_with_the_error_event(fleets: SharedFleets) -> None:
+def test_when_no_deployment_can_continue_the_stream_ends_with_the_error_event(
+    fleets: SharedFleets,
+) -> None:
     s = fleets.get(router=RESUME, litellm=False)
     s.fakes["kimi"].script(BrokenStream(chunks_before_break=2))
     for name in ("together", "claude", "gpt"):
@@ -116,8 +142,11 @@ def test_when_no_deployment_can_continue_the_stream_ends_with_the_error_event(fl
     assert json.loads(lines[-1][6:])["error"]["code"] == "upstream_stream_failed"
     assert _text(_chunks(lines[:-1])) == "ok from"
     assert _attempts(s, headers["x-request-id"]) == [
-        ("kimi-k2.6", "failed"), ("gpt-4o", "failed"), ("kimi-k2.6-together", "failed"),
-        ("claude-sonnet-4", "failed")]
+        ("kimi-k2.6", "failed"),
+        ("gpt-4o", "failed"),
+        ("kimi-k2.6-together", "failed"),
+        ("claude-sonnet-4", "failed"),
+    ]
 
 
 def test_a_stream_carrying_tool_calls_is_not_resumed(fleets: SharedFleets) -> None:
@@ -145,5 +174,8 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_gone(fleets: SharedFleet
         request_id = response.headers["x-request-id"]
         assert next(response.iter_lines()).startswith("data: ")
     row = _row(s, request_id)  # the stream's end was handled: closed, counted, recorded
-    assert (row["status"], row["error"], row["deployment"]) == ("failed", "client went away", "kimi-k2.6")
-
+    assert (row["status"], row["error"], row["deployment"]) == (
+        "failed",
+        "client went away",
+        "kimi-k2.6",
+    )

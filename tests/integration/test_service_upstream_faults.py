@@ -30,15 +30,25 @@ from tests.fakes.hostile_faults import MODES, RETRY_AFTER, closed_port_url
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.service_process import running_service
 
-LIMITS = {"max_body_bytes": 65536, "max_sse_line_bytes": 65536, "stream_idle_s": 0.5,
-          "stream_total_s": 1.0, "max_retry_after_s": 2.0}
-ATTEMPT_TIMEOUT_S = 1.5  # what a plain trickle takes to fail; far above a first chunk's wait on a busy machine
+LIMITS = {
+    "max_body_bytes": 65536,
+    "max_sse_line_bytes": 65536,
+    "stream_idle_s": 0.5,
+    "stream_total_s": 1.0,
+    "max_retry_after_s": 2.0,
+}
+ATTEMPT_TIMEOUT_S = (
+    1.5  # what a plain trickle takes to fail; far above a first chunk's wait on a busy machine
+)
 #: Modes that fail once a stream has begun: no fallback any more, an error event ends it.
 LATE = {"long_line_late", "trickle_late", "endless", "reset_late"}
 #: How each mode's failed attempt reads (its error's beginning), plain and streaming.
 TIMEOUTS = {"trickle", "trickle_late", "endless"}
-HTTP_ERRORS = {"error_surrogate": "5xx: HTTP 500: ", "error_invalid_utf8": "5xx: HTTP 502: ",
-               **{mode: "429: HTTP 429: slow down" for mode in RETRY_AFTER}}
+HTTP_ERRORS = {
+    "error_surrogate": "5xx: HTTP 500: ",
+    "error_invalid_utf8": "5xx: HTTP 502: ",
+    **{mode: "429: HTTP 429: slow down" for mode in RETRY_AFTER},
+}
 FATAL = {"error_surrogate_400"}  # a client error: back to the caller as it came, sanitised
 
 
@@ -58,25 +68,40 @@ class Fleet:
 
 
 def _deployment(base: str, tier: str = "primary", **extra: Any) -> dict[str, Any]:
-    return {"model": "openai/fake-model", "tier": tier, "api_base": base, "api_style": "openai",
-            "timeout_s": ATTEMPT_TIMEOUT_S, "input_cost_per_mtok": 1.0, "output_cost_per_mtok": 2.0,
-            "retry_on": ["429", "5xx", "timeout"], **extra}
+    return {
+        "model": "openai/fake-model",
+        "tier": tier,
+        "api_base": base,
+        "api_style": "openai",
+        "timeout_s": ATTEMPT_TIMEOUT_S,
+        "input_cost_per_mtok": 1.0,
+        "output_cost_per_mtok": 2.0,
+        "retry_on": ["429", "5xx", "timeout"],
+        **extra,
+    }
 
 
 def _config(tmp: Path, hostile: str, calm: str, closed: str) -> Path:
-    deployments = {"calm": _deployment(calm),
-                   "hostile": _deployment(hostile), "hostile-fb": _deployment(hostile, fallbacks=["calm"]),
-                   "classifier": _deployment(hostile),
-                   "local": _deployment(closed, "local", retry_on=["oom", "timeout"], fallbacks=["calm"]),
-                   "local-alone": _deployment(closed, "local", retry_on=["oom", "timeout"])}
+    deployments = {
+        "calm": _deployment(calm),
+        "hostile": _deployment(hostile),
+        "hostile-fb": _deployment(hostile, fallbacks=["calm"]),
+        "classifier": _deployment(hostile),
+        "local": _deployment(closed, "local", retry_on=["oom", "timeout"], fallbacks=["calm"]),
+        "local-alone": _deployment(closed, "local", retry_on=["oom", "timeout"]),
+    }
     for mode in (*RETRY_AFTER, "check"):  # a deployment each: their cooldowns touch no other test
         for stream in ("plain", "stream"):
             deployments[f"ra-{mode}-{stream}"] = _deployment(hostile)
             deployments[f"ra-{mode}-{stream}-fb"] = _deployment(hostile, fallbacks=["calm"])
     raw = {
-        "router": {"confidence_threshold": 1.0,  # every `auto` request asks the (hostile) classifier
-                   "request_deadline_s": 10, "llm_classifier": {"deployment": "classifier", "timeout_s": 0.5},
-                   "cooldown": {"failures": 10**6, "seconds": 1}, "upstream": LIMITS},
+        "router": {
+            "confidence_threshold": 1.0,  # every `auto` request asks the (hostile) classifier
+            "request_deadline_s": 10,
+            "llm_classifier": {"deployment": "classifier", "timeout_s": 0.5},
+            "cooldown": {"failures": 10**6, "seconds": 1},
+            "upstream": LIMITS,
+        },
         "deployments": deployments,
         "policy": {intent: ["calm"] for intent in INTENTS},
         "tracking": {"enabled": False},
@@ -117,26 +142,44 @@ def _prompt(mode: str | None) -> str:
 
 
 def chat(fleet: Fleet, model: str, prompt: str, stream: bool = False, **extra: Any) -> Answer:
-    body = {"model": model, "messages": [{"role": "user", "content": prompt}], "stream": stream, **extra}
-    with httpx.Client(base_url=fleet.url, timeout=30, trust_env=False) as client, \
-            client.stream("POST", "/v1/chat/completions", json=body) as response:
+    body = {
+        "model": model,
+        "messages": [{"role": "user", "content": prompt}],
+        "stream": stream,
+        **extra,
+    }
+    with (
+        httpx.Client(base_url=fleet.url, timeout=30, trust_env=False) as client,
+        client.stream("POST", "/v1/chat/completions", json=body) as response,
+    ):
         raw = response.read().decode("utf-8")
     if response.status_code == 200 and stream:
-        events = [line[len("data: "):] for line in raw.split("\n") if line.startswith("data: ")]
-        return Answer(200, response.headers, [e if e == "[DONE]" else json.loads(e) for e in events], raw)
+        events = [line[len("data: ") :] for line in raw.split("\n") if line.startswith("data: ")]
+        return Answer(
+            200, response.headers, [e if e == "[DONE]" else json.loads(e) for e in events], raw
+        )
     return Answer(response.status_code, response.headers, json.loads(raw), raw)
 
 
 def _row(store: DecisionStore, request_id: str) -> dict[str, Any]:
     """The request's decision (request_id is unique: one row at most), once written."""
-    row: dict[str, Any] = eventually(lambda: store.get(request_id), lambda got: got is not None, timeout_s=10,
-                                     interval_s=0.02, what=f"a decision row for {request_id}")
+    row: dict[str, Any] = eventually(
+        lambda: store.get(request_id),
+        lambda got: got is not None,
+        timeout_s=10,
+        interval_s=0.02,
+        what=f"a decision row for {request_id}",
+    )
     return row
 
 
 def _logged(fleet: Fleet, request_id: str) -> bool:
-    return eventually(lambda: request_id in fleet.log.read_text(errors="replace"), timeout_s=10,
-                      interval_s=0.02, what=f"a log line for {request_id}")
+    return eventually(
+        lambda: request_id in fleet.log.read_text(errors="replace"),
+        timeout_s=10,
+        interval_s=0.02,
+        what=f"a log line for {request_id}",
+    )
 
 
 def _checked(fleet: Fleet, store: DecisionStore, answer: Answer) -> dict[str, Any]:
@@ -154,7 +197,9 @@ def _checked(fleet: Fleet, store: DecisionStore, answer: Answer) -> dict[str, An
 
 def _assert_complete_stream(answer: Answer) -> None:
     assert answer.body[-1] == "[DONE]", answer.raw[-500:]
-    text = "".join(c["choices"][0]["delta"].get("content") or "" for c in answer.body[:-1] if c["choices"])
+    text = "".join(
+        c["choices"][0]["delta"].get("content") or "" for c in answer.body[:-1] if c["choices"]
+    )
     assert text == "ok from fake stream"
 
 
@@ -164,7 +209,9 @@ def _model(mode: str, stream: bool, fallback: bool) -> str:
     return "hostile-fb" if fallback else "hostile"
 
 
-def _assert_fell_back(answer: Answer, row: dict[str, Any], mode: str, model: str, stream: bool) -> None:
+def _assert_fell_back(
+    answer: Answer, row: dict[str, Any], mode: str, model: str, stream: bool
+) -> None:
     """``model`` failed in ``mode`` and the calm fallback answered, or the failure came after
     the stream had begun and an error event ended it."""
     if mode in FATAL:
@@ -173,7 +220,10 @@ def _assert_fell_back(answer: Answer, row: dict[str, Any], mode: str, model: str
         return
     assert answer.status == 200, answer.raw[:500]
     if stream and mode in LATE:
-        assert answer.headers["x-intent-router-deployment"] == model, (attempts_of(row), answer.raw[:300])
+        assert answer.headers["x-intent-router-deployment"] == model, (
+            attempts_of(row),
+            answer.raw[:300],
+        )
         _assert_error_event_after_the_first_chunk(answer, row)
         return
     attempts = attempts_of(row)
@@ -188,7 +238,9 @@ def _assert_fell_back(answer: Answer, row: dict[str, Any], mode: str, model: str
     assert row["status"] == "ok" and row["cost_usd"] >= 0 and row["prompt_tokens"] >= 0
 
 
-def _assert_failed_alone(answer: Answer, row: dict[str, Any], mode: str, model: str, stream: bool) -> None:
+def _assert_failed_alone(
+    answer: Answer, row: dict[str, Any], mode: str, model: str, stream: bool
+) -> None:
     """``model`` failed in ``mode`` with nothing behind it: a 503 listing its attempt."""
     if mode in FATAL:
         assert answer.status == 400 and "\ufffd" in answer.body["error"]["message"]
@@ -207,7 +259,10 @@ def _assert_failed_alone(answer: Answer, row: dict[str, Any], mode: str, model: 
 
 def _assert_error_event_after_the_first_chunk(answer: Answer, row: dict[str, Any]) -> None:
     assert answer.status == 200, (attempts_of(row), answer.raw[:300])
-    assert answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more"), (attempts_of(row), answer.raw[:300])
+    assert answer.body[0]["choices"][0]["delta"]["content"] in ("ok", "more"), (
+        attempts_of(row),
+        answer.raw[:300],
+    )
     error = answer.body[-1]["error"]
     assert error["message"].startswith("upstream stream ") and error["type"] == "provider_error"
     assert (error["code"], error["param"]) == ("upstream_stream_failed", None)
@@ -220,13 +275,17 @@ def _route(fleet: Fleet, prompt: str) -> httpx.Response:
 
 @pytest.mark.parametrize("mode", MODES)
 def test_a_hostile_mode_plain_and_streaming_with_and_without_a_fallback(
-    fleet: Fleet, store: DecisionStore, mode: str,
+    fleet: Fleet,
+    store: DecisionStore,
+    mode: str,
 ) -> None:
     """The four requests (and one to /v1/route, whose LLM classifier is hostile too) go at
     once: they wait for the decision writer together."""
     variants = [(stream, fallback) for stream in (False, True) for fallback in (True, False)]
     with ThreadPoolExecutor(len(variants) + 1) as pool:
-        pending = {v: pool.submit(chat, fleet, _model(mode, *v), _prompt(mode), v[0]) for v in variants}
+        pending = {
+            v: pool.submit(chat, fleet, _model(mode, *v), _prompt(mode), v[0]) for v in variants
+        }
         routed = pool.submit(_route, fleet, _prompt(mode))
         answers = {v: future.result() for v, future in pending.items()}
         route = routed.result()
@@ -250,9 +309,12 @@ def test_a_valid_but_unlabelled_classifier_answer_is_paid_for(fleet: Fleet) -> N
 
 # -- unreachable deployments (a refused connection) ---------------------------------------------
 
+
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_an_unreachable_local_deployment_falls_back_when_the_request_allows(
-    fleet: Fleet, store: DecisionStore, stream: bool,
+    fleet: Fleet,
+    store: DecisionStore,
+    stream: bool,
 ) -> None:
     answer = chat(fleet, "local", _prompt(None), stream)
     row = _checked(fleet, store, answer)
@@ -264,20 +326,28 @@ def test_an_unreachable_local_deployment_falls_back_when_the_request_allows(
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 def test_an_unreachable_local_deployment_without_fallbacks_is_a_503_naming_it(
-    fleet: Fleet, store: DecisionStore, stream: bool,
+    fleet: Fleet,
+    store: DecisionStore,
+    stream: bool,
 ) -> None:
     answer = chat(fleet, "local-alone", _prompt(None), stream)
     _checked(fleet, store, answer)
     assert answer.status == 503
     error = answer.body["error"]
-    assert error["type"] == "all_providers_failed" and error["attempts"][0]["deployment"] == "local-alone"
+    assert (
+        error["type"] == "all_providers_failed"
+        and error["attempts"][0]["deployment"] == "local-alone"
+    )
     assert "local-alone: unreachable: cannot connect to http://127.0.0.1:" in error["message"]
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
 @pytest.mark.parametrize("model", ["local", "auto"])
 def test_a_sensitive_request_whose_local_tier_is_unreachable_gets_a_503_and_reaches_no_cloud(
-    fleet: Fleet, store: DecisionStore, model: str, stream: bool,
+    fleet: Fleet,
+    store: DecisionStore,
+    model: str,
+    stream: bool,
 ) -> None:
     prompt = _prompt(None)
     answer = chat(fleet, model, prompt, stream, metadata={"sensitive": True})
@@ -288,10 +358,13 @@ def test_a_sensitive_request_whose_local_tier_is_unreachable_gets_a_503_and_reac
     assert "local: unreachable: cannot connect to http://127.0.0.1:" in message
     assert {a["deployment"] for a in answer.body["error"]["attempts"]} <= {"local", "local-alone"}
     assert row["status"] == "failed"
-    assert not any(prompt in json.dumps(r.body) for r in fleet.calm.requests + fleet.hostile.requests)
+    assert not any(
+        prompt in json.dumps(r.body) for r in fleet.calm.requests + fleet.hostile.requests
+    )
 
 
 # -- Retry-After ------------------------------------------------------------------------------------
+
 
 def test_retry_after_dates_and_absurd_values_cool_down_for_at_most_the_cap(fleet: Fleet) -> None:
     """A date a day ahead and 99999999999 s both cool their deployment down, for the cap (2 s);
@@ -301,7 +374,10 @@ def test_retry_after_dates_and_absurd_values_cool_down_for_at_most_the_cap(fleet
     for model, mode in cooled.items():
         assert chat(fleet, model, _prompt(mode)).headers["x-intent-router-deployment"] == "calm"
     for model in ("ra-retry_after_garbage-stream-fb", "ra-retry_after_negative-stream-fb"):
-        assert chat(fleet, model, _prompt(model.split("-")[1])).headers["x-intent-router-deployment"] == "calm"
+        assert (
+            chat(fleet, model, _prompt(model.split("-")[1])).headers["x-intent-router-deployment"]
+            == "calm"
+        )
         assert chat(fleet, model, _prompt(None)).headers["x-intent-router-deployment"] == model
     for model in cooled:  # right after: skipped, the calm one answers
         answer = chat(fleet, model, _prompt(None))
@@ -315,6 +391,11 @@ def test_retry_after_dates_and_absurd_values_cool_down_for_at_most_the_cap(fleet
                 waiting.discard(model)
         return waiting
 
-    eventually(still_cooling, lambda models: not models, timeout_s=max(0.0, started + 10 - time.monotonic()),
-               interval_s=0.1, what="every cooled deployment answering again")
+    eventually(
+        still_cooling,
+        lambda models: not models,
+        timeout_s=max(0.0, started + 10 - time.monotonic()),
+        interval_s=0.1,
+        what="every cooled deployment answering again",
+    )
     assert time.monotonic() - started >= LIMITS["max_retry_after_s"] - 0.1

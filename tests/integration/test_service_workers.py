@@ -17,7 +17,9 @@ ROUTE_LINE = 'intent_router_requests_total{endpoint="route",intent="refactoring"
 
 
 def _metric(text: str, line_start: str) -> float:
-    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start))
+    return sum(
+        float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(line_start)
+    )
 
 
 def test_two_workers_serve_and_report_metrics_for_the_whole_service(tmp_path: Path) -> None:
@@ -29,11 +31,18 @@ def test_two_workers_serve_and_report_metrics_for_the_whole_service(tmp_path: Pa
                 workers.add(fresh.get(f"{url}/healthz").json()["worker"])
             return workers
 
-        eventually(answered_by, lambda seen: len(seen) == 2, timeout_s=20, interval_s=0,
-                   what="both workers answering")
+        eventually(
+            answered_by,
+            lambda seen: len(seen) == 2,
+            timeout_s=20,
+            interval_s=0,
+            what="both workers answering",
+        )
         for _ in range(30):
             with httpx.Client() as fresh:
-                answer = fresh.post(f"{url}/v1/route", json={"prompt": "rename getUser to fetchUser everywhere"})
+                answer = fresh.post(
+                    f"{url}/v1/route", json={"prompt": "rename getUser to fetchUser everywhere"}
+                )
                 assert answer.json()["intent"] == "refactoring"
         counts = set()
         for _ in range(8):  # whichever worker answers, it reports both workers' requests
@@ -47,7 +56,21 @@ def test_a_bad_config_stops_the_service_before_it_starts(tmp_path: Path) -> None
     raw["deployments"]["gpt-4o"]["timeout_s"] = "fast"
     path = tmp_path / "router.yaml"
     path.write_text(yaml.safe_dump(raw))
-    done = subprocess.run([sys.executable, "-m", "intent_router.service", "--config", str(path),
-                           "--port", "1", "--workers", "2"], capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "intent_router.service",
+            "--config",
+            str(path),
+            "--port",
+            "1",
+            "--workers",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert done.returncode == 2
     assert "deployments.gpt-4o.timeout_s: must be a number, got a string" in done.stderr

@@ -14,14 +14,32 @@ from intent_router.tracking import SERVING_EXPERIMENT, ServingTracker
 
 
 def _decision(i: int, traced: bool = False, **fields) -> Decision:
-    base = dict(request_id=f"r{i}", created_at=time.time(), endpoint="chat", status="ok",
-                intent="debugging", confidence=0.4, source="llm", chain=("claude-sonnet-4", "gpt-4o"),
-                model_version="v1", prompt_sha256=f"{i:064d}", deployment="gpt-4o",
-                attempts=(AttemptRecord("claude-sonnet-4", "failed", 529, "overloaded", 12.0),
-                          AttemptRecord("gpt-4o", "ok", None, None, 30.0)),
-                llm_label="debugging", prompt_tokens=100, completion_tokens=50, cost_usd=0.001,
-                premium_cost_usd=0.004, latency_ms=50.0 + i, classify_ms=0.05, escalate_ms=20.0,
-                traced=traced)
+    base = dict(
+        request_id=f"r{i}",
+        created_at=time.time(),
+        endpoint="chat",
+        status="ok",
+        intent="debugging",
+        confidence=0.4,
+        source="llm",
+        chain=("claude-sonnet-4", "gpt-4o"),
+        model_version="v1",
+        prompt_sha256=f"{i:064d}",
+        deployment="gpt-4o",
+        attempts=(
+            AttemptRecord("claude-sonnet-4", "failed", 529, "overloaded", 12.0),
+            AttemptRecord("gpt-4o", "ok", None, None, 30.0),
+        ),
+        llm_label="debugging",
+        prompt_tokens=100,
+        completion_tokens=50,
+        cost_usd=0.001,
+        premium_cost_usd=0.004,
+        latency_ms=50.0 + i,
+        classify_ms=0.05,
+        escalate_ms=20.0,
+        traced=traced,
+    )
     base.update(fields)
     return Decision(**base)
 
@@ -37,19 +55,43 @@ def _run_metrics(client: MlflowClient) -> dict[str, float]:
     return run.data.metrics
 
 
-def test_a_flush_logs_the_summary_traces_and_feedback(store: DecisionStore, mlflow_uri: str) -> None:
-    store.insert_many([_decision(0, traced=True),
-                       _decision(1, source="model", llm_label=None, deployment="claude-sonnet-4",
-                                 attempts=(AttemptRecord("claude-sonnet-4", "ok", None, None, 25.0),)),
-                       _decision(2, endpoint="route", deployment=None, attempts=(), intent="general",
-                                 source="model", llm_label=None, cost_usd=0.0, premium_cost_usd=0.0)])
-    store.add_feedback(Feedback("r0", correct_intent="security_audit", rating=2, comment="missed the CVE"))
+def test_a_flush_logs_the_summary_traces_and_feedback(
+    store: DecisionStore, mlflow_uri: str
+) -> None:
+    store.insert_many(
+        [
+            _decision(0, traced=True),
+            _decision(
+                1,
+                source="model",
+                llm_label=None,
+                deployment="claude-sonnet-4",
+                attempts=(AttemptRecord("claude-sonnet-4", "ok", None, None, 25.0),),
+            ),
+            _decision(
+                2,
+                endpoint="route",
+                deployment=None,
+                attempts=(),
+                intent="general",
+                source="model",
+                llm_label=None,
+                cost_usd=0.0,
+                premium_cost_usd=0.0,
+            ),
+        ]
+    )
+    store.add_feedback(
+        Feedback("r0", correct_intent="security_audit", rating=2, comment="missed the CVE")
+    )
     tracker = ServingTracker(store, mlflow_uri, interval_s=3600, owner="test")
     assert tracker.flush_once()
     client = MlflowClient(mlflow_uri)
     metrics = _run_metrics(client)
     assert metrics["requests"] == 3 and metrics["chat_requests"] == 2
-    assert metrics["cost_usd"] == pytest.approx(0.002) and metrics["savings_vs_premium"] == pytest.approx(4.0)
+    assert metrics["cost_usd"] == pytest.approx(0.002) and metrics[
+        "savings_vs_premium"
+    ] == pytest.approx(4.0)
     assert metrics["fallback_share"] == 0.5 and metrics["escalation_share"] == pytest.approx(1 / 3)
     assert metrics["requests_debugging"] == 2 and metrics["requests_general"] == 1
 
@@ -66,12 +108,18 @@ def test_a_flush_logs_the_summary_traces_and_feedback(store: DecisionStore, mlfl
 
     store.insert_many([_decision(3)])
     assert tracker.flush_once()
-    history = client.get_metric_history(client.search_runs(
-        [client.get_experiment_by_name(SERVING_EXPERIMENT).experiment_id])[0].info.run_id, "requests")
+    history = client.get_metric_history(
+        client.search_runs([client.get_experiment_by_name(SERVING_EXPERIMENT).experiment_id])[
+            0
+        ].info.run_id,
+        "requests",
+    )
     assert [(m.step, m.value) for m in history] == [(1, 3.0), (2, 1.0)]
 
 
-def test_an_unreachable_tracking_server_loses_nothing(store: DecisionStore, mlflow_uri: str) -> None:
+def test_an_unreachable_tracking_server_loses_nothing(
+    store: DecisionStore, mlflow_uri: str
+) -> None:
     store.insert_many([_decision(i) for i in range(20)])
     down = ServingTracker(store, "http://127.0.0.1:9", interval_s=3600, owner="test")
     started = time.monotonic()
@@ -94,7 +142,9 @@ def test_only_the_lease_holder_flushes(store: DecisionStore, mlflow_uri: str) ->
 
 def test_trace_writing_is_capped_per_minute(store: DecisionStore, mlflow_uri: str) -> None:
     store.insert_many([_decision(i, traced=True) for i in range(5)])
-    tracker = ServingTracker(store, mlflow_uri, interval_s=3600, owner="test", max_traces_per_minute=2)
+    tracker = ServingTracker(
+        store, mlflow_uri, interval_s=3600, owner="test", max_traces_per_minute=2
+    )
     assert tracker.flush_once()
     trace_ids = [store.get(f"r{i}")["trace_id"] for i in range(5)]
     assert sum(1 for t in trace_ids if t != "-") == 2 and trace_ids.count("-") == 3
@@ -103,14 +153,32 @@ def test_trace_writing_is_capped_per_minute(store: DecisionStore, mlflow_uri: st
     assert _run_metrics(MlflowClient(mlflow_uri))["requests"] == 5
 
 
-def test_the_serving_run_counts_cached_and_uncached_input_apart(store: DecisionStore, mlflow_uri: str) -> None:
-    store.insert_many([
-        _decision(0, deployment="claude-sonnet-4", prompt_tokens=1000, cached_tokens=800,
-                  cache_write_tokens=100, input_cost_usd=0.000915, cached_input_cost_usd=0.00024),
-        _decision(1, deployment="claude-sonnet-4", prompt_tokens=1000, input_cost_usd=0.003),
-        _decision(2, deployment="kimi-k2.6", prompt_tokens=400, cached_tokens=100, input_cost_usd=0.0002,
-                  cached_input_cost_usd=0.00001),
-        _decision(3, status="failed", deployment=None, prompt_tokens=0)])  # no answer: no input
+def test_the_serving_run_counts_cached_and_uncached_input_apart(
+    store: DecisionStore, mlflow_uri: str
+) -> None:
+    store.insert_many(
+        [
+            _decision(
+                0,
+                deployment="claude-sonnet-4",
+                prompt_tokens=1000,
+                cached_tokens=800,
+                cache_write_tokens=100,
+                input_cost_usd=0.000915,
+                cached_input_cost_usd=0.00024,
+            ),
+            _decision(1, deployment="claude-sonnet-4", prompt_tokens=1000, input_cost_usd=0.003),
+            _decision(
+                2,
+                deployment="kimi-k2.6",
+                prompt_tokens=400,
+                cached_tokens=100,
+                input_cost_usd=0.0002,
+                cached_input_cost_usd=0.00001,
+            ),
+            _decision(3, status="failed", deployment=None, prompt_tokens=0),
+        ]
+    )  # no answer: no input
     assert ServingTracker(store, mlflow_uri, interval_s=3600, owner="test").flush_once()
     metrics = _run_metrics(MlflowClient(mlflow_uri))
     assert metrics["input_tokens_cached"] == 900 and metrics["input_tokens_uncached"] == 1500

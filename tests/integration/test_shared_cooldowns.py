@@ -38,7 +38,9 @@ async def test_a_cooldown_started_on_one_worker_reaches_the_others() -> None:
         async def kimi_cooled_there() -> bool:
             return not there.available("kimi")
 
-        await eventually_async(kimi_cooled_there, timeout_s=10, interval_s=0.02, what="kimi's cooldown shared")
+        await eventually_async(
+            kimi_cooled_there, timeout_s=10, interval_s=0.02, what="kimi's cooldown shared"
+        )
         assert there.available("gpt")
         assert 18 < there.remaining_s("kimi") <= 20  # the same end, not a fresh 20 s
         # Repeated failures trip the configured cooldown; a shorter one never shortens it.
@@ -53,7 +55,9 @@ async def test_a_cooldown_started_on_one_worker_reaches_the_others() -> None:
 
 async def test_without_redis_cooldowns_stay_local_and_nothing_raises() -> None:
     tracker = CooldownTracker(3, 30)
-    shared = SharedCooldowns(tracker, f"redis://127.0.0.1:{free_port()}/0", ["kimi"], interval_s=0.05)
+    shared = SharedCooldowns(
+        tracker, f"redis://127.0.0.1:{free_port()}/0", ["kimi"], interval_s=0.05
+    )
     shared.start()
     try:
         tracker.record_failure("kimi", retry_after_s=10)
@@ -71,7 +75,9 @@ def _wait_until_every_service_read_it(key: str, services: int, timeout_s: float 
     redis = Redis.from_url(REDIS_URL)
     deadline = time.monotonic() + timeout_s
     try:
-        eventually(lambda: redis.exists(key), timeout_s=timeout_s, interval_s=0.02, what=f"{key} published")
+        eventually(
+            lambda: redis.exists(key), timeout_s=timeout_s, interval_s=0.02, what=f"{key} published"
+        )
         readers: set[tuple[str, str]] = set()
         with redis.monitor() as monitor:  # every command from now on: all read after the publish
             while len(readers) < services:
@@ -87,7 +93,9 @@ def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Pat
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
-        config = fleet_config(tmp_path, fakes, extra={"governance": {"redis_prefix": prefix}}, litellm=False)
+        config = fleet_config(
+            tmp_path, fakes, extra={"governance": {"redis_prefix": prefix}}, litellm=False
+        )
         env = {**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}
         a, b = stack.enter_context(running_services(2, config, env=env))
         fakes["kimi"].script(Status(429, retry_after=30))
@@ -102,19 +110,32 @@ def test_two_services_skip_a_deployment_the_other_saw_rate_limited(tmp_path: Pat
 
 
 def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
-    group = {"kimi-k2.6": {"group": "kimi"}, "kimi-k2.6-together": {"group": "kimi"}}  # weighted 1:1
+    group = {
+        "kimi-k2.6": {"group": "kimi"},
+        "kimi-k2.6-together": {"group": "kimi"},
+    }  # weighted 1:1
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
-        config = fleet_config(tmp_path, fakes, deployments=group, litellm=False,
-                              router={"cooldown": {"failures": 1000, "seconds": 60}},
-                              extra={"governance": {"redis_prefix": prefix}})
-        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        config = fleet_config(
+            tmp_path,
+            fakes,
+            deployments=group,
+            litellm=False,
+            router={"cooldown": {"failures": 1000, "seconds": 60}},
+            extra={"governance": {"redis_prefix": prefix}},
+        )
+        a, b = stack.enter_context(
+            running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL})
+        )
         fakes["together"].script(Status(429, "slow down on this key", retry_after=60))
         body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
         for _ in range(100):  # until a's random order tries Together first (p = 0.5)
             answer = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)
-            assert answer.status_code == 200 and answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+            assert (
+                answer.status_code == 200
+                and answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
+            )
             if fakes["together"].requests:
                 break
         assert len(fakes["together"].requests) == 1
@@ -128,7 +149,10 @@ def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
 
 async def test_two_workers_read_each_others_deployment_usage_through_redis() -> None:
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
-    here_counters, there_counters = RedisCounters(REDIS_URL, prefix), RedisCounters(REDIS_URL, prefix)
+    here_counters, there_counters = (
+        RedisCounters(REDIS_URL, prefix),
+        RedisCounters(REDIS_URL, prefix),
+    )
 
     def clock() -> float:  # one minute throughout (Redis expires the keys relative to now)
         return 1_800_000_010.0
@@ -138,7 +162,11 @@ async def test_two_workers_read_each_others_deployment_usage_through_redis() -> 
         here.add("kimi", requests=2, tokens=300)
         there.add("kimi", requests=1, tokens=50)
         there.add("gpt", requests=4)
-        for usage, counters in ((here, here_counters), (there, there_counters), (here, here_counters)):
+        for usage, counters in (
+            (here, here_counters),
+            (there, there_counters),
+            (here, here_counters),
+        ):
             assert await SharedUsage(usage, counters, ["kimi", "gpt"], clock=clock).sync_once()
         assert here.used("kimi") == there.used("kimi") == (3, 350)
         assert here.used("gpt") == there.used("gpt") == (4, 0)
@@ -147,8 +175,9 @@ async def test_two_workers_read_each_others_deployment_usage_through_redis() -> 
         await there_counters.aclose()
 
 
-def _wait_until_every_service_read_usage(prefix: str, member: str, at_least: int, services: int,
-                                         timeout_s: float = 30) -> None:
+def _wait_until_every_service_read_usage(
+    prefix: str, member: str, at_least: int, services: int, timeout_s: float = 30
+) -> None:
     """Until ``member``'s tokens this minute reach ``at_least`` in Redis and then ``services``
     distinct connections have read them (each service's usage task reads every 0.5 s, on one
     connection: no client keys here): a condition, not a sleep."""
@@ -177,22 +206,38 @@ def test_two_services_order_a_headroom_group_by_their_shared_usage(tmp_path: Pat
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
-        config = fleet_config(tmp_path, fakes, deployments=group, litellm=False,
-                              router={"groups": {"kimi": {"strategy": "headroom"}}},
-                              extra={"governance": {"redis_prefix": prefix}})
-        a, b = stack.enter_context(running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL}))
+        config = fleet_config(
+            tmp_path,
+            fakes,
+            deployments=group,
+            litellm=False,
+            router={"groups": {"kimi": {"strategy": "headroom"}}},
+            extra={"governance": {"redis_prefix": prefix}},
+        )
+        a, b = stack.enter_context(
+            running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL})
+        )
         left = 60 - time.time() % 60
         if left < 30:  # usage is counted per UTC minute: keep the test inside one
             time.sleep(left + 0.05)
-        for fake in ("kimi", "together"):  # whichever a picks reports 900 cached tokens: 90% of its tpm
+        for fake in (
+            "kimi",
+            "together",
+        ):  # whichever a picks reports 900 cached tokens: 90% of its tpm
             fakes[fake].script(Reply(cached_tokens=900))
         body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
-        heavy = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30).headers["x-intent-router-deployment"]
+        heavy = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30).headers[
+            "x-intent-router-deployment"
+        ]
         light = ({*members} - {heavy}).pop()
         for fake in fakes.values():
             fake.reset()
         _wait_until_every_service_read_usage(prefix, heavy, 900, services=2)
         # b never served the heavy request; alone it would alternate (both members at 100%).
-        answered = [httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30).headers["x-intent-router-deployment"]
-                    for _ in range(8)]
+        answered = [
+            httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30).headers[
+                "x-intent-router-deployment"
+            ]
+            for _ in range(8)
+        ]
         assert answered == [light] * 8

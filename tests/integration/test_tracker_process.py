@@ -27,17 +27,27 @@ def _alive(pid: int) -> bool:
 def test_the_tracker_is_a_process_of_its_own_and_dies_with_the_service(tmp_path: Path) -> None:
     with fleet_service(tmp_path, extra={"tracking": {"flush_interval_s": 1}}, litellm=False) as s:
         service = httpx.get(f"{s.url}/healthz").json()["worker"]  # one worker: the service itself
-        trackers = [c for c in procs.children(service) if "intent_router.tracking" in procs.cmdline(c)]
+        trackers = [
+            c for c in procs.children(service) if "intent_router.tracking" in procs.cmdline(c)
+        ]
         assert len(trackers) == 1
         tracker = trackers[0]
         assert s.chat("auto", "write a python function that parses dates").status_code == 200
         # The first flush with rows loads MLflow (and pandas, pyarrow): on a quiet machine
         # within a few seconds.
-        eventually(lambda: "pyarrow" in Path(f"/proc/{tracker}/maps").read_text(), timeout_s=60,
-                   interval_s=0.2, what="pyarrow loaded by the tracker")
+        eventually(
+            lambda: "pyarrow" in Path(f"/proc/{tracker}/maps").read_text(),
+            timeout_s=60,
+            interval_s=0.2,
+            what="pyarrow loaded by the tracker",
+        )
         assert "pyarrow" not in Path(f"/proc/{service}/maps").read_text()  # never in a worker
         os.kill(service, signal.SIGKILL)  # no chance to stop the tracker itself
         # It notices within a second, then flushes once more (for at most its stop timeout,
         # 30 s: MLflow on a loaded machine can take seconds) and exits.
-        eventually(lambda: not _alive(tracker), timeout_s=TRACKER_NOTICE_S + TRACKER_STOP_TIMEOUT_S + 10,
-                   interval_s=0.1, what="the tracker exited")
+        eventually(
+            lambda: not _alive(tracker),
+            timeout_s=TRACKER_NOTICE_S + TRACKER_STOP_TIMEOUT_S + 10,
+            interval_s=0.1,
+            what="the tracker exited",
+        )

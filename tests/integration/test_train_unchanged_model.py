@@ -22,8 +22,14 @@ def test_retraining_on_the_same_data_leaves_the_metadata_untouched(tmp_path: Pat
     models = tmp_path / "models"
 
     def run() -> None:
-        train(data, FIXTURES / "small_test.jsonl", out_dir=models, candidates=candidates, folds=2,
-              log_to_mlflow=False)
+        train(
+            data,
+            FIXTURES / "small_test.jsonl",
+            out_dir=models,
+            candidates=candidates,
+            folds=2,
+            log_to_mlflow=False,
+        )
 
     run()
     first = (models / "intent.json").read_bytes(), (models / "intent.onnx").read_bytes()

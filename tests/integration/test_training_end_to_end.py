@@ -53,8 +53,16 @@ def test_training_writes_the_model_contract(trained: dict) -> None:
     assert 0.3 <= meta["confidence_threshold"] <= 0.95
     assert len(meta["training_data_sha256"]) == 64
     for split in ("real_test", "authored_test"):
-        for key in ("macro_f1", "accuracy", "ece", "escalation_share", "kept_accuracy",
-                    "under_routing", "over_routing", "f1_debugging"):
+        for key in (
+            "macro_f1",
+            "accuracy",
+            "ece",
+            "escalation_share",
+            "kept_accuracy",
+            "under_routing",
+            "over_routing",
+            "f1_debugging",
+        ):
             assert 0.0 <= meta["metrics"][f"{split}_{key}"] <= 1.0, key
     assert meta["metrics"]["real_test_rows"] >= 0.2 * 98  # the sample's held-out repositories
     assert {"real_test_macro_f1_clear", "real_test_macro_f1_ambiguous"} <= set(meta["metrics"])
@@ -86,8 +94,13 @@ def test_mlflow_has_the_run_artifacts_and_a_champion(trained: dict) -> None:
         assert f"cv_macro_f1_{candidate.name}" in run.data.metrics
         assert f"cv_real_macro_f1_{candidate.name}" in run.data.metrics
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert {"real_test_confusion_matrix.png", "real_test_classification_report.txt",
-            "authored_test_confusion_matrix.png", "intent.onnx", "intent.json"} <= artifacts
+    assert {
+        "real_test_confusion_matrix.png",
+        "real_test_classification_report.txt",
+        "authored_test_confusion_matrix.png",
+        "intent.onnx",
+        "intent.json",
+    } <= artifacts
     assert "champion" in trained["result"].registration
 
 
@@ -101,8 +114,14 @@ def test_a_worse_model_becomes_challenger(trained: dict, tmp_path: Path) -> None
     mp.chdir(trained["root"])
     try:
         # No real data: the choice falls back to the authored test split's macro-F1.
-        result = train(small, FIXTURES / "small_test.jsonl", out_dir=tmp_path / "m",
-                       candidates=trained["candidates"][:1], folds=2, real_dir=None)
+        result = train(
+            small,
+            FIXTURES / "small_test.jsonl",
+            out_dir=tmp_path / "m",
+            candidates=trained["candidates"][:1],
+            folds=2,
+            real_dir=None,
+        )
     finally:
         mp.undo()
     assert "challenger" in result.registration

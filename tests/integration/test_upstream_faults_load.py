@@ -32,12 +32,20 @@ from tests.fakes.hostile_faults import MODES, closed_port_url
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.service_process import running_service
 
+# Bounded load runs (thousands of requests, tens of seconds each): `make test-fast` skips them.
+pytestmark = pytest.mark.load
+
 REQUESTS, CONCURRENCY = 8000, 64
 HOSTILE_SHARE = 0.3  # of requests naming a mode; the others are answered normally
 SLOW = {"trickle", "trickle_late", "endless"}  # each holds a slot for up to a second or two
 SLOW_WEIGHT = 0.1  # relative to any other mode
-LIMITS = {"max_body_bytes": 65536, "max_sse_line_bytes": 65536, "stream_idle_s": 0.5,
-          "stream_total_s": 2.0, "max_retry_after_s": 0.02}  # Retry-After: a skip or two, no more
+LIMITS = {
+    "max_body_bytes": 65536,
+    "max_sse_line_bytes": 65536,
+    "stream_idle_s": 0.5,
+    "stream_total_s": 2.0,
+    "max_retry_after_s": 0.02,
+}  # Retry-After: a skip or two, no more
 TIME_BOUND_S = 120.0  # the load itself (40 s measured on a quiet 2-core machine)
 
 
@@ -69,26 +77,43 @@ def _plans(seed: int = 11) -> list[Plan]:
         drawn.append((mode, rng.random() < 0.5))
     models = ["hostile-fb", "hostile"]
     picks = [(mode, stream, models[i % 2]) for i, (mode, stream) in enumerate(sure)]
-    picks += [(mode, stream, rng.choices(["hostile-fb", "hostile", "local"], [0.5, 0.45, 0.05])[0])
-              for mode, stream in drawn]
+    picks += [
+        (mode, stream, rng.choices(["hostile-fb", "hostile", "local"], [0.5, 0.45, 0.05])[0])
+        for mode, stream in drawn
+    ]
     rng.shuffle(picks)
     return [Plan(index, model, mode, stream) for index, (mode, stream, model) in enumerate(picks)]
 
 
 def _deployment(base: str, tier: str = "primary", **extra: Any) -> dict[str, Any]:
-    return {"model": "openai/fake-model", "tier": tier, "api_base": base, "api_style": "openai", "timeout_s": 2.0,
-            "input_cost_per_mtok": 1.0, "output_cost_per_mtok": 2.0, "retry_on": ["429", "5xx", "timeout"], **extra}
+    return {
+        "model": "openai/fake-model",
+        "tier": tier,
+        "api_base": base,
+        "api_style": "openai",
+        "timeout_s": 2.0,
+        "input_cost_per_mtok": 1.0,
+        "output_cost_per_mtok": 2.0,
+        "retry_on": ["429", "5xx", "timeout"],
+        **extra,
+    }
 
 
 def _config(tmp: Path, hostile: str, calm: str) -> Path:
     raw = {
-        "router": {"confidence_threshold": 0.0, "request_deadline_s": 10, "upstream": LIMITS,
-                   "cooldown": {"failures": 10**6, "seconds": 1}},
+        "router": {
+            "confidence_threshold": 0.0,
+            "request_deadline_s": 10,
+            "upstream": LIMITS,
+            "cooldown": {"failures": 10**6, "seconds": 1},
+        },
         "deployments": {
             "calm": _deployment(calm),
             "hostile": _deployment(hostile),
             "hostile-fb": _deployment(hostile, fallbacks=["calm"]),
-            "local": _deployment(closed_port_url(), "local", retry_on=["oom", "timeout"], fallbacks=["calm"]),
+            "local": _deployment(
+                closed_port_url(), "local", retry_on=["oom", "timeout"], fallbacks=["calm"]
+            ),
         },
         "policy": {intent: ["calm"] for intent in INTENTS},
         "tracking": {"enabled": False},
@@ -100,14 +125,19 @@ def _config(tmp: Path, hostile: str, calm: str) -> Path:
 
 async def _send(session: aiohttp.ClientSession, url: str, plan: Plan) -> Outcome:
     marker = f"[hostile:{plan.mode}] " if plan.mode else ""
-    body = {"model": plan.model, "stream": plan.stream,
-            "messages": [{"role": "user", "content": f"{marker}load {plan.index}: say hi"}]}
+    body = {
+        "model": plan.model,
+        "stream": plan.stream,
+        "messages": [{"role": "user", "content": f"{marker}load {plan.index}: say hi"}],
+    }
     async with session.post(f"{url}/v1/chat/completions", json=body) as response:
         raw = await response.read()
         request_id = response.headers.get("x-request-id")
     if response.status == 200 and plan.stream:
         events = [line[6:] for line in raw.decode().split("\n") if line.startswith("data: ")]
-        return Outcome(plan, 200, request_id, [e if e == "[DONE]" else json.loads(e) for e in events])
+        return Outcome(
+            plan, 200, request_id, [e if e == "[DONE]" else json.loads(e) for e in events]
+        )
     return Outcome(plan, response.status, request_id, json.loads(raw))
 
 
@@ -134,7 +164,9 @@ def _check(outcome: Outcome) -> str:
         last = outcome.body[-1] if outcome.body else None
         if last == "[DONE]":
             return "stream_done"
-        assert isinstance(last, dict) and last["error"]["message"].startswith("upstream stream "), where
+        assert isinstance(last, dict) and last["error"]["message"].startswith("upstream stream "), (
+            where
+        )
         return "stream_error_event"
     if outcome.status == 200:
         assert outcome.body["choices"][0]["message"]["content"], where
@@ -142,7 +174,9 @@ def _check(outcome: Outcome) -> str:
     error = outcome.body["error"]
     assert set(error) >= {"message", "type", "code", "param"}, where
     if outcome.status == 400:  # the upstream's own client error, as it came
-        assert outcome.plan.mode == "error_surrogate_400" and error["type"] == "provider_error", where
+        assert outcome.plan.mode == "error_surrogate_400" and error["type"] == "provider_error", (
+            where
+        )
         return "upstream_400"
     assert outcome.status == 503 and error["type"] == "all_providers_failed", where
     assert error["attempts"], where
@@ -152,8 +186,13 @@ def _check(outcome: Outcome) -> str:
 def _rows(database: str, expected: int, timeout_s: float = 60) -> list[dict[str, Any]]:
     store = DecisionStore(database)
     try:
-        eventually(store.count, lambda count: count >= expected, timeout_s=timeout_s, interval_s=0.1,
-                   what=f"{expected} decisions")
+        eventually(
+            store.count,
+            lambda count: count >= expected,
+            timeout_s=timeout_s,
+            interval_s=0.1,
+            what=f"{expected} decisions",
+        )
         time.sleep(0.5)  # a duplicate would land with the last batch
         return store.after(0, limit=expected + 1000)
     finally:
@@ -169,7 +208,9 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
             yield url
 
 
-def test_8000_requests_against_every_hostile_mode_get_documented_answers(tmp_path: Path, database: str) -> None:
+def test_8000_requests_against_every_hostile_mode_get_documented_answers(
+    tmp_path: Path, database: str
+) -> None:
     plans = _plans()
     with FakeProvider("hostile", hostile=True) as hostile, FakeProvider("calm") as calm:
         config = _config(tmp_path, f"{hostile.url}/v1", f"{calm.url}/v1")
@@ -178,7 +219,9 @@ def test_8000_requests_against_every_hostile_mode_get_documented_answers(tmp_pat
             outcomes = asyncio.run(_load(url, plans))
             took = time.monotonic() - started
             rows = _rows(database, len(plans))
-            exercised = Counter((r.hostile, bool(r.body.get("stream"))) for r in hostile.requests if r.hostile)
+            exercised = Counter(
+                (r.hostile, bool(r.body.get("stream"))) for r in hostile.requests if r.hostile
+            )
 
     kinds = Counter(_check(outcome) for outcome in outcomes)
     print(f"{len(outcomes)} requests in {took:.1f} s ({len(outcomes) / took:.0f}/s): {dict(kinds)}")

@@ -16,8 +16,18 @@ from tests.conftest import REPO_ROOT
 
 ONE: dict[str, Any] = {
     "deployments": {
-        "a": {"model": "openai/a", "tier": "primary", "input_cost_per_mtok": 1, "output_cost_per_mtok": 2},
-        "b": {"model": "openai/b", "tier": "fallback_1", "input_cost_per_mtok": 1, "output_cost_per_mtok": 2},
+        "a": {
+            "model": "openai/a",
+            "tier": "primary",
+            "input_cost_per_mtok": 1,
+            "output_cost_per_mtok": 2,
+        },
+        "b": {
+            "model": "openai/b",
+            "tier": "fallback_1",
+            "input_cost_per_mtok": 1,
+            "output_cost_per_mtok": 2,
+        },
     },
     "policy": {"default": ["a", "b"]},
 }
@@ -36,13 +46,16 @@ def test_every_intent_without_a_chain_gets_the_default() -> None:
     assert set(config.policy) == set(INTENTS)  # "default" is not an intent
 
 
-@pytest.mark.parametrize("policy, field", [
-    ({"debugging": ["a"]}, "policy.code_generation"),  # no default: every intent must be listed
-    ({"default": []}, "policy.default"),
-    ({"default": ["a", "nope"]}, "policy.default[1]"),
-    ({"default": ["a", "a"]}, "policy.default"),
-    ({"default": ["a"], "chit_chat": ["a"]}, "policy.chit_chat"),
-])
+@pytest.mark.parametrize(
+    "policy, field",
+    [
+        ({"debugging": ["a"]}, "policy.code_generation"),  # no default: every intent must be listed
+        ({"default": []}, "policy.default"),
+        ({"default": ["a", "nope"]}, "policy.default[1]"),
+        ({"default": ["a", "a"]}, "policy.default"),
+        ({"default": ["a"], "chit_chat": ["a"]}, "policy.chit_chat"),
+    ],
+)
 def test_a_bad_default_names_its_field(policy: dict[str, Any], field: str) -> None:
     with pytest.raises(ConfigError) as raised:
         parse_config(_with_policy(policy))
@@ -55,8 +68,12 @@ def test_the_example_configs_load(name: str) -> None:
     assert set(config.policy) == set(INTENTS)
 
 
-@given(listed=st.dictionaries(st.sampled_from(INTENTS), st.sampled_from([["a"], ["b"], ["b", "a"]])),
-       default=st.sampled_from([["a"], ["a", "b"]]))
-def test_each_intent_gets_its_own_chain_else_the_default(listed: dict[str, list[str]], default: list[str]) -> None:
+@given(
+    listed=st.dictionaries(st.sampled_from(INTENTS), st.sampled_from([["a"], ["b"], ["b", "a"]])),
+    default=st.sampled_from([["a"], ["a", "b"]]),
+)
+def test_each_intent_gets_its_own_chain_else_the_default(
+    listed: dict[str, list[str]], default: list[str]
+) -> None:
     config = parse_config(_with_policy({**listed, "default": default}))
     assert config.policy == {i: tuple(listed.get(i, default)) for i in INTENTS}

@@ -43,16 +43,39 @@ def _cost_map_read_once() -> Iterator[None]:
 # --- valid configs --------------------------------------------------------------------------
 
 # Pools rather than regexes: generating from a regex is most of the time these tests take.
-NAME = st.sampled_from(["a", "b", "gpt-4o", "kimi-k2", "claude", "q1", "local-2", "x-y-z", "no", "null",
-                        "on", "true", "0a", "m" * 12, "deep-seek", "llama3"])
-ENV = st.sampled_from(["A", "_", "OPENAI_API_KEY", "K_1", "X" * 16, "_PRIVATE", "CLOUDFLARE_API_TOKEN"])
+NAME = st.sampled_from(
+    [
+        "a",
+        "b",
+        "gpt-4o",
+        "kimi-k2",
+        "claude",
+        "q1",
+        "local-2",
+        "x-y-z",
+        "no",
+        "null",
+        "on",
+        "true",
+        "0a",
+        "m" * 12,
+        "deep-seek",
+        "llama3",
+    ]
+)
+ENV = st.sampled_from(
+    ["A", "_", "OPENAI_API_KEY", "K_1", "X" * 16, "_PRIVATE", "CLOUDFLARE_API_TOKEN"]
+)
 POSITIVE = st.floats(min_value=0.001, max_value=1e6) | st.integers(min_value=1, max_value=10**6)
 COUNT = st.integers(min_value=1, max_value=10**6)
 FRACTION = st.floats(min_value=0.0, max_value=1.0)
 PRICE = st.floats(min_value=0.0, max_value=1e4) | st.integers(min_value=0, max_value=1000)
-RETRY = st.lists(st.sampled_from(["429", 429, "529", 529, "5xx", "5XX", "timeout", "TIMEOUT", "oom"]),
-                 max_size=5)
-PATTERNS = st.dictionaries(NAME, st.sampled_from([r"\bacme_[0-9a-f]{32}\b", r"tok-\d+", "x+y"]), max_size=2)
+RETRY = st.lists(
+    st.sampled_from(["429", 429, "529", 529, "5xx", "5XX", "timeout", "TIMEOUT", "oom"]), max_size=5
+)
+PATTERNS = st.dictionaries(
+    NAME, st.sampled_from([r"\bacme_[0-9a-f]{32}\b", r"tok-\d+", "x+y"]), max_size=2
+)
 
 
 @st.composite
@@ -76,7 +99,9 @@ def deployment_specs(draw: st.DrawFn, name: str, others: list[str]) -> dict[str,
     for field, strategy in optional.items():
         if draw(st.booleans()):
             spec[field] = draw(strategy)
-    openai_style = spec.get("api_style") == "openai" or (provider == "openai" and "api_style" not in spec)
+    openai_style = spec.get("api_style") == "openai" or (
+        provider == "openai" and "api_style" not in spec
+    )
     if openai_style and spec.get("api_base") is None and provider not in ("openai", "together_ai"):
         spec["api_base"] = f"http://127.0.0.1:9/{name}/v1"
     return spec
@@ -95,17 +120,26 @@ def valid_configs(draw: st.DrawFn) -> dict[str, Any]:
         "router": {
             "confidence_threshold": draw(st.none() | FRACTION),
             "request_deadline_s": draw(POSITIVE),
-            "llm_classifier": {"deployment": draw(st.sampled_from(names)), "timeout_s": draw(POSITIVE)},
+            "llm_classifier": {
+                "deployment": draw(st.sampled_from(names)),
+                "timeout_s": draw(POSITIVE),
+            },
             "cooldown": {"failures": draw(COUNT), "seconds": draw(POSITIVE)},
             "output_tokens": draw(st.dictionaries(st.sampled_from(INTENTS), COUNT)),
         },
-        "storage": {"database_url": draw(st.sampled_from(["sqlite:///d.db", "postgresql+psycopg://h/db"])),
-                    "store_prompts": draw(st.booleans()), "decision_log": draw(st.booleans())},
-        "tracking": {"enabled": draw(st.booleans()),
-                     "mlflow_tracking_uri": draw(st.none() | st.just("sqlite:///m.db")),
-                     "flush_interval_s": draw(POSITIVE), "trace_sample_rate": draw(FRACTION),
-                     "max_traces_per_minute": draw(COUNT),
-                     "premium_deployment": draw(st.none() | st.sampled_from(names))},
+        "storage": {
+            "database_url": draw(st.sampled_from(["sqlite:///d.db", "postgresql+psycopg://h/db"])),
+            "store_prompts": draw(st.booleans()),
+            "decision_log": draw(st.booleans()),
+        },
+        "tracking": {
+            "enabled": draw(st.booleans()),
+            "mlflow_tracking_uri": draw(st.none() | st.just("sqlite:///m.db")),
+            "flush_interval_s": draw(POSITIVE),
+            "trace_sample_rate": draw(FRACTION),
+            "max_traces_per_minute": draw(COUNT),
+            "premium_deployment": draw(st.none() | st.sampled_from(names)),
+        },
         "sensitive": {"detect_secrets": draw(st.booleans()), "patterns": draw(PATTERNS)},
     }
     for section in ("router", "storage", "tracking", "sensitive"):  # every section is optional
@@ -125,7 +159,9 @@ def _assert_loaded_as_given(raw: dict[str, Any]) -> None:
         assert d.api_key_env == spec.get("api_key_env")
         assert d.timeout_s == spec.get("timeout_s", 60)
         assert d.context_window == spec.get("context_window", 128_000)
-        assert d.retry_on == {str(c).lower() for c in spec.get("retry_on", ["429", "5xx", "timeout"])}
+        assert d.retry_on == {
+            str(c).lower() for c in spec.get("retry_on", ["429", "5xx", "timeout"])
+        }
         assert d.fallbacks == tuple(spec.get("fallbacks", []))
         default_style = "openai" if spec["model"].startswith("openai/") else "litellm"
         assert d.api_style == (spec.get("api_style") or default_style)
@@ -139,11 +175,16 @@ def _assert_loaded_as_given(raw: dict[str, Any]) -> None:
     router = raw.get("router", {})
     assert config.confidence_threshold == router.get("confidence_threshold")
     assert config.request_deadline_s == router.get("request_deadline_s", 60)
-    assert config.llm_classifier == router.get("llm_classifier", {}).get("deployment", next(iter(raw["deployments"])))
+    assert config.llm_classifier == router.get("llm_classifier", {}).get(
+        "deployment", next(iter(raw["deployments"]))
+    )
     assert config.llm_classifier_timeout_s == router.get("llm_classifier", {}).get("timeout_s", 2.0)
     assert config.cooldown_failures == router.get("cooldown", {}).get("failures", 3)
     assert config.cooldown_s == router.get("cooldown", {}).get("seconds", 30)
-    assert config.output_tokens == {**config_module.DEFAULT_OUTPUT_TOKENS, **router.get("output_tokens", {})}
+    assert config.output_tokens == {
+        **config_module.DEFAULT_OUTPUT_TOKENS,
+        **router.get("output_tokens", {}),
+    }
     storage, tracking, sensitive = (raw.get(k, {}) for k in ("storage", "tracking", "sensitive"))
     assert config.storage.database_url == storage.get("database_url", "sqlite:///intent-router.db")
     assert config.storage.store_prompts == storage.get("store_prompts", False)
@@ -167,7 +208,9 @@ def test_valid_configs_load_with_the_values_given(raw: dict[str, Any]) -> None:
 
 @FEW
 @given(raw=valid_configs())
-def test_valid_configs_survive_a_yaml_file(raw: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_valid_configs_survive_a_yaml_file(
+    raw: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+) -> None:
     path = tmp_path_factory.mktemp("yaml") / "router.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
     assert load_config(path) == parse_config(raw)
@@ -178,9 +221,15 @@ def test_valid_configs_survive_a_yaml_file(raw: dict[str, Any], tmp_path_factory
 Path_ = tuple[str | int, ...]
 
 JUNK = st.recursive(
-    st.none() | st.booleans() | st.integers(min_value=-10**15, max_value=10**15)
-    | st.floats() | st.text(max_size=12) | st.sampled_from(["gpt-4o", "primary", "openai", "429", "sk-live-1"]),
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**15), max_value=10**15)
+    | st.floats()
+    | st.text(max_size=12)
+    | st.sampled_from(["gpt-4o", "primary", "openai", "429", "sk-live-1"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
     max_leaves=6,
 )
 
@@ -212,8 +261,13 @@ def _node(raw: Any, path: Path_) -> Any:
 
 #: Fields that refer to deployments (or their tiers): breaking a deployment may fail there,
 #: and the message then names what is missing.
-REFERENCES = ("policy.", "deployments.", "router.llm_classifier.deployment", "tracking.premium_deployment",
-              "governance.")
+REFERENCES = (
+    "policy.",
+    "deployments.",
+    "router.llm_classifier.deployment",
+    "tracking.premium_deployment",
+    "governance.",
+)
 
 
 def _check(raw: Any, mutated: Path_) -> None:
@@ -224,14 +278,17 @@ def _check(raw: Any, mutated: Path_) -> None:
         assert error.field and error.problem and "Traceback" not in str(error)
         assert str(error) == f"{error.field}: {error.problem}"
         here, parent = _field(mutated), _field(mutated[:-1])
-        related = error.field.startswith(parent) or (here.startswith("deployments.")
-                                                     and error.field.startswith(REFERENCES))
+        related = error.field.startswith(parent) or (
+            here.startswith("deployments.") and error.field.startswith(REFERENCES)
+        )
         assert related, f"mutating {here} failed at {error.field}"
 
 
 @SETTINGS
 @given(st.one_of(st.just(RAW), valid_configs()), st.data())
-def test_replacing_any_value_loads_or_names_the_field(base: dict[str, Any], data: st.DataObject) -> None:
+def test_replacing_any_value_loads_or_names_the_field(
+    base: dict[str, Any], data: st.DataObject
+) -> None:
     raw = copy.deepcopy(base)
     path = data.draw(st.sampled_from(list(_paths(raw))))
     _node(raw, path[:-1])[path[-1]] = data.draw(JUNK)
@@ -240,7 +297,9 @@ def test_replacing_any_value_loads_or_names_the_field(base: dict[str, Any], data
 
 @SETTINGS
 @given(st.one_of(st.just(RAW), valid_configs()), st.data())
-def test_removing_anything_loads_or_names_the_field(base: dict[str, Any], data: st.DataObject) -> None:
+def test_removing_anything_loads_or_names_the_field(
+    base: dict[str, Any], data: st.DataObject
+) -> None:
     raw = copy.deepcopy(base)
     path = data.draw(st.sampled_from(list(_paths(raw))))
     del _node(raw, path[:-1])[path[-1]]
@@ -258,9 +317,13 @@ def test_removing_anything_loads_or_names_the_field(base: dict[str, Any], data: 
 def test_unknown_keys_are_named(base: dict[str, Any], data: st.DataObject) -> None:
     raw = copy.deepcopy(base)
     free_form = {("deployments",), ("sensitive", "patterns")}  # keys are names there
-    mappings = [p for p in [(), *_paths(raw)] if isinstance(_node(raw, p), dict) and p not in free_form]
+    mappings = [
+        p for p in [(), *_paths(raw)] if isinstance(_node(raw, p), dict) and p not in free_form
+    ]
     path = data.draw(st.sampled_from(mappings))
-    key = data.draw(st.from_regex(r"[a-z_]{1,10}", fullmatch=True).filter(lambda k: k not in _node(raw, path)))
+    key = data.draw(
+        st.from_regex(r"[a-z_]{1,10}", fullmatch=True).filter(lambda k: k not in _node(raw, path))
+    )
     _node(raw, path)[key] = data.draw(JUNK)
     if path[:2] in (("router", "output_tokens"), ("policy",)) and key in INTENTS:
         _check(raw, (*path, key))  # a missing intent just got a value
@@ -272,10 +335,20 @@ def test_unknown_keys_are_named(base: dict[str, Any], data: st.DataObject) -> No
 
 # --- each kind of field, each kind of wrong value ---------------------------------------------
 
-NOT_A_NUMBER = st.one_of(st.none(), st.booleans(), st.text(max_size=5), st.lists(st.integers(), max_size=2),
-                         st.just(math.nan))
-NON_POSITIVE = st.one_of(NOT_A_NUMBER, st.integers(max_value=0), st.floats(max_value=0.0),
-                         st.just(math.inf), st.just(1e12))
+NOT_A_NUMBER = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.text(max_size=5),
+    st.lists(st.integers(), max_size=2),
+    st.just(math.nan),
+)
+NON_POSITIVE = st.one_of(
+    NOT_A_NUMBER,
+    st.integers(max_value=0),
+    st.floats(max_value=0.0),
+    st.just(math.inf),
+    st.just(1e12),
+)
 NUMBERS = {
     "router/request_deadline_s": NON_POSITIVE,
     "router/llm_classifier/timeout_s": NON_POSITIVE,
@@ -287,12 +360,22 @@ NUMBERS = {
     "router/output_tokens/debugging": NON_POSITIVE | st.floats(0.01, 0.99),
     "tracking/max_traces_per_minute": NON_POSITIVE | st.floats(0.01, 0.99),
     "deployments/qwen-32b-local/context_window": NON_POSITIVE | st.floats(0.01, 0.99),
-    "router/confidence_threshold": st.one_of(st.booleans(), st.text(max_size=3), st.floats(max_value=-0.001),
-                                             st.floats(min_value=1.001), st.just(math.nan)),
-    "tracking/trace_sample_rate": st.one_of(st.none(), st.floats(max_value=-0.001), st.floats(min_value=1.001),
-                                            st.just(math.nan)),
-    "deployments/gpt-4o/input_cost_per_mtok": st.one_of(NOT_A_NUMBER, st.floats(max_value=-1e-9), st.just(math.inf)),
-    "deployments/qwen-32b-local/output_cost_per_mtok": st.one_of(NOT_A_NUMBER, st.integers(max_value=-1)),
+    "router/confidence_threshold": st.one_of(
+        st.booleans(),
+        st.text(max_size=3),
+        st.floats(max_value=-0.001),
+        st.floats(min_value=1.001),
+        st.just(math.nan),
+    ),
+    "tracking/trace_sample_rate": st.one_of(
+        st.none(), st.floats(max_value=-0.001), st.floats(min_value=1.001), st.just(math.nan)
+    ),
+    "deployments/gpt-4o/input_cost_per_mtok": st.one_of(
+        NOT_A_NUMBER, st.floats(max_value=-1e-9), st.just(math.inf)
+    ),
+    "deployments/qwen-32b-local/output_cost_per_mtok": st.one_of(
+        NOT_A_NUMBER, st.integers(max_value=-1)
+    ),
     "storage/store_prompts": st.one_of(st.none(), st.integers(), st.text(max_size=4)),
     "tracking/enabled": st.one_of(st.none(), st.integers(), st.sampled_from(["yes", "true", "on"])),
     "sensitive/detect_secrets": st.one_of(st.none(), st.integers(), st.text(max_size=4)),
@@ -315,18 +398,29 @@ ENUMS = {
     "tier": st.text(max_size=12).filter(lambda t: t not in TIERS),
     "api_style": st.text(min_size=1, max_size=8).filter(lambda t: t not in ("openai", "litellm")),
     "retry_on": st.lists(st.text(max_size=5), min_size=1).filter(
-        lambda xs: not {x.lower() for x in xs} <= RETRYABLE_CONDITIONS) | st.text(max_size=5) | st.integers(),
+        lambda xs: not {x.lower() for x in xs} <= RETRYABLE_CONDITIONS
+    )
+    | st.text(max_size=5)
+    | st.integers(),
     # a key, a URL, a lower-case or dashed name: never an environment variable's name
-    "api_key_env": st.one_of(st.from_regex(r"sk-[A-Za-z0-9]{8,20}", fullmatch=True), st.integers(), st.booleans(),
-                             st.text(max_size=12).filter(lambda t: not t.isupper() or not t.isidentifier())),
-    "model": st.one_of(st.text(max_size=12).filter(lambda t: "/" not in t), st.none(), st.integers()),
+    "api_key_env": st.one_of(
+        st.from_regex(r"sk-[A-Za-z0-9]{8,20}", fullmatch=True),
+        st.integers(),
+        st.booleans(),
+        st.text(max_size=12).filter(lambda t: not t.isupper() or not t.isidentifier()),
+    ),
+    "model": st.one_of(
+        st.text(max_size=12).filter(lambda t: "/" not in t), st.none(), st.integers()
+    ),
 }
 
 
 @pytest.mark.parametrize("field", sorted(ENUMS))
 @settings(max_examples=40, deadline=None)
 @given(name=st.sampled_from(sorted(RAW["deployments"])), data=st.data())
-def test_a_bad_tier_style_condition_env_name_or_model_is_named(field: str, name: str, data: st.DataObject) -> None:
+def test_a_bad_tier_style_condition_env_name_or_model_is_named(
+    field: str, name: str, data: st.DataObject
+) -> None:
     raw = copy.deepcopy(RAW)
     value = data.draw(ENUMS[field])
     if field == "api_key_env" and isinstance(value, str) and config_module._ENV_NAME.match(value):
@@ -340,10 +434,15 @@ def test_a_bad_tier_style_condition_env_name_or_model_is_named(field: str, name:
 
 
 @SETTINGS
-@given(ghost=NAME.filter(lambda n: n not in RAW["deployments"]),
-       where=st.sampled_from(["policy", "fallbacks", "classifier", "premium"]),
-       intent=st.sampled_from(INTENTS), owner=st.sampled_from(sorted(RAW["deployments"])))
-def test_an_unknown_deployment_anywhere_is_named(ghost: str, where: str, intent: str, owner: str) -> None:
+@given(
+    ghost=NAME.filter(lambda n: n not in RAW["deployments"]),
+    where=st.sampled_from(["policy", "fallbacks", "classifier", "premium"]),
+    intent=st.sampled_from(INTENTS),
+    owner=st.sampled_from(sorted(RAW["deployments"])),
+)
+def test_an_unknown_deployment_anywhere_is_named(
+    ghost: str, where: str, intent: str, owner: str
+) -> None:
     raw = copy.deepcopy(RAW)
     if where == "policy":
         raw["policy"][intent] = [*raw["policy"][intent], ghost]
@@ -382,9 +481,12 @@ def test_deployment_references_of_the_wrong_type_are_named() -> None:
 
 # --- files ---------------------------------------------------------------------------------
 
+
 @settings(max_examples=100, deadline=None)
 @given(content=st.binary(max_size=200) | st.text(max_size=200).map(str.encode))
-def test_any_file_content_loads_or_raises_config_error(content: bytes, tmp_path_factory: pytest.TempPathFactory) -> None:
+def test_any_file_content_loads_or_raises_config_error(
+    content: bytes, tmp_path_factory: pytest.TempPathFactory
+) -> None:
     path = tmp_path_factory.mktemp("bytes") / "router.yaml"
     path.write_bytes(content)
     with pytest.raises(ConfigError) as info:
@@ -392,12 +494,15 @@ def test_any_file_content_loads_or_raises_config_error(content: bytes, tmp_path_
     assert info.value.field.startswith("config")
 
 
-@pytest.mark.parametrize(("content", "fragment"), [
-    (b"router: {}\ndeployments: \xff\xfe\n", "not UTF-8"),
-    (b"a: " + b"[" * 600 + b"]" * 600, "not valid YAML"),
-    (b"? [a, b]\n: 1\n", "not valid YAML"),
-    (b"deployments: &d [*d]\n", "deployments"),
-])
+@pytest.mark.parametrize(
+    ("content", "fragment"),
+    [
+        (b"router: {}\ndeployments: \xff\xfe\n", "not UTF-8"),
+        (b"a: " + b"[" * 600 + b"]" * 600, "not valid YAML"),
+        (b"? [a, b]\n: 1\n", "not valid YAML"),
+        (b"deployments: &d [*d]\n", "deployments"),
+    ],
+)
 def test_hostile_files_fail_clearly(tmp_path: Path, content: bytes, fragment: str) -> None:
     path = tmp_path / "router.yaml"
     path.write_bytes(content)
@@ -405,7 +510,9 @@ def test_hostile_files_fail_clearly(tmp_path: Path, content: bytes, fragment: st
         load_config(path)
 
 
-def test_the_service_refuses_a_bad_config_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_service_refuses_a_bad_config_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     from intent_router.service.__main__ import main
 
     raw = copy.deepcopy(RAW)

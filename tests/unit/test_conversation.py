@@ -19,9 +19,13 @@ RULE = ConversationRule()
 
 
 def test_a_long_latest_turn_is_classified_alone() -> None:
-    turns = ["why does the login test fail with a KeyError?", "please write a README section about "
-             "installing the project with uv and make"]
-    assert select_turns(turns, RULE) == select_turns(turns[-1:], RULE).__class__(turns[-1], "", (1,))
+    turns = [
+        "why does the login test fail with a KeyError?",
+        "please write a README section about installing the project with uv and make",
+    ]
+    assert select_turns(turns, RULE) == select_turns(turns[-1:], RULE).__class__(
+        turns[-1], "", (1,)
+    )
 
 
 def test_a_short_follow_up_reads_the_previous_turns_newest_first_within_max_turns() -> None:
@@ -44,11 +48,18 @@ def test_blank_earlier_turns_are_skipped_and_disabled_rule_reads_the_latest_only
     assert select_turns([], RULE).turns == ()
 
 
-@given(st.lists(st.text(max_size=60), min_size=1, max_size=8),
-       st.integers(1, 5), st.integers(0, 100), st.integers(0, 200))
+@given(
+    st.lists(st.text(max_size=60), min_size=1, max_size=8),
+    st.integers(1, 5),
+    st.integers(0, 100),
+    st.integers(0, 200),
+)
 @settings(max_examples=100, deadline=None)
 def test_selection_always_holds_the_latest_turn_and_respects_the_bounds(
-    turns: list[str], max_turns: int, follow_up: int, budget: int,
+    turns: list[str],
+    max_turns: int,
+    follow_up: int,
+    budget: int,
 ) -> None:
     rule = ConversationRule(follow_up_max_chars=follow_up, max_turns=max_turns, char_budget=budget)
     selection = select_turns(turns, rule)
@@ -73,7 +84,9 @@ probability_rows = st.lists(st.floats(0.01, 1.0), min_size=len(INTENTS), max_siz
 @given(probability_rows, probability_rows, st.floats(0.5, 1.0))
 @settings(max_examples=100, deadline=None)
 def test_the_mix_is_a_distribution_and_weight_one_is_the_latest_turn(
-    latest: list[float], earlier: list[float], weight: float,
+    latest: list[float],
+    earlier: list[float],
+    weight: float,
 ) -> None:
     mixed = mix_predictions(_prediction(latest), _prediction(earlier), weight)
     assert sum(mixed.probabilities.values()) == pytest.approx(1.0)

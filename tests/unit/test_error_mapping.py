@@ -15,10 +15,24 @@ from intent_router.service.errors import EXCEPTION_HANDLERS, ApiError
 SECRET = "sk-live-0123456789abcdef0123456789abcdef"
 
 
-@pytest.mark.parametrize("status, retry", [
-    (400, False), (401, False), (403, False), (404, False), (405, False), (413, False), (422, False),
-    (408, True), (409, True), (429, True), (500, True), (502, True), (503, True),
-])
+@pytest.mark.parametrize(
+    "status, retry",
+    [
+        (400, False),
+        (401, False),
+        (403, False),
+        (404, False),
+        (405, False),
+        (413, False),
+        (422, False),
+        (408, True),
+        (409, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+    ],
+)
 def test_the_status_decides_whether_a_retry_may_help(status: int, retry: bool) -> None:
     assert ApiError(status, "m", "t").should_retry is retry
 
@@ -34,11 +48,21 @@ def boom() -> None:
 
 def test_a_bug_is_a_logged_500_without_its_text(caplog: pytest.LogCaptureFixture) -> None:
     app = Litestar([boom], exception_handlers=EXCEPTION_HANDLERS, logging_config=None)  # type: ignore[arg-type]
-    with caplog.at_level(logging.WARNING, logger="intent_router.service"), TestClient(app) as client:
+    with (
+        caplog.at_level(logging.WARNING, logger="intent_router.service"),
+        TestClient(app) as client,
+    ):
         answer = client.get("/boom")
     assert answer.status_code == 500
-    assert answer.json() == {"error": {"message": "internal error", "type": "server_error",
-                                       "code": "internal_error", "param": None, "attempts": None}}
+    assert answer.json() == {
+        "error": {
+            "message": "internal error",
+            "type": "server_error",
+            "code": "internal_error",
+            "param": None,
+            "attempts": None,
+        }
+    }
     rid = answer.headers["x-request-id"]
     lines = [r.getMessage() for r in caplog.records if r.name == "intent_router.service"]
     assert len(lines) == 1 and rid in lines[0] and "ValueError" in lines[0]

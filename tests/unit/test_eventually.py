@@ -12,8 +12,16 @@ def test_returns_the_first_value_the_condition_accepts() -> None:
 
 def test_a_timeout_reports_what_was_awaited_and_the_last_value_seen() -> None:
     counter = itertools.count()
-    with pytest.raises(AssertionError, match=r"rows landed did not hold within 0.05 s; last value: \d+"):
-        eventually(lambda: next(counter), lambda n: n < 0, timeout_s=0.05, interval_s=0.01, what="rows landed")
+    with pytest.raises(
+        AssertionError, match=r"rows landed did not hold within 0.05 s; last value: \d+"
+    ):
+        eventually(
+            lambda: next(counter),
+            lambda n: n < 0,
+            timeout_s=0.05,
+            interval_s=0.01,
+            what="rows landed",
+        )
 
 
 def test_tolerated_errors_are_not_yet_and_the_last_one_is_reported() -> None:

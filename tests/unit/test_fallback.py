@@ -34,7 +34,11 @@ class ScriptedProvider:
 
     async def __call__(self, deployment: Deployment, timeout_s: float) -> str:
         self.calls.append(deployment.name)
-        step = self.script.get(deployment.name, []).pop(0) if self.script.get(deployment.name) else "ok"
+        step = (
+            self.script.get(deployment.name, []).pop(0)
+            if self.script.get(deployment.name)
+            else "ok"
+        )
         if isinstance(step, Exception):
             raise step
         if isinstance(step, float):
@@ -51,7 +55,9 @@ async def test_529_from_anthropic_falls_back_to_openai() -> None:
     result = await walk_chain(CHAIN, DEPLOYMENTS, provider, _tracker(), deadline_s=5)
     assert result.deployment == "gpt-4o" and result.value == "answer from gpt-4o"
     assert [(a.deployment, a.outcome, a.status) for a in result.attempts] == [
-        ("claude-sonnet-4", "failed", 529), ("gpt-4o", "ok", None)]
+        ("claude-sonnet-4", "failed", 529),
+        ("gpt-4o", "ok", None),
+    ]
 
 
 async def test_a_provider_client_bug_is_neither_retried_elsewhere_nor_cooled_down() -> None:
@@ -67,7 +73,9 @@ async def test_a_provider_client_bug_is_neither_retried_elsewhere_nor_cooled_dow
 
 async def test_retry_after_cools_a_deployment_down_for_later_requests() -> None:
     tracker = _tracker()
-    provider = ScriptedProvider({"claude-sonnet-4": [ProviderError("slow", status=429, retry_after_s=60)]})
+    provider = ScriptedProvider(
+        {"claude-sonnet-4": [ProviderError("slow", status=429, retry_after_s=60)]}
+    )
     await walk_chain(CHAIN, DEPLOYMENTS, provider, tracker, deadline_s=5)
     second = await walk_chain(CHAIN, DEPLOYMENTS, provider, tracker, deadline_s=5)
     assert second.attempts[0].outcome == "skipped_cooldown"
@@ -83,14 +91,19 @@ async def test_client_errors_return_at_once() -> None:
 
 async def test_context_window_errors_skip_to_a_larger_window() -> None:
     chain = ("gpt-4o", "qwen-32b-local", "claude-sonnet-4")  # 128k, 32k, 200k
-    provider = ScriptedProvider({"gpt-4o": [ProviderError("maximum context length exceeded", status=400)]})
+    provider = ScriptedProvider(
+        {"gpt-4o": [ProviderError("maximum context length exceeded", status=400)]}
+    )
     result = await walk_chain(chain, DEPLOYMENTS, provider, _tracker(), deadline_s=5)
     assert [a.outcome for a in result.attempts] == ["failed", "skipped_context", "ok"]
     assert result.deployment == "claude-sonnet-4"
 
 
 async def test_a_hang_past_the_timeout_moves_on() -> None:
-    deployments = {**DEPLOYMENTS, "claude-sonnet-4": replace(DEPLOYMENTS["claude-sonnet-4"], timeout_s=0.1)}
+    deployments = {
+        **DEPLOYMENTS,
+        "claude-sonnet-4": replace(DEPLOYMENTS["claude-sonnet-4"], timeout_s=0.1),
+    }
     provider = ScriptedProvider({"claude-sonnet-4": [5.0]})
     result = await walk_chain(CHAIN, deployments, provider, _tracker(), deadline_s=5)
     assert result.attempts[0].error == "timeout" and result.deployment == "gpt-4o"
@@ -124,7 +137,9 @@ async def test_connection_resets_are_retryable() -> None:
 
 async def test_a_deployment_without_its_key_is_skipped_without_a_cooldown() -> None:
     tracker = CooldownTracker(failures_to_trip=1, cooldown_s=30)
-    provider = ScriptedProvider({"claude-sonnet-4": [MissingKeyError("claude-sonnet-4", "ANTHROPIC_API_KEY")]})
+    provider = ScriptedProvider(
+        {"claude-sonnet-4": [MissingKeyError("claude-sonnet-4", "ANTHROPIC_API_KEY")]}
+    )
     result = await walk_chain(CHAIN, DEPLOYMENTS, provider, tracker, deadline_s=5)
     assert result.deployment == "gpt-4o"
     assert result.attempts[0].outcome == "skipped_no_key"
@@ -132,19 +147,31 @@ async def test_a_deployment_without_its_key_is_skipped_without_a_cooldown() -> N
     assert tracker.available("claude-sonnet-4")
 
 
-async def test_a_failure_without_an_answer_that_is_not_retried_ends_the_walk_with_every_attempt() -> None:
+async def test_a_failure_without_an_answer_that_is_not_retried_ends_the_walk_with_every_attempt() -> (
+    None
+):
     """The local tier retries only oom and timeout: a reset there is not retried, and with no
     upstream answer to hand back the caller gets every attempt (a 503), not a bare error."""
-    provider = ScriptedProvider({"qwen-32b-local": [ProviderError("connection error: reset", kind="connection")]})
+    provider = ScriptedProvider(
+        {"qwen-32b-local": [ProviderError("connection error: reset", kind="connection")]}
+    )
     with pytest.raises(AllProvidersFailed) as info:
-        await walk_chain(("qwen-32b-local", "kimi-k2.6"), DEPLOYMENTS, provider, _tracker(), deadline_s=5)
-    assert [(a.deployment, a.outcome) for a in info.value.attempts] == [("qwen-32b-local", "failed")]
+        await walk_chain(
+            ("qwen-32b-local", "kimi-k2.6"), DEPLOYMENTS, provider, _tracker(), deadline_s=5
+        )
+    assert [(a.deployment, a.outcome) for a in info.value.attempts] == [
+        ("qwen-32b-local", "failed")
+    ]
     assert provider.calls == ["qwen-32b-local"]
 
 
 @pytest.mark.parametrize("kind", ["unreachable", "malformed_response"])
-async def test_unreachable_and_malformed_move_on_even_where_retry_on_does_not_list_them(kind: str) -> None:
+async def test_unreachable_and_malformed_move_on_even_where_retry_on_does_not_list_them(
+    kind: str,
+) -> None:
     provider = ScriptedProvider({"qwen-32b-local": [ProviderError("x", kind=kind)]})
-    result = await walk_chain(("qwen-32b-local", "kimi-k2.6"), DEPLOYMENTS, provider, _tracker(), deadline_s=5)
+    result = await walk_chain(
+        ("qwen-32b-local", "kimi-k2.6"), DEPLOYMENTS, provider, _tracker(), deadline_s=5
+    )
     assert result.deployment == "kimi-k2.6"
     assert result.attempts[0].error.startswith(f"{kind}: ")

@@ -19,19 +19,25 @@ from intent_router.routing.groups import GroupStats, Member, expand_chain, order
 FAST = settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 members_st = st.lists(
-    st.builds(Member,
-              name=st.text("abcdefgh", min_size=1, max_size=4),
-              weight=st.sampled_from([0.0, 0.5, 1.0, 3.0, 10.0]),
-              available=st.booleans(),
-              in_flight=st.integers(0, 20),
-              latency_ms=st.none() | st.floats(0, 5000)),
-    min_size=1, max_size=8, unique_by=lambda m: m.name)
+    st.builds(
+        Member,
+        name=st.text("abcdefgh", min_size=1, max_size=4),
+        weight=st.sampled_from([0.0, 0.5, 1.0, 3.0, 10.0]),
+        available=st.booleans(),
+        in_flight=st.integers(0, 20),
+        latency_ms=st.none() | st.floats(0, 5000),
+    ),
+    min_size=1,
+    max_size=8,
+    unique_by=lambda m: m.name,
+)
 
 
 @FAST
 @given(members_st, st.sampled_from(GROUP_STRATEGIES), st.integers(0, 2**32))
 def test_the_order_is_a_permutation_with_cooling_members_last(
-        members: list[Member], strategy: str, seed: int) -> None:
+    members: list[Member], strategy: str, seed: int
+) -> None:
     order = order_members(members, strategy, random.Random(seed))
     assert sorted(order) == sorted(m.name for m in members)
     available = {m.name for m in members if m.available}
@@ -45,19 +51,31 @@ def test_the_order_is_a_permutation_with_cooling_members_last(
 
 @FAST
 @given(members_st, st.integers(0, 2**32))
-def test_least_in_flight_puts_the_least_loaded_available_member_first(members: list[Member], seed: int) -> None:
+def test_least_in_flight_puts_the_least_loaded_available_member_first(
+    members: list[Member], seed: int
+) -> None:
     ready = [m for m in members if m.available]
     order = order_members(members, "least_in_flight", random.Random(seed))
     if ready:
-        assert next(m for m in members if m.name == order[0]).in_flight == min(m.in_flight for m in ready)
+        assert next(m for m in members if m.name == order[0]).in_flight == min(
+            m.in_flight for m in ready
+        )
 
 
 @FAST
 @given(members_st, st.integers(0, 2**32))
-def test_lowest_latency_tries_unmeasured_members_then_the_fastest(members: list[Member], seed: int) -> None:
+def test_lowest_latency_tries_unmeasured_members_then_the_fastest(
+    members: list[Member], seed: int
+) -> None:
     ready = [m for m in members if m.available]
-    first = next((m for m in members if m.name == order_members(members, "lowest_latency",
-                                                                  random.Random(seed))[0]), None)
+    first = next(
+        (
+            m
+            for m in members
+            if m.name == order_members(members, "lowest_latency", random.Random(seed))[0]
+        ),
+        None,
+    )
     if not ready or first is None:
         return
     if any(m.latency_ms is None for m in ready):
@@ -67,7 +85,9 @@ def test_lowest_latency_tries_unmeasured_members_then_the_fastest(members: list[
 
 
 @settings(max_examples=15, deadline=None)
-@given(st.lists(st.sampled_from([1.0, 2.0, 3.0, 5.0]), min_size=2, max_size=4), st.integers(0, 2**32))
+@given(
+    st.lists(st.sampled_from([1.0, 2.0, 3.0, 5.0]), min_size=2, max_size=4), st.integers(0, 2**32)
+)
 def test_weighted_first_picks_converge_to_the_weights(weights: list[float], seed: int) -> None:
     members = [Member(f"m{i}", w) for i, w in enumerate(weights)]
     rng = random.Random(seed)
@@ -108,7 +128,9 @@ def test_stats_count_in_flight_and_average_latency_of_answers_only() -> None:
     stats.finished("a", 200.0)
     assert stats.latency_ms("a") == pytest.approx(120.0)  # 100 + 0.2 * (200 - 100)
     assert stats.members(["a", "b"], {"a": 2.0}, lambda n: n != "b") == [
-        Member("a", 2.0, True, 0, pytest.approx(120.0)), Member("b", 1.0, False, 0, None)]
+        Member("a", 2.0, True, 0, pytest.approx(120.0)),
+        Member("b", 1.0, False, 0, None),
+    ]
 
 
 RAW: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
@@ -125,7 +147,9 @@ def _grouped(**router_groups: Any) -> dict[str, Any]:
 def test_deployments_sharing_a_group_make_one_with_its_strategy() -> None:
     config = parse_config(_grouped(kimi={"strategy": "least_in_flight"}))
     group = config.groups["kimi"]
-    assert group.members == ("kimi-k2.6", "kimi-k2.6-together") and group.strategy == "least_in_flight"
+    assert (
+        group.members == ("kimi-k2.6", "kimi-k2.6-together") and group.strategy == "least_in_flight"
+    )
     assert config.deployments["kimi-k2.6"].weight == 3.0
     assert parse_config(_grouped()).groups["kimi"].strategy == "weighted"
     assert parse_config(RAW).groups == {}
@@ -140,13 +164,29 @@ def test_a_chain_may_name_a_group() -> None:
 @pytest.mark.parametrize(
     ("mutate", "field"),
     [
-        (lambda raw: raw["router"]["groups"].update(kimi={"strategy": "round_robin"}), "router.groups.kimi.strategy"),
+        (
+            lambda raw: raw["router"]["groups"].update(kimi={"strategy": "round_robin"}),
+            "router.groups.kimi.strategy",
+        ),
         (lambda raw: raw["router"]["groups"].update(nope={}), "router.groups.nope"),
-        (lambda raw: raw["router"]["groups"].update(kimi={"weights": 1}), "router.groups.kimi.weights"),
-        (lambda raw: raw["deployments"]["kimi-k2.6"].update(weight=-1), "deployments.kimi-k2.6.weight"),
-        (lambda raw: raw["deployments"]["kimi-k2.6"].update(group="gpt-4o"), "deployments.kimi-k2.6.group"),
-        (lambda raw: [raw["deployments"][n].update(weight=0) for n in ("kimi-k2.6", "kimi-k2.6-together")],
-         "router.groups.kimi"),
+        (
+            lambda raw: raw["router"]["groups"].update(kimi={"weights": 1}),
+            "router.groups.kimi.weights",
+        ),
+        (
+            lambda raw: raw["deployments"]["kimi-k2.6"].update(weight=-1),
+            "deployments.kimi-k2.6.weight",
+        ),
+        (
+            lambda raw: raw["deployments"]["kimi-k2.6"].update(group="gpt-4o"),
+            "deployments.kimi-k2.6.group",
+        ),
+        (
+            lambda raw: [
+                raw["deployments"][n].update(weight=0) for n in ("kimi-k2.6", "kimi-k2.6-together")
+            ],
+            "router.groups.kimi",
+        ),
     ],
 )
 def test_a_bad_group_setting_is_named(mutate: Any, field: str) -> None:

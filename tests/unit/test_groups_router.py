@@ -32,14 +32,19 @@ def _router(strategy: str, complete: Any, weights: tuple[float, float] = (1, 1))
 
 
 def _answer(name: str) -> dict[str, Any]:
-    return {"id": "x", "choices": [{"message": {"role": "assistant", "content": name}}],
-            "usage": {"prompt_tokens": 1, "completion_tokens": 1}}
+    return {
+        "id": "x",
+        "choices": [{"message": {"role": "assistant", "content": name}}],
+        "usage": {"prompt_tokens": 1, "completion_tokens": 1},
+    }
 
 
 async def test_least_in_flight_sends_a_new_request_to_the_idle_member() -> None:
     release = asyncio.Event()
 
-    async def complete(deployment: Deployment, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def complete(
+        deployment: Deployment, request: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
         await release.wait()
         return _answer(deployment.name)
 
@@ -53,30 +58,44 @@ async def test_least_in_flight_sends_a_new_request_to_the_idle_member() -> None:
         await asyncio.sleep(0)
     release.set()
     outcomes = await asyncio.gather(first, second)
-    assert outcomes[0].result.deployment == busy and outcomes[1].result.deployment == ({A, B} - {busy}).pop()
+    assert (
+        outcomes[0].result.deployment == busy
+        and outcomes[1].result.deployment == ({A, B} - {busy}).pop()
+    )
     assert router.group_stats.in_flight(A) == router.group_stats.in_flight(B) == 0
 
 
 async def test_lowest_latency_measures_each_member_then_prefers_the_faster() -> None:
-    async def complete(deployment: Deployment, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def complete(
+        deployment: Deployment, request: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
         await asyncio.sleep(0.05 if deployment.name == A else 0)
         return _answer(deployment.name)
 
     router = _router("lowest_latency", complete)
-    answered = Counter([(await router.chat(REQUEST, "hi", model=A)).result.deployment for _ in range(12)])
+    answered = Counter(
+        [(await router.chat(REQUEST, "hi", model=A)).result.deployment for _ in range(12)]
+    )
     assert answered == {A: 1, B: 11}  # A once (to be measured), then always the faster B
 
 
 async def test_a_429_on_one_member_moves_to_the_other_and_cools_only_that_one() -> None:
-    async def complete(deployment: Deployment, request: dict[str, Any], timeout: float) -> dict[str, Any]:
+    async def complete(
+        deployment: Deployment, request: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
         if deployment.name == A:
             raise ProviderError("rate limited", status=429, retry_after_s=30)
         return _answer(deployment.name)
 
     router = _router("weighted", complete, weights=(1, 0))  # weight 0: B only after A
     outcome = await router.chat(REQUEST, "hi", model=A)
-    assert [(a.deployment, a.outcome) for a in outcome.result.attempts] == [(A, "failed"), (B, "ok")]
+    assert [(a.deployment, a.outcome) for a in outcome.result.attempts] == [
+        (A, "failed"),
+        (B, "ok"),
+    ]
     assert not router.cooldowns.available(A) and router.cooldowns.available(B)
-    again = await router.chat(REQUEST, "hi", model=A)  # A cools down: B answers, A is skipped unasked
+    again = await router.chat(
+        REQUEST, "hi", model=A
+    )  # A cools down: B answers, A is skipped unasked
     assert again.result.deployment == B
     assert [a.outcome for a in again.result.attempts] == ["ok"]

@@ -24,7 +24,6 @@ def key(**limits: object) -> ClientKey:
     return ClientKey(id="key_test", prefix="ir-abcdefg", team="acme", name="ci", **limits)  # type: ignore[arg-type]
 
 
-
 async def test_rpm_admits_the_limit_then_answers_429_with_a_retry_after() -> None:
     limits = Limits(InProcessCounters())
     k = key(rpm=3)
@@ -105,8 +104,9 @@ def test_keys_are_random_and_only_their_hash_is_kept() -> None:
     assert first not in hash_key(first)
 
 
-@pytest.mark.parametrize("limits", [dict(budget_day_usd=-1.0), dict(rpm=0), dict(tpm=-5),
-                                    dict(over_budget="maybe")])
+@pytest.mark.parametrize(
+    "limits", [dict(budget_day_usd=-1.0), dict(rpm=0), dict(tpm=-5), dict(over_budget="maybe")]
+)
 def test_key_limits_are_validated(limits: dict) -> None:
     with pytest.raises(InvalidRequestError):
         KeyLimits(**limits)
@@ -118,7 +118,9 @@ def test_downgrade_chain_is_the_tier_minus_what_is_forbidden_and_local_when_sens
     forbid = EffectiveOverride(forbid_deployments=frozenset({"kimi-k2.6"}), applied=("org:acme",))
     assert downgrade_chain(config, "primary", override=forbid) == ("kimi-k2.6-together",)
     assert downgrade_chain(config, "primary", sensitive=True) == ("qwen-32b-local",)
-    forbid_all = EffectiveOverride(forbid_providers=frozenset({"cloudflare", "together_ai"}), applied=("org:acme",))
+    forbid_all = EffectiveOverride(
+        forbid_providers=frozenset({"cloudflare", "together_ai"}), applied=("org:acme",)
+    )
     assert downgrade_chain(config, "primary", override=forbid_all) == ()
 
 
@@ -137,7 +139,9 @@ class _CommitTimesOutOnce(InProcessCounters):
 
 
 @pytest.mark.parametrize(("failures", "charged"), [(1, 2.25), (2, 2.25), (3, 0.0)])
-async def test_a_settle_tries_again_when_the_counters_do_not_answer(failures: int, charged: float) -> None:
+async def test_a_settle_tries_again_when_the_counters_do_not_answer(
+    failures: int, charged: float
+) -> None:
     limits = Limits(_CommitTimesOutOnce(0))
     hold = await limits.hold(key(), 12.5)
     assert isinstance(hold, BudgetHold) and len(hold.reservations) == 2  # a day and a month

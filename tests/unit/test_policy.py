@@ -31,7 +31,11 @@ def test_auto_follows_the_default_intent_policy(intent: str, first: str) -> None
 def test_a_policy_chain_continues_along_its_fallbacks() -> None:
     # architecture_review lists three; kimi-k2.6's fallback (Together) is appended.
     assert choose_chain(CONFIG, "architecture_review").chain == (
-        "claude-sonnet-4", "gpt-4o", "kimi-k2.6", "kimi-k2.6-together")
+        "claude-sonnet-4",
+        "gpt-4o",
+        "kimi-k2.6",
+        "kimi-k2.6-together",
+    )
 
 
 def test_a_concrete_deployment_keeps_its_fallback_chain() -> None:
@@ -71,4 +75,8 @@ def test_sensitive_without_a_local_tier_fails_closed() -> None:
 def test_fallback_cycles_terminate() -> None:
     # kimi -> together, claude -> claude, gpt -> claude: each appears once.
     assert choose_chain(CONFIG, "general", "kimi-k2.6").chain == (
-        "kimi-k2.6", "kimi-k2.6-together", "claude-sonnet-4", "gpt-4o")
+        "kimi-k2.6",
+        "kimi-k2.6-together",
+        "claude-sonnet-4",
+        "gpt-4o",
+    )

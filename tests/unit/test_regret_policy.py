@@ -43,7 +43,10 @@ costs_st = st.fixed_dictionaries({i: st.floats(0.0, 0.05) for i in INTENTS})
 @given(st.sampled_from(INTENTS), matrices(), costs_st, st.floats(0.0, 100.0))
 @SETTINGS
 def test_a_certain_prediction_routes_as_its_intent(
-    intent: str, matrix: dict, costs: dict, weight: float,
+    intent: str,
+    matrix: dict,
+    costs: dict,
+    weight: float,
 ) -> None:
     choice = choose(one_hot(intent, INTENTS), matrix, costs, weight)
     assert choice.routed_as == intent
@@ -53,7 +56,11 @@ def test_a_certain_prediction_routes_as_its_intent(
 @given(distributions(), matrices(), costs_st, st.floats(0.0, 20.0), st.floats(0.0, 20.0))
 @SETTINGS
 def test_raising_the_weight_never_raises_expected_regret_nor_lowers_spend(
-    p: dict, matrix: dict, costs: dict, w1: float, w2: float,
+    p: dict,
+    matrix: dict,
+    costs: dict,
+    w1: float,
+    w2: float,
 ) -> None:
     low, high = sorted((w1, w2))
 
@@ -70,7 +77,9 @@ def test_raising_the_weight_never_raises_expected_regret_nor_lowers_spend(
 
 @given(distributions(), st.floats(0.0, 20.0), st.floats(0.0, 20.0))
 @SETTINGS
-def test_with_the_default_matrix_more_weight_never_lowers_the_tier(p: dict, w1: float, w2: float) -> None:
+def test_with_the_default_matrix_more_weight_never_lowers_the_tier(
+    p: dict, w1: float, w2: float
+) -> None:
     low, high = sorted((w1, w2))
     assert COSTS[route_as(p, DEFAULT, COSTS, high)] >= COSTS[route_as(p, DEFAULT, COSTS, low)]
 
@@ -78,20 +87,29 @@ def test_with_the_default_matrix_more_weight_never_lowers_the_tier(p: dict, w1: 
 @given(distributions(), matrices(), costs_st, st.sampled_from(INTENTS), st.floats(0.0, 0.05))
 @SETTINGS
 def test_a_dearer_chain_is_never_chosen_more(
-    p: dict, matrix: dict, costs: dict, intent: str, extra: float,
+    p: dict,
+    matrix: dict,
+    costs: dict,
+    intent: str,
+    extra: float,
 ) -> None:
     """Cost is monotone: raising one intent's price never makes it chosen where it was not."""
     before = route_as(p, matrix, costs, 1.0)
     after = route_as(p, matrix, {**costs, intent: costs[intent] + extra}, 1.0)
     if before != intent:
         assert after != intent or expected_losses(p, matrix, costs, 1.0)[before] == pytest.approx(
-            expected_losses(p, matrix, {**costs, intent: costs[intent] + extra}, 1.0)[intent])
+            expected_losses(p, matrix, {**costs, intent: costs[intent] + extra}, 1.0)[intent]
+        )
 
 
 @given(distributions(), matrices(), costs_st, st.floats(0.0, 5.0), st.floats(0.0, 0.1))
 @SETTINGS
 def test_escalation_happens_only_when_the_gain_exceeds_its_cost(
-    p: dict, matrix: dict, costs: dict, weight: float, price: float,
+    p: dict,
+    matrix: dict,
+    costs: dict,
+    weight: float,
+    price: float,
 ) -> None:
     choice = choose(p, matrix, costs, weight, llm_accuracy=0.9, escalation_cost_usd=price)
     assert choice.escalation_gain_usd == pytest.approx(0.9 * min(choice.expected_loss.values()))

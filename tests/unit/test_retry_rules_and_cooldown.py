@@ -1,4 +1,3 @@
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -38,11 +37,14 @@ def test_context_window_errors_look_for_a_larger_window() -> None:
     assert verdict(failure, OPENAI) is Verdict.NEXT_WITH_LARGER_CONTEXT
 
 
-@pytest.mark.parametrize("message", [
-    "CUDA out of memory",
-    "model requires more system memory (21.5 GiB) than is available (15.2 GiB)",
-    "llama runner process has terminated: cudaMalloc failed: out of memory",
-])
+@pytest.mark.parametrize(
+    "message",
+    [
+        "CUDA out of memory",
+        "model requires more system memory (21.5 GiB) than is available (15.2 GiB)",
+        "llama runner process has terminated: cudaMalloc failed: out of memory",
+    ],
+)
 def test_ollama_out_of_memory_is_retryable(message: str) -> None:
     assert verdict(failure_from_status(500, message), OLLAMA) is Verdict.NEXT_DEPLOYMENT
 

@@ -49,20 +49,30 @@ from intent_router.thresholds import THRESHOLD_GRID
 from intent_router.types import Prediction
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CONFIG = parse_config({
-    "router": {
-        "llm_classifier": {"deployment": "cheap"},
-        "output_tokens": {"general": 100, "debugging": 200},
-        "routing": {"weight": 1, "latency_usd_per_s": 0.002},  # pinned for the regret cases
-    },
-    "deployments": {
-        "cheap": {"model": "test/cheap", "tier": "primary",
-                  "input_cost_per_mtok": 1, "output_cost_per_mtok": 1},
-        "premium": {"model": "test/premium", "tier": "fallback_1",
-                    "input_cost_per_mtok": 10, "output_cost_per_mtok": 10},
-    },
-    "policy": {i: ["premium"] if i in HIGH_STAKES_INTENTS else ["cheap"] for i in INTENTS},
-})
+CONFIG = parse_config(
+    {
+        "router": {
+            "llm_classifier": {"deployment": "cheap"},
+            "output_tokens": {"general": 100, "debugging": 200},
+            "routing": {"weight": 1, "latency_usd_per_s": 0.002},  # pinned for the regret cases
+        },
+        "deployments": {
+            "cheap": {
+                "model": "test/cheap",
+                "tier": "primary",
+                "input_cost_per_mtok": 1,
+                "output_cost_per_mtok": 1,
+            },
+            "premium": {
+                "model": "test/premium",
+                "tier": "fallback_1",
+                "input_cost_per_mtok": 10,
+                "output_cost_per_mtok": 10,
+            },
+        },
+        "policy": {i: ["premium"] if i in HIGH_STAKES_INTENTS else ["cheap"] for i in INTENTS},
+    }
+)
 EXAMPLES = [
     LabeledPrompt("p1", "general"),
     LabeledPrompt("p2", "debugging"),
@@ -155,10 +165,20 @@ def test_tradeoff_curve_sweeps_the_grid_and_places_the_fixed_policies() -> None:
 
 def test_metrics_carry_the_logged_names() -> None:
     metrics = summarize(_replay()).metrics()
-    assert {"accuracy", "macro_f1", "escalation_share", "cost_per_1k_routed_usd",
-            "cost_per_1k_premium_usd", "cost_per_1k_primary_usd", "savings_vs_premium",
-            "under_routing_share", "over_routing_share", "recommended_threshold",
-            "f1_general", "f1_debugging"} == set(metrics)
+    assert {
+        "accuracy",
+        "macro_f1",
+        "escalation_share",
+        "cost_per_1k_routed_usd",
+        "cost_per_1k_premium_usd",
+        "cost_per_1k_primary_usd",
+        "savings_vs_premium",
+        "under_routing_share",
+        "over_routing_share",
+        "recommended_threshold",
+        "f1_general",
+        "f1_debugging",
+    } == set(metrics)
     assert "savings vs premium" in format_table(metrics, 0.5, "run123")
 
 
@@ -192,9 +212,15 @@ def test_per_prompt_table_redacts_text_and_joins_the_chain() -> None:
 
 
 rows = st.lists(
-    st.tuples(st.sampled_from(INTENTS), st.sampled_from(INTENTS),
-              st.floats(0.0, 1.0), st.integers(1, 5000), st.integers(1, 5000)),
-    min_size=1, max_size=20,
+    st.tuples(
+        st.sampled_from(INTENTS),
+        st.sampled_from(INTENTS),
+        st.floats(0.0, 1.0),
+        st.integers(1, 5000),
+        st.integers(1, 5000),
+    ),
+    min_size=1,
+    max_size=20,
 )
 
 
@@ -218,8 +244,9 @@ def test_oracle_escalation_never_hurts_and_routing_never_costs_more_than_premium
 
 def test_load_labeled_skips_blank_lines_and_names_the_bad_line(tmp_path: Path) -> None:
     good = tmp_path / "good.jsonl"
-    good.write_text('{"text": "a", "intent": "general", "extra": 1}\n\n'
-                    '{"text": "b", "intent": "debugging"}\n')
+    good.write_text(
+        '{"text": "a", "intent": "general", "extra": 1}\n\n{"text": "b", "intent": "debugging"}\n'
+    )
     assert load_labeled(good) == [LabeledPrompt("a", "general"), LabeledPrompt("b", "debugging")]
     cases = {
         '{"text": "a", "intent": "general"}\n{"text": "b", "intent": "chat"}\n': r":2: unknown intent 'chat'",
@@ -264,15 +291,25 @@ def _sure(weights: dict[str, float]) -> Prediction:
 # Row 2 of the hand-computed case with a full probability vector: general 0.6, debugging 0.4.
 # Expected answer 0.6 * 100 + 0.4 * 200 = 140 tokens: cheap 1.14e-3, premium 11.4e-3 USD.
 # L(general) = 0.4 * 0.05 = 0.02; L(debugging) = 0.6 * (11.4e-3 - 1.14e-3 + 0.001) = 6.756e-3.
-DOUBTFUL = [LabeledPrompt("p2", "debugging")], [_sure({"general": 0.6, "debugging": 0.4})], TOKENS[:1]
+DOUBTFUL = (
+    [LabeledPrompt("p2", "debugging")],
+    [_sure({"general": 0.6, "debugging": 0.4})],
+    TOKENS[:1],
+)
 
 
-def test_regret_routing_sends_a_doubtful_debugging_prompt_to_premium_where_argmax_does_not() -> None:
+def test_regret_routing_sends_a_doubtful_debugging_prompt_to_premium_where_argmax_does_not() -> (
+    None
+):
     alone = replace(LOCAL, ask=False)
     [argmax] = replay(*DOUBTFUL, alone)
     [regret] = replay(*DOUBTFUL, replace(alone, mode="regret"))
     assert (argmax.deployment, argmax.under_routed) == ("cheap", True)
-    assert (regret.deployment, regret.routed_as, regret.under_routed) == ("premium", "debugging", False)
+    assert (regret.deployment, regret.routed_as, regret.under_routed) == (
+        "premium",
+        "debugging",
+        False,
+    )
     assert regret.final_intent == "general" and not regret.escalated  # classification unchanged
     # With the LLM classifier: gain 0.9 * 6.756e-3 > 0.51e-3 + 0.8 s * 0.002 USD/s: ask.
     [asked] = replay(*DOUBTFUL, replace(ORACLE, mode="regret"))

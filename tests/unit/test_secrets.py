@@ -22,7 +22,10 @@ SECRETS = [
     ("llm_api_key", "client = Anthropic(api_key='sk-ant-api03-abcdefghijklmnopqrstuv')"),
     ("google_api_key", "https://maps.googleapis.com/?key=AIzaSyDdI0hCZtE6vySjMm-WEfRq3CPzqKqqsHI"),
     ("bearer_token", "curl -H 'Authorization: Bearer abcdef0123456789abcdef0123456789'"),
-    ("jwt", "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"),
+    (
+        "jwt",
+        "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U",
+    ),
     ("connection_string_password", "DATABASE_URL=postgres://app:s3cr3t-P4ss@db.internal:5432/prod"),
     ("hardcoded_password", 'db.connect(user="admin", password="Tr0ub4dor&3xyz")'),
 ]
@@ -64,13 +67,52 @@ def test_redaction_never_leaves_a_finding_behind(text: str) -> None:
     assert secret not in redacted
 
 
-_FRAGMENTS = st.sampled_from([
-    "AKIA", "ASIA", "ABCDEFGHIJKLMNOP", "-----BEGIN ", "RSA ", "PRIVATE KEY-----", "aws_secret_access_key",
-    "AWS_SECRET_ACCESS_KEY", "=", ": ", "'", '"', "AIza", "ghp_", "github_pat_", "xoxb-", "sk_live_", "sk-",
-    "sk-ant-", "eyJ", ".", "Bearer ", "bearer ", "postgres://", "user", ":", "@", "host", "password",
-    "PASSWORD", "pwd", "ſecret", "API_KEY", "access_token", "Auth_Token", "KEY", "0123456789abcdef" * 3,
-    "A1b2C3d4E5f6G7h8I9j0" * 2, " ", "\n", "İ", "K",
-])
+_FRAGMENTS = st.sampled_from(
+    [
+        "AKIA",
+        "ASIA",
+        "ABCDEFGHIJKLMNOP",
+        "-----BEGIN ",
+        "RSA ",
+        "PRIVATE KEY-----",
+        "aws_secret_access_key",
+        "AWS_SECRET_ACCESS_KEY",
+        "=",
+        ": ",
+        "'",
+        '"',
+        "AIza",
+        "ghp_",
+        "github_pat_",
+        "xoxb-",
+        "sk_live_",
+        "sk-",
+        "sk-ant-",
+        "eyJ",
+        ".",
+        "Bearer ",
+        "bearer ",
+        "postgres://",
+        "user",
+        ":",
+        "@",
+        "host",
+        "password",
+        "PASSWORD",
+        "pwd",
+        "ſecret",
+        "API_KEY",
+        "access_token",
+        "Auth_Token",
+        "KEY",
+        "0123456789abcdef" * 3,
+        "A1b2C3d4E5f6G7h8I9j0" * 2,
+        " ",
+        "\n",
+        "İ",
+        "K",
+    ]
+)
 
 
 @given(st.lists(_FRAGMENTS, max_size=25).map("".join))

@@ -18,16 +18,22 @@ from intent_router.decisions.storable import (
     clean_text,
 )
 
-anything = st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.lists(st.integers()))
+anything = st.one_of(
+    st.none(), st.booleans(), st.integers(), st.floats(), st.text(), st.lists(st.integers())
+)
 json_like = st.recursive(
     st.one_of(st.none(), st.booleans(), st.integers(), st.floats(), st.text()),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
     max_leaves=20,
 )
 
 
 @given(st.text(), st.one_of(st.none(), st.integers(0, 300)))
-def test_clean_text_is_valid_utf8_without_nul_and_within_length(text: str, limit: int | None) -> None:
+def test_clean_text_is_valid_utf8_without_nul_and_within_length(
+    text: str, limit: int | None
+) -> None:
     cleaned = clean_text(text, limit)
     assert cleaned is not None
     cleaned.encode("utf-8")  # no lone surrogate left

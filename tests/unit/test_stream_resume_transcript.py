@@ -12,18 +12,31 @@ from intent_router.service.streaming import StreamTranscript as _Sent
 
 
 def _chunk(id_: str, model: str, delta: dict) -> bytes:
-    return b"data: " + json.dumps({"id": id_, "model": model, "choices": [{"index": 0, "delta": delta}]}).encode()
+    return (
+        b"data: "
+        + json.dumps(
+            {"id": id_, "model": model, "choices": [{"index": 0, "delta": delta}]}
+        ).encode()
+    )
 
 
-@given(st.lists(st.tuples(st.text(max_size=8), st.text(max_size=8), st.text(max_size=12)), min_size=1,
-                max_size=12))
+@given(
+    st.lists(
+        st.tuples(st.text(max_size=8), st.text(max_size=8), st.text(max_size=12)),
+        min_size=1,
+        max_size=12,
+    )
+)
 def test_every_chunk_passed_on_carries_the_first_id_and_model_and_the_text_is_kept(
-        chunks: list[tuple[str, str, str]]) -> None:
+    chunks: list[tuple[str, str, str]],
+) -> None:
     first_id, first_model, first_text = chunks[0]
     sent = _Sent(_chunk(first_id, first_model, {"role": "assistant", "content": first_text}))
     sent.resumed = True  # another deployment continues
     for id_, model, text in chunks[1:]:
-        out = json.loads(sent.pass_on(_chunk(id_, model, {"role": "assistant", "content": text}))[6:])
+        out = json.loads(
+            sent.pass_on(_chunk(id_, model, {"role": "assistant", "content": text}))[6:]
+        )
         assert (out["id"], out["model"]) == (first_id, first_model)
         assert out["choices"][0]["delta"] == {"content": text}
     assert sent.text == "".join(text for _, _, text in chunks)

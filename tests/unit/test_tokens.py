@@ -23,7 +23,8 @@ def test_tokens_are_counted_offline_with_the_bundled_cl100k_encoding() -> None:
 
 
 def test_the_bundled_copy_is_tiktokens_own_cl100k_base_and_loads_without_a_connection(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     import tiktoken
 
     # tiktoken reads its cache directory first: pointed at litellm's copy, it fetches nothing.
@@ -98,18 +99,24 @@ def test_a_long_text_is_counted_on_its_head_and_extrapolated() -> None:
 def test_a_conversation_counts_every_text_part() -> None:
     messages = [
         {"role": "system", "content": "You are terse."},
-        {"role": "user", "content": [{"type": "text", "text": "hello world"}, {"type": "image_url"}]},
+        {
+            "role": "user",
+            "content": [{"type": "text", "text": "hello world"}, {"type": "image_url"}],
+        },
         {"role": "assistant", "content": None},
         "not a message",
     ]
-    assert count_message_tokens(messages) == count_tokens("You are terse.") + count_tokens("hello world")
-
+    assert count_message_tokens(messages) == count_tokens("You are terse.") + count_tokens(
+        "hello world"
+    )
 
 
 def test_one_call_encodes_at_most_its_budget_and_estimates_the_rest() -> None:
     encoding = CountingEncoding()
     counter = TokenCounter(encoding, exact_chars=1000, call_chars=2000)
-    messages = [f"message {i}: the quick brown fox jumps over the lazy dog. " * 15 for i in range(10)]
+    messages = [
+        f"message {i}: the quick brown fox jumps over the lazy dog. " * 15 for i in range(10)
+    ]
     exact = sum(len(encoding._real(m)) for m in messages)  # about 870 characters each
     first = counter.count_all(messages)
     assert encoding.chars <= 2000 + 1000  # the budget, overrun by one text at most

@@ -38,11 +38,16 @@ from intent_router.routing.retry_rules import FailureKind, Verdict, failure_from
 
 OLLAMA = load_config().deployments["qwen-32b-local"]  # retry_on: oom, timeout
 GPT = load_config().deployments["gpt-4o"]
-GOOD = {"id": "c1", "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
-        "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}}
+GOOD = {
+    "id": "c1",
+    "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}}],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5},
+}
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats() | st.text(),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=12,
 )
 
@@ -58,7 +63,10 @@ def _is_malformed(call, *args) -> bool:
 
 # -- usage --------------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value", ["many", -500, float("nan"), float("inf"), [1], 10**300, 1.5, True, {}])
+
+@pytest.mark.parametrize(
+    "value", ["many", -500, float("nan"), float("inf"), [1], 10**300, 1.5, True, {}]
+)
 def test_a_hostile_token_count_is_malformed(value) -> None:
     assert _is_malformed(token_count, value, "prompt_tokens")
     assert _is_malformed(checked_usage, {"prompt_tokens": value})
@@ -87,10 +95,21 @@ def test_a_cost_from_any_usage_is_finite_and_never_negative(usage, price_in, pri
 
 # -- completions ----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("change", [
-    {"choices": "yes"}, {"choices": [1]}, {"choices": []}, {"choices": None}, {"choices": [{"message": "yes"}]},
-    {"id": {"a": 1}}, {"id": "i" * 10_000}, {"usage": "lots"}, {"usage": {"completion_tokens": -1}},
-])
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"choices": "yes"},
+        {"choices": [1]},
+        {"choices": []},
+        {"choices": None},
+        {"choices": [{"message": "yes"}]},
+        {"id": {"a": 1}},
+        {"id": "i" * 10_000},
+        {"usage": "lots"},
+        {"usage": {"completion_tokens": -1}},
+    ],
+)
 def test_a_completion_breaking_the_contract_is_malformed(change) -> None:
     assert _is_malformed(checked_completion, {**GOOD, **change})
     assert _is_malformed(parse_completion, json.dumps({**GOOD, **change}).encode())
@@ -100,11 +119,18 @@ def test_a_good_completion_passes_unchanged() -> None:
     assert parse_completion(json.dumps(GOOD).encode()) == GOOD
 
 
-@pytest.mark.parametrize("body", [
-    b'{"id": "broken", "choices": [', b"<html></html>", b'{"usage": {"prompt_tokens": NaN}, "choices": []}',
-    b'{"choices": [{"message": {"content": "\\udfff"}}]}', b'{"choices": [{"message": {"content": "\xff"}}]}',
-    b"[" * 100_000 + b"]" * 100_000, b"",
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"id": "broken", "choices": [',
+        b"<html></html>",
+        b'{"usage": {"prompt_tokens": NaN}, "choices": []}',
+        b'{"choices": [{"message": {"content": "\\udfff"}}]}',
+        b'{"choices": [{"message": {"content": "\xff"}}]}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"",
+    ],
+)
 def test_a_body_that_is_not_strict_json_is_malformed(body: bytes) -> None:
     assert _is_malformed(parse_completion, body)
 
@@ -131,6 +157,7 @@ def test_a_library_built_completion_with_a_lone_surrogate_is_malformed() -> None
 
 # -- stream events ---------------------------------------------------------------------------------
 
+
 def _line(chunk: dict) -> bytes:
     return b"data: " + json.dumps(chunk).encode()
 
@@ -138,23 +165,37 @@ def _line(chunk: dict) -> bytes:
 CHUNK = {"id": "c1", "choices": [{"index": 0, "delta": {"content": "hi"}}]}
 
 
-@pytest.mark.parametrize("line", [
-    b"hello", b"event: message", b"data: {broken", b'data: {"error": {"message": "overloaded"}}',
-    _line({**CHUNK, "choices": "yes"}), _line({**CHUNK, "choices": [{"delta": "yes"}]}),
-    _line({**CHUNK, "usage": {"prompt_tokens": -500}}), b'data: {"choices": [], "usage": {"prompt_tokens": NaN}}',
-])
+@pytest.mark.parametrize(
+    "line",
+    [
+        b"hello",
+        b"event: message",
+        b"data: {broken",
+        b'data: {"error": {"message": "overloaded"}}',
+        _line({**CHUNK, "choices": "yes"}),
+        _line({**CHUNK, "choices": [{"delta": "yes"}]}),
+        _line({**CHUNK, "usage": {"prompt_tokens": -500}}),
+        b'data: {"choices": [], "usage": {"prompt_tokens": NaN}}',
+    ],
+)
 def test_a_stream_line_breaking_the_contract_is_malformed(line: bytes) -> None:
     assert _is_malformed(checked_chunk, line)
 
 
 def test_only_the_redacted_error_of_an_upstream_reaches_a_message() -> None:
     with pytest.raises(ProviderError) as info:
-        checked_chunk(b'data: {"error": {"message": "bad key sk-123"}}', lambda text: text.replace("sk-123", "[R]"))
+        checked_chunk(
+            b'data: {"error": {"message": "bad key sk-123"}}',
+            lambda text: text.replace("sk-123", "[R]"),
+        )
     assert str(info.value) == "upstream sent an error event: bad key [R]"
     with pytest.raises(ProviderError) as info:
         checked_chunk(_line({**CHUNK, "choices": "Bearer sk-123"}))
     assert "sk-123" not in str(info.value) and "a str of 13 characters" in str(info.value)
-    assert error_message(b"x" * 295 + b"sk-123456", lambda text: text.replace("sk-123456", "[R]")) == "x" * 295 + "[R]"
+    assert (
+        error_message(b"x" * 295 + b"sk-123456", lambda text: text.replace("sk-123456", "[R]"))
+        == "x" * 295 + "[R]"
+    )
 
 
 def test_stream_lines_that_keep_the_contract() -> None:
@@ -175,27 +216,53 @@ async def _collect(lines: AsyncIterator[bytes]) -> list[bytes]:
 
 
 def test_checked_events_pass_chunks_and_later_comments_and_end_at_done() -> None:
-    got = asyncio.run(_collect(checked_events(_lines(b": processing", _line(CHUNK), b"event: x", b": alive",
-                                                     _line(CHUNK), b"data: [DONE]", b"trailing junk"))))
+    got = asyncio.run(
+        _collect(
+            checked_events(
+                _lines(
+                    b": processing",
+                    _line(CHUNK),
+                    b"event: x",
+                    b": alive",
+                    _line(CHUNK),
+                    b"data: [DONE]",
+                    b"trailing junk",
+                )
+            )
+        )
+    )
     assert got == [_line(CHUNK), b": alive", _line(CHUNK), b"data: [DONE]"]
 
 
-@pytest.mark.parametrize("lines", [
-    (b"data: [DONE]",), (), (b"event: message", _line(CHUNK)), (b"not sse",), (_line({"error": "x"}),),
-])
+@pytest.mark.parametrize(
+    "lines",
+    [
+        (b"data: [DONE]",),
+        (),
+        (b"event: message", _line(CHUNK)),
+        (b"not sse",),
+        (_line({"error": "x"}),),
+    ],
+)
 def test_a_stream_that_breaks_the_contract_before_its_first_chunk_is_malformed(lines) -> None:
     assert _is_malformed(lambda: asyncio.run(_collect(checked_events(_lines(*lines)))))
 
 
 # -- SSE lines ---------------------------------------------------------------------------------------
 
-@given(st.lists(st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")), max_size=8),
-       st.lists(st.integers(1, 20), min_size=1, max_size=10), st.booleans())
+
+@given(
+    st.lists(
+        st.binary(max_size=30).map(lambda b: b.replace(b"\n", b"").replace(b"\r", b"")), max_size=8
+    ),
+    st.lists(st.integers(1, 20), min_size=1, max_size=10),
+    st.booleans(),
+)
 def test_lines_split_the_same_however_the_bytes_arrive(lines, cuts, crlf) -> None:
     data = b"".join(line + (b"\r\n" if crlf else b"\n") for line in lines)
     splitter, got, position = SSELineSplitter(64), [], 0
     for cut in cuts * (len(data) // max(1, sum(cuts)) + 1):
-        got += splitter.feed(data[position:position + cut])
+        got += splitter.feed(data[position : position + cut])
         position += cut
     got += splitter.feed(data[position:]) + splitter.close()
     assert got == [line for line in lines if line]
@@ -207,7 +274,7 @@ def test_a_line_over_the_limit_is_refused_after_the_lines_before_it(before, extr
     splitter, got = SSELineSplitter(100), []
     with pytest.raises(ProviderError, match="longer than 100 bytes"):
         for start in range(0, len(data), piece):
-            got += splitter.feed(data[start:start + piece])
+            got += splitter.feed(data[start : start + piece])
         got += splitter.close()
     assert got == [b"data: ok"] * before
 
@@ -221,12 +288,26 @@ def _date(offset_s: float) -> str:
     return format_datetime(datetime.fromtimestamp(NOW + offset_s, UTC), usegmt=True)
 
 
-@pytest.mark.parametrize(("value", "expected"), [
-    ("7", 7.0), (" 2.5 ", 2.5), ("99999999999", 300.0), ("inf", 300.0), ("1e400", 300.0),
-    (_date(120), 120.0), (_date(86_400 * 365), 300.0), ("Sun, 06 Nov 1994 08:49:37 GMT", None),
-    ("-5", None), ("0", None), ("nan", None), ("soon", None), ("", None), (None, None),
-    ("Sun, 06 Nov 1994 08:49:37", None),  # no zone: not an HTTP date
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("7", 7.0),
+        (" 2.5 ", 2.5),
+        ("99999999999", 300.0),
+        ("inf", 300.0),
+        ("1e400", 300.0),
+        (_date(120), 120.0),
+        (_date(86_400 * 365), 300.0),
+        ("Sun, 06 Nov 1994 08:49:37 GMT", None),
+        ("-5", None),
+        ("0", None),
+        ("nan", None),
+        ("soon", None),
+        ("", None),
+        (None, None),
+        ("Sun, 06 Nov 1994 08:49:37", None),  # no zone: not an HTTP date
+    ],
+)
 def test_retry_after_seconds_and_http_dates_capped(value, expected) -> None:
     assert parse_retry_after(value, cap_s=300.0, now=lambda: NOW) == expected
 
@@ -249,13 +330,17 @@ def test_a_cooldown_never_outlasts_the_retry_after_cap() -> None:
 
 # -- error bodies and retry rules ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("body", "message"), [
-    (b'{"error": {"message": "boom \\udfff"}}', "boom \ufffd"),
-    (b'{"error": {"message": "nul \\u0000 here"}}', "nul \ufffd here"),
-    (b'{"error": {"message": ["a", 1]}}', "a list of 2 items"),
-    (b"bad \xff\xfe bytes", "bad \ufffd\ufffd bytes"),
-    (b'{"error": "plain"}', "plain"),
-])
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"error": {"message": "boom \\udfff"}}', "boom \ufffd"),
+        (b'{"error": {"message": "nul \\u0000 here"}}', "nul \ufffd here"),
+        (b'{"error": {"message": ["a", 1]}}', "a list of 2 items"),
+        (b"bad \xff\xfe bytes", "bad \ufffd\ufffd bytes"),
+        (b'{"error": "plain"}', "plain"),
+    ],
+)
 def test_an_error_body_becomes_text_safe_anywhere(body: bytes, message: str) -> None:
     assert error_message(body) == message
 
@@ -277,14 +362,22 @@ def test_unreachable_and_malformed_are_retried_on_every_deployment(kind: str) ->
 
 # -- configuration --------------------------------------------------------------------------------
 
+
 def test_the_upstream_limits_default_as_documented() -> None:
     assert load_config().upstream == UpstreamLimits(8 * 2**20, 2**20, 60.0, 600.0, 300.0)
 
 
-@pytest.mark.parametrize(("field", "value"), [
-    ("max_body_bytes", 10), ("max_sse_line_bytes", 2**31), ("stream_idle_s", 0), ("stream_total_s", "long"),
-    ("max_retry_after_s", -1), ("unknown", 1),
-])
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("max_body_bytes", 10),
+        ("max_sse_line_bytes", 2**31),
+        ("stream_idle_s", 0),
+        ("stream_total_s", "long"),
+        ("max_retry_after_s", -1),
+        ("unknown", 1),
+    ],
+)
 def test_a_bad_upstream_limit_names_its_field(field: str, value) -> None:
     import yaml
 

@@ -4,4 +4,11 @@ from intent_router.decisions.records import AttemptRecord, Decision, Feedback, p
 from intent_router.decisions.store import DecisionStore
 from intent_router.decisions.writer import DecisionWriter
 
-__all__ = ["AttemptRecord", "Decision", "DecisionStore", "DecisionWriter", "Feedback", "prompt_digest"]
+__all__ = [
+    "AttemptRecord",
+    "Decision",
+    "DecisionStore",
+    "DecisionWriter",
+    "Feedback",
+    "prompt_digest",
+]

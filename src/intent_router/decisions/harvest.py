@@ -45,7 +45,11 @@ def harvest(store: DecisionStore, out: Path, base: Path | None = None) -> Harves
                 item = json.loads(line)
                 if item.get("intent") not in INTENTS or not isinstance(item.get("text"), str):
                     raise ValueError(f"{base}:{number}: needs 'text' and a known 'intent'")
-                rows[item["text"]] = {"text": item["text"], "intent": item["intent"], "source": "base"}
+                rows[item["text"]] = {
+                    "text": item["text"],
+                    "intent": item["intent"],
+                    "source": "base",
+                }
                 from_base += 1
     counts = {"llm": 0, "feedback": 0, "without_text": 0}
     for item in store.harvestable():
@@ -54,24 +58,32 @@ def harvest(store: DecisionStore, out: Path, base: Path | None = None) -> Harves
         if not item.get("prompt_text"):
             counts["without_text"] += 1
             continue
-        rows[item["prompt_text"]] = {"text": item["prompt_text"], "intent": item["intent"],
-                                     "source": item["how"], "request_id": item["request_id"]}
+        rows[item["prompt_text"]] = {
+            "text": item["prompt_text"],
+            "intent": item["intent"],
+            "source": item["how"],
+            "request_id": item["request_id"],
+        }
         counts[item["how"]] += 1
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as handle:
         for row in rows.values():
             handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-    return HarvestReport(len(rows), counts["llm"], counts["feedback"], counts["without_text"], from_base)
+    return HarvestReport(
+        len(rows), counts["llm"], counts["feedback"], counts["without_text"], from_base
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
     settings = ServiceSettings.from_env()
-    parser = argparse.ArgumentParser(prog="python -m intent_router.decisions.harvest", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m intent_router.decisions.harvest",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--out", type=Path, default=Path("data/harvested.jsonl"))
     parser.add_argument("--base", type=Path, default=None, help="a labeled JSONL to merge into")
-    parser.add_argument("--config", type=Path,
-                        default=settings.config_path)
+    parser.add_argument("--config", type=Path, default=settings.config_path)
     args = parser.parse_args(argv)
     try:
         config = load_config(args.config)
@@ -86,11 +98,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         store.dispose()
-    print(f"wrote {report.written} rows to {args.out}: {report.from_llm} labeled by the LLM classifier, "
-          f"{report.from_feedback} corrected by users, {report.from_base} from the base set")
+    print(
+        f"wrote {report.written} rows to {args.out}: {report.from_llm} labeled by the LLM classifier, "
+        f"{report.from_feedback} corrected by users, {report.from_base} from the base set"
+    )
     if report.without_text:
-        print(f"{report.without_text} decisions had only a prompt hash (storage.store_prompts is off) "
-              "and were not exported")
+        print(
+            f"{report.without_text} decisions had only a prompt hash (storage.store_prompts is off) "
+            "and were not exported"
+        )
     return 0
 
 

@@ -30,7 +30,8 @@ from intent_router.decisions.storable import clean_float, clean_int, clean_json,
 from intent_router.types import Attempt
 
 decisions = Table(
-    "decisions", metadata,
+    "decisions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("request_id", String(128), nullable=False, unique=True),
     Column("created_at", Float, nullable=False, index=True),
@@ -72,7 +73,8 @@ decisions = Table(
 )
 
 feedback = Table(
-    "feedback", metadata,
+    "feedback",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("request_id", String(128), nullable=False, index=True),
     Column("created_at", Float, nullable=False),
@@ -82,7 +84,8 @@ feedback = Table(
 )
 
 tracking_state = Table(
-    "tracking_state", metadata,
+    "tracking_state",
+    metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
 )
@@ -111,7 +114,11 @@ class DecisionStore(MigratedStore):
     def get(self, request_id: str) -> dict[str, Any] | None:
         self.ensure_schema()
         with self.engine.connect() as connection:
-            row = connection.execute(select(decisions).where(decisions.c.request_id == request_id)).mappings().first()
+            row = (
+                connection.execute(select(decisions).where(decisions.c.request_id == request_id))
+                .mappings()
+                .first()
+            )
         return dict(row) if row else None
 
     def count(self) -> int:
@@ -119,34 +126,50 @@ class DecisionStore(MigratedStore):
         with self.engine.connect() as connection:
             return int(connection.execute(select(func.count()).select_from(decisions)).scalar_one())
 
-    def after(self, last_id: int, limit: int = 10_000,
-              columns: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    def after(
+        self, last_id: int, limit: int = 10_000, columns: Sequence[str] | None = None
+    ) -> list[dict[str, Any]]:
         """Decisions with an id above ``last_id``, oldest first (only ``columns`` if given)."""
         self.ensure_schema()
         selected = [decisions.c[name] for name in columns] if columns else [decisions]
-        query = select(*selected).where(decisions.c.id > last_id).order_by(decisions.c.id).limit(limit)
+        query = (
+            select(*selected).where(decisions.c.id > last_id).order_by(decisions.c.id).limit(limit)
+        )
         with self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(query).mappings()]
 
     def untraced_samples(self, first_id: int, last_id: int) -> list[dict[str, Any]]:
         """Sampled decisions in [first_id, last_id] whose trace is not written yet."""
         self.ensure_schema()
-        query = (select(decisions).where(decisions.c.id.between(first_id, last_id), decisions.c.traced,
-                                         decisions.c.trace_id.is_(None)).order_by(decisions.c.id))
+        query = (
+            select(decisions)
+            .where(
+                decisions.c.id.between(first_id, last_id),
+                decisions.c.traced,
+                decisions.c.trace_id.is_(None),
+            )
+            .order_by(decisions.c.id)
+        )
         with self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(query).mappings()]
 
     def set_trace_id(self, request_id: str, trace_id: str) -> None:
         self.ensure_schema()
         with self.engine.begin() as connection:
-            connection.execute(update(decisions).where(decisions.c.request_id == request_id)
-                               .values(trace_id=trace_id))
+            connection.execute(
+                update(decisions)
+                .where(decisions.c.request_id == request_id)
+                .values(trace_id=trace_id)
+            )
 
     def add_feedback(self, item: Feedback) -> None:
         self.ensure_schema()
         with self.engine.begin() as connection:
-            connection.execute(insert(feedback).values(**{k: _no_nul(v) for k, v in asdict(item).items()},
-                                                       created_at=time.time()))
+            connection.execute(
+                insert(feedback).values(
+                    **{k: _no_nul(v) for k, v in asdict(item).items()}, created_at=time.time()
+                )
+            )
 
     def feedback_for(self, request_id: str) -> list[dict[str, Any]]:
         self.ensure_schema()
@@ -157,9 +180,13 @@ class DecisionStore(MigratedStore):
     def feedback_after(self, last_id: int, limit: int = 1000) -> list[dict[str, Any]]:
         """Feedback with an id above ``last_id``, with its decision's trace fields."""
         self.ensure_schema()
-        query = (select(feedback, decisions.c.traced, decisions.c.trace_id)
-                 .join(decisions, decisions.c.request_id == feedback.c.request_id)
-                 .where(feedback.c.id > last_id).order_by(feedback.c.id).limit(limit))
+        query = (
+            select(feedback, decisions.c.traced, decisions.c.trace_id)
+            .join(decisions, decisions.c.request_id == feedback.c.request_id)
+            .where(feedback.c.id > last_id)
+            .order_by(feedback.c.id)
+            .limit(limit)
+        )
         with self.engine.connect() as connection:
             return [dict(r) for r in connection.execute(query).mappings()]
 
@@ -167,38 +194,67 @@ class DecisionStore(MigratedStore):
         """Decisions the LLM classifier labeled, and decisions a user corrected (latest
         correction wins), as {request_id, intent, how, prompt_text, prompt_sha256}."""
         self.ensure_schema()
-        latest = (select(feedback.c.request_id, func.max(feedback.c.id).label("fid"))
-                  .where(feedback.c.correct_intent.is_not(None)).group_by(feedback.c.request_id).subquery())
-        corrected = (select(decisions.c.request_id, decisions.c.prompt_text, decisions.c.prompt_sha256,
-                            feedback.c.correct_intent)
-                     .join(latest, latest.c.request_id == decisions.c.request_id)
-                     .join(feedback, feedback.c.id == latest.c.fid))
-        escalated = (select(decisions.c.request_id, decisions.c.prompt_text, decisions.c.prompt_sha256,
-                            decisions.c.llm_label)
-                     .where(decisions.c.source == "llm", decisions.c.llm_label.is_not(None))
-                     .order_by(decisions.c.id))
+        latest = (
+            select(feedback.c.request_id, func.max(feedback.c.id).label("fid"))
+            .where(feedback.c.correct_intent.is_not(None))
+            .group_by(feedback.c.request_id)
+            .subquery()
+        )
+        corrected = (
+            select(
+                decisions.c.request_id,
+                decisions.c.prompt_text,
+                decisions.c.prompt_sha256,
+                feedback.c.correct_intent,
+            )
+            .join(latest, latest.c.request_id == decisions.c.request_id)
+            .join(feedback, feedback.c.id == latest.c.fid)
+        )
+        escalated = (
+            select(
+                decisions.c.request_id,
+                decisions.c.prompt_text,
+                decisions.c.prompt_sha256,
+                decisions.c.llm_label,
+            )
+            .where(decisions.c.source == "llm", decisions.c.llm_label.is_not(None))
+            .order_by(decisions.c.id)
+        )
         with self.engine.connect() as connection:
             seen: set[str] = set()
             for row in connection.execute(corrected).mappings():
                 seen.add(row["request_id"])
-                yield {"request_id": row["request_id"], "intent": row["correct_intent"], "how": "feedback",
-                       "prompt_text": row["prompt_text"], "prompt_sha256": row["prompt_sha256"]}
+                yield {
+                    "request_id": row["request_id"],
+                    "intent": row["correct_intent"],
+                    "how": "feedback",
+                    "prompt_text": row["prompt_text"],
+                    "prompt_sha256": row["prompt_sha256"],
+                }
             for row in connection.execute(escalated).mappings():
                 if row["request_id"] not in seen:
-                    yield {"request_id": row["request_id"], "intent": row["llm_label"], "how": "llm",
-                           "prompt_text": row["prompt_text"], "prompt_sha256": row["prompt_sha256"]}
+                    yield {
+                        "request_id": row["request_id"],
+                        "intent": row["llm_label"],
+                        "how": "llm",
+                        "prompt_text": row["prompt_text"],
+                        "prompt_sha256": row["prompt_sha256"],
+                    }
 
     def get_state(self, key: str) -> str | None:
         self.ensure_schema()
         with self.engine.connect() as connection:
-            value = connection.execute(select(tracking_state.c.value).where(tracking_state.c.key == key)).scalar()
+            value = connection.execute(
+                select(tracking_state.c.value).where(tracking_state.c.key == key)
+            ).scalar()
         return None if value is None else str(value)
 
     def set_state(self, key: str, value: str) -> None:
         self.ensure_schema()
         with self.engine.begin() as connection:
-            changed = connection.execute(update(tracking_state).where(tracking_state.c.key == key)
-                                         .values(value=value)).rowcount
+            changed = connection.execute(
+                update(tracking_state).where(tracking_state.c.key == key).values(value=value)
+            ).rowcount
             if not changed:
                 connection.execute(insert(tracking_state).values(key=key, value=value))
 
@@ -209,16 +265,22 @@ class DecisionStore(MigratedStore):
         now = time.time()
         key = f"lease:{name}"
         with self.engine.begin() as connection:
-            current = connection.execute(select(tracking_state.c.value).where(tracking_state.c.key == key)
-                                         .with_for_update()).scalar()
+            current = connection.execute(
+                select(tracking_state.c.value).where(tracking_state.c.key == key).with_for_update()
+            ).scalar()
             if current is not None:
                 holder, _, until = str(current).rpartition("|")
                 if holder != owner and float(until) > now:
                     return False
-                connection.execute(update(tracking_state).where(tracking_state.c.key == key)
-                                   .values(value=f"{owner}|{now + ttl_s}"))
+                connection.execute(
+                    update(tracking_state)
+                    .where(tracking_state.c.key == key)
+                    .values(value=f"{owner}|{now + ttl_s}")
+                )
             else:
-                connection.execute(insert(tracking_state).values(key=key, value=f"{owner}|{now + ttl_s}"))
+                connection.execute(
+                    insert(tracking_state).values(key=key, value=f"{owner}|{now + ttl_s}")
+                )
         return True
 
 
@@ -243,8 +305,11 @@ def _cleaner(column: Column[Any]) -> Callable[[Any], Any]:
 
 
 #: (field, cleaner) for every column a Decision fills.
-_DECISION_COLUMNS = tuple((f.name, _cleaner(decisions.c[f.name])) for f in fields(Decision)
-                          if f.name not in ("chain", "attempts"))
+_DECISION_COLUMNS = tuple(
+    (f.name, _cleaner(decisions.c[f.name]))
+    for f in fields(Decision)
+    if f.name not in ("chain", "attempts")
+)
 
 
 def _no_nul(value: Any) -> Any:
@@ -259,19 +324,28 @@ def _to_row(decision: Decision) -> dict[str, Any]:
     # Shallow, by hand: dataclasses.asdict deep-copies and costs several times more.
     row = {name: clean(getattr(decision, name)) for name, clean in _DECISION_COLUMNS}
     row["chain"] = clean_json(list(decision.chain))
-    row["attempts"] = clean_json([{name: getattr(a, name) for name in _ATTEMPT_FIELDS}
-                                  for a in decision.attempts])
+    row["attempts"] = clean_json(
+        [{name: getattr(a, name) for name in _ATTEMPT_FIELDS} for a in decision.attempts]
+    )
     return row
 
 
 def degraded_row(decision: Decision, reason: str) -> dict[str, Any]:
     """What is left of a decision the database refused even sanitised: who, when, what
     endpoint and status, with the reason in ``error``. Still one row per request."""
-    bare = Decision(request_id=decision.request_id, created_at=decision.created_at,
-                    endpoint=decision.endpoint, status=decision.status, intent=None, confidence=None,
-                    source=decision.source, chain=(), model_version=decision.model_version,
-                    prompt_sha256=decision.prompt_sha256,
-                    error=f"decision row degraded, the database refused it: {reason}")
+    bare = Decision(
+        request_id=decision.request_id,
+        created_at=decision.created_at,
+        endpoint=decision.endpoint,
+        status=decision.status,
+        intent=None,
+        confidence=None,
+        source=decision.source,
+        chain=(),
+        model_version=decision.model_version,
+        prompt_sha256=decision.prompt_sha256,
+        error=f"decision row degraded, the database refused it: {reason}",
+    )
     return _to_row(bare)
 
 

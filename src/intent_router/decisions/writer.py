@@ -25,7 +25,9 @@ log = logging.getLogger("intent_router.decisions")
 class DecisionWriter:
     """A background writer for one DecisionStore."""
 
-    def __init__(self, store: DecisionStore, batch_size: int = 500, interval_s: float = 0.2) -> None:
+    def __init__(
+        self, store: DecisionStore, batch_size: int = 500, interval_s: float = 0.2
+    ) -> None:
         self.store = store
         self._queue: queue.SimpleQueue[Decision | Callable[[], Decision]] = queue.SimpleQueue()
         self._batch_size = batch_size
@@ -76,9 +78,14 @@ class DecisionWriter:
             try:
                 self._write()
             except Exception as exc:  # the database is down or locked: keep the rows, retry
-                log.warning("decision log write failed (%s rows kept, retrying): %s",
-                            len(self._pending), type(exc).__name__)
-                if self._stop.wait(backoff) and backoff > 5:  # shutting down, the database stays down
+                log.warning(
+                    "decision log write failed (%s rows kept, retrying): %s",
+                    len(self._pending),
+                    type(exc).__name__,
+                )
+                if (
+                    self._stop.wait(backoff) and backoff > 5
+                ):  # shutting down, the database stays down
                     return
                 backoff = min(backoff * 2, 10.0)
                 continue
@@ -149,4 +156,6 @@ class DecisionWriter:
         except Exception:
             self.store.ping()
             outcome = "dropped"
-        log.error("decision %s was refused by the database (%s): %s", row.request_id, reason, outcome)
+        log.error(
+            "decision %s was refused by the database (%s): %s", row.request_id, reason, outcome
+        )

@@ -22,24 +22,44 @@ EXIT_USAGE = 2
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m intent_router.evaluation",
-                                     description=__doc__)
-    parser.add_argument("--data", type=Path, action="append",
-                        help="labeled JSONL, or a real split file (.json) for its test rows; "
-                             "repeatable (default: data/real_split.json, then data/test.jsonl)")
+    parser = argparse.ArgumentParser(prog="python -m intent_router.evaluation", description=__doc__)
+    parser.add_argument(
+        "--data",
+        type=Path,
+        action="append",
+        help="labeled JSONL, or a real split file (.json) for its test rows; "
+        "repeatable (default: data/real_split.json, then data/test.jsonl)",
+    )
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="router YAML")
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
-    parser.add_argument("--escalation", choices=ESCALATION_MODES, default="local",
-                        help="local: escalated prompts keep the local label; oracle: the LLM "
-                             "classifier is assumed right")
-    parser.add_argument("--premium", default=None,
-                        help="deployment that 'always premium' uses (default: first fallback_1)")
-    parser.add_argument("--target", type=float, default=DEFAULT_TARGET_ACCURACY,
-                        help="local accuracy the recommended threshold must reach")
-    parser.add_argument("--redact", action="store_true",
-                        help="log sha256:<hex> instead of prompt text in the per-prompt table")
-    parser.add_argument("--write-threshold", action="store_true",
-                        help="write the recommended threshold into <models-dir>/intent.json")
+    parser.add_argument(
+        "--escalation",
+        choices=ESCALATION_MODES,
+        default="local",
+        help="local: escalated prompts keep the local label; oracle: the LLM "
+        "classifier is assumed right",
+    )
+    parser.add_argument(
+        "--premium",
+        default=None,
+        help="deployment that 'always premium' uses (default: first fallback_1)",
+    )
+    parser.add_argument(
+        "--target",
+        type=float,
+        default=DEFAULT_TARGET_ACCURACY,
+        help="local accuracy the recommended threshold must reach",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="log sha256:<hex> instead of prompt text in the per-prompt table",
+    )
+    parser.add_argument(
+        "--write-threshold",
+        action="store_true",
+        help="write the recommended threshold into <models-dir>/intent.json",
+    )
     return parser.parse_args(argv)
 
 
@@ -54,27 +74,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     evaluations, run_ids = [], []
     for data in args.data or DEFAULT_DATA:
         try:
-            evaluation = evaluate_routing(data, args.config, args.models_dir, args.escalation,
-                                          args.premium, args.target)
+            evaluation = evaluate_routing(
+                data, args.config, args.models_dir, args.escalation, args.premium, args.target
+            )
         except (DataFileError, ConfigError, ModelError) as exc:
             return _fail(str(exc))
         evaluations.append(evaluation)
         run_ids.append(log_evaluation(evaluation, redact=args.redact))
-    print(format_columns([data_name(e.data_path) for e in evaluations],
-                         [e.metrics() for e in evaluations], evaluations[0].settings.threshold,
-                         run_ids))
+    print(
+        format_columns(
+            [data_name(e.data_path) for e in evaluations],
+            [e.metrics() for e in evaluations],
+            evaluations[0].settings.threshold,
+            run_ids,
+        )
+    )
     for evaluation in evaluations:
         print()
-        print(format_comparison(data_name(evaluation.data_path), evaluation.comparison,
-                                evaluation.settings.escalation))
+        print(
+            format_comparison(
+                data_name(evaluation.data_path),
+                evaluation.comparison,
+                evaluation.settings.escalation,
+            )
+        )
     if args.write_threshold:
         from intent_router.evaluation.model_threshold import write_threshold
 
         first = evaluations[0]
         target = args.models_dir / "intent.json"
         written = write_threshold(target, first.summary.recommended_threshold)
-        print(f"wrote confidence_threshold {written.confidence_threshold:.2f} to {target} "
-              f"(recommended on {data_name(first.data_path)})")
+        print(
+            f"wrote confidence_threshold {written.confidence_threshold:.2f} to {target} "
+            f"(recommended on {data_name(first.data_path)})"
+        )
         if first.settings.config.confidence_threshold is not None:
             print("note: the router config sets confidence_threshold, which overrides the model's")
     return 0
@@ -97,7 +130,9 @@ _ROWS = (
 
 
 def format_columns(
-    names: Sequence[str], metrics: Sequence[dict[str, float]], threshold: float,
+    names: Sequence[str],
+    metrics: Sequence[dict[str, float]],
+    threshold: float,
     run_ids: Sequence[str],
 ) -> str:
     """The summary the CLI prints: one column per evaluated set, in the order given."""
@@ -111,8 +146,10 @@ def format_columns(
     rows = [("", list(names)), ("threshold in use", [f"{threshold:.2f}"] * len(names))]
     rows += [(label, [cell(m, keys, pattern) for m in metrics]) for label, keys, pattern in _ROWS]
     sources = sorted({k for m in metrics for k in m if k.startswith("accuracy_source_")})
-    rows += [(f"accuracy, {k.removeprefix('accuracy_source_')}",
-              [cell(m, k, "{:.4f}") for m in metrics]) for k in sources]
+    rows += [
+        (f"accuracy, {k.removeprefix('accuracy_source_')}", [cell(m, k, "{:.4f}") for m in metrics])
+        for k in sources
+    ]
     rows.append(("MLflow run id", list(run_ids)))
     width = max(len(label) for label, _ in rows)
     cols = [max(len(r[1][i]) for r in rows) for i in range(len(names))]
@@ -138,13 +175,24 @@ def format_comparison(name: str, comparison: dict[str, dict[str, float]], escala
     """Argmax against regret routing on one set: the model alone, then with the LLM classifier
     (escalated prompts answered as the escalation mode says)."""
     variants = list(comparison)
-    header = [f"{name}: routing", *(v.replace("_alone", " (model alone)") if v.endswith("_alone")
-                                    else f"{v} (+LLM, {escalation})" for v in variants)]
-    rows = [header] + [[label, *(pattern.format(comparison[v][key]) for v in variants)]
-                       for label, key, pattern in _COMPARED]
+    header = [
+        f"{name}: routing",
+        *(
+            v.replace("_alone", " (model alone)")
+            if v.endswith("_alone")
+            else f"{v} (+LLM, {escalation})"
+            for v in variants
+        ),
+    ]
+    rows = [header] + [
+        [label, *(pattern.format(comparison[v][key]) for v in variants)]
+        for label, key, pattern in _COMPARED
+    ]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    return "\n".join(f"{r[0]:<{widths[0]}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(r[1:], widths[1:]))
-                     for r in rows)
+    return "\n".join(
+        f"{r[0]:<{widths[0]}}  " + "  ".join(f"{c:>{w}}" for c, w in zip(r[1:], widths[1:]))
+        for r in rows
+    )
 
 
 def format_table(metrics: dict[str, float], threshold: float, run_id: str) -> str:

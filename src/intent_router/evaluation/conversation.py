@@ -26,7 +26,9 @@ def rows_with_context(split_file: Path, side: str = "test") -> list[dict[str, An
     """The real corpus rows of ``side`` of the split that carry earlier user turns."""
     ids = set(json.loads(split_file.read_text(encoding="utf-8"))[f"{side}_ids"])
     rows = []
-    for part in sorted(p for p in (split_file.parent / "real").glob("*.jsonl") if p.name != DOUBLE_LABELS):
+    for part in sorted(
+        p for p in (split_file.parent / "real").glob("*.jsonl") if p.name != DOUBLE_LABELS
+    ):
         for line in part.read_text(encoding="utf-8").splitlines():
             row = json.loads(line) if line.strip() else None
             if row and row.get("id") in ids and row.get("context"):
@@ -34,7 +36,9 @@ def rows_with_context(split_file: Path, side: str = "test") -> list[dict[str, An
     return rows
 
 
-def classify(classifier: IntentClassifier, turns: Sequence[str], rule: ConversationRule) -> Prediction:
+def classify(
+    classifier: IntentClassifier, turns: Sequence[str], rule: ConversationRule
+) -> Prediction:
     """What the router's classification of ``turns`` (oldest first) is under ``rule``."""
     selection = select_turns(turns, rule)
     if not selection.earlier:
@@ -43,14 +47,19 @@ def classify(classifier: IntentClassifier, turns: Sequence[str], rule: Conversat
     return mix_predictions(latest, earlier, rule.latest_weight)
 
 
-def accuracy(classifier: IntentClassifier, rows: Sequence[dict[str, Any]], rule: ConversationRule) -> float:
-    hits = [classify(classifier, [*r["context"], r["text"]], rule).intent == r["intent"] for r in rows]
+def accuracy(
+    classifier: IntentClassifier, rows: Sequence[dict[str, Any]], rule: ConversationRule
+) -> float:
+    hits = [
+        classify(classifier, [*r["context"], r["text"]], rule).intent == r["intent"] for r in rows
+    ]
     return sum(hits) / len(hits) if hits else 0.0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m intent_router.evaluation.conversation",
-                                     description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m intent_router.evaluation.conversation", description=__doc__
+    )
     parser.add_argument("--split", type=Path, default=DATA_DIR / "real_split.json")
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG)
     parser.add_argument("--models-dir", type=Path, default=DEFAULT_MODELS_DIR)
@@ -60,11 +69,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     alone = replace(rule, enabled=False)
     rows = rows_with_context(args.split)
     print(f"rule: {rule}")
-    print(f"{'real test rows with context':<36} {'rows':>5} {'latest alone':>13} {'with context':>13}")
-    for label, cut in (("all", None), ("latest turn <= 32 chars", 32), ("latest turn <= 80 chars", 80)):
+    print(
+        f"{'real test rows with context':<36} {'rows':>5} {'latest alone':>13} {'with context':>13}"
+    )
+    for label, cut in (
+        ("all", None),
+        ("latest turn <= 32 chars", 32),
+        ("latest turn <= 80 chars", 80),
+    ):
         chosen = [r for r in rows if cut is None or len(r["text"].strip()) <= cut]
-        print(f"{label:<36} {len(chosen):>5} {accuracy(classifier, chosen, alone):>13.4f} "
-              f"{accuracy(classifier, chosen, rule):>13.4f}")
+        print(
+            f"{label:<36} {len(chosen):>5} {accuracy(classifier, chosen, alone):>13.4f} "
+            f"{accuracy(classifier, chosen, rule):>13.4f}"
+        )
     return 0
 
 

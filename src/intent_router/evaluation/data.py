@@ -66,8 +66,9 @@ def load_real_test(split_file: Path, corpus_dir: Path | None = None) -> list[Lab
                 source, ambiguous = str(raw.get("source_type", "")), bool(raw.get("ambiguous"))
                 rows.append(LabeledPrompt(example.text, example.intent, source, ambiguous))
     if len(rows) != len(test_ids):
-        raise DataFileError(f"{split_file}: {len(test_ids)} test ids, {len(rows)} found in {corpus}"
-                            " (make split)")
+        raise DataFileError(
+            f"{split_file}: {len(test_ids)} test ids, {len(rows)} found in {corpus} (make split)"
+        )
     return rows
 
 

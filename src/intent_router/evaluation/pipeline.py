@@ -58,8 +58,11 @@ class RoutingEvaluation:
 
     def metrics(self) -> dict[str, float]:
         """Everything logged as MLflow metrics."""
-        compared = {f"routing_{variant}_{name}": value
-                    for variant, values in self.comparison.items() for name, value in values.items()}
+        compared = {
+            f"routing_{variant}_{name}": value
+            for variant, values in self.comparison.items()
+            for name, value in values.items()
+        }
         return {**self.summary.metrics(), **self.breakdown, **compared}
 
 
@@ -82,15 +85,19 @@ def evaluate_routing(
         if config.confidence_threshold is not None
         else classifier.threshold
     )
-    settings = ReplaySettings(config, threshold, premium_name, primary_name, escalation,
-                              mode=config.routing.mode)
+    settings = ReplaySettings(
+        config, threshold, premium_name, primary_name, escalation, mode=config.routing.mode
+    )
     predictions = classifier.predict_batch([e.text for e in examples])
     tokens = measure_tokens([e.text for e in examples])
     outcomes = replay(examples, predictions, tokens, settings)
     return RoutingEvaluation(
         data_path=Path(data_path),
-        data_sha256=(examples_sha256(examples) if Path(data_path).suffix == ".json"
-                     else file_sha256(data_path)),
+        data_sha256=(
+            examples_sha256(examples)
+            if Path(data_path).suffix == ".json"
+            else file_sha256(data_path)
+        ),
         config_path=Path(config_path),
         model_version=classifier.version,
         target_accuracy=target_accuracy,

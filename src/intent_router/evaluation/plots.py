@@ -19,14 +19,35 @@ def plot_regret_curve(
     fig, ax = plt.subplots(figsize=(8, 6))
     costs = [p.cost_per_1k_usd for p in points]
     ax.plot(costs, [p.under_routing_share for p in points], "o-", label="regret: under-routing")
-    ax.plot(costs, [p.over_routing_share for p in points], "s--", alpha=0.7, label="regret: over-routing")
+    ax.plot(
+        costs,
+        [p.over_routing_share for p in points],
+        "s--",
+        alpha=0.7,
+        label="regret: over-routing",
+    )
     for p in points:
-        ax.annotate(f"w={p.weight:g}", (p.cost_per_1k_usd, p.under_routing_share), fontsize=7,
-                    textcoords="offset points", xytext=(3, 4))
-    ax.plot([argmax["cost_per_1k_usd"]], [argmax["under_routing_share"]], "r*", markersize=14,
-            label="argmax: under-routing")
-    ax.plot([argmax["cost_per_1k_usd"]], [argmax["over_routing_share"]], "rX", markersize=10,
-            label="argmax: over-routing")
+        ax.annotate(
+            f"w={p.weight:g}",
+            (p.cost_per_1k_usd, p.under_routing_share),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, 4),
+        )
+    ax.plot(
+        [argmax["cost_per_1k_usd"]],
+        [argmax["under_routing_share"]],
+        "r*",
+        markersize=14,
+        label="argmax: under-routing",
+    )
+    ax.plot(
+        [argmax["cost_per_1k_usd"]],
+        [argmax["over_routing_share"]],
+        "rX",
+        markersize=10,
+        label="argmax: over-routing",
+    )
     ax.axhline(0.05, color="grey", linestyle=":", label="5% under-routing target")
     ax.set_xlabel("cost per 1,000 requests (USD)")
     ax.set_ylabel("share of prompts (under: high-stakes; over: the others)")
@@ -36,28 +57,51 @@ def plot_regret_curve(
     return _save(plt, fig, path)
 
 
-def plot_ask_curve(points: Sequence[AskPoint], argmax: dict[str, float], title: str, path: Path) -> Path:
+def plot_ask_curve(
+    points: Sequence[AskPoint], argmax: dict[str, float], title: str, path: Path
+) -> Path:
     """Escalation share against under-routing (all high-stakes and the worst intent) and cost,
     regret routing with the LLM classifier at each latency price; argmax with it as a point."""
     plt = _pyplot()
     fig, (quality, money) = plt.subplots(1, 2, figsize=(12, 5))
     shares = [p.escalation_share for p in points]
-    quality.plot(shares, [p.under_routing_share for p in points], "o-", label="regret: under-routing")
-    quality.plot(shares, [p.under_routing_worst_intent for p in points], "s--",
-                 label="regret: worst high-stakes intent")
+    quality.plot(
+        shares, [p.under_routing_share for p in points], "o-", label="regret: under-routing"
+    )
+    quality.plot(
+        shares,
+        [p.under_routing_worst_intent for p in points],
+        "s--",
+        label="regret: worst high-stakes intent",
+    )
     quality.plot(shares, [p.over_routing_share for p in points], "^:", label="regret: over-routing")
     for p in points:
-        quality.annotate(f"${p.latency_usd_per_s:g}/s", (p.escalation_share, p.under_routing_share),
-                         fontsize=7, textcoords="offset points", xytext=(3, 4))
-    quality.plot([argmax["escalation_share"]], [argmax["under_routing_share"]], "r*", markersize=14,
-                 label="argmax + LLM: under-routing")
+        quality.annotate(
+            f"${p.latency_usd_per_s:g}/s",
+            (p.escalation_share, p.under_routing_share),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, 4),
+        )
+    quality.plot(
+        [argmax["escalation_share"]],
+        [argmax["under_routing_share"]],
+        "r*",
+        markersize=14,
+        label="argmax + LLM: under-routing",
+    )
     quality.axhline(0.05, color="grey", linestyle=":", label="5% target")
     quality.set_xlabel("escalation share")
     quality.set_ylabel("share of prompts")
     quality.legend(fontsize=8)
     money.plot(shares, [p.cost_per_1k_usd for p in points], "o-", label="regret + LLM")
-    money.plot([argmax["escalation_share"]], [argmax["cost_per_1k_usd"]], "r*", markersize=14,
-               label="argmax + LLM")
+    money.plot(
+        [argmax["escalation_share"]],
+        [argmax["cost_per_1k_usd"]],
+        "r*",
+        markersize=14,
+        label="argmax + LLM",
+    )
     money.set_xlabel("escalation share")
     money.set_ylabel("cost per 1,000 requests (USD)")
     money.legend(fontsize=8)
@@ -77,17 +121,37 @@ def plot_quality_vs_cost(
     fig, ax = plt.subplots(figsize=(8, 6))
     costs = [p.cost_per_1k_usd for p in routed]
     ax.plot(costs, [p.accuracy for p in routed], "o-", label="routed: intent accuracy")
-    ax.plot(costs, [p.served_as_intended for p in routed], "s--", alpha=0.7,
-            label="routed: served at intended tier or better")
+    ax.plot(
+        costs,
+        [p.served_as_intended for p in routed],
+        "s--",
+        alpha=0.7,
+        label="routed: served at intended tier or better",
+    )
     for p in (routed[0], routed[-1]):  # the grid's ends; every label overlaps when costs are close
-        ax.annotate(f"t={p.threshold:.2f}", (p.cost_per_1k_usd, p.accuracy or 0.0), fontsize=7,
-                    textcoords="offset points", xytext=(3, 4))
+        ax.annotate(
+            f"t={p.threshold:.2f}",
+            (p.cost_per_1k_usd, p.accuracy or 0.0),
+            fontsize=7,
+            textcoords="offset points",
+            xytext=(3, 4),
+        )
     chosen = min(routed, key=lambda p: abs((p.threshold or 0.0) - threshold))
-    ax.plot([chosen.cost_per_1k_usd], [chosen.accuracy], "r*", markersize=14,
-            label=f"routed at threshold {threshold:.2f}")
+    ax.plot(
+        [chosen.cost_per_1k_usd],
+        [chosen.accuracy],
+        "r*",
+        markersize=14,
+        label=f"routed at threshold {threshold:.2f}",
+    )
     for p, marker in zip([p for p in points if p.policy != "routed"], ("D", "^")):
-        ax.plot([p.cost_per_1k_usd], [p.served_as_intended], marker, markersize=10,
-                label=f"{p.policy} (served at intended tier or better)")
+        ax.plot(
+            [p.cost_per_1k_usd],
+            [p.served_as_intended],
+            marker,
+            markersize=10,
+            label=f"{p.policy} (served at intended tier or better)",
+        )
     ax.set_xlabel("cost per 1,000 requests (USD)")
     ax.set_ylabel("share of prompts")
     ax.set_title(title)

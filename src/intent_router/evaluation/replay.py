@@ -123,7 +123,9 @@ def baseline_deployments(config: RouterConfig, premium: str | None = None) -> tu
     ``fallback_1`` unless configured), and the first ``primary``-tier deployment."""
     chosen = premium or config.premium_deployment
     if chosen not in config.deployments:
-        raise ConfigError("premium", f"unknown deployment {chosen!r}; known: {sorted(config.deployments)}")
+        raise ConfigError(
+            "premium", f"unknown deployment {chosen!r}; known: {sorted(config.deployments)}"
+        )
     primary = next((n for n, d in config.deployments.items() if d.tier == "primary"), None)
     if primary is None:
         raise ConfigError("deployments", "no primary-tier deployment to compare with")
@@ -166,7 +168,10 @@ def _outcome(
     if settings.mode == "regret":
         routed_as, escalated = _regret_route(prediction, tokens, asking, settings)
     else:
-        routed_as, escalated = prediction.intent, settings.ask and prediction.confidence < settings.threshold
+        routed_as, escalated = (
+            prediction.intent,
+            settings.ask and prediction.confidence < settings.threshold,
+        )
     oracle = escalated and settings.escalation == "oracle"
     final = example.intent if oracle else prediction.intent
     routed_as = example.intent if oracle else routed_as
@@ -200,18 +205,30 @@ def _outcome(
 
 
 def _regret_route(
-    prediction: Prediction, tokens: PromptTokens, asking_usd: float, settings: ReplaySettings,
+    prediction: Prediction,
+    tokens: PromptTokens,
+    asking_usd: float,
+    settings: ReplaySettings,
 ) -> tuple[str, bool]:
     """What the router's regret mode decides: the intent to route as, and whether to ask."""
     config, routing = settings.config, settings.config.routing
-    expected_out = round(sum(p * config.output_tokens[i] for i, p in prediction.probabilities.items()))
+    expected_out = round(
+        sum(p * config.output_tokens[i] for i, p in prediction.probabilities.items())
+    )
     costs = {
-        intent: cost_usd(config.deployments[choose_chain(config, intent).chain[0]], tokens.prompt,
-                         expected_out)
+        intent: cost_usd(
+            config.deployments[choose_chain(config, intent).chain[0]], tokens.prompt, expected_out
+        )
         for intent in prediction.probabilities
     }
     weight = routing.weight if settings.weight is None else settings.weight
     asking = asking_usd + routing.escalation_latency_s * routing.latency_usd_per_s
-    choice = regret.choose(prediction.probabilities, routing.regret_matrix(), costs, weight,
-                           llm_accuracy=routing.llm_accuracy, escalation_cost_usd=asking)
+    choice = regret.choose(
+        prediction.probabilities,
+        routing.regret_matrix(),
+        costs,
+        weight,
+        llm_accuracy=routing.llm_accuracy,
+        escalation_cost_usd=asking,
+    )
     return choice.routed_as, settings.ask and choice.escalate

@@ -44,23 +44,29 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
                 step=round(point.threshold * 100),
             )
         for step, regret in enumerate(evaluation.regret_curve):
-            mlflow.log_metrics({
-                "regret_curve_weight": regret.weight,
-                "regret_curve_under_routing": regret.under_routing_share,
-                "regret_curve_over_routing": regret.over_routing_share,
-                "regret_curve_cost_per_1k_usd": regret.cost_per_1k_usd,
-                "regret_curve_served_as_intended": regret.accuracy_served,
-                "regret_curve_under_routing_worst_intent": regret.under_routing_worst_intent,
-            }, step=step)
+            mlflow.log_metrics(
+                {
+                    "regret_curve_weight": regret.weight,
+                    "regret_curve_under_routing": regret.under_routing_share,
+                    "regret_curve_over_routing": regret.over_routing_share,
+                    "regret_curve_cost_per_1k_usd": regret.cost_per_1k_usd,
+                    "regret_curve_served_as_intended": regret.accuracy_served,
+                    "regret_curve_under_routing_worst_intent": regret.under_routing_worst_intent,
+                },
+                step=step,
+            )
         for step, ask in enumerate(evaluation.ask_curve):
-            mlflow.log_metrics({
-                "ask_curve_latency_usd_per_s": ask.latency_usd_per_s,
-                "ask_curve_escalation_share": ask.escalation_share,
-                "ask_curve_under_routing": ask.under_routing_share,
-                "ask_curve_under_routing_worst_intent": ask.under_routing_worst_intent,
-                "ask_curve_over_routing": ask.over_routing_share,
-                "ask_curve_cost_per_1k_usd": ask.cost_per_1k_usd,
-            }, step=step)
+            mlflow.log_metrics(
+                {
+                    "ask_curve_latency_usd_per_s": ask.latency_usd_per_s,
+                    "ask_curve_escalation_share": ask.escalation_share,
+                    "ask_curve_under_routing": ask.under_routing_share,
+                    "ask_curve_under_routing_worst_intent": ask.under_routing_worst_intent,
+                    "ask_curve_over_routing": ask.over_routing_share,
+                    "ask_curve_cost_per_1k_usd": ask.cost_per_1k_usd,
+                },
+                step=step,
+            )
         with tempfile.TemporaryDirectory() as tmp:
             for figure in _figures(evaluation, Path(tmp)):
                 mlflow.log_artifact(str(figure))
@@ -68,8 +74,9 @@ def log_evaluation(evaluation: RoutingEvaluation, redact: bool = False) -> str:
         return str(run.info.run_id)
 
 
-def log_session_replay(metrics: dict[str, float], params: dict[str, Any],
-                       per_session: dict[str, list[Any]]) -> str:
+def log_session_replay(
+    metrics: dict[str, float], params: dict[str, Any], per_session: dict[str, list[Any]]
+) -> str:
     """Log the session replay (per-turn against sticky routing) as run ``session-replay``."""
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # never phone home
     import mlflow
@@ -89,7 +96,9 @@ def data_name(path: Path) -> str:
     return "real-test" if path.suffix == ".json" else path.name
 
 
-def per_prompt_table(outcomes: Sequence[PromptOutcome], redact: bool = False) -> dict[str, list[Any]]:
+def per_prompt_table(
+    outcomes: Sequence[PromptOutcome], redact: bool = False
+) -> dict[str, list[Any]]:
     """One column per field; with ``redact`` the text is replaced by ``sha256:<hex>``."""
     return {
         "text": [f"sha256:{prompt_digest(o.text)}" if redact else o.text for o in outcomes],
@@ -129,16 +138,29 @@ def _params(evaluation: RoutingEvaluation, redact: bool) -> dict[str, Any]:
 def _figures(evaluation: RoutingEvaluation, folder: Path) -> list[Path]:
     summary, settings = evaluation.summary, evaluation.settings
     curve = tradeoff_curve(evaluation.examples, evaluation.predictions, evaluation.tokens, settings)
-    title = (f"Quality vs cost, {summary.rows} prompts, escalation {settings.escalation}, "
-             f"model {evaluation.model_version}")
+    title = (
+        f"Quality vs cost, {summary.rows} prompts, escalation {settings.escalation}, "
+        f"model {evaluation.model_version}"
+    )
     return [
         plot_quality_vs_cost(curve, settings.threshold, title, folder / "quality_vs_cost.png"),
-        plot_risk_coverage(summary.risk_coverage, settings.threshold,
-                           summary.recommended_threshold, folder / "risk_coverage.png"),
-        plot_regret_curve(evaluation.regret_curve, evaluation.comparison["argmax_alone"],
-                          f"Regret routing over its weight (model alone), {summary.rows} prompts",
-                          folder / "regret_curve.png"),
-        plot_ask_curve(evaluation.ask_curve, evaluation.comparison["argmax"],
-                       f"Regret routing with the LLM classifier ({settings.escalation}) over the "
-                       f"price of its latency, {summary.rows} prompts", folder / "regret_ask_curve.png"),
+        plot_risk_coverage(
+            summary.risk_coverage,
+            settings.threshold,
+            summary.recommended_threshold,
+            folder / "risk_coverage.png",
+        ),
+        plot_regret_curve(
+            evaluation.regret_curve,
+            evaluation.comparison["argmax_alone"],
+            f"Regret routing over its weight (model alone), {summary.rows} prompts",
+            folder / "regret_curve.png",
+        ),
+        plot_ask_curve(
+            evaluation.ask_curve,
+            evaluation.comparison["argmax"],
+            f"Regret routing with the LLM classifier ({settings.escalation}) over the "
+            f"price of its latency, {summary.rows} prompts",
+            folder / "regret_ask_curve.png",
+        ),
     ]

@@ -52,9 +52,16 @@ class RoutingSummary:
         named = {
             name: float(getattr(self, name))
             for name in (
-                "accuracy", "macro_f1", "escalation_share", "cost_per_1k_routed_usd",
-                "cost_per_1k_premium_usd", "cost_per_1k_primary_usd", "savings_vs_premium",
-                "under_routing_share", "over_routing_share", "recommended_threshold",
+                "accuracy",
+                "macro_f1",
+                "escalation_share",
+                "cost_per_1k_routed_usd",
+                "cost_per_1k_premium_usd",
+                "cost_per_1k_primary_usd",
+                "savings_vs_premium",
+                "under_routing_share",
+                "over_routing_share",
+                "recommended_threshold",
             )
         }
         named.update({f"f1_{label}": score for label, score in self.f1_per_label.items()})
@@ -81,8 +88,9 @@ def summarize(
     """Aggregate replayed prompts; the risk-coverage curve is over ``thresholds``."""
     if not outcomes:
         raise ValueError("nothing to summarize: no outcomes")
-    macro_f1, per_label = _f1_scores([o.true_intent for o in outcomes],
-                                     [o.final_intent for o in outcomes])
+    macro_f1, per_label = _f1_scores(
+        [o.true_intent for o in outcomes], [o.final_intent for o in outcomes]
+    )
     routed = per_1k(o.cost_usd for o in outcomes)
     premium = per_1k(o.premium_cost_usd for o in outcomes)
     points = risk_coverage_from(
@@ -118,10 +126,15 @@ def tradeoff_curve(
     points = []
     for threshold in thresholds:
         outcomes = replay(examples, predictions, tokens, replace(settings, threshold=threshold))
-        points.append(TradeoffPoint(
-            "routed", threshold, per_1k(o.cost_usd for o in outcomes),
-            _share(o.correct for o in outcomes), _share(o.served_as_intended for o in outcomes),
-        ))
+        points.append(
+            TradeoffPoint(
+                "routed",
+                threshold,
+                per_1k(o.cost_usd for o in outcomes),
+                _share(o.correct for o in outcomes),
+                _share(o.served_as_intended for o in outcomes),
+            )
+        )
     outcomes = replay(examples, predictions, tokens, settings)
     for policy, name, costs in (
         ("always-primary", settings.primary, [o.primary_cost_usd for o in outcomes]),
@@ -143,8 +156,9 @@ def breakdown(
     for name, flag in (("clear", False), ("ambiguous", True)):
         chosen = [o for e, o in zip(examples, outcomes) if e.ambiguous is flag]
         if chosen and any(e.ambiguous for e in examples):
-            out[f"macro_f1_{name}"] = _f1_scores([o.true_intent for o in chosen],
-                                                 [o.final_intent for o in chosen])[0]
+            out[f"macro_f1_{name}"] = _f1_scores(
+                [o.true_intent for o in chosen], [o.final_intent for o in chosen]
+            )[0]
     for source in sorted({e.source_type for e in examples if e.source_type}):
         chosen = [o for e, o in zip(examples, outcomes) if e.source_type == source]
         out[f"accuracy_source_{source}"] = _share(o.correct for o in chosen)
@@ -189,8 +203,10 @@ REGRET_WEIGHTS: Final[tuple[float, ...]] = (0.0, 0.125, 0.25, 0.5, 1.0, 2.0, 4.0
 ASK_PRICES: Final[tuple[float, ...]] = (0.0, 0.002, 0.004, 0.006, 0.008, 0.012, 0.02, 0.05)
 #: The routing variants ``make eval`` compares: (name, mode, asks the LLM classifier).
 ROUTING_VARIANTS: Final[tuple[tuple[str, str, bool], ...]] = (
-    ("argmax_alone", "argmax", False), ("regret_alone", "regret", False),
-    ("argmax", "argmax", True), ("regret", "regret", True),
+    ("argmax_alone", "argmax", False),
+    ("regret_alone", "regret", False),
+    ("argmax", "argmax", True),
+    ("regret", "regret", True),
 )
 
 
@@ -227,47 +243,68 @@ def routing_quality(outcomes: Sequence[PromptOutcome]) -> dict[str, float]:
         "cost_per_1k_usd": per_1k(o.cost_usd for o in outcomes),
         "escalation_share": _share(o.escalated for o in outcomes),
     }
-    per_intent = {intent: _share(o.under_routed for o in outcomes if o.true_intent == intent)
-                  for intent in sorted(HIGH_STAKES_INTENTS)}
+    per_intent = {
+        intent: _share(o.under_routed for o in outcomes if o.true_intent == intent)
+        for intent in sorted(HIGH_STAKES_INTENTS)
+    }
     out.update({f"under_routing_{intent}": share for intent, share in per_intent.items()})
     out["under_routing_worst_intent"] = max(per_intent.values())
     return out
 
 
 def compare_routing(
-    examples: Sequence[LabeledPrompt], predictions: Sequence[Prediction],
-    tokens: Sequence[PromptTokens], settings: ReplaySettings,
+    examples: Sequence[LabeledPrompt],
+    predictions: Sequence[Prediction],
+    tokens: Sequence[PromptTokens],
+    settings: ReplaySettings,
 ) -> dict[str, dict[str, float]]:
     """``routing_quality`` of argmax and regret routing, the model alone and with escalation
     (in the settings' escalation mode), keyed by variant name."""
     return {
-        name: routing_quality(replay(examples, predictions, tokens,
-                                     replace(settings, mode=mode, ask=ask, weight=None)))
+        name: routing_quality(
+            replay(
+                examples, predictions, tokens, replace(settings, mode=mode, ask=ask, weight=None)
+            )
+        )
         for name, mode, ask in ROUTING_VARIANTS
     }
 
 
 def regret_curve(
-    examples: Sequence[LabeledPrompt], predictions: Sequence[Prediction],
-    tokens: Sequence[PromptTokens], settings: ReplaySettings,
+    examples: Sequence[LabeledPrompt],
+    predictions: Sequence[Prediction],
+    tokens: Sequence[PromptTokens],
+    settings: ReplaySettings,
     weights: Sequence[float] = REGRET_WEIGHTS,
 ) -> list[RegretPoint]:
     """Regret routing of the model alone at every weight: the cost-quality curve."""
     points = []
     for weight in weights:
-        outcomes = replay(examples, predictions, tokens,
-                          replace(settings, mode="regret", ask=False, weight=weight))
+        outcomes = replay(
+            examples,
+            predictions,
+            tokens,
+            replace(settings, mode="regret", ask=False, weight=weight),
+        )
         quality = routing_quality(outcomes)
-        points.append(RegretPoint(weight, quality["under_routing_share"], quality["over_routing_share"],
-                                  quality["cost_per_1k_usd"],
-                                  _share(o.served_as_intended for o in outcomes),
-                                  quality["under_routing_worst_intent"]))
+        points.append(
+            RegretPoint(
+                weight,
+                quality["under_routing_share"],
+                quality["over_routing_share"],
+                quality["cost_per_1k_usd"],
+                _share(o.served_as_intended for o in outcomes),
+                quality["under_routing_worst_intent"],
+            )
+        )
     return points
 
 
 def ask_curve(
-    examples: Sequence[LabeledPrompt], predictions: Sequence[Prediction],
-    tokens: Sequence[PromptTokens], settings: ReplaySettings,
+    examples: Sequence[LabeledPrompt],
+    predictions: Sequence[Prediction],
+    tokens: Sequence[PromptTokens],
+    settings: ReplaySettings,
     prices: Sequence[float] = ASK_PRICES,
 ) -> list[AskPoint]:
     """Regret routing with the LLM classifier (the settings' escalation mode, the config's
@@ -276,9 +313,22 @@ def ask_curve(
     for price in prices:
         routing = replace(settings.config.routing, latency_usd_per_s=price)
         config = replace(settings.config, routing=routing)
-        q = routing_quality(replay(examples, predictions, tokens,
-                                   replace(settings, config=config, mode="regret", ask=True, weight=None)))
-        points.append(AskPoint(price, q["escalation_share"], q["under_routing_share"],
-                               q["under_routing_worst_intent"], q["over_routing_share"],
-                               q["cost_per_1k_usd"]))
+        q = routing_quality(
+            replay(
+                examples,
+                predictions,
+                tokens,
+                replace(settings, config=config, mode="regret", ask=True, weight=None),
+            )
+        )
+        points.append(
+            AskPoint(
+                price,
+                q["escalation_share"],
+                q["under_routing_share"],
+                q["under_routing_worst_intent"],
+                q["over_routing_share"],
+                q["cost_per_1k_usd"],
+            )
+        )
     return points

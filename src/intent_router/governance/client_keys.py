@@ -26,7 +26,8 @@ KEY_PREFIX = "ir-"
 OVER_BUDGET_CHOICES: tuple[OverBudget, ...] = get_args(OverBudget)
 
 client_keys = Table(
-    "client_keys", metadata,
+    "client_keys",
+    metadata,
     Column("id", String(32), primary_key=True),
     Column("key_hash", String(64), nullable=False, unique=True),
     Column("prefix", String(16), nullable=False),
@@ -101,22 +102,37 @@ def new_key() -> str:
 
 def _to_key(row: Any) -> ClientKey:
     return ClientKey(
-        id=row["id"], prefix=row["prefix"], team=row["team"], name=row["name"],
-        budget_day_usd=row["budget_day_usd"], budget_month_usd=row["budget_month_usd"],
-        rpm=row["rpm"], tpm=row["tpm"], over_budget=row["over_budget"],
-        created_at=row["created_at"], revoked_at=row["revoked_at"],
+        id=row["id"],
+        prefix=row["prefix"],
+        team=row["team"],
+        name=row["name"],
+        budget_day_usd=row["budget_day_usd"],
+        budget_month_usd=row["budget_month_usd"],
+        rpm=row["rpm"],
+        tpm=row["tpm"],
+        over_budget=row["over_budget"],
+        created_at=row["created_at"],
+        revoked_at=row["revoked_at"],
     )
 
 
 class ClientKeyStore(MigratedStore):
     """Create, list and revoke client keys; every change bumps the ``client_keys`` version."""
 
-    def create(self, team: str, name: str, limits: KeyLimits = KeyLimits()) -> tuple[str, ClientKey]:
+    def create(
+        self, team: str, name: str, limits: KeyLimits = KeyLimits()
+    ) -> tuple[str, ClientKey]:
         """A new key for ``team``: (the key, shown this once; what is stored)."""
         self.ensure_schema()
         key = new_key()
-        record = ClientKey(id="key_" + secrets.token_hex(8), prefix=key[:10], team=team, name=name,
-                           created_at=time.time(), **asdict(limits))
+        record = ClientKey(
+            id="key_" + secrets.token_hex(8),
+            prefix=key[:10],
+            team=team,
+            name=name,
+            created_at=time.time(),
+            **asdict(limits),
+        )
         with self.engine.begin() as connection:
             connection.execute(insert(client_keys).values(key_hash=hash_key(key), **asdict(record)))
             bump_version(connection, "client_keys")
@@ -125,7 +141,11 @@ class ClientKeyStore(MigratedStore):
     def get(self, key_id: str) -> ClientKey | None:
         self.ensure_schema()
         with self.engine.connect() as connection:
-            row = connection.execute(select(client_keys).where(client_keys.c.id == key_id)).mappings().first()
+            row = (
+                connection.execute(select(client_keys).where(client_keys.c.id == key_id))
+                .mappings()
+                .first()
+            )
         return _to_key(row) if row is not None else None
 
     def list(self, team: str | None = None) -> list[ClientKey]:
@@ -141,9 +161,11 @@ class ClientKeyStore(MigratedStore):
         """Revoke an active key; False when there is no such active key."""
         self.ensure_schema()
         with self.engine.begin() as connection:
-            done = connection.execute(update(client_keys).where(
-                (client_keys.c.id == key_id) & client_keys.c.revoked_at.is_(None)
-            ).values(revoked_at=time.time())).rowcount
+            done = connection.execute(
+                update(client_keys)
+                .where((client_keys.c.id == key_id) & client_keys.c.revoked_at.is_(None))
+                .values(revoked_at=time.time())
+            ).rowcount
             if done:
                 bump_version(connection, "client_keys")
         return bool(done)

@@ -101,7 +101,11 @@ class Counters(Protocol):
         ...
 
     async def reserve(
-        self, scope: str, period: Period, budget_usd: float, estimate_usd: float,
+        self,
+        scope: str,
+        period: Period,
+        budget_usd: float,
+        estimate_usd: float,
         now: float | None = None,
     ) -> Reservation | None:
         """Hold ``estimate_usd`` if spent + held + estimate <= budget; None when it does not fit."""
@@ -202,7 +206,11 @@ class InProcessCounters:
         return _decision(allowed, count, limit_per_minute, retry_after_s)
 
     async def reserve(
-        self, scope: str, period: Period, budget_usd: float, estimate_usd: float,
+        self,
+        scope: str,
+        period: Period,
+        budget_usd: float,
+        estimate_usd: float,
         now: float | None = None,
     ) -> Reservation | None:
         now = time.time() if now is None else now
@@ -220,8 +228,9 @@ class InProcessCounters:
     async def commit(self, reservation: Reservation, actual_usd: float) -> None:
         actual, now = to_micros(actual_usd), time.time()
         with self._lock:
-            ledger = self._ledger(reservation.scope, reservation.period_key, now,
-                                  now + PERIOD_GRACE_S)
+            ledger = self._ledger(
+                reservation.scope, reservation.period_key, now, now + PERIOD_GRACE_S
+            )
             ledger.holds.pop(reservation.id, None)
             ledger.spent += actual
 
@@ -305,8 +314,12 @@ class RedisCounters:
     """
 
     def __init__(
-        self, url: str, prefix: str = "intent-router:", *,
-        reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S, timeout_s: float = 0.5,
+        self,
+        url: str,
+        prefix: str = "intent-router:",
+        *,
+        reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
+        timeout_s: float = 0.5,
         max_connections: int = 50,
     ) -> None:
         # Imported here: only Redis-backed services pay for it (0.35 s and 18 MB at start).
@@ -321,9 +334,13 @@ class RedisCounters:
         self._deadline_s = 3 * timeout_s
         # A blocking pool queues a burst for a free connection instead of failing it.
         pool = BlockingConnectionPool.from_url(
-            url, max_connections=max_connections, timeout=self._deadline_s,
-            socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-            retry=Retry(NoBackoff(), 0), decode_responses=True,
+            url,
+            max_connections=max_connections,
+            timeout=self._deadline_s,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            retry=Retry(NoBackoff(), 0),
+            decode_responses=True,
         )
         self._redis: Redis = Redis(connection_pool=pool)
         kwargs = pool.connection_kwargs
@@ -344,24 +361,41 @@ class RedisCounters:
         return _decision(bool(allowed), int(count), limit_per_minute, retry_after_s)
 
     async def reserve(
-        self, scope: str, period: Period, budget_usd: float, estimate_usd: float,
+        self,
+        scope: str,
+        period: Period,
+        budget_usd: float,
+        estimate_usd: float,
         now: float | None = None,
     ) -> Reservation | None:
         now = time.time() if now is None else now
         budget, estimate = to_micros(budget_usd), to_micros(estimate_usd)
         pkey = period_key(period, now)
         held = Reservation(scope, period, pkey, uuid.uuid4().hex, estimate, now + self._ttl_s)
-        args: list[str | int] = [repr(now), budget, estimate, held.id, repr(held.expires_at),
-                                 _key_ttl_s(period, now)]
+        args: list[str | int] = [
+            repr(now),
+            budget,
+            estimate,
+            held.id,
+            repr(held.expires_at),
+            _key_ttl_s(period, now),
+        ]
         ok = await self._guarded(self._reserve(self._budget_keys(scope, pkey), args), "reserve")
         return held if ok else None
 
     async def commit(self, reservation: Reservation, actual_usd: float) -> None:
         # A marker per reservation makes the commit idempotent: a caller that timed out
         # waiting for an answer may send it again without charging twice.
-        keys = [*self._budget_keys(reservation.scope, reservation.period_key),
-                f"{self._prefix}committed:{reservation.id}"]
-        args: list[str | int] = [reservation.id, to_micros(actual_usd), PERIOD_GRACE_S, COMMIT_MARKER_TTL_S]
+        keys = [
+            *self._budget_keys(reservation.scope, reservation.period_key),
+            f"{self._prefix}committed:{reservation.id}",
+        ]
+        args: list[str | int] = [
+            reservation.id,
+            to_micros(actual_usd),
+            PERIOD_GRACE_S,
+            COMMIT_MARKER_TTL_S,
+        ]
         await self._guarded(self._commit(keys, args), "commit")
 
     async def release(self, reservation: Reservation) -> None:
@@ -386,13 +420,14 @@ class RedisCounters:
                 return await call
         except self._failures as exc:
             raise CountersUnavailable(
-                f"Redis counters at {self._where} failed during {what}: "
-                f"{type(exc).__name__}: {exc}"
+                f"Redis counters at {self._where} failed during {what}: {type(exc).__name__}: {exc}"
             ) from exc
 
 
 def make_counters(
-    redis_url: str | None, prefix: str = "intent-router:", *,
+    redis_url: str | None,
+    prefix: str = "intent-router:",
+    *,
     reservation_ttl_s: float = DEFAULT_RESERVATION_TTL_S,
 ) -> Counters:
     """Redis-backed counters when a URL is given (several workers), in-process ones otherwise."""

@@ -61,16 +61,24 @@ class Limits:
         if key.rpm is not None:
             rpm = await self.counters.hit(f"rpm:{key.id}", key.rpm)
             if not rpm.allowed:
-                raise RateLimitedError(f"client key {key.prefix}... is over its limit of {key.rpm} "
-                                       f"requests per minute", rpm.retry_after_s)
+                raise RateLimitedError(
+                    f"client key {key.prefix}... is over its limit of {key.rpm} "
+                    f"requests per minute",
+                    rpm.retry_after_s,
+                )
         if key.tpm is not None and tokens:
             if tokens > key.tpm:
-                raise RateLimitedError(f"this request needs about {tokens} tokens, more than client key "
-                                       f"{key.prefix}... may send in a minute ({key.tpm})", 60.0)
+                raise RateLimitedError(
+                    f"this request needs about {tokens} tokens, more than client key "
+                    f"{key.prefix}... may send in a minute ({key.tpm})",
+                    60.0,
+                )
             tpm = await self.counters.hit(f"tpm:{key.id}", key.tpm, tokens)
             if not tpm.allowed:
-                raise RateLimitedError(f"client key {key.prefix}... is over its limit of {key.tpm} "
-                                       f"tokens per minute", tpm.retry_after_s)
+                raise RateLimitedError(
+                    f"client key {key.prefix}... is over its limit of {key.tpm} tokens per minute",
+                    tpm.retry_after_s,
+                )
 
     async def hold(self, key: ClientKey, estimate_usd: float) -> BudgetHold | BudgetExceededError:
         """Hold ``estimate_usd`` against the key's day and month budgets, or say which one
@@ -78,8 +86,12 @@ class Limits:
         held: list[Reservation] = []
         for period in PERIODS:
             budget = _budget(key, period)
-            reservation = await self.counters.reserve(budget_scope(key.id), period,
-                                                      UNLIMITED_USD if budget is None else budget, estimate_usd)
+            reservation = await self.counters.reserve(
+                budget_scope(key.id),
+                period,
+                UNLIMITED_USD if budget is None else budget,
+                estimate_usd,
+            )
             if reservation is None:
                 for earlier in held:
                     await self.counters.release(earlier)
@@ -87,7 +99,9 @@ class Limits:
                 return BudgetExceededError(
                     f"client key {key.prefix}... has not enough of its {period} budget "
                     f"(${UNLIMITED_USD if budget is None else budget:g}) "
-                    f"left for this request (up to ${estimate_usd:.6f})", max(period_end(period, now) - now, 1.0))
+                    f"left for this request (up to ${estimate_usd:.6f})",
+                    max(period_end(period, now) - now, 1.0),
+                )
             held.append(reservation)
         return BudgetHold(tuple(held))
 
@@ -101,8 +115,14 @@ class Limits:
                     break
                 except CountersUnavailable as exc:
                     if attempt == SETTLE_ATTEMPTS:
-                        log.warning("could not charge $%.6f to %s (%s) in %d attempts: %s", actual_usd,
-                                    reservation.scope, reservation.period, attempt, type(exc).__name__)
+                        log.warning(
+                            "could not charge $%.6f to %s (%s) in %d attempts: %s",
+                            actual_usd,
+                            reservation.scope,
+                            reservation.period,
+                            attempt,
+                            type(exc).__name__,
+                        )
                     else:
                         await asyncio.sleep(0.05 * attempt)
 
@@ -112,9 +132,16 @@ class Limits:
         return {f"{period}_usd": await self.counters.spent(scope, period) for period in PERIODS}
 
 
-async def hold_budget(limits: Limits, router: Router, key: ClientKey, plan: Plan, request: dict[str, Any],
-                      prompt: str, sensitive: bool = False, override: EffectiveOverride = NO_OVERRIDE,
-                      ) -> tuple[Plan, BudgetHold, bool]:
+async def hold_budget(
+    limits: Limits,
+    router: Router,
+    key: ClientKey,
+    plan: Plan,
+    request: dict[str, Any],
+    prompt: str,
+    sensitive: bool = False,
+    override: EffectiveOverride = NO_OVERRIDE,
+) -> tuple[Plan, BudgetHold, bool]:
     """Hold a chat request's estimate against the key's budgets: (the plan to run, its hold,
     whether it was downgraded). When the budgets cannot cover it, the key's (else the config's)
     ``over_budget`` applies: ``downgrade`` re-plans on the config's downgrade tier if that is
@@ -126,7 +153,9 @@ async def hold_budget(limits: Limits, router: Router, key: ClientKey, plan: Plan
         return plan, held, False
     if (key.over_budget or router.config.governance.over_budget) == "downgrade":
         cheaper = router.downgraded(plan, sensitive, override)
-        cheaper_estimate = router.estimate_cost(cheaper.chain, request, prompt, intent) if cheaper else estimate
+        cheaper_estimate = (
+            router.estimate_cost(cheaper.chain, request, prompt, intent) if cheaper else estimate
+        )
         if cheaper is not None and cheaper_estimate < estimate:  # else downgrading cannot help
             held_cheaper = await limits.hold(key, cheaper_estimate)
             if isinstance(held_cheaper, BudgetHold):

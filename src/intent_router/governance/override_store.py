@@ -30,7 +30,8 @@ from intent_router.governance.snapshot import PolledSnapshot, bump_version, read
 from intent_router.routing.overrides import Override, OverrideTable
 
 overrides = Table(
-    "overrides", metadata,
+    "overrides",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("scope", String(8), nullable=False),
     Column("subject", String(256), nullable=False),
@@ -46,10 +47,13 @@ overrides = Table(
 
 def _to_override(row: Any) -> Override:
     return Override(
-        scope=row["scope"], subject=row["subject"],
-        policy={k: tuple(v) for k, v in (row["policy"] or {}).items()}, pin=row["pin"],
+        scope=row["scope"],
+        subject=row["subject"],
+        policy={k: tuple(v) for k, v in (row["policy"] or {}).items()},
+        pin=row["pin"],
         forbid_deployments=frozenset(row["forbid_deployments"] or ()),
-        forbid_providers=frozenset(row["forbid_providers"] or ()), sensitive=bool(row["sensitive"]),
+        forbid_providers=frozenset(row["forbid_providers"] or ()),
+        sensitive=bool(row["sensitive"]),
     )
 
 
@@ -64,27 +68,39 @@ class OverrideStore(MigratedStore):
     def all(self) -> dict[tuple[str, str], Override]:
         self.ensure_schema()
         with self.engine.connect() as connection:
-            rows = connection.execute(select(overrides).order_by(overrides.c.scope, overrides.c.subject)).mappings()
+            rows = connection.execute(
+                select(overrides).order_by(overrides.c.scope, overrides.c.subject)
+            ).mappings()
             return {(r["scope"], r["subject"]): _to_override(r) for r in rows}
 
     def put(self, override: Override) -> None:
         self.ensure_schema()
-        values = {"policy": {k: list(v) for k, v in override.policy.items()}, "pin": override.pin,
-                  "forbid_deployments": sorted(override.forbid_deployments),
-                  "forbid_providers": sorted(override.forbid_providers),
-                  "sensitive": override.sensitive, "updated_at": time.time()}
+        values = {
+            "policy": {k: list(v) for k, v in override.policy.items()},
+            "pin": override.pin,
+            "forbid_deployments": sorted(override.forbid_deployments),
+            "forbid_providers": sorted(override.forbid_providers),
+            "sensitive": override.sensitive,
+            "updated_at": time.time(),
+        }
         where = (overrides.c.scope == override.scope) & (overrides.c.subject == override.subject)
         with self.engine.begin() as connection:
             if not connection.execute(update(overrides).where(where).values(**values)).rowcount:
-                connection.execute(insert(overrides).values(scope=override.scope, subject=override.subject,
-                                                            **values))
+                connection.execute(
+                    insert(overrides).values(
+                        scope=override.scope, subject=override.subject, **values
+                    )
+                )
             bump_version(connection, "overrides")
 
     def delete(self, scope: str, subject: str) -> bool:
         self.ensure_schema()
         with self.engine.begin() as connection:
-            removed = connection.execute(delete(overrides).where(
-                (overrides.c.scope == scope) & (overrides.c.subject == subject))).rowcount
+            removed = connection.execute(
+                delete(overrides).where(
+                    (overrides.c.scope == scope) & (overrides.c.subject == subject)
+                )
+            ).rowcount
             if removed:
                 bump_version(connection, "overrides")
         return bool(removed)

@@ -23,7 +23,8 @@ log = logging.getLogger("intent_router.governance")
 _T = TypeVar("_T")
 
 settings_version = Table(
-    "settings_version", metadata,
+    "settings_version",
+    metadata,
     Column("name", String(32), primary_key=True),
     Column("version", Integer, nullable=False),
 )
@@ -31,15 +32,19 @@ settings_version = Table(
 
 def read_version(connection: Any, name: str) -> int:
     """The current version of the ``name`` settings (0 before the first change)."""
-    value = connection.execute(select(settings_version.c.version)
-                               .where(settings_version.c.name == name)).scalar()
+    value = connection.execute(
+        select(settings_version.c.version).where(settings_version.c.name == name)
+    ).scalar()
     return int(value or 0)
 
 
 def bump_version(connection: Any, name: str) -> None:
     """Mark the ``name`` settings changed; call inside the writing transaction."""
-    changed = connection.execute(update(settings_version).where(settings_version.c.name == name)
-                                 .values(version=settings_version.c.version + 1)).rowcount
+    changed = connection.execute(
+        update(settings_version)
+        .where(settings_version.c.name == name)
+        .values(version=settings_version.c.version + 1)
+    ).rowcount
     if not changed:
         connection.execute(insert(settings_version).values(name=name, version=1))
 
@@ -51,8 +56,14 @@ class PolledSnapshot(Generic[_T]):
     the failure's type only: database errors may quote connection details).
     """
 
-    def __init__(self, what: str, version: Callable[[], int], load: Callable[[], _T], empty: _T,
-                 refresh_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        what: str,
+        version: Callable[[], int],
+        load: Callable[[], _T],
+        empty: _T,
+        refresh_s: float = 0.5,
+    ) -> None:
         self.what = what
         self.refresh_s = refresh_s
         self._version_of = version
@@ -75,7 +86,9 @@ class PolledSnapshot(Generic[_T]):
                 self._version = version
             return True
         except Exception as exc:  # keep serving from the last snapshot
-            log.warning("%s refresh failed, keeping the last snapshot: %s", self.what, type(exc).__name__)
+            log.warning(
+                "%s refresh failed, keeping the last snapshot: %s", self.what, type(exc).__name__
+            )
             return False
 
     def start(self) -> None:

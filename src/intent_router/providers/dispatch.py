@@ -25,7 +25,9 @@ from intent_router.providers.upstream_validation import (
 )
 
 
-async def _bounded(lines: AsyncGenerator[bytes, None], limits: UpstreamLimits) -> AsyncIterator[bytes]:
+async def _bounded(
+    lines: AsyncGenerator[bytes, None], limits: UpstreamLimits
+) -> AsyncIterator[bytes]:
     """litellm's stream within the limits the fast path keeps while reading bytes: each line
     within ``stream_idle_s`` of the last and ``max_sse_line_bytes`` long, all within
     ``stream_total_s`` (litellm's own timeout bounds each read, so a trickle never ends)."""
@@ -104,7 +106,9 @@ class ProviderClients:
             self.warm_up(chain)
             await self._litellm_client()
 
-    async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def complete(
+        self, deployment: Deployment, request: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
         if deployment.api_style == "openai":
             return await self.openai.complete(deployment, request, timeout_s)  # checked as decoded
         api_key(deployment)  # a missing key is known at once, without waiting for litellm
@@ -112,7 +116,9 @@ class ProviderClients:
         completion = checked_completion(dict(await client.complete(deployment, request, timeout_s)))
         return encodable(completion, self.openai.limits.max_body_bytes)  # litellm read it whole
 
-    def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncIterator[bytes]:
+    def stream(
+        self, deployment: Deployment, request: dict[str, Any], timeout_s: float
+    ) -> AsyncIterator[bytes]:
         redact = partial(without_key, deployment=deployment)  # an error event may echo the key
         if deployment.api_style == "openai":
             return checked_events(self.openai.stream(deployment, request, timeout_s), redact)
@@ -123,7 +129,9 @@ class ProviderClients:
     ) -> AsyncGenerator[bytes, None]:
         api_key(deployment)
         client = await self._litellm_client()
-        async for line in _bounded(client.stream(deployment, request, timeout_s), self.openai.limits):
+        async for line in _bounded(
+            client.stream(deployment, request, timeout_s), self.openai.limits
+        ):
             yield line
 
     async def _litellm_client(self) -> Any:

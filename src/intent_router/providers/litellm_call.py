@@ -10,32 +10,73 @@ from typing import Any
 #: ``tool_use``, ``response_format`` into its JSON mode, ...). Anything else a client sends
 #: is dropped: litellm would take an unknown field as one of its own keyword arguments
 #: (``api_base``, ``mock_response``, ``extra_headers``, ...) or fail on it.
-LITELLM_FIELDS = frozenset({
-    "messages", "tools", "tool_choice", "parallel_tool_calls", "response_format",
-    "functions", "function_call",
-    "temperature", "top_p", "n", "stop", "max_tokens", "max_completion_tokens",
-    "presence_penalty", "frequency_penalty", "logit_bias", "logprobs", "top_logprobs", "seed",
-    "user", "stream_options", "reasoning_effort", "thinking", "web_search_options",
-})
+LITELLM_FIELDS = frozenset(
+    {
+        "messages",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "response_format",
+        "functions",
+        "function_call",
+        "temperature",
+        "top_p",
+        "n",
+        "stop",
+        "max_tokens",
+        "max_completion_tokens",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "logprobs",
+        "top_logprobs",
+        "seed",
+        "user",
+        "stream_options",
+        "reasoning_effort",
+        "thinking",
+        "web_search_options",
+    }
+)
 
 #: Sampling hints that leave an answer's shape alone: left out for a provider that does not take
 #: them (Anthropic has no ``seed``) rather than failing the request, as any routed agent sends them.
-DROPPABLE_HINTS = frozenset({"seed", "logit_bias", "presence_penalty", "frequency_penalty", "logprobs",
-                             "top_logprobs", "user"})
+DROPPABLE_HINTS = frozenset(
+    {
+        "seed",
+        "logit_bias",
+        "presence_penalty",
+        "frequency_penalty",
+        "logprobs",
+        "top_logprobs",
+        "user",
+    }
+)
 
 #: TypeError messages that say a function was called wrongly (by us, or by litellm on our behalf).
-_CALL_MISTAKES = ("unexpected keyword argument", "got multiple values for", "required positional argument",
-                  "required keyword-only argument", "positional arguments but")
+_CALL_MISTAKES = (
+    "unexpected keyword argument",
+    "got multiple values for",
+    "required positional argument",
+    "required keyword-only argument",
+    "positional arguments but",
+)
 
 
-def litellm_arguments(request: dict[str, Any], supported: Collection[str] | None = None) -> dict[str, Any]:
+def litellm_arguments(
+    request: dict[str, Any], supported: Collection[str] | None = None
+) -> dict[str, Any]:
     """The fields of an OpenAI chat request that go to ``litellm.acompletion``: a ``null`` field
     is left out, as if absent, and so is a droppable hint outside the provider's ``supported``
     parameters (None: unknown, keep them). Tools or a response format a provider does not take
     are kept, for litellm to refuse with a 400 that names them."""
-    return {k: v for k, v in request.items()
-            if k in LITELLM_FIELDS and v is not None
-            and (supported is None or k not in DROPPABLE_HINTS or k in supported)}
+    return {
+        k: v
+        for k, v in request.items()
+        if k in LITELLM_FIELDS
+        and v is not None
+        and (supported is None or k not in DROPPABLE_HINTS or k in supported)
+    }
 
 
 def client_bug(exc: BaseException, max_depth: int = 16) -> BaseException | None:

@@ -61,8 +61,13 @@ def warm(models: Iterable[str]) -> None:
         supported_params(model)
         for stream in (False, True):
             try:
-                response = litellm.completion(model=model, messages=_WARM_MESSAGES, stream=stream,
-                                              mock_response="ok", api_key="warm-up")
+                response = litellm.completion(
+                    model=model,
+                    messages=_WARM_MESSAGES,
+                    stream=stream,
+                    mock_response="ok",
+                    api_key="warm-up",
+                )
                 if stream:
                     for _ in response:
                         pass
@@ -83,8 +88,9 @@ def map_litellm_error(exc: Exception, deployment: Deployment | None = None) -> P
     if isinstance(exc, litellm.exceptions.ContextWindowExceededError):
         return ProviderError(f"context window exceeded: {_short(exc, deployment)}", status=400)
     status = _status(exc)
-    return ProviderError(f"HTTP {status}: {_short(exc, deployment)}", status=status,
-                         retry_after_s=_retry_after(exc))
+    return ProviderError(
+        f"HTTP {status}: {_short(exc, deployment)}", status=status, retry_after_s=_retry_after(exc)
+    )
 
 
 def _status(exc: Exception) -> int:
@@ -155,7 +161,9 @@ async def _acompletion(
 class LitellmClient:
     """Chat completions through ``litellm.acompletion`` for any provider it knows."""
 
-    async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def complete(
+        self, deployment: Deployment, request: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
         try:
             response = await _acompletion(deployment, request, timeout_s, stream=False)
         except RouterError:
@@ -164,7 +172,9 @@ class LitellmClient:
             raise map_call_failure(exc, deployment) from exc
         return dict(response.model_dump())
 
-    async def stream(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> AsyncGenerator[bytes, None]:
+    async def stream(
+        self, deployment: Deployment, request: dict[str, Any], timeout_s: float
+    ) -> AsyncGenerator[bytes, None]:
         """Yield OpenAI-style SSE lines (``data: {...}``, then ``data: [DONE]``)."""
         try:
             response = await _acompletion(deployment, request, timeout_s, stream=True)

@@ -61,15 +61,21 @@ class OpenAICompatClient:
     ``upstream_validation`` (a completion here; stream events by the dispatcher).
     """
 
-    def __init__(self, max_connections: int = 200, limits: UpstreamLimits = UpstreamLimits()) -> None:
+    def __init__(
+        self, max_connections: int = 200, limits: UpstreamLimits = UpstreamLimits()
+    ) -> None:
         self._max_connections = max_connections
         self.limits = limits
         self._session: aiohttp.ClientSession | None = None
 
     def _open(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0,
-                                             ttl_dns_cache=300, enable_cleanup_closed=True)
+            connector = aiohttp.TCPConnector(
+                limit=self._max_connections,
+                limit_per_host=0,
+                ttl_dns_cache=300,
+                enable_cleanup_closed=True,
+            )
             self._session = aiohttp.ClientSession(connector=connector, trust_env=False)
         return self._session
 
@@ -77,15 +83,23 @@ class OpenAICompatClient:
         if self._session is not None:
             await self._session.close()
 
-    async def complete(self, deployment: Deployment, request: dict[str, Any], timeout_s: float) -> dict[str, Any]:
+    async def complete(
+        self, deployment: Deployment, request: dict[str, Any], timeout_s: float
+    ) -> dict[str, Any]:
         """Send a non-streaming request; return the checked completion or raise ProviderError."""
         body = {**request, "model": upstream_model(deployment), "stream": False}
         try:
-            async with self._open().post(_url(deployment), json=body, headers=_headers(deployment),
-                                         timeout=_timeout(timeout_s)) as response:
+            async with self._open().post(
+                _url(deployment),
+                json=body,
+                headers=_headers(deployment),
+                timeout=_timeout(timeout_s),
+            ) as response:
                 if response.status >= 400:
                     data = await _read_at_most(response, ERROR_BODY_BYTES)
-                    raise _status_error(response.status, response.headers, data, deployment, self.limits)
+                    raise _status_error(
+                        response.status, response.headers, data, deployment, self.limits
+                    )
                 data = await _read_at_most(response, self.limits.max_body_bytes, refuse_more=True)
         except _TRANSPORT_ERRORS as exc:
             raise _transport_error(exc, deployment) from exc
@@ -99,11 +113,17 @@ class OpenAICompatClient:
         loop = asyncio.get_running_loop()
         ends_at = loop.time() + self.limits.stream_total_s
         try:
-            async with self._open().post(_url(deployment), json=body, headers=_headers(deployment),
-                                         timeout=_timeout(timeout_s)) as response:
+            async with self._open().post(
+                _url(deployment),
+                json=body,
+                headers=_headers(deployment),
+                timeout=_timeout(timeout_s),
+            ) as response:
                 if response.status >= 400:
                     data = await _read_at_most(response, ERROR_BODY_BYTES)
-                    raise _status_error(response.status, response.headers, data, deployment, self.limits)
+                    raise _status_error(
+                        response.status, response.headers, data, deployment, self.limits
+                    )
                 async for line in _lines(response.content, self.limits, ends_at):
                     yield line
         except _TRANSPORT_ERRORS as exc:
@@ -115,7 +135,9 @@ ERROR_BODY_BYTES = 64 * 1024
 _TRANSPORT_ERRORS = (aiohttp.ClientError, asyncio.TimeoutError, HttpProcessingError)
 
 
-async def _read_at_most(response: aiohttp.ClientResponse, limit: int, refuse_more: bool = False) -> bytes:
+async def _read_at_most(
+    response: aiohttp.ClientResponse, limit: int, refuse_more: bool = False
+) -> bytes:
     """The body, read no further than ``limit`` bytes: past it, malformed (``refuse_more``) or cut."""
     declared = response.content_length
     if refuse_more and declared is not None and declared > limit:
@@ -130,7 +152,9 @@ async def _read_at_most(response: aiohttp.ClientResponse, limit: int, refuse_mor
     return bytes(data)
 
 
-async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at: float) -> AsyncIterator[bytes]:
+async def _lines(
+    content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at: float
+) -> AsyncIterator[bytes]:
     """The stream's lines, each within ``max_sse_line_bytes`` and ``stream_idle_s`` of the last
     (a stream trickling bytes without completing a line ends too), all before ``ends_at``."""
     splitter = SSELineSplitter(limits.max_sse_line_bytes)
@@ -156,8 +180,12 @@ async def _lines(content: aiohttp.StreamReader, limits: UpstreamLimits, ends_at:
 def stream_timeout(limits: UpstreamLimits, total: bool) -> ProviderError:
     """The error of a stream past ``stream_total_s`` (``total``) or idle for ``stream_idle_s``."""
     if total:
-        return ProviderError(f"upstream stream lasted over {limits.stream_total_s:g} s", kind="timeout")
-    return ProviderError(f"upstream sent no complete stream line for {limits.stream_idle_s:g} s", kind="timeout")
+        return ProviderError(
+            f"upstream stream lasted over {limits.stream_total_s:g} s", kind="timeout"
+        )
+    return ProviderError(
+        f"upstream sent no complete stream line for {limits.stream_idle_s:g} s", kind="timeout"
+    )
 
 
 def _url(deployment: Deployment) -> str:
@@ -175,8 +203,13 @@ def _timeout(seconds: float) -> aiohttp.ClientTimeout:
     return aiohttp.ClientTimeout(total=None, sock_connect=min(seconds, 5.0), sock_read=seconds)
 
 
-def _status_error(status: int, headers: Mapping[str, str], data: bytes, deployment: Deployment,
-                  limits: UpstreamLimits) -> ProviderError:
+def _status_error(
+    status: int,
+    headers: Mapping[str, str],
+    data: bytes,
+    deployment: Deployment,
+    limits: UpstreamLimits,
+) -> ProviderError:
     retry_after = parse_retry_after(headers.get("Retry-After"), limits.max_retry_after_s)
     message = error_message(data, lambda text: without_key(text, deployment))
     return ProviderError(f"HTTP {status}: {message}", status=status, retry_after_s=retry_after)
@@ -188,7 +221,9 @@ def _transport_error(exc: BaseException, deployment: Deployment) -> ProviderErro
     never_connected = unreachable(exc, deployment)
     if never_connected is not None:
         return never_connected
-    if isinstance(exc, HttpProcessingError):  # a response aiohttp cannot parse (a line too long, ...)
+    if isinstance(
+        exc, HttpProcessingError
+    ):  # a response aiohttp cannot parse (a line too long, ...)
         return malformed(f"a response that is not valid HTTP ({type(exc).__name__})")
     return ProviderError(f"connection error: {type(exc).__name__}", kind="connection")
 
@@ -202,13 +237,15 @@ def unreachable(exc: BaseException, deployment: Deployment) -> ProviderError | N
             return None
         if isinstance(cause, aiohttp.ClientConnectorError):
             reason = _reason(cause.os_error)
-            return ProviderError(f"cannot connect to {public_url(deployment)} ({reason})", kind="unreachable")
+            return ProviderError(
+                f"cannot connect to {public_url(deployment)} ({reason})", kind="unreachable"
+            )
         cause = cause.__cause__ or cause.__context__
     return None
 
 
 def _reason(error: OSError | None) -> str:
-    """"Connection refused", "Name or service not known", ...: what the system said."""
+    """ "Connection refused", "Name or service not known", ...: what the system said."""
     if isinstance(error, socket.gaierror) and error.strerror:
         return error.strerror
     errno = getattr(error, "errno", None)

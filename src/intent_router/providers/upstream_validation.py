@@ -70,7 +70,9 @@ def cache_tokens(usage: dict[str, Any]) -> tuple[int, int]:
         raise malformed(f"usage.prompt_tokens_details that is not an object: {_sample(details)}")
     details = details or {}
     read = token_count(details.get("cached_tokens"), "prompt_tokens_details.cached_tokens")
-    write = token_count(details.get("cache_write_tokens"), "prompt_tokens_details.cache_write_tokens")
+    write = token_count(
+        details.get("cache_write_tokens"), "prompt_tokens_details.cache_write_tokens"
+    )
     top_read = token_count(usage.get("cache_read_input_tokens"), "cache_read_input_tokens")
     top_write = token_count(usage.get("cache_creation_input_tokens"), "cache_creation_input_tokens")
     read = (read if read is not None else top_read) or 0
@@ -135,13 +137,17 @@ def encodable(completion: dict[str, Any], max_bytes: int | None = None) -> dict[
     try:
         size = len(_encode.encode(completion))
     except (TypeError, ValueError, OverflowError) as exc:  # UnicodeEncodeError is a ValueError
-        raise malformed(f"a completion that cannot be sent on as JSON ({type(exc).__name__})") from exc
+        raise malformed(
+            f"a completion that cannot be sent on as JSON ({type(exc).__name__})"
+        ) from exc
     if max_bytes is not None and size > max_bytes:
         raise malformed(f"a completion of {size} bytes, over the limit of {max_bytes}")
     return completion
 
 
-def checked_chunk(line: bytes, redact: Callable[[str], str] = lambda text: text) -> dict[str, Any] | None:
+def checked_chunk(
+    line: bytes, redact: Callable[[str], str] = lambda text: text
+) -> dict[str, Any] | None:
     """The chunk of one SSE ``data:`` line (None for ``data: [DONE]``); malformed otherwise (an
     error event's message, the one upstream text kept, ``redact``-ed)."""
     if not line.startswith(b"data:"):
@@ -178,8 +184,9 @@ def chunk_usage(line: bytes) -> dict[str, Any] | None:
     return usage if isinstance(usage, dict) else None
 
 
-async def checked_events(lines: AsyncGenerator[bytes, None],
-                         redact: Callable[[str], str] = lambda text: text) -> AsyncIterator[bytes]:
+async def checked_events(
+    lines: AsyncGenerator[bytes, None], redact: Callable[[str], str] = lambda text: text
+) -> AsyncIterator[bytes]:
     """An upstream's SSE lines, checked: comments before the first chunk and fields other than
     ``data`` dropped, every data event a valid chunk, the stream ending at ``data: [DONE]``. The first event must be a
     chunk (not [DONE], not an error), so that a stream that breaks its contract at once is
@@ -259,7 +266,9 @@ class SSELineSplitter:
             raise self._refused
 
 
-def parse_retry_after(value: str | None, cap_s: float, now: Callable[[], float] = time.time) -> float | None:
+def parse_retry_after(
+    value: str | None, cap_s: float, now: Callable[[], float] = time.time
+) -> float | None:
     """Retry-After in seconds from now: a number of seconds or an HTTP date, at most ``cap_s``;
     None when absent, unreadable, negative or already past."""
     if value is None:

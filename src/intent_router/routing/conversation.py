@@ -35,7 +35,9 @@ class TurnSelection:
     turns: tuple[int, ...]
 
 
-def select_turns(user_turns: Sequence[str], rule: ConversationRule = ConversationRule()) -> TurnSelection:
+def select_turns(
+    user_turns: Sequence[str], rule: ConversationRule = ConversationRule()
+) -> TurnSelection:
     """The turns read for a conversation whose user turns are ``user_turns`` (oldest first,
     the latest last). No turns: empty texts and no positions."""
     if not user_turns:

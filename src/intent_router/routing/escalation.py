@@ -35,10 +35,17 @@ _JSON_OBJECT = re.compile(r"^\s*(?:```(?:json)?\s*)?(\{[^{}]*\})\s*(?:```)?\s*$"
 
 def build_messages(prompt: str) -> list[dict[str, str]]:
     """Chat messages for the LLM classifier; the prompt is truncated and JSON-quoted."""
-    bounded = prompt if len(prompt) <= MAX_PROMPT_CHARS else prompt[: MAX_PROMPT_CHARS // 2] + "\n...\n" + prompt[-MAX_PROMPT_CHARS // 2 :]
+    bounded = (
+        prompt
+        if len(prompt) <= MAX_PROMPT_CHARS
+        else prompt[: MAX_PROMPT_CHARS // 2] + "\n...\n" + prompt[-MAX_PROMPT_CHARS // 2 :]
+    )
     return [
         {"role": "system", "content": _SYSTEM},
-        {"role": "user", "content": f"<request>{json.dumps(bounded, ensure_ascii=False)}</request>"},
+        {
+            "role": "user",
+            "content": f"<request>{json.dumps(bounded, ensure_ascii=False)}</request>",
+        },
     ]
 
 

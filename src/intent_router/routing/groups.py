@@ -46,27 +46,36 @@ def order_members(members: Sequence[Member], strategy: str, rng: random.Random) 
     if strategy == "weighted":
         # Efraimidis-Spirakis: sorting by u ** (1 / w) descending draws without replacement,
         # each member first with probability w / sum(w); weight 0 members go last.
-        keyed = [((-(rng.random() ** (1.0 / m.weight)) if m.weight > 0 else 1.0, rng.random()), m.name)
-                 for m in ready]
+        keyed = [
+            ((-(rng.random() ** (1.0 / m.weight)) if m.weight > 0 else 1.0, rng.random()), m.name)
+            for m in ready
+        ]
     elif strategy == "headroom":
-        keyed = [((-(1.0 if m.headroom is None else m.headroom), rng.random()), m.name) for m in ready]
+        keyed = [
+            ((-(1.0 if m.headroom is None else m.headroom), rng.random()), m.name) for m in ready
+        ]
     elif strategy == "least_in_flight":
         keyed = [((float(m.in_flight), rng.random()), m.name) for m in ready]
     else:
-        keyed = [((0.0 if m.latency_ms is None else 1.0, m.latency_ms or 0.0, rng.random()), m.name)
-                 for m in ready]
+        keyed = [
+            ((0.0 if m.latency_ms is None else 1.0, m.latency_ms or 0.0, rng.random()), m.name)
+            for m in ready
+        ]
     return tuple(name for _, name in sorted(keyed)) + tuple(cooling)
 
 
-def expand_chain(chain: Sequence[str], group_of: Mapping[str, str | None],
-                 order_group: Callable[[str], Sequence[str]]) -> tuple[str, ...]:
+def expand_chain(
+    chain: Sequence[str],
+    group_of: Mapping[str, str | None],
+    order_group: Callable[[str], Sequence[str]],
+) -> tuple[str, ...]:
     """``chain`` with every entry that belongs to a group replaced by ``order_group(group)``
     (the group's members in this request's order); a deployment appears once, at its first place."""
     out: list[str] = []
     seen: set[str] = set()
     for name in chain:
         group = group_of.get(name)
-        for member in (order_group(group) if group else (name,)):
+        for member in order_group(group) if group else (name,):
             if member not in seen:
                 seen.add(member)
                 out.append(member)
@@ -92,8 +101,9 @@ class GroupStats:
             self._in_flight[name] = max(0, self._in_flight.get(name, 0) - 1)
             if latency_ms is not None:
                 old = self._latency_ms.get(name)
-                self._latency_ms[name] = (latency_ms if old is None
-                                          else old + LATENCY_SMOOTHING * (latency_ms - old))
+                self._latency_ms[name] = (
+                    latency_ms if old is None else old + LATENCY_SMOOTHING * (latency_ms - old)
+                )
 
     def in_flight(self, name: str) -> int:
         with self._lock:
@@ -103,8 +113,22 @@ class GroupStats:
         with self._lock:
             return self._latency_ms.get(name)
 
-    def members(self, names: Iterable[str], weights: Mapping[str, float], available: Callable[[str], bool],
-                headroom: Callable[[str], float | None] = lambda _: None) -> list[Member]:
+    def members(
+        self,
+        names: Iterable[str],
+        weights: Mapping[str, float],
+        available: Callable[[str], bool],
+        headroom: Callable[[str], float | None] = lambda _: None,
+    ) -> list[Member]:
         with self._lock:
-            return [Member(n, weights.get(n, 1.0), available(n), self._in_flight.get(n, 0),
-                           self._latency_ms.get(n), headroom(n)) for n in names]
+            return [
+                Member(
+                    n,
+                    weights.get(n, 1.0),
+                    available(n),
+                    self._in_flight.get(n, 0),
+                    self._latency_ms.get(n),
+                    headroom(n),
+                )
+                for n in names
+            ]

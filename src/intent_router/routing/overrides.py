@@ -34,10 +34,15 @@ class Override:
     sensitive: bool = False
 
     def as_json(self) -> dict[str, Any]:
-        return {"scope": self.scope, "subject": self.subject,
-                "policy": {k: list(v) for k, v in self.policy.items()}, "pin": self.pin,
-                "forbid_deployments": sorted(self.forbid_deployments),
-                "forbid_providers": sorted(self.forbid_providers), "sensitive": self.sensitive}
+        return {
+            "scope": self.scope,
+            "subject": self.subject,
+            "policy": {k: list(v) for k, v in self.policy.items()},
+            "pin": self.pin,
+            "forbid_deployments": sorted(self.forbid_deployments),
+            "forbid_providers": sorted(self.forbid_providers),
+            "sensitive": self.sensitive,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,15 @@ NO_OVERRIDE = EffectiveOverride()
 OverrideTable = Mapping[tuple[str, str], Override]
 
 
-def resolve(table: OverrideTable, org: str | None, repo: str | None, user: str | None) -> EffectiveOverride:
+def resolve(
+    table: OverrideTable, org: str | None, repo: str | None, user: str | None
+) -> EffectiveOverride:
     """Combine the overrides of ``user``, ``repo`` and ``org`` (most specific first)."""
-    found = [table[(scope, subject)] for scope, subject in (("user", user), ("repo", repo), ("org", org))
-             if subject is not None and (scope, subject) in table]
+    found = [
+        table[(scope, subject)]
+        for scope, subject in (("user", user), ("repo", repo), ("org", org))
+        if subject is not None and (scope, subject) in table
+    ]
     if not found:
         return NO_OVERRIDE
     policy: dict[str, tuple[str, ...]] = {}
@@ -85,11 +95,24 @@ def parse_override(raw: Mapping[str, Any], config: RouterConfig) -> Override:
     if scope not in SCOPES:
         raise InvalidRequestError(f"scope: must be one of {list(SCOPES)}")
     subject = raw.get("subject")
-    if not isinstance(subject, str) or not subject.strip() or len(subject) > MAX_SUBJECT_CHARS \
-            or not subject.isprintable():
-        raise InvalidRequestError(f"subject: a printable string of 1 to {MAX_SUBJECT_CHARS} characters")
-    unknown = set(raw) - {"scope", "subject", "policy", "pin", "forbid_deployments", "forbid_providers",
-                          "sensitive"}
+    if (
+        not isinstance(subject, str)
+        or not subject.strip()
+        or len(subject) > MAX_SUBJECT_CHARS
+        or not subject.isprintable()
+    ):
+        raise InvalidRequestError(
+            f"subject: a printable string of 1 to {MAX_SUBJECT_CHARS} characters"
+        )
+    unknown = set(raw) - {
+        "scope",
+        "subject",
+        "policy",
+        "pin",
+        "forbid_deployments",
+        "forbid_providers",
+        "sensitive",
+    }
     if unknown:
         raise InvalidRequestError(f"{sorted(unknown)[0]}: unknown field")
     known = set(config.deployments)
@@ -101,10 +124,15 @@ def parse_override(raw: Mapping[str, Any], config: RouterConfig) -> Override:
     for intent, chain in policy_raw.items():
         if intent not in INTENTS:
             raise InvalidRequestError(f"policy.{intent}: unknown intent")
-        if not isinstance(chain, list) or not chain \
-                or any(not isinstance(name, str) or name not in known for name in chain) \
-                or len(set(chain)) != len(chain):
-            raise InvalidRequestError(f"policy.{intent}: a non-empty list of distinct configured deployments")
+        if (
+            not isinstance(chain, list)
+            or not chain
+            or any(not isinstance(name, str) or name not in known for name in chain)
+            or len(set(chain)) != len(chain)
+        ):
+            raise InvalidRequestError(
+                f"policy.{intent}: a non-empty list of distinct configured deployments"
+            )
         policy[intent] = tuple(chain)
     pin = raw.get("pin")
     if pin is not None and (not isinstance(pin, str) or pin not in known):

@@ -29,7 +29,10 @@ class ChainChoice:
 
 
 def choose_chain(
-    config: RouterConfig, intent: str, requested_model: str = "auto", sensitive: bool = False,
+    config: RouterConfig,
+    intent: str,
+    requested_model: str = "auto",
+    sensitive: bool = False,
     override: EffectiveOverride = NO_OVERRIDE,
 ) -> ChainChoice:
     """The chain for a request.
@@ -52,18 +55,24 @@ def choose_chain(
     else:
         first = deployment_named(config, requested_model)
         if override.forbids(first, config.deployments[first].provider):
-            raise ForbiddenDeploymentError(f"{first!r} is forbidden for {', '.join(override.applied)}")
+            raise ForbiddenDeploymentError(
+                f"{first!r} is forbidden for {', '.join(override.applied)}"
+            )
         chain = _with_fallbacks(config, (first,))
         reason = f"requested {first}"
     if override.applied:
         chain = tuple(n for n in chain if not override.forbids(n, config.deployments[n].provider))
         reason += f" ({', '.join(override.applied)})"
-        if not chain and not (sensitive or override.sensitive):  # sensitive: any allowed local below
-            raise ForbiddenDeploymentError(f"every deployment of the chain is forbidden for "
-                                           f"{', '.join(override.applied)}")
+        if not chain and not (
+            sensitive or override.sensitive
+        ):  # sensitive: any allowed local below
+            raise ForbiddenDeploymentError(
+                f"every deployment of the chain is forbidden for {', '.join(override.applied)}"
+            )
     if sensitive or override.sensitive:
         chain = tuple(n for n in chain if config.deployments[n].tier == "local") or tuple(
-            n for n, d in config.deployments.items()
+            n
+            for n, d in config.deployments.items()
             if d.tier == "local" and not override.forbids(n, d.provider)
         )
         if not chain:
@@ -96,13 +105,17 @@ def _with_fallbacks(config: RouterConfig, preferred: tuple[str, ...]) -> tuple[s
 
 
 def downgrade_chain(
-    config: RouterConfig, tier: str, sensitive: bool = False, override: EffectiveOverride = NO_OVERRIDE,
+    config: RouterConfig,
+    tier: str,
+    sensitive: bool = False,
+    override: EffectiveOverride = NO_OVERRIDE,
 ) -> tuple[str, ...]:
     """The cheaper chain a request over its budget is downgraded to: the deployments of
     ``tier`` in config order, minus what the override forbids (local-tier ones only for a
     sensitive request). Empty when nothing is left."""
     local_only = sensitive or override.sensitive
     return tuple(
-        name for name, d in config.deployments.items()
+        name
+        for name, d in config.deployments.items()
         if d.tier == ("local" if local_only else tier) and not override.forbids(name, d.provider)
     )

@@ -33,30 +33,39 @@ class RegretChoice:
 
 
 def expected_losses(
-    probabilities: Mapping[str, float], regret: Mapping[str, Mapping[str, float]],
-    costs: Mapping[str, float], weight: float = 1.0,
+    probabilities: Mapping[str, float],
+    regret: Mapping[str, Mapping[str, float]],
+    costs: Mapping[str, float],
+    weight: float = 1.0,
 ) -> dict[str, float]:
     """``L(a)`` for every intent ``a`` of ``costs`` (USD a request)."""
     return {
         routed: sum(
             p * (weight * regret[true][routed] + max(0.0, cost - costs[true]))
-            for true, p in probabilities.items() if p > 0.0
+            for true, p in probabilities.items()
+            if p > 0.0
         )
         for routed, cost in costs.items()
     }
 
 
 def route_as(
-    probabilities: Mapping[str, float], regret: Mapping[str, Mapping[str, float]],
-    costs: Mapping[str, float], weight: float = 1.0,
+    probabilities: Mapping[str, float],
+    regret: Mapping[str, Mapping[str, float]],
+    costs: Mapping[str, float],
+    weight: float = 1.0,
 ) -> str:
     """The intent minimising expected loss; ties go to the more probable intent."""
     return choose(probabilities, regret, costs, weight).routed_as
 
 
 def choose(
-    probabilities: Mapping[str, float], regret: Mapping[str, Mapping[str, float]],
-    costs: Mapping[str, float], weight: float = 1.0, *, llm_accuracy: float = 0.9,
+    probabilities: Mapping[str, float],
+    regret: Mapping[str, Mapping[str, float]],
+    costs: Mapping[str, float],
+    weight: float = 1.0,
+    *,
+    llm_accuracy: float = 0.9,
     escalation_cost_usd: float = 0.0,
 ) -> RegretChoice:
     """The route and the escalation decision. ``escalation_cost_usd`` is the classifier call's
@@ -65,4 +74,3 @@ def choose(
     best = min(losses, key=lambda a: (losses[a], -probabilities.get(a, 0.0), a))
     gain = llm_accuracy * losses[best]
     return RegretChoice(best, losses, gain, gain > escalation_cost_usd)
-

@@ -43,7 +43,9 @@ class Failure:
     retry_after_s: float | None = None
 
 
-def failure_from_status(status: int, body_text: str = "", retry_after_s: float | None = None) -> Failure:
+def failure_from_status(
+    status: int, body_text: str = "", retry_after_s: float | None = None
+) -> Failure:
     """Classify an HTTP error status (and its body, for context-window and OOM errors)."""
     text = body_text.lower()
     if status == 429:
@@ -60,12 +62,23 @@ def failure_from_status(status: int, body_text: str = "", retry_after_s: float |
 
 def _mentions_memory(text: str) -> bool:
     """Ollama: "model requires more system memory (...) than is available", CUDA OOM, ..."""
-    markers = ("out of memory", "requires more system memory", "insufficient memory", "cudamalloc failed")
+    markers = (
+        "out of memory",
+        "requires more system memory",
+        "insufficient memory",
+        "cudamalloc failed",
+    )
     return any(marker in text for marker in markers)
 
 
 def _mentions_context_window(text: str) -> bool:
-    markers = ("context length", "context window", "maximum context", "too many tokens", "prompt is too long")
+    markers = (
+        "context length",
+        "context window",
+        "maximum context",
+        "too many tokens",
+        "prompt is too long",
+    )
     return any(marker in text for marker in markers)
 
 

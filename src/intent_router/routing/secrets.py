@@ -25,8 +25,10 @@ BUILTIN_PATTERNS: Final[dict[str, str]] = {
     "jwt": r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}",
     "bearer_token": r"(?i)\bbearer\s+(?P<value>[A-Za-z0-9._~+/\-]{20,}=*)",
     "connection_string_password": r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s:/@]+:(?P<value>[^\s@/]{3,})@[^\s/]+",
-    "hardcoded_password": (r"(?i)\b(?:password|passwd|pwd|secret|api_?key|access_?token|auth_?token)\b"
-                           r"[\"']?\s*[:=]\s*[\"'](?P<value>[^\"'\s]{8,})[\"']"),
+    "hardcoded_password": (
+        r"(?i)\b(?:password|passwd|pwd|secret|api_?key|access_?token|auth_?token)\b"
+        r"[\"']?\s*[:=]\s*[\"'](?P<value>[^\"'\s]{8,})[\"']"
+    ),
 }
 
 #: Lowercase literals one of which every match of a built-in rule contains: a rule runs only
@@ -69,8 +71,11 @@ class SecretDetector:
     def __init__(self, extra: Mapping[str, str] | None = None, use_hints: bool = True) -> None:
         rules = {**BUILTIN_PATTERNS, **(extra or {})}
         self._rules = [
-            (name, re.compile(pattern),
-             _HINTS.get(name) if use_hints and pattern == BUILTIN_PATTERNS.get(name) else None)
+            (
+                name,
+                re.compile(pattern),
+                _HINTS.get(name) if use_hints and pattern == BUILTIN_PATTERNS.get(name) else None,
+            )
             for name, pattern in rules.items()
         ]
 
@@ -98,7 +103,7 @@ class SecretDetector:
         for finding in self.find(text):
             if finding.start < cursor:  # overlaps a span already redacted
                 continue
-            out.append(text[cursor:finding.start])
+            out.append(text[cursor : finding.start])
             out.append(f"[REDACTED:{finding.kind}]")
             cursor = finding.end
         out.append(text[cursor:])

@@ -36,15 +36,26 @@ return 1
 class SharedCooldowns:
     """Publishes ``tracker``'s cooldowns to Redis and applies everyone else's."""
 
-    def __init__(self, tracker: CooldownTracker, redis_url: str, deployments: Iterable[str],
-                 prefix: str = "intent-router:", interval_s: float = 0.5, timeout_s: float = 0.5) -> None:
+    def __init__(
+        self,
+        tracker: CooldownTracker,
+        redis_url: str,
+        deployments: Iterable[str],
+        prefix: str = "intent-router:",
+        interval_s: float = 0.5,
+        timeout_s: float = 0.5,
+    ) -> None:
         self._tracker = tracker
         self._deployments = list(deployments)
         self._keys = [f"{prefix}cooldown:{name}" for name in self._deployments]
         self._key_of = dict(zip(self._deployments, self._keys, strict=True))
         self._interval_s = interval_s
-        self._redis = Redis.from_url(redis_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
-                                     decode_responses=True)
+        self._redis = Redis.from_url(
+            redis_url,
+            socket_timeout=timeout_s,
+            socket_connect_timeout=timeout_s,
+            decode_responses=True,
+        )
         self._extend = self._redis.register_script(_EXTEND_LUA)
         self._pending: dict[str, float] = {}
         self._wake = asyncio.Event()

@@ -35,24 +35,39 @@ class _ServerOptions(TypedDict):
 SERVER: _ServerOptions = {"loop": "uvloop", "http": "httptools"}
 
 
-def parse_args(argv: list[str] | None = None, settings: ServiceSettings | None = None) -> argparse.Namespace:
+def parse_args(
+    argv: list[str] | None = None, settings: ServiceSettings | None = None
+) -> argparse.Namespace:
     settings = settings or ServiceSettings.from_env()
-    parser = argparse.ArgumentParser(prog="python -m intent_router.service", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path,
-                        default=settings.config_path,
-                        help="router config file (default: $INTENT_ROUTER_CONFIG or the bundled one)")
+    parser = argparse.ArgumentParser(
+        prog="python -m intent_router.service",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=settings.config_path,
+        help="router config file (default: $INTENT_ROUTER_CONFIG or the bundled one)",
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--log-level", default="info")
-    parser.add_argument("--keep-alive", type=float, default=75.0,
-                        help="seconds an idle client connection stays open (default 75: longer "
-                             "than load balancers' and clients' own idle timeouts, so the client "
-                             "side closes first and never sends on a connection being closed)")
-    parser.add_argument("--access-log", action="store_true",
-                        help="log every request (off: the decision log and /metrics cover requests, "
-                             "and a line per request costs about 7%% of /v1/route's throughput)")
+    parser.add_argument(
+        "--keep-alive",
+        type=float,
+        default=75.0,
+        help="seconds an idle client connection stays open (default 75: longer "
+        "than load balancers' and clients' own idle timeouts, so the client "
+        "side closes first and never sends on a connection being closed)",
+    )
+    parser.add_argument(
+        "--access-log",
+        action="store_true",
+        help="log every request (off: the decision log and /metrics cover requests, "
+        "and a line per request costs about 7%% of /v1/route's throughput)",
+    )
     args = parser.parse_args(argv)
     if args.workers < 1:
         parser.error("--workers must be at least 1")
@@ -67,11 +82,16 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"intent-router: bad config {args.config}: {exc}", file=sys.stderr)
         return 2
-    if (args.workers > 1 and config.governance.client_keys
-            and not config.governance.resolved_redis_url(settings.redis_url)):
-        print(f"intent-router: warning: {args.workers} workers count rate limits and budgets each on "
-              "their own; set governance.redis_url or $INTENT_ROUTER_REDIS_URL to share them",
-              file=sys.stderr)
+    if (
+        args.workers > 1
+        and config.governance.client_keys
+        and not config.governance.resolved_redis_url(settings.redis_url)
+    ):
+        print(
+            f"intent-router: warning: {args.workers} workers count rate limits and budgets each on "
+            "their own; set governance.redis_url or $INTENT_ROUTER_REDIS_URL to share them",
+            file=sys.stderr,
+        )
     for line in _summary(args.config.resolve(), config, settings):
         print(f"intent-router: {line}", file=sys.stderr, flush=True)
     if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
@@ -80,15 +100,27 @@ def main(argv: list[str] | None = None) -> int:
     # The workers are processes of their own: they read these settings back from the environment.
     # Their root logger follows --log-level; with the tracker a process beside them, they leave
     # MLflow to it.
-    workers = replace(settings, config_path=args.config.resolve(), log_level=args.log_level,
-                      tracker_process=settings.tracker_process or tracker is not None)
+    workers = replace(
+        settings,
+        config_path=args.config.resolve(),
+        log_level=args.log_level,
+        tracker_process=settings.tracker_process or tracker is not None,
+    )
     os.environ.update(workers.to_env())
     import uvicorn
 
     try:
-        uvicorn.run("intent_router.service.app:create_app", factory=True, host=args.host, port=args.port,
-                    workers=args.workers, log_level=args.log_level, access_log=args.access_log,
-                    timeout_keep_alive=args.keep_alive, **SERVER)
+        uvicorn.run(
+            "intent_router.service.app:create_app",
+            factory=True,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            log_level=args.log_level,
+            access_log=args.access_log,
+            timeout_keep_alive=args.keep_alive,
+            **SERVER,
+        )
     finally:
         if tracker is not None:
             tracker.terminate()  # it flushes once more, then exits
@@ -111,16 +143,30 @@ def _summary(path: Path, config: RouterConfig, settings: ServiceSettings) -> lis
         metadata = load_metadata(DEFAULT_MODELS_DIR / "intent.json")
     except ModelError as exc:
         return [f"config {path}", f"model: {exc}"]
-    return startup_summary(path, config, metadata.model_version, metadata.confidence_threshold,
-                           database_url=settings.database_url)
+    return startup_summary(
+        path,
+        config,
+        metadata.model_version,
+        metadata.confidence_threshold,
+        database_url=settings.database_url,
+    )
 
 
 def _start_tracker(config: RouterConfig, path: Path) -> subprocess.Popen[bytes] | None:
     """The MLflow serving tracker as a process of its own (python -m intent_router.tracking)."""
     if not (config.tracking.enabled and config.storage.decision_log):
         return None
-    return subprocess.Popen([sys.executable, "-m", "intent_router.tracking", "--config", str(path),
-                             "--parent", str(os.getpid())])
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "intent_router.tracking",
+            "--config",
+            str(path),
+            "--parent",
+            str(os.getpid()),
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,13 @@ async def list_overrides(services: Services) -> OverrideList:
     return OverrideList(data=[o.as_json() for o in stored.values()])
 
 
-@put("/admin/overrides", guards=[admin_guard], sync_to_thread=True, responses=ADMIN_ERRORS,
-     operation_id="putOverride")
+@put(
+    "/admin/overrides",
+    guards=[admin_guard],
+    sync_to_thread=True,
+    responses=ADMIN_ERRORS,
+    operation_id="putOverride",
+)
 def put_override(data: OverrideBody, services: Services) -> dict:
     """Create or replace the override of one organisation, repo or user."""
     override = parse_override(data.as_dict(), services.router.config)
@@ -64,11 +69,19 @@ def put_override(data: OverrideBody, services: Services) -> dict:
     return override.as_json()
 
 
-@delete("/admin/overrides", guards=[admin_guard], sync_to_thread=True, status_code=200,
-        responses=ADMIN_ERRORS, operation_id="deleteOverride")
+@delete(
+    "/admin/overrides",
+    guards=[admin_guard],
+    sync_to_thread=True,
+    status_code=200,
+    responses=ADMIN_ERRORS,
+    operation_id="deleteOverride",
+)
 def delete_override(
     services: Services,
-    level: Annotated[str, Parameter(query="scope", description="org, repo or user", pattern=PRINTABLE)],
+    level: Annotated[
+        str, Parameter(query="scope", description="org, repo or user", pattern=PRINTABLE)
+    ],
     subject: Annotated[str, Parameter(query="subject", max_length=256, pattern=PRINTABLE)],
 ) -> dict[str, bool]:
     """Remove the override of one subject (``?scope=repo&subject=acme/api``)."""
@@ -80,30 +93,47 @@ def delete_override(
     return {"deleted": True}
 
 
-@post("/admin/keys", guards=[admin_guard], status_code=201, responses=ADMIN_ERRORS,
-      operation_id="createClientKey")
+@post(
+    "/admin/keys",
+    guards=[admin_guard],
+    status_code=201,
+    responses=ADMIN_ERRORS,
+    operation_id="createClientKey",
+)
 async def create_key(data: ClientKeyCreate, services: Services) -> dict[str, Any]:
     """A new client key for a team. ``key`` is in this answer only: it is stored hashed."""
     team = clean_id(data.team)
     if team is None:
         raise InvalidRequestError("team: must hold a printable character")
-    limits = KeyLimits(data.budget_day_usd, data.budget_month_usd, data.rpm, data.tpm, data.over_budget)
+    limits = KeyLimits(
+        data.budget_day_usd, data.budget_month_usd, data.rpm, data.tpm, data.over_budget
+    )
     key, record = await _stored(services.key_store.create, team, clean_id(data.name) or "", limits)
-    await anyio.to_thread.run_sync(services.key_cache.refresh)  # this worker at once; the others within 1 s
+    await anyio.to_thread.run_sync(
+        services.key_cache.refresh
+    )  # this worker at once; the others within 1 s
     return {"key": key, **record.as_json()}
 
 
 @get("/admin/keys", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="listClientKeys")
 async def list_keys(
-    services: Services, team: Annotated[str | None, Parameter(query="team", max_length=256, pattern=PRINTABLE)] = None,
+    services: Services,
+    team: Annotated[str | None, Parameter(query="team", max_length=256, pattern=PRINTABLE)] = None,
 ) -> ClientKeyList:
     """Every client key (revoked ones too; never the keys themselves), or one team's."""
     keys = await _stored(services.key_store.list, team)
     return ClientKeyList(data=[k.as_json() for k in keys])
 
 
-@get("/admin/keys/{key_id:str}", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="getClientKey")
-async def get_key(key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTABLE)], services: Services) -> dict[str, Any]:
+@get(
+    "/admin/keys/{key_id:str}",
+    guards=[admin_guard],
+    responses=ADMIN_ERRORS,
+    operation_id="getClientKey",
+)
+async def get_key(
+    key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTABLE)], services: Services
+) -> dict[str, Any]:
     """One client key and what it has spent this UTC day and month."""
     record = await _stored(services.key_store.get, key_id)
     if record is None:
@@ -111,9 +141,16 @@ async def get_key(key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTA
     return {**record.as_json(), "spend": await services.limits.spend(record.id)}
 
 
-@delete("/admin/keys/{key_id:str}", guards=[admin_guard], status_code=200, responses=ADMIN_ERRORS,
-        operation_id="revokeClientKey")
-async def revoke_key(key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTABLE)], services: Services) -> dict[str, bool]:
+@delete(
+    "/admin/keys/{key_id:str}",
+    guards=[admin_guard],
+    status_code=200,
+    responses=ADMIN_ERRORS,
+    operation_id="revokeClientKey",
+)
+async def revoke_key(
+    key_id: Annotated[str, Parameter(max_length=64, pattern=PRINTABLE)], services: Services
+) -> dict[str, bool]:
     """Revoke a client key: every worker refuses it within a second."""
     if not await _stored(services.key_store.revoke, key_id):
         raise UnknownRequestError(f"no active client key {key_id!r}")
@@ -123,18 +160,39 @@ async def revoke_key(key_id: Annotated[str, Parameter(max_length=64, pattern=PRI
 
 @get("/admin/spend", guards=[admin_guard], responses=ADMIN_ERRORS, operation_id="teamSpend")
 async def team_spend(
-    services: Services, team: Annotated[str, Parameter(query="team", min_length=1, max_length=256, pattern=PRINTABLE)],
+    services: Services,
+    team: Annotated[str, Parameter(query="team", min_length=1, max_length=256, pattern=PRINTABLE)],
 ) -> dict[str, Any]:
     """What a team's keys (revoked ones included) have spent this UTC day and month."""
     keys = await _stored(services.key_store.list, team)
     if not keys:
         raise UnknownRequestError(f"team {team!r} has no client keys")
-    rows: list[dict[str, Any]] = [{"id": k.id, "prefix": k.prefix, "name": k.name, "active": k.active,
-             **await services.limits.spend(k.id)} for k in keys]
-    return {"team": team, "day_usd": round(sum(r["day_usd"] for r in rows), 6),
-            "month_usd": round(sum(r["month_usd"] for r in rows), 6), "keys": rows}
+    rows: list[dict[str, Any]] = [
+        {
+            "id": k.id,
+            "prefix": k.prefix,
+            "name": k.name,
+            "active": k.active,
+            **await services.limits.spend(k.id),
+        }
+        for k in keys
+    ]
+    return {
+        "team": team,
+        "day_usd": round(sum(r["day_usd"] for r in rows), 6),
+        "month_usd": round(sum(r["month_usd"] for r in rows), 6),
+        "keys": rows,
+    }
 
 
-ADMIN_HANDLERS = [list_overrides, put_override, delete_override, create_key, list_keys, get_key,
-                  revoke_key, team_spend]
+ADMIN_HANDLERS = [
+    list_overrides,
+    put_override,
+    delete_override,
+    create_key,
+    list_keys,
+    get_key,
+    revoke_key,
+    team_spend,
+]
 __all__ = ["ADMIN_HANDLERS", "ADMIN_KEY_ENV"]

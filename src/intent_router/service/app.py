@@ -79,10 +79,15 @@ async def readyz(services: Services) -> Response[Readiness]:
     some deployment able to answer (else ``degraded`` with the reasons: 200, or 503 under
     ``router.strict_readiness``)."""
     router = services.router
-    report = readiness(router.config, services.needs_litellm and not services.clients.warm,
-                       router.cooldowns.available, await services.keyless_probe.unreachable())
-    body = Readiness(report.status, router.classifier.version, list(report.reasons),
-                     list(report.usable))
+    report = readiness(
+        router.config,
+        services.needs_litellm and not services.clients.warm,
+        router.cooldowns.available,
+        await services.keyless_probe.unreachable(),
+    )
+    body = Readiness(
+        report.status, router.classifier.version, list(report.reasons), list(report.usable)
+    )
     return Response(body, status_code=report.http_status(router.config.strict_readiness))
 
 
@@ -92,19 +97,39 @@ def metrics(services: Services) -> bytes:
     return services.metrics.render()
 
 
-async def _context(endpoint: Endpoint, prompt: str, request: Request, services: Services,
-                   metadata: RouteMetadata | None, user_field: str | None = None) -> RequestContext:
+async def _context(
+    endpoint: Endpoint,
+    prompt: str,
+    request: Request,
+    services: Services,
+    metadata: RouteMetadata | None,
+    user_field: str | None = None,
+) -> RequestContext:
     """Who the request is for (X-Repo / X-User headers, else metadata, else OpenAI's ``user``)
     and which secrets it carries (every string of the body is scanned)."""
     key: ClientKey | None = request.state.get("client_key")
     # With client keys on, the key's team is the organisation: a client cannot claim another's.
-    org = key.team if key is not None else clean_id(_utf8_header(request, "x-org") or (metadata.org if metadata else None))
+    org = (
+        key.team
+        if key is not None
+        else clean_id(_utf8_header(request, "x-org") or (metadata.org if metadata else None))
+    )
     repo = clean_id(_utf8_header(request, "x-repo") or (metadata.repo if metadata else None))
-    user = clean_id(_utf8_header(request, "x-user") or (metadata.user if metadata else None) or user_field)
+    user = clean_id(
+        _utf8_header(request, "x-user") or (metadata.user if metadata else None) or user_field
+    )
     kinds = services.router.secret_kinds(strings_in(await request.json()))
     override = resolve(services.override_cache.table, org, repo, user)
-    ctx = RequestContext(endpoint, prompt, repo, user, tuple(kinds), override=override, org=org,
-                         client_key_id=key.id if key is not None else None)
+    ctx = RequestContext(
+        endpoint,
+        prompt,
+        repo,
+        user,
+        tuple(kinds),
+        override=override,
+        org=org,
+        client_key_id=key.id if key is not None else None,
+    )
     request.state.request_id = ctx.request_id
     request.state.ctx = ctx  # an error answered for this request is counted under its endpoint
     return ctx
@@ -126,33 +151,57 @@ def _utf8_header(request: Request, name: str) -> str | None:
 # resolution, which costs CPU on every request (``python -m tests.bench.services_access``).
 
 
-@post("/v1/route", status_code=200, responses=BODY_ERRORS, operation_class=RouteOperation,
-      before_request=require_client_key)
+@post(
+    "/v1/route",
+    status_code=200,
+    responses=BODY_ERRORS,
+    operation_class=RouteOperation,
+    before_request=require_client_key,
+)
 async def route(data: RouteRequest, request: Request) -> Response[RouteResponse]:
     """Which intent and which chain of deployments; calls no provider but the LLM classifier."""
     services = services_of(request.app)  # not injected: the hot path (see above)
     prompt, context, positions = route_input(data)
     ctx = await _context("route", prompt, request, services, data.metadata)
-    ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages or []),
-                                  [*context, prompt])
+    ctx.session_name = session_of(
+        request, data.metadata, ctx, system_text(data.messages or []), [*context, prompt]
+    )
     return await route_prompt(ctx, data, context, positions, request.state.client_key, services)
 
 
-@post("/v1/chat/completions", status_code=200, responses=CHAT_ERRORS, operation_class=ChatOperation,
-      before_request=require_client_key)
+@post(
+    "/v1/chat/completions",
+    status_code=200,
+    responses=CHAT_ERRORS,
+    operation_class=ChatOperation,
+    before_request=require_client_key,
+)
 async def chat_completions(data: ChatRequest, request: Request) -> Response[ChatCompletion]:
     """OpenAI-compatible chat completions, routed by intent with fallbacks, streaming too."""
     services = services_of(request.app)  # not injected: the hot path (see above)
     body = upstream_body(await request.json())
-    ctx = await _context("chat_stream" if data.stream else "chat", last_user_text(data.messages), request,
-                         services, data.metadata, data.user)
-    ctx.session_name = session_of(request, data.metadata, ctx, system_text(data.messages),
-                                  user_turns(data.messages)[1])
+    ctx = await _context(
+        "chat_stream" if data.stream else "chat",
+        last_user_text(data.messages),
+        request,
+        services,
+        data.metadata,
+        data.user,
+    )
+    ctx.session_name = session_of(
+        request, data.metadata, ctx, system_text(data.messages), user_turns(data.messages)[1]
+    )
     return await serve_chat(ctx, data, body, request.state.client_key, services)  # type: ignore[return-value]
 
 
-@post("/v1/feedback", status_code=200, sync_to_thread=True, responses=FEEDBACK_ERRORS,
-      operation_class=FeedbackOperation, before_request=require_client_key)
+@post(
+    "/v1/feedback",
+    status_code=200,
+    sync_to_thread=True,
+    responses=FEEDBACK_ERRORS,
+    operation_class=FeedbackOperation,
+    before_request=require_client_key,
+)
 def feedback(data: FeedbackRequest, services: Services) -> FeedbackResponse:
     """Correct a decision's intent and/or rate it; attached to its MLflow trace when traced."""
     if data.correct_intent is None and data.rating is None:
@@ -166,13 +215,22 @@ def feedback(data: FeedbackRequest, services: Services) -> FeedbackResponse:
             row = store.get(data.request_id)
         if row is None:
             raise UnknownRequestError(f"no decision with request_id {data.request_id!r}")
-        comment = services.router.redact(data.comment) if data.comment else data.comment  # like prompts
-        store.add_feedback(Feedback(data.request_id, data.correct_intent, data.rating, clean_text(comment)))
-    return FeedbackResponse(data.request_id, stored=True, trace="pending" if row["traced"] else "untraced")
+        comment = (
+            services.router.redact(data.comment) if data.comment else data.comment
+        )  # like prompts
+        store.add_feedback(
+            Feedback(data.request_id, data.correct_intent, data.rating, clean_text(comment))
+        )
+    return FeedbackResponse(
+        data.request_id, stored=True, trace="pending" if row["traced"] else "untraced"
+    )
 
 
-def create_app(config_path: Path | None = None, models_dir: Path | None = None,
-               settings: ServiceSettings | None = None) -> Litestar:
+def create_app(
+    config_path: Path | None = None,
+    models_dir: Path | None = None,
+    settings: ServiceSettings | None = None,
+) -> Litestar:
     """Build the app; a bad config or model fails here, before serving. The lifespan builds the
     services (``open_services``) and closes them."""
     # httpx (litellm's client) logs every upstream call at INFO: one line per request through
@@ -193,12 +251,22 @@ def create_app(config_path: Path | None = None, models_dir: Path | None = None,
     # Litestar sets the root logger to INFO; under `python -m intent_router.service` it follows
     # --log-level instead (uvicorn's "trace" is Python's DEBUG).
     # Errors are logged once, without their text, where they are answered (service/errors.py).
-    logging_config = LoggingConfig(root={"handlers": ["queue_listener"], "level": settings.python_log_level},
-                                   log_exceptions="never")
+    logging_config = LoggingConfig(
+        root={"handlers": ["queue_listener"], "level": settings.python_log_level},
+        log_exceptions="never",
+    )
     return Litestar(
         logging_config=logging_config,
-        route_handlers=[healthz, readyz, *MODEL_HANDLERS, metrics, route, chat_completions, feedback,
-                        *ADMIN_HANDLERS],
+        route_handlers=[
+            healthz,
+            readyz,
+            *MODEL_HANDLERS,
+            metrics,
+            route,
+            chat_completions,
+            feedback,
+            *ADMIN_HANDLERS,
+        ],
         dependencies=DEPENDENCIES,
         openapi_config=openapi_config(),
         lifespan=[lifespan],

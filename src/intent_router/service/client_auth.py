@@ -35,7 +35,9 @@ async def require_client_key(request: Request) -> None:
     if services.router.config.governance.client_keys:
         given = presented_key(request)
         if given is None:
-            raise AuthenticationError("a client key is required: Authorization: Bearer <client key>")
+            raise AuthenticationError(
+                "a client key is required: Authorization: Bearer <client key>"
+            )
         key = services.key_cache.lookup(given)
         if key is None:
             raise AuthenticationError("the client key is not valid or has been revoked")

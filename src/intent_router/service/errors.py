@@ -38,15 +38,31 @@ log = logging.getLogger("intent_router.service")
 
 #: What a 404 for an unknown path lists.
 SUPPORTED_ENDPOINTS = (
-    "POST /v1/chat/completions", "POST /v1/route", "GET /v1/models", "GET /v1/models/{model}",
-    "POST /v1/feedback", "GET /healthz", "GET /readyz", "GET /metrics", "GET /schema",
+    "POST /v1/chat/completions",
+    "POST /v1/route",
+    "GET /v1/models",
+    "GET /v1/models/{model}",
+    "POST /v1/feedback",
+    "GET /healthz",
+    "GET /readyz",
+    "GET /metrics",
+    "GET /schema",
 )
 #: A chain that failed only for these reasons fails the same way until the config changes.
 _CONFIG_OUTCOMES = frozenset({"skipped_no_key", "skipped_context"})
 #: The default ``error.code`` of each status, when the cause names none of its own.
-_STATUS_CODES = {400: "invalid_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-                 405: "method_not_allowed", 413: "request_too_large", 429: "rate_limit_exceeded",
-                 500: "internal_error", 502: "upstream_error", 503: "service_unavailable"}
+_STATUS_CODES = {
+    400: "invalid_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    429: "rate_limit_exceeded",
+    500: "internal_error",
+    502: "upstream_error",
+    503: "service_unavailable",
+}
 #: Client errors a retry may get past.
 _RETRYABLE_4XX = frozenset({408, 409, 429})
 #: The endpoints counted in intent_router_requests_total, by path.
@@ -86,20 +102,33 @@ def handle_exception(request: Request, exc: Exception) -> Response[ErrorBody]:
     return error_response(request, describe(request, exc), exc)
 
 
-def error_response(request: Request, error: ApiError, exc: BaseException | None = None) -> Response[ErrorBody]:
+def error_response(
+    request: Request, error: ApiError, exc: BaseException | None = None
+) -> Response[ErrorBody]:
     """The error as OpenAI-format JSON, with its request id; logged when it is a 5xx, counted
     in the request metrics when the endpoint is metered."""
     rid = request_id(request)
-    code = error.code or _STATUS_CODES.get(error.status) or ("internal_error" if error.status >= 500 else "invalid_request")
+    code = (
+        error.code
+        or _STATUS_CODES.get(error.status)
+        or ("internal_error" if error.status >= 500 else "invalid_request")
+    )
     headers = {**error.headers, "x-request-id": rid}
     if not error.should_retry:
         headers["x-should-retry"] = "false"
     if error.status >= 500:
         _log(request, rid, error.status, code, exc)
     _count(request, error.status)
-    detail = ErrorDetail(message=error.message, type=error.type, code=code, param=error.param,
-                         attempts=error.attempts)
-    return Response(ErrorBody(detail), headers=headers, status_code=error.status, media_type=MediaType.JSON)
+    detail = ErrorDetail(
+        message=error.message,
+        type=error.type,
+        code=code,
+        param=error.param,
+        attempts=error.attempts,
+    )
+    return Response(
+        ErrorBody(detail), headers=headers, status_code=error.status, media_type=MediaType.JSON
+    )
 
 
 def describe(request: Request, exc: Exception) -> ApiError:
@@ -109,28 +138,49 @@ def describe(request: Request, exc: Exception) -> ApiError:
     if isinstance(exc, HTTPException):
         return _http_error(request, exc)
     if isinstance(exc, UnicodeDecodeError):
-        return ApiError(400, "request body is not valid UTF-8", "invalid_request_error", "invalid_body")
+        return ApiError(
+            400, "request body is not valid UTF-8", "invalid_request_error", "invalid_body"
+        )
     if isinstance(exc, RecursionError):  # msgspec's answer to JSON nested deeper than ~1,000
-        return ApiError(400, "request body is nested too deeply", "invalid_request_error", "invalid_body")
+        return ApiError(
+            400, "request body is nested too deeply", "invalid_request_error", "invalid_body"
+        )
     return ApiError(500, "internal error", "server_error", "internal_error")
 
 
 def _router_error(request: Request, exc: RouterError) -> ApiError:
     if isinstance(exc, AuthenticationError):
         services_of(request.app).metrics.governance.labels("unauthenticated").inc()
-        return ApiError(401, str(exc), "invalid_request_error", "invalid_api_key",
-                        headers={"www-authenticate": "Bearer"})
+        return ApiError(
+            401,
+            str(exc),
+            "invalid_request_error",
+            "invalid_api_key",
+            headers={"www-authenticate": "Bearer"},
+        )
     if isinstance(exc, RateLimitedError):
         services_of(request.app).metrics.governance.labels(exc.code).inc()
         retry_after = str(max(1, math.ceil(exc.retry_after_s)))
-        return ApiError(429, str(exc), "rate_limit_error", exc.code, headers={"retry-after": retry_after})
+        return ApiError(
+            429, str(exc), "rate_limit_error", exc.code, headers={"retry-after": retry_after}
+        )
     if isinstance(exc, CountersUnavailable):
-        return ApiError(503, "rate limits and budgets cannot be checked right now (the shared counters "
-                        "did not answer); the request was not sent", "server_error", "counters_unavailable",
-                        headers={"retry-after": "1"})
+        return ApiError(
+            503,
+            "rate limits and budgets cannot be checked right now (the shared counters "
+            "did not answer); the request was not sent",
+            "server_error",
+            "counters_unavailable",
+            headers={"retry-after": "1"},
+        )
     if isinstance(exc, StorageUnavailable):
-        return ApiError(503, f"{exc}; retry later", "server_error", "storage_unavailable",
-                        headers={"retry-after": "1"})
+        return ApiError(
+            503,
+            f"{exc}; retry later",
+            "server_error",
+            "storage_unavailable",
+            headers={"retry-after": "1"},
+        )
     if isinstance(exc, UnknownModelError):  # OpenAI answers an unknown model this way
         return ApiError(404, str(exc), "invalid_request_error", "model_not_found")
     if isinstance(exc, ForbiddenDeploymentError):
@@ -141,9 +191,15 @@ def _router_error(request: Request, exc: RouterError) -> ApiError:
         return ApiError(400, str(exc), "invalid_request_error", "invalid_request")
     if isinstance(exc, FatalProviderError):
         status = exc.status if exc.status and 400 <= exc.status < 600 else 502
-        return ApiError(status, _redacted(request, str(exc)) or "", "provider_error", "provider_error")
-    if isinstance(exc, ProviderClientBug):  # its message names the deployment and the bug's type only
-        return ApiError(500, str(exc), "server_error", "internal_error", retryable=False)  # fails alike again
+        return ApiError(
+            status, _redacted(request, str(exc)) or "", "provider_error", "provider_error"
+        )
+    if isinstance(
+        exc, ProviderClientBug
+    ):  # its message names the deployment and the bug's type only
+        return ApiError(
+            500, str(exc), "server_error", "internal_error", retryable=False
+        )  # fails alike again
     if isinstance(exc, AllProvidersFailed):
         return _all_failed(request, exc)
     return ApiError(500, "internal error", "server_error", "internal_error")
@@ -155,15 +211,25 @@ def _all_failed(request: Request, exc: AllProvidersFailed) -> ApiError:
         AttemptInfo(a.deployment, a.outcome, _redacted(request, a.error), a.status)
         for a in exc.attempts
     ]
-    message = "every deployment failed: " + "; ".join(f"{a.deployment}: {a.error or a.outcome}" for a in attempts)
+    message = "every deployment failed: " + "; ".join(
+        f"{a.deployment}: {a.error or a.outcome}" for a in attempts
+    )
     if isinstance(exc, LocalOnlyFailed):
-        message = (f"sensitive request ({', '.join(exc.reasons)}): only the local tier may answer it, "
-                   f"and it was not sent to any cloud provider; {message}")
+        message = (
+            f"sensitive request ({', '.join(exc.reasons)}): only the local tier may answer it, "
+            f"and it was not sent to any cloud provider; {message}"
+        )
     # Only missing keys or windows too small: the same request fails the same way until the
     # config changes, and clients that retry 503s (OpenAI's SDK, litellm) would only wait.
     config_only = all(a.outcome in _CONFIG_OUTCOMES for a in attempts)
-    return ApiError(503, message, "all_providers_failed", "all_providers_failed", attempts=attempts,
-                    retryable=not config_only)
+    return ApiError(
+        503,
+        message,
+        "all_providers_failed",
+        "all_providers_failed",
+        attempts=attempts,
+        retryable=not config_only,
+    )
 
 
 def _http_error(request: Request, exc: HTTPException) -> ApiError:
@@ -173,24 +239,45 @@ def _http_error(request: Request, exc: HTTPException) -> ApiError:
         if body_key is not None and len(problems) == 1 and problems[0].get("source") == "body":
             problems = [{**problems[0], "key": body_key}]
         detail = "; ".join(_problem(e) for e in problems)
-        param = next((str(e["key"]) for e in problems if e.get("key") not in (None, "", "data")), None)
+        param = next(
+            (str(e["key"]) for e in problems if e.get("key") not in (None, "", "data")), None
+        )
         sources = {e.get("source") for e in problems} - {None}
         where = "request body" if sources <= {"body"} else "request"
-        return ApiError(400, f"invalid {where}: {detail or exc.detail}", "invalid_request_error",
-                        "invalid_request", param=param)
+        return ApiError(
+            400,
+            f"invalid {where}: {detail or exc.detail}",
+            "invalid_request_error",
+            "invalid_request",
+            param=param,
+        )
     status = exc.status_code
     headers = dict(exc.headers or {})
     if status == 413:
         limit = services_of(request.app).router.config.max_body_bytes
-        return ApiError(413, f"request body is larger than the limit of {limit:,} bytes "
-                        f"(router.max_body_bytes)", "invalid_request_error", "request_too_large")
+        return ApiError(
+            413,
+            f"request body is larger than the limit of {limit:,} bytes (router.max_body_bytes)",
+            "invalid_request_error",
+            "request_too_large",
+        )
     if status == 404 and exc.detail == "Not Found":  # no route: Litestar's own 404
-        return ApiError(404, f"unknown endpoint: {request.method} {request.url.path}; this router serves "
-                        + ", ".join(SUPPORTED_ENDPOINTS), "invalid_request_error", "unknown_url")
+        return ApiError(
+            404,
+            f"unknown endpoint: {request.method} {request.url.path}; this router serves "
+            + ", ".join(SUPPORTED_ENDPOINTS),
+            "invalid_request_error",
+            "unknown_url",
+        )
     if status == 405:
         allowed = headers.get("allow", "")
-        return ApiError(405, f"{request.method} is not allowed on {request.url.path} (allowed: {allowed})",
-                        "invalid_request_error", "method_not_allowed", headers=headers)
+        return ApiError(
+            405,
+            f"{request.method} is not allowed on {request.url.path} (allowed: {allowed})",
+            "invalid_request_error",
+            "method_not_allowed",
+            headers=headers,
+        )
     kind = "invalid_request_error" if status < 500 else "server_error"
     return ApiError(status, str(exc.detail), kind, headers=headers)
 
@@ -222,13 +309,31 @@ def _log(request: Request, rid: str, status: int, code: str, exc: BaseException 
     if isinstance(exc, ProviderClientBug):
         kind = f"{kind} ({exc})"  # its message names the deployment and the bug's type only
     if status == 500:
-        where = traceback.extract_tb(exc.__traceback__)[-1] if exc is not None and exc.__traceback__ else None
+        where = (
+            traceback.extract_tb(exc.__traceback__)[-1]
+            if exc is not None and exc.__traceback__
+            else None
+        )
         at = f" at {where.filename.rsplit('/', 1)[-1]}:{where.lineno}" if where else ""
-        log.error("request %s: %s %s failed with %s%s (500 %s)", rid, request.method, request.url.path,
-                  kind, at, code)
+        log.error(
+            "request %s: %s %s failed with %s%s (500 %s)",
+            rid,
+            request.method,
+            request.url.path,
+            kind,
+            at,
+            code,
+        )
     else:
-        log.warning("request %s: %s %s answered %d %s (%s)", rid, request.method, request.url.path,
-                    status, code, kind)
+        log.warning(
+            "request %s: %s %s answered %d %s (%s)",
+            rid,
+            request.method,
+            request.url.path,
+            status,
+            code,
+            kind,
+        )
 
 
 def log_client_bug(request_id: str | None, exc: ProviderClientBug) -> None:

@@ -22,7 +22,10 @@ def model_cards(config: RouterConfig, created: int) -> list[ModelCard]:
     """``auto`` first (owned by the router), then each deployment (owned by its provider);
     ``created`` is when this service started."""
     cards = [ModelCard(id="auto", created=created, owned_by=ROUTER_OWNER)]
-    cards += [ModelCard(id=name, created=created, owned_by=d.provider) for name, d in config.deployments.items()]
+    cards += [
+        ModelCard(id=name, created=created, owned_by=d.provider)
+        for name, d in config.deployments.items()
+    ]
     return cards
 
 
@@ -39,15 +42,19 @@ def model_card(config: RouterConfig, created: int, model: str) -> ModelCard:
     return ModelCard(id=model, created=created, owned_by=deployment.provider)
 
 
-@get("/v1/models", sync_to_thread=False, before_request=require_client_key,
-     responses=AUTH_ERRORS)
+@get("/v1/models", sync_to_thread=False, before_request=require_client_key, responses=AUTH_ERRORS)
 def list_models(services: Services) -> ModelList:
     """``auto`` plus every configured deployment."""
     return ModelList(data=model_cards(services.router.config, services.started_at))
 
 
-@get("/v1/models/{model:path}", sync_to_thread=False, before_request=require_client_key, responses=MODEL_ERRORS,
-     operation_id="retrieveModel")
+@get(
+    "/v1/models/{model:path}",
+    sync_to_thread=False,
+    before_request=require_client_key,
+    responses=MODEL_ERRORS,
+    operation_id="retrieveModel",
+)
 def get_model(services: Services, model: Annotated[str, Parameter(max_length=512)]) -> ModelCard:
     """One model: ``auto`` or a deployment (404 ``model_not_found`` otherwise)."""
     return model_card(services.router.config, services.started_at, model.lstrip("/"))

@@ -17,10 +17,13 @@ def _error(description: str) -> ResponseSpec:
 
 
 #: /readyz while litellm is still loading, or degraded under router.strict_readiness.
-READYZ_WARMING = ResponseSpec(data_container=Readiness, generate_examples=False,
-                              description="Not ready yet: litellm is loading (status 'warming'), or no "
-                                          "deployment can answer and router.strict_readiness is on "
-                                          "(status 'degraded')")
+READYZ_WARMING = ResponseSpec(
+    data_container=Readiness,
+    generate_examples=False,
+    description="Not ready yet: litellm is loading (status 'warming'), or no "
+    "deployment can answer and router.strict_readiness is on "
+    "(status 'degraded')",
+)
 
 #: A missing, unknown or revoked client key, when client keys are on.
 AUTH_ERRORS: dict[int, ResponseSpec] = {
@@ -40,14 +43,20 @@ BODY_ERRORS: dict[int, ResponseSpec] = {
     413: _error("Body larger than router.max_body_bytes (1 MiB by default)"),
     403: _error("A team override forbids the requested deployment or the whole chain"),
     **AUTH_ERRORS,
-    429: _error("The client key is over its requests or tokens per minute (code rate_limit_exceeded) "
-                "or its budget (code budget_exceeded); Retry-After says when to retry"),
-    503: _error("The shared counters (Redis) did not answer: limits cannot be checked (code "
-                "counters_unavailable)"),
+    429: _error(
+        "The client key is over its requests or tokens per minute (code rate_limit_exceeded) "
+        "or its budget (code budget_exceeded); Retry-After says when to retry"
+    ),
+    503: _error(
+        "The shared counters (Redis) did not answer: limits cannot be checked (code "
+        "counters_unavailable)"
+    ),
 }
 
 #: The database (decision log, overrides, client keys) did not answer.
-STORAGE_DOWN = _error("The database did not answer (code storage_unavailable); Retry-After says when to retry")
+STORAGE_DOWN = _error(
+    "The database did not answer (code storage_unavailable); Retry-After says when to retry"
+)
 
 #: Errors of POST /v1/feedback.
 FEEDBACK_ERRORS: dict[int, ResponseSpec] = {
@@ -62,8 +71,10 @@ FEEDBACK_ERRORS: dict[int, ResponseSpec] = {
 ADMIN_ERRORS: dict[int, ResponseSpec] = {
     400: _error("Invalid body, or a control character in an id or query (OpenAI error format)"),
     401: _error("Missing or wrong admin key"),
-    404: _error("No such override, client key or team, or the admin API is off "
-                "($INTENT_ROUTER_ADMIN_KEY is not set)"),
+    404: _error(
+        "No such override, client key or team, or the admin API is off "
+        "($INTENT_ROUTER_ADMIN_KEY is not set)"
+    ),
     503: STORAGE_DOWN,
 }
 
@@ -73,8 +84,10 @@ CHAT_ERRORS: dict[int, ResponseSpec] = {
     # OpenAPI's status range: litestar writes a key as given, though its annotation says int.
     "4XX": _error("A provider's client error (401, 403, 404, 422, ...) passed on as it came"),  # type: ignore[dict-item]
     502: _error("A provider's non-retryable server error"),
-    503: _error("Every deployment of the chain failed (error.attempts lists each attempt), or the "
-                "shared counters did not answer (code counters_unavailable)"),
+    503: _error(
+        "Every deployment of the chain failed (error.attempts lists each attempt), or the "
+        "shared counters did not answer (code counters_unavailable)"
+    ),
 }
 
 
@@ -88,10 +101,15 @@ class ChatOperation(Operation):
         if content is not None:
             # Each event's data: a chat.completion.chunk (or, after a failure past the first
             # chunk, an {"error": ...} object), and finally the string [DONE].
-            content["text/event-stream"] = OpenAPIMediaType(schema=Schema(
-                description="OpenAI chat.completion.chunk events, ending in data: [DONE]",
-                any_of=[Schema(type=OpenAPIType.OBJECT), Schema(type=OpenAPIType.STRING, const="[DONE]")],
-            ))
+            content["text/event-stream"] = OpenAPIMediaType(
+                schema=Schema(
+                    description="OpenAI chat.completion.chunk events, ending in data: [DONE]",
+                    any_of=[
+                        Schema(type=OpenAPIType.OBJECT),
+                        Schema(type=OpenAPIType.STRING, const="[DONE]"),
+                    ],
+                )
+            )
 
 
 def requiring_one_of(alternatives: dict[str, Schema]) -> type[Operation]:
@@ -107,17 +125,27 @@ def requiring_one_of(alternatives: dict[str, Schema]) -> type[Operation]:
             media = body.content.get("application/json")
             if media is None or media.schema is None:
                 return
-            media.schema = Schema(all_of=[media.schema, Schema(any_of=[
-                Schema(required=[name], properties={name: schema}) for name, schema in alternatives.items()
-            ])])
+            media.schema = Schema(
+                all_of=[
+                    media.schema,
+                    Schema(
+                        any_of=[
+                            Schema(required=[name], properties={name: schema})
+                            for name, schema in alternatives.items()
+                        ]
+                    ),
+                ]
+            )
 
     return OneOfRequiredOperation
 
 
 #: /v1/route needs ``prompt`` or ``messages``.
-RouteOperation = requiring_one_of({"prompt": Schema(type=OpenAPIType.STRING),
-                                   "messages": Schema(type=OpenAPIType.ARRAY)})
+RouteOperation = requiring_one_of(
+    {"prompt": Schema(type=OpenAPIType.STRING), "messages": Schema(type=OpenAPIType.ARRAY)}
+)
 
 #: /v1/feedback needs ``correct_intent`` or ``rating``.
-FeedbackOperation = requiring_one_of({"correct_intent": Schema(type=OpenAPIType.STRING),
-                                      "rating": Schema(type=OpenAPIType.INTEGER)})
+FeedbackOperation = requiring_one_of(
+    {"correct_intent": Schema(type=OpenAPIType.STRING), "rating": Schema(type=OpenAPIType.INTEGER)}
+)

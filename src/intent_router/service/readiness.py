@@ -56,9 +56,13 @@ class ReadinessReport:
         return 200
 
 
-def readiness(config: RouterConfig, warming: bool, available: Callable[[str], bool],
-              unreachable: Mapping[str, str] | None = None,
-              environ: Mapping[str, str] = os.environ) -> ReadinessReport:
+def readiness(
+    config: RouterConfig,
+    warming: bool,
+    available: Callable[[str], bool],
+    unreachable: Mapping[str, str] | None = None,
+    environ: Mapping[str, str] = os.environ,
+) -> ReadinessReport:
     """``available(name)``: False while the deployment cools down; ``unreachable``: keyless
     deployments nothing listens for (name -> host:port, from a KeylessProbe)."""
     unreachable = unreachable or {}
@@ -97,8 +101,11 @@ class KeylessProbe:
     probed: a key says the operator meant it, and a provider's host is no health check."""
 
     def __init__(self, config: RouterConfig, timeout_s: float = 0.5, ttl_s: float = 5.0) -> None:
-        self._targets = {name: where for name, d in config.deployments.items()
-                         if d.api_key_env is None and (where := endpoint(d)) is not None}
+        self._targets = {
+            name: where
+            for name, d in config.deployments.items()
+            if d.api_key_env is None and (where := endpoint(d)) is not None
+        }
         self._timeout_s = timeout_s
         self._ttl_s = ttl_s
         self._checked_at = -float("inf")
@@ -109,8 +116,11 @@ class KeylessProbe:
         if time.monotonic() - self._checked_at >= self._ttl_s:
             names = list(self._targets)
             results = await asyncio.gather(*(self._listens(*self._targets[n]) for n in names))
-            self._unreachable = {n: f"{self._targets[n][0]}:{self._targets[n][1]}"
-                                 for n, ok in zip(names, results) if not ok}
+            self._unreachable = {
+                n: f"{self._targets[n][0]}:{self._targets[n][1]}"
+                for n, ok in zip(names, results)
+                if not ok
+            }
             self._checked_at = time.monotonic()
         return self._unreachable
 
@@ -128,25 +138,46 @@ def hide_password(url: str) -> str:
     return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
-def startup_summary(config_path: Path, config: RouterConfig, model_version: str, model_threshold: float,
-                    environ: Mapping[str, str] = os.environ, database_url: str | None = None) -> list[str]:
+def startup_summary(
+    config_path: Path,
+    config: RouterConfig,
+    model_version: str,
+    model_threshold: float,
+    environ: Mapping[str, str] = os.environ,
+    database_url: str | None = None,
+) -> list[str]:
     """What a newcomer needs to know once the service starts: which config, which model, which
     deployments can answer (and which keys are missing), where decisions and MLflow runs go
     (``database_url``: ``ServiceSettings.database_url``)."""
     found = usability(config, environ)
-    threshold = (f"{config.confidence_threshold} (from the config)" if config.confidence_threshold is not None
-                 else f"{model_threshold} (the model's recommendation)")
-    lines = [f"config {config_path}",
-             f"model {model_version}, confidence threshold {threshold}",
-             f"deployments usable: {', '.join(found.usable) or 'none'}"]
+    threshold = (
+        f"{config.confidence_threshold} (from the config)"
+        if config.confidence_threshold is not None
+        else f"{model_threshold} (the model's recommendation)"
+    )
+    lines = [
+        f"config {config_path}",
+        f"model {model_version}, confidence threshold {threshold}",
+        f"deployments usable: {', '.join(found.usable) or 'none'}",
+    ]
     if found.missing_keys:
-        lines.append(f"key variables not set (their deployments are skipped): {found.describe_missing()}")
+        lines.append(
+            f"key variables not set (their deployments are skipped): {found.describe_missing()}"
+        )
     if not found.usable:
-        lines.append("no deployment can answer chat requests: /readyz says degraded, /v1/route still works")
+        lines.append(
+            "no deployment can answer chat requests: /readyz says degraded, /v1/route still works"
+        )
     storage = config.storage
-    lines.append(f"decision log {hide_password(storage.resolved_url(database_url))}" if storage.decision_log
-                 else "decision log off (storage.decision_log: false)")
+    lines.append(
+        f"decision log {hide_password(storage.resolved_url(database_url))}"
+        if storage.decision_log
+        else "decision log off (storage.decision_log: false)"
+    )
     tracking = config.tracking
-    lines.append(f"MLflow {hide_password(tracking.mlflow_tracking_uri or default_tracking_uri())}"
-                 if tracking.enabled and storage.decision_log else "MLflow serving run off")
+    lines.append(
+        f"MLflow {hide_password(tracking.mlflow_tracking_uri or default_tracking_uri())}"
+        if tracking.enabled and storage.decision_log
+        else "MLflow serving run off"
+    )
     return lines

@@ -54,7 +54,9 @@ class RequestContext:
     plan: Plan | None = None  # set once planned: a failure's decision row and metrics name it
     session_name: SessionId | None = None  # the sticky session the request belongs to, if any
     session_id: str | None = None  # a SHA-256 of the sticky session's scoped id
-    session: str | None = None  # the turn's session outcome: new, stuck, switched, upgraded, expired
+    session: str | None = (
+        None  # the turn's session outcome: new, stuck, switched, upgraded, expired
+    )
     request_id: str = field(default_factory=new_request_id)
     created_at: float = field(default_factory=time.time)
     started: float = field(default_factory=time.perf_counter)
@@ -66,9 +68,14 @@ class RequestContext:
 class DecisionRecorder:
     """Hands decisions to the writer, built on its thread; never raises into a request."""
 
-    def __init__(self, config: RouterConfig, model_version: str, writer: DecisionWriter | None,
-                 sample: Callable[[], float] = random.random,
-                 redact: Callable[[str], str] = lambda text: text) -> None:
+    def __init__(
+        self,
+        config: RouterConfig,
+        model_version: str,
+        writer: DecisionWriter | None,
+        sample: Callable[[], float] = random.random,
+        redact: Callable[[str], str] = lambda text: text,
+    ) -> None:
         self.config = config
         self._redact = redact
         self.model_version = model_version
@@ -78,48 +85,126 @@ class DecisionRecorder:
     def route(self, ctx: RequestContext, decision: RouteDecision) -> None:
         tokens = count_tokens(ctx.prompt)
         output = self.config.output_tokens[decision.intent]
-        self._submit(ctx, decision, status="ok", deployment=None, attempts=(),
-                     prompt_tokens=tokens, completion_tokens=output,
-                     cost=decision.estimated_cost_usd)
+        self._submit(
+            ctx,
+            decision,
+            status="ok",
+            deployment=None,
+            attempts=(),
+            prompt_tokens=tokens,
+            completion_tokens=output,
+            cost=decision.estimated_cost_usd,
+        )
 
     def chat(self, ctx: RequestContext, plan: Plan, outcome: ChatOutcome) -> None:
         usage = outcome.response.get("usage") if isinstance(outcome.response, dict) else None
         prompt_tokens, completion_tokens = _tokens(usage, ctx.prompt)
-        self._submit(ctx, plan.decision, status="ok", deployment=outcome.result.deployment,
-                     attempts=outcome.result.attempts, prompt_tokens=prompt_tokens,
-                     completion_tokens=completion_tokens, cost=outcome.cost_usd, chain=plan.chain,
-                     usage=usage)
+        self._submit(
+            ctx,
+            plan.decision,
+            status="ok",
+            deployment=outcome.result.deployment,
+            attempts=outcome.result.attempts,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=outcome.cost_usd,
+            chain=plan.chain,
+            usage=usage,
+        )
 
-    def stream(self, ctx: RequestContext, plan: Plan, deployment: str, attempts: Iterable[Attempt],
-               usage: dict[str, Any] | None, cost: float, error: str | None) -> None:
+    def stream(
+        self,
+        ctx: RequestContext,
+        plan: Plan,
+        deployment: str,
+        attempts: Iterable[Attempt],
+        usage: dict[str, Any] | None,
+        cost: float,
+        error: str | None,
+    ) -> None:
         prompt_tokens, completion_tokens = _tokens(usage, ctx.prompt)
-        self._submit(ctx, plan.decision, status="failed" if error else "ok", deployment=deployment,
-                     attempts=attempts, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-                     cost=cost, chain=plan.chain, error=error, usage=usage)
+        self._submit(
+            ctx,
+            plan.decision,
+            status="failed" if error else "ok",
+            deployment=deployment,
+            attempts=attempts,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            cost=cost,
+            chain=plan.chain,
+            error=error,
+            usage=usage,
+        )
 
     def failed(self, ctx: RequestContext, plan: Plan | None, exc: RouterError) -> None:
         attempts = exc.attempts if isinstance(exc, AllProvidersFailed) else ()
         spent = plan.decision.escalation_cost_usd if plan and plan.decision else 0.0
-        self._submit(ctx, plan.decision if plan else None, status="failed", deployment=None,
-                     attempts=attempts, prompt_tokens=0, completion_tokens=0, cost=spent,
-                     chain=plan.chain if plan else (), error=f"{type(exc).__name__}: {exc}"[:500])
+        self._submit(
+            ctx,
+            plan.decision if plan else None,
+            status="failed",
+            deployment=None,
+            attempts=attempts,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost=spent,
+            chain=plan.chain if plan else (),
+            error=f"{type(exc).__name__}: {exc}"[:500],
+        )
 
-    def _submit(self, ctx: RequestContext, decision: RouteDecision | None, *, status: DecisionStatus,
-                deployment: str | None, attempts: Iterable[Attempt], prompt_tokens: int,
-                completion_tokens: int, cost: float, chain: tuple[str, ...] | None = None,
-                error: str | None = None, usage: Any = None) -> None:
+    def _submit(
+        self,
+        ctx: RequestContext,
+        decision: RouteDecision | None,
+        *,
+        status: DecisionStatus,
+        deployment: str | None,
+        attempts: Iterable[Attempt],
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        chain: tuple[str, ...] | None = None,
+        error: str | None = None,
+        usage: Any = None,
+    ) -> None:
         if self.writer is None:
             return
         # Only the latency is taken here; the writer's thread builds the row from the rest.
-        self.writer.submit(partial(
-            self._decision, ctx, decision, ctx.elapsed_ms(), status=status, deployment=deployment,
-            attempts=tuple(attempts), prompt_tokens=prompt_tokens, completion_tokens=completion_tokens,
-            cost=cost, chain=chain, error=error, usage=usage))
+        self.writer.submit(
+            partial(
+                self._decision,
+                ctx,
+                decision,
+                ctx.elapsed_ms(),
+                status=status,
+                deployment=deployment,
+                attempts=tuple(attempts),
+                prompt_tokens=prompt_tokens,
+                completion_tokens=completion_tokens,
+                cost=cost,
+                chain=chain,
+                error=error,
+                usage=usage,
+            )
+        )
 
-    def _decision(self, ctx: RequestContext, decision: RouteDecision | None, latency_ms: float, *,
-                  status: DecisionStatus, deployment: str | None, attempts: tuple[Attempt, ...], prompt_tokens: int,
-                  completion_tokens: int, cost: float, chain: tuple[str, ...] | None,
-                  error: str | None, usage: Any) -> Decision:
+    def _decision(
+        self,
+        ctx: RequestContext,
+        decision: RouteDecision | None,
+        latency_ms: float,
+        *,
+        status: DecisionStatus,
+        deployment: str | None,
+        attempts: tuple[Attempt, ...],
+        prompt_tokens: int,
+        completion_tokens: int,
+        cost: float,
+        chain: tuple[str, ...] | None,
+        error: str | None,
+        usage: Any,
+    ) -> Decision:
         premium = self.config.deployments[self.config.premium_deployment]
         split = self._input_split(deployment, usage)
         # A prompt with a secret is stored and hashed redacted: the log never holds the secret.

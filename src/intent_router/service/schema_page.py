@@ -17,8 +17,10 @@ from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, OpenAPIRenderPlugin
 
 TITLE = "intent-router"
-DESCRIPTION = ("An LLM model router for AI coding agents: a local intent classifier picks the "
-               "cheapest model that does each job well. OpenAI-compatible.")
+DESCRIPTION = (
+    "An LLM model router for AI coding agents: a local intent classifier picks the "
+    "cheapest model that does each job well. OpenAI-compatible."
+)
 #: The files Swagger UI needs, by the name they are served under, with their media type.
 ASSETS = {"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css"}
 ASSET_ROUTE = "swagger-ui-asset"
@@ -50,26 +52,41 @@ class LocalSwaggerPlugin(OpenAPIRenderPlugin):
     def render(self, request: Request, openapi_schema: dict[str, Any]) -> bytes:
         css = request.app.route_reverse(ASSET_ROUTE, asset="swagger-ui.css")
         js = request.app.route_reverse(ASSET_ROUTE, asset="swagger-ui-bundle.js")
-        options = json.dumps({"url": self.get_openapi_json_route(request), "dom_id": "#swagger-ui",
-                              "deepLinking": True,
-                              "validatorUrl": None})  # no call to validator.swagger.io
+        options = json.dumps(
+            {
+                "url": self.get_openapi_json_route(request),
+                "dom_id": "#swagger-ui",
+                "deepLinking": True,
+                "validatorUrl": None,
+            }
+        )  # no call to validator.swagger.io
         title = html.escape(str(openapi_schema["info"]["title"]))
-        return (f"<!DOCTYPE html><html><head><meta charset='utf-8'/><title>{title}</title>"
-                f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
-                f"<link rel='stylesheet' href='{css}'>{self.style}</head><body><div id='swagger-ui'></div>"
-                f"<script src='{js}'></script><script>const options = {options};"
-                "options.presets = [SwaggerUIBundle.presets.apis]; options.layout = 'BaseLayout';"
-                "window.ui = SwaggerUIBundle(options);</script></body></html>").encode()
+        return (
+            f"<!DOCTYPE html><html><head><meta charset='utf-8'/><title>{title}</title>"
+            f"<meta name='viewport' content='width=device-width, initial-scale=1'>"
+            f"<link rel='stylesheet' href='{css}'>{self.style}</head><body><div id='swagger-ui'></div>"
+            f"<script src='{js}'></script><script>const options = {options};"
+            "options.presets = [SwaggerUIBundle.presets.apis]; options.layout = 'BaseLayout';"
+            "window.ui = SwaggerUIBundle(options);</script></body></html>"
+        ).encode()
 
     def receive_router(self, router: Router) -> None:
         assets = self.assets
 
-        @get("/swagger-ui/{asset:str}", name=ASSET_ROUTE, include_in_schema=False, sync_to_thread=False)
+        @get(
+            "/swagger-ui/{asset:str}",
+            name=ASSET_ROUTE,
+            include_in_schema=False,
+            sync_to_thread=False,
+        )
         def serve_asset(asset: str) -> Response[bytes]:
             if asset not in ASSETS:
                 raise NotFoundException(f"no asset {asset!r}")
-            return Response((assets / asset).read_bytes(), media_type=ASSETS[asset],
-                            headers={"cache-control": "public, max-age=86400"})
+            return Response(
+                (assets / asset).read_bytes(),
+                media_type=ASSETS[asset],
+                headers={"cache-control": "public, max-age=86400"},
+            )
 
         router.register(serve_asset)
 
@@ -83,5 +100,10 @@ def openapi_config() -> OpenAPIConfig:
         plugins.insert(0, LocalSwaggerPlugin(assets, path=["/", "/swagger"]))
     else:
         plugins.append(JsonRenderPlugin(path="/"))
-    return OpenAPIConfig(title=TITLE, version=package_version(), description=DESCRIPTION,
-                         path="/schema", render_plugins=plugins)
+    return OpenAPIConfig(
+        title=TITLE,
+        version=package_version(),
+        description=DESCRIPTION,
+        path="/schema",
+        render_plugins=plugins,
+    )

@@ -98,13 +98,17 @@ class RouteResponse(msgspec.Struct):
     escalation_error: str | None = None
     request_id: str | None = None  # for POST /v1/feedback
     sensitive: bool = False  # local tier only: metadata.sensitive, a sensitive subject or a secret
-    override: list[str] = msgspec.field(default_factory=list)  # overrides applied, most specific first
+    override: list[str] = msgspec.field(
+        default_factory=list
+    )  # overrides applied, most specific first
     secrets_found: list[str] = msgspec.field(default_factory=list)  # kinds, never the secrets
     routed_as: str | None = None  # the intent whose chain was chosen (differs under regret routing)
     # The user turns classified: indexes into ``messages`` (with ``prompt``: into ``context``,
     # the prompt being index len(context)), oldest first.
     turns_used: list[int] = msgspec.field(default_factory=list)
-    session: RouteSession | None = None  # None: sessions off, a named model, or nothing to name one by
+    session: RouteSession | None = (
+        None  # None: sessions off, a named model, or nothing to name one by
+    )
 
 
 class ModelCard(msgspec.Struct):
@@ -224,14 +228,23 @@ class ChatCompletion(msgspec.Struct, forbid_unknown_fields=False):
     usage: Usage | None = None
 
 
-IntentName = Literal["code_generation", "architecture_review", "refactoring", "debugging",
-                     "documentation", "security_audit", "general"]
+IntentName = Literal[
+    "code_generation",
+    "architecture_review",
+    "refactoring",
+    "debugging",
+    "documentation",
+    "security_audit",
+    "general",
+]
 
 
 class FeedbackRequest(msgspec.Struct, forbid_unknown_fields=False):
     """A correction (``correct_intent``) and/or a rating of one routed request."""
 
-    request_id: Annotated[str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")]
+    request_id: Annotated[
+        str, msgspec.Meta(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9_.:-]+$")
+    ]
     correct_intent: IntentName | None = None
     rating: Annotated[int, msgspec.Meta(ge=1, le=5)] | None = None
     comment: Annotated[str, msgspec.Meta(max_length=2000)] | None = None

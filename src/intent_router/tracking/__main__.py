@@ -27,14 +27,19 @@ from intent_router.tracking.serving import ServingTracker
 
 def main(argv: list[str] | None = None) -> int:
     settings = ServiceSettings.from_env()
-    parser = argparse.ArgumentParser(prog="python -m intent_router.tracking", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path,
-                        default=settings.config_path)
-    parser.add_argument("--parent", type=int, default=None,
-                        help="exit when this process id is no longer our parent")
+    parser = argparse.ArgumentParser(
+        prog="python -m intent_router.tracking",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config", type=Path, default=settings.config_path)
+    parser.add_argument(
+        "--parent", type=int, default=None, help="exit when this process id is no longer our parent"
+    )
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
     try:
         config = load_config(args.config)
     except ConfigError as exc:
@@ -43,8 +48,12 @@ def main(argv: list[str] | None = None) -> int:
     if not (config.tracking.enabled and config.storage.decision_log):
         return 0
     store = DecisionStore(config.storage.resolved_url(settings.database_url))
-    tracker = ServingTracker(store, config.tracking.mlflow_tracking_uri, config.tracking.flush_interval_s,
-                             max_traces_per_minute=config.tracking.max_traces_per_minute)
+    tracker = ServingTracker(
+        store,
+        config.tracking.mlflow_tracking_uri,
+        config.tracking.flush_interval_s,
+        max_traces_per_minute=config.tracking.max_traces_per_minute,
+    )
     done = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: done.set())

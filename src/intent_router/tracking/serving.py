@@ -35,8 +35,15 @@ SKIPPED = "-"  # the trace_id of a sampled decision past the trace budget
 class ServingTracker:
     """Flushes decision-log summaries, traces and feedback to MLflow, off the request path."""
 
-    def __init__(self, store: DecisionStore, tracking_uri: str | None = None, interval_s: float = 30.0,
-                 owner: str | None = None, batch: int = 5000, max_traces_per_minute: int = 60) -> None:
+    def __init__(
+        self,
+        store: DecisionStore,
+        tracking_uri: str | None = None,
+        interval_s: float = 30.0,
+        owner: str | None = None,
+        batch: int = 5000,
+        max_traces_per_minute: int = 60,
+    ) -> None:
         self.store = store
         self.max_traces_per_minute = max_traces_per_minute
         self._trace_times: list[float] = []
@@ -67,14 +74,18 @@ class ServingTracker:
     def flush_once(self) -> bool:
         """One flush; True when MLflow took everything pending. Never raises."""
         try:
-            if not self.store.take_lease("mlflow", self.owner, ttl_s=max(3 * self.interval_s, 30.0)):
+            if not self.store.take_lease(
+                "mlflow", self.owner, ttl_s=max(3 * self.interval_s, 30.0)
+            ):
                 return False
             while self._flush_decisions():
                 pass
             self._flush_feedback()
             return True
         except Exception as exc:  # MLflow or the database is unreachable: retry next time
-            log.warning("MLflow flush failed, will retry: %s: %s", type(exc).__name__, str(exc)[:300])
+            log.warning(
+                "MLflow flush failed, will retry: %s: %s", type(exc).__name__, str(exc)[:300]
+            )
             self._client = None
             return False
 
@@ -92,8 +103,11 @@ class ServingTracker:
             mlflow.set_tracking_uri(self.tracking_uri)  # mlflow.log_feedback uses the global one
             client = MlflowClient(self.tracking_uri)
             experiment = client.get_experiment_by_name(SERVING_EXPERIMENT)
-            self._experiment_id = (experiment.experiment_id if experiment is not None
-                                   else client.create_experiment(SERVING_EXPERIMENT))
+            self._experiment_id = (
+                experiment.experiment_id
+                if experiment is not None
+                else client.create_experiment(SERVING_EXPERIMENT)
+            )
             self._client = client
         assert self._experiment_id is not None
         return self._client, self._experiment_id
@@ -106,7 +120,9 @@ class ServingTracker:
                     return run_id
             except Exception:
                 pass  # deleted or another store: start a new run
-        run = client.create_run(experiment_id, run_name="serving", tags={"intent_router.kind": "serving"})
+        run = client.create_run(
+            experiment_id, run_name="serving", tags={"intent_router.kind": "serving"}
+        )
         self.store.set_state(_RUN_ID, run.info.run_id)
         return str(run.info.run_id)
 
@@ -158,8 +174,18 @@ class ServingTracker:
         self._mlflow()
         source = AssessmentSource(source_type="HUMAN", source_id="feedback-api")
         if item.get("correct_intent"):
-            mlflow.log_feedback(trace_id=item["trace_id"], name="correct_intent",
-                                value=item["correct_intent"], source=source, rationale=item.get("comment"))
+            mlflow.log_feedback(
+                trace_id=item["trace_id"],
+                name="correct_intent",
+                value=item["correct_intent"],
+                source=source,
+                rationale=item.get("comment"),
+            )
         if item.get("rating") is not None:
-            mlflow.log_feedback(trace_id=item["trace_id"], name="rating", value=int(item["rating"]),
-                                source=source, rationale=item.get("comment"))
+            mlflow.log_feedback(
+                trace_id=item["trace_id"],
+                name="rating",
+                value=int(item["rating"]),
+                source=source,
+                rationale=item.get("comment"),
+            )

@@ -12,9 +12,23 @@ import numpy as np
 from intent_router.labels import INTENTS
 
 #: The decision-log columns a summary reads.
-SUMMARY_COLUMNS = ("id", "endpoint", "status", "intent", "source", "chain", "deployment",
-                   "cost_usd", "premium_cost_usd", "latency_ms", "budget", "prompt_tokens",
-                   "cached_tokens", "input_cost_usd", "cached_input_cost_usd")
+SUMMARY_COLUMNS = (
+    "id",
+    "endpoint",
+    "status",
+    "intent",
+    "source",
+    "chain",
+    "deployment",
+    "cost_usd",
+    "premium_cost_usd",
+    "latency_ms",
+    "budget",
+    "prompt_tokens",
+    "cached_tokens",
+    "input_cost_usd",
+    "cached_input_cost_usd",
+)
 
 
 def summarize(rows: Sequence[dict[str, Any]]) -> dict[str, float]:

@@ -122,3 +122,10 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'decisions.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The bounded load runs (marker ``load``, the longest files by far) first: pytest-xdist
+    hands files out in collection order, so a long file collected last leaves one process
+    working alone at the end of ``make test`` while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("load") is None)

@@ -44,9 +44,9 @@ $(TOOLS)/bin/uv:
 	$(TOOLS)/bin/python -m pip install --quiet "uv==$(UV_VERSION)"
 
 # Two locks: requirements.lock is what the service needs (pyproject's dependencies), installed
-# alone on a serving host (make venv LOCK=requirements.lock); requirements-dev.lock adds the
+# alone on a serving host (make venv LOCK=requirements.lock); tests/requirements-dev.lock adds the
 # training, test and lint tools at the same versions, and is what make venv installs by default.
-LOCK ?= requirements-dev.lock
+LOCK ?= tests/requirements-dev.lock
 # Bytecode compiled ahead: no start compiles sources (nor every start, under $$PYTHONDONTWRITEBYTECODE).
 # The stamp names the lock it synced: asking for the other lock syncs again.
 $(VENV)/.installed: $(LOCK) pyproject.toml $(if $(filter-out $(LOCK),$(shell cat $(VENV)/.installed 2>/dev/null)),FORCE) | $(UV)
@@ -58,11 +58,11 @@ $(VENV)/.installed: $(LOCK) pyproject.toml $(if $(filter-out $(LOCK),$(shell cat
 
 FORCE:
 
-venv: $(VENV)/.installed ## Create the virtual environment from a lock (LOCK=requirements-dev.lock: tests, training, lint; requirements.lock: serving only)
+venv: $(VENV)/.installed ## Create the virtual environment from a lock (LOCK=tests/requirements-dev.lock: tests, training, lint; requirements.lock: serving only)
 
 lock: | $(UV) ## Re-resolve both locks from pyproject.toml (exact pins with hashes; serving's pins are the dev lock's)
-	$(UV) pip compile --quiet pyproject.toml --extra train --extra test --extra lint --python-version $(PYTHON_VERSION) --generate-hashes -o requirements-dev.lock
-	$(UV) pip compile --quiet pyproject.toml --constraints requirements-dev.lock --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
+	$(UV) pip compile --quiet pyproject.toml --extra train --extra test --extra lint --python-version $(PYTHON_VERSION) --generate-hashes -o tests/requirements-dev.lock
+	$(UV) pip compile --quiet pyproject.toml --constraints tests/requirements-dev.lock --python-version $(PYTHON_VERSION) --generate-hashes -o requirements.lock
 
 split: venv ## Rebuild data/train.jsonl + data/test.jsonl from data/authored/, and data/real_split.json (repositories keep their side; REBUILD=1 reassigns all)
 	$(PY) -m training.dataset

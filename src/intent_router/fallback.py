@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Generic, TypeVar
+from typing import TypeVar
 
 from intent_router.config import Deployment
 from intent_router.exceptions import (
@@ -24,16 +23,9 @@ from intent_router.routing.retry_rules import (
     verdict,
 )
 from intent_router.text import clean_text
-from intent_router.types import Attempt, AttemptOutcome
+from intent_router.types import Attempt, AttemptOutcome, ChainResult
 
 T = TypeVar("T")
-
-
-@dataclass(frozen=True)
-class ChainResult(Generic[T]):
-    value: T
-    deployment: str
-    attempts: tuple[Attempt, ...]
 
 
 Call = Callable[[Deployment, float], Awaitable[T]]

@@ -8,14 +8,14 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, TypeVar
 
 from intent_router.classifier import IntentClassifier
 from intent_router.config import Deployment, RouterConfig
 from intent_router.costs import InputTokens, cached_cost_usd, cost_usd
 from intent_router.exceptions import InvalidRequestError, ProviderClientBug, ProviderError
-from intent_router.fallback import ChainResult, walk_chain
+from intent_router.fallback import walk_chain
 from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
 from intent_router.routing import regret
 from intent_router.routing.conversation import TurnSelection, mix_predictions, select_turns
@@ -27,17 +27,22 @@ from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.routing.policy import AUTO_MODELS, choose_chain, downgrade_chain
 from intent_router.routing.secrets import SecretDetector
 from intent_router.routing.session_store import InProcessSessions, SessionStore
-from intent_router.routing.sessions import (
+from intent_router.routing.sessions import decide, settle
+from intent_router.tokens import count_message_tokens, count_tokens, default_counter
+from intent_router.types import (
+    ChainResult,
+    ChatOutcome,
+    Plan,
+    Prediction,
     Proposal,
-    SessionChoice,
+    RouteDecision,
+    RouteSource,
     SessionId,
     SessionReport,
     SessionState,
-    decide,
-    settle,
+    SessionTurn,
+    StreamOutcome,
 )
-from intent_router.tokens import count_message_tokens, count_tokens, default_counter
-from intent_router.types import Prediction, RouteSource, RoutingMode
 
 log = logging.getLogger("intent_router.router")
 T = TypeVar("T")
@@ -46,79 +51,6 @@ T = TypeVar("T")
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
 #: Streaming call: (deployment, request, timeout in s) -> SSE lines.
 OpenStream = Callable[[Deployment, dict[str, Any], float], AsyncIterator[bytes]]
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    """Everything /v1/route answers."""
-
-    intent: str
-    confidence: float
-    probabilities: dict[str, float]
-    source: RouteSource
-    chain: tuple[str, ...]
-    estimated_cost_usd: float
-    escalation_cost_usd: float
-    threshold: float
-    model_version: str
-    escalation_error: str | None = None
-    local_intent: str | None = None  # the local model's own prediction
-    override_applied: tuple[str, ...] = ()  # e.g. ("user:ana", "org:acme")
-    classify_ms: float = 0.0
-    escalate_ms: float = 0.0
-    routed_as: str | None = None  # the intent whose chain was chosen (regret routing may differ)
-    turns_used: tuple[int, ...] = ()  # positions among the user turns classified, oldest first
-    routing_mode: RoutingMode = "argmax"
-
-
-@dataclass(frozen=True)
-class SessionTurn:
-    """A turn of a sticky session: its id and the rule's choice (routing/sessions.py)."""
-
-    id: SessionId
-    choice: SessionChoice
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What a chat request will do before any provider is called."""
-
-    decision: RouteDecision | None  # None when the caller named a deployment
-    chain: tuple[str, ...]
-    prefer: str | None = None  # tried first, even inside its model group (a session's deployment)
-    session: SessionTurn | None = None
-
-
-@dataclass(frozen=True)
-class ChatOutcome:
-    """A chat completion that some deployment of the chain answered."""
-
-    response: dict[str, Any]
-    decision: RouteDecision | None  # None when the caller named a deployment (no classification)
-    result: ChainResult[dict[str, Any]]
-    cost_usd: float  # the answer's usage at the deployment's prices, plus any escalation
-    session: SessionReport | None = None
-
-    @property
-    def intent(self) -> str | None:
-        return self.decision.intent if self.decision else None
-
-
-@dataclass(frozen=True)
-class StreamOutcome:
-    """An opened stream: its first SSE line arrived, so the chain walk is over."""
-
-    decision: RouteDecision | None
-    result: ChainResult[tuple[bytes, AsyncIterator[bytes]]]
-    session: SessionReport | None = None
-
-    @property
-    def intent(self) -> str | None:
-        return self.decision.intent if self.decision else None
-
-    @property
-    def escalation_cost_usd(self) -> float:
-        return self.decision.escalation_cost_usd if self.decision else 0.0
 
 
 CONTINUE_INSTRUCTION = (

@@ -173,7 +173,8 @@ def _session_turn_cpu_us(texts: list[str], turns: int = 20_000) -> float:
 
     from intent_router.config import load_config
     from intent_router.routing.session_store import InProcessSessions
-    from intent_router.routing.sessions import Proposal, decide, name_session, settle
+    from intent_router.routing.sessions import decide, name_session, settle
+    from intent_router.types import Proposal
 
     config = load_config(DEFAULT_CONFIG)
     store, chain = InProcessSessions(config.sessions.max_sessions), config.policy["debugging"]

@@ -140,7 +140,7 @@ async def test_redis_sessions_are_shared_and_a_redis_outage_degrades_to_in_proce
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     from intent_router.routing.session_store import InProcessSessions, RedisSessions
-    from intent_router.routing.sessions import SessionState
+    from intent_router.types import SessionState
 
     prefix = f"test-{uuid.uuid4().hex[:8]}:"
     state = SessionState(("claude-sonnet-4", "gpt-4o"), "gpt-4o", "debugging", 0.9, 2, 4e9)

@@ -14,8 +14,9 @@ from intent_router.exceptions import BudgetExceededError, ProviderError
 from intent_router.governance.client_keys import ClientKey
 from intent_router.governance.counters import InProcessCounters
 from intent_router.governance.limits import Limits
-from intent_router.router import Plan, Router
+from intent_router.router import Router
 from intent_router.service.chat_flow import budget_hold
+from intent_router.types import Plan
 
 CONFIG = load_config()
 PLAN = Plan(None, ("gpt-4o",))  # a named deployment: nothing classified, no escalation cost

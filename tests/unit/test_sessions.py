@@ -10,14 +10,8 @@ from hypothesis import strategies as st
 
 from intent_router.config import ConfigError, SessionRule, parse_config
 from intent_router.labels import INTENTS
-from intent_router.routing.sessions import (
-    OUTCOMES,
-    Proposal,
-    SessionState,
-    decide,
-    name_session,
-    settle,
-)
+from intent_router.routing.sessions import decide, name_session, settle
+from intent_router.types import OUTCOMES, Proposal, SessionState
 
 RULE = SessionRule()
 NOW = 1_800_000_000.0

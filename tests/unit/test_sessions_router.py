@@ -13,8 +13,7 @@ from intent_router.exceptions import ProviderError
 from intent_router.labels import INTENTS
 from intent_router.router import Router
 from intent_router.routing.session_store import InProcessSessions
-from intent_router.routing.sessions import SessionId, SessionState
-from intent_router.types import Prediction
+from intent_router.types import Prediction, SessionId, SessionState
 
 RAW: dict[str, Any] = yaml.safe_load(DEFAULT_CONFIG.read_text())
 A, B = "kimi-k2.6", "kimi-k2.6-together"

@@ -19,7 +19,8 @@ from intent_router.evaluation.replay import price_per_mtok
 from intent_router.evaluation.session_cost import SessionCost, session_cost
 from intent_router.labels import HIGH_STAKES_INTENTS
 from intent_router.routing.groups import Member, expand_chain, order_members
-from intent_router.routing.sessions import Proposal, SessionState, decide, settle
+from intent_router.routing.sessions import decide, settle
+from intent_router.types import Proposal, SessionState
 
 TURN_INTERVAL_S: Final[float] = 60.0
 

@@ -23,8 +23,9 @@ from intent_router.exceptions import (
 )
 from intent_router.governance.client_keys import ClientKey
 from intent_router.governance.counters import Counters, Period, Reservation, period_end
-from intent_router.router import Plan, Router
+from intent_router.router import Router
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
+from intent_router.types import Plan
 
 log = logging.getLogger("intent_router.governance")
 

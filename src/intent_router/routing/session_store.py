@@ -19,7 +19,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
-from intent_router.routing.sessions import SessionState
+from intent_router.types import SessionState
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis

@@ -28,26 +28,17 @@ chain. Every function here is pure; the clock is an argument.
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Callable
-from dataclasses import dataclass, replace
-from typing import Final, Literal
+from dataclasses import replace
 
 from intent_router.config import SessionRule
-
-SessionOutcome = Literal["new", "stuck", "switched", "upgraded", "expired"]
-OUTCOMES: Final[tuple[SessionOutcome, ...]] = ("new", "stuck", "switched", "upgraded", "expired")
-NameSource = Literal["header", "metadata", "derived"]
-
-
-@dataclass(frozen=True)
-class SessionId:
-    """A session's name as kept: ``key`` is a SHA-256 (hex) of the client scope and the id."""
-
-    key: str
-    source: NameSource
-    opening: bool = False
-    """True: the request opens its conversation (a derived id, one user turn): start afresh."""
+from intent_router.types import (
+    Proposal,
+    SessionChoice,
+    SessionId,
+    SessionOutcome,
+    SessionState,
+)
 
 
 def name_session(
@@ -75,82 +66,6 @@ def _digest(*parts: str) -> str:
     # Each part prefixed with its length (netstring-like): no two part lists hash alike.
     text = "".join(f"{len(part)}:{part}," for part in parts)
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@dataclass(frozen=True)
-class SessionState:
-    """What a session stuck to, and until when."""
-
-    chain: tuple[str, ...]
-    """The chain it stuck to (as the policy chose it: a model group by its first member)."""
-    deployment: str
-    """Tried first: the deployment that last answered (a group's member), else the chain's first."""
-    intent: str
-    confidence: float
-    turns: int
-    expires_at: float
-    """Unix time; every turn pushes it ``ttl_s`` ahead."""
-
-    def to_json(self) -> str:
-        return json.dumps(
-            [
-                list(self.chain),
-                self.deployment,
-                self.intent,
-                self.confidence,
-                self.turns,
-                self.expires_at,
-            ],
-            separators=(",", ":"),
-        )
-
-    @classmethod
-    def from_json(cls, text: str | bytes) -> SessionState | None:
-        """The state ``to_json`` wrote; None for anything else (a corrupt or foreign value)."""
-        try:
-            chain, deployment, intent, confidence, turns, expires_at = json.loads(text)
-            state = cls(
-                tuple(chain), deployment, intent, float(confidence), int(turns), float(expires_at)
-            )
-        except (ValueError, TypeError):
-            return None
-        valid = (
-            state.chain
-            and all(isinstance(n, str) for n in state.chain)
-            and isinstance(state.deployment, str)
-            and isinstance(state.intent, str)
-        )
-        return state if valid else None
-
-
-@dataclass(frozen=True)
-class Proposal:
-    """How this turn would be routed on its own."""
-
-    intent: str
-    confidence: float
-    chain: tuple[str, ...]
-    binding: str | None = None
-    """Why this turn must take ``chain`` whatever its session (a secret, a pin); None: it may stick."""
-
-
-@dataclass(frozen=True)
-class SessionChoice:
-    """The chain a turn takes, why, and the session as it stands if ``prefer`` answers."""
-
-    chain: tuple[str, ...]
-    prefer: str | None
-    """The deployment to try first even inside its model group; None: the chain's own order."""
-    outcome: SessionOutcome
-    reason: str
-    state: SessionState
-    sticks: bool = True
-    """False: a bound turn; whoever answers it, the session keeps its deployment."""
-
-    @property
-    def sticky(self) -> bool:
-        """The turn reuses the session's chain (stuck, or falling back along it)."""
-        return self.outcome in ("stuck", "switched") and self.sticks
 
 
 def decide(
@@ -246,19 +161,6 @@ def _fresh(
         now + rule.ttl_s,
     )
     return SessionChoice(proposal.chain, None, outcome, reason, state)
-
-
-@dataclass(frozen=True)
-class SessionReport:
-    """What a response says of its session: the (hashed) id, the turn's outcome and why."""
-
-    key: str
-    outcome: SessionOutcome
-    reason: str
-
-    @property
-    def sticky(self) -> bool:
-        return self.outcome == "stuck"
 
 
 def settle(choice: SessionChoice, answered: str) -> tuple[SessionState, SessionOutcome, str]:

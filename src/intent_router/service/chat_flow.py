@@ -21,7 +21,7 @@ from intent_router.exceptions import (
 )
 from intent_router.governance.client_keys import ClientKey
 from intent_router.governance.limits import BudgetHold, Limits, hold_budget
-from intent_router.router import ChatOutcome, Plan, RouteDecision, Router
+from intent_router.router import Router
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.service.recording import RequestContext
 from intent_router.service.schemas import (
@@ -34,6 +34,7 @@ from intent_router.service.schemas import (
 from intent_router.service.services import Services
 from intent_router.service.sessions import note, note_plan, session_body, session_headers
 from intent_router.service.streaming import stream_response
+from intent_router.types import ChatOutcome, Plan, RouteDecision
 
 
 @dataclass

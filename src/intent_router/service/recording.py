@@ -17,11 +17,18 @@ from intent_router.costs import InputTokens, cost_usd, input_parts_usd
 from intent_router.decisions import Decision, DecisionWriter, prompt_digest
 from intent_router.exceptions import AllProvidersFailed, RouterError
 from intent_router.providers.upstream_validation import usage_input_split, usage_tokens
-from intent_router.router import ChatOutcome, Plan, RouteDecision
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
-from intent_router.routing.sessions import SessionId
 from intent_router.tokens import count_tokens
-from intent_router.types import Attempt, BudgetEffect, DecisionStatus, Endpoint
+from intent_router.types import (
+    Attempt,
+    BudgetEffect,
+    ChatOutcome,
+    DecisionStatus,
+    Endpoint,
+    Plan,
+    RouteDecision,
+    SessionId,
+)
 
 MAX_ID_CHARS = 256
 

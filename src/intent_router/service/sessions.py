@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from litestar import Request
 
-from intent_router.router import Plan
-from intent_router.routing.sessions import SessionId, SessionReport, name_session
+from intent_router.routing.sessions import name_session
 from intent_router.service.metrics import RouterMetrics
 from intent_router.service.recording import RequestContext
 from intent_router.service.schemas import RouteMetadata, RouteSession
+from intent_router.types import Plan, SessionId, SessionReport
 
 SESSION_HEADER = "x-session-id"
 

@@ -21,12 +21,13 @@ from intent_router.exceptions import (
     RouterError,
 )
 from intent_router.providers.upstream_validation import chunk_usage
-from intent_router.router import Plan, StreamOutcome, usage_cost
+from intent_router.router import usage_cost
 from intent_router.service.errors import log_client_bug
 from intent_router.service.recording import RequestContext
 from intent_router.service.services import Services
 from intent_router.service.sessions import note, session_headers
 from intent_router.text import clean_text
+from intent_router.types import Plan, StreamOutcome
 
 if TYPE_CHECKING:
     from intent_router.service.chat_flow import HeldBudget

@@ -8,7 +8,7 @@ import logging
 import random
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from intent_router.classifier import IntentClassifier
@@ -51,6 +51,21 @@ T = TypeVar("T")
 Complete = Callable[[Deployment, dict[str, Any], float], Awaitable[dict[str, Any]]]
 #: Streaming call: (deployment, request, timeout in s) -> SSE lines.
 OpenStream = Callable[[Deployment, dict[str, Any], float], AsyncIterator[bytes]]
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One request's routing inputs: its latest user prompt and what shapes the route."""
+
+    prompt: str
+    model: str = "auto"
+    """``auto`` (or an alias) is classified; a deployment's name pins the chain."""
+    sensitive: bool = False
+    """Only the ``local`` tier may answer (a secret in it, or the caller said so)."""
+    override: EffectiveOverride = NO_OVERRIDE
+    context: Sequence[str] = ()
+    """The earlier user turns, oldest first: a short follow-up is classified with them."""
+    session: SessionId | None = None
 
 
 CONTINUE_INSTRUCTION = (
@@ -220,48 +235,31 @@ class Router:
             costs[intent] = cost_usd(self.config.deployments[chain[0]], tokens_in, tokens_out)
         return costs
 
-    async def plan(
-        self,
-        prompt: str,
-        model: str = "auto",
-        sensitive: bool = False,
-        override: EffectiveOverride = NO_OVERRIDE,
-        context: Sequence[str] = (),
-        session: SessionId | None = None,
-    ) -> Plan:
-        """Classify (for ``auto``) and choose the chain, the ``session``'s when it sticks;
+    async def plan(self, turn: Turn) -> Plan:
+        """Classify (for ``auto``) and choose the chain, the turn's session's when it sticks;
         calls no provider but the LLM classifier."""
-        if model in AUTO_MODELS:
-            if session is not None and self.config.sessions.enabled:
-                return await self._session_plan(
-                    prompt, model, sensitive, override, context, session
-                )
-            decision = await self.route(prompt, model, sensitive, override, context)
+        if turn.model in AUTO_MODELS:
+            if turn.session is not None and self.config.sessions.enabled:
+                return await self._session_plan(turn, turn.session)
+            decision = await self._route(turn)
             return Plan(decision, decision.chain)
-        return Plan(None, choose_chain(self.config, "general", model, sensitive, override).chain)
+        chain = choose_chain(self.config, "general", turn.model, turn.sensitive, turn.override)
+        return Plan(None, chain.chain)
 
-    async def _session_plan(
-        self,
-        prompt: str,
-        model: str,
-        sensitive: bool,
-        override: EffectiveOverride,
-        context: Sequence[str],
-        session: SessionId,
-    ) -> Plan:
+    async def _session_plan(self, turn: Turn, session: SessionId) -> Plan:
         """The plan of a session's turn. A live session's turn does not ask the LLM classifier:
         only an upgrade could follow its answer, and an upgrade needs the local model sure."""
         state = None if session.opening else self._usable(await self.sessions.get(session.key))
         now = time.time()
         live = state is not None and now < state.expires_at
-        decision = await self.route(prompt, model, sensitive, override, context, escalate=not live)
+        decision = await self._route(turn, escalate=not live)
         choice = decide(
             state,
             Proposal(
                 decision.intent,
                 decision.confidence,
                 decision.chain,
-                _binding(state, sensitive, override, self.config),
+                _binding(state, turn.sensitive, turn.override, self.config),
             ),
             now,
             self.config.sessions,
@@ -271,29 +269,27 @@ class Router:
         if chain != decision.chain:
             first = self.config.deployments[chain[0]]
             estimate = cost_usd(
-                first, count_tokens(prompt), self.config.output_tokens[decision.intent]
+                first, count_tokens(turn.prompt), self.config.output_tokens[decision.intent]
             )
             decision = replace(
                 decision, chain=chain, estimated_cost_usd=estimate + decision.escalation_cost_usd
             )
         return Plan(decision, choice.chain, choice.prefer, SessionTurn(session, choice))
 
-    async def route_turn(
-        self,
-        prompt: str,
-        model: str = "auto",
-        sensitive: bool = False,
-        override: EffectiveOverride = NO_OVERRIDE,
-        context: Sequence[str] = (),
-        session: SessionId | None = None,
-    ) -> tuple[RouteDecision, SessionReport | None]:
-        """``route``, within ``session`` when there is one (for ``auto``, sessions on): the
-        session is stored at once, since no answer will tell which deployment answered."""
-        if model not in AUTO_MODELS or session is None or not self.config.sessions.enabled:
-            return await self.route(prompt, model, sensitive, override, context), None
-        plan = await self._session_plan(prompt, model, sensitive, override, context, session)
+    async def route_turn(self, turn: Turn) -> tuple[RouteDecision, SessionReport | None]:
+        """``route``, within the turn's session when there is one (for ``auto``, sessions on):
+        the session is stored at once, since no answer will tell which deployment answered."""
+        session = turn.session
+        if turn.model not in AUTO_MODELS or session is None or not self.config.sessions.enabled:
+            return await self._route(turn), None
+        plan = await self._session_plan(turn, session)
         assert plan.decision is not None  # a session's plan always classifies
         return plan.decision, await self.remember(plan)
+
+    async def _route(self, turn: Turn, escalate: bool = True) -> RouteDecision:
+        return await self.route(
+            turn.prompt, turn.model, turn.sensitive, turn.override, turn.context, escalate
+        )
 
     def _usable(self, state: SessionState | None) -> SessionState | None:
         """``state`` unless it names a deployment this config does not have (a new config)."""
@@ -329,7 +325,7 @@ class Router:
         plan: Plan | None = None,
     ) -> ChatOutcome:
         """Answer an OpenAI chat request through the chain, falling back on retryable errors."""
-        plan = plan or await self.plan(prompt, model, sensitive)
+        plan = plan or await self.plan(Turn(prompt, model, sensitive))
         decision, chain = plan.decision, self.walk_order(plan)
         result = await walk_chain(
             chain,
@@ -359,7 +355,7 @@ class Router:
     ) -> StreamOutcome:
         """Open a stream along the chain. Falling back is allowed until the first line arrives:
         the result holds that line and the rest of the stream of the deployment that sent it."""
-        plan = plan or await self.plan(prompt, model, sensitive)
+        plan = plan or await self.plan(Turn(prompt, model, sensitive))
         decision, chain = plan.decision, self.walk_order(plan)
         result = await self._walk_stream(chain, request, prompt)
         return StreamOutcome(decision, result, await self.remember(plan, result.deployment))

@@ -11,7 +11,7 @@ import yaml
 from intent_router.config import DEFAULT_CONFIG, Deployment, parse_config
 from intent_router.exceptions import ProviderError
 from intent_router.labels import INTENTS
-from intent_router.router import Router
+from intent_router.router import Router, Turn
 from intent_router.routing.session_store import InProcessSessions
 from intent_router.types import Prediction, SessionId, SessionState
 
@@ -71,7 +71,7 @@ def _router(fleet: _Fleet, classifier: _Classifier, group: bool = False) -> Rout
 
 
 async def _turn(router: Router, text: str = "go on") -> tuple[str, str]:
-    plan = await router.plan(text, session=SESSION)
+    plan = await router.plan(Turn(text, session=SESSION))
     outcome = await router.chat({"messages": [{"role": "user", "content": text}]}, text, plan=plan)
     assert outcome.session is not None
     return outcome.result.deployment, outcome.session.outcome
@@ -108,9 +108,9 @@ async def test_a_live_session_turn_never_asks_the_llm_classifier() -> None:
     fleet, classifier = _Fleet(), _Classifier()
     router = _router(fleet, classifier)
     classifier.confidence = 0.3  # unsure: a turn outside a session asks the LLM classifier
-    await router.route_turn("first", session=SESSION)  # /v1/route: stored at once
+    await router.route_turn(Turn("first", session=SESSION))  # /v1/route: stored at once
     assert fleet.calls == [router.config.llm_classifier]
-    plan = await router.plan("yes do it", session=SESSION)
+    plan = await router.plan(Turn("yes do it", session=SESSION))
     assert fleet.calls == [router.config.llm_classifier] and plan.decision is not None
     assert plan.decision.source == "model"
 
@@ -118,16 +118,16 @@ async def test_a_live_session_turn_never_asks_the_llm_classifier() -> None:
 async def test_a_sensitive_turn_goes_local_once_and_the_session_keeps_its_chain() -> None:
     router = _router(_Fleet(), _Classifier())
     await _turn(router)
-    plan = await router.plan("here is my key", sensitive=True, session=SESSION)
+    plan = await router.plan(Turn("here is my key", sensitive=True, session=SESSION))
     assert plan.chain == ("qwen-32b-local",) and plan.session is not None
     assert plan.session.choice.outcome == "switched" and "sensitive" in plan.session.choice.reason
-    assert (await router.plan("go on", session=SESSION)).chain[0] == A
+    assert (await router.plan(Turn("go on", session=SESSION))).chain[0] == A
 
 
 async def test_a_session_naming_a_deployment_no_longer_configured_starts_afresh() -> None:
     router = _router(_Fleet(), _Classifier())
     await router.sessions.put(SESSION.key, SessionState(("gone",), "gone", "general", 0.9, 3, 4e9))
-    plan = await router.plan("go on", session=SESSION)
+    plan = await router.plan(Turn("go on", session=SESSION))
     assert plan.session is not None and plan.session.choice.outcome == "new" and plan.chain[0] == A
 
 
@@ -151,7 +151,7 @@ async def test_a_budget_downgrade_is_a_turn_of_its_own_and_the_session_keeps_its
     classifier.intent = "debugging"
     router = _router(fleet, classifier)
     await _turn(router)  # the session sticks to Claude
-    cheaper = router.downgraded(await router.plan("go on", session=SESSION))
+    cheaper = router.downgraded(await router.plan(Turn("go on", session=SESSION)))
     assert cheaper is not None and cheaper.session is not None and cheaper.prefer is None
     assert cheaper.chain == (A, B) and cheaper.session.choice.outcome == "switched"
     outcome = await router.chat(
@@ -170,7 +170,7 @@ async def test_a_turn_after_the_ttl_is_told_its_session_expired_and_starts_afres
         ("claude-sonnet-4",), "claude-sonnet-4", "debugging", 0.9, 4, time.time() - 1
     )
     await router.sessions.put(SESSION.key, idle)  # past its TTL, within the store's grace
-    plan = await router.plan("go on", session=SESSION)
+    plan = await router.plan(Turn("go on", session=SESSION))
     assert (
         plan.session is not None and plan.session.choice.outcome == "expired" and plan.chain[0] == A
     )

@@ -21,7 +21,7 @@ from intent_router.exceptions import (
 )
 from intent_router.governance.client_keys import ClientKey
 from intent_router.governance.limits import BudgetHold, Limits, hold_budget
-from intent_router.router import Router
+from intent_router.router import Router, Turn
 from intent_router.routing.overrides import NO_OVERRIDE, EffectiveOverride
 from intent_router.service.recording import RequestContext
 from intent_router.service.schemas import (
@@ -105,7 +105,7 @@ async def route_prompt(
         await services.limits.admit(key)  # requests per minute; /v1/route sends no tokens anywhere
     sensitive = sensitivity(ctx, data.metadata)
     decision, session = await services.router.route_turn(
-        ctx.prompt, data.model, bool(sensitive), ctx.override, context, ctx.session_name
+        Turn(ctx.prompt, data.model, bool(sensitive), ctx.override, context, ctx.session_name)
     )
     note(ctx, session, services.metrics)
     services.metrics.record_latency("route", 200, ctx.elapsed_ms() / 1000)
@@ -149,7 +149,7 @@ async def serve_chat(
             await services.limits.admit(key, router.request_tokens(body, ctx.prompt))
         earlier_turns = user_turns(data.messages)[1][:-1]
         ctx.plan = await router.plan(
-            ctx.prompt, data.model, local_only, ctx.override, earlier_turns, ctx.session_name
+            Turn(ctx.prompt, data.model, local_only, ctx.override, earlier_turns, ctx.session_name)
         )
         note_plan(ctx, ctx.plan)
         hold = budget_hold(

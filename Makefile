@@ -100,7 +100,7 @@ test-fast: venv ## Everything but the bounded load runs (pytest marker `load`): 
 	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile -m "not load"
 
 test-unit: venv ## Run the unit tests only (tests/unit: no processes, no services; well under a minute)
-	$(PY) -m pytest -q tests/unit
+	$(PY) -m pytest -q -n $(TEST_WORKERS) tests/unit
 
 # Checks only: ruff format --check never rewrites a file (run $(VENV)/bin/ruff format to apply).
 lint: venv ## ruff check, ruff format --check, mypy on src, the import-direction contracts (import-linter)

@@ -329,8 +329,9 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
        vocabulary n-gram's digits are all >= o_b + 1, so no key with a 0 digit matches one,
        except leading zeros: (0, a, b) has the key of (a, b), which the text holds right
        there too, and binary features count a column once. The blocks go highest n-gram
-       order first, and o_b is one more than every key of the blocks before, so the blocks'
-       keys never meet and need no offset of their own;
+       order first, and o_b + 1 is above every key of the blocks before, so the blocks' keys
+       never meet and need no offset of their own (a block whose keys would then pass 2 ** 62
+       is numbered from 1 and gets an Add of that offset instead);
     4. one int64 LabelEncoder maps every key to its vocabulary row (a miss: row V). Rows go
        by document frequency, most frequent first, so the rows a prompt touches share cache
        lines;
@@ -409,19 +410,22 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     all_keys: list[int] = []
     all_rows: list[int] = []
     key_parts: list[str] = []
-    first_id = 1  # o_b + 1
+    above = 1  # above every key of the blocks so far
     for block in sorted(blocks, key=lambda b: -b.top):
-        names = _block_key_nodes(block, first_id, nodes, inits)
-        key_parts += names
+        if (above + len(block.alphabet)) ** block.top < 2**62:
+            first_id, key_offset = above, 0  # tokens numbered from o_b + 1 = above
+        else:  # too wide: tokens from 1, and an Add per order moves the keys above
+            first_id, key_offset = 1, above
         base = first_id + len(block.alphabet)
+        key_parts += _block_key_nodes(block, first_id, key_offset, nodes, inits)
         for term, column in block.vectorizer.vocabulary_.items():
             key = 0
             for token in block.grams[term]:
                 key = key * base + first_id + block.token_id[token]
-            all_keys.append(key)
+            all_keys.append(key_offset + key)
             all_rows.append(int(row_of[block.offset + column]))
-        first_id = base**block.top  # above every key of this block
-        if first_id >= 2**62:
+        above = key_offset + base**block.top
+        if above >= 2**62:
             raise ValueError(f"block {block.index}: its n-gram keys do not fit in int64")
     if len(set(all_keys)) != len(all_keys):
         raise ValueError("two n-grams share a key")
@@ -509,10 +513,15 @@ class _Block:
 
 
 def _block_key_nodes(
-    block: _Block, first_id: int, nodes: list[onnx.NodeProto], inits: list[onnx.TensorProto]
+    block: _Block,
+    first_id: int,
+    key_offset: int,
+    nodes: list[onnx.NodeProto],
+    inits: list[onnx.TensorProto],
 ) -> list[str]:
     """Append the nodes that turn the lower-cased text into ``block``'s n-gram keys (tokens
-    numbered from ``first_id``, base ``first_id + A``); return the key tensors' names."""
+    numbered from ``first_id``, base ``first_id + A``, plus ``key_offset``); return the key
+    tensors' names."""
     prefix = f"b{block.index}_"
     base = first_id + len(block.alphabet)
     top = block.top
@@ -563,4 +572,11 @@ def _block_key_nodes(
             ),
             helper.make_node("Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]),
         ]
-    return [f"{prefix}g{n}" for n in block.orders]
+    if not key_offset:
+        return [f"{prefix}g{n}" for n in block.orders]
+    inits.append(numpy_helper.from_array(np.array(key_offset, dtype=np.int64), f"{prefix}offset"))
+    for n in block.orders:
+        nodes.append(
+            helper.make_node("Add", [f"{prefix}g{n}", f"{prefix}offset"], [f"{prefix}k{n}"])
+        )
+    return [f"{prefix}k{n}" for n in block.orders]

@@ -9,13 +9,13 @@ import onnxruntime as ort
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
 from intent_router.classifier import IntentClassifier
 from intent_router.model_contract import ModelMetadata, TruncationPolicy
 from tests.conftest import FIXTURES
-from training.candidates import _tfidf, _word_char
+from training.candidates import _chars, _tfidf, _word_char
 from training.export import WORD_PATTERN, export_pipeline
 from training.features import CharNgrams
 from training.parity import STRESS_CORPUS, check_parity
@@ -177,3 +177,28 @@ def test_classifier_on_the_word_and_character_graph_matches_sklearn(tmp_path) ->
             np.testing.assert_allclose(
                 [prediction.probabilities[label] for label in labels], row, atol=1e-4
             )
+
+
+def test_wide_blocks_whose_keys_cannot_be_numbered_apart_export_with_parity(tmp_path) -> None:
+    """Character 2-5 grams put the word block's numbering past 2 ** 62 (word 3-grams of
+    ids above 5-character keys): its keys get an offset Add instead."""
+    pipeline = Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [
+                        ("word", _tfidf(token_pattern=WORD_PATTERN, ngram_range=(1, 3))),
+                        ("char", _chars(analyzer=CharNgrams((2, 5)), min_df=1)),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(C=10, max_iter=2000)),
+        ]
+    ).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    model = export_pipeline(pipeline, path)
+    offsets = [n for n in model.graph.node if n.op_type == "Add" and n.input[1].endswith("offset")]
+    assert len(offsets) == 3  # the word block's 1-, 2- and 3-grams
+    report = check_parity(pipeline, path, CHAR_PROBES + REPEATS)
+    assert report.passed, report

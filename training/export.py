@@ -322,23 +322,29 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
 
     1. the text is lower-cased once (StringNormalizer, C locale) and tokenized into words
        (the word block's pattern) and into characters (``training.features``);
-    2. each token becomes an integer: a LabelEncoder maps the block's alphabet (the words, or
-       the characters, its vocabulary is made of) to 1..A-1, anything else to 0;
-    3. n-gram keys are integer arithmetic on those, base A digits: g_n = g_(n-1) * A + t
-       shifted by n - 1 (t padded with zeros at the end), plus an offset per block. A
-       vocabulary n-gram's digits are all >= 1, so no key with a 0 digit matches one, except
-       leading zeros: (0, a, b) has the key of (a, b), which the text holds right there too,
-       and binary features count a column once;
-    4. one int64 LabelEncoder maps every key to its vocabulary column (a miss: column V);
-    5. binary tf counts each column once: ScatterElements (reduction min) records the first
-       position of each column in the row, and only the occurrence at that position weighs 1;
-    6. one Gather fetches, per occurrence, the table row [idf_j * W_j in block b's K slots |
-       idf_j ** 2 in block b's norm slot] (column V: zeros), and one MatMul against the
+    2. each token becomes an integer: a LabelEncoder maps block b's alphabet (the words, or
+       the characters, its vocabulary is made of) to o_b + 1 .. o_b + A_b, anything else to 0;
+    3. n-gram keys are integer arithmetic on those, base B_b = o_b + A_b + 1 digits:
+       g_n = g_(n-1) * B_b + t shifted by n - 1 (t padded with zeros at the end). A
+       vocabulary n-gram's digits are all >= o_b + 1, so no key with a 0 digit matches one,
+       except leading zeros: (0, a, b) has the key of (a, b), which the text holds right
+       there too, and binary features count a column once. The blocks go highest n-gram
+       order first, and o_b + 1 is above every key of the blocks before, so the blocks' keys
+       never meet and need no offset of their own (a block whose keys would then pass 2 ** 62
+       is numbered from 1 and gets an Add of that offset instead);
+    4. one int64 LabelEncoder maps every key to its vocabulary row (a miss: row V). Rows go
+       by document frequency, most frequent first, so the rows a prompt touches share cache
+       lines;
+    5. binary tf counts each row once: ScatterElements (reduction add) counts each row's
+       occurrences in the prompt into an [N, V + 1] buffer, and each occurrence weighs
+       1 / its row's count;
+    6. one Gather fetches, per occurrence, the table row [per block b: idf_j * W_j in its
+       K slots, idf_j ** 2 in its norm slot] (row V: zeros), and one MatMul against the
        weights sums them: per block, z_b . W_b and |z_b| ** 2, so the logits are
        sum_b (z_b . W_b) / |z_b| + intercept.
 
-    The work is the prompt's n-grams, plus one [N, V + 1] position buffer (filled, not read
-    in full). A temperature already folded into W and the intercept rides along.
+    The work is the prompt's n-grams, plus one [N, V + 1] count buffer (filled, not read in
+    full). A temperature already folded into W and the intercept rides along.
     """
     if not _is_multinomial_lr(classifier):
         raise ValueError(
@@ -349,6 +355,7 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
     labels = [str(c) for c in classifier.classes_]
     k = len(labels)
     blocks = []
+    offset = 0
     for name, vectorizer in union.transformer_list:
         if vectorizer in ("drop", "passthrough") or not isinstance(vectorizer, TfidfVectorizer):
             raise ValueError(f"FeatureUnion block {name!r} must be a TfidfVectorizer")
@@ -363,20 +370,29 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
             _split_pipeline(Pipeline([("tfidf", vectorizer), ("clf", classifier)]))  # validates
             if not vectorizer.lowercase:
                 raise ValueError(f"block {name!r} must lower-case (the graph lower-cases once)")
-        blocks.append(vectorizer)
+        blocks.append(_Block(len(blocks), vectorizer, offset))
+        offset += len(vectorizer.vocabulary_)
     n_blocks = len(blocks)
     width = n_blocks * (k + 1)
-    n_columns = sum(len(v.vocabulary_) for v in blocks)
+    n_columns = offset
     if n_columns != classifier.coef_.shape[1]:
         raise ValueError(
             f"the classifier has {classifier.coef_.shape[1]} features, the union {n_columns}"
         )
+    # Table rows by document frequency (lowest idf first); the miss row last.
+    idf = np.concatenate([b.vectorizer.idf_ for b in blocks]).astype(np.float32)
+    row_of = np.empty(n_columns, dtype=np.int64)
+    row_of[np.argsort(idf, kind="stable")] = np.arange(n_columns)
     coef = classifier.coef_.T.astype(np.float64)
-    table = np.zeros((n_columns + 1, width), dtype=np.float64)  # row n_columns: a miss
-    all_keys: list[int] = []
-    all_columns: list[int] = []
+    table = np.zeros((n_columns + 1, width), dtype=np.float64)
+    for block in blocks:
+        columns = np.arange(block.offset, block.offset + len(block.vectorizer.vocabulary_))
+        weights = idf[columns].astype(np.float64)
+        slots = block.index * (k + 1)
+        table[row_of[columns], slots : slots + k] = coef[columns] * weights[:, None]
+        table[row_of[columns], slots + k] = weights**2
     nodes = [
-        helper.make_node("Shape", [INPUT_NAME], ["input_shape"]),
+        helper.make_node("Shape", [INPUT_NAME], ["input_shape"]),  # [N, 1]
         helper.make_node("Reshape", [INPUT_NAME, "flat_shape"], ["flat"]),
         helper.make_node(
             "StringNormalizer",
@@ -391,101 +407,26 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         numpy_helper.from_array(np.array([-1], dtype=np.int64), "flat_shape"),
         numpy_helper.from_array(np.array([1], dtype=np.int64), "axis1"),
     ]
+    all_keys: list[int] = []
+    all_rows: list[int] = []
     key_parts: list[str] = []
-    key_base = 0
-    offset = 0
-    for index, vectorizer in enumerate(blocks):
-        prefix = f"b{index}_"
-        is_char = isinstance(vectorizer.analyzer, CharNgrams)
-        grams = {
-            term: (tuple(term) if is_char else tuple(term.split(" ")))
-            for term in vectorizer.vocabulary_
-        }
-        alphabet = sorted({token for tokens in grams.values() for token in tokens})
-        token_id = {token: i + 1 for i, token in enumerate(alphabet)}
-        base = len(alphabet) + 1
-        orders = sorted({len(tokens) for tokens in grams.values()})
-        top = max(orders)
-        span = base**top  # every key of this block: 0 <= key < base ** top
-        if key_base + span >= 2**62:
-            raise ValueError(f"block {index}: its n-gram keys do not fit in int64")
-        idf = vectorizer.idf_.astype(np.float32).astype(np.float64)
-        for term, column in vectorizer.vocabulary_.items():
+    above = 1  # above every key of the blocks so far
+    for block in sorted(blocks, key=lambda b: -b.top):
+        if (above + len(block.alphabet)) ** block.top < 2**62:
+            first_id, key_offset = above, 0  # tokens numbered from o_b + 1 = above
+        else:  # too wide: tokens from 1, and an Add per order moves the keys above
+            first_id, key_offset = 1, above
+        base = first_id + len(block.alphabet)
+        key_parts += _block_key_nodes(block, first_id, key_offset, nodes, inits)
+        for term, column in block.vectorizer.vocabulary_.items():
             key = 0
-            for token in grams[term]:
-                key = key * base + token_id[token]
-            all_keys.append(key_base + key)
-            all_columns.append(offset + column)
-            table[offset + column, index * k : (index + 1) * k] = (
-                coef[offset + column] * idf[column]
-            )
-            table[offset + column, n_blocks * k + index] = idf[column] ** 2
-        tokenizer = dict(separators=[""]) if is_char else dict(tokenexp=vectorizer.token_pattern)
-        nodes += [
-            helper.make_node(
-                "Tokenizer",
-                ["lower"],
-                [f"{prefix}tokens"],
-                domain="com.microsoft",
-                mark=0,
-                mincharnum=1,
-                pad_value=PAD_TOKEN,
-                **tokenizer,
-            ),
-            helper.make_node(
-                "LabelEncoder",
-                [f"{prefix}tokens"],
-                [f"{prefix}g1"],
-                domain="ai.onnx.ml",
-                keys_strings=alphabet,
-                values_int64s=list(range(1, base)),
-                default_int64=0,
-            ),
-        ]
-        if top > 1:
-            nodes.append(
-                helper.make_node("Pad", [f"{prefix}g1", f"{prefix}pads"], [f"{prefix}padded"])
-            )
-            inits += [
-                numpy_helper.from_array(np.array(base, dtype=np.int64), f"{prefix}base"),
-                numpy_helper.from_array(
-                    np.array([0, 0, 0, top - 1], dtype=np.int64), f"{prefix}pads"
-                ),
-            ]
-        for n in range(2, top + 1):
-            ends = np.array([n - top if n < top else np.iinfo(np.int64).max], dtype=np.int64)
-            inits += [
-                numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"),
-                numpy_helper.from_array(ends, f"{prefix}until{n}"),
-            ]
-            nodes += [
-                helper.make_node(
-                    "Slice",
-                    [f"{prefix}padded", f"{prefix}from{n}", f"{prefix}until{n}", "axis1"],
-                    [f"{prefix}next{n}"],
-                ),
-                helper.make_node(
-                    "Mul", [f"{prefix}g{n - 1}", f"{prefix}base"], [f"{prefix}shifted{n}"]
-                ),
-                helper.make_node(
-                    "Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]
-                ),
-            ]
-        block_keys = [f"{prefix}g{n}" for n in orders]
-        if len(block_keys) > 1:
-            nodes.append(helper.make_node("Concat", block_keys, [f"{prefix}grams"], axis=1))
-            block_keys = [f"{prefix}grams"]
-        if key_base:
-            inits.append(
-                numpy_helper.from_array(np.array(key_base, dtype=np.int64), f"{prefix}key_base")
-            )
-            nodes.append(
-                helper.make_node("Add", [block_keys[0], f"{prefix}key_base"], [f"{prefix}keys"])
-            )
-            block_keys = [f"{prefix}keys"]
-        key_parts += block_keys
-        key_base += span
-        offset += len(vectorizer.vocabulary_)
+            for token in block.grams[term]:
+                key = key * base + first_id + block.token_id[token]
+            all_keys.append(key_offset + key)
+            all_rows.append(int(row_of[block.offset + column]))
+        above = key_offset + base**block.top
+        if above >= 2**62:
+            raise ValueError(f"block {block.index}: its n-gram keys do not fit in int64")
     if len(set(all_keys)) != len(all_keys):
         raise ValueError("two n-grams share a key")
     nodes += [
@@ -493,39 +434,40 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         helper.make_node(
             "LabelEncoder",
             ["keys"],
-            ["columns"],
+            ["rows"],
             domain="ai.onnx.ml",
             keys_int64s=all_keys,
-            values_int64s=all_columns,
+            values_int64s=all_rows,
             default_int64=n_columns,
         ),
-        helper.make_node("Expand", ["unseen_row", "input_shape"], ["unseen"]),  # [N, V + 1]
-        helper.make_node("Shape", ["columns"], ["columns_shape"]),
+        helper.make_node("Mul", ["input_shape", "count_row_shape"], ["counts_shape"]),
         helper.make_node(
             "ConstantOfShape",
-            ["columns_shape"],
-            ["ones"],
-            value=helper.make_tensor("one", TensorProto.INT32, [1], [1]),
+            ["counts_shape"],
+            ["no_counts"],  # [N, V + 1]
+            value=helper.make_tensor("zero", TensorProto.FLOAT, [1], [0.0]),
         ),
-        helper.make_node("CumSum", ["ones", "axis1"], ["positions"]),  # 1, 2, ... per row
+        helper.make_node("Shape", ["rows"], ["rows_shape"]),
         helper.make_node(
-            "ScatterElements",
-            ["unseen", "columns", "positions"],
-            ["first_seen"],
-            axis=1,
-            reduction="min",
+            "ConstantOfShape",
+            ["rows_shape"],
+            ["ones"],
+            value=helper.make_tensor("one", TensorProto.FLOAT, [1], [1.0]),
         ),
-        helper.make_node("GatherElements", ["first_seen", "columns"], ["first_of_column"], axis=1),
-        helper.make_node("Equal", ["first_of_column", "positions"], ["is_first"]),
-        helper.make_node("Cast", ["is_first"], ["shares"], to=TensorProto.FLOAT),
+        helper.make_node(
+            "ScatterElements", ["no_counts", "rows", "ones"], ["counts"], axis=1, reduction="add"
+        ),
+        helper.make_node("GatherElements", ["counts", "rows"], ["occurrences"], axis=1),
+        helper.make_node("Reciprocal", ["occurrences"], ["shares"]),  # a row weighs 1 in all
         helper.make_node("Unsqueeze", ["shares", "axis1"], ["shares3d"]),
-        helper.make_node("Gather", ["table", "columns"], ["rows"], axis=0),
-        helper.make_node("MatMul", ["shares3d", "rows"], ["sums"]),  # [N, 1, width]
-        helper.make_node("Split", ["sums", "split_sizes"], ["raw_scores", "sum_squares"], axis=2),
-        helper.make_node("Sqrt", ["sum_squares"], ["norms"]),
-        helper.make_node("Max", ["norms", "tiny"], ["safe_norms"]),
-        helper.make_node("Reshape", ["safe_norms", "norms_shape"], ["block_norms"]),
-        helper.make_node("Reshape", ["raw_scores", "scores_shape"], ["block_scores"]),
+        helper.make_node("Gather", ["table", "rows"], ["weights"], axis=0),
+        helper.make_node("MatMul", ["shares3d", "weights"], ["sums"]),  # [N, 1, width]
+        helper.make_node("Reshape", ["sums", "blocks_shape"], ["block_sums"]),  # [N, B, K + 1]
+        helper.make_node(
+            "Split", ["block_sums", "split_sizes"], ["block_scores", "sum_squares"], axis=2
+        ),
+        helper.make_node("Max", ["sum_squares", "tiny"], ["safe_sum_squares"]),
+        helper.make_node("Sqrt", ["safe_sum_squares"], ["block_norms"]),
         helper.make_node("Div", ["block_scores", "block_norms"], ["scaled_scores"]),
         helper.make_node("ReduceSum", ["scaled_scores", "axis1"], ["summed"], keepdims=0),
         helper.make_node("Add", ["summed", "intercept"], ["logits"]),
@@ -534,12 +476,9 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         helper.make_node("Gather", ["label_names", "label_index"], [LABEL_OUTPUT], axis=0),
     ]
     inits += [
-        numpy_helper.from_array(
-            np.full((1, n_columns + 1), 2**31 - 1, dtype=np.int32), "unseen_row"
-        ),
-        numpy_helper.from_array(np.array([n_blocks * k, n_blocks], dtype=np.int64), "split_sizes"),
-        numpy_helper.from_array(np.array([-1, n_blocks, 1], dtype=np.int64), "norms_shape"),
-        numpy_helper.from_array(np.array([-1, n_blocks, k], dtype=np.int64), "scores_shape"),
+        numpy_helper.from_array(np.array([1, n_columns + 1], dtype=np.int64), "count_row_shape"),
+        numpy_helper.from_array(np.array([-1, n_blocks, k + 1], dtype=np.int64), "blocks_shape"),
+        numpy_helper.from_array(np.array([k, 1], dtype=np.int64), "split_sizes"),
         numpy_helper.from_array(np.array([1e-30], dtype=np.float32), "tiny"),
         numpy_helper.from_array(table.astype(np.float32), "table"),
         numpy_helper.from_array(classifier.intercept_.astype(np.float32), "intercept"),
@@ -553,3 +492,91 @@ def _union_graph(union: FeatureUnion, classifier: Any) -> onnx.ModelProto:
         initializer=inits,
     )
     return _model(graph, {**ONNX_OPSET, "com.microsoft": 1})
+
+
+class _Block:
+    """One TfidfVectorizer of the union: its n-grams as token tuples, and its alphabet."""
+
+    def __init__(self, index: int, vectorizer: TfidfVectorizer, offset: int) -> None:
+        self.index = index
+        self.vectorizer = vectorizer
+        self.offset = offset  # its first column in the classifier's features
+        self.is_char = isinstance(vectorizer.analyzer, CharNgrams)
+        self.grams = {
+            term: (tuple(term) if self.is_char else tuple(term.split(" ")))
+            for term in vectorizer.vocabulary_
+        }
+        self.alphabet = sorted({token for tokens in self.grams.values() for token in tokens})
+        self.token_id = {token: i for i, token in enumerate(self.alphabet)}
+        self.orders = sorted({len(tokens) for tokens in self.grams.values()})
+        self.top = max(self.orders)
+
+
+def _block_key_nodes(
+    block: _Block,
+    first_id: int,
+    key_offset: int,
+    nodes: list[onnx.NodeProto],
+    inits: list[onnx.TensorProto],
+) -> list[str]:
+    """Append the nodes that turn the lower-cased text into ``block``'s n-gram keys (tokens
+    numbered from ``first_id``, base ``first_id + A``, plus ``key_offset``); return the key
+    tensors' names."""
+    prefix = f"b{block.index}_"
+    base = first_id + len(block.alphabet)
+    top = block.top
+    tokenizer = (
+        dict(separators=[""]) if block.is_char else dict(tokenexp=block.vectorizer.token_pattern)
+    )
+    nodes += [
+        helper.make_node(
+            "Tokenizer",
+            ["lower"],
+            [f"{prefix}tokens"],
+            domain="com.microsoft",
+            mark=0,
+            mincharnum=1,
+            pad_value=PAD_TOKEN,
+            **tokenizer,
+        ),
+        helper.make_node(
+            "LabelEncoder",
+            [f"{prefix}tokens"],
+            [f"{prefix}g1"],
+            domain="ai.onnx.ml",
+            keys_strings=block.alphabet,
+            values_int64s=list(range(first_id, base)),
+            default_int64=0,
+        ),
+    ]
+    if top > 1:
+        nodes.append(helper.make_node("Pad", [f"{prefix}g1", f"{prefix}pads"], [f"{prefix}padded"]))
+        inits += [
+            numpy_helper.from_array(np.array(base, dtype=np.int64), f"{prefix}base"),
+            numpy_helper.from_array(np.array([0, 0, 0, top - 1], dtype=np.int64), f"{prefix}pads"),
+        ]
+    for n in range(2, top + 1):
+        ends = np.array([n - top if n < top else np.iinfo(np.int64).max], dtype=np.int64)
+        inits += [
+            numpy_helper.from_array(np.array([n - 1], dtype=np.int64), f"{prefix}from{n}"),
+            numpy_helper.from_array(ends, f"{prefix}until{n}"),
+        ]
+        nodes += [
+            helper.make_node(
+                "Slice",
+                [f"{prefix}padded", f"{prefix}from{n}", f"{prefix}until{n}", "axis1"],
+                [f"{prefix}next{n}"],
+            ),
+            helper.make_node(
+                "Mul", [f"{prefix}g{n - 1}", f"{prefix}base"], [f"{prefix}shifted{n}"]
+            ),
+            helper.make_node("Add", [f"{prefix}shifted{n}", f"{prefix}next{n}"], [f"{prefix}g{n}"]),
+        ]
+    if not key_offset:
+        return [f"{prefix}g{n}" for n in block.orders]
+    inits.append(numpy_helper.from_array(np.array(key_offset, dtype=np.int64), f"{prefix}offset"))
+    for n in block.orders:
+        nodes.append(
+            helper.make_node("Add", [f"{prefix}g{n}", f"{prefix}offset"], [f"{prefix}k{n}"])
+        )
+    return [f"{prefix}k{n}" for n in block.orders]

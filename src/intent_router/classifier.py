@@ -104,7 +104,7 @@ class IntentClassifier:
 
     def _prediction(self, row: np.ndarray, truncated: bool) -> Prediction:
         values = row.tolist()
-        best = max(range(len(values)), key=values.__getitem__)
+        best = values.index(max(values))  # the first of the highest, as argmax
         return Prediction(
             intent=self._labels[best],
             confidence=values[best],

@@ -9,11 +9,13 @@ import onnxruntime as ort
 import pytest
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import Pipeline
+from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.svm import LinearSVC
 
+from intent_router.classifier import IntentClassifier
+from intent_router.model_contract import ModelMetadata, TruncationPolicy
 from tests.conftest import FIXTURES
-from training.candidates import _tfidf, _word_char
+from training.candidates import _chars, _tfidf, _word_char
 from training.export import WORD_PATTERN, export_pipeline
 from training.features import CharNgrams
 from training.parity import STRESS_CORPUS, check_parity
@@ -119,3 +121,84 @@ def test_union_in_front_of_another_classifier_is_refused() -> None:
     pipeline.fit(TEXTS, INTENTS)
     with pytest.raises(ValueError, match="multinomial LogisticRegression"):
         export_pipeline(pipeline)
+
+
+def test_word_and_character_graph_has_few_nodes_and_no_vocabulary_wide_pass() -> None:
+    """ONNX Runtime pays about half a microsecond per node, and the n-gram lookup is one
+    integer-key LabelEncoder; the only [N, V + 1] tensor is the count buffer."""
+    pipeline = _word_char(0, c=10.0).fit(TEXTS, INTENTS)
+    ops = [node.op_type for node in export_pipeline(pipeline).graph.node]
+    assert len(ops) <= 43, ops
+    assert ops.count("LabelEncoder") == 3  # the words, the characters, then key -> row
+    assert ops.count("ScatterElements") == 1
+    assert "TfIdfVectorizer" not in ops
+    assert "Unique" not in ops  # ONNX Runtime's Unique: about 200 us per 1,000 keys
+
+
+#: Texts where counting each n-gram once matters: the same n-grams many times over, in
+#: and out of the vocabulary, and more than 32,767 times (beyond an int16 count).
+REPEATS = [
+    "the the the the the",
+    "fix fix fix the bug bug bug",
+    "aaaa" * 50,
+    "abab" * 2000,
+    "error " * 20_000,
+    ("ab" * 50_000) + "?",
+    "x",
+    "ÀÀÀ éé 修修修 🙂🙂",
+    "refactor\n\n\n\n    refactor\t\trefactor",
+]
+
+
+def test_word_and_character_graph_counts_each_ngram_once(tmp_path) -> None:
+    pipeline = _word_char(0, c=10.0).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    export_pipeline(pipeline, path)
+    report = check_parity(pipeline, path, REPEATS + ["", " ", "\x00"])
+    assert report.passed, report
+
+
+def test_classifier_on_the_word_and_character_graph_matches_sklearn(tmp_path) -> None:
+    """Through the runtime classifier: truncation, lone surrogates replaced, batches."""
+    pipeline = _word_char(0, c=10.0).fit(TEXTS, INTENTS)
+    export_pipeline(pipeline, tmp_path / "intent.onnx")
+    labels = tuple(str(c) for c in pipeline.classes_)
+    metadata = ModelMetadata(labels, "test", 0.5, "0" * 64, "2026-12-07T00:00:00+00:00")
+    (tmp_path / "intent.json").write_text(metadata.to_json())
+    classifier = IntentClassifier.from_dir(tmp_path)
+    texts = [*REPEATS, "\ud800 lone surrogate \udfff", "a" * 3000 + " the end", TEXTS[0]]
+    policy = TruncationPolicy()
+    expected = pipeline.predict_proba(
+        [policy.apply(t).encode("utf-8", "replace").decode("utf-8") for t in texts]
+    )
+    for got in (classifier.predict_batch(texts), [classifier.predict(t) for t in texts]):
+        for prediction, row in zip(got, expected, strict=True):
+            assert labels[int(row.argmax())] == prediction.intent
+            np.testing.assert_allclose(
+                [prediction.probabilities[label] for label in labels], row, atol=1e-4
+            )
+
+
+def test_wide_blocks_whose_keys_cannot_be_numbered_apart_export_with_parity(tmp_path) -> None:
+    """Character 2-5 grams put the word block's numbering past 2 ** 62 (word 3-grams of
+    ids above 5-character keys): its keys get an offset Add instead."""
+    pipeline = Pipeline(
+        [
+            (
+                "features",
+                FeatureUnion(
+                    [
+                        ("word", _tfidf(token_pattern=WORD_PATTERN, ngram_range=(1, 3))),
+                        ("char", _chars(analyzer=CharNgrams((2, 5)), min_df=1)),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(C=10, max_iter=2000)),
+        ]
+    ).fit(TEXTS, INTENTS)
+    path = tmp_path / "m.onnx"
+    model = export_pipeline(pipeline, path)
+    offsets = [n for n in model.graph.node if n.op_type == "Add" and n.input[1].endswith("offset")]
+    assert len(offsets) == 3  # the word block's 1-, 2- and 3-grams
+    report = check_parity(pipeline, path, CHAR_PROBES + REPEATS)
+    assert report.passed, report

@@ -18,11 +18,12 @@ from intent_router.routing.headroom import MinuteUsage
 from intent_router.routing.shared_cooldowns import SharedCooldowns
 from intent_router.routing.shared_usage import SharedUsage
 from tests.eventually import eventually, eventually_async
-from tests.fakes.provider_fleet import Reply, Status
+from tests.fakes.provider_fleet import FakeProvider, Reply, Status
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import free_port, running_services
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
+MEMBERS = ("kimi-k2.6", "kimi-k2.6-together")  # the group kimi, where a test forms one
 
 
 async def test_a_cooldown_started_on_one_worker_reaches_the_others() -> None:
@@ -130,8 +131,11 @@ def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
         )
         fakes["together"].script(Status(429, "slow down on this key", retry_after=60))
         body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
+        # One client for all the requests: httpx.post() builds a client, and its TLS context,
+        # per call (tens of milliseconds of CPU each, over a hundred calls here).
+        http = stack.enter_context(httpx.Client(timeout=30))
         for _ in range(100):  # until a's random order tries Together first (p = 0.5)
-            answer = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30)
+            answer = http.post(f"{a}/v1/chat/completions", json=body)
             assert (
                 answer.status_code == 200
                 and answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
@@ -141,7 +145,7 @@ def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
         assert len(fakes["together"].requests) == 1
         _wait_until_every_service_read_it(f"{prefix}cooldown:kimi-k2.6-together", services=2)
         for _ in range(60):  # b never saw the 429: without the shared cooldown half would go there
-            answer = httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30)
+            answer = http.post(f"{b}/v1/chat/completions", json=body)
             assert answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
             assert answer.headers["x-intent-router-attempts"] == "1"
         assert len(fakes["together"].requests) == 1
@@ -175,34 +179,73 @@ async def test_two_workers_read_each_others_deployment_usage_through_redis() -> 
         await there_counters.aclose()
 
 
-def _wait_until_every_service_read_usage(
-    prefix: str, member: str, at_least: int, services: int, timeout_s: float = 30
-) -> None:
-    """Until ``member``'s tokens this minute reach ``at_least`` in Redis and then ``services``
-    distinct connections have read them (each service's usage task reads every 0.5 s, on one
-    connection: no client keys here): a condition, not a sleep."""
+def _every_service_read_usage(
+    prefix: str, member: str, at_least: int, services: int, minute: int, timeout_s: float = 30
+) -> bool:
+    """Until ``member``'s tokens in UTC ``minute`` reach ``at_least`` in Redis and then
+    ``services`` distinct connections have read them (each service's usage task reads every
+    0.5 s, on one connection: no client keys here): a condition, not a sleep. False as soon as
+    ``minute`` is over (its counts no longer matter to anyone)."""
     redis = Redis.from_url(REDIS_URL, decode_responses=True)
     deadline = time.monotonic() + timeout_s
-    key = f"{prefix}rate:{int(time.time() // 60)}:deployment-tokens:{member}"
+    key = f"{prefix}rate:{minute}:deployment-tokens:{member}"
     try:
         while int(redis.get(key) or 0) < at_least:
+            if _utc_minute() != minute:
+                return False
             assert time.monotonic() < deadline, f"{key} never reached {at_least}"
             time.sleep(0.02)
         readers: set[tuple[str, str]] = set()
         with redis.monitor() as monitor:  # every command from now on: all read after the publish
             while len(readers) < services:
+                if _utc_minute() != minute:
+                    return False
                 assert time.monotonic() < deadline, f"only {len(readers)} services read {key}"
                 seen = monitor.next_command()
                 words = seen["command"].split()
                 if words[0].upper() == "EVALSHA" and key in words and words[-2] == "0":  # a read
                     readers.add((seen["client_address"], seen["client_port"]))
+        return True
     finally:
         redis.close()
 
 
+def _utc_minute() -> int:
+    """The UTC minute usage is counted in now (as the services count it: same clock)."""
+    return int(time.time() // 60)
+
+
+def _heavy_on_a_then_b_eight_times(
+    http: httpx.Client, a: str, b: str, fakes: dict[str, FakeProvider], prefix: str
+) -> tuple[str, list[str]] | None:
+    """``a`` serves one request reporting 900 cached tokens, then ``b`` eight once both
+    services read that usage: the member ``a`` did not pick, and which member answered each of
+    ``b``'s. None if a UTC minute ended meanwhile: usage is counted per minute, and what ``b``
+    saw then depends on which minute each request was counted in."""
+    minute = _utc_minute()
+    for fake in ("kimi", "together"):  # whichever a picks reports 900 cached tokens: 90% of its tpm
+        fakes[fake].reset()
+        fakes[fake].script(Reply(cached_tokens=900))
+    body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
+    heavy = http.post(f"{a}/v1/chat/completions", json=body).headers["x-intent-router-deployment"]
+    light = ({*MEMBERS} - {heavy}).pop()
+    for fake in fakes.values():
+        fake.reset()
+    if not _every_service_read_usage(prefix, heavy, 900, services=2, minute=minute):
+        return None
+    # b never served the heavy request; alone it would alternate (both members at 100%).
+    answered = [
+        http.post(f"{b}/v1/chat/completions", json=body).headers["x-intent-router-deployment"]
+        for _ in range(8)
+    ]
+    return (light, answered) if _utc_minute() == minute else None
+
+
 def test_two_services_order_a_headroom_group_by_their_shared_usage(tmp_path: Path) -> None:
-    members = ("kimi-k2.6", "kimi-k2.6-together")
-    group = {name: {"group": "kimi", "tpm": 1000} for name in members}
+    """The exchange takes about a second: rather than wait before it for a minute with time
+    enough left (up to 30 s asleep), it runs at once and, in the rare case a minute ended
+    during it, again at the start of the next minute (which no earlier request was counted in)."""
+    group = {name: {"group": "kimi", "tpm": 1000} for name in MEMBERS}
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
         prefix = f"test-{uuid.uuid4().hex[:8]}:"
@@ -217,27 +260,11 @@ def test_two_services_order_a_headroom_group_by_their_shared_usage(tmp_path: Pat
         a, b = stack.enter_context(
             running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL})
         )
-        left = 60 - time.time() % 60
-        if left < 30:  # usage is counted per UTC minute: keep the test inside one
-            time.sleep(left + 0.05)
-        for fake in (
-            "kimi",
-            "together",
-        ):  # whichever a picks reports 900 cached tokens: 90% of its tpm
-            fakes[fake].script(Reply(cached_tokens=900))
-        body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
-        heavy = httpx.post(f"{a}/v1/chat/completions", json=body, timeout=30).headers[
-            "x-intent-router-deployment"
-        ]
-        light = ({*members} - {heavy}).pop()
-        for fake in fakes.values():
-            fake.reset()
-        _wait_until_every_service_read_usage(prefix, heavy, 900, services=2)
-        # b never served the heavy request; alone it would alternate (both members at 100%).
-        answered = [
-            httpx.post(f"{b}/v1/chat/completions", json=body, timeout=30).headers[
-                "x-intent-router-deployment"
-            ]
-            for _ in range(8)
-        ]
+        http = stack.enter_context(httpx.Client(timeout=30))
+        ran = _heavy_on_a_then_b_eight_times(http, a, b, fakes, prefix)
+        if ran is None:  # the minute turned during the run (about a second long: rarely)
+            time.sleep(60 - time.time() % 60 + 0.05)  # into a minute no request was counted in
+            ran = _heavy_on_a_then_b_eight_times(http, a, b, fakes, prefix)
+        assert ran is not None, "both runs straddled a UTC minute"
+        light, answered = ran
         assert answered == [light] * 8

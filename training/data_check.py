@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import re
 import sys
@@ -95,21 +94,14 @@ def near_duplicate_pairs(
     Prefix filtering: with shingles sorted rarest first, two sets can reach the threshold
     only if they share a shingle among the first |A| - ceil(threshold * |A|) + 1 of each.
     """
-    by_text = [shingles(t) for t in texts]
-    frequency = Counter(itertools.chain.from_iterable(by_text))
-    # Each shingle as its place in the rarest-first order (by frequency, then the shingle: a
-    # stable sort by frequency of the sorted shingles): sets of small integers, sorted once
-    # each without a Python key function, and intersected faster than sets of strings.
-    rarest_first = sorted(frequency)
-    rarest_first.sort(key=frequency.__getitem__)
-    rank = {shingle: place for place, shingle in enumerate(rarest_first)}
-    ordered = [sorted(map(rank.__getitem__, text_shingles)) for text_shingles in by_text]
-    sets = [set(ranks) for ranks in ordered]
-    postings: dict[int, list[int]] = defaultdict(list)
+    sets = [shingles(t) for t in texts]
+    frequency = Counter(s for shingle_set in sets for s in shingle_set)
+    postings: dict[str, list[int]] = defaultdict(list)
     candidates: set[tuple[int, int]] = set()
-    for index, ranks in enumerate(ordered):
-        prefix = len(ranks) - math.ceil(threshold * len(ranks)) + 1
-        for token in ranks[:prefix]:
+    for index, shingle_set in enumerate(sets):
+        ordered = sorted(shingle_set, key=lambda s: (frequency[s], s))
+        prefix = len(ordered) - math.ceil(threshold * len(ordered)) + 1
+        for token in ordered[:prefix]:
             for other in postings[token]:
                 candidates.add((other, index))
             postings[token].append(index)
@@ -118,8 +110,7 @@ def near_duplicate_pairs(
         a, b = sets[i], sets[j]
         if min(len(a), len(b)) < threshold * max(len(a), len(b)):
             continue
-        shared = len(a & b)
-        jaccard = shared / (len(a) + len(b) - shared)  # |a | b|, without building it
+        jaccard = len(a & b) / len(a | b)
         if jaccard >= threshold:
             pairs.append((i, j, jaccard))
     return pairs

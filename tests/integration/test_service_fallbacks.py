@@ -41,14 +41,15 @@ SHORT_TIMERS: dict[str, Any] = {
     "deployments": {name: {"timeout_s": 0.5 if name == "kimi-k2.6" else HANG_S} for name in FAKES},
     "litellm": False,
 }  # Anthropic is never called: no litellm import
-# Every prediction escalates to the LLM classifier (kimi).
+# Every prediction escalates to the LLM classifier (kimi). Anthropic on the pooled path like
+# the others: escalation is what these tests are about, and the service never imports litellm.
 ESCALATING: dict[str, Any] = {
     "router": {
         "cooldown": NEVER_TRIPS,
         "confidence_threshold": 1.0,
         "llm_classifier": {"deployment": "kimi-k2.6", "timeout_s": 1.5},
     },
-    "ready": True,
+    "litellm": False,
 }
 
 
@@ -128,7 +129,9 @@ def test_a_sensitive_request_never_reaches_a_cloud_provider_even_when_local_fail
 
 def test_repeated_failures_cool_a_deployment_down(tmp_path: Path) -> None:
     # A service of its own: the failure count and the cooldown it trips are what is tested.
-    with fleet_service(tmp_path, router={"cooldown": {"failures": 2, "seconds": 60}}) as s:
+    # Only Cloudflare and Together are called: no litellm import.
+    cooldown = {"cooldown": {"failures": 2, "seconds": 60}}
+    with fleet_service(tmp_path, router=cooldown, litellm=False) as s:
         s.fakes["kimi"].script(Status(500), Status(502))
         for _ in range(2):
             assert s.chat("kimi-k2.6").headers["x-intent-router-deployment"] == "kimi-k2.6-together"
@@ -299,7 +302,8 @@ def test_without_ollama_qwen_falls_back_and_a_sensitive_request_gets_a_503_namin
     """Nothing listens where qwen-32b-local points (no local Ollama): the deployment is
     unreachable, which every deployment retries, whatever its retry_on (here oom, timeout)."""
     closed = closed_port_url()
-    with fleet_service(tmp_path, deployments={"qwen-32b-local": {"api_base": closed}}) as s:
+    unreachable = {"qwen-32b-local": {"api_base": closed}}
+    with fleet_service(tmp_path, deployments=unreachable, litellm=False) as s:  # no Anthropic call
         named = s.chat("qwen-32b-local")
         assert (
             named.status_code == 200 and named.headers["x-intent-router-deployment"] == "kimi-k2.6"

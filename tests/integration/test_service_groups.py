@@ -126,20 +126,13 @@ def test_headroom_spreads_over_the_members_in_proportion_to_their_limits(
     assert setup.calls("kimi") == answered["kimi-k2.6"] and setup.calls("claude") == 0
 
 
-def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) -> None:
-    members = ("kimi-k2.6", "kimi-k2.6-together")
-    setup = fleets.get(
-        router={
-            "cooldown": {"failures": 1000, "seconds": 60},
-            "groups": {"kimi": {"strategy": "headroom"}},
-        },
-        deployments={name: {"group": "kimi", "tpm": 1000} for name in members},
-        litellm=False,
-    )
-    left = 60 - time.time() % 60
-    if left < 20:  # usage is counted per UTC minute: keep the test inside one
-        time.sleep(left + 0.05)
+def _heavy_stream_then_six_chats(setup: Setup) -> tuple[str, list[str]] | None:
+    """A stream whose usage reports 900 cached tokens, then six chats: the member the stream
+    did not go to, and which member answered each chat. None if a UTC minute ended meanwhile
+    (usage is counted per minute: the chats then saw either minute's counts)."""
+    minute = int(time.time() // 60)
     for fake in ("kimi", "together"):  # whichever answers reports 900 cached tokens: 90% of its tpm
+        setup.fakes[fake].reset()
         setup.fakes[fake].script(Reply(cached_tokens=900))
     stream = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
     with httpx.stream(
@@ -147,7 +140,7 @@ def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) ->
     ) as response:
         heavy = response.headers["x-intent-router-deployment"]
         assert response.read().rstrip().endswith(b"data: [DONE]")
-    light = ({*members} - {heavy}).pop()
+    light = ({*GROUP} - {heavy}).pop()
     for fake in setup.fakes.values():
         fake.reset()
     # Counted when the stream ended (before its last bytes reached the client): without its
@@ -156,4 +149,25 @@ def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) ->
         setup.chat("kimi-k2.6", max_tokens=5).headers["x-intent-router-deployment"]
         for _ in range(6)
     ]
+    return (light, answered) if int(time.time() // 60) == minute else None
+
+
+def test_a_streams_usage_counts_against_its_members_tpm(fleets: SharedFleets) -> None:
+    """The exchange takes a fraction of a second: rather than wait before it for a minute with
+    time enough left (up to 20 s asleep), it runs at once and, in the rare case a minute ended
+    during it, again at the start of the next minute (which no earlier request was counted in)."""
+    setup = fleets.get(
+        router={
+            "cooldown": {"failures": 1000, "seconds": 60},
+            "groups": {"kimi": {"strategy": "headroom"}},
+        },
+        deployments={name: {"group": "kimi", "tpm": 1000} for name in GROUP},
+        litellm=False,
+    )
+    ran = _heavy_stream_then_six_chats(setup)
+    if ran is None:  # the minute turned during the run: rarely
+        time.sleep(60 - time.time() % 60 + 0.05)  # into a minute no request was counted in
+        ran = _heavy_stream_then_six_chats(setup)
+    assert ran is not None, "both runs straddled a UTC minute"
+    light, answered = ran
     assert answered == [light] * 6

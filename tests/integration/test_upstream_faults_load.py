@@ -1,6 +1,13 @@
-"""8,000 requests at concurrency 64, plain and streaming, against an upstream mixing every hostile
-mode, on SQLite and on PostgreSQL: every answer is a 200 or a documented 400/503, every stream
-ends with [DONE] or its error event, and the decision log holds exactly one row per request id.
+"""8,000 requests, plain and streaming, against an upstream mixing every hostile mode, dealt to two
+services at once, one logging its decisions to SQLite and one to PostgreSQL, each at concurrency
+64: every answer is a 200 or a documented 400/503, every stream ends with [DONE] or its error
+event, and each decision log holds exactly one row per request id its service answered.
+
+Each service gets every mode, plain and streaming, for certain, and half of the rest: both
+backends store every kind of decision the hostile modes produce, 4,000 of them under the same
+concurrency per service as before, while the upstream handling (the same code whatever the
+backend) still answers 8,000. (Before, each backend had a run of 8,000 of its own, one after
+the other: twice the time, for 8,000 rows stored per backend instead of 4,000.)
 
 The hostile fake answers most requests normally (no marker); the rest each name one mode, drawn
 with a fixed seed. Half the requests have a calm fallback behind the hostile deployment, some go
@@ -13,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,7 +45,8 @@ from tests.integration.service_process import running_service
 # Bounded load runs (thousands of requests, tens of seconds each): `make test-fast` skips them.
 pytestmark = pytest.mark.load
 
-REQUESTS, CONCURRENCY = 8000, 64
+REQUESTS, CONCURRENCY = 8000, 64  # in all; concurrency per service
+BACKENDS = ("sqlite", "postgresql")
 HOSTILE_SHARE = 0.3  # of requests naming a mode; the others are answered normally
 SLOW = {"trickle", "trickle_late", "endless"}  # each holds a slot for up to a second or two
 SLOW_WEIGHT = 0.1  # relative to any other mode
@@ -47,6 +58,7 @@ LIMITS = {
     "max_retry_after_s": 0.02,
 }  # Retry-After: a skip or two, no more
 TIME_BOUND_S = 120.0  # the load itself (40 s measured on a quiet 2-core machine)
+INDEX = re.compile(r"load (\d+): say hi")
 
 
 @dataclass(frozen=True)
@@ -65,24 +77,29 @@ class Outcome:
     body: Any  # JSON, or for a 200 stream its events' data ("[DONE]" or parsed JSON)
 
 
-def _plans(seed: int = 11) -> list[Plan]:
+def _plans(seed: int = 11, services: int = len(BACKENDS)) -> list[list[Plan]]:
+    """REQUESTS plans dealt to ``services``, each list shuffled: every mode, plain and
+    streaming, once for certain to each (on a deployment with a fallback and one without,
+    alternately), and an equal share of the rest, drawn at random."""
     rng = random.Random(seed)
     weights = [SLOW_WEIGHT if mode in SLOW else 1.0 for mode in MODES]
-    # Every mode, plain and streaming, once for certain (on a deployment with a fallback and one
-    # without, alternately); the rest drawn at random, then all shuffled together.
     sure = [(mode, stream) for mode in MODES for stream in (False, True)]
-    drawn = []
-    for _ in range(REQUESTS - len(sure)):
-        mode = rng.choices(MODES, weights)[0] if rng.random() < HOSTILE_SHARE else None
-        drawn.append((mode, rng.random() < 0.5))
     models = ["hostile-fb", "hostile"]
-    picks = [(mode, stream, models[i % 2]) for i, (mode, stream) in enumerate(sure)]
-    picks += [
-        (mode, stream, rng.choices(["hostile-fb", "hostile", "local"], [0.5, 0.45, 0.05])[0])
-        for mode, stream in drawn
+    drawn = []
+    for _ in range(REQUESTS - services * len(sure)):
+        mode = rng.choices(MODES, weights)[0] if rng.random() < HOSTILE_SHARE else None
+        model = rng.choices(["hostile-fb", "hostile", "local"], [0.5, 0.45, 0.05])[0]
+        drawn.append((mode, rng.random() < 0.5, model))
+    dealt = []
+    for service in range(services):
+        picks = [(mode, stream, models[i % 2]) for i, (mode, stream) in enumerate(sure)]
+        picks += drawn[service::services]
+        rng.shuffle(picks)
+        dealt.append(picks)
+    index = iter(range(REQUESTS))
+    return [
+        [Plan(next(index), model, mode, stream) for mode, stream, model in picks] for picks in dealt
     ]
-    rng.shuffle(picks)
-    return [Plan(index, model, mode, stream) for index, (mode, stream, model) in enumerate(picks)]
 
 
 def _deployment(base: str, tier: str = "primary", **extra: Any) -> dict[str, Any]:
@@ -199,39 +216,76 @@ def _rows(database: str, expected: int, timeout_s: float = 60) -> list[dict[str,
         store.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'decisions.db'}"
-    else:
-        with fresh_postgres_schema() as url:
-            yield url
+@contextmanager
+def _decision_logs(tmp_path: Path) -> Iterator[dict[str, str]]:
+    """A fresh decision log URL per backend."""
+    with fresh_postgres_schema() as postgresql:
+        yield {"sqlite": f"sqlite:///{tmp_path / 'decisions.db'}", "postgresql": postgresql}
 
 
-def test_8000_requests_against_every_hostile_mode_get_documented_answers(
-    tmp_path: Path, database: str
-) -> None:
-    plans = _plans()
-    with FakeProvider("hostile", hostile=True) as hostile, FakeProvider("calm") as calm:
+@contextmanager
+def _services_on(config: Path, databases: list[str]) -> Iterator[list[str]]:
+    """A service per decision log, started together: their starts overlap, as those of
+    ``running_services`` do (which gives every service the same environment)."""
+    with ExitStack() as stack, ThreadPoolExecutor(len(databases)) as pool:
+        starts = [
+            running_service(config, env={"INTENT_ROUTER_DATABASE_URL": database})
+            for database in databases
+        ]
+        entered = [pool.submit(start.__enter__) for start in starts]
+        urls, failed = [], None
+        for start, future in zip(starts, entered):
+            try:
+                urls.append(future.result())
+                stack.push(start.__exit__)
+            except Exception as exc:  # stop the others before reporting it
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+        yield urls
+
+
+def _index_of(request: Any) -> int:
+    match = INDEX.search(request.body["messages"][-1]["content"])
+    assert match, request.body
+    return int(match.group(1))
+
+
+def test_8000_requests_against_every_hostile_mode_get_documented_answers(tmp_path: Path) -> None:
+    dealt = _plans()
+    with ExitStack() as stack:
+        hostile = stack.enter_context(FakeProvider("hostile", hostile=True))
+        calm = stack.enter_context(FakeProvider("calm"))
+        databases = stack.enter_context(_decision_logs(tmp_path))
         config = _config(tmp_path, f"{hostile.url}/v1", f"{calm.url}/v1")
-        with running_service(config, env={"INTENT_ROUTER_DATABASE_URL": database}) as url:
-            started = time.monotonic()
-            outcomes = asyncio.run(_load(url, plans))
-            took = time.monotonic() - started
-            rows = _rows(database, len(plans))
-            exercised = Counter(
-                (r.hostile, bool(r.body.get("stream"))) for r in hostile.requests if r.hostile
-            )
+        urls = stack.enter_context(_services_on(config, [databases[b] for b in BACKENDS]))
 
+        async def both() -> list[list[Outcome]]:
+            return list(await asyncio.gather(*map(_load, urls, dealt)))
+
+        started = time.monotonic()
+        answered = asyncio.run(both())
+        took = time.monotonic() - started
+        rows = [_rows(databases[b], len(plans)) for b, plans in zip(BACKENDS, dealt)]
+        service_of = {plan.index: i for i, plans in enumerate(dealt) for plan in plans}
+        exercised: list[Counter[tuple[str, bool]]] = [Counter() for _ in BACKENDS]
+        for r in hostile.requests:
+            if r.hostile:
+                exercised[service_of[_index_of(r)]][(r.hostile, bool(r.body.get("stream")))] += 1
+
+    outcomes = [outcome for per_service in answered for outcome in per_service]
     kinds = Counter(_check(outcome) for outcome in outcomes)
     print(f"{len(outcomes)} requests in {took:.1f} s ({len(outcomes) / took:.0f}/s): {dict(kinds)}")
     assert len(outcomes) == REQUESTS
-    ids = [o.request_id for o in outcomes]
-    assert len(set(ids)) == REQUESTS
-    stored = Counter(row["request_id"] for row in rows)
-    assert set(stored) == set(ids) and set(stored.values()) == {1}  # exactly one row each
+    assert len({o.request_id for o in outcomes}) == REQUESTS
+    for backend, per_service, stored_rows in zip(BACKENDS, answered, rows):
+        ids = {o.request_id for o in per_service}
+        stored = Counter(row["request_id"] for row in stored_rows)
+        assert set(stored) == ids and set(stored.values()) == {1}, backend  # one row each
     assert kinds["ok"] + kinds["stream_done"] > REQUESTS // 2  # the calm answers still come
     assert kinds["503"] > 0 and kinds["stream_error_event"] > 0 and kinds["upstream_400"] > 0
     assert took < TIME_BOUND_S
-    # The upstream really mixed every mode, plain and streaming.
-    assert {(mode, stream) for mode in MODES for stream in (False, True)} <= set(exercised)
+    # The upstream really mixed every mode, plain and streaming, for each backend's service.
+    every = {(mode, stream) for mode in MODES for stream in (False, True)}
+    for backend, seen in zip(BACKENDS, exercised):
+        assert every <= set(seen), (backend, every - set(seen))

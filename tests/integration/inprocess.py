@@ -32,6 +32,11 @@ What differs from the child process, and how it is kept from leaking into other 
   otherwise; MLflow tracking must be off (its tracker would run as a thread of this process
   and write where ``MLFLOW_TRACKING_URI`` points): a test about tracking uses the process.
 - Prometheus: each app has a registry of its own (service/metrics.py): nothing to reset.
+- One interpreter: the service shares this process's modules with the test (a test whose own
+  client is litellm drives the litellm the router calls through; the router sets no litellm
+  global but ``suppress_debug_info`` and ``telemetry``), and its interpreter lock: a test that
+  needs the service to run beside a CPU-bound client, or a crash to stay contained, uses the
+  process.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ import yaml
 
 from intent_router.config import DEFAULT_CONFIG
 from tests.fakes.provider_fleet import FakeProvider
+from tests.integration.inprocess import serving_in_process
 from tests.integration.service_process import running_service, wait_until_ready
 
 KEYS = {
@@ -111,12 +112,16 @@ def fleet_service(
     extra: dict[str, Any] | None = None,
     env: dict[str, str] | None = None,
     litellm: bool = True,
+    in_process: bool = False,
 ) -> Iterator[Setup]:
-    """The fleet and a service over it; ``ready`` waits until litellm (Anthropic's path) is loaded."""
+    """The fleet and a service over it; ``ready`` waits until litellm (Anthropic's path) is loaded.
+    ``in_process``: the app served in this process (tests/integration/inprocess.py: its tests
+    set ``KEYS`` for each test with ``provide_keys``), not ``python -m intent_router.service``."""
+    serve = serving_in_process if in_process else running_service
     with ExitStack() as stack:
         fakes = stack.enter_context(fake_fleet())
         path = fleet_config(tmp_path, fakes, router, deployments, extra, litellm)
-        url = stack.enter_context(running_service(path, env={**KEYS, **(env or {})}, ready=ready))
+        url = stack.enter_context(serve(path, env={**KEYS, **(env or {})}, ready=ready))
         yield Setup(url, fakes, (env or {}).get("INTENT_ROUTER_DATABASE_URL"))
 
 
@@ -136,10 +141,13 @@ class SharedFleets:
         def fleets(tmp_path_factory):
             with SharedFleets(tmp_path_factory.mktemp("fleets")) as shared:
                 yield shared
+
+    ``in_process``: each service is the app served in this process (see ``fleet_service``).
     """
 
-    def __init__(self, home: Path) -> None:
+    def __init__(self, home: Path, in_process: bool = False) -> None:
         self._home = home
+        self._in_process = in_process
         self._stack = ExitStack()
         self._running: dict[str, Setup] = {}
 
@@ -167,7 +175,9 @@ class SharedFleets:
                 **(env or {}),
             }
             self._running[key] = self._stack.enter_context(
-                fleet_service(home, router, deployments, ready, extra, env, litellm)
+                fleet_service(
+                    home, router, deployments, ready, extra, env, litellm, self._in_process
+                )
             )
         setup = self._running[key]
         if ready:

@@ -21,7 +21,8 @@ import pytest
 
 from tests.fakes.provider_fleet import FakeProvider
 from tests.fakes.tool_replies import JsonReply, ToolCall, ToolReply
-from tests.integration.fleet_service import Setup, fleet_service
+from tests.integration.fleet_service import KEYS, Setup, fleet_service
+from tests.integration.inprocess import provide_keys
 
 pytestmark = [
     pytest.mark.slow,
@@ -195,10 +196,15 @@ def _schema_sent(upstream: dict[str, Any]) -> bool:
     return '"line": {' in json.dumps({k: v for k, v in upstream.items() if k != "messages"})
 
 
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     with fleet_service(
-        tmp_path_factory.mktemp("agents"), deployments=THROUGH_LITELLM, ready=True
+        tmp_path_factory.mktemp("agents"), deployments=THROUGH_LITELLM, ready=True, in_process=True
     ) as setup:
         yield setup
 

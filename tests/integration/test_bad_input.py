@@ -1,6 +1,6 @@
-"""Bad input through the real service process: oversize, undecodable, malformed, mistyped and
-hostile bodies get a clear 4xx in OpenAI's error format on every endpoint, never a 500, and
-a 1,000,000-character prompt is classified within the truncation policy's bound."""
+"""Bad input through the real service (served in-process): oversize, undecodable, malformed,
+mistyped and hostile bodies get a clear 4xx in OpenAI's error format on every endpoint, never a
+500, and a 1,000,000-character prompt is classified within the truncation policy's bound."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from intent_router.model_contract import TruncationPolicy
 from intent_router.service.app import MAX_BODY_BYTES
 from tests.eventually import eventually
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
-from tests.integration.service_process import running_service
+from tests.integration.inprocess import provide_keys, serving_in_process
 
 ENDPOINTS = ("/v1/route", "/v1/chat/completions", "/v1/feedback")
 JSON = {"content-type": "application/json"}
@@ -51,6 +51,11 @@ class Service:
         return response
 
 
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
+
+
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     tmp = tmp_path_factory.mktemp("bad-input")
@@ -58,7 +63,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     with fake_fleet() as fakes:
         config = fleet_config(tmp, fakes, litellm=False)
         with (
-            running_service(
+            serving_in_process(
                 config, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}
             ) as url,
             httpx.Client(base_url=url, timeout=30) as client,
@@ -107,7 +112,7 @@ def test_the_limit_follows_the_config(tmp_path) -> None:
     body = json.dumps({"prompt": "fix this crash " + "a" * 5000}).encode()
     with fake_fleet() as fakes:
         config = fleet_config(tmp_path, fakes, router={"max_body_bytes": 4096}, litellm=False)
-        with running_service(config, env=KEYS) as url:
+        with serving_in_process(config, env=KEYS) as url:
             small = httpx.post(
                 f"{url}/v1/route",
                 content=body[:4000] + b'"}',

@@ -16,10 +16,16 @@ import yaml
 
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import FakeProvider, Status
-from tests.integration.service_process import free_port, running_service
+from tests.integration.inprocess import provide_keys, serving_in_process
+from tests.integration.service_process import free_port
 
 ADMIN = {"Authorization": "Bearer admin-errors"}
 MISSING_KEY = "INTENT_ROUTER_TEST_NEVER_SET_KEY"
+
+
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, {"A_KEY": "ka", "B_KEY": "kb"})
 
 
 @dataclass
@@ -93,7 +99,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         config = _config(tmp / "router.yaml", a.url, b.url)
         env = {"A_KEY": "ka", "B_KEY": "kb", "INTENT_ROUTER_ADMIN_KEY": "admin-errors"}
         log = tmp / "service.log"
-        with running_service(config, env=env, log=log) as url:
+        with serving_in_process(config, env=env, log=log) as url:
             created = httpx.post(f"{url}/admin/keys", json={"team": "errors"}, headers=ADMIN)
             assert created.status_code == 201, created.text
             yield Service(url, log, a, b, created.json()["key"])
@@ -261,7 +267,7 @@ def storage_down(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str
             "INTENT_ROUTER_DATABASE_URL": down,
         }
         log = tmp / "service.log"
-        with running_service(config, env=env, log=log) as url:
+        with serving_in_process(config, env=env, log=log) as url:
             yield url, log
 
 

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 
 from intent_router.config import DEFAULT_CONFIG
 from tests.fakes.provider_fleet import FakeProvider
-from tests.integration.service_process import running_service
+from tests.integration.inprocess import provide_keys, serving_in_process
 
 KEYS = {
     "CLOUDFLARE_API_KEY": "cf-fuzz",
@@ -25,6 +25,11 @@ KEYS = {
     "OPENAI_API_KEY": "oa-fuzz",
     "INTENT_ROUTER_ADMIN_KEY": "admin-fuzz",
 }
+
+
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +42,7 @@ def service_url(tmp_path_factory: pytest.TempPathFactory):
         raw["tracking"]["enabled"] = False  # no MLflow tracker: the API's shape is tested
         path: Path = tmp_path_factory.mktemp("cfg") / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
-        with running_service(path, env=KEYS) as url:
+        with serving_in_process(path, env=KEYS) as url:
             yield url
 
 

@@ -1,4 +1,4 @@
-"""/v1/chat/completions through the real service process and the fake fleet."""
+"""/v1/chat/completions through the real service (served in-process) and the fake fleet."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import yaml
 
 from intent_router.config import DEFAULT_CONFIG
 from tests.fakes.provider_fleet import BrokenStream, FakeProvider, Status
-from tests.integration.service_process import running_service
+from tests.integration.inprocess import provide_keys, serving_in_process
 
 KEYS = {
     "CLOUDFLARE_API_KEY": "cf-secret-123",
@@ -19,6 +19,11 @@ KEYS = {
     "OPENAI_API_KEY": "sk-openai-secret-789",
 }
 ARCHITECTURE = "should we split our monolith into microservices or keep a modular monolith?"
+
+
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def fleet_and_service(tmp_path_factory: pytest.TempPathFactory):
         raw["tracking"]["enabled"] = False  # no MLflow tracker: these tests are about chains
         path = tmp_path_factory.mktemp("cfg") / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
-        with running_service(path, env=KEYS, ready=True) as url:
+        with serving_in_process(path, env=KEYS, ready=True) as url:
             yield {"url": url, "kimi": kimi, "claude": claude, "gpt": gpt}
 
 
@@ -184,14 +189,18 @@ def test_tools_and_tool_calls_reach_the_provider_as_sent(fleet_and_service) -> N
     assert "metadata" not in sent and sent["model"] == "@cf/moonshotai/kimi-k2.6"
 
 
-def test_a_missing_provider_key_names_the_variable(tmp_path: Path) -> None:
+def test_a_missing_provider_key_names_the_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in KEYS:  # a service started with no key at all (_provider_keys set them)
+        monkeypatch.delenv(name)
     with FakeProvider("gpt") as gpt:
         raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
         raw["deployments"]["gpt-4o"].update(api_base=f"{gpt.url}/v1")
         raw["tracking"]["enabled"] = False
         path = tmp_path / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
-        with running_service(path) as url:
+        with serving_in_process(path) as url:
             response = httpx.post(
                 f"{url}/v1/chat/completions",
                 json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},

@@ -15,15 +15,21 @@ from tests.conftest import MlflowStoreMaker
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, SharedFleets, fleet_service
+from tests.integration.inprocess import provide_keys
 
 NEVER_TRIPS = {"failures": 1000, "seconds": 60}  # a shared service: no count cooldown carries over
 
 PROMPT = "rename getUser to fetchUser everywhere"
 
 
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
+
+
 @pytest.fixture(scope="module")
 def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
-    with SharedFleets(tmp_path_factory.mktemp("fleets")) as shared:
+    with SharedFleets(tmp_path_factory.mktemp("fleets"), in_process=True) as shared:
         yield shared
 
 
@@ -112,6 +118,7 @@ def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
         env={"INTENT_ROUTER_DATABASE_URL": url},
         litellm=False,
         extra={"storage": {"store_prompts": True}},
+        in_process=True,
     ) as s:
         rid = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT}).headers["x-request-id"]
         row = {r["request_id"]: r for r in _rows(DecisionStore(url), 1)}[rid]

@@ -13,7 +13,8 @@ import yaml
 from intent_router.config import DEFAULT_CONFIG
 from intent_router.decisions import DecisionStore
 from tests.fakes.provider_fleet import FakeProvider, Reply
-from tests.integration.service_process import running_service, wait_for
+from tests.integration.inprocess import provide_keys, serving_in_process
+from tests.integration.service_process import wait_for
 
 KEYS = {"CLOUDFLARE_API_KEY": "cf-k", "ANTHROPIC_API_KEY": "an-k", "OPENAI_API_KEY": "oa-k"}
 CACHED_PROMPT = [
@@ -34,6 +35,11 @@ CACHED_PROMPT = [
         ],
     },
 ]
+
+
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +68,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
         path = directory / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         database_url = f"sqlite:///{directory / 'decisions.db'}"
-        with running_service(
+        with serving_in_process(
             path, env={**KEYS, "INTENT_ROUTER_DATABASE_URL": database_url}, ready=True
         ) as url:
             yield {

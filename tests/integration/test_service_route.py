@@ -1,4 +1,4 @@
-"""/v1/route and the probes, through the real service process over a socket."""
+"""/v1/route and the probes, through the real service (served in-process) over a socket."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import httpx
 import pytest
 
 from intent_router.labels import INTENTS
-from tests.integration.service_process import running_service, untracked_config
+from tests.integration.inprocess import serving_in_process
+from tests.integration.service_process import untracked_config
 
 
 @pytest.fixture(scope="module")
 def service(tmp_path_factory: pytest.TempPathFactory) -> str:
-    with running_service(untracked_config(tmp_path_factory.mktemp("route"), litellm=True)) as url:
+    with serving_in_process(
+        untracked_config(tmp_path_factory.mktemp("route"), litellm=True)
+    ) as url:
         yield url
 
 

@@ -12,7 +12,8 @@ import pytest
 from intent_router.decisions import DecisionStore
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
-from tests.integration.fleet_service import CLOUD, OOM, SharedFleets
+from tests.integration.fleet_service import CLOUD, KEYS, OOM, SharedFleets
+from tests.integration.inprocess import provide_keys
 
 AWS_KEY = "AKIAIOSFODNN7EXAMPLE"
 PRIVATE_KEY = "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ"
@@ -30,9 +31,14 @@ DETECTING = {
 NOT_DETECTING = {"extra": {"sensitive": {"detect_secrets": False}}, "litellm": False}
 
 
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
+
+
 @pytest.fixture(scope="module")
 def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
-    with SharedFleets(tmp_path_factory.mktemp("fleets")) as shared:
+    with SharedFleets(tmp_path_factory.mktemp("fleets"), in_process=True) as shared:
         yield shared
 
 

@@ -16,6 +16,7 @@ import pytest
 from intent_router.decisions import DecisionStore
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, Setup, SharedFleets, fake_fleet, fleet_config
+from tests.integration.inprocess import provide_keys
 from tests.integration.service_process import free_port, running_services, wait_for
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -29,9 +30,14 @@ CODE = "write a python function that parses a CSV file of orders and returns the
 AUDIT = "audit this login handler for SQL injection and other security vulnerabilities"
 
 
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
+
+
 @pytest.fixture(scope="module")
 def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
-    with SharedFleets(tmp_path_factory.mktemp("sessions")) as shared:
+    with SharedFleets(tmp_path_factory.mktemp("sessions"), in_process=True) as shared:
         yield shared
 
 

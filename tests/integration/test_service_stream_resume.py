@@ -14,7 +14,8 @@ from intent_router.decisions import DecisionStore
 from intent_router.decisions.store import attempts_of
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import BrokenStream, Status
-from tests.integration.fleet_service import Setup, SharedFleets
+from tests.integration.fleet_service import KEYS, Setup, SharedFleets
+from tests.integration.inprocess import provide_keys
 
 NEVER_TRIPS = {"failures": 1000, "seconds": 60}  # a shared service: no cooldown carries over
 PROMPT = "rename getUser to fetchUser everywhere"  # refactoring: kimi, gpt, together, claude
@@ -22,9 +23,14 @@ WORDS = ["ok", " from", " fake", " stream"]  # what a fake streams
 RESUME = {"cooldown": NEVER_TRIPS, "stream_resume": True}
 
 
+@pytest.fixture(autouse=True)
+def _provider_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    provide_keys(monkeypatch, KEYS)
+
+
 @pytest.fixture(scope="module")
 def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
-    with SharedFleets(tmp_path_factory.mktemp("fleets")) as shared:
+    with SharedFleets(tmp_path_factory.mktemp("fleets"), in_process=True) as shared:
         yield shared
 
 

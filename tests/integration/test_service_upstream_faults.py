@@ -28,7 +28,7 @@ from intent_router.labels import INTENTS
 from tests.eventually import eventually
 from tests.fakes.hostile_faults import MODES, RETRY_AFTER, closed_port_url
 from tests.fakes.provider_fleet import FakeProvider
-from tests.integration.service_process import running_service
+from tests.integration.inprocess import serving_in_process
 
 LIMITS = {
     "max_body_bytes": 65536,
@@ -117,7 +117,9 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     database, log = f"sqlite:///{tmp / 'decisions.db'}", tmp / "service.log"
     with FakeProvider("hostile", hostile=True) as hostile, FakeProvider("calm") as calm:
         config = _config(tmp, f"{hostile.url}/v1", f"{calm.url}/v1", closed_port_url())
-        with running_service(config, env={"INTENT_ROUTER_DATABASE_URL": database}, log=log) as url:
+        with serving_in_process(
+            config, env={"INTENT_ROUTER_DATABASE_URL": database}, log=log
+        ) as url:
             yield Fleet(url, hostile, calm, database, log)
 
 

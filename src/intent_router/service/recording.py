@@ -80,14 +80,16 @@ class DecisionRecorder:
         config: RouterConfig,
         model_version: str,
         writer: DecisionWriter | None,
-        sample: Callable[[], float] = random.random,
+        sample: Callable[[], float] | None = None,
         redact: Callable[[str], str] = lambda text: text,
     ) -> None:
         self.config = config
         self._redact = redact
         self.model_version = model_version
         self.writer = writer
-        self._sample = sample
+        # Its own generator, as the router's: the trace sampling shares no state with whatever
+        # else in the process draws from (or seeds) the global ``random``.
+        self._sample = sample or random.Random().random
 
     def route(self, ctx: RequestContext, decision: RouteDecision) -> None:
         tokens = count_tokens(ctx.prompt)

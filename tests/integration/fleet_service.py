@@ -13,6 +13,7 @@ import httpx
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
+from tests import loopback
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.inprocess import serving_in_process
 from tests.integration.service_process import running_service, wait_until_ready
@@ -43,7 +44,7 @@ class Setup:
 
     def chat(self, model: str, text: str = "hello", **extra: Any) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-        return httpx.post(f"{self.url}/v1/chat/completions", json=body, timeout=30)
+        return loopback.post(f"{self.url}/v1/chat/completions", json=body, timeout=30)
 
     def calls(self, name: str) -> int:
         return len(self.fakes[name].requests)
@@ -51,7 +52,7 @@ class Setup:
     def metric(self, prefix: str) -> float:
         """The sum of the /metrics samples whose line starts with ``prefix`` (0 if none): a
         test sharing a service compares it before and after, never with an absolute count."""
-        text = httpx.get(f"{self.url}/metrics", timeout=30).text
+        text = loopback.get(f"{self.url}/metrics", timeout=30).text
         return sum(
             float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(prefix)
         )

@@ -16,6 +16,7 @@ import httpx
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
+from tests import loopback
 from tests.eventually import eventually
 
 
@@ -44,7 +45,7 @@ STARTUP_DEADLINE_S = 180
 def wait_until_ready(url: str, timeout_s: float = STARTUP_DEADLINE_S) -> None:
     """Until /readyz answers 200 (litellm loaded)."""
     eventually(
-        lambda: httpx.get(f"{url}/readyz", timeout=5).status_code,
+        lambda: loopback.get(f"{url}/readyz", timeout=5).status_code,
         lambda status: status == 200,
         timeout_s=timeout_s,
         interval_s=0.1,
@@ -180,7 +181,7 @@ class _Service:
                 raise RuntimeError(
                     f"service exited: {self.log_path.read_text(errors='replace')[-2000:]}"
                 )
-            return httpx.get(probe, timeout=0.5).status_code
+            return loopback.get(probe, timeout=0.5).status_code
 
         # A generous deadline on the condition: a service that dies is reported at once, and
         # a loaded machine (litellm's import alone took 15 s at load average 15) must not fail

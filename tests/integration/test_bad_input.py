@@ -18,6 +18,7 @@ from intent_router.decisions import DecisionStore
 from intent_router.labels import INTENTS
 from intent_router.model_contract import TruncationPolicy
 from intent_router.service.app import MAX_BODY_BYTES
+from tests import loopback
 from tests.eventually import eventually
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.inprocess import provide_keys, serving_in_process
@@ -113,13 +114,13 @@ def test_the_limit_follows_the_config(tmp_path) -> None:
     with fake_fleet() as fakes:
         config = fleet_config(tmp_path, fakes, router={"max_body_bytes": 4096}, litellm=False)
         with serving_in_process(config, env=KEYS) as url:
-            small = httpx.post(
+            small = loopback.post(
                 f"{url}/v1/route",
                 content=body[:4000] + b'"}',
                 headers={"content-type": "application/json"},
             )
             assert small.status_code == 200
-            large = httpx.post(
+            large = loopback.post(
                 f"{url}/v1/route", content=body, headers={"content-type": "application/json"}
             )
             assert (

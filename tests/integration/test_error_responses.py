@@ -14,6 +14,7 @@ import openai
 import pytest
 import yaml
 
+from tests import loopback
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import FakeProvider, Status
 from tests.integration.inprocess import provide_keys, serving_in_process
@@ -38,7 +39,7 @@ class Service:
 
     def chat(self, model: str = "auto", **extra: object) -> httpx.Response:
         body = {"model": model, "messages": [{"role": "user", "content": "fix this bug"}], **extra}
-        return httpx.post(
+        return loopback.post(
             f"{self.url}/v1/chat/completions",
             json=body,
             timeout=30,
@@ -46,7 +47,7 @@ class Service:
         )
 
     def metrics(self) -> str:
-        return httpx.get(f"{self.url}/metrics").text
+        return loopback.get(f"{self.url}/metrics").text
 
 
 def _config(path: Path, a: str, b: str, **storage: object) -> Path:
@@ -100,7 +101,7 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
         env = {"A_KEY": "ka", "B_KEY": "kb", "INTENT_ROUTER_ADMIN_KEY": "admin-errors"}
         log = tmp / "service.log"
         with serving_in_process(config, env=env, log=log) as url:
-            created = httpx.post(f"{url}/admin/keys", json={"team": "errors"}, headers=ADMIN)
+            created = loopback.post(f"{url}/admin/keys", json={"team": "errors"}, headers=ADMIN)
             assert created.status_code == 201, created.text
             yield Service(url, log, a, b, created.json()["key"])
 
@@ -121,21 +122,21 @@ def test_an_unknown_endpoint_gets_a_404_listing_the_supported_ones(
     service: Service, path: str
 ) -> None:
     error = _assert_error(
-        httpx.post(f"{service.url}{path}", json={}), 404, "unknown_url", retry=False
+        loopback.post(f"{service.url}{path}", json={}), 404, "unknown_url", retry=False
     )
     assert f"POST {path}" in error["message"]
     assert "POST /v1/chat/completions" in error["message"] and "GET /v1/models" in error["message"]
 
 
 def test_a_wrong_method_gets_a_405_naming_the_allowed_ones(service: Service) -> None:
-    answer = httpx.get(f"{service.url}/v1/chat/completions")
+    answer = loopback.get(f"{service.url}/v1/chat/completions")
     error = _assert_error(answer, 405, "method_not_allowed", retry=False)
     assert "POST" in error["message"] and "POST" in answer.headers["allow"]
 
 
 def test_a_body_over_the_limit_gets_a_413_stating_the_limit(service: Service) -> None:
     body = b'{"prompt": "' + b"x" * 4000 + b'"}'
-    answer = httpx.post(
+    answer = loopback.post(
         f"{service.url}/v1/route",
         content=body,
         headers={
@@ -148,7 +149,7 @@ def test_a_body_over_the_limit_gets_a_413_stating_the_limit(service: Service) ->
 
 
 def test_a_missing_client_key_is_a_401_that_says_not_to_retry(service: Service) -> None:
-    answer = httpx.post(f"{service.url}/v1/route", json={"prompt": "hi"})
+    answer = loopback.post(f"{service.url}/v1/route", json={"prompt": "hi"})
     _assert_error(answer, 401, "invalid_api_key", retry=False)
 
 
@@ -230,7 +231,7 @@ def test_an_upstream_client_error_comes_back_with_a_code_and_no_retry(service: S
 )
 def test_control_characters_in_admin_ids_are_a_400(service: Service, path: str) -> None:
     _assert_error(
-        httpx.get(f"{service.url}{path}", headers=ADMIN), 400, "invalid_request", retry=False
+        loopback.get(f"{service.url}{path}", headers=ADMIN), 400, "invalid_request", retry=False
     )
     assert (
         httpx.delete(
@@ -289,7 +290,7 @@ def test_the_database_down_is_a_503_storage_unavailable(
     storage_down: tuple[str, Path], method: str, path: str, body: dict | None
 ) -> None:
     url, log = storage_down
-    answer = httpx.request(method, f"{url}{path}", json=body, headers=ADMIN, timeout=30)
+    answer = loopback.request(method, f"{url}{path}", json=body, headers=ADMIN, timeout=30)
     error = _assert_error(answer, 503, "storage_unavailable", retry=True)
     assert answer.headers["retry-after"] == "1" and "nobody" not in error["message"]
     _wait_for_log(log, answer.headers["x-request-id"])
@@ -297,4 +298,4 @@ def test_the_database_down_is_a_503_storage_unavailable(
 
 def test_routing_goes_on_with_the_database_down(storage_down: tuple[str, Path]) -> None:
     url, _ = storage_down
-    assert httpx.post(f"{url}/v1/route", json={"prompt": "fix this bug"}).status_code == 200
+    assert loopback.post(f"{url}/v1/route", json={"prompt": "fix this bug"}).status_code == 200

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
+from tests import loopback
 from tests.conftest import REPO_ROOT
 from tests.eventually import eventually
 from tests.integration.service_process import free_port, running_service
@@ -39,7 +40,7 @@ def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Pat
 def _settled_readiness(url: str) -> httpx.Response:
     """/readyz once litellm has loaded (it answers 503 warming for a few seconds after start)."""
     settled: httpx.Response = eventually(
-        lambda: httpx.get(f"{url}/readyz"),
+        lambda: loopback.get(f"{url}/readyz"),
         lambda probe: probe.json()["status"] != "warming",
         timeout_s=60,
         what="/readyz past warming",
@@ -78,7 +79,7 @@ def test_readyz_is_degraded_and_says_why(keyless: tuple[str, Path, int]) -> None
     assert body["status"] == "degraded" and body["usable_deployments"] == []
     assert "$CLOUDFLARE_API_KEY (kimi-k2.6)" in body["reasons"][0]
     assert body["reasons"][1] == f"qwen-32b-local: nothing listens at 127.0.0.1:{closed}"
-    assert httpx.post(f"{url}/v1/route", json={"prompt": "fix this"}).status_code == 200
+    assert loopback.post(f"{url}/v1/route", json={"prompt": "fix this"}).status_code == 200
 
 
 def test_models_have_created_and_owned_by_and_can_be_retrieved(
@@ -106,22 +107,22 @@ def test_models_have_created_and_owned_by_and_can_be_retrieved(
 
 def test_the_openapi_document_has_a_real_title_and_version(keyless: tuple[str, Path, int]) -> None:
     url, _, _ = keyless
-    info = httpx.get(f"{url}/schema/openapi.json").json()["info"]
+    info = loopback.get(f"{url}/schema/openapi.json").json()["info"]
     assert info["title"] == "intent-router" and info["version"] == version("intent-router")
 
 
 def test_the_schema_page_loads_nothing_from_elsewhere(keyless: tuple[str, Path, int]) -> None:
     url, _, _ = keyless
-    page = httpx.get(f"{url}/schema")
+    page = loopback.get(f"{url}/schema")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     linked = re.findall(r"""(?:src|href)=['"]([^'"]+)['"]""", page.text)
     assert linked and all(link.startswith("/schema/") for link in linked)
     for link in linked:
-        asset = httpx.get(f"{url}{link}")
+        asset = loopback.get(f"{url}{link}")
         assert asset.status_code == 200 and len(asset.content) > 100_000
         assert asset.headers["content-type"].split(";")[0] in ("text/css", "text/javascript")
     assert "SwaggerUIBundle" in page.text and "/schema/openapi.json" in page.text
-    assert httpx.get(f"{url}/schema/swagger-ui/..%2Fpasswd").status_code == 404
+    assert loopback.get(f"{url}/schema/swagger-ui/..%2Fpasswd").status_code == 404
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +151,7 @@ def fake_fleet_example(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str
 
 def test_the_fake_fleet_example_answers_without_any_key(fake_fleet_example: str) -> None:
     url = fake_fleet_example
-    probe = httpx.get(f"{url}/readyz").json()
+    probe = loopback.get(f"{url}/readyz").json()
     assert probe["status"] == "ready" and len(probe["usable_deployments"]) == 4
     client = openai.OpenAI(base_url=f"{url}/v1", api_key="unused", max_retries=0)
     reply = client.chat.completions.with_raw_response.create(

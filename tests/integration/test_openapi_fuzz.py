@@ -9,13 +9,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 import schemathesis
 import yaml
 from hypothesis import HealthCheck, given, settings
 
 from intent_router.config import DEFAULT_CONFIG
+from tests import loopback
 from tests.fakes.provider_fleet import FakeProvider
 from tests.integration.inprocess import provide_keys, serving_in_process
 
@@ -107,7 +107,7 @@ def test_every_documented_operation_conforms(
 
 
 def test_the_document_declares_the_error_format_and_the_stream(service_url: str) -> None:
-    doc = httpx.get(f"{service_url}/schema/openapi.json").json()
+    doc = loopback.get(f"{service_url}/schema/openapi.json").json()
     chat = doc["paths"]["/v1/chat/completions"]["post"]["responses"]
     assert {"200", "400", "413", "503"} <= set(chat)
     assert set(chat["200"]["content"]) == {"application/json", "text/event-stream"}

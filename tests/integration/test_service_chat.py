@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import openai
 import pytest
 import yaml
 
 from intent_router.config import DEFAULT_CONFIG
+from tests import loopback
 from tests.fakes.provider_fleet import BrokenStream, FakeProvider, Status
 from tests.integration.inprocess import provide_keys, serving_in_process
 
@@ -104,7 +104,7 @@ def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -
     f["claude"].script(Status(503, "down"))
     f["gpt"].script(Status(500, "boom"))
     f["kimi"].script(Status(502, "bad gateway"))
-    response = httpx.post(
+    response = loopback.post(
         f"{f['url']}/v1/chat/completions",
         timeout=10,
         json={"model": "auto", "messages": [{"role": "user", "content": ARCHITECTURE}]},
@@ -137,7 +137,7 @@ def test_every_deployment_failing_is_a_503_listing_attempts(fleet_and_service) -
     ],
 )
 def test_bad_chat_requests_get_a_clear_4xx(fleet_and_service, body, status, param) -> None:
-    response = httpx.post(f"{fleet_and_service['url']}/v1/chat/completions", json=body)
+    response = loopback.post(f"{fleet_and_service['url']}/v1/chat/completions", json=body)
     assert response.status_code == status, body
     error = response.json()["error"]
     assert error["type"] == "invalid_request_error"
@@ -172,7 +172,7 @@ def test_tools_and_tool_calls_reach_the_provider_as_sent(fleet_and_service) -> N
         },
         {"role": "tool", "tool_call_id": "call_1", "content": "def parse(): ..."},
     ]
-    response = httpx.post(
+    response = loopback.post(
         f"{f['url']}/v1/chat/completions",
         json={
             "model": "auto",
@@ -201,7 +201,7 @@ def test_a_missing_provider_key_names_the_variable(
         path = tmp_path / "router.yaml"
         path.write_text(yaml.safe_dump(raw))
         with serving_in_process(path) as url:
-            response = httpx.post(
+            response = loopback.post(
                 f"{url}/v1/chat/completions",
                 json={"model": "gpt-4o", "messages": [{"role": "user", "content": "x"}]},
             )
@@ -227,7 +227,7 @@ def test_streaming_through_the_openai_sdk(fleet_and_service) -> None:
 def test_a_stream_failing_before_its_first_chunk_falls_back(fleet_and_service) -> None:
     f = fleet_and_service
     f["claude"].script(Status(529, "Overloaded"))
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{f['url']}/v1/chat/completions",
         timeout=10,
@@ -245,7 +245,7 @@ def test_a_stream_failing_before_its_first_chunk_falls_back(fleet_and_service) -
 def test_a_stream_broken_after_its_first_chunk_ends_with_an_error_event(fleet_and_service) -> None:
     f = fleet_and_service
     f["kimi"].script(BrokenStream(chunks_before_break=2))
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{f['url']}/v1/chat/completions",
         timeout=10,
@@ -266,7 +266,7 @@ def test_metrics_count_requests_fallbacks_errors_and_cost(fleet_and_service) -> 
     _client(f["url"]).chat.completions.create(
         model="auto", messages=[{"role": "user", "content": ARCHITECTURE}]
     )
-    text = httpx.get(f"{f['url']}/metrics").text
+    text = loopback.get(f"{f['url']}/metrics").text
     assert (
         'intent_router_requests_total{endpoint="chat",intent="architecture_review",source="model",status="200"}'
         in text

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy
 
 from intent_router.tokens import count_tokens
+from tests import loopback
 from tests.conftest import fresh_postgres_schema
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import FakeProvider, Reply
@@ -50,7 +51,7 @@ class Services:
         self.fakes = fakes
 
     def new_key(self, team: str = "acme", **limits: Any) -> tuple[str, dict]:
-        answer = httpx.post(
+        answer = loopback.post(
             f"{self.urls[0]}/admin/keys", json={"team": team, "name": "ci", **limits}, headers=ADMIN
         )
         assert answer.status_code == 201, answer.text
@@ -77,13 +78,13 @@ def _chat(
 ) -> httpx.Response:
     headers = {"Authorization": f"Bearer {key}"} if key else {}
     body = {"model": model, "messages": [{"role": "user", "content": text}], **extra}
-    return httpx.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
+    return loopback.post(f"{url}/v1/chat/completions", json=body, headers=headers, timeout=30)
 
 
 def _route(url: str, key: str | None, **headers: str) -> httpx.Response:
     if key:
         headers["Authorization"] = f"Bearer {key}"
-    return httpx.post(f"{url}/v1/route", json={"prompt": PROMPT}, headers=headers, timeout=30)
+    return loopback.post(f"{url}/v1/route", json={"prompt": PROMPT}, headers=headers, timeout=30)
 
 
 def _decision(services: Services, request_id: str) -> dict[str, Any]:
@@ -152,8 +153,8 @@ def test_requests_without_a_valid_key_get_401_in_openai_format(services: Service
         _chat(a, None),
         _chat(a, "ir-not-a-key"),
         _route(b, None),
-        httpx.get(f"{b}/v1/models"),
-        httpx.post(
+        loopback.get(f"{b}/v1/models"),
+        loopback.post(
             f"{a}/v1/chat/completions",
             headers={"Authorization": "Basic abc"},
             json={"model": "auto", "messages": [{"role": "user", "content": "hi"}]},
@@ -165,11 +166,12 @@ def test_requests_without_a_valid_key_get_401_in_openai_format(services: Service
         assert answer.headers["www-authenticate"] == "Bearer"
     # Health, readiness and metrics stay open to the load balancer and Prometheus.
     assert (
-        httpx.get(f"{a}/healthz").status_code == 200
-        and httpx.get(f"{a}/metrics").status_code == 200
+        loopback.get(f"{a}/healthz").status_code == 200
+        and loopback.get(f"{a}/metrics").status_code == 200
     )
     assert (
-        'intent_router_governance_total{event="unauthenticated"}' in httpx.get(f"{a}/metrics").text
+        'intent_router_governance_total{event="unauthenticated"}'
+        in loopback.get(f"{a}/metrics").text
     )
 
 
@@ -178,7 +180,7 @@ def test_a_key_works_on_every_worker_until_it_is_revoked(services: Services) -> 
     key, created = services.new_key()
     assert key.startswith("ir-") and created["prefix"] == key[:10] and created["revoked_at"] is None
     assert _route(b, key).status_code == 200  # b learned of it from a poll (new_key waits for that)
-    answer = httpx.post(f"{a}/v1/route", json={"prompt": PROMPT}, headers={"x-api-key": key})
+    answer = loopback.post(f"{a}/v1/route", json={"prompt": PROMPT}, headers={"x-api-key": key})
     assert answer.status_code == 200  # Anthropic-style header too
 
     assert httpx.delete(f"{a}/admin/keys/{created['id']}", headers=ADMIN).json() == {
@@ -189,13 +191,13 @@ def test_a_key_works_on_every_worker_until_it_is_revoked(services: Services) -> 
     assert took < 2 * KEYS_POLL_S + 2 * slowest + 0.25, (took, slowest)
     assert _route(b, key).status_code == 401 and _route(a, key).status_code == 401
     assert httpx.delete(f"{a}/admin/keys/{created['id']}", headers=ADMIN).status_code == 404
-    listed = httpx.get(f"{a}/admin/keys", params={"team": "acme"}, headers=ADMIN).json()["data"]
+    listed = loopback.get(f"{a}/admin/keys", params={"team": "acme"}, headers=ADMIN).json()["data"]
     assert any(k["id"] == created["id"] and k["revoked_at"] for k in listed)
 
 
 def test_keys_are_stored_hashed_and_never_listed(services: Services) -> None:
     key, created = services.new_key(team="vault")
-    listed = httpx.get(f"{services.urls[1]}/admin/keys", headers=ADMIN).text
+    listed = loopback.get(f"{services.urls[1]}/admin/keys", headers=ADMIN).text
     assert key not in listed and created["id"] in listed
     engine = sqlalchemy.create_engine(services.database_url)
     with engine.connect() as connection:
@@ -208,17 +210,18 @@ def test_keys_are_stored_hashed_and_never_listed(services: Services) -> None:
 def test_admin_key_endpoints_need_the_admin_key(services: Services) -> None:
     a = services.urls[0]
     for call in (
-        lambda h: httpx.post(f"{a}/admin/keys", json={"team": "x"}, headers=h),
-        lambda h: httpx.get(f"{a}/admin/keys", headers=h),
-        lambda h: httpx.get(f"{a}/admin/spend", params={"team": "x"}, headers=h),
+        lambda h: loopback.post(f"{a}/admin/keys", json={"team": "x"}, headers=h),
+        lambda h: loopback.get(f"{a}/admin/keys", headers=h),
+        lambda h: loopback.get(f"{a}/admin/spend", params={"team": "x"}, headers=h),
     ):
         assert call({}).status_code == 401
         assert call({"Authorization": "Bearer wrong"}).status_code == 401
     key, _ = services.new_key()
     assert (
-        httpx.get(f"{a}/admin/keys", headers={"Authorization": f"Bearer {key}"}).status_code == 401
+        loopback.get(f"{a}/admin/keys", headers={"Authorization": f"Bearer {key}"}).status_code
+        == 401
     )
-    bad = httpx.post(f"{a}/admin/keys", json={"team": "x", "rpm": 0}, headers=ADMIN)
+    bad = loopback.post(f"{a}/admin/keys", json={"team": "x", "rpm": 0}, headers=ADMIN)
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "rpm"
 
 
@@ -273,14 +276,14 @@ def test_concurrent_spend_on_two_services_never_exceeds_the_budget_and_is_exact(
     # A request's spend is settled as its answer ends, which the client may see first: wait for
     # the last settlement (a hold still counted, or one settled twice, would never match).
     spend = eventually(
-        lambda: httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"],
+        lambda: loopback.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"],
         lambda seen: seen["day_usd"] == pytest.approx(charged, abs=1e-9),
         timeout_s=30,
         what=f"the key's spend settled at {charged}",
     )
     assert spend["day_usd"] <= budget
     assert spend["month_usd"] == spend["day_usd"]
-    team = httpx.get(f"{a}/admin/spend", params={"team": "exact"}, headers=ADMIN).json()
+    team = loopback.get(f"{a}/admin/spend", params={"team": "exact"}, headers=ADMIN).json()
     assert team["day_usd"] == pytest.approx(charged, abs=1e-9) and len(team["keys"]) == 1
 
 
@@ -295,7 +298,7 @@ def test_over_budget_downgrades_to_the_primary_tier_and_says_so(services: Servic
     assert answer.headers["x-intent-router-deployment"] == "kimi-k2.6"
     within = _chat(a, key, model="kimi-k2.6", max_tokens=3)
     assert within.status_code == 200 and "x-intent-router-budget" not in within.headers
-    assert 'event="downgraded"' in httpx.get(f"{a}/metrics").text
+    assert 'event="downgraded"' in loopback.get(f"{a}/metrics").text
     # The decision log says who asked and that the budget moved the request.
     row = _decision(services, answer.headers["x-request-id"])
     assert (row["org"], row["client_key_id"], row["budget"]) == (
@@ -343,7 +346,9 @@ def test_cached_input_is_charged_and_logged_at_the_cache_price(services: Service
     # settled as the answer ends, which the client may see first (micro-dollars: abs 1e-6)
     wait_for(
         lambda: (
-            httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]["day_usd"]
+            loopback.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"][
+                "day_usd"
+            ]
             == pytest.approx(expected, abs=1e-6)
         ),
         timeout_s=10,
@@ -370,11 +375,11 @@ def test_streams_are_charged_when_they_end(services: Services) -> None:
         if line.startswith("data: {") and '"usage"' in line
     )
     streamed = (usage["prompt_tokens"] * 1000 + usage["completion_tokens"] * 3000) / 1e6
-    spend = httpx.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+    spend = loopback.get(f"{b}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
     assert spend["day_usd"] == pytest.approx(streamed, abs=1e-9)  # the usage chunk's real cost
     without_usage = _chat(b, key, max_tokens=3, stream=True)
     assert without_usage.status_code == 200
-    spend = httpx.get(f"{a}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
+    spend = loopback.get(f"{a}/admin/keys/{created['id']}", headers=ADMIN).json()["spend"]
     # No usage reported: the held estimate is charged, an upper bound of the real cost.
     assert spend["day_usd"] == pytest.approx(streamed + ESTIMATE_USD, abs=1e-9)
 
@@ -388,16 +393,16 @@ def test_hostile_team_names_are_stored_and_read_back_as_given(
     a, b = services.urls
     _key, created = services.new_key(team=team)
     assert created["team"] == team
-    listed = httpx.get(f"{b}/admin/keys", params={"team": team}, headers=ADMIN).json()["data"]
+    listed = loopback.get(f"{b}/admin/keys", params={"team": team}, headers=ADMIN).json()["data"]
     assert [k["id"] for k in listed] == [created["id"]]  # no LIKE wildcards, no injection
-    spend = httpx.get(f"{a}/admin/spend", params={"team": team}, headers=ADMIN).json()
+    spend = loopback.get(f"{a}/admin/spend", params={"team": team}, headers=ADMIN).json()
     assert spend["team"] == team and spend["day_usd"] == 0
 
 
 def test_overlong_or_empty_teams_are_refused(services: Services) -> None:
     a = services.urls[0]
     for team in ("t" * 257, "", "\x00\x01"):
-        answer = httpx.post(f"{a}/admin/keys", json={"team": team}, headers=ADMIN)
+        answer = loopback.post(f"{a}/admin/keys", json={"team": team}, headers=ADMIN)
         assert answer.status_code == 400, (team, answer.text)
 
 
@@ -419,7 +424,7 @@ def test_unreachable_redis_refuses_with_503_instead_of_letting_requests_through(
             "INTENT_ROUTER_ADMIN_KEY": "admin-keys-test",
         }
         url = stack.enter_context(running_service(config, env=env))
-        created = httpx.post(
+        created = loopback.post(
             f"{url}/admin/keys", json={"team": "acme", "rpm": 10}, headers=ADMIN
         ).json()
         started = time.monotonic()

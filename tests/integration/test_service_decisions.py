@@ -6,11 +6,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from intent_router.decisions import DecisionStore, prompt_digest
 from intent_router.decisions.store import attempts_of
+from tests import loopback
 from tests.conftest import MlflowStoreMaker
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
@@ -59,14 +59,14 @@ def _rows(store: DecisionStore, expected: int, timeout_s: float = 10) -> list[di
 def test_every_request_leaves_exactly_one_decision(fleets: SharedFleets) -> None:
     s = fleets.get(router={"cooldown": NEVER_TRIPS}, litellm=False)
     assert s.database_url is not None
-    routed = httpx.post(
+    routed = loopback.post(
         f"{s.url}/v1/route", json={"prompt": PROMPT, "metadata": {"repo": "acme/api"}}
     )
     ok = s.chat("auto", PROMPT, user="ana")
     for name in ("kimi", "together", "claude", "gpt"):
         s.fakes[name].script(Status(503, "down"))
     failed = s.chat("kimi-k2.6", PROMPT)
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{s.url}/v1/chat/completions",
         headers={"X-Repo": "acme/web"},
@@ -120,7 +120,7 @@ def test_full_prompt_text_only_when_configured(tmp_path: Path) -> None:
         extra={"storage": {"store_prompts": True}},
         in_process=True,
     ) as s:
-        rid = httpx.post(f"{s.url}/v1/route", json={"prompt": PROMPT}).headers["x-request-id"]
+        rid = loopback.post(f"{s.url}/v1/route", json={"prompt": PROMPT}).headers["x-request-id"]
         row = {r["request_id"]: r for r in _rows(DecisionStore(url), 1)}[rid]
     assert row["prompt_text"] == PROMPT
 
@@ -130,16 +130,18 @@ def test_feedback_is_stored_with_its_decision(fleets: SharedFleets) -> None:
     assert s.database_url is not None
     rid = s.chat("auto", PROMPT).headers["x-request-id"]
     # At once: the decision may still be queued for the writer; feedback waits for it.
-    answer = httpx.post(
+    answer = loopback.post(
         f"{s.url}/v1/feedback",
         json={"request_id": rid, "correct_intent": "code_generation", "rating": 2},
     )
     assert answer.status_code == 200 and answer.json()["stored"] is True
-    unknown = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "nope", "rating": 3})
+    unknown = loopback.post(f"{s.url}/v1/feedback", json={"request_id": "nope", "rating": 3})
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "request_not_found"
-    empty = httpx.post(f"{s.url}/v1/feedback", json={"request_id": rid})
+    empty = loopback.post(f"{s.url}/v1/feedback", json={"request_id": rid})
     assert empty.status_code == 400
-    hostile = httpx.post(f"{s.url}/v1/feedback", json={"request_id": "x' OR '1'='1", "rating": 3})
+    hostile = loopback.post(
+        f"{s.url}/v1/feedback", json={"request_id": "x' OR '1'='1", "rating": 3}
+    )
     assert hostile.status_code == 400 and hostile.json()["error"]["param"] == "request_id"
     stored = DecisionStore(s.database_url).feedback_for(rid)
     assert [(f["correct_intent"], f["rating"]) for f in stored] == [("code_generation", 2)]
@@ -158,7 +160,7 @@ def test_serving_decisions_reach_mlflow_as_a_run_traces_and_feedback(
         tmp_path, env={"MLFLOW_TRACKING_URI": uri}, extra={"tracking": tracking}, litellm=False
     ) as s:
         ids = [s.chat("auto", PROMPT).headers["x-request-id"] for _ in range(3)]
-        httpx.post(
+        loopback.post(
             f"{s.url}/v1/feedback", json={"request_id": ids[0], "correct_intent": "code_generation"}
         )
         client = MlflowClient(uri)

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import loopback
 from tests.fakes.hostile_faults import closed_port_url
 from tests.fakes.provider_fleet import Hang, Reply, Status
 from tests.integration.fleet_service import CLOUD, FAKES, OOM, Setup, SharedFleets, fleet_service
@@ -122,7 +123,9 @@ def test_a_sensitive_request_never_reaches_a_cloud_provider_even_when_local_fail
         response = s.chat("auto", "review this auth code", metadata={"sensitive": True})
         assert response.status_code == 503
         assert _attempts(response) == [("qwen-32b-local", "failed")]
-    routed = httpx.post(f"{s.url}/v1/route", json={"prompt": "x", "metadata": {"sensitive": True}})
+    routed = loopback.post(
+        f"{s.url}/v1/route", json={"prompt": "x", "metadata": {"sensitive": True}}
+    )
     assert routed.json()["chain"] == ["qwen-32b-local"]
     assert all(s.calls(name) == 0 for name in CLOUD)
 
@@ -138,7 +141,7 @@ def test_repeated_failures_cool_a_deployment_down(tmp_path: Path) -> None:
         for _ in range(3):  # kimi receives no traffic while cooling down
             assert s.chat("kimi-k2.6").headers["x-intent-router-deployment"] == "kimi-k2.6-together"
         assert s.calls("kimi") == 2 and s.calls("together") == 5
-        metrics = httpx.get(f"{s.url}/metrics").text
+        metrics = loopback.get(f"{s.url}/metrics").text
         assert 'deployment="kimi-k2.6",outcome="skipped_cooldown"' in metrics
 
 
@@ -189,7 +192,7 @@ def test_a_prompt_larger_than_a_window_skips_that_deployment_unasked(fleets: Sha
         {"role": "assistant", "content": "ok"},
         {"role": "user", "content": "and now?"},
     ]
-    response = httpx.post(
+    response = loopback.post(
         f"{s.url}/v1/chat/completions", json={"model": "kimi-k2.6", "messages": history}
     )
     assert response.headers["x-intent-router-deployment"] == "kimi-k2.6-together"
@@ -211,7 +214,7 @@ def test_escalation_through_the_service(fleets: SharedFleets) -> None:
     kimi = s.fakes["kimi"]
 
     def route(prompt: str) -> dict[str, Any]:
-        return httpx.post(f"{s.url}/v1/route", json={"prompt": prompt}, timeout=10).json()
+        return loopback.post(f"{s.url}/v1/route", json={"prompt": prompt}, timeout=10).json()
 
     kimi.script(Reply('{"intent": "documentation"}'))
     answer = route("how do I write docs for this module?")
@@ -261,7 +264,7 @@ def _stream(s: Setup, model: str, **extra: Any) -> tuple[httpx.Response, list[st
         "messages": [{"role": "user", "content": "hello"}],
         **extra,
     }
-    with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
+    with loopback.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
         lines = [line for line in response.iter_lines() if line]
     return response, lines
 

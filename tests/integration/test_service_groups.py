@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests import loopback
 from tests.fakes.provider_fleet import Reply, Status
 from tests.integration.fleet_service import Setup, SharedFleets
 
@@ -135,7 +136,7 @@ def _heavy_stream_then_six_chats(setup: Setup) -> tuple[str, list[str]] | None:
         setup.fakes[fake].reset()
         setup.fakes[fake].script(Reply(cached_tokens=900))
     stream = {**BODY, "stream": True, "stream_options": {"include_usage": True}}
-    with httpx.stream(
+    with loopback.stream(
         "POST", f"{setup.url}/v1/chat/completions", json=stream, timeout=30
     ) as response:
         heavy = response.headers["x-intent-router-deployment"]

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import httpx
 import pytest
 
+from tests import loopback
 from tests.integration.fleet_service import KEYS, fake_fleet, fleet_config
 from tests.integration.service_process import running_service
 
@@ -21,10 +21,11 @@ def test_the_log_level_applies_to_the_application_loggers(
         with running_service(config, env=KEYS, log=log, log_level=level) as url:
             body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
             assert (
-                httpx.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code == 200
+                loopback.post(f"{url}/v1/chat/completions", json=body, timeout=30).status_code
+                == 200
             )
             # A logger of the application at INFO, the kind Litestar's root INFO let through.
-            routed = httpx.post(f"{url}/v1/route", json={"prompt": "hi"}).status_code
+            routed = loopback.post(f"{url}/v1/route", json={"prompt": "hi"}).status_code
             assert routed == 200
     text = log.read_text(errors="replace")
     assert ("INFO" in text) is expect_info, text[-2000:]

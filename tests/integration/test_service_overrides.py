@@ -9,6 +9,7 @@ from contextlib import ExitStack
 import httpx
 import pytest
 
+from tests import loopback
 from tests.conftest import fresh_postgres_schema
 from tests.integration.service_process import (
     running_service,
@@ -24,7 +25,7 @@ DEBUG_PROMPT = "TypeError: Cannot read properties of undefined (reading 'map') i
 
 def _route(url: str, prompt: str = DEBUG_PROMPT, **headers: str) -> dict:
     encoded = {k: v.encode() for k, v in headers.items()}  # UTF-8 on the wire
-    return httpx.post(f"{url}/v1/route", json={"prompt": prompt}, headers=encoded).json()
+    return loopback.post(f"{url}/v1/route", json={"prompt": prompt}, headers=encoded).json()
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
@@ -79,7 +80,7 @@ def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(tw
     # is less specific than the repo's policy only for preferences it does not set: pin wins.
     repo = _route(b, **{"X-Org": "acme", "X-Repo": "acme/api"})
     assert repo["chain"][0] == "kimi-k2.6" and "gpt-4o" not in repo["chain"]
-    forbidden = httpx.post(
+    forbidden = loopback.post(
         f"{b}/v1/chat/completions",
         headers={"X-Org": "acme"},
         json={"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]},
@@ -102,7 +103,7 @@ def test_overrides_apply_by_precedence_and_reach_every_worker_within_a_second(tw
     assert took < 2 * POLL_S + 2 * slowest + 0.25, (took, slowest)
     sensitive = _route(b, **{"X-Repo": "acme/secret-sauce"})
     assert sensitive["chain"] == ["qwen-32b-local"] and sensitive["sensitive"] is True
-    listed = httpx.get(f"{b}/admin/overrides", headers=ADMIN).json()["data"]
+    listed = loopback.get(f"{b}/admin/overrides", headers=ADMIN).json()["data"]
     ours = ("acme", "acme/api", "ana", "acme/secret-sauce")  # the other test's subjects are its own
     mine = {(o["scope"], o["subject"]) for o in listed if o["subject"] in ours}
     assert mine == {("repo", "acme/api"), ("user", "ana"), ("repo", "acme/secret-sauce")}
@@ -119,7 +120,9 @@ def test_the_admin_api_needs_its_key_and_survives_hostile_ids(two_services) -> N
         == 401
     )
     assert (
-        httpx.get(f"{a}/admin/overrides", headers={"Authorization": "admin-secret-1"}).status_code
+        loopback.get(
+            f"{a}/admin/overrides", headers={"Authorization": "admin-secret-1"}
+        ).status_code
         == 401
     )
     hostile = ["'; DROP TABLE overrides; --", "ünïcødé/репо/リポジトリ", "r" * 256, "a%20b?c=d&e"]
@@ -140,7 +143,9 @@ def test_the_admin_api_needs_its_key_and_survives_hostile_ids(two_services) -> N
         json={"scope": "repo", "subject": "x", "pin": "gpt-9"},
     )
     assert unknown.status_code == 400 and "pin" in unknown.json()["error"]["message"]
-    listed = {o["subject"] for o in httpx.get(f"{a}/admin/overrides", headers=ADMIN).json()["data"]}
+    listed = {
+        o["subject"] for o in loopback.get(f"{a}/admin/overrides", headers=ADMIN).json()["data"]
+    }
     assert set(hostile) <= listed
     routed = _route(
         a, "add docs", **{"X-Repo": "ünïcødé/репо/リポジトリ"}
@@ -157,7 +162,9 @@ def test_the_admin_api_needs_its_key_and_survives_hostile_ids(two_services) -> N
 def test_without_an_admin_key_the_admin_api_is_off(tmp_path) -> None:
     env = {"INTENT_ROUTER_DATABASE_URL": f"sqlite:///{tmp_path / 'd.db'}"}
     with running_service(untracked_config(tmp_path), env=env) as url:
-        answer = httpx.get(f"{url}/admin/overrides", headers={"Authorization": "Bearer anything"})
+        answer = loopback.get(
+            f"{url}/admin/overrides", headers={"Authorization": "Bearer anything"}
+        )
     assert (
         answer.status_code == 404 and "INTENT_ROUTER_ADMIN_KEY" in answer.json()["error"]["message"]
     )

@@ -12,6 +12,7 @@ import yaml
 
 from intent_router.config import DEFAULT_CONFIG
 from intent_router.decisions import DecisionStore
+from tests import loopback
 from tests.fakes.provider_fleet import FakeProvider, Reply
 from tests.integration.inprocess import provide_keys, serving_in_process
 from tests.integration.service_process import wait_for
@@ -80,7 +81,7 @@ def fleet(tmp_path_factory: pytest.TempPathFactory):
 
 
 def _post(url: str, model: str, **extra: object) -> httpx.Response:
-    return httpx.post(
+    return loopback.post(
         f"{url}/v1/chat/completions",
         timeout=30,
         json={"model": model, "messages": CACHED_PROMPT, **extra},
@@ -89,7 +90,7 @@ def _post(url: str, model: str, **extra: object) -> httpx.Response:
 
 def _stream(url: str, model: str, **extra: object) -> dict:
     """The usage chunk of a streamed answer (the client asked for one), and its request id."""
-    with httpx.stream(
+    with loopback.stream(
         "POST",
         f"{url}/v1/chat/completions",
         timeout=30,
@@ -120,7 +121,7 @@ def _metric(url: str, deployment: str, cached: str) -> float:
     prefix = f'intent_router_input_tokens_total{{cached="{cached}",deployment="{deployment}"}}'
     lines = [
         line
-        for line in httpx.get(f"{url}/metrics", timeout=10).text.splitlines()
+        for line in loopback.get(f"{url}/metrics", timeout=10).text.splitlines()
         if line.startswith(prefix)
     ]
     return float(lines[0].rsplit(" ", 1)[1]) if lines else 0.0

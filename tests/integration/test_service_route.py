@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import httpx
 import pytest
 
 from intent_router.labels import INTENTS
+from tests import loopback
 from tests.integration.inprocess import serving_in_process
 from tests.integration.service_process import untracked_config
 
@@ -19,12 +19,12 @@ def service(tmp_path_factory: pytest.TempPathFactory) -> str:
 
 
 def test_probes_and_models(service: str) -> None:
-    assert httpx.get(f"{service}/healthz").json()["status"] == "ok"
+    assert loopback.get(f"{service}/healthz").json()["status"] == "ok"
     # Ready at once (litellm loads on the first call that needs it, not before), and degraded:
     # no key is set (ready only if a local Ollama happens to listen).
-    probe = httpx.get(f"{service}/readyz")
+    probe = loopback.get(f"{service}/readyz")
     assert (probe.status_code, probe.json()["status"]) in ((200, "degraded"), (200, "ready"))
-    ids = [m["id"] for m in httpx.get(f"{service}/v1/models").json()["data"]]
+    ids = [m["id"] for m in loopback.get(f"{service}/v1/models").json()["data"]]
     assert ids[0] == "auto" and "claude-sonnet-4" in ids
 
 
@@ -35,7 +35,7 @@ def test_route_answers_intent_chain_and_cost(service: str) -> None:
             {"role": "user", "content": "rename getUser to fetchUser everywhere"},
         ]
     }
-    answer = httpx.post(f"{service}/v1/route", json=body).json()
+    answer = loopback.post(f"{service}/v1/route", json=body).json()
     assert answer["intent"] == "refactoring" and answer["source"] == "model"
     assert answer["chain"][0] == "kimi-k2.6" and answer["estimated_cost_usd"] > 0
     assert set(answer["probabilities"]) == set(INTENTS)
@@ -43,7 +43,7 @@ def test_route_answers_intent_chain_and_cost(service: str) -> None:
 
 
 def test_sensitive_metadata_routes_local_only(service: str) -> None:
-    answer = httpx.post(
+    answer = loopback.post(
         f"{service}/v1/route", json={"prompt": "fix auth", "metadata": {"sensitive": True}}
     ).json()
     assert answer["chain"] == ["qwen-32b-local"]
@@ -64,7 +64,7 @@ def test_sensitive_metadata_routes_local_only(service: str) -> None:
 def test_bad_requests_get_a_clear_4xx_in_openai_format(
     service: str, content: bytes, fragment: str, status: int
 ) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{service}/v1/route", content=content, headers={"content-type": "application/json"}
     )
     assert response.status_code == status
@@ -73,7 +73,7 @@ def test_bad_requests_get_a_clear_4xx_in_openai_format(
 
 
 def test_oversize_bodies_get_413(service: str) -> None:
-    response = httpx.post(
+    response = loopback.post(
         f"{service}/v1/route",
         content=b"x" * (1024 * 1024 + 10),
         headers={"content-type": "application/json"},
@@ -82,7 +82,7 @@ def test_oversize_bodies_get_413(service: str) -> None:
 
 
 def test_a_million_character_prompt_is_classified(service: str) -> None:
-    answer = httpx.post(
+    answer = loopback.post(
         f"{service}/v1/route", json={"prompt": "fix this crash " + "a" * 900_000}, timeout=10
     )
     assert answer.status_code == 200 and answer.json()["intent"] in INTENTS
@@ -99,17 +99,17 @@ def test_a_short_follow_up_is_classified_with_the_earlier_turns_and_says_which(
             {"role": "user", "content": "now the tests"},
         ]
     }
-    answer = httpx.post(f"{service}/v1/route", json=body).json()
+    answer = loopback.post(f"{service}/v1/route", json=body).json()
     assert answer["turns_used"] == [0, 2]  # message indexes, oldest first
     assert answer["intent"] == answer["routed_as"] == "security_audit"
-    alone = httpx.post(f"{service}/v1/route", json={"prompt": "now the tests"}).json()
+    alone = loopback.post(f"{service}/v1/route", json={"prompt": "now the tests"}).json()
     assert alone["turns_used"] == [0] and alone["intent"] != "security_audit"
-    with_context = httpx.post(
+    with_context = loopback.post(
         f"{service}/v1/route", json={"prompt": "now the tests", "context": [audit]}
     ).json()
     assert with_context["turns_used"] == [0, 1] and with_context["intent"] == "security_audit"
     long_turn = "please write a README section on installing with uv and running make test"
-    separate = httpx.post(
+    separate = loopback.post(
         f"{service}/v1/route", json={"prompt": long_turn, "context": [audit]}
     ).json()
     assert separate["turns_used"] == [1]  # not a follow-up: classified alone

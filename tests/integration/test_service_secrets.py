@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from intent_router.decisions import DecisionStore
+from tests import loopback
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import CLOUD, KEYS, OOM, SharedFleets
@@ -44,7 +44,7 @@ def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
 
 def test_a_secret_anywhere_in_the_request_keeps_it_on_the_local_tier(fleets: SharedFleets) -> None:
     s = fleets.get(**DETECTING)
-    routed = httpx.post(
+    routed = loopback.post(
         f"{s.url}/v1/route", json={"prompt": f"why is {AWS_KEY} rejected by S3?"}
     ).json()
     assert routed["sensitive"] is True and routed["secrets_found"] == ["aws_access_key_id"]
@@ -55,7 +55,7 @@ def test_a_secret_anywhere_in_the_request_keeps_it_on_the_local_tier(fleets: Sha
     in_user = s.chat("gpt-4o", f"deploy with key {AWS_KEY} please")  # even a named cloud model
     assert in_user.status_code == 200
     assert in_user.headers["x-intent-router-deployment"] == "qwen-32b-local"
-    in_tool = httpx.post(
+    in_tool = loopback.post(
         f"{s.url}/v1/chat/completions",
         json={
             "model": "auto",
@@ -111,8 +111,8 @@ def test_when_the_local_tier_fails_a_secret_fails_closed(fleets: SharedFleets) -
 
 def test_detection_can_be_turned_off_and_extended(fleets: SharedFleets) -> None:
     s = fleets.get(**DETECTING)
-    routed = httpx.post(f"{s.url}/v1/route", json={"prompt": "use acme_" + "0f" * 16}).json()
+    routed = loopback.post(f"{s.url}/v1/route", json={"prompt": "use acme_" + "0f" * 16}).json()
     assert routed["secrets_found"] == ["acme_token"] and routed["chain"] == ["qwen-32b-local"]
     s = fleets.get(**NOT_DETECTING)
-    routed = httpx.post(f"{s.url}/v1/route", json={"prompt": f"key {AWS_KEY}"}).json()
+    routed = loopback.post(f"{s.url}/v1/route", json={"prompt": f"key {AWS_KEY}"}).json()
     assert routed["sensitive"] is False and routed["chain"][0] != "qwen-32b-local"

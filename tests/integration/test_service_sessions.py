@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from intent_router.decisions import DecisionStore
+from tests import loopback
 from tests.fakes.provider_fleet import Status
 from tests.integration.fleet_service import KEYS, Setup, SharedFleets, fake_fleet, fleet_config
 from tests.integration.inprocess import provide_keys
@@ -69,7 +70,7 @@ def _conversation(*turns: str) -> list[dict[str, str]]:
 
 def _route(setup: Setup, *turns: str, session: str | None = None, **extra: Any) -> httpx.Response:
     headers = {"x-session-id": session} if session else {}
-    response = httpx.post(
+    response = loopback.post(
         f"{setup.url}/v1/route",
         json={"messages": _conversation(*turns), **extra},
         headers=headers,
@@ -84,7 +85,7 @@ def _chat(
 ) -> httpx.Response:
     headers = {"x-session-id": session} if session else {}
     body = {"model": "auto", "messages": _conversation(*turns), "stream": stream}
-    response = httpx.post(
+    response = loopback.post(
         f"{setup.url}/v1/chat/completions", json=body, headers=headers, timeout=30
     )
     assert response.status_code == 200, response.text

@@ -12,6 +12,7 @@ import pytest
 
 from intent_router.decisions import DecisionStore
 from intent_router.decisions.store import attempts_of
+from tests import loopback
 from tests.eventually import eventually
 from tests.fakes.provider_fleet import BrokenStream, Status
 from tests.integration.fleet_service import KEYS, Setup, SharedFleets
@@ -36,7 +37,7 @@ def fleets(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SharedFleets]:
 
 def _stream(s: Setup) -> tuple[httpx.Headers, list[str]]:
     body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
-    with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
+    with loopback.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
         assert response.status_code == 200
         return response.headers, [line for line in response.iter_lines() if line]
 
@@ -176,7 +177,7 @@ def test_a_client_that_leaves_mid_stream_is_recorded_as_gone(fleets: SharedFleet
     s = fleets.get(router={"cooldown": NEVER_TRIPS}, litellm=False)
     s.fakes["kimi"].script(BrokenStream(chunks_before_break=1, stall_s=5))
     body = {"model": "auto", "stream": True, "messages": [{"role": "user", "content": PROMPT}]}
-    with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
+    with loopback.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=30) as response:
         request_id = response.headers["x-request-id"]
         assert next(response.iter_lines()).startswith("data: ")
     row = _row(s, request_id)  # the stream's end was handled: closed, counted, recorded

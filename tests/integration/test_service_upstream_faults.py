@@ -25,6 +25,7 @@ import yaml
 from intent_router.decisions import DecisionStore
 from intent_router.decisions.store import attempts_of
 from intent_router.labels import INTENTS
+from tests import loopback
 from tests.eventually import eventually
 from tests.fakes.hostile_faults import MODES, RETRY_AFTER, closed_port_url
 from tests.fakes.provider_fleet import FakeProvider
@@ -272,7 +273,7 @@ def _assert_error_event_after_the_first_chunk(answer: Answer, row: dict[str, Any
 
 
 def _route(fleet: Fleet, prompt: str) -> httpx.Response:
-    return httpx.post(f"{fleet.url}/v1/route", json={"prompt": prompt}, timeout=30)
+    return loopback.post(f"{fleet.url}/v1/route", json={"prompt": prompt}, timeout=30)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -59,7 +59,7 @@ def headroom_pair(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pair]:
         a, b = stack.enter_context(
             running_services(2, config, env={**KEYS, "INTENT_ROUTER_REDIS_URL": REDIS_URL})
         )
-        # One client for all the requests: httpx.post() builds a client, and its TLS context,
+        # One client for all the requests: loopback.post() builds a client, and its TLS context,
         # per call (tens of milliseconds of CPU each).
         yield Pair(a, b, fakes, prefix, stack.enter_context(httpx.Client(timeout=30)))
 
@@ -168,7 +168,7 @@ def test_two_services_agree_on_a_group_members_cooldown(tmp_path: Path) -> None:
         )
         fakes["together"].script(Status(429, "slow down on this key", retry_after=60))
         body = {"model": "kimi-k2.6", "messages": [{"role": "user", "content": "hello"}]}
-        # One client for all the requests: httpx.post() builds a client, and its TLS context,
+        # One client for all the requests: loopback.post() builds a client, and its TLS context,
         # per call (tens of milliseconds of CPU each, over a hundred calls here).
         http = stack.enter_context(httpx.Client(timeout=30))
         for _ in range(100):  # until a's random order tries Together first (p = 0.5)

@@ -7,8 +7,7 @@ import os
 import signal
 from pathlib import Path
 
-import httpx
-
+from tests import loopback
 from tests.bench import procs
 from tests.eventually import eventually
 from tests.integration.fleet_service import fleet_service
@@ -26,7 +25,9 @@ def _alive(pid: int) -> bool:
 
 def test_the_tracker_is_a_process_of_its_own_and_dies_with_the_service(tmp_path: Path) -> None:
     with fleet_service(tmp_path, extra={"tracking": {"flush_interval_s": 1}}, litellm=False) as s:
-        service = httpx.get(f"{s.url}/healthz").json()["worker"]  # one worker: the service itself
+        service = loopback.get(f"{s.url}/healthz").json()[
+            "worker"
+        ]  # one worker: the service itself
         trackers = [
             c for c in procs.children(service) if "intent_router.tracking" in procs.cmdline(c)
         ]

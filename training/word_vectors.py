@@ -100,6 +100,8 @@ class WordVectorMean(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         idf: bool = True,
         generic: bool = True,
         scale: float = 1.0,
+        norm: str = "l2",
+        dims: int | None = None,
     ) -> None:
         self.table = table
         self.max_words = max_words
@@ -107,6 +109,8 @@ class WordVectorMean(BaseEstimator, TransformerMixin):  # type: ignore[misc]
         self.idf = idf
         self.generic = generic
         self.scale = scale
+        self.norm = norm
+        self.dims = dims
 
     def _table(self) -> WordTable:
         return self.table if self.table is not None else _stored_table()
@@ -137,7 +141,7 @@ class WordVectorMean(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             [np.log((n + 1) / (train_df.get(w, 0) + 1)) + 1 for w in vocabulary],
             dtype=np.float32,
         )
-        self.vectors_ = table.vectors[[table.index[w] for w in vocabulary]]
+        self.vectors_ = table.vectors[[table.index[w] for w in vocabulary]][:, : self.dims]
         self.counter_ = CountVectorizer(
             token_pattern=WORD_PATTERN,
             lowercase=True,
@@ -145,14 +149,30 @@ class WordVectorMean(BaseEstimator, TransformerMixin):  # type: ignore[misc]
             dtype=np.float32,
             vocabulary=self.vocabulary_,
         )
+        self.typical_ = 1.0
+        if self.norm == "mean":  # one constant, so the typical train row has norm 1
+            norms = np.linalg.norm(self._means(docs), axis=1)
+            self.typical_ = float(np.median(norms[norms > 0])) if (norms > 0).any() else 1.0
         return self
 
-    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
+    def _means(self, texts: Sequence[str]) -> np.ndarray:
         presence = self.counter_.transform(list(texts))
         if self.idf:
             presence = presence @ sp.diags(self.idf_)
-        means = np.asarray(presence @ self.vectors_, dtype=np.float32)
-        return sp.csr_matrix(normalize(means) * np.float32(self.scale))
+        sums = np.asarray(presence @ self.vectors_, dtype=np.float32)
+        if self.norm == "l2":
+            return normalize(sums)
+        if self.norm == "mean":
+            # the weighted mean, not renormalised: linear in the presence vector once divided
+            # by its total weight, so export can fold the classifier's coefficients into the
+            # table (vocabulary x 7 instead of vocabulary x 256)
+            total = np.asarray(presence.sum(axis=1), dtype=np.float32)
+            return sums / np.maximum(total, np.float32(1e-12))
+        raise ValueError(f"unknown norm {self.norm!r}")
+
+    def transform(self, texts: Iterable[str]) -> sp.csr_matrix:
+        means = self._means(list(texts)) / np.float32(self.typical_)
+        return sp.csr_matrix(means * np.float32(self.scale))
 
     def table_megabytes(self, dtype: Any = np.float32) -> float:
         """The size of this vocabulary's table as the graph would ship it."""

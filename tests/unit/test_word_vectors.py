@@ -44,3 +44,19 @@ def test_generic_words_extend_the_vocabulary_beyond_the_train_rows() -> None:
 def test_max_words_keeps_the_most_frequent_train_words() -> None:
     block = WordVectorMean(TABLE, max_words=1, generic=False).fit(["fix crash", "fix docs"])
     assert list(block.vocabulary_) == ["fix"]
+
+
+def test_the_mean_norm_is_linear_in_the_words_and_scaled_to_the_train_rows() -> None:
+    block = WordVectorMean(TABLE, idf=False, generic=False, norm="mean").fit(
+        ["fix crash", "readme docs", "fix readme"]
+    )
+    raw = {"fix crash": [1, 0.5, 0], "readme docs": [0, 0.5, 1], "fix readme": [0.5, 0, 0.5]}
+    typical = np.median([np.linalg.norm(v) for v in raw.values()])
+    assert block.typical_ == pytest.approx(typical)
+    x = block.transform(["crash fix"]).toarray()[0]
+    assert np.allclose(x, np.array(raw["fix crash"]) / typical)
+
+
+def test_dims_keep_the_first_components() -> None:
+    block = WordVectorMean(TABLE, generic=False, dims=2).fit(["fix crash"])
+    assert block.transform(["crash"]).toarray().shape == (1, 2)

@@ -727,10 +727,18 @@ def _grid_word_vectors() -> list[Spec]:
             )
             for w in (0.25, 0.35, 0.5, 0.7, 1.0, 2.0)
         ),
+        *(
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_plain_x{w:g}",
+                blocks=(*shipped, replace(WORDVEC, idf=False, scale=w)),
+            )
+            for w in (0.35, 0.5)
+        ),
         replace(
             SHIPPED,
-            name="shipped_wordvec_plain_x0.5",
-            blocks=(*shipped, replace(WORDVEC, idf=False, scale=0.5)),
+            name="shipped_wordvec_plain_mean_x0.5",
+            blocks=(*shipped, replace(WORDVEC, idf=False, norm="mean", scale=0.5)),
         ),
         replace(
             SHIPPED,

@@ -761,6 +761,17 @@ def _grid_word_vectors() -> list[Spec]:
             )
             for d in (64, 128)
         ),
+        *(  # smaller tables: train words only, the most frequent ones, fewer dimensions
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_train{n // 1000}k_d{d}_x0.35",
+                blocks=(
+                    *shipped,
+                    replace(WORDVEC, generic=False, max_words=n, dims=d, scale=0.35),
+                ),
+            )
+            for n, d in ((10_000, 128), (20_000, 256))
+        ),
         replace(SHIPPED, name="textvec_alone", blocks=(VectorBlock("textvec"),)),
         *(
             replace(

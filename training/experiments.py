@@ -100,11 +100,49 @@ class Block:
 
 
 @dataclass(frozen=True)
+class VectorBlock:
+    """Pretrained vectors as a dense block (training/word_vectors.py): ``wordvec``, the mean of
+    the prompt's words' wordllama vectors (exportable by plan: a MatMul on the word keys, not
+    by export.py today), or ``textvec``, wordllama's own full-text embedding (reference only)."""
+
+    kind: str  # "wordvec" or "textvec"
+    max_words: int | None = 50_000
+    min_df: int = 1
+    idf: bool = True
+    generic: bool = True  # wordvec: also the tokenizer's whole-word pieces unseen in training
+    scale: float = 1.0
+    norm: str = "l2"  # wordvec: "l2", or "mean" (foldable into a vocabulary x 7 table)
+    dims: int | None = None  # wordvec: the first dims of the (matryoshka) vectors
+
+    def vectorizer(self) -> Any:
+        from training.word_vectors import TextVectors, WordVectorMean
+
+        if self.kind == "wordvec":
+            return WordVectorMean(  # the table loads on fit
+                None,
+                self.max_words,
+                self.min_df,
+                self.idf,
+                self.generic,
+                self.scale,
+                self.norm,
+                self.dims,
+            )
+        if self.kind == "textvec":
+            return TextVectors(scale=self.scale)
+        raise ValueError(f"unknown vector block kind {self.kind!r}")
+
+    @property
+    def exportable(self) -> bool:
+        return False
+
+
+@dataclass(frozen=True)
 class Spec:
     """A candidate: feature blocks, classifier settings, row weights by origin, truncation."""
 
     name: str
-    blocks: tuple[Block, ...]
+    blocks: tuple[Block | VectorBlock, ...]
     c: float = 20.0
     class_weight: str | None = None
     authored: float = 1.0
@@ -118,6 +156,10 @@ class Spec:
     ambiguous: float = 1.0  # extra factor on real rows labelled ambiguous
     alt_copy: float = 0.0  # > 0: each ambiguous row also trains as its alt_intent, this weight
     block_weights: tuple[float, ...] | None = None  # scale of each L2-normalised block
+    #: learning curve: the share of each fold's real train REPOSITORIES kept (authored rows
+    #: always), drawn by ``subsample_seed`` (see subsample_folds)
+    real_fraction: float = 1.0
+    subsample_seed: int = 0
 
     @property
     def exportable(self) -> bool:
@@ -223,6 +265,27 @@ def folds_of(
     return list(splitter.split(data.texts, data.intents, data.groups))
 
 
+def subsample_folds(
+    data: Data, folds: list[tuple[np.ndarray, np.ndarray]], fraction: float, seed: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The learning curve's folds: in each fold keep ``fraction`` of the real train
+    REPOSITORIES (whole repositories, at least one; drawn by a permutation seeded by (seed,
+    fold), so a smaller fraction keeps a subset of a larger one) and every authored row; the
+    held-out rows are unchanged, so every fraction is scored on the same rows."""
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"fraction {fraction} is not in (0, 1]")
+    if fraction == 1.0:
+        return folds
+    out = []
+    for k, (train, held) in enumerate(folds):
+        repos = sorted({data.repos[i] for i in train if data.is_real[i]})
+        order = np.random.default_rng([seed, k]).permutation(len(repos))
+        kept = {repos[j] for j in order[: max(1, round(fraction * len(repos)))]}
+        keep = np.array([not data.is_real[i] or data.repos[i] in kept for i in train], dtype=bool)
+        out.append((train[keep], held))
+    return out
+
+
 def earlier_texts(data: Data, rule: ConversationRule = SERVING_RULE) -> dict[int, str]:
     """Row index -> the earlier turns the serving rule would classify with it (follow-ups only)."""
     from intent_router.routing.conversation import select_turns
@@ -307,7 +370,7 @@ class FeatureCache:
         scikit-learn prunes, so a vocabulary-size grid counts n-grams once."""
         key = (block, head, tail, fold)
         if key not in self._cache:
-            if block.sublinear:
+            if isinstance(block, VectorBlock) or block.sublinear:
                 self._cache[key] = self._fitted(block, head, tail, fold)
             else:
                 full = self._stored(
@@ -359,7 +422,7 @@ class FeatureCache:
         )
         return x_train, x_held, x_ctx
 
-    def _fitted(self, block: Block, head: int, tail: int, fold: int):
+    def _fitted(self, block: Block | VectorBlock, head: int, tail: int, fold: int):
         train, held, earlier = self._rows(head, tail, fold)
         vectorizer = block.vectorizer()
         x_train = vectorizer.fit_transform(train).tocsr()
@@ -400,6 +463,7 @@ class Result:
     #: latest-turn weight -> macro-F1 and follow-up accuracy with the serving mix at it
     conversation: dict[str, dict[str, float]] = field(default_factory=dict)
     fold_f1: list[float] = field(default_factory=list)  # real-row macro-F1 per fold
+    real_train_rows: float = 0.0  # real rows each fold trained on, mean over folds
 
     def line(self) -> str:
         flag = "" if self.exportable else " (not exported)"
@@ -454,7 +518,9 @@ def run_spec(
         fold_f1.append(
             macro_f1(data.intents[real_held], np.array(LABELS)[oof[real_held].argmax(axis=1)])
         )
-    return score(spec, data, oof, oof_ctx, fold_f1, rule, time.perf_counter() - start), oof
+    result = score(spec, data, oof, oof_ctx, fold_f1, rule, time.perf_counter() - start)
+    result.real_train_rows = float(np.mean([data.is_real[t].sum() for t, _ in cache.folds]))
+    return result, oof
 
 
 def score(
@@ -621,7 +687,106 @@ def _grid_block_weights() -> list[Spec]:
     ]
 
 
+#: The learning curve's shares of real train repositories, and its draws per share.
+CURVE_FRACTIONS = (0.25, 0.5, 0.75)
+CURVE_SEEDS = (1, 2, 3)
+
+
+def _grid_learning_curve() -> list[Spec]:
+    """The shipped spec on 25/50/75% of each fold's real train repositories (3 draws each),
+    and on all of them: see learning_curve()."""
+    out = [
+        replace(
+            SHIPPED,
+            name=f"curve_{round(f * 100)}pct_seed{s}",
+            real_fraction=f,
+            subsample_seed=s,
+        )
+        for f in CURVE_FRACTIONS
+        for s in CURVE_SEEDS
+    ]
+    return [*out, replace(SHIPPED, name="curve_100pct")]
+
+
+WORDVEC = VectorBlock("wordvec")
+
+
+def _grid_word_vectors() -> list[Spec]:
+    """wordllama word vectors (training/word_vectors.py; build its tables first): the block
+    alone, appended to the shipped blocks at several scales (a larger scale is a weaker
+    penalty on the 256 dense columns), plain mean, train words only; and wordllama's own text
+    embedding for reference (not exportable)."""
+    shipped = SHIPPED.blocks
+    return [
+        replace(SHIPPED, name="wordvec_alone", blocks=(WORDVEC,)),
+        *(
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_x{w:g}",
+                blocks=(*shipped, replace(WORDVEC, scale=w)),
+            )
+            for w in (0.25, 0.35, 0.5, 0.7, 1.0, 2.0)
+        ),
+        *(
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_plain_x{w:g}",
+                blocks=(*shipped, replace(WORDVEC, idf=False, scale=w)),
+            )
+            for w in (0.35, 0.5)
+        ),
+        replace(
+            SHIPPED,
+            name="shipped_wordvec_plain_mean_x0.5",
+            blocks=(*shipped, replace(WORDVEC, idf=False, norm="mean", scale=0.5)),
+        ),
+        replace(
+            SHIPPED,
+            name="shipped_wordvec_trainwords_x0.5",
+            blocks=(*shipped, replace(WORDVEC, generic=False, scale=0.5)),
+        ),
+        *(
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_mean_x{w:g}",
+                blocks=(*shipped, replace(WORDVEC, norm="mean", scale=w)),
+            )
+            for w in (0.35, 0.5)
+        ),
+        *(
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_d{d}_x0.5",
+                blocks=(*shipped, replace(WORDVEC, dims=d, scale=0.5)),
+            )
+            for d in (64, 128)
+        ),
+        *(  # smaller tables: train words only, the most frequent ones, fewer dimensions
+            replace(
+                SHIPPED,
+                name=f"shipped_wordvec_train{n // 1000}k_d{d}_x0.35",
+                blocks=(
+                    *shipped,
+                    replace(WORDVEC, generic=False, max_words=n, dims=d, scale=0.35),
+                ),
+            )
+            for n, d in ((10_000, 128), (20_000, 256))
+        ),
+        replace(SHIPPED, name="textvec_alone", blocks=(VectorBlock("textvec"),)),
+        *(
+            replace(
+                SHIPPED,
+                name=f"shipped_textvec_x{w:g}",
+                blocks=(*shipped, VectorBlock("textvec", scale=w)),
+            )
+            for w in (0.35, 0.5)
+        ),
+    ]
+
+
 GRIDS: dict[str, Callable[[], list[Spec]]] = {
+    "learning_curve": _grid_learning_curve,
+    "word_vectors": _grid_word_vectors,
     "noise": _grid_noise,
     "block_weights": _grid_block_weights,
     "follow_ups": _grid_follow_ups,
@@ -643,13 +808,26 @@ def run(
     cache_dir: Path | None = None,
     diagnose_each: bool = False,
     test_split: bool = False,
+    fold_seed: int = SEED,
 ) -> list[Result]:
     """Score ``specs`` on the same folds and print one line each as it finishes."""
-    split = folds_of(data, folds)
+    split = folds_of(data, folds, fold_seed)
     rule = ConversationRule()
-    cache = FeatureCache(data, split, earlier_texts(data, rule), cache_dir)
+    earlier = earlier_texts(data, rule)
+    caches: dict[tuple[float, int], FeatureCache] = {}
     results = []
     for spec in specs:
+        draw = (spec.real_fraction, spec.subsample_seed if spec.real_fraction < 1 else 0)
+        if draw not in caches:  # a subsampled draw serves one spec: no disk cache for it
+            caches = {  # one draw's features in memory at a time
+                draw: FeatureCache(
+                    data,
+                    subsample_folds(data, split, *draw),
+                    earlier,
+                    cache_dir if draw[0] == 1.0 else None,
+                )
+            }
+        cache = caches[draw]
         result, oof = run_spec(spec, cache, rule)
         results.append(result)
         print(result.line(), flush=True)
@@ -690,6 +868,62 @@ def table(results: Sequence[Result], top: int | None = None) -> str:
     return "\n".join([head, *lines])
 
 
+@dataclass(frozen=True)
+class CurvePoint:
+    fraction: float
+    real_rows: float  # mean real rows a fold trained on
+    macro_f1: float  # mean over draws
+    spread: float  # max - min over draws
+    draws: int
+
+
+def learning_curve(results: Sequence[Result]) -> list[CurvePoint]:
+    """Results of the learning-curve grid, one point per share of real repositories."""
+    by_fraction: dict[float, list[Result]] = {}
+    for r in results:
+        by_fraction.setdefault(float(r.spec.get("real_fraction", 1.0)), []).append(r)
+    return [
+        CurvePoint(
+            fraction=f,
+            real_rows=float(np.mean([r.real_train_rows for r in rs])),
+            macro_f1=float(np.mean([r.macro_f1 for r in rs])),
+            spread=float(max(r.macro_f1 for r in rs) - min(r.macro_f1 for r in rs)),
+            draws=len(rs),
+        )
+        for f, rs in sorted(by_fraction.items())
+    ]
+
+
+def rows_needed(points: Sequence[CurvePoint], target: float) -> tuple[float, float, float]:
+    """Fit macro-F1 = a + b * ln(real rows) by least squares over the points; return (a, b,
+    the real rows the line reaches ``target`` at; inf if it does not rise)."""
+    x = np.log([p.real_rows for p in points])
+    y = np.array([p.macro_f1 for p in points])
+    b, a = np.polyfit(x, y, 1)
+    rows = float(np.exp((target - a) / b)) if b > 0 else float("inf")
+    return float(a), float(b), rows
+
+
+def curve_table(results: Sequence[Result], targets: Sequence[float] = (0.70, 0.80)) -> str:
+    points = learning_curve(results)
+    lines = [
+        "| real repositories | real rows per fold | CV macro-F1 (mean) | spread over draws | "
+        "draws |",
+        "|---|---|---|---|---|",
+        *(
+            f"| {p.fraction:.0%} | {p.real_rows:.0f} | {p.macro_f1:.4f} | {p.spread:.4f} | "
+            f"{p.draws} |"
+            for p in points
+        ),
+    ]
+    if len(points) >= 2:
+        a, b, _ = rows_needed(points, targets[0])
+        lines.append(f"\nFit: macro-F1 = {a:.4f} + {b:.4f} ln(real rows)")
+        for t in targets:
+            lines.append(f"- {t:.2f} at about {rows_needed(points, t)[2]:,.0f} real rows")
+    return "\n".join(lines)
+
+
 def score_test_split(spec: Spec, data: Data, result: Result) -> str:
     """Fit ``spec`` on every train row, then score the real TEST split once, at the temperature
     and threshold its cross-validation chose (``result``): for the final choice only."""
@@ -699,6 +933,8 @@ def score_test_split(spec: Spec, data: Data, result: Result) -> str:
 
     if spec.follow_up != 1.0 or spec.block_weights is not None:
         raise ValueError("the test-split fit does not apply follow_up or block_weights")
+    if spec.real_fraction != 1.0:
+        raise ValueError("the test-split fit trains on every real train row")
     _train, test = load_split_rows(REAL_DIR)
     policy = spec.policy()
     rows = [i for i in range(len(data))]
@@ -794,6 +1030,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--folds", type=int, default=FOLDS)
     parser.add_argument(
+        "--fold-seed",
+        type=int,
+        default=SEED,
+        help=f"shuffle of the grouped folds (default {SEED}, train.py's): other seeds say "
+        "whether a gain outlasts the draw of the folds",
+    )
+    parser.add_argument(
         "--results", type=Path, default=RESULTS_FILE, help="append one JSON line per spec here"
     )
     parser.add_argument("--table", action="store_true", help="print a markdown table at the end")
@@ -834,9 +1077,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         None if args.no_cache else CACHE_DIR,
         args.diagnose,
         args.test_split,
+        args.fold_seed,
     )
     if args.table:
         print(table(results))
+        if "learning_curve" in args.grids:
+            print(curve_table([r for r in results if r.name.startswith("curve_")]))
     return 0
 
 

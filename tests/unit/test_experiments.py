@@ -220,3 +220,78 @@ def test_the_svm_candidate_is_the_linearsvc_spec() -> None:
     ]
     assert built.steps[-1][1].get_params() == ours.steps[-1][1].get_params()
     assert type(built.steps[-1][1]) is type(ours.steps[-1][1])
+
+
+def _many_repos() -> ex.Data:
+    authored = [(f"{w} now {i}", intent) for i in range(3) for intent, w in INTENT_WORDS.items()]
+    return ex.make_data([t for t, _ in authored], [i for _, i in authored], _rows(repos=40))
+
+
+def _real_repos(data: ex.Data, rows: np.ndarray) -> set[str]:
+    return {data.repos[i] for i in rows if data.is_real[i]}
+
+
+@pytest.mark.parametrize("fraction", [0.25, 0.5, 0.75])
+def test_the_learning_curve_keeps_whole_repositories_and_the_fraction(fraction: float) -> None:
+    data = _many_repos()
+    folds = ex.folds_of(data, folds=4)
+    sub = ex.subsample_folds(data, folds, fraction, seed=1)
+    for (train, held), (kept, kept_held) in zip(folds, sub):
+        assert np.array_equal(held, kept_held)  # scored on the same rows
+        assert set(kept) <= set(train)
+        assert {i for i in train if not data.is_real[i]} <= set(kept)  # authored rows all in
+        repos = _real_repos(data, train)
+        chosen = _real_repos(data, kept)
+        assert len(chosen) == round(fraction * len(repos))
+        whole = {i for i in train if data.is_real[i] and data.repos[i] in chosen}
+        assert whole == {i for i in kept if data.is_real[i]}  # every row of a kept repository
+
+
+def test_the_learning_curve_draw_is_fixed_by_its_seed_and_nested() -> None:
+    data = _many_repos()
+    folds = ex.folds_of(data, folds=4)
+
+    def draw(fraction: float, seed: int) -> list[set[str]]:
+        return [_real_repos(data, t) for t, _ in ex.subsample_folds(data, folds, fraction, seed)]
+
+    assert draw(0.5, 1) == draw(0.5, 1)
+    assert draw(0.5, 1) != draw(0.5, 2)
+    assert all(a <= b for a, b in zip(draw(0.25, 3), draw(0.75, 3)))
+    assert ex.subsample_folds(data, folds, 1.0, 7) is folds
+    with pytest.raises(ValueError):
+        ex.subsample_folds(data, folds, 0.0, 1)
+
+
+def test_the_learning_curve_grid_scores_fewer_real_rows() -> None:
+    data = _many_repos()
+    folds = ex.folds_of(data, folds=3)
+    full = ex.FeatureCache(data, folds, ex.earlier_texts(data))
+    half = ex.FeatureCache(data, ex.subsample_folds(data, folds, 0.5, 1), ex.earlier_texts(data))
+    whole, _ = ex.run_spec(SMALL, full)
+    part, _ = ex.run_spec(ex.replace(SMALL, real_fraction=0.5, subsample_seed=1), half)
+    assert part.real_train_rows == pytest.approx(whole.real_train_rows / 2, rel=0.15)
+    specs = ex.GRIDS["learning_curve"]()
+    assert sorted({s.real_fraction for s in specs}) == [0.25, 0.5, 0.75, 1.0]
+    assert len(specs) == 3 * 3 + 1
+
+
+def test_the_learning_curve_fit_finds_the_rows_a_target_needs() -> None:
+    points = [
+        ex.CurvePoint(f, rows, 0.5 + 0.05 * np.log(rows / 500), 0.01, 3)
+        for f, rows in [(0.25, 500), (0.5, 1000), (1.0, 2000)]
+    ]
+    _, b, rows = ex.rows_needed(points, 0.6)
+    assert b == pytest.approx(0.05) and rows == pytest.approx(500 * np.exp(2))
+    assert "0.80 at about" in ex.curve_table(
+        [
+            ex.Result(
+                "r",
+                True,
+                p.macro_f1,
+                *(0, 0, 0, 0, 0, 1, 0.5, 0, 0, 0),
+                spec={"real_fraction": p.fraction},
+                real_train_rows=p.real_rows,
+            )
+            for p in points
+        ]
+    )

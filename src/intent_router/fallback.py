@@ -49,24 +49,29 @@ async def walk_chain(
     start = clock()
     attempts: list[Attempt] = []
     min_context = prompt_tokens
+    deadline_spent = False
     for name in chain:
         deployment = deployments[name]
-        remaining = deadline_s - (clock() - start)
+        remaining = 0.0 if deadline_spent else deadline_s - (clock() - start)
         skip = _skip_reason(deployment, cooldowns, min_context, remaining)
         if skip:
             attempts.append(Attempt(name, skip))
             continue
         began = clock()
+        budget_s = min(deployment.timeout_s, remaining)
         try:
-            value = await asyncio.wait_for(
-                call(deployment, min(deployment.timeout_s, remaining)),
-                timeout=min(deployment.timeout_s, remaining),
-            )
+            value = await asyncio.wait_for(call(deployment, budget_s), timeout=budget_s)
         except MissingKeyError as exc:  # not the provider's fault: no cooldown, next one
             attempts.append(Attempt(name, "skipped_no_key", error=str(exc)))
             continue
         except (TimeoutError, ProviderError) as exc:
             failure = _failure(exc)
+            # An attempt the deadline cut short spent the deadline, even when its timer fired a
+            # little early by this clock (an event loop's timers may: libuv's run on the time
+            # cached at the start of a loop iteration): the next deployment is not given the
+            # few milliseconds left, in which it could not answer.
+            if failure.kind is FailureKind.TIMEOUT and remaining < deployment.timeout_s:
+                deadline_spent = True
             latency = (clock() - began) * 1000
             attempts.append(
                 Attempt(name, "failed", failure.status, _describe(exc, failure), latency)
@@ -86,7 +91,9 @@ async def walk_chain(
         cooldowns.record_success(name)
         attempts.append(Attempt(name, "ok", latency_ms=(clock() - began) * 1000))
         return ChainResult(value, name, tuple(attempts))
-    raise AllProvidersFailed(tuple(attempts), deadline_exceeded=clock() - start >= deadline_s)
+    raise AllProvidersFailed(
+        tuple(attempts), deadline_exceeded=deadline_spent or clock() - start >= deadline_s
+    )
 
 
 def _skip_reason(

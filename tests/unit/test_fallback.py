@@ -129,6 +129,44 @@ async def test_the_deadline_bounds_the_whole_walk() -> None:
     assert info.value.attempts[-1].outcome == "skipped_deadline"
 
 
+async def test_an_attempt_the_deadline_cut_short_spends_it_even_if_its_timer_fired_early() -> None:
+    """An event loop's timer may fire a few milliseconds before the deadline by the walk's
+    clock (libuv's timers run on the time cached at the start of a loop iteration): the next
+    deployment must not be called with the milliseconds left."""
+    now = [0.0]
+
+    async def timed_out_early(deployment: Deployment, timeout_s: float) -> str:
+        provider.calls.append(deployment.name)
+        now[0] += timeout_s - 0.004  # the attempt's timer fired 4 ms early by this clock
+        raise ProviderError("timed out", kind="timeout")
+
+    provider = ScriptedProvider({})
+    with pytest.raises(AllProvidersFailed) as info:
+        await walk_chain(
+            CHAIN, DEPLOYMENTS, timed_out_early, _tracker(), deadline_s=0.5, clock=lambda: now[0]
+        )
+    assert provider.calls == ["claude-sonnet-4"]
+    assert [a.outcome for a in info.value.attempts] == ["failed", *["skipped_deadline"] * 2]
+    assert info.value.deadline_exceeded
+
+
+async def test_a_timeout_within_the_deadline_moves_on_to_the_next_deployment() -> None:
+    """A deployment's own timeout, shorter than what is left of the deadline, spends nothing
+    but itself."""
+    now = [0.0]
+
+    async def first_times_out(deployment: Deployment, timeout_s: float) -> str:
+        now[0] += timeout_s
+        if deployment.name == "claude-sonnet-4":
+            raise ProviderError("timed out", kind="timeout")
+        return f"answer from {deployment.name}"
+
+    result = await walk_chain(
+        CHAIN, DEPLOYMENTS, first_times_out, _tracker(), deadline_s=5, clock=lambda: now[0]
+    )
+    assert result.deployment == "gpt-4o"
+
+
 async def test_connection_resets_are_retryable() -> None:
     provider = ScriptedProvider({"claude-sonnet-4": [ProviderError("reset", kind="connection")]})
     result = await walk_chain(CHAIN, DEPLOYMENTS, provider, _tracker(), deadline_s=5)

@@ -19,9 +19,10 @@ What differs from the child process, and how it is kept from leaking into other 
 
 - Provider keys: the service reads them from ``os.environ`` (at start: which deployments may
   be called, so whether litellm loads; then at every call), and the autouse fixture of
-  tests/conftest.py clears them before every test. The keys in ``env`` are set for the
-  service's life, and a module serving in-process sets them again for each of its tests
-  with ``provide_keys(monkeypatch, keys)`` (an autouse fixture of its own).
+  tests/conftest.py clears them before every test. The keys in ``env`` are set while the
+  service starts and put back as they were once it has, and a module serving in-process sets
+  them for each of its tests with ``provide_keys(monkeypatch, keys)`` (an autouse fixture of
+  its own): nothing is left in the environment after a test or a module.
 - Logging: Litestar's ``LoggingConfig`` configures this process's root logger (a queue handler,
   its listener thread writing to the ``sys.stderr`` of the moment, the root level) and the
   app sets httpx's level. While the app is built, ``sys.stderr`` is the ``log`` file, so the
@@ -102,18 +103,23 @@ def serving_in_process(
         }
     )
     with ExitStack() as stack:
-        keys = stack.enter_context(pytest.MonkeyPatch.context())
-        provide_keys(keys, {k: v for k, v in env.items() if not k.startswith("INTENT_ROUTER_")})
         stack.enter_context(_kept_logging())
         log_file = stack.enter_context((log or scratch / "service.log").open("a", buffering=1))
-        stderr, sys.stderr = sys.stderr, log_file
-        try:
-            app = create_app(config_path=config, settings=settings)
-        finally:
-            sys.stderr = stderr
-        url = stack.enter_context(_served(app, log_level))
-        if ready:
-            wait_until_ready(url)
+        # The keys are set while the service starts (which deployments may be called decides
+        # whether litellm loads) and put back as they were once it has: set for its whole life,
+        # a service started inside a test (SharedFleets.get) would restore, at the end of the
+        # module, the keys that test's own ``provide_keys`` had set, leaving them in this
+        # process's environment for the child processes of later test modules.
+        with pytest.MonkeyPatch.context() as keys:
+            provide_keys(keys, {k: v for k, v in env.items() if not k.startswith("INTENT_ROUTER_")})
+            stderr, sys.stderr = sys.stderr, log_file
+            try:
+                app = create_app(config_path=config, settings=settings)
+            finally:
+                sys.stderr = stderr
+            url = stack.enter_context(_served(app, log_level))
+            if ready:
+                wait_until_ready(url)
         yield url
 
 

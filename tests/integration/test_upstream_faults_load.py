@@ -3,7 +3,9 @@ services at once, one logging its decisions to SQLite and one to PostgreSQL, eac
 64: every answer is a 200 or a documented 400/503, every stream ends with [DONE] or its error
 event, and each decision log holds exactly one row per request id its service answered.
 
-Each service gets every mode, plain and streaming, for certain, and half of the rest: both
+Each service gets every mode, plain and streaming, for certain (each such request on a
+deployment of its own, which no other request's Retry-After can cool down and skip), and half
+of the rest: both
 backends store every kind of decision the hostile modes produce, 4,000 of them under the same
 concurrency per service as before, while the upstream handling (the same code whatever the
 backend) still answers 8,000. (Before, each backend had a run of 8,000 of its own, one after
@@ -84,7 +86,6 @@ def _plans(seed: int = 11, services: int = len(BACKENDS)) -> list[list[Plan]]:
     rng = random.Random(seed)
     weights = [SLOW_WEIGHT if mode in SLOW else 1.0 for mode in MODES]
     sure = [(mode, stream) for mode in MODES for stream in (False, True)]
-    models = ["hostile-fb", "hostile"]
     drawn = []
     for _ in range(REQUESTS - services * len(sure)):
         mode = rng.choices(MODES, weights)[0] if rng.random() < HOSTILE_SHARE else None
@@ -92,7 +93,7 @@ def _plans(seed: int = 11, services: int = len(BACKENDS)) -> list[list[Plan]]:
         drawn.append((mode, rng.random() < 0.5, model))
     dealt = []
     for service in range(services):
-        picks = [(mode, stream, models[i % 2]) for i, (mode, stream) in enumerate(sure)]
+        picks = [(mode, stream, _sure_deployment(i)) for i, (mode, stream) in enumerate(sure)]
         picks += drawn[service::services]
         rng.shuffle(picks)
         dealt.append(picks)
@@ -100,6 +101,13 @@ def _plans(seed: int = 11, services: int = len(BACKENDS)) -> list[list[Plan]]:
     return [
         [Plan(next(index), model, mode, stream) for mode, stream, model in picks] for picks in dealt
     ]
+
+
+def _sure_deployment(i: int) -> str:
+    """The deployment of the ``i``-th certain request: one of its own, so that no cooldown
+    (a hostile Retry-After on ``hostile`` cools it for up to 20 ms) can skip it, and its mode
+    reaches the upstream for certain; with a calm fallback for every other one."""
+    return f"hostile-sure-{i}" + ("-fb" if i % 2 == 0 else "")
 
 
 def _deployment(base: str, tier: str = "primary", **extra: Any) -> dict[str, Any]:
@@ -128,6 +136,12 @@ def _config(tmp: Path, hostile: str, calm: str) -> Path:
             "calm": _deployment(calm),
             "hostile": _deployment(hostile),
             "hostile-fb": _deployment(hostile, fallbacks=["calm"]),
+            **{
+                _sure_deployment(i): _deployment(
+                    hostile, **({"fallbacks": ["calm"]} if i % 2 == 0 else {})
+                )
+                for i in range(2 * len(MODES))
+            },
             "local": _deployment(
                 closed_port_url(), "local", retry_on=["oom", "timeout"], fallbacks=["calm"]
             ),

@@ -79,12 +79,24 @@ def answer(handler: Handler, mode: str, body: dict[str, Any]) -> None:
     handler.close_connection = True
 
 
+#: Ports where nothing listens, held for this process's life: bound and never listening, so
+#: connecting is refused and no server started later (another test's service or fake, on a
+#: free port the system picks) can take one. A port merely found free and released was taken
+#: once by a service of a test running beside, which then answered its 404.
+_CLOSED_PORTS: list[socket.socket] = []
+
+
+def closed_port() -> int:
+    """A loopback port where nothing listens, now or later in this test process."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    _CLOSED_PORTS.append(sock)
+    return int(sock.getsockname()[1])
+
+
 def closed_port_url() -> str:
     """``http://127.0.0.1:<port>/v1`` where nothing listens: connecting is refused."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}/v1"
+    return f"http://127.0.0.1:{closed_port()}/v1"
 
 
 # -- what the modes send ---------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import yaml
 from intent_router.config import DEFAULT_CONFIG
 from tests import loopback
 from tests.eventually import eventually
+from tests.fakes.hostile_faults import closed_port_url
 
 
 def wait_for(condition: Callable[[], bool], timeout_s: float = 30.0) -> tuple[float, float]:
@@ -63,7 +64,7 @@ def untracked_config(directory: Path, litellm: bool = False) -> Path:
     raw["tracking"]["enabled"] = False
     for spec in raw["deployments"].values():
         if not litellm and spec.get("api_style", "litellm") == "litellm":
-            spec.update(api_style="openai", api_base=f"http://127.0.0.1:{free_port()}/v1")
+            spec.update(api_style="openai", api_base=closed_port_url())
     path = directory / "router.yaml"
     path.write_text(yaml.safe_dump(raw))
     return path

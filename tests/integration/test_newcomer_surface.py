@@ -20,6 +20,7 @@ from intent_router.config import DEFAULT_CONFIG
 from tests import loopback
 from tests.conftest import REPO_ROOT
 from tests.eventually import eventually
+from tests.fakes.hostile_faults import closed_port
 from tests.integration.service_process import free_port, running_service
 
 
@@ -27,7 +28,7 @@ from tests.integration.service_process import free_port, running_service
 def keyless(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, int]]:
     """The bundled config with no key set and nothing listening for its local deployment."""
     tmp = tmp_path_factory.mktemp("newcomer")
-    closed = free_port()
+    closed = closed_port()
     raw = yaml.safe_load(DEFAULT_CONFIG.read_text())
     raw["deployments"]["qwen-32b-local"]["api_base"] = f"http://127.0.0.1:{closed}/v1"
     config = tmp / "router.yaml"
